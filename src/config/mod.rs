@@ -1,0 +1,64 @@
+//! Server and tenant configuration: serde models of `config/opsboard.yaml` and
+//! `tenants/<t>/tenant.yaml`. Everything downstream (storage, query, http) receives these
+//! already-parsed structs; a YAML mistake is reported here with `file:line:column`.
+
+mod duration;
+mod server;
+mod tenant;
+
+pub use duration::HumanDuration;
+pub use server::{IngestConfig, QueryConfig, ServerConfig, StorageConfig};
+pub use tenant::{FieldTypeName, TableConfig, TenantConfig};
+
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, always naming the file (and the position when serde knows it).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Parses one YAML file into `T`, turning serde's error into `file:line:column: message`.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        // serde_yaml appends " at line N column M" to its message; the prefix already says it.
+        let message = e.to_string();
+        let message = match message.find(" at line ") {
+            Some(at) => message[..at].to_string(),
+            None => message,
+        };
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    })
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,170 @@
+//! `config/opsboard.yaml`: the server's defaults. Every field has a default, so the server runs
+//! with no file at all ("embedded defaults"); unknown keys are errors so typos fail loudly.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, HumanDuration, parse_yaml, read_file};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds; loopback by default because auth lands later.
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub tenants_dir: PathBuf,
+    pub panels_dir: PathBuf,
+    pub storage: StorageConfig,
+    pub query: QueryConfig,
+    pub ingest: IngestConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "./data".into(),
+            tenants_dir: "./tenants".into(),
+            panels_dir: "./panels".into(),
+            storage: StorageConfig::default(),
+            query: QueryConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Where Parquet files and catalogs live: `file` (= `<data_dir>/objects`), `file:///abs/dir`
+    /// or `memory://` (tests).
+    pub object_store: String,
+    /// Persist a table's buffer once it holds this many rows...
+    pub flush_max_rows: usize,
+    /// ...or this many bytes of Arrow memory...
+    pub flush_max_bytes: usize,
+    /// ...or once its oldest unpersisted row is this old.
+    pub flush_max_age: HumanDuration,
+    /// How often the background task looks at buffer sizes and ages.
+    pub flush_check_interval: HumanDuration,
+    /// Default retention for tables that do not set their own; `null` keeps data forever.
+    pub retention: Option<HumanDuration>,
+    /// How often retention, compaction and deferred deletes run.
+    pub maintenance_interval: HumanDuration,
+    /// A day with at least this many small files is compacted.
+    pub compaction_min_files: usize,
+    /// Files with fewer rows than this count as small; compaction output stops growing here.
+    pub compaction_target_rows: usize,
+    /// Files dropped from the catalog are deleted only after this grace period, so queries
+    /// already planned against them finish.
+    pub delete_grace: HumanDuration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            object_store: "file".into(),
+            flush_max_rows: 1_000_000,
+            flush_max_bytes: 256 * 1024 * 1024,
+            flush_max_age: HumanDuration::from_secs(300),
+            flush_check_interval: HumanDuration::from_secs(1),
+            retention: None,
+            maintenance_interval: HumanDuration::from_secs(60),
+            compaction_min_files: 4,
+            compaction_target_rows: 5_000_000,
+            delete_grace: HumanDuration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Memory one query may use for sorts, joins and aggregations before it fails.
+    pub memory_limit_bytes: usize,
+    /// Wall-clock limit for one query, planning and streaming included.
+    pub timeout: HumanDuration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit_bytes: 1024 * 1024 * 1024,
+            timeout: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest accepted write body; bigger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Loads `path`; a missing file at the default location means "embedded defaults", a missing
+    /// file the user named explicitly is an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        if !path.exists() && !explicit {
+            return Ok(Self::default());
+        }
+        let text = read_file(path)?;
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let config: Self = parse_yaml(path, &text)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.storage.flush_max_rows == 0 || self.storage.flush_max_bytes == 0 {
+            return Err(invalid("storage.flush_max_rows and flush_max_bytes must be > 0".into()));
+        }
+        if self.storage.compaction_min_files < 2 {
+            return Err(invalid("storage.compaction_min_files must be at least 2".into()));
+        }
+        if self.ingest.max_body_bytes == 0 {
+            return Err(invalid("ingest.max_body_bytes must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse_yaml::<ServerConfig>(
+            Path::new("opsboard.yaml"),
+            "listen: 127.0.0.1:9\nstorage:\n  flush_max_rowz: 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("opsboard.yaml:3:3: "), "{err}");
+        assert!(err.contains("flush_max_rowz"), "{err}");
+    }
+
+    #[test]
+    fn shipped_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/opsboard.yaml");
+        let config = ServerConfig::load(&path, true).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080");
+    }
+}

@@ -1,0 +1,101 @@
+//! `tenants/<tenant>/tenant.yaml`: a tenant's display name, timezone and the tables it declares
+//! up front (tags, field types, retention). Undeclared tables are created by their first write.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, HumanDuration, parse_yaml, read_file};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub tables: BTreeMap<String, TableConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableConfig {
+    /// Columns that identify a series; stored dictionary-encoded, sorted on first.
+    pub tags: Vec<String>,
+    /// Declared field types; a write with another type for these columns is rejected.
+    pub fields: BTreeMap<String, FieldTypeName>,
+    /// How long rows are kept; overrides the server default.
+    pub retention: Option<HumanDuration>,
+}
+
+/// Field type names as operators write them in tenant.yaml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldTypeName {
+    Float,
+    Integer,
+    Uinteger,
+    Boolean,
+    String,
+}
+
+impl TenantConfig {
+    /// Reads `dir/tenant.yaml`; a tenant folder without one is a tenant with no declarations.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join("tenant.yaml");
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let text = read_file(&path)?;
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let config: Self = parse_yaml(&path, &text)?;
+        config.validate(&path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        for (table, t) in &self.tables {
+            for tag in &t.tags {
+                if tag == "time" || t.fields.contains_key(tag) {
+                    return Err(ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "table {table:?}: {tag:?} cannot be a tag (it is `time` or also a field)"
+                        ),
+                    });
+                }
+            }
+            if t.fields.contains_key("time") {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("table {table:?}: `time` is implicit and cannot be a field"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_demo_tenant_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tenants/demo");
+        let config = TenantConfig::load(&dir).unwrap();
+        assert!(config.tables.contains_key("cpu"));
+    }
+
+    #[test]
+    fn wrong_field_type_is_located() {
+        let err = parse_yaml::<TenantConfig>(
+            Path::new("tenant.yaml"),
+            "tables:\n  cpu:\n    fields:\n      usage: decimal\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("tenant.yaml:4:14: "), "{err}");
+    }
+}

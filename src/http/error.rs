@@ -1,0 +1,73 @@
+//! The one place errors become HTTP responses: every module's error maps to a status here and
+//! renders as `{"error": "...", "details": [...]}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::ingest::IngestError;
+use crate::query::QueryError;
+use crate::render::RenderError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Ingest(IngestError::UnsupportedFormat(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Ingest(IngestError::Arrow(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Ingest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Storage(StorageError::UnknownTenant { .. } | StorageError::UnknownTable { .. }) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Storage(StorageError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
+            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Query(QueryError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Query(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
+            ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Render(RenderError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let details = match &self {
+            ApiError::Ingest(IngestError::InvalidLines { details, .. }) => json!(details),
+            _ => json!([]),
+        };
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        (status, Json(json!({ "error": self.to_string(), "details": details }))).into_response()
+    }
+}

@@ -1,0 +1,46 @@
+//! The HTTP API: an axum router built from one small `routes` function per resource. Handlers
+//! extract, make one domain call and format; errors go through [`ApiError`].
+
+mod error;
+mod health;
+mod query;
+mod tables;
+mod write;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+
+use crate::config::ServerConfig;
+use crate::query::QueryEngine;
+use crate::storage::{Store, TenantStore};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub engine: Arc<QueryEngine>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    async fn tenant(&self, name: &str) -> Result<Arc<TenantStore>, ApiError> {
+        Ok(self.store.tenant(name).await?)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.ingest.max_body_bytes;
+    Router::new()
+        .merge(health::routes())
+        .merge(write::routes())
+        .merge(query::routes())
+        .merge(tables::routes())
+        .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

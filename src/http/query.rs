@@ -1,0 +1,85 @@
+//! `POST /api/v1/tenants/{tenant}/query`: read-only SQL, results streamed in the requested
+//! format. The first batch is computed before the status line goes out, so planning and most
+//! execution errors still get a proper 4xx; a failure later cuts the stream short.
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::query::{BatchStream, QueryError};
+use crate::render::{Encoder, ExportFormat};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/tenants/{tenant}/query", post(query))
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryParams {
+    format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    sql: String,
+}
+
+async fn query(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(params): Query<QueryParams>,
+    request: Result<Json<QueryRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = request.map_err(|e| ApiError::BadRequest(format!("expected {{\"sql\": \"...\"}}: {e}")))?;
+    let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
+    let tenant = state.tenant(&tenant).await?;
+    let output = state.engine.execute(&tenant, &request.sql).await?;
+    let mut encoder = format.encoder(&output.schema)?;
+    let mut stream = output.stream;
+    let first = match stream.next().await {
+        Some(batch) => encoder.batch(&batch?)?,
+        None => vec![],
+    };
+    let body = Body::from_stream(encode_rest(first, encoder, stream));
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// The already-encoded first chunk, then each later batch, then the format's trailer.
+fn encode_rest(
+    first: Vec<u8>,
+    encoder: Box<dyn Encoder>,
+    stream: BatchStream,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let head = futures::stream::once(async move { Ok(Bytes::from(first)) });
+    let rest = futures::stream::unfold(Some((encoder, stream)), |state| async move {
+        let (mut encoder, mut stream) = state?;
+        let chunk = match stream.next().await {
+            Some(Ok(batch)) => encoder.batch(&batch).map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => {
+                return Some(match encoder.finish() {
+                    Ok(tail) => (Ok(Bytes::from(tail)), None),
+                    Err(e) => (Err(failed(e.to_string())), None),
+                });
+            }
+        };
+        match chunk {
+            Ok(bytes) => Some((Ok(Bytes::from(bytes)), Some((encoder, stream)))),
+            Err(message) => Some((Err(failed(message)), None)),
+        }
+    });
+    head.chain(rest)
+}
+
+fn failed(message: String) -> std::io::Error {
+    tracing::warn!(error = %message, "query failed while streaming; response cut short");
+    std::io::Error::other(QueryError::Execution { message })
+}

@@ -1,0 +1,73 @@
+//! `GET /api/v1/tenants/{tenant}/tables`: each table's columns, row counts and time bounds.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::storage::{ColumnKind, TableStats};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/tenants/{tenant}/tables", get(list_tables))
+}
+
+#[derive(Debug, Serialize)]
+struct TableView {
+    name: String,
+    columns: Vec<ColumnView>,
+    rows: u64,
+    buffered_rows: u64,
+    parquet_files: usize,
+    min_time: Option<String>,
+    max_time: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ColumnView {
+    name: String,
+    kind: &'static str,
+    #[serde(rename = "type")]
+    data_type: String,
+}
+
+fn rfc3339(ns: Option<i64>) -> Option<String> {
+    ns.map(|ns| DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+impl From<TableStats> for TableView {
+    fn from(s: TableStats) -> Self {
+        let columns = s
+            .schema
+            .columns()
+            .iter()
+            .map(|c| ColumnView {
+                name: c.name.clone(),
+                kind: match c.kind {
+                    ColumnKind::Time => "time",
+                    ColumnKind::Tag => "tag",
+                    ColumnKind::Field(_) => "field",
+                },
+                data_type: c.kind.data_type().to_string(),
+            })
+            .collect();
+        TableView {
+            name: s.name,
+            columns,
+            rows: s.buffered_rows + s.persisted_rows,
+            buffered_rows: s.buffered_rows,
+            parquet_files: s.files,
+            min_time: rfc3339(s.min_time),
+            max_time: rfc3339(s.max_time),
+        }
+    }
+}
+
+async fn list_tables(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<TableView>>, ApiError> {
+    let tenant = state.tenant(&tenant).await?;
+    Ok(Json(tenant.tables().iter().map(|t| t.stats().into()).collect()))
+}

@@ -1,0 +1,54 @@
+//! `POST /api/v1/tenants/{tenant}/write/{table}`: JSON array, NDJSON or CSV rows in; answered
+//! 200 only once the rows are in the fsync'd WAL.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::ingest::{self, Format, Precision};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/tenants/{tenant}/write/{table}", post(write))
+}
+
+#[derive(Debug, Deserialize)]
+struct WriteParams {
+    precision: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct WriteResponse {
+    rows_written: usize,
+}
+
+async fn write(
+    State(state): State<AppState>,
+    Path((tenant, table)): Path<(String, String)>,
+    Query(params): Query<WriteParams>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<WriteResponse>, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge {
+            limit: state.config.ingest.max_body_bytes,
+        },
+        _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
+    })?;
+    let tenant = state.tenant(&tenant).await?;
+    crate::storage::validate_table_name(&table)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let format = Format::from_content_type(content_type)?;
+    let precision: Precision = params.precision.as_deref().unwrap_or("ms").parse()?;
+    let schema = tenant.schema_for_write(&table);
+    // Decoding a large body is CPU work; keep it off the async workers.
+    let batch = tokio::task::spawn_blocking(move || ingest::decode(format, &body, precision, &schema))
+        .await
+        .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
+    let rows_written = tenant.write(&table, batch).await?;
+    Ok(Json(WriteResponse { rows_written }))
+}

@@ -1,0 +1,18 @@
+//! opsboard: a multi-tenant, time-series-first observability server.
+//!
+//! Data flow: `POST write` → [`http`] → [`ingest`] (decode and type-check the body into an
+//! Arrow RecordBatch) → [`storage`] (WAL append with fsync, then the in-memory buffer, queryable
+//! at once) → later a flush writes sorted Parquet files to the object store and records them in
+//! the tenant's versioned catalog, and the covered WAL segments are deleted. `POST query` →
+//! [`http`] → [`query`] (a DataFusion context holding only that tenant's tables, reading buffer ∪
+//! pruned Parquet) → [`render`] (JSON, NDJSON, CSV, Parquet or Arrow, streamed).
+
+pub mod config;
+pub mod demo;
+pub mod generate;
+pub mod http;
+pub mod ingest;
+pub mod query;
+pub mod render;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,400 @@
+//! The `opsboard` command line: parse arguments, set up logging, call into the library.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use opsboard::config::{HumanDuration, ServerConfig, TenantConfig};
+use opsboard::generate::CpuGenerator;
+use opsboard::ingest::{self, Format, Precision};
+use opsboard::query::QueryEngine;
+use opsboard::render::ExportFormat;
+use opsboard::server::{ServeOptions, serve};
+use opsboard::storage::{OpenMode, Store};
+
+#[derive(Parser)]
+#[command(name = "opsboard", version, about = "Multi-tenant, time-series-first observability server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where config and data live; shared by every subcommand that touches the store.
+#[derive(Args, Clone)]
+struct Common {
+    /// Server config file (default config/opsboard.yaml; missing = embedded defaults).
+    #[arg(long, env = "OPSBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data dir: WAL, Parquet objects, catalog (overrides the config file).
+    #[arg(long, env = "OPSBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Tenants dir: one folder per tenant (overrides the config file).
+    #[arg(long, env = "OPSBOARD_TENANTS_DIR")]
+    tenants_dir: Option<PathBuf>,
+}
+
+impl Common {
+    fn load(&self) -> Result<ServerConfig> {
+        let (path, explicit) = match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from("config/opsboard.yaml"), false),
+        };
+        let mut config = ServerConfig::load(&path, explicit)?;
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(d) = &self.tenants_dir {
+            config.tenants_dir = d.clone();
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "OPSBOARD_LISTEN")]
+        listen: Option<String>,
+        /// Create the `demo` tenant, backfill a week of data and keep writing live rows.
+        #[arg(long, env = "OPSBOARD_DEMO")]
+        demo: bool,
+    },
+    /// Check config files; prints `path:line:col: message` per problem, exits 1 if any.
+    Validate {
+        /// Folders or files to check (default: config/ and the tenants dir).
+        dirs: Vec<PathBuf>,
+    },
+    /// Load an NDJSON, CSV or Parquet file into a table (the server must not be running).
+    Ingest {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_TENANT")]
+        tenant: String,
+        #[arg(long, env = "OPSBOARD_TABLE")]
+        table: String,
+        /// Unit of integer `time` values in NDJSON/CSV: s, ms, us or ns.
+        #[arg(long, env = "OPSBOARD_PRECISION", default_value = "ms")]
+        precision: String,
+        file: PathBuf,
+    },
+    /// Run read-only SQL against a tenant's tables in the data dir.
+    Query {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_TENANT")]
+        tenant: String,
+        /// table (pretty), csv, json, ndjson, parquet or arrow.
+        #[arg(long, env = "OPSBOARD_FORMAT", default_value = "table")]
+        format: String,
+        sql: String,
+    },
+    /// Generate synthetic data.
+    Generate {
+        #[command(subcommand)]
+        dataset: Dataset,
+    },
+}
+
+#[derive(Subcommand)]
+enum Dataset {
+    /// The TSBS cpu-only data set: 10 tags and 10 usage_* fields per host and interval.
+    TsbsCpu {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_HOSTS", default_value_t = 10)]
+        hosts: usize,
+        /// First timestamp, RFC 3339.
+        #[arg(long, env = "OPSBOARD_START", default_value = "2024-01-01T00:00:00Z")]
+        start: String,
+        #[arg(long, env = "OPSBOARD_DURATION", default_value = "1d")]
+        duration: HumanDuration,
+        #[arg(long, env = "OPSBOARD_INTERVAL", default_value = "10s")]
+        interval: HumanDuration,
+        #[arg(long, env = "OPSBOARD_SEED", default_value_t = 1)]
+        seed: u64,
+        /// Write NDJSON here (`-` for stdout)...
+        #[arg(long, env = "OPSBOARD_OUT", conflicts_with = "tenant")]
+        out: Option<PathBuf>,
+        /// ...or straight into this tenant's `cpu` table.
+        #[arg(long, env = "OPSBOARD_TENANT")]
+        tenant: Option<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OPSBOARD_LOG").unwrap_or_else(|_| "opsboard=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve { common, listen, demo } => run_serve(common, listen, demo).await,
+            Command::Validate { dirs } => run_validate(dirs),
+            Command::Ingest { common, tenant, table, precision, file } => {
+                run_ingest(common, &tenant, &table, &precision, &file).await
+            }
+            Command::Query { common, tenant, format, sql } => run_query(common, &tenant, &format, &sql).await,
+            Command::Generate { dataset: Dataset::TsbsCpu { common, hosts, start, duration, interval, seed, out, tenant } } => {
+                run_generate(common, hosts, &start, duration, interval, seed, out, tenant).await
+            }
+        }
+    })
+}
+
+async fn run_serve(common: Common, listen: Option<String>, demo: bool) -> Result<()> {
+    let mut config = common.load()?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // Scripts (and the crash tests) read this line to find a port chosen with :0.
+    println!("opsboard listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let options = ServeOptions { demo, ..Default::default() };
+    serve(config, listener, options, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn run_validate(dirs: Vec<PathBuf>) -> Result<()> {
+    let dirs = if dirs.is_empty() { vec![PathBuf::from("config"), PathBuf::from("tenants")] } else { dirs };
+    let mut problems = vec![];
+    let mut checked = 0;
+    for dir in &dirs {
+        for path in yaml_files(dir) {
+            checked += 1;
+            let result = match path.file_name().and_then(|n| n.to_str()) {
+                Some("opsboard.yaml") => ServerConfig::load(&path, true).map(|_| ()),
+                Some("tenant.yaml") => TenantConfig::load(path.parent().unwrap_or(Path::new("."))).map(|_| ()),
+                _ => continue,
+            };
+            if let Err(e) = result {
+                problems.push(e.to_string());
+            }
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    if !problems.is_empty() {
+        std::process::exit(1);
+    }
+    eprintln!("{checked} file(s) checked, no problems");
+    Ok(())
+}
+
+fn yaml_files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut out = vec![];
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(yaml_files(&p));
+        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn open_store(common: &Common, mode: OpenMode) -> Result<(ServerConfig, Arc<Store>)> {
+    let config = common.load()?;
+    let store = Store::open(config.storage.clone(), &config.data_dir, &config.tenants_dir, mode).await?;
+    Ok((config, store))
+}
+
+async fn run_ingest(common: Common, tenant: &str, table: &str, precision: &str, file: &Path) -> Result<()> {
+    let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
+    let tenant = store.tenant(tenant).await?;
+    let precision: Precision = precision.parse()?;
+    let bytes = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?.len();
+    let bar = indicatif::ProgressBar::new(bytes).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")?,
+    );
+    // Decode everything first: a bad line anywhere means nothing is written.
+    let mut schema = tenant.schema_for_write(table);
+    let mut batches = vec![];
+    let is_parquet = file.extension().is_some_and(|e| e == "parquet");
+    if is_parquet {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file)?)?.build()?;
+        for batch in reader {
+            let batch = ingest::normalize(&batch?, &schema)?;
+            schema = schema.merge(table, &batch.schema())?;
+            batches.push(batch);
+        }
+        bar.set_position(bytes);
+    } else {
+        let format = Format::from_extension(file).filter(|f| *f != Format::Json).ok_or_else(|| {
+            anyhow::anyhow!("{}: use a .ndjson, .jsonl, .csv or .parquet file", file.display())
+        })?;
+        let text = std::fs::read(file)?;
+        let chunks = split_lines(&text, format, 50_000);
+        for (first_line, chunk) in chunks {
+            let batch = ingest::decode(format, &chunk.body, precision, &schema).map_err(|e| relocate(e, file, first_line))?;
+            schema = schema.merge(table, &batch.schema())?;
+            batches.push(batch);
+            bar.inc(chunk.source_len as u64);
+        }
+    }
+    bar.set_message("writing");
+    let mut rows = 0;
+    for batch in batches {
+        rows += tenant.write(table, batch).await?;
+    }
+    tenant.persist_all().await?;
+    bar.finish_with_message(format!("{rows} rows written to {}/{table}", tenant.name));
+    Ok(())
+}
+
+struct Chunk {
+    body: Vec<u8>,
+    source_len: usize,
+}
+
+/// Splits a body into chunks of whole lines (CSV chunks each get the header), remembering the
+/// file line each chunk starts at.
+fn split_lines(text: &[u8], format: Format, lines_per_chunk: usize) -> Vec<(usize, Chunk)> {
+    let mut lines = text.split_inclusive(|b| *b == b'\n');
+    let header: Vec<u8> = match format {
+        Format::Csv => lines.next().map(<[u8]>::to_vec).unwrap_or_default(),
+        _ => vec![],
+    };
+    let mut chunks = vec![];
+    let mut line_no = if header.is_empty() { 1 } else { 2 };
+    loop {
+        let part: Vec<&[u8]> = lines.by_ref().take(lines_per_chunk).collect();
+        if part.is_empty() {
+            break;
+        }
+        let source_len: usize = part.iter().map(|l| l.len()).sum();
+        let mut body = header.clone();
+        part.iter().for_each(|l| body.extend_from_slice(l));
+        chunks.push((line_no, Chunk { body, source_len }));
+        line_no += part.len();
+    }
+    chunks
+}
+
+/// Rewrites chunk-relative line numbers into `file:line` of the whole file.
+fn relocate(e: ingest::IngestError, file: &Path, first_line: usize) -> anyhow::Error {
+    match e {
+        ingest::IngestError::InvalidLines { details, total } => {
+            let header_lines = usize::from(first_line > 1 && file.extension().is_some_and(|e| e == "csv"));
+            let mut msg = format!("{total} invalid line(s); nothing was written\n");
+            for d in details {
+                let line = d.line + first_line - 1 - header_lines;
+                msg.push_str(&format!("{}:{line}: {}\n", file.display(), d.message));
+            }
+            anyhow::anyhow!(msg)
+        }
+        other => other.into(),
+    }
+}
+
+async fn run_query(common: Common, tenant: &str, format: &str, sql: &str) -> Result<()> {
+    let (config, store) = open_store(&common, OpenMode::ReadOnly).await?;
+    let tenant = store.tenant(tenant).await?;
+    let engine = QueryEngine::new(config.query.clone());
+    let output = engine.execute(&tenant, sql).await?;
+    let schema = output.schema.clone();
+    let batches: Vec<_> = futures::StreamExt::collect::<Vec<_>>(output.stream).await.into_iter().collect::<Result<_, _>>()?;
+    let mut stdout = std::io::stdout().lock();
+    if format == "table" {
+        writeln!(stdout, "{}", arrow::util::pretty::pretty_format_batches(&batches)?)?;
+    } else {
+        let format: ExportFormat = format.parse()?;
+        stdout.write_all(&opsboard::render::encode_all(format, &schema, &batches)?)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_generate(
+    common: Common,
+    hosts: usize,
+    start: &str,
+    duration: HumanDuration,
+    interval: HumanDuration,
+    seed: u64,
+    out: Option<PathBuf>,
+    tenant: Option<String>,
+) -> Result<()> {
+    let start = chrono::DateTime::parse_from_rfc3339(start)
+        .with_context(|| format!("--start {start:?} is not RFC 3339"))?
+        .timestamp_nanos_opt()
+        .context("--start out of range")?;
+    let step = interval.0.as_nanos() as i64;
+    if step <= 0 {
+        bail!("--interval must be positive");
+    }
+    let end = start + duration.0.as_nanos() as i64;
+    let times: Vec<i64> = (start..end).step_by(step as usize).collect();
+    let mut generator = CpuGenerator::new(hosts, seed);
+    // About 100k rows per batch whatever the host count.
+    let per_batch = (100_000 / hosts.max(1)).max(1);
+    match (out, tenant) {
+        (_, Some(tenant)) => {
+            let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
+            let tenant = store.tenant(&tenant).await?;
+            let bar = indicatif::ProgressBar::new(times.len() as u64);
+            for chunk in times.chunks(per_batch) {
+                tenant.write("cpu", generator.batch(chunk)).await?;
+                bar.inc(chunk.len() as u64);
+            }
+            tenant.persist_all().await?;
+            bar.finish_with_message("done");
+            eprintln!("{} rows written to {}/cpu", times.len() * hosts, tenant.name);
+        }
+        (out, None) => {
+            let mut sink: Box<dyn Write> = match out.as_deref() {
+                None => Box::new(std::io::stdout().lock()),
+                Some(p) if p == Path::new("-") => Box::new(std::io::stdout().lock()),
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            };
+            let mut buf = vec![];
+            for chunk in times.chunks(per_batch) {
+                buf.clear();
+                generator.ndjson(chunk, &mut buf);
+                sink.write_all(&buf)?;
+            }
+            sink.flush()?;
+        }
+    }
+    Ok(())
+}

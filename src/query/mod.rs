@@ -1,0 +1,190 @@
+//! SQL over a tenant's tables. Each query gets a fresh DataFusion `SessionContext` whose only
+//! catalog is the tenant's own ([`provider::TenantSchema`]) and whose only object store is the
+//! tenant's prefix, so another tenant's data cannot be named — by table, by schema or through
+//! `information_schema`. Each query also gets its own memory pool (the configured limit) and a
+//! deadline that covers planning and streaming.
+
+mod guard;
+mod provider;
+mod pruning;
+
+pub use guard::check_read_only;
+pub use pruning::TimeRange;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::common::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::{Stream, StreamExt};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::config::QueryConfig;
+use crate::storage::TenantStore;
+use provider::TenantSchema;
+
+/// A stream of result batches that ends with `Timeout` once the deadline passes.
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, QueryError>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("SQL syntax error: {message}")]
+    Parse { message: String },
+    #[error("only read queries are allowed; {what} is not")]
+    NotReadOnly { what: String },
+    #[error("{message}")]
+    Plan { message: String },
+    #[error("query exceeded its memory limit of {limit_bytes} bytes: {message}")]
+    MemoryLimit { limit_bytes: usize, message: String },
+    #[error("query exceeded its time limit of {0:?}")]
+    Timeout(Duration),
+    #[error("query failed: {message}")]
+    Execution { message: String },
+    #[error("query failed reading storage: {message}")]
+    Storage { message: String },
+}
+
+impl QueryError {
+    /// True when the query itself was at fault (and a 4xx is the right answer).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, QueryError::Storage { .. })
+    }
+}
+
+/// Builds per-query contexts and runs SQL; shared by the HTTP API, the CLI and the panels.
+#[derive(Debug)]
+pub struct QueryEngine {
+    config: QueryConfig,
+    /// Parquet footers and page indexes, per tenant, kept across queries.
+    metadata_caches: Mutex<HashMap<String, Arc<FileMetadataCache>>>,
+}
+
+/// A planned query: its output schema and the batches as they come.
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub stream: BatchStream,
+}
+
+const STORE_URL: &str = "opsboard://tenant";
+
+impl QueryEngine {
+    pub fn new(config: QueryConfig) -> Self {
+        Self {
+            config,
+            metadata_caches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn metadata_cache(&self, tenant: &str) -> Result<Arc<FileMetadataCache>, QueryError> {
+        let mut caches = self.metadata_caches.lock();
+        if let Some(c) = caches.get(tenant) {
+            return Ok(c.clone());
+        }
+        let runtime = RuntimeEnvBuilder::new().build().map_err(|e| self.classify(e))?;
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        caches.insert(tenant.to_string(), cache.clone());
+        Ok(cache)
+    }
+
+    /// A SessionContext that can see exactly this tenant's tables.
+    pub fn context(&self, tenant: &Arc<TenantStore>) -> Result<SessionContext, QueryError> {
+        let url = ObjectStoreUrl::parse(STORE_URL).map_err(|e| self.classify(e))?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.config.memory_limit_bytes, 1.0)
+            .with_cache_manager(
+                CacheManagerConfig::default().with_file_metadata_cache(Some(self.metadata_cache(&tenant.name)?)),
+            )
+            .build_arc()
+            .map_err(|e| self.classify(e))?;
+        runtime.register_object_store(url.as_ref(), tenant.object_store());
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("datafusion", "public");
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let catalog = MemoryCatalogProvider::new();
+        catalog
+            .register_schema("public", Arc::new(TenantSchema::new(tenant.clone(), url)))
+            .map_err(|e| self.classify(e))?;
+        ctx.register_catalog("datafusion", Arc::new(catalog));
+        Ok(ctx)
+    }
+
+    /// Plans and starts `sql` (read-only) for `tenant`.
+    pub async fn execute(&self, tenant: &Arc<TenantStore>, sql: &str) -> Result<QueryOutput, QueryError> {
+        check_read_only(sql)?;
+        let timeout = self.config.timeout.0;
+        let deadline = Instant::now() + timeout;
+        let ctx = self.context(tenant)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let plan = async {
+            let df = ctx.sql_with_options(sql, options).await?;
+            df.execute_stream().await
+        };
+        let stream = tokio::time::timeout_at(deadline, plan)
+            .await
+            .map_err(|_| QueryError::Timeout(timeout))?
+            .map_err(|e| self.classify(e))?;
+        let schema = stream.schema();
+        let limit = self.config.memory_limit_bytes;
+        let stream = futures::stream::unfold(Some(stream), move |state| async move {
+            let mut inner = state?;
+            match tokio::time::timeout_at(deadline, inner.next()).await {
+                Err(_) => Some((Err(QueryError::Timeout(timeout)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(batch))) => Some((Ok(batch), Some(inner))),
+                Ok(Some(Err(e))) => Some((Err(classify_with_limit(e, limit)), None)),
+            }
+        });
+        Ok(QueryOutput {
+            schema,
+            stream: Box::pin(stream),
+        })
+    }
+
+    /// Runs `sql` to completion (CLI, tests, panels).
+    pub async fn collect(&self, tenant: &Arc<TenantStore>, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        let output = self.execute(tenant, sql).await?;
+        output.stream.collect::<Vec<_>>().await.into_iter().collect()
+    }
+
+    fn classify(&self, e: DataFusionError) -> QueryError {
+        classify_with_limit(e, self.config.memory_limit_bytes)
+    }
+}
+
+fn classify_with_limit(e: DataFusionError, limit_bytes: usize) -> QueryError {
+    let root = e.find_root();
+    let message = root.to_string();
+    match root {
+        DataFusionError::ResourcesExhausted(_) => QueryError::MemoryLimit { limit_bytes, message },
+        DataFusionError::SQL(..) => QueryError::Parse { message },
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
+            QueryError::Plan { message }
+        }
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::ParquetError(_) => {
+            QueryError::Storage { message }
+        }
+        DataFusionError::External(inner) if inner.downcast_ref::<crate::storage::StorageError>().is_some() => {
+            QueryError::Storage { message }
+        }
+        _ => QueryError::Execution { message },
+    }
+}

@@ -1,0 +1,100 @@
+//! Pure encoders from Arrow to bytes a client takes away. Each format turns a schema and a
+//! sequence of batches into chunks of output, batch by batch, so a large result streams with
+//! flat memory. Later this module also holds HTML and charts; it never touches storage or HTTP.
+
+mod arrow_ipc;
+mod csv;
+mod json;
+mod parquet;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("unknown format {0:?}: use json, ndjson, csv, parquet or arrow")]
+    UnknownFormat(String),
+    #[error("encoding failed: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("encoding failed: {0}")]
+    Parquet(#[from] ::parquet::errors::ParquetError),
+}
+
+/// Output formats of query results and exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Json,
+    Ndjson,
+    Csv,
+    Parquet,
+    Arrow,
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = RenderError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Self::Json),
+            "ndjson" | "jsonl" => Ok(Self::Ndjson),
+            "csv" => Ok(Self::Csv),
+            "parquet" => Ok(Self::Parquet),
+            "arrow" => Ok(Self::Arrow),
+            other => Err(RenderError::UnknownFormat(other.to_string())),
+        }
+    }
+}
+
+impl ExportFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Ndjson => "application/x-ndjson",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Parquet => "application/vnd.apache.parquet",
+            Self::Arrow => "application/vnd.apache.arrow.stream",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Ndjson => "ndjson",
+            Self::Csv => "csv",
+            Self::Parquet => "parquet",
+            Self::Arrow => "arrows",
+        }
+    }
+
+    /// A fresh encoder for one result.
+    pub fn encoder(self, schema: &SchemaRef) -> Result<Box<dyn Encoder>, RenderError> {
+        Ok(match self {
+            Self::Json => Box::new(json::JsonEncoder::array()),
+            Self::Ndjson => Box::new(json::JsonEncoder::lines()),
+            Self::Csv => Box::new(csv::CsvEncoder::default()),
+            Self::Parquet => Box::new(parquet::ParquetEncoder::new(schema)?),
+            Self::Arrow => Box::new(arrow_ipc::ArrowEncoder::new(schema)?),
+        })
+    }
+}
+
+/// Turns batches into output chunks. `batch` may return an empty chunk when the format buffers
+/// (Parquet row groups); `finish` returns whatever is left, footer included.
+pub trait Encoder: Send {
+    fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, RenderError>;
+    fn finish(&mut self) -> Result<Vec<u8>, RenderError>;
+}
+
+/// Encodes a whole result at once (tests, small answers).
+pub fn encode_all(format: ExportFormat, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, RenderError> {
+    let mut encoder = format.encoder(schema)?;
+    let mut out = vec![];
+    for b in batches {
+        out.extend(encoder.batch(b)?);
+    }
+    out.extend(encoder.finish()?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! Wires the server from its configuration: opens the store (replaying the WAL), starts the
+//! background flush and maintenance loops, serves HTTP until the shutdown future resolves, then
+//! flushes every buffer to Parquet. Takes a bound listener so tests can use port 0.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+use crate::http::{AppState, router};
+use crate::query::QueryEngine;
+use crate::storage::{OpenMode, StorageError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Options beyond the config file.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Fill the `demo` tenant with history and keep writing live rows.
+    pub demo: bool,
+    /// Persist every buffer at shutdown (off only in tests that exercise WAL replay).
+    pub flush_on_shutdown: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            demo: false,
+            flush_on_shutdown: true,
+        }
+    }
+}
+
+pub async fn serve(
+    config: ServerConfig,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = Store::open(config.storage.clone(), &config.data_dir, &config.tenants_dir, OpenMode::ReadWrite).await?;
+    let engine = Arc::new(QueryEngine::new(config.query.clone()));
+    let cancel = CancellationToken::new();
+    let mut background = JoinSet::new();
+    background.spawn(flush_loop(store.clone(), cancel.clone()));
+    background.spawn(maintenance_loop(store.clone(), cancel.clone()));
+    if options.demo {
+        background.spawn(crate::demo::run(store.clone(), cancel.clone()));
+    }
+    let state = AppState {
+        store: store.clone(),
+        engine,
+        config: Arc::new(config),
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    cancel.cancel();
+    while background.join_next().await.is_some() {}
+    if options.flush_on_shutdown {
+        tracing::info!("flushing buffers before exit");
+        store.persist_all().await?;
+    }
+    Ok(())
+}
+
+async fn flush_loop(store: Arc<Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(store.config().flush_check_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for tenant in store.opened_tenants() {
+            if let Err(e) = tenant.flush_due().await {
+                tracing::error!(tenant = %tenant.name, error = %e, "flush failed; rows stay in the WAL and buffer");
+            }
+        }
+    }
+}
+
+async fn maintenance_loop(store: Arc<Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(store.config().maintenance_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for tenant in store.opened_tenants() {
+            match tenant.maintain(now_ms).await {
+                Ok(report) => tracing::debug!(tenant = %tenant.name, ?report, "maintenance pass"),
+                Err(e) => tracing::error!(tenant = %tenant.name, error = %e, "maintenance failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The tenant's file catalog: which Parquet files are live, their time bounds, each table's
+//! schema and how far its WAL is persisted. Each change writes a new, complete manifest version
+//! with a create-only put (`PutMode::Create`), so two processes can never both commit version N:
+//! the loser reloads the winner's manifest, re-applies its change and tries N+1. This works the
+//! same on a local folder and on S3 with conditional puts; readers only ever see whole versions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::StorageError;
+use super::paths::{CATALOG_PREFIX, catalog_path, catalog_version};
+use super::schema::TableSchema;
+
+/// How many old manifest versions stay behind for debugging before they are deleted.
+const KEEP_VERSIONS: u64 = 5;
+const MAX_COMMIT_ATTEMPTS: usize = 16;
+
+/// One live Parquet file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParquetFile {
+    pub path: String,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub rows: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TableManifest {
+    pub schema: TableSchema,
+    pub files: Vec<ParquetFile>,
+    /// Every WAL segment numbered up to here is in `files`; replay skips them.
+    pub wal_persisted_through: u64,
+}
+
+/// A file dropped from the catalog, to be deleted once no planned query can still read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDelete {
+    pub path: String,
+    pub after_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u64,
+    pub tables: BTreeMap<String, TableManifest>,
+    pub pending_deletes: Vec<PendingDelete>,
+}
+
+/// One change to the catalog. Changes are re-applied to the newest manifest when a commit
+/// races with another writer, so each must make sense on any later version.
+#[derive(Debug, Clone)]
+pub enum CatalogChange {
+    AddFiles {
+        table: String,
+        schema: TableSchema,
+        files: Vec<ParquetFile>,
+        wal_persisted_through: u64,
+    },
+    RemoveFiles {
+        table: String,
+        paths: Vec<String>,
+        delete_after_ms: i64,
+    },
+    Deleted {
+        paths: Vec<String>,
+    },
+}
+
+impl Manifest {
+    fn apply(&self, changes: &[CatalogChange]) -> Manifest {
+        let mut next = self.clone();
+        next.version = self.version + 1;
+        for change in changes {
+            match change {
+                CatalogChange::AddFiles {
+                    table,
+                    schema,
+                    files,
+                    wal_persisted_through,
+                } => {
+                    let t = next.tables.entry(table.clone()).or_default();
+                    // The writer's schema is a superset of what it read; keep the larger one.
+                    if schema.columns().len() >= t.schema.columns().len() {
+                        t.schema = schema.clone();
+                    }
+                    t.files.extend(files.iter().cloned());
+                    t.wal_persisted_through = t.wal_persisted_through.max(*wal_persisted_through);
+                }
+                CatalogChange::RemoveFiles {
+                    table,
+                    paths,
+                    delete_after_ms,
+                } => {
+                    if let Some(t) = next.tables.get_mut(table) {
+                        t.files.retain(|f| !paths.contains(&f.path));
+                    }
+                    next.pending_deletes.extend(paths.iter().map(|p| PendingDelete {
+                        path: p.clone(),
+                        after_ms: *delete_after_ms,
+                    }));
+                }
+                CatalogChange::Deleted { paths } => {
+                    next.pending_deletes.retain(|d| !paths.contains(&d.path));
+                }
+            }
+        }
+        next
+    }
+}
+
+/// The catalog of one tenant, over that tenant's (prefixed) object store.
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn ObjectStore>,
+    current: Mutex<Arc<Manifest>>,
+}
+
+impl Catalog {
+    pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Self, StorageError> {
+        let manifest = load_latest(store.as_ref()).await?;
+        Ok(Self {
+            store,
+            current: Mutex::new(Arc::new(manifest)),
+        })
+    }
+
+    pub async fn current(&self) -> Arc<Manifest> {
+        self.current.lock().await.clone()
+    }
+
+    /// Atomically applies `changes` as the next manifest version and returns it.
+    pub async fn commit(&self, changes: &[CatalogChange]) -> Result<Arc<Manifest>, StorageError> {
+        let mut current = self.current.lock().await;
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let next = current.apply(changes);
+            let body = serde_json::to_vec(&next).map_err(|e| StorageError::Catalog {
+                message: format!("cannot encode manifest: {e}"),
+            })?;
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self
+                .store
+                .put_opts(&catalog_path(next.version), PutPayload::from(body), opts)
+                .await
+            {
+                Ok(_) => {
+                    let next = Arc::new(next);
+                    *current = next.clone();
+                    if next.version > KEEP_VERSIONS {
+                        // Best effort: an old version left behind is harmless.
+                        let old = catalog_path(next.version - KEEP_VERSIONS);
+                        let _ = self.store.delete(&old).await;
+                    }
+                    return Ok(next);
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    tracing::warn!(version = next.version, "catalog version taken by another writer; reloading");
+                    *current = Arc::new(load_latest(self.store.as_ref()).await?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StorageError::Catalog {
+            message: format!("gave up after {MAX_COMMIT_ATTEMPTS} conflicting commits"),
+        })
+    }
+}
+
+async fn load_latest(store: &dyn ObjectStore) -> Result<Manifest, StorageError> {
+    let prefix = object_store::path::Path::from(CATALOG_PREFIX);
+    let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+    let Some(latest) = metas.iter().filter_map(|m| catalog_version(&m.location)).max() else {
+        return Ok(Manifest::default());
+    };
+    let bytes = store.get(&catalog_path(latest)).await?.bytes().await?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| StorageError::Catalog {
+        message: format!("manifest version {latest} is unreadable: {e}"),
+    })?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn file(path: &str) -> ParquetFile {
+        ParquetFile {
+            path: path.into(),
+            min_time: 0,
+            max_time: 10,
+            rows: 5,
+            size: 100,
+        }
+    }
+
+    fn add(path: &str, through: u64) -> CatalogChange {
+        CatalogChange::AddFiles {
+            table: "cpu".into(),
+            schema: TableSchema::default(),
+            files: vec![file(path)],
+            wal_persisted_through: through,
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_survive_reload() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        catalog.commit(&[add("a", 1)]).await.unwrap();
+        catalog.commit(&[add("b", 2)]).await.unwrap();
+        let reloaded = Catalog::load(store).await.unwrap().current().await;
+        assert_eq!(reloaded.version, 2);
+        let t = &reloaded.tables["cpu"];
+        assert_eq!(t.files.len(), 2);
+        assert_eq!(t.wal_persisted_through, 2);
+    }
+
+    #[tokio::test]
+    async fn two_writers_never_lose_a_change() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let one = Catalog::load(store.clone()).await.unwrap();
+        let two = Catalog::load(store.clone()).await.unwrap();
+        one.commit(&[add("a", 1)]).await.unwrap();
+        // `two` still believes version 0 is current; its create-only put of version 1 must fail
+        // and be retried on top of `one`'s change.
+        let v = two.commit(&[add("b", 0)]).await.unwrap();
+        assert_eq!(v.version, 2);
+        let files: Vec<_> = v.tables["cpu"].files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(files, ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn removed_files_wait_as_pending_deletes() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store).await.unwrap();
+        catalog.commit(&[add("a", 1), add("b", 1)]).await.unwrap();
+        let m = catalog
+            .commit(&[CatalogChange::RemoveFiles {
+                table: "cpu".into(),
+                paths: vec!["a".into()],
+                delete_after_ms: 99,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(m.tables["cpu"].files.len(), 1);
+        assert_eq!(m.pending_deletes[0].path, "a");
+        let m = catalog
+            .commit(&[CatalogChange::Deleted { paths: vec!["a".into()] }])
+            .await
+            .unwrap();
+        assert!(m.pending_deletes.is_empty());
+    }
+}

@@ -1,0 +1,74 @@
+//! The storage layer's one error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("unknown tenant {tenant:?}: no folder for it under the tenants dir")]
+    UnknownTenant { tenant: String },
+    #[error("unknown table {table:?}")]
+    UnknownTable { table: String },
+    #[error("invalid {what} name {name:?}: use {rule}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        rule: &'static str,
+    },
+    #[error("column {column:?} of table {table:?} is a {existing}, the write has a {incoming}")]
+    TypeConflict {
+        table: String,
+        column: String,
+        existing: &'static str,
+        incoming: &'static str,
+    },
+    #[error("column {column:?} of table {table:?} has unsupported type {data_type}")]
+    UnsupportedType {
+        table: String,
+        column: String,
+        data_type: String,
+    },
+    #[error("write to table {table:?} has no `time` column")]
+    MissingTime { table: String },
+    #[error("data dir is in use by another opsboard process (lock {path}); stop it or write through its HTTP API")]
+    DataDirLocked { path: PathBuf },
+    #[error("the store is open read-only")]
+    ReadOnly,
+    #[error("object store URL {url:?} is not supported (use file, file:///abs/dir or memory://)")]
+    UnsupportedObjectStore { url: String },
+    #[error("WAL sync failed: {message}")]
+    WalSync { message: String },
+    #[error("server is shutting down")]
+    ShuttingDown,
+    #[error("catalog: {message}")]
+    Catalog { message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Wal(#[from] super::wal::WalError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("internal: {message}")]
+    Internal { message: String },
+}
+
+impl StorageError {
+    /// True when the request was at fault (bad names, types), false for server trouble.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            StorageError::InvalidName { .. }
+                | StorageError::TypeConflict { .. }
+                | StorageError::UnsupportedType { .. }
+                | StorageError::MissingTime { .. }
+        )
+    }
+}

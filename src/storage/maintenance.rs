@@ -1,0 +1,191 @@
+//! Background upkeep of a tenant's tables: age/size-triggered flushes, retention, compaction
+//! of a day's small files, and deferred deletion of files dropped from the catalog. Every step
+//! changes the catalog first and deletes objects last (after a grace period), so a query that
+//! planned against the old file list still finds its files. Time comes in as `now_ms` so tests
+//! drive it without sleeping.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use object_store::{ObjectStoreExt, PutPayload};
+
+use super::catalog::{CatalogChange, ParquetFile};
+use super::paths::{ParquetFilePath, day_of};
+use super::persist::{decode_file, encode_by_day};
+use super::table::Table;
+use super::{StorageError, TenantStore};
+
+/// What one maintenance pass did, for logs and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub flushed_tables: usize,
+    pub expired_files: usize,
+    pub compacted_files: usize,
+    pub deleted_files: usize,
+}
+
+impl TenantStore {
+    /// Flushes tables whose buffer is over the size limit or older than `flush_max_age`.
+    pub async fn flush_due(&self) -> Result<usize, StorageError> {
+        let mut flushed = 0;
+        for table in self.tables() {
+            let (rows, bytes, age) = table.buffer_size();
+            let due = rows >= self.config.flush_max_rows
+                || bytes >= self.config.flush_max_bytes
+                || age.is_some_and(|a| a >= self.config.flush_max_age.0);
+            if rows > 0 && due {
+                self.persist_table(&table).await?;
+                flushed += 1;
+            }
+        }
+        Ok(flushed)
+    }
+
+    /// Retention, compaction and deferred deletes, as of `now_ms`.
+    pub async fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport, StorageError> {
+        let mut report = MaintenanceReport::default();
+        for table in self.tables() {
+            report.expired_files += self.enforce_retention(&table, now_ms).await?;
+            report.compacted_files += self.compact(&table, now_ms).await?;
+        }
+        report.deleted_files = self.delete_pending(now_ms).await?;
+        Ok(report)
+    }
+
+    fn retention_ms(&self, table: &str) -> Option<i64> {
+        self.declared
+            .tables
+            .get(table)
+            .and_then(|t| t.retention)
+            .or(self.config.retention)
+            .map(|d| d.0.as_millis() as i64)
+    }
+
+    fn delete_after(&self, now_ms: i64) -> i64 {
+        now_ms + self.config.delete_grace.0.as_millis() as i64
+    }
+
+    /// Drops files whose newest row is older than the table's retention.
+    async fn enforce_retention(&self, table: &Arc<Table>, now_ms: i64) -> Result<usize, StorageError> {
+        let Some(retention_ms) = self.retention_ms(&table.name) else {
+            return Ok(0);
+        };
+        let cutoff_ns = (now_ms - retention_ms).saturating_mul(1_000_000);
+        let expired: Vec<String> = table
+            .snapshot()?
+            .files
+            .iter()
+            .filter(|f| f.max_time < cutoff_ns)
+            .map(|f| f.path.clone())
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let manifest = self
+            .catalog
+            .commit(&[CatalogChange::RemoveFiles {
+                table: table.name.clone(),
+                paths: expired.clone(),
+                delete_after_ms: self.delete_after(now_ms),
+            }])
+            .await?;
+        table.set_files(manifest.version, manifest.tables.get(&table.name).map(|t| t.files.clone()).unwrap_or_default());
+        tracing::info!(tenant = %self.name, table = %table.name, files = expired.len(), "retention dropped files");
+        Ok(expired.len())
+    }
+
+    /// Merges each day's small files into one, swapping them in the catalog in one commit.
+    async fn compact(&self, table: &Arc<Table>, now_ms: i64) -> Result<usize, StorageError> {
+        let target = self.config.compaction_target_rows as u64;
+        let mut by_day: BTreeMap<chrono::NaiveDate, Vec<ParquetFile>> = BTreeMap::new();
+        for f in table.snapshot()?.files {
+            if f.rows < target {
+                by_day.entry(day_of(f.min_time)).or_default().push(f);
+            }
+        }
+        let mut compacted = 0;
+        for (day, mut files) in by_day {
+            if files.len() < self.config.compaction_min_files {
+                continue;
+            }
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            let mut rows = 0;
+            files.retain(|f| {
+                rows += f.rows;
+                rows <= target
+            });
+            if files.len() < 2 {
+                continue;
+            }
+            let mut batches = vec![];
+            for f in &files {
+                let bytes = self.objects.get(&f.path.as_str().into()).await?.bytes().await?;
+                batches.extend(decode_file(bytes)?);
+            }
+            let schema = table.schema();
+            let encoded = tokio::task::spawn_blocking(move || encode_by_day(&schema, &batches))
+                .await
+                .map_err(|e| StorageError::Internal {
+                    message: format!("compaction task failed: {e}"),
+                })??;
+            let mut added = vec![];
+            for file in encoded {
+                let path = ParquetFilePath::new(&table.name, file.day, 0);
+                let size = file.bytes.len() as u64;
+                self.objects.put(path.as_path(), PutPayload::from_bytes(file.bytes)).await?;
+                added.push(ParquetFile {
+                    path: path.into_string(),
+                    min_time: file.min_time,
+                    max_time: file.max_time,
+                    rows: file.rows,
+                    size,
+                });
+            }
+            let removed: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+            // One commit adds the merged file and removes its inputs: no version of the catalog
+            // has both (duplicates) or neither (a gap).
+            let manifest = self
+                .catalog
+                .commit(&[
+                    CatalogChange::AddFiles {
+                        table: table.name.clone(),
+                        schema: table.schema(),
+                        files: added,
+                        wal_persisted_through: 0,
+                    },
+                    CatalogChange::RemoveFiles {
+                        table: table.name.clone(),
+                        paths: removed.clone(),
+                        delete_after_ms: self.delete_after(now_ms),
+                    },
+                ])
+                .await?;
+            table.set_files(manifest.version, manifest.tables.get(&table.name).map(|t| t.files.clone()).unwrap_or_default());
+            tracing::info!(tenant = %self.name, table = %table.name, %day, files = removed.len(), rows, "compacted");
+            compacted += removed.len();
+        }
+        Ok(compacted)
+    }
+
+    /// Deletes objects whose grace period has passed, then forgets them in the catalog.
+    async fn delete_pending(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let manifest = self.catalog.current().await;
+        let due: Vec<String> = manifest
+            .pending_deletes
+            .iter()
+            .filter(|d| d.after_ms <= now_ms)
+            .map(|d| d.path.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        for path in &due {
+            match self.objects.delete(&path.as_str().into()).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.catalog.commit(&[CatalogChange::Deleted { paths: due.clone() }]).await?;
+        Ok(due.len())
+    }
+}

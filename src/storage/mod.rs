@@ -1,0 +1,253 @@
+//! Per-tenant tables: WAL → in-memory Arrow buffer → Parquet on object_store, with an
+//! atomically versioned file catalog. `ingest` hands decoded RecordBatches to
+//! [`TenantStore::write`]; `query` reads [`Table::snapshot`]s. Nothing here knows about panels or
+//! HTTP.
+
+mod catalog;
+mod error;
+mod maintenance;
+mod paths;
+mod persist;
+mod schema;
+mod table;
+mod tenant;
+mod wal;
+mod writer;
+
+pub use catalog::{Manifest, ParquetFile};
+pub use error::StorageError;
+pub use schema::{ColumnKind, FieldType, TIME_COLUMN, TableSchema, tag_type, time_type};
+pub use table::{Table, TableSnapshot, TableStats, align_batch};
+pub use maintenance::MaintenanceReport;
+pub use tenant::{PersistStats, TenantStore};
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use parking_lot::RwLock;
+
+use crate::config::{StorageConfig, TenantConfig};
+use writer::WalWriter;
+
+/// Whether this process may write. The CLI's `query` opens read-only so it can run beside a
+/// live server: it replays the WAL into memory but never cuts, creates or deletes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// All tenants' storage under one data dir and one object store.
+#[derive(Debug)]
+pub struct Store {
+    config: StorageConfig,
+    data_dir: PathBuf,
+    tenants_dir: PathBuf,
+    root: Arc<dyn ObjectStore>,
+    mode: OpenMode,
+    writer: Option<WalWriter>,
+    tenants: tokio::sync::Mutex<HashMap<String, Arc<TenantStore>>>,
+    /// The tenants opened so far, readable without awaiting (background tasks, tables API).
+    opened: RwLock<Vec<Arc<TenantStore>>>,
+    _lock: Option<File>,
+}
+
+impl Store {
+    /// Opens the data dir. In read-write mode it takes an exclusive lock on `data_dir/LOCK` so
+    /// two writers never share one WAL, and replays every tenant's WAL before returning.
+    pub async fn open(
+        config: StorageConfig,
+        data_dir: &Path,
+        tenants_dir: &Path,
+        mode: OpenMode,
+    ) -> Result<Arc<Self>, StorageError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let lock = match mode {
+            OpenMode::ReadOnly => None,
+            OpenMode::ReadWrite => Some(lock_data_dir(data_dir)?),
+        };
+        let root = object_store_for(&config.object_store, data_dir)?;
+        let writer = (mode == OpenMode::ReadWrite).then(|| WalWriter::start().0);
+        let store = Arc::new(Self {
+            config,
+            data_dir: data_dir.to_path_buf(),
+            tenants_dir: tenants_dir.to_path_buf(),
+            root,
+            mode,
+            writer,
+            tenants: tokio::sync::Mutex::new(HashMap::new()),
+            opened: RwLock::new(vec![]),
+            _lock: lock,
+        });
+        // Replay every tenant that has a WAL, so acknowledged rows are queryable (and get
+        // persisted) even if no request names that tenant again.
+        let wal_root = store.data_dir.join("wal");
+        if let Ok(entries) = std::fs::read_dir(&wal_root) {
+            for entry in entries.flatten() {
+                if let Some(name) = entry.file_name().to_str() {
+                    if validate_tenant_name(name).is_ok() {
+                        store.open_tenant(name).await?;
+                    }
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    pub fn tenants_dir(&self) -> &Path {
+        &self.tenants_dir
+    }
+
+    /// The tenant's store; the tenant exists when it has a folder under the tenants dir.
+    pub async fn tenant(&self, name: &str) -> Result<Arc<TenantStore>, StorageError> {
+        validate_tenant_name(name)?;
+        if !self.tenants_dir.join(name).is_dir() {
+            return Err(StorageError::UnknownTenant { tenant: name.into() });
+        }
+        self.open_tenant(name).await
+    }
+
+    async fn open_tenant(&self, name: &str) -> Result<Arc<TenantStore>, StorageError> {
+        let mut tenants = self.tenants.lock().await;
+        if let Some(t) = tenants.get(name) {
+            return Ok(t.clone());
+        }
+        let declared = match self.tenants_dir.join(name) {
+            dir if dir.is_dir() => TenantConfig::load(&dir)?,
+            _ => TenantConfig::default(),
+        };
+        let objects: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(self.root.clone(), name));
+        let tenant = TenantStore::open(
+            name,
+            declared,
+            self.config.clone(),
+            objects,
+            self.data_dir.join("wal").join(name),
+            self.writer.clone(),
+            self.mode,
+        )
+        .await?;
+        let tenant = Arc::new(tenant);
+        tenants.insert(name.to_string(), tenant.clone());
+        self.opened.write().push(tenant.clone());
+        Ok(tenant)
+    }
+
+    /// Every tenant opened so far.
+    pub fn opened_tenants(&self) -> Vec<Arc<TenantStore>> {
+        self.opened.read().clone()
+    }
+
+    /// Flushes every buffered row of every tenant to Parquet (shutdown).
+    pub async fn persist_all(&self) -> Result<(), StorageError> {
+        for tenant in self.opened_tenants() {
+            tenant.persist_all().await?;
+        }
+        Ok(())
+    }
+}
+
+fn lock_data_dir(data_dir: &Path) -> Result<File, StorageError> {
+    let path = data_dir.join("LOCK");
+    let file = File::create(&path).map_err(|source| StorageError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(_) => Err(StorageError::DataDirLocked { path }),
+    }
+}
+
+/// Builds the root object store from the configured URL.
+fn object_store_for(url: &str, data_dir: &Path) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let local = |dir: PathBuf| -> Result<Arc<dyn ObjectStore>, StorageError> {
+        std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Arc::new(LocalFileSystem::new_with_prefix(&dir)?))
+    };
+    match url {
+        "" | "file" => local(data_dir.join("objects")),
+        "memory://" | "memory:///" => Ok(Arc::new(InMemory::new())),
+        other => match other.strip_prefix("file://") {
+            Some(path) if path.starts_with('/') => local(PathBuf::from(path)),
+            _ => Err(StorageError::UnsupportedObjectStore { url: other.into() }),
+        },
+    }
+}
+
+/// Tenant names become folder names and object-store prefixes.
+pub fn validate_tenant_name(name: &str) -> Result<(), StorageError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidName {
+            what: "tenant",
+            name: name.into(),
+            rule: "1-63 characters of a-z, 0-9, '_' or '-', starting with a letter or digit",
+        })
+    }
+}
+
+/// Table names become SQL identifiers, folder names and object-store prefixes; lowercase keeps
+/// them usable in SQL without quotes.
+pub fn validate_table_name(name: &str) -> Result<(), StorageError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidName {
+            what: "table",
+            name: name.into(),
+            rule: "1-128 characters of a-z, 0-9 or '_', starting with a letter",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_tenant_name("acme-1").is_ok());
+        assert!(validate_tenant_name("../etc").is_err());
+        assert!(validate_table_name("cpu_2").is_ok());
+        assert!(validate_table_name("_catalog").is_err());
+        assert!(validate_table_name("Cpu").is_err());
+    }
+}
+
+/// The flush's CPU part (sort + Parquet encode), exposed for benchmarks.
+pub fn encode_for_bench(
+    schema: &TableSchema,
+    batches: &[arrow::record_batch::RecordBatch],
+) -> Result<usize, StorageError> {
+    Ok(persist::encode_by_day(schema, batches)?.iter().map(|f| f.bytes.len()).sum())
+}

@@ -1,0 +1,239 @@
+//! A table's schema in the storage model's terms: one `time` column, tag columns that identify a
+//! series, and typed field columns. Schemas only grow: a write may add nullable columns, never
+//! change a column's type.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+use super::StorageError;
+use crate::config::{FieldTypeName, TableConfig};
+
+pub const TIME_COLUMN: &str = "time";
+
+/// Field value types a table can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    Float,
+    Integer,
+    UInteger,
+    Boolean,
+    String,
+}
+
+/// What a column is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "type")]
+pub enum ColumnKind {
+    Time,
+    Tag,
+    Field(FieldType),
+}
+
+impl ColumnKind {
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnKind::Time => time_type(),
+            ColumnKind::Tag => tag_type(),
+            ColumnKind::Field(FieldType::Float) => DataType::Float64,
+            ColumnKind::Field(FieldType::Integer) => DataType::Int64,
+            ColumnKind::Field(FieldType::UInteger) => DataType::UInt64,
+            ColumnKind::Field(FieldType::Boolean) => DataType::Boolean,
+            ColumnKind::Field(FieldType::String) => DataType::Utf8,
+        }
+    }
+
+    /// Maps an Arrow type back to a column kind; `None` for types a table cannot hold.
+    pub fn from_data_type(name: &str, data_type: &DataType) -> Option<Self> {
+        Some(match data_type {
+            DataType::Timestamp(TimeUnit::Nanosecond, _) if name == TIME_COLUMN => ColumnKind::Time,
+            DataType::Dictionary(_, value) if value.as_ref() == &DataType::Utf8 => ColumnKind::Tag,
+            DataType::Float64 => ColumnKind::Field(FieldType::Float),
+            DataType::Int64 => ColumnKind::Field(FieldType::Integer),
+            DataType::UInt64 => ColumnKind::Field(FieldType::UInteger),
+            DataType::Boolean => ColumnKind::Field(FieldType::Boolean),
+            DataType::Utf8 => ColumnKind::Field(FieldType::String),
+            _ => return None,
+        })
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColumnKind::Time => "time",
+            ColumnKind::Tag => "tag",
+            ColumnKind::Field(FieldType::Float) => "float field",
+            ColumnKind::Field(FieldType::Integer) => "integer field",
+            ColumnKind::Field(FieldType::UInteger) => "uinteger field",
+            ColumnKind::Field(FieldType::Boolean) => "boolean field",
+            ColumnKind::Field(FieldType::String) => "string field",
+        }
+    }
+}
+
+impl From<FieldTypeName> for FieldType {
+    fn from(t: FieldTypeName) -> Self {
+        match t {
+            FieldTypeName::Float => FieldType::Float,
+            FieldTypeName::Integer => FieldType::Integer,
+            FieldTypeName::Uinteger => FieldType::UInteger,
+            FieldTypeName::Boolean => FieldType::Boolean,
+            FieldTypeName::String => FieldType::String,
+        }
+    }
+}
+
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+pub fn tag_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: ColumnKind,
+}
+
+/// The columns of one table, in the order they were added (`time` first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    columns: Vec<Column>,
+}
+
+impl Default for TableSchema {
+    fn default() -> Self {
+        Self {
+            columns: vec![Column {
+                name: TIME_COLUMN.into(),
+                kind: ColumnKind::Time,
+            }],
+        }
+    }
+}
+
+impl TableSchema {
+    /// The schema a table declared in tenant.yaml starts with.
+    pub fn declared(config: &TableConfig) -> Self {
+        let mut schema = Self::default();
+        for tag in &config.tags {
+            schema.push(tag, ColumnKind::Tag);
+        }
+        for (name, t) in &config.fields {
+            schema.push(name, ColumnKind::Field((*t).into()));
+        }
+        schema
+    }
+
+    fn push(&mut self, name: &str, kind: ColumnKind) {
+        if self.kind_of(name).is_none() {
+            self.columns.push(Column {
+                name: name.to_string(),
+                kind,
+            });
+        }
+    }
+
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    pub fn kind_of(&self, name: &str) -> Option<ColumnKind> {
+        self.columns.iter().find(|c| c.name == name).map(|c| c.kind)
+    }
+
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Tag)
+            .map(|c| c.name.as_str())
+    }
+
+    /// Checks `incoming` against this schema and returns the grown schema, or the first column
+    /// whose type conflicts. Nothing changes on error.
+    pub fn merge(&self, table: &str, incoming: &Schema) -> Result<TableSchema, StorageError> {
+        let mut merged = self.clone();
+        for field in incoming.fields() {
+            let kind = ColumnKind::from_data_type(field.name(), field.data_type()).ok_or_else(
+                || StorageError::UnsupportedType {
+                    table: table.into(),
+                    column: field.name().clone(),
+                    data_type: field.data_type().to_string(),
+                },
+            )?;
+            match merged.kind_of(field.name()) {
+                Some(existing) if existing == kind => {}
+                Some(existing) => {
+                    return Err(StorageError::TypeConflict {
+                        table: table.into(),
+                        column: field.name().clone(),
+                        existing: existing.describe(),
+                        incoming: kind.describe(),
+                    });
+                }
+                None => merged.push(field.name(), kind),
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The Arrow schema queries see. Every column but `time` is nullable because columns are
+    /// added over time and older rows simply lack them.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.kind.data_type(), c.kind != ColumnKind::Time))
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(fields: Vec<(&str, DataType)>) -> Schema {
+        Schema::new(
+            fields
+                .into_iter()
+                .map(|(n, t)| Field::new(n, t, true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn grows_by_adding_columns() {
+        let s = TableSchema::default();
+        let s = s
+            .merge("cpu", &schema(vec![("time", time_type()), ("host", tag_type())]))
+            .unwrap();
+        let s = s.merge("cpu", &schema(vec![("usage", DataType::Float64)])).unwrap();
+        let names: Vec<_> = s.columns().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["time", "host", "usage"]);
+    }
+
+    #[test]
+    fn conflict_names_the_column() {
+        let s = TableSchema::default()
+            .merge("cpu", &schema(vec![("usage", DataType::Float64)]))
+            .unwrap();
+        let err = s.merge("cpu", &schema(vec![("usage", DataType::Boolean)])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("usage") && msg.contains("float field"), "{msg}");
+    }
+
+    #[test]
+    fn declared_tables_start_with_their_columns() {
+        let mut config = TableConfig::default();
+        config.tags = vec!["host".into()];
+        config.fields.insert("load".into(), FieldTypeName::Integer);
+        let s = TableSchema::declared(&config);
+        assert_eq!(s.kind_of("host"), Some(ColumnKind::Tag));
+        assert_eq!(s.kind_of("load"), Some(ColumnKind::Field(FieldType::Integer)));
+    }
+}

@@ -1,0 +1,215 @@
+//! One table of one tenant in memory: its schema, the Arrow buffer of rows not yet in Parquet
+//! (`active`, plus `persisting` while a flush is under way) and the live Parquet files. Readers
+//! take a snapshot of buffer and files under one lock, so a flush that moves rows from the
+//! buffer into a file can never make a reader see them twice or not at all.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, new_null_array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parking_lot::Mutex;
+
+use super::StorageError;
+use super::catalog::ParquetFile;
+use super::schema::TableSchema;
+use super::wal::ActiveSegment;
+
+#[derive(Debug)]
+pub struct Table {
+    pub name: String,
+    pub(super) wal_dir: PathBuf,
+    pub(super) inner: Mutex<TableInner>,
+    /// The WAL segment being appended to; only the WAL writer thread touches it.
+    pub(super) segment: Mutex<Option<ActiveSegment>>,
+    /// One flush at a time per table.
+    pub(super) persist_lock: tokio::sync::Mutex<()>,
+    /// Set while a size-triggered flush is queued, so writes do not queue one each.
+    pub(super) persist_requested: AtomicBool,
+}
+
+#[derive(Debug)]
+pub(super) struct TableInner {
+    pub schema: TableSchema,
+    pub arrow_schema: SchemaRef,
+    pub active: Vec<RecordBatch>,
+    pub active_rows: usize,
+    pub active_bytes: usize,
+    pub oldest_active: Option<Instant>,
+    pub persisting: Vec<RecordBatch>,
+    pub files: Vec<ParquetFile>,
+    /// Catalog version `files` came from; an older commit result never overwrites a newer one.
+    pub files_version: u64,
+    /// The next WAL segment number to open.
+    pub next_segment: u64,
+}
+
+/// What a query reads: buffer batches aligned to `schema`, plus the live Parquet files.
+#[derive(Debug, Clone)]
+pub struct TableSnapshot {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub files: Vec<ParquetFile>,
+}
+
+/// Sizes reported by the tables API.
+#[derive(Debug, Clone)]
+pub struct TableStats {
+    pub name: String,
+    pub schema: TableSchema,
+    pub buffered_rows: u64,
+    pub persisted_rows: u64,
+    pub files: usize,
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+}
+
+impl Table {
+    pub(super) fn new(
+        name: &str,
+        wal_dir: PathBuf,
+        schema: TableSchema,
+        files: Vec<ParquetFile>,
+        next_segment: u64,
+    ) -> Self {
+        let arrow_schema = schema.arrow_schema();
+        Self {
+            name: name.to_string(),
+            wal_dir,
+            inner: Mutex::new(TableInner {
+                schema,
+                arrow_schema,
+                active: vec![],
+                active_rows: 0,
+                active_bytes: 0,
+                oldest_active: None,
+                persisting: vec![],
+                files,
+                files_version: 0,
+                next_segment,
+            }),
+            segment: Mutex::new(None),
+            persist_lock: tokio::sync::Mutex::new(()),
+            persist_requested: AtomicBool::new(false),
+        }
+    }
+
+    pub fn schema(&self) -> TableSchema {
+        self.inner.lock().schema.clone()
+    }
+
+    /// Validates the batch's columns against the table and grows the schema; on a type
+    /// conflict nothing changes and the error names the column.
+    pub(super) fn accept_schema(&self, batch: &RecordBatch) -> Result<(), StorageError> {
+        let mut inner = self.inner.lock();
+        let merged = inner.schema.merge(&self.name, &batch.schema())?;
+        if merged != inner.schema {
+            inner.arrow_schema = merged.arrow_schema();
+            inner.schema = merged;
+        }
+        Ok(())
+    }
+
+    /// Makes an acknowledged batch visible to queries.
+    pub(super) fn push_active(&self, batch: RecordBatch) {
+        let mut inner = self.inner.lock();
+        inner.active_rows += batch.num_rows();
+        inner.active_bytes += batch.get_array_memory_size();
+        inner.oldest_active.get_or_insert_with(Instant::now);
+        inner.active.push(batch);
+    }
+
+    /// Takes the table's file list from catalog `version`, unless a newer one is already here.
+    pub(super) fn set_files(&self, version: u64, files: Vec<ParquetFile>) {
+        let mut inner = self.inner.lock();
+        if version >= inner.files_version {
+            inner.files_version = version;
+            inner.files = files;
+        }
+    }
+
+    /// Buffered rows and bytes, and how long the oldest has waited.
+    pub(super) fn buffer_size(&self) -> (usize, usize, Option<std::time::Duration>) {
+        let inner = self.inner.lock();
+        (
+            inner.active_rows,
+            inner.active_bytes,
+            inner.oldest_active.map(|t| t.elapsed()),
+        )
+    }
+
+    pub fn snapshot(&self) -> Result<TableSnapshot, StorageError> {
+        let inner = self.inner.lock();
+        let schema = inner.arrow_schema.clone();
+        let batches = inner
+            .persisting
+            .iter()
+            .chain(inner.active.iter())
+            .map(|b| align_batch(b, &schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TableSnapshot {
+            schema,
+            batches,
+            files: inner.files.clone(),
+        })
+    }
+
+    pub fn stats(&self) -> TableStats {
+        let inner = self.inner.lock();
+        let buffered_rows = inner
+            .persisting
+            .iter()
+            .chain(inner.active.iter())
+            .map(|b| b.num_rows() as u64)
+            .sum();
+        let mut min_time = inner.files.iter().map(|f| f.min_time).min();
+        let mut max_time = inner.files.iter().map(|f| f.max_time).max();
+        for batch in inner.persisting.iter().chain(inner.active.iter()) {
+            if let Some((lo, hi)) = time_bounds(batch) {
+                min_time = Some(min_time.map_or(lo, |m| m.min(lo)));
+                max_time = Some(max_time.map_or(hi, |m| m.max(hi)));
+            }
+        }
+        TableStats {
+            name: self.name.clone(),
+            schema: inner.schema.clone(),
+            buffered_rows,
+            persisted_rows: inner.files.iter().map(|f| f.rows).sum(),
+            files: inner.files.len(),
+            min_time,
+            max_time,
+        }
+    }
+}
+
+/// Min and max of the batch's `time` column.
+pub(super) fn time_bounds(batch: &RecordBatch) -> Option<(i64, i64)> {
+    use arrow::array::{Array, TimestampNanosecondArray};
+    let time = batch
+        .column_by_name(super::schema::TIME_COLUMN)?
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()?;
+    let lo = arrow::compute::min(time)?;
+    let hi = arrow::compute::max(time)?;
+    (time.null_count() < time.len()).then_some((lo, hi))
+}
+
+/// Reorders the batch's columns to `schema` and fills columns it lacks with nulls: batches keep
+/// the schema they were written with, tables grow.
+pub fn align_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, StorageError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => arrow::compute::cast(c, f.data_type()),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}

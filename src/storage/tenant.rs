@@ -1,0 +1,276 @@
+//! One tenant's tables: opening them (catalog + WAL replay), the write path and flushes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow::record_batch::RecordBatch;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parking_lot::RwLock;
+
+use super::catalog::{Catalog, CatalogChange, ParquetFile};
+use super::paths::ParquetFilePath;
+use super::persist::encode_by_day;
+use super::schema::{TIME_COLUMN, TableSchema};
+use super::table::Table;
+use super::wal::{self, encode_record};
+use super::writer::WalWriter;
+use super::{OpenMode, StorageError, validate_table_name};
+use crate::config::{StorageConfig, TenantConfig};
+
+#[derive(Debug)]
+pub struct TenantStore {
+    pub name: String,
+    pub(super) declared: TenantConfig,
+    pub(super) config: StorageConfig,
+    /// Scoped to `{tenant}/`: this tenant cannot address another's objects.
+    pub(super) objects: Arc<dyn ObjectStore>,
+    pub(super) catalog: Catalog,
+    wal_dir: PathBuf,
+    writer: Option<WalWriter>,
+    tables: RwLock<BTreeMap<String, Arc<Table>>>,
+}
+
+/// What one flush did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PersistStats {
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+impl TenantStore {
+    pub(super) async fn open(
+        name: &str,
+        declared: TenantConfig,
+        config: StorageConfig,
+        objects: Arc<dyn ObjectStore>,
+        wal_dir: PathBuf,
+        writer: Option<WalWriter>,
+        mode: OpenMode,
+    ) -> Result<Self, StorageError> {
+        let catalog = Catalog::load(objects.clone()).await?;
+        let manifest = catalog.current().await;
+        let mut tables = BTreeMap::new();
+        let mut names: Vec<String> = manifest.tables.keys().cloned().collect();
+        for entry in std::fs::read_dir(&wal_dir).into_iter().flatten().flatten() {
+            if let Some(n) = entry.file_name().to_str() {
+                if validate_table_name(n).is_ok() && !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        for table_name in names {
+            let persisted = manifest.tables.get(&table_name).cloned().unwrap_or_default();
+            let mut schema = persisted.schema.clone();
+            if let Some(decl) = declared.tables.get(&table_name) {
+                schema = TableSchema::declared(decl).merge(&table_name, &schema.arrow_schema())?;
+            }
+            let table_wal = wal_dir.join(&table_name);
+            let segments = wal::list_segments(&table_wal)?;
+            let next = segments
+                .last()
+                .map(|(s, _)| *s)
+                .unwrap_or(0)
+                .max(persisted.wal_persisted_through)
+                + 1;
+            let table = Arc::new(Table::new(
+                &table_name,
+                table_wal,
+                schema,
+                persisted.files.clone(),
+                next,
+            ));
+            for (seq, path) in segments {
+                if seq <= persisted.wal_persisted_through {
+                    // Already in Parquet; a crash came between catalog commit and WAL cleanup.
+                    if mode == OpenMode::ReadWrite {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    continue;
+                }
+                let replay = wal::read_segment(&path)?;
+                if let Some((offset, reason)) = &replay.torn_at {
+                    tracing::warn!(tenant = name, table = %table_name, segment = %path.display(), offset, reason = %reason, "cutting torn WAL tail");
+                    if mode == OpenMode::ReadWrite {
+                        wal::truncate_segment(&path, *offset)?;
+                    }
+                }
+                for batch in replay.batches {
+                    table.accept_schema(&batch)?;
+                    table.push_active(batch);
+                }
+            }
+            tables.insert(table_name, table);
+        }
+        let replayed: usize = tables.values().map(|t| t.buffer_size().0).sum();
+        tracing::info!(tenant = name, tables = tables.len(), replayed_rows = replayed, catalog_version = manifest.version, "tenant opened");
+        Ok(Self {
+            name: name.to_string(),
+            declared,
+            config,
+            objects,
+            catalog,
+            wal_dir,
+            writer,
+            tables: RwLock::new(tables),
+        })
+    }
+
+    pub fn table(&self, name: &str) -> Option<Arc<Table>> {
+        self.tables.read().get(name).cloned()
+    }
+
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        self.tables.read().values().cloned().collect()
+    }
+
+    /// The schema a write to `table` will be checked against: the live one, else the one
+    /// declared in tenant.yaml, else empty (`time` only).
+    pub fn schema_for_write(&self, table: &str) -> TableSchema {
+        if let Some(t) = self.table(table) {
+            return t.schema();
+        }
+        self.declared
+            .tables
+            .get(table)
+            .map(TableSchema::declared)
+            .unwrap_or_default()
+    }
+
+    fn table_or_create(&self, name: &str) -> Result<Arc<Table>, StorageError> {
+        validate_table_name(name)?;
+        if let Some(t) = self.table(name) {
+            return Ok(t);
+        }
+        let mut tables = self.tables.write();
+        let table = tables.entry(name.to_string()).or_insert_with(|| {
+            let schema = self
+                .declared
+                .tables
+                .get(name)
+                .map(TableSchema::declared)
+                .unwrap_or_default();
+            Arc::new(Table::new(name, self.wal_dir.join(name), schema, vec![], 1))
+        });
+        Ok(table.clone())
+    }
+
+    /// Durably writes one batch: schema check, WAL append + fsync, then visible in queries.
+    /// On any error nothing of the batch is stored.
+    pub async fn write(self: &Arc<Self>, table: &str, batch: RecordBatch) -> Result<usize, StorageError> {
+        let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
+        if batch.column_by_name(TIME_COLUMN).is_none() {
+            return Err(StorageError::MissingTime { table: table.into() });
+        }
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(0);
+        }
+        let handle = self.table_or_create(table)?;
+        handle.accept_schema(&batch)?;
+        let record = encode_record(&batch)?;
+        writer.append(handle.clone(), record, batch).await?;
+        let (buffered_rows, buffered_bytes, _) = handle.buffer_size();
+        if (buffered_rows >= self.config.flush_max_rows || buffered_bytes >= self.config.flush_max_bytes)
+            && !handle.persist_requested.swap(true, Ordering::AcqRel)
+        {
+            tracing::debug!(tenant = %self.name, table, buffered_rows, "buffer full; flushing");
+            let tenant = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = tenant.persist_table(&handle).await {
+                    tracing::error!(tenant = %tenant.name, table = %handle.name, error = %e, "size-triggered flush failed");
+                }
+                handle.persist_requested.store(false, Ordering::Release);
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Moves everything buffered in `table` into Parquet files.
+    pub async fn persist_table(&self, table: &Arc<Table>) -> Result<PersistStats, StorageError> {
+        let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
+        let _one_at_a_time = table.persist_lock.lock().await;
+        let rotation = writer.rotate(table.clone()).await?;
+        let mut stats = PersistStats::default();
+        let mut added = vec![];
+        if !rotation.batches.is_empty() {
+            let schema = table.schema();
+            let batches = rotation.batches;
+            let encoded = tokio::task::spawn_blocking(move || encode_by_day(&schema, &batches))
+                .await
+                .map_err(|e| StorageError::Internal {
+                    message: format!("flush task failed: {e}"),
+                })??;
+            for file in encoded {
+                let path = ParquetFilePath::new(&table.name, file.day, rotation.through_segment);
+                let size = file.bytes.len() as u64;
+                self.objects
+                    .put(path.as_path(), PutPayload::from_bytes(file.bytes))
+                    .await?;
+                stats.rows += file.rows;
+                stats.files += 1;
+                stats.bytes += size;
+                added.push(ParquetFile {
+                    path: path.into_string(),
+                    min_time: file.min_time,
+                    max_time: file.max_time,
+                    rows: file.rows,
+                    size,
+                });
+            }
+        }
+        let manifest = self
+            .catalog
+            .commit(&[CatalogChange::AddFiles {
+                table: table.name.clone(),
+                schema: table.schema(),
+                files: added,
+                wal_persisted_through: rotation.through_segment,
+            }])
+            .await?;
+        {
+            // Files in, buffer out, under one lock: readers see one or the other, never both.
+            let mut inner = table.inner.lock();
+            inner.persisting.clear();
+            if manifest.version >= inner.files_version {
+                inner.files_version = manifest.version;
+                inner.files = manifest
+                    .tables
+                    .get(&table.name)
+                    .map(|t| t.files.clone())
+                    .unwrap_or_default();
+            }
+        }
+        for (seq, path) in wal::list_segments(&table.wal_dir)? {
+            if seq <= rotation.through_segment {
+                std::fs::remove_file(&path).map_err(|source| StorageError::Io { path, source })?;
+            }
+        }
+        if stats.rows > 0 {
+            tracing::info!(tenant = %self.name, table = %table.name, rows = stats.rows, files = stats.files, bytes = stats.bytes, "buffer persisted");
+        }
+        Ok(stats)
+    }
+
+    pub async fn persist_all(&self) -> Result<PersistStats, StorageError> {
+        let mut total = PersistStats::default();
+        for table in self.tables() {
+            let s = self.persist_table(&table).await?;
+            total.rows += s.rows;
+            total.files += s.files;
+            total.bytes += s.bytes;
+        }
+        Ok(total)
+    }
+
+    /// Object store scoped to this tenant (the query layer reads Parquet through it).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.objects.clone()
+    }
+
+    pub async fn catalog_version(&self) -> u64 {
+        self.catalog.current().await.version
+    }
+}

@@ -1,0 +1,168 @@
+//! Test harness: an in-process server on port 0 over temp dirs, plus helpers to talk to it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use opsboard::config::ServerConfig;
+use opsboard::server::{ServeOptions, ServerError, serve};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A data dir and a tenants dir with the given tenant folders.
+pub struct TestDirs {
+    pub root: tempfile::TempDir,
+}
+
+impl TestDirs {
+    pub fn new(tenants: &[&str]) -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        for t in tenants {
+            std::fs::create_dir_all(root.path().join("tenants").join(t)).expect("tenant dir");
+        }
+        Self { root }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn tenants(&self) -> PathBuf {
+        self.root.path().join("tenants")
+    }
+
+    pub fn config(&self) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        config.listen = "127.0.0.1:0".into();
+        config.data_dir = self.data();
+        config.tenants_dir = self.tenants();
+        config
+    }
+
+    /// WAL segment files of one table, oldest first.
+    pub fn wal_segments(&self, tenant: &str, table: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.data().join("wal").join(tenant).join(table))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Parquet files of one table under the local object store.
+    pub fn parquet_files(&self, tenant: &str, table: &str) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "parquet") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = vec![];
+        walk(&self.data().join("objects").join(tenant).join(table), &mut out);
+        out.sort();
+        out
+    }
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: ServerConfig) -> Self {
+        Self::start_with(config, ServeOptions::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig, options: ServeOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(serve(config, listener, options, async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::new();
+        // The server answers as soon as the store is open.
+        for _ in 0..200 {
+            if client.get(format!("{url}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Self {
+            url,
+            client,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Graceful stop; returns once the server has flushed (or not, per its options) and exited.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server result");
+        }
+    }
+
+    pub async fn write(&self, tenant: &str, table: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        self.write_with(tenant, table, content_type, "", body).await
+    }
+
+    pub async fn write_with(&self, tenant: &str, table: &str, content_type: &str, query: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/tenants/{tenant}/write/{table}{query}", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("write request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs SQL and returns (status, raw body).
+    pub async fn query_raw(&self, tenant: &str, sql: &str, format: &str) -> (u16, Vec<u8>) {
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/tenants/{tenant}/query?format={format}", self.url))
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .await
+            .expect("query request");
+        let status = resp.status().as_u16();
+        (status, resp.bytes().await.expect("body").to_vec())
+    }
+
+    /// Runs SQL and returns (status, JSON body).
+    pub async fn query(&self, tenant: &str, sql: &str) -> (u16, Value) {
+        let (status, body) = self.query_raw(tenant, sql, "json").await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Runs SQL that must succeed and returns its rows.
+    pub async fn rows(&self, tenant: &str, sql: &str) -> Vec<Value> {
+        let (status, body) = self.query(tenant, sql).await;
+        assert_eq!(status, 200, "{sql}: {body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn count(&self, tenant: &str, table: &str) -> i64 {
+        let rows = self.rows(tenant, &format!("SELECT count(*) AS n FROM {table}")).await;
+        rows[0]["n"].as_i64().expect("count")
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.get(format!("{}{path}", self.url)).send().await.expect("get");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}

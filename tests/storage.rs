@@ -1,0 +1,120 @@
+//! The store without HTTP: time pruning of Parquet files, compaction and retention, driven by
+//! an explicit clock.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::TestDirs;
+use opsboard::config::StorageConfig;
+use opsboard::generate::CpuGenerator;
+use opsboard::query::QueryEngine;
+use opsboard::storage::{OpenMode, Store, TenantStore};
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+/// 2024-01-01T00:00:00Z
+const START_NS: i64 = 1_704_067_200 * 1_000_000_000;
+
+async fn open(dirs: &TestDirs, config: StorageConfig) -> (Arc<Store>, Arc<TenantStore>) {
+    let store = Store::open(config, &dirs.data(), &dirs.tenants(), OpenMode::ReadWrite).await.unwrap();
+    let tenant = store.tenant("acme").await.unwrap();
+    (store, tenant)
+}
+
+async fn scalar(engine: &QueryEngine, tenant: &Arc<TenantStore>, sql: &str) -> String {
+    let batches = engine.collect(tenant, sql).await.unwrap();
+    arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// Writes `days` days of hourly rows for 4 hosts, one flush per day (one file per day).
+async fn write_days(tenant: &Arc<TenantStore>, days: i64) {
+    let mut generator = CpuGenerator::new(4, 3);
+    for d in 0..days {
+        let times: Vec<i64> = (0..24).map(|h| START_NS + d * DAY_NS + h * 3_600_000_000_000).collect();
+        tenant.write("cpu", generator.batch(&times)).await.unwrap();
+        tenant.persist_all().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_one_day_query_opens_only_that_days_file() {
+    let dirs = TestDirs::new(&["acme"]);
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    write_days(&tenant, 30).await;
+    assert_eq!(dirs.parquet_files("acme", "cpu").len(), 30);
+    let engine = QueryEngine::new(Default::default());
+    let day = "time >= '2024-01-10T00:00:00Z' AND time < '2024-01-11T00:00:00Z'";
+    let plan = scalar(&engine, &tenant, &format!("EXPLAIN SELECT avg(usage_user) FROM cpu WHERE {day}")).await;
+    let opened = plan.matches(".parquet").count();
+    assert_eq!(opened, 1, "{plan}");
+    assert!(plan.contains("cpu/2024-01-10/"), "{plan}");
+    let count = scalar(&engine, &tenant, &format!("SELECT count(*) AS n FROM cpu WHERE {day}")).await;
+    assert!(count.contains("| 96 |"), "{count}");
+    // Without a time filter every file is read.
+    let plan = scalar(&engine, &tenant, "EXPLAIN SELECT avg(usage_user) FROM cpu").await;
+    assert_eq!(plan.matches(".parquet").count(), 30, "{plan}");
+}
+
+#[tokio::test]
+async fn compaction_swaps_small_files_without_changing_results() {
+    let dirs = TestDirs::new(&["acme"]);
+    let config = StorageConfig { compaction_min_files: 3, ..Default::default() };
+    let (_store, tenant) = open(&dirs, config).await;
+    let mut generator = CpuGenerator::new(4, 9);
+    // Five flushes inside one day: five small files.
+    for i in 0..5 {
+        let times: Vec<i64> = (0..6).map(|m| START_NS + (i * 6 + m) * 60_000_000_000).collect();
+        tenant.write("cpu", generator.batch(&times)).await.unwrap();
+        tenant.persist_all().await.unwrap();
+    }
+    assert_eq!(dirs.parquet_files("acme", "cpu").len(), 5);
+    let engine = QueryEngine::new(Default::default());
+    let sql = "SELECT hostname, count(*) AS n, sum(usage_user) AS s FROM cpu GROUP BY hostname ORDER BY hostname";
+    let before = scalar(&engine, &tenant, sql).await;
+
+    let now_ms = START_NS / 1_000_000 + 86_400_000;
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert_eq!(report.compacted_files, 5);
+    assert_eq!(scalar(&engine, &tenant, sql).await, before, "compaction changed results");
+    assert_eq!(tenant.table("cpu").unwrap().stats().files, 1);
+    // Old files stay on disk through the grace period for queries already planned...
+    assert_eq!(dirs.parquet_files("acme", "cpu").len(), 6);
+    // ...and are deleted once it has passed.
+    let report = tenant.maintain(now_ms + 61_000).await.unwrap();
+    assert_eq!(report.deleted_files, 5);
+    assert_eq!(dirs.parquet_files("acme", "cpu").len(), 1);
+    assert_eq!(scalar(&engine, &tenant, sql).await, before);
+}
+
+#[tokio::test]
+async fn retention_drops_expired_days_from_catalog_then_disk() {
+    let dirs = TestDirs::new(&["acme"]);
+    std::fs::write(dirs.tenants().join("acme/tenant.yaml"), "tables:\n  cpu:\n    retention: 7d\n").unwrap();
+    let (store, tenant) = open(&dirs, StorageConfig::default()).await;
+    write_days(&tenant, 10).await;
+    // "Now" is the end of day 10: days 0-2 end more than 7 days ago.
+    let now_ms = (START_NS + 10 * DAY_NS) / 1_000_000;
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert_eq!(report.expired_files, 3);
+    let engine = QueryEngine::new(Default::default());
+    let min = scalar(&engine, &tenant, "SELECT min(time) AS t FROM cpu").await;
+    assert!(min.contains("2024-01-04T00:00:00Z"), "{min}");
+    tenant.maintain(now_ms + 120_000).await.unwrap();
+    assert_eq!(dirs.parquet_files("acme", "cpu").len(), 7);
+    drop(tenant);
+    drop(store);
+
+    // The catalog survives a reopen with the same live files.
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    assert_eq!(tenant.table("cpu").unwrap().stats().files, 7);
+}
+
+#[tokio::test]
+async fn a_second_writer_cannot_open_the_data_dir() {
+    let dirs = TestDirs::new(&["acme"]);
+    let (_store, _tenant) = open(&dirs, StorageConfig::default()).await;
+    let err = Store::open(StorageConfig::default(), &dirs.data(), &dirs.tenants(), OpenMode::ReadWrite).await.unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
+    // Readers (the query CLI) may open it beside the writer.
+    Store::open(StorageConfig::default(), &dirs.data(), &dirs.tenants(), OpenMode::ReadOnly).await.unwrap();
+}
