@@ -14,6 +14,7 @@ pub use pruning::TimeRange;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
@@ -67,6 +68,9 @@ pub struct QueryEngine {
     config: QueryConfig,
     /// Parquet footers and page indexes, per tenant, kept across queries.
     metadata_caches: Mutex<HashMap<String, Arc<FileMetadataCache>>>,
+    /// Parquet files planned for reading since start, after pruning (a metric, and what the
+    /// pruning tests assert on).
+    files_scanned: Arc<AtomicU64>,
 }
 
 /// A planned query: its output schema and the batches as they come.
@@ -82,7 +86,13 @@ impl QueryEngine {
         Self {
             config,
             metadata_caches: Mutex::new(HashMap::new()),
+            files_scanned: Arc::default(),
         }
+    }
+
+    /// Parquet files scans have planned to open so far.
+    pub fn parquet_files_scanned(&self) -> u64 {
+        self.files_scanned.load(Ordering::Relaxed)
     }
 
     fn metadata_cache(&self, tenant: &str) -> Result<Arc<FileMetadataCache>, QueryError> {
@@ -118,7 +128,7 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_state(state);
         let catalog = MemoryCatalogProvider::new();
         catalog
-            .register_schema("public", Arc::new(TenantSchema::new(tenant.clone(), url)))
+            .register_schema("public", Arc::new(TenantSchema::new(tenant.clone(), url, self.files_scanned.clone())))
             .map_err(|e| self.classify(e))?;
         ctx.register_catalog("datafusion", Arc::new(catalog));
         Ok(ctx)

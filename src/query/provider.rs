@@ -3,6 +3,7 @@
 //! skipping files whose time bounds miss the query's time filters.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -29,11 +30,17 @@ use crate::storage::{TableSnapshot, TenantStore};
 pub struct TenantSchema {
     tenant: Arc<TenantStore>,
     store_url: ObjectStoreUrl,
+    files_scanned: Arc<AtomicU64>,
 }
 
 impl TenantSchema {
-    pub fn new(tenant: Arc<TenantStore>, store_url: ObjectStoreUrl) -> Self {
-        Self { tenant, store_url }
+    /// `files_scanned` counts the Parquet files scans plan to open, after time pruning.
+    pub fn new(tenant: Arc<TenantStore>, store_url: ObjectStoreUrl, files_scanned: Arc<AtomicU64>) -> Self {
+        Self {
+            tenant,
+            store_url,
+            files_scanned,
+        }
     }
 }
 
@@ -54,6 +61,7 @@ impl SchemaProvider for TenantSchema {
         Ok(Some(Arc::new(TenantTable {
             snapshot,
             store_url: self.store_url.clone(),
+            files_scanned: self.files_scanned.clone(),
         })))
     }
 
@@ -67,6 +75,7 @@ impl SchemaProvider for TenantSchema {
 pub struct TenantTable {
     snapshot: TableSnapshot,
     store_url: ObjectStoreUrl,
+    files_scanned: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -99,6 +108,7 @@ impl TableProvider for TenantTable {
             .iter()
             .filter(|f| range.overlaps(f.min_time, f.max_time))
             .collect();
+        self.files_scanned.fetch_add(files.len() as u64, Ordering::Relaxed);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![];
         if !files.is_empty() {
             let mut source = ParquetSource::new(schema.clone());
