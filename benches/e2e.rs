@@ -23,11 +23,17 @@ const START: i64 = 1_704_067_200_000_000_000;
 const STEP: i64 = 10_000_000_000;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         write_throughput().await;
         query_vs_duckdb().await;
@@ -38,21 +44,38 @@ async fn write_throughput() {
     let rows = env_usize("OPSBOARD_BENCH_WRITE_ROWS", 1_000_000);
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("tenants/bench")).expect("tenant");
-    let mut config = ServerConfig::default();
-    config.data_dir = dir.path().join("data");
-    config.tenants_dir = dir.path().join("tenants");
+    let mut config = ServerConfig {
+        data_dir: dir.path().join("data"),
+        tenants_dir: dir.path().join("tenants"),
+        ..Default::default()
+    };
     config.storage.flush_max_rows = 10_000_000;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/api/v1/tenants/bench/write/cpu", listener.local_addr().expect("addr"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/api/v1/tenants/bench/write/cpu",
+        listener.local_addr().expect("addr")
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(config, listener, ServeOptions { flush_on_shutdown: false, ..Default::default() }, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(serve(
+        config,
+        listener,
+        ServeOptions {
+            flush_on_shutdown: false,
+            ..Default::default()
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
     // Bodies are generated up front so the clients measure the server, not the generator.
     let mut generator = CpuGenerator::new(400, 5);
     let bodies: Vec<Vec<u8>> = (0..rows / 5_000)
         .map(|b| {
-            let times: Vec<i64> = (0..12).map(|i| START + (b as i64 * 12 + i) * STEP).collect();
+            let times: Vec<i64> = (0..12)
+                .map(|i| START + (b as i64 * 12 + i) * STEP)
+                .collect();
             let mut out = vec![];
             // 12 steps × 400 hosts = 4,800 rows per body, the closest whole-step size to 5,000.
             generator.ndjson(&times[..], &mut out);
@@ -76,7 +99,11 @@ async fn write_throughput() {
                     .send()
                     .await
                     .expect("write");
-                assert!(resp.status().is_success(), "{}", resp.text().await.unwrap_or_default());
+                assert!(
+                    resp.status().is_success(),
+                    "{}",
+                    resp.text().await.unwrap_or_default()
+                );
             }
         }));
     }
@@ -97,12 +124,19 @@ async fn query_vs_duckdb() {
     let hosts = env_usize("OPSBOARD_BENCH_HOSTS", 400);
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("tenants/bench")).expect("tenant");
-    let mut storage = opsboard::config::StorageConfig::default();
-    storage.flush_max_rows = usize::MAX;
-    storage.flush_max_bytes = usize::MAX;
-    let store = Store::open(storage, &dir.path().join("data"), &dir.path().join("tenants"), OpenMode::ReadWrite)
-        .await
-        .expect("store");
+    let storage = opsboard::config::StorageConfig {
+        flush_max_rows: usize::MAX,
+        flush_max_bytes: usize::MAX,
+        ..Default::default()
+    };
+    let store = Store::open(
+        storage,
+        &dir.path().join("data"),
+        &dir.path().join("tenants"),
+        OpenMode::ReadWrite,
+    )
+    .await
+    .expect("store");
     let tenant = store.tenant("bench").await.expect("tenant");
     let mut generator = CpuGenerator::new(hosts, 7);
     let steps = 3 * 8_640;
@@ -110,7 +144,10 @@ async fn query_vs_duckdb() {
     let mut persist_time = Duration::ZERO;
     for day in 0..3 {
         for chunk in (0..8_640i64).collect::<Vec<_>>().chunks(250) {
-            let times: Vec<i64> = chunk.iter().map(|i| START + (day * 8_640 + i) * STEP).collect();
+            let times: Vec<i64> = chunk
+                .iter()
+                .map(|i| START + (day * 8_640 + i) * STEP)
+                .collect();
             let batch = generator.batch(&times);
             rows += batch.num_rows();
             tenant.write("cpu", batch).await.expect("write");
@@ -133,25 +170,46 @@ async fn query_vs_duckdb() {
     let runs = 5;
     let t = Instant::now();
     for _ in 0..runs {
-        result_rows = engine.collect(&tenant, sql).await.expect("query").iter().map(|b| b.num_rows()).sum();
+        result_rows = engine
+            .collect(&tenant, sql)
+            .await
+            .expect("query")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
     }
     let ours = t.elapsed().as_secs_f64() / runs as f64;
-    println!("rollup_query: opsboard {:.3}s per run ({result_rows} result rows, warm, mean of {runs})", ours);
+    println!(
+        "rollup_query: opsboard {:.3}s per run ({result_rows} result rows, warm, mean of {runs})",
+        ours
+    );
 
     let glob = dir.path().join("data/objects/bench/cpu/*/*.parquet");
     let script = format!(
         "import duckdb, time\ncon = duckdb.connect()\nq = \"\"\"SELECT hostname, time_bucket(INTERVAL '10 minutes', time) AS bucket, avg(usage_user) FROM read_parquet('{}') WHERE time >= TIMESTAMPTZ '2024-01-02 00:00:00+00' AND time < TIMESTAMPTZ '2024-01-03 00:00:00+00' GROUP BY ALL\"\"\"\ncon.execute(q).fetchall()\nt = time.perf_counter()\nfor _ in range({runs}): n = len(con.execute(q).fetchall())\nprint((time.perf_counter() - t) / {runs}, n)\n",
         glob.display()
     );
-    match std::process::Command::new("python3").args(["-c", &script]).output() {
+    match std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+    {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
             let mut parts = text.split_whitespace();
-            let duck: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+            let duck: f64 = parts
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
             let duck_rows = parts.next().unwrap_or("?");
-            println!("rollup_query: duckdb {duck:.3}s per run ({duck_rows} result rows); opsboard/duckdb = {:.2}x", ours / duck);
+            println!(
+                "rollup_query: duckdb {duck:.3}s per run ({duck_rows} result rows); opsboard/duckdb = {:.2}x",
+                ours / duck
+            );
         }
-        Ok(out) => println!("rollup_query: duckdb failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Ok(out) => println!(
+            "rollup_query: duckdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
         Err(e) => println!("rollup_query: duckdb not run ({e}); `pip install duckdb`"),
     }
 }

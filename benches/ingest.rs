@@ -30,10 +30,26 @@ fn decoders(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(5_000));
     group.bench_function("ndjson_decode/5000", |b| {
-        b.iter(|| decode(Format::Ndjson, &ndjson, Precision::Nanoseconds, &TableSchema::default()).expect("decode"))
+        b.iter(|| {
+            decode(
+                Format::Ndjson,
+                &ndjson,
+                Precision::Nanoseconds,
+                &TableSchema::default(),
+            )
+            .expect("decode")
+        })
     });
     group.bench_function("csv_decode/5000", |b| {
-        b.iter(|| decode(Format::Csv, &csv, Precision::Nanoseconds, &TableSchema::default()).expect("decode"))
+        b.iter(|| {
+            decode(
+                Format::Csv,
+                &csv,
+                Precision::Nanoseconds,
+                &TableSchema::default(),
+            )
+            .expect("decode")
+        })
     });
     group.finish();
 }
@@ -41,12 +57,17 @@ fn decoders(c: &mut Criterion) {
 fn persist(c: &mut Criterion) {
     let times: Vec<i64> = (0..250).map(|i| START + i * STEP).collect();
     let batch = CpuGenerator::new(400, 2).batch(&times);
-    let schema = TableSchema::default().merge("cpu", &batch.schema()).expect("schema");
+    let schema = TableSchema::default()
+        .merge("cpu", &batch.schema())
+        .expect("schema");
     let mut group = c.benchmark_group("persist");
     group.throughput(Throughput::Elements(batch.num_rows() as u64));
     group.sample_size(10);
     group.bench_function("persist_encode/100000", |b| {
-        b.iter(|| opsboard::storage::encode_for_bench(&schema, std::slice::from_ref(&batch)).expect("encode"))
+        b.iter(|| {
+            opsboard::storage::encode_for_bench(&schema, std::slice::from_ref(&batch))
+                .expect("encode")
+        })
     });
     group.finish();
 }

@@ -25,7 +25,10 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     }
 }
 
-async fn run_inner(store: &Arc<Store>, cancel: &CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn run_inner(
+    store: &Arc<Store>,
+    cancel: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let dir = store.tenants_dir().join(TENANT);
     if !dir.is_dir() {
         std::fs::create_dir_all(&dir)?;
@@ -41,12 +44,18 @@ async fn run_inner(store: &Arc<Store>, cancel: &CancellationToken) -> Result<(),
     });
     if empty {
         let start = now - step_ns(HISTORY);
-        let times: Vec<i64> = (start..now).step_by(step_ns(HISTORY_STEP) as usize).collect();
+        let times: Vec<i64> = (start..now)
+            .step_by(step_ns(HISTORY_STEP) as usize)
+            .collect();
         for chunk in times.chunks(288) {
             tenant.write(TABLE, generator.batch(chunk)).await?;
         }
         tenant.persist_all().await?;
-        tracing::info!(tenant = TENANT, rows = times.len() * HOSTS, "demo history written");
+        tracing::info!(
+            tenant = TENANT,
+            rows = times.len() * HOSTS,
+            "demo history written"
+        );
     }
     let mut tick = tokio::time::interval(LIVE_STEP);
     loop {

@@ -10,11 +10,28 @@ use arrow::record_batch::RecordBatch;
 use crate::storage::{tag_type, time_type};
 
 pub const TAGS: [&str; 10] = [
-    "hostname", "region", "datacenter", "rack", "os", "arch", "team", "service", "service_version", "service_environment",
+    "hostname",
+    "region",
+    "datacenter",
+    "rack",
+    "os",
+    "arch",
+    "team",
+    "service",
+    "service_version",
+    "service_environment",
 ];
 pub const FIELDS: [&str; 10] = [
-    "usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowait", "usage_irq", "usage_softirq",
-    "usage_steal", "usage_guest", "usage_guest_nice",
+    "usage_user",
+    "usage_system",
+    "usage_idle",
+    "usage_nice",
+    "usage_iowait",
+    "usage_irq",
+    "usage_softirq",
+    "usage_steal",
+    "usage_guest",
+    "usage_guest_nice",
 ];
 
 const REGIONS: [&str; 3] = ["us-east-1", "us-west-1", "eu-central-1"];
@@ -66,7 +83,9 @@ impl CpuGenerator {
         let mut rng = Rng::new(seed);
         let hosts: Vec<Host> = (0..hosts)
             .map(|i| {
-                let pick = |rng: &mut Rng, options: &[&str]| options[(rng.next_u64() % options.len() as u64) as usize].to_string();
+                let pick = |rng: &mut Rng, options: &[&str]| {
+                    options[(rng.next_u64() % options.len() as u64) as usize].to_string()
+                };
                 let region = pick(&mut rng, &REGIONS);
                 Host {
                     tags: [
@@ -89,7 +108,11 @@ impl CpuGenerator {
             .collect();
         let mut fields: Vec<Field> = vec![Field::new("time", time_type(), false)];
         fields.extend(TAGS.iter().map(|t| Field::new(*t, tag_type(), true)));
-        fields.extend(FIELDS.iter().map(|f| Field::new(*f, DataType::Float64, true)));
+        fields.extend(
+            FIELDS
+                .iter()
+                .map(|f| Field::new(*f, DataType::Float64, true)),
+        );
         Self {
             hosts,
             values,
@@ -111,7 +134,7 @@ impl CpuGenerator {
     pub fn batch(&mut self, times: &[i64]) -> RecordBatch {
         let n = times.len() * self.hosts.len();
         let mut time = Vec::with_capacity(n);
-        let mut fields: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 10];
+        let mut fields: Vec<Vec<f64>> = (0..10).map(|_| Vec::with_capacity(n)).collect();
         let mut keys: Vec<i32> = Vec::with_capacity(n);
         for t in times {
             self.step();
@@ -124,14 +147,23 @@ impl CpuGenerator {
             }
         }
         let keys = arrow::array::Int32Array::from(keys);
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(TimestampNanosecondArray::from(time).with_timezone("UTC"))];
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(
+            TimestampNanosecondArray::from(time).with_timezone("UTC"),
+        )];
         for tag in 0..10 {
             let values: Vec<&str> = self.hosts.iter().map(|h| h.tags[tag].as_str()).collect();
-            let dict = DictionaryArray::<Int32Type>::try_new(keys.clone(), Arc::new(arrow::array::StringArray::from(values)))
-                .expect("keys index the host list");
+            let dict = DictionaryArray::<Int32Type>::try_new(
+                keys.clone(),
+                Arc::new(arrow::array::StringArray::from(values)),
+            )
+            .expect("keys index the host list");
             columns.push(Arc::new(dict));
         }
-        columns.extend(fields.into_iter().map(|f| Arc::new(Float64Array::from(f)) as ArrayRef));
+        columns.extend(
+            fields
+                .into_iter()
+                .map(|f| Arc::new(Float64Array::from(f)) as ArrayRef),
+        );
         RecordBatch::try_new(self.schema.clone(), columns).expect("columns match the schema")
     }
 

@@ -15,7 +15,11 @@ use opsboard::server::{ServeOptions, serve};
 use opsboard::storage::{OpenMode, Store};
 
 #[derive(Parser)]
-#[command(name = "opsboard", version, about = "Multi-tenant, time-series-first observability server")]
+#[command(
+    name = "opsboard",
+    version,
+    about = "Multi-tenant, time-series-first observability server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -130,23 +134,49 @@ enum Dataset {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OPSBOARD_LOG").unwrap_or_else(|_| "opsboard=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("OPSBOARD_LOG")
+                .unwrap_or_else(|_| "opsboard=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve { common, listen, demo } => run_serve(common, listen, demo).await,
+            Command::Serve {
+                common,
+                listen,
+                demo,
+            } => run_serve(common, listen, demo).await,
             Command::Validate { dirs } => run_validate(dirs),
-            Command::Ingest { common, tenant, table, precision, file } => {
-                run_ingest(common, &tenant, &table, &precision, &file).await
-            }
-            Command::Query { common, tenant, format, sql } => run_query(common, &tenant, &format, &sql).await,
-            Command::Generate { dataset: Dataset::TsbsCpu { common, hosts, start, duration, interval, seed, out, tenant } } => {
-                run_generate(common, hosts, &start, duration, interval, seed, out, tenant).await
-            }
+            Command::Ingest {
+                common,
+                tenant,
+                table,
+                precision,
+                file,
+            } => run_ingest(common, &tenant, &table, &precision, &file).await,
+            Command::Query {
+                common,
+                tenant,
+                format,
+                sql,
+            } => run_query(common, &tenant, &format, &sql).await,
+            Command::Generate {
+                dataset:
+                    Dataset::TsbsCpu {
+                        common,
+                        hosts,
+                        start,
+                        duration,
+                        interval,
+                        seed,
+                        out,
+                        tenant,
+                    },
+            } => run_generate(common, hosts, &start, duration, interval, seed, out, tenant).await,
         }
     })
 }
@@ -162,7 +192,10 @@ async fn run_serve(common: Common, listen: Option<String>, demo: bool) -> Result
     // Scripts (and the crash tests) read this line to find a port chosen with :0.
     println!("opsboard listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    let options = ServeOptions { demo, ..Default::default() };
+    let options = ServeOptions {
+        demo,
+        ..Default::default()
+    };
     serve(config, listener, options, shutdown_signal()).await?;
     Ok(())
 }
@@ -190,7 +223,11 @@ async fn shutdown_signal() {
 }
 
 fn run_validate(dirs: Vec<PathBuf>) -> Result<()> {
-    let dirs = if dirs.is_empty() { vec![PathBuf::from("config"), PathBuf::from("tenants")] } else { dirs };
+    let dirs = if dirs.is_empty() {
+        vec![PathBuf::from("config"), PathBuf::from("tenants")]
+    } else {
+        dirs
+    };
     let mut problems = vec![];
     let mut checked = 0;
     for dir in &dirs {
@@ -198,7 +235,9 @@ fn run_validate(dirs: Vec<PathBuf>) -> Result<()> {
             checked += 1;
             let result = match path.file_name().and_then(|n| n.to_str()) {
                 Some("opsboard.yaml") => ServerConfig::load(&path, true).map(|_| ()),
-                Some("tenant.yaml") => TenantConfig::load(path.parent().unwrap_or(Path::new("."))).map(|_| ()),
+                Some("tenant.yaml") => {
+                    TenantConfig::load(path.parent().unwrap_or(Path::new("."))).map(|_| ())
+                }
                 _ => continue,
             };
             if let Err(e) = result {
@@ -235,24 +274,42 @@ fn yaml_files(path: &Path) -> Vec<PathBuf> {
 
 async fn open_store(common: &Common, mode: OpenMode) -> Result<(ServerConfig, Arc<Store>)> {
     let config = common.load()?;
-    let store = Store::open(config.storage.clone(), &config.data_dir, &config.tenants_dir, mode).await?;
+    let store = Store::open(
+        config.storage.clone(),
+        &config.data_dir,
+        &config.tenants_dir,
+        mode,
+    )
+    .await?;
     Ok((config, store))
 }
 
-async fn run_ingest(common: Common, tenant: &str, table: &str, precision: &str, file: &Path) -> Result<()> {
+async fn run_ingest(
+    common: Common,
+    tenant: &str,
+    table: &str,
+    precision: &str,
+    file: &Path,
+) -> Result<()> {
     let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
     let tenant = store.tenant(tenant).await?;
     let precision: Precision = precision.parse()?;
-    let bytes = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?.len();
-    let bar = indicatif::ProgressBar::new(bytes).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")?,
-    );
+    let bytes = std::fs::metadata(file)
+        .with_context(|| format!("{}", file.display()))?
+        .len();
+    let bar =
+        indicatif::ProgressBar::new(bytes).with_style(indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        )?);
     // Decode everything first: a bad line anywhere means nothing is written.
     let mut schema = tenant.schema_for_write(table);
     let mut batches = vec![];
     let is_parquet = file.extension().is_some_and(|e| e == "parquet");
     if is_parquet {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file)?)?.build()?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(file)?,
+        )?
+        .build()?;
         for batch in reader {
             let batch = ingest::normalize(&batch?, &schema)?;
             schema = schema.merge(table, &batch.schema())?;
@@ -260,13 +317,19 @@ async fn run_ingest(common: Common, tenant: &str, table: &str, precision: &str, 
         }
         bar.set_position(bytes);
     } else {
-        let format = Format::from_extension(file).filter(|f| *f != Format::Json).ok_or_else(|| {
-            anyhow::anyhow!("{}: use a .ndjson, .jsonl, .csv or .parquet file", file.display())
-        })?;
+        let format = Format::from_extension(file)
+            .filter(|f| *f != Format::Json)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: use a .ndjson, .jsonl, .csv or .parquet file",
+                    file.display()
+                )
+            })?;
         let text = std::fs::read(file)?;
         let chunks = split_lines(&text, format, 50_000);
         for (first_line, chunk) in chunks {
-            let batch = ingest::decode(format, &chunk.body, precision, &schema).map_err(|e| relocate(e, file, first_line))?;
+            let batch = ingest::decode(format, &chunk.body, precision, &schema)
+                .map_err(|e| relocate(e, file, first_line))?;
             schema = schema.merge(table, &batch.schema())?;
             batches.push(batch);
             bar.inc(chunk.source_len as u64);
@@ -315,7 +378,8 @@ fn split_lines(text: &[u8], format: Format, lines_per_chunk: usize) -> Vec<(usiz
 fn relocate(e: ingest::IngestError, file: &Path, first_line: usize) -> anyhow::Error {
     match e {
         ingest::IngestError::InvalidLines { details, total } => {
-            let header_lines = usize::from(first_line > 1 && file.extension().is_some_and(|e| e == "csv"));
+            let header_lines =
+                usize::from(first_line > 1 && file.extension().is_some_and(|e| e == "csv"));
             let mut msg = format!("{total} invalid line(s); nothing was written\n");
             for d in details {
                 let line = d.line + first_line - 1 - header_lines;
@@ -333,10 +397,17 @@ async fn run_query(common: Common, tenant: &str, format: &str, sql: &str) -> Res
     let engine = QueryEngine::new(config.query.clone());
     let output = engine.execute(&tenant, sql).await?;
     let schema = output.schema.clone();
-    let batches: Vec<_> = futures::StreamExt::collect::<Vec<_>>(output.stream).await.into_iter().collect::<Result<_, _>>()?;
+    let batches: Vec<_> = futures::StreamExt::collect::<Vec<_>>(output.stream)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     let mut stdout = std::io::stdout().lock();
     if format == "table" {
-        writeln!(stdout, "{}", arrow::util::pretty::pretty_format_batches(&batches)?)?;
+        writeln!(
+            stdout,
+            "{}",
+            arrow::util::pretty::pretty_format_batches(&batches)?
+        )?;
     } else {
         let format: ExportFormat = format.parse()?;
         stdout.write_all(&opsboard::render::encode_all(format, &schema, &batches)?)?;
@@ -379,7 +450,11 @@ async fn run_generate(
             }
             tenant.persist_all().await?;
             bar.finish_with_message("done");
-            eprintln!("{} rows written to {}/cpu", times.len() * hosts, tenant.name);
+            eprintln!(
+                "{} rows written to {}/cpu",
+                times.len() * hosts,
+                tenant.name
+            );
         }
         (out, None) => {
             let mut sink: Box<dyn Write> = match out.as_deref() {

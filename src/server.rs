@@ -46,7 +46,13 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = Store::open(config.storage.clone(), &config.data_dir, &config.tenants_dir, OpenMode::ReadWrite).await?;
+    let store = Store::open(
+        config.storage.clone(),
+        &config.data_dir,
+        &config.tenants_dir,
+        OpenMode::ReadWrite,
+    )
+    .await?;
     let engine = Arc::new(QueryEngine::new(config.query.clone()));
     let cancel = CancellationToken::new();
     let mut background = JoinSet::new();
@@ -62,7 +68,9 @@ pub async fn serve(
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     cancel.cancel();
     while background.join_next().await.is_some() {}
     if options.flush_on_shutdown {

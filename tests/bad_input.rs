@@ -6,7 +6,8 @@ mod common;
 use common::{TestDirs, TestServer};
 use serde_json::Value;
 
-const GOOD: &str = "{\"time\":1000,\"host\":\"a\",\"usage\":1.5}\n{\"time\":2000,\"host\":\"b\",\"usage\":2.5}\n";
+const GOOD: &str =
+    "{\"time\":1000,\"host\":\"a\",\"usage\":1.5}\n{\"time\":2000,\"host\":\"b\",\"usage\":2.5}\n";
 
 struct Case {
     name: &'static str,
@@ -20,12 +21,30 @@ struct Case {
     line: Option<u64>,
 }
 
-fn case(name: &'static str, content_type: &'static str, body: &str, status: u16, mentions: &'static [&'static str], line: Option<u64>) -> Case {
-    Case { name, table: "cpu", content_type, query: "", body: body.to_string(), status, mentions, line }
+fn case(
+    name: &'static str,
+    content_type: &'static str,
+    body: &str,
+    status: u16,
+    mentions: &'static [&'static str],
+    line: Option<u64>,
+) -> Case {
+    Case {
+        name,
+        table: "cpu",
+        content_type,
+        query: "",
+        body: body.to_string(),
+        status,
+        mentions,
+        line,
+    }
 }
 
 async fn snapshot(server: &TestServer) -> Value {
-    let (s, body) = server.query("acme", "SELECT * FROM cpu ORDER BY time").await;
+    let (s, body) = server
+        .query("acme", "SELECT * FROM cpu ORDER BY time")
+        .await;
     assert_eq!(s, 200);
     body
 }
@@ -36,26 +55,103 @@ async fn bad_writes_are_rejected_and_change_nothing() {
     let mut config = dirs.config();
     config.ingest.max_body_bytes = 4096;
     let server = TestServer::start(config).await;
-    assert_eq!(server.write("acme", "cpu", "application/x-ndjson", GOOD).await.0, 200);
+    assert_eq!(
+        server
+            .write("acme", "cpu", "application/x-ndjson", GOOD)
+            .await
+            .0,
+        200
+    );
     let before = snapshot(&server).await;
 
     let nd = "application/x-ndjson";
     let cases = vec![
-        case("malformed NDJSON line", nd, "{\"time\":3000,\"host\":\"c\",\"usage\":1}\n{\"time\":4000,\"host\":\n", 400, &["invalid JSON"], Some(2)),
-        case("wrong type in one line", nd, "{\"time\":3000,\"host\":\"c\",\"usage\":1}\n{\"time\":4000,\"host\":\"d\",\"usage\":\"high\"}\n", 400, &["usage", "expected a float"], Some(2)),
-        case("type conflict with the stored table", nd, "{\"time\":3000,\"usage\":true}\n", 400, &["usage", "expected a float", "boolean"], Some(1)),
-        case("missing time", nd, "{\"host\":\"c\",\"usage\":1}\n", 400, &["missing `time`"], Some(1)),
-        case("unparseable time", nd, "{\"time\":\"last tuesday\",\"usage\":1}\n", 400, &["last tuesday", "RFC 3339"], Some(1)),
-        case("ragged CSV", "text/csv", "time,host,usage\n3000,c,1\n4000,d\n", 400, &["2 fields", "header has 3"], Some(3)),
-        case("nested JSON value", nd, "{\"time\":3000,\"usage\":{\"a\":1}}\n", 400, &["nested"], Some(1)),
+        case(
+            "malformed NDJSON line",
+            nd,
+            "{\"time\":3000,\"host\":\"c\",\"usage\":1}\n{\"time\":4000,\"host\":\n",
+            400,
+            &["invalid JSON"],
+            Some(2),
+        ),
+        case(
+            "wrong type in one line",
+            nd,
+            "{\"time\":3000,\"host\":\"c\",\"usage\":1}\n{\"time\":4000,\"host\":\"d\",\"usage\":\"high\"}\n",
+            400,
+            &["usage", "expected a float"],
+            Some(2),
+        ),
+        case(
+            "type conflict with the stored table",
+            nd,
+            "{\"time\":3000,\"usage\":true}\n",
+            400,
+            &["usage", "expected a float", "boolean"],
+            Some(1),
+        ),
+        case(
+            "missing time",
+            nd,
+            "{\"host\":\"c\",\"usage\":1}\n",
+            400,
+            &["missing `time`"],
+            Some(1),
+        ),
+        case(
+            "unparseable time",
+            nd,
+            "{\"time\":\"last tuesday\",\"usage\":1}\n",
+            400,
+            &["last tuesday", "RFC 3339"],
+            Some(1),
+        ),
+        case(
+            "ragged CSV",
+            "text/csv",
+            "time,host,usage\n3000,c,1\n4000,d\n",
+            400,
+            &["2 fields", "header has 3"],
+            Some(3),
+        ),
+        case(
+            "nested JSON value",
+            nd,
+            "{\"time\":3000,\"usage\":{\"a\":1}}\n",
+            400,
+            &["nested"],
+            Some(1),
+        ),
         case("empty body", nd, "", 400, &["no rows"], None),
-        case("unsupported content type", "application/xml", "<x/>", 415, &["application/xml"], None),
-        case("oversized body", nd, &"{\"time\":3000,\"usage\":1}\n".repeat(400), 413, &["4096"], None),
-        Case { table: "Bad-Name", ..case("invalid table name", nd, GOOD, 400, &["table name"], None) },
-        Case { query: "?precision=h", ..case("invalid precision", nd, GOOD, 400, &["precision"], None) },
+        case(
+            "unsupported content type",
+            "application/xml",
+            "<x/>",
+            415,
+            &["application/xml"],
+            None,
+        ),
+        case(
+            "oversized body",
+            nd,
+            &"{\"time\":3000,\"usage\":1}\n".repeat(400),
+            413,
+            &["4096"],
+            None,
+        ),
+        Case {
+            table: "Bad-Name",
+            ..case("invalid table name", nd, GOOD, 400, &["table name"], None)
+        },
+        Case {
+            query: "?precision=h",
+            ..case("invalid precision", nd, GOOD, 400, &["precision"], None)
+        },
     ];
     for c in cases {
-        let (status, body) = server.write_with("acme", c.table, c.content_type, c.query, c.body.clone()).await;
+        let (status, body) = server
+            .write_with("acme", c.table, c.content_type, c.query, c.body.clone())
+            .await;
         assert_eq!(status, c.status, "{}: {body}", c.name);
         let text = body.to_string();
         for m in c.mentions {
@@ -63,9 +159,19 @@ async fn bad_writes_are_rejected_and_change_nothing() {
         }
         assert!(body["error"].is_string(), "{}: {body}", c.name);
         if let Some(line) = c.line {
-            assert_eq!(body["details"][0]["line"].as_u64(), Some(line), "{}: {body}", c.name);
+            assert_eq!(
+                body["details"][0]["line"].as_u64(),
+                Some(line),
+                "{}: {body}",
+                c.name
+            );
         }
-        assert_eq!(snapshot(&server).await, before, "{} changed stored data", c.name);
+        assert_eq!(
+            snapshot(&server).await,
+            before,
+            "{} changed stored data",
+            c.name
+        );
     }
     server.stop().await;
 }
@@ -74,16 +180,30 @@ async fn bad_writes_are_rejected_and_change_nothing() {
 async fn bad_queries_and_unknown_names_are_4xx() {
     let dirs = TestDirs::new(&["acme"]);
     let server = TestServer::start(dirs.config()).await;
-    server.write("acme", "cpu", "application/x-ndjson", GOOD).await;
+    server
+        .write("acme", "cpu", "application/x-ndjson", GOOD)
+        .await;
     let before = snapshot(&server).await;
     let cases: &[(&str, u16, &str)] = &[
         ("CREATE TABLE t (a INT)", 400, "only read queries"),
-        ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'", 400, "only read queries"),
-        ("INSERT INTO cpu (time) VALUES (now())", 400, "only read queries"),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+            400,
+            "only read queries",
+        ),
+        (
+            "INSERT INTO cpu (time) VALUES (now())",
+            400,
+            "only read queries",
+        ),
         ("DELETE FROM cpu", 400, "only read queries"),
         ("DROP TABLE cpu", 400, "only read queries"),
         ("COPY cpu TO '/tmp/out.csv'", 400, "only read queries"),
-        ("SET datafusion.execution.batch_size = 1", 400, "only read queries"),
+        (
+            "SET datafusion.execution.batch_size = 1",
+            400,
+            "only read queries",
+        ),
         ("SELECT 1; DELETE FROM cpu", 400, "2 statements"),
         ("SELECT * FROM nope", 400, "nope"),
         ("SELECT nope FROM cpu", 400, "nope"),
@@ -92,11 +212,16 @@ async fn bad_queries_and_unknown_names_are_4xx() {
     for (sql, status, mention) in cases {
         let (s, body) = server.query("acme", sql).await;
         assert_eq!(s, *status, "{sql}: {body}");
-        assert!(body["error"].as_str().unwrap_or("").contains(mention), "{sql}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or("").contains(mention),
+            "{sql}: {body}"
+        );
     }
     assert_eq!(snapshot(&server).await, before);
 
-    let (s, body) = server.write("ghost", "cpu", "application/x-ndjson", GOOD).await;
+    let (s, body) = server
+        .write("ghost", "cpu", "application/x-ndjson", GOOD)
+        .await;
     assert_eq!(s, 404, "{body}");
     assert!(body["error"].as_str().unwrap().contains("ghost"));
     let (s, _) = server.query("ghost", "SELECT 1").await;
@@ -105,7 +230,14 @@ async fn bad_queries_and_unknown_names_are_4xx() {
     assert_eq!(s, 404);
     assert!(body["error"].is_string());
     // Malformed query request body.
-    let resp = server.client.post(format!("{}/api/v1/tenants/acme/query", server.url)).header("content-type", "application/json").body("{\"sq\": 1}").send().await.unwrap();
+    let resp = server
+        .client
+        .post(format!("{}/api/v1/tenants/acme/query", server.url))
+        .header("content-type", "application/json")
+        .body("{\"sq\": 1}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     server.stop().await;
 }
@@ -117,18 +249,36 @@ async fn query_limits_give_clear_errors() {
     config.query.memory_limit_bytes = 64 * 1024;
     let server = TestServer::start(config).await;
     // A sort over many distinct strings needs far more than 64 KiB.
-    let body: String = (0..20_000).map(|i| format!("{{\"time\":{i},\"s\":\"{i:0>40}\",\"v\":{i}}}\n")).collect();
-    assert_eq!(server.write("acme", "big", "application/x-ndjson", body).await.0, 200);
-    let (s, body) = server.query("acme", "SELECT s, count(*) FROM big GROUP BY s ORDER BY s").await;
+    let body: String = (0..20_000)
+        .map(|i| format!("{{\"time\":{i},\"s\":\"{i:0>40}\",\"v\":{i}}}\n"))
+        .collect();
+    assert_eq!(
+        server
+            .write("acme", "big", "application/x-ndjson", body)
+            .await
+            .0,
+        200
+    );
+    let (s, body) = server
+        .query("acme", "SELECT s, count(*) FROM big GROUP BY s ORDER BY s")
+        .await;
     assert_eq!(s, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("memory limit"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("memory limit"),
+        "{body}"
+    );
     server.stop().await;
 
     let mut config = dirs.config();
     config.query.timeout = "1ms".parse().unwrap();
     let server = TestServer::start(config).await;
-    let (s, body) = server.query("acme", "SELECT count(*) FROM big a CROSS JOIN big b").await;
+    let (s, body) = server
+        .query("acme", "SELECT count(*) FROM big a CROSS JOIN big b")
+        .await;
     assert_eq!(s, 408, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("time limit"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("time limit"),
+        "{body}"
+    );
     server.stop().await;
 }

@@ -32,7 +32,9 @@ fn spawn_server(dirs: &TestDirs) -> Process {
         .expect("spawn opsboard");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("listening line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
     let url = line.trim().rsplit(' ').next().expect("url").to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{line}");
     Process { child, url }
@@ -59,19 +61,23 @@ async fn sigkill_during_writes_loses_no_acknowledged_row() {
     let client = reqwest::Client::new();
     // (writer, batch) pairs that got a 200, across all runs.
     let acked: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
-    let mut next_batch = vec![0u64; WRITERS];
+    let mut next_batch = [0u64; WRITERS];
     for round in 0..5 {
         let mut server = spawn_server(&dirs);
         let mut tasks = vec![];
-        for w in 0..WRITERS {
+        for (w, first) in next_batch.iter().copied().enumerate() {
             let (client, url, acked) = (client.clone(), server.url.clone(), acked.clone());
-            let first = next_batch[w];
             tasks.push(tokio::spawn(async move {
                 let mut b = first;
                 // Bounded: stops by itself when the server dies or after 10,000 batches.
                 while b < first + 10_000 {
                     let body: String = (0..ROWS_PER_BATCH)
-                        .map(|i| format!("{{\"time\":{},\"writer\":\"w{w}\",\"batch\":{b},\"i\":{i}}}\n", b * 1000 + i as u64))
+                        .map(|i| {
+                            format!(
+                                "{{\"time\":{},\"writer\":\"w{w}\",\"batch\":{b},\"i\":{i}}}\n",
+                                b * 1000 + i as u64
+                            )
+                        })
                         .collect();
                     let resp = client
                         .post(format!("{url}/api/v1/tenants/acme/write/crash"))
@@ -98,18 +104,38 @@ async fn sigkill_during_writes_loses_no_acknowledged_row() {
 
         let server = spawn_server(&dirs);
         let acked_now = acked.lock().clone();
-        assert!(!acked_now.is_empty(), "round {round}: no write was acknowledged");
+        assert!(
+            !acked_now.is_empty(),
+            "round {round}: no write was acknowledged"
+        );
         let total = count(&client, &server.url, "SELECT count(*) AS n FROM crash").await;
-        assert!(total >= (acked_now.len() * ROWS_PER_BATCH) as i64, "round {round}: {total} rows < acknowledged");
+        assert!(
+            total >= (acked_now.len() * ROWS_PER_BATCH) as i64,
+            "round {round}: {total} rows < acknowledged"
+        );
         for w in 0..WRITERS {
-            let mine: Vec<u64> = acked_now.iter().filter(|(x, _)| *x == w).map(|(_, b)| *b).collect();
+            let mine: Vec<u64> = acked_now
+                .iter()
+                .filter(|(x, _)| *x == w)
+                .map(|(_, b)| *b)
+                .collect();
             if mine.is_empty() {
                 continue;
             }
-            let list = mine.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-            let sql = format!("SELECT count(*) AS n FROM crash WHERE writer = 'w{w}' AND batch IN ({list})");
+            let list = mine
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "SELECT count(*) AS n FROM crash WHERE writer = 'w{w}' AND batch IN ({list})"
+            );
             let found = count(&client, &server.url, &sql).await;
-            assert_eq!(found, (mine.len() * ROWS_PER_BATCH) as i64, "round {round}, writer {w}: acknowledged rows missing");
+            assert_eq!(
+                found,
+                (mine.len() * ROWS_PER_BATCH) as i64,
+                "round {round}, writer {w}: acknowledged rows missing"
+            );
         }
         let mut server = server;
         server.child.kill().expect("SIGKILL");
@@ -123,7 +149,9 @@ async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
     let client = reqwest::Client::new();
     let mut server = spawn_server(&dirs);
     for b in 0..10 {
-        let body: String = (0..10).map(|i| format!("{{\"time\":{},\"batch\":{b}}}\n", b * 100 + i)).collect();
+        let body: String = (0..10)
+            .map(|i| format!("{{\"time\":{},\"batch\":{b}}}\n", b * 100 + i))
+            .collect();
         let resp = client
             .post(format!("{}/api/v1/tenants/acme/write/torn", server.url))
             .header("content-type", "application/x-ndjson")
@@ -138,14 +166,22 @@ async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
     let segments = dirs.wal_segments("acme", "torn");
     let newest = segments.last().expect("a WAL segment");
     let len = std::fs::metadata(newest).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(newest).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .unwrap();
     f.set_len(len - 7).unwrap();
     drop(f);
 
     let mut server = spawn_server(&dirs);
     let n = count(&client, &server.url, "SELECT count(*) AS n FROM torn").await;
     assert_eq!(n, 90, "the last record is cut, the nine before it stay");
-    let n = count(&client, &server.url, "SELECT count(*) AS n FROM torn WHERE batch = 9").await;
+    let n = count(
+        &client,
+        &server.url,
+        "SELECT count(*) AS n FROM torn WHERE batch = 9",
+    )
+    .await;
     assert_eq!(n, 0);
     // The server keeps working after the cut, and a restart replays cleanly.
     let resp = client
@@ -159,7 +195,10 @@ async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let mut server = spawn_server(&dirs);
-    assert_eq!(count(&client, &server.url, "SELECT count(*) AS n FROM torn").await, 91);
+    assert_eq!(
+        count(&client, &server.url, "SELECT count(*) AS n FROM torn").await,
+        91
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }

@@ -16,21 +16,27 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 const START_NS: i64 = 1_704_067_200 * 1_000_000_000;
 
 async fn open(dirs: &TestDirs, config: StorageConfig) -> (Arc<Store>, Arc<TenantStore>) {
-    let store = Store::open(config, &dirs.data(), &dirs.tenants(), OpenMode::ReadWrite).await.unwrap();
+    let store = Store::open(config, &dirs.data(), &dirs.tenants(), OpenMode::ReadWrite)
+        .await
+        .unwrap();
     let tenant = store.tenant("acme").await.unwrap();
     (store, tenant)
 }
 
 async fn scalar(engine: &QueryEngine, tenant: &Arc<TenantStore>, sql: &str) -> String {
     let batches = engine.collect(tenant, sql).await.unwrap();
-    arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
 }
 
 /// Writes `days` days of hourly rows for 4 hosts, one flush per day (one file per day).
 async fn write_days(tenant: &Arc<TenantStore>, days: i64) {
     let mut generator = CpuGenerator::new(4, 3);
     for d in 0..days {
-        let times: Vec<i64> = (0..24).map(|h| START_NS + d * DAY_NS + h * 3_600_000_000_000).collect();
+        let times: Vec<i64> = (0..24)
+            .map(|h| START_NS + d * DAY_NS + h * 3_600_000_000_000)
+            .collect();
         tenant.write("cpu", generator.batch(&times)).await.unwrap();
         tenant.persist_all().await.unwrap();
     }
@@ -44,11 +50,21 @@ async fn a_one_day_query_opens_only_that_days_file() {
     assert_eq!(dirs.parquet_files("acme", "cpu").len(), 30);
     let engine = QueryEngine::new(Default::default());
     let day = "time >= '2024-01-10T00:00:00Z' AND time < '2024-01-11T00:00:00Z'";
-    let plan = scalar(&engine, &tenant, &format!("EXPLAIN SELECT avg(usage_user) FROM cpu WHERE {day}")).await;
+    let plan = scalar(
+        &engine,
+        &tenant,
+        &format!("EXPLAIN SELECT avg(usage_user) FROM cpu WHERE {day}"),
+    )
+    .await;
     assert_eq!(plan.matches(".parquet").count(), 1, "{plan}");
     assert!(plan.contains("cpu/2024-01-10/"), "{plan}");
     let before = engine.parquet_files_scanned();
-    let count = scalar(&engine, &tenant, &format!("SELECT count(*) AS n FROM cpu WHERE {day}")).await;
+    let count = scalar(
+        &engine,
+        &tenant,
+        &format!("SELECT count(*) AS n FROM cpu WHERE {day}"),
+    )
+    .await;
     assert!(count.contains("| 96 |"), "{count}");
     assert_eq!(engine.parquet_files_scanned() - before, 1);
     // Without a time filter every file is read.
@@ -60,12 +76,17 @@ async fn a_one_day_query_opens_only_that_days_file() {
 #[tokio::test]
 async fn compaction_swaps_small_files_without_changing_results() {
     let dirs = TestDirs::new(&["acme"]);
-    let config = StorageConfig { compaction_min_files: 3, ..Default::default() };
+    let config = StorageConfig {
+        compaction_min_files: 3,
+        ..Default::default()
+    };
     let (_store, tenant) = open(&dirs, config).await;
     let mut generator = CpuGenerator::new(4, 9);
     // Five flushes inside one day: five small files.
     for i in 0..5 {
-        let times: Vec<i64> = (0..6).map(|m| START_NS + (i * 6 + m) * 60_000_000_000).collect();
+        let times: Vec<i64> = (0..6)
+            .map(|m| START_NS + (i * 6 + m) * 60_000_000_000)
+            .collect();
         tenant.write("cpu", generator.batch(&times)).await.unwrap();
         tenant.persist_all().await.unwrap();
     }
@@ -77,7 +98,11 @@ async fn compaction_swaps_small_files_without_changing_results() {
     let now_ms = START_NS / 1_000_000 + 86_400_000;
     let report = tenant.maintain(now_ms).await.unwrap();
     assert_eq!(report.compacted_files, 5);
-    assert_eq!(scalar(&engine, &tenant, sql).await, before, "compaction changed results");
+    assert_eq!(
+        scalar(&engine, &tenant, sql).await,
+        before,
+        "compaction changed results"
+    );
     assert_eq!(tenant.table("cpu").unwrap().stats().files, 1);
     // Old files stay on disk through the grace period for queries already planned...
     assert_eq!(dirs.parquet_files("acme", "cpu").len(), 6);
@@ -91,7 +116,11 @@ async fn compaction_swaps_small_files_without_changing_results() {
 #[tokio::test]
 async fn retention_drops_expired_days_from_catalog_then_disk() {
     let dirs = TestDirs::new(&["acme"]);
-    std::fs::write(dirs.tenants().join("acme/tenant.yaml"), "tables:\n  cpu:\n    retention: 7d\n").unwrap();
+    std::fs::write(
+        dirs.tenants().join("acme/tenant.yaml"),
+        "tables:\n  cpu:\n    retention: 7d\n",
+    )
+    .unwrap();
     let (store, tenant) = open(&dirs, StorageConfig::default()).await;
     write_days(&tenant, 10).await;
     // "Now" is the end of day 10: days 0-2 end more than 7 days ago.
@@ -115,8 +144,22 @@ async fn retention_drops_expired_days_from_catalog_then_disk() {
 async fn a_second_writer_cannot_open_the_data_dir() {
     let dirs = TestDirs::new(&["acme"]);
     let (_store, _tenant) = open(&dirs, StorageConfig::default()).await;
-    let err = Store::open(StorageConfig::default(), &dirs.data(), &dirs.tenants(), OpenMode::ReadWrite).await.unwrap_err();
+    let err = Store::open(
+        StorageConfig::default(),
+        &dirs.data(),
+        &dirs.tenants(),
+        OpenMode::ReadWrite,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("in use"), "{err}");
     // Readers (the query CLI) may open it beside the writer.
-    Store::open(StorageConfig::default(), &dirs.data(), &dirs.tenants(), OpenMode::ReadOnly).await.unwrap();
+    Store::open(
+        StorageConfig::default(),
+        &dirs.data(),
+        &dirs.tenants(),
+        OpenMode::ReadOnly,
+    )
+    .await
+    .unwrap();
 }

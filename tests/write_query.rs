@@ -12,18 +12,37 @@ const NDJSON: &str = "{\"time\":\"2024-05-01T00:00:00Z\",\"host\":\"a\",\"usage\
 async fn each_body_format_round_trips() {
     let dirs = TestDirs::new(&["acme"]);
     let server = TestServer::start(dirs.config()).await;
-    let (s, b) = server.write("acme", "ndjson_t", "application/x-ndjson", NDJSON).await;
+    let (s, b) = server
+        .write("acme", "ndjson_t", "application/x-ndjson", NDJSON)
+        .await;
     assert_eq!((s, b), (200, json!({"rows_written": 2})));
     let array = r#"[{"time": 1714521600000, "host": "a", "usage": 1.5}, {"time": 1714521610000, "host": "b", "usage": 2.5}]"#;
-    assert_eq!(server.write("acme", "json_t", "application/json", array).await.0, 200);
+    assert_eq!(
+        server
+            .write("acme", "json_t", "application/json", array)
+            .await
+            .0,
+        200
+    );
     let csv = "time,host,usage\n2024-05-01T00:00:00Z,a,1.5\n1714521610,b,2.5\n";
-    assert_eq!(server.write_with("acme", "csv_t", "text/csv", "?precision=s", csv).await.0, 200);
+    assert_eq!(
+        server
+            .write_with("acme", "csv_t", "text/csv", "?precision=s", csv)
+            .await
+            .0,
+        200
+    );
     let expected = json!([
         {"time": "2024-05-01T00:00:00Z", "host": "a", "usage": 1.5},
         {"time": "2024-05-01T00:00:10Z", "host": "b", "usage": 2.5},
     ]);
     for table in ["ndjson_t", "json_t", "csv_t"] {
-        let rows = server.rows("acme", &format!("SELECT time, host, usage FROM {table} ORDER BY time")).await;
+        let rows = server
+            .rows(
+                "acme",
+                &format!("SELECT time, host, usage FROM {table} ORDER BY time"),
+            )
+            .await;
         assert_eq!(json!(rows), expected, "{table}");
     }
     server.stop().await;
@@ -33,14 +52,27 @@ async fn each_body_format_round_trips() {
 async fn each_result_format_streams() {
     let dirs = TestDirs::new(&["acme"]);
     let server = TestServer::start(dirs.config()).await;
-    server.write("acme", "cpu", "application/x-ndjson", NDJSON).await;
+    server
+        .write("acme", "cpu", "application/x-ndjson", NDJSON)
+        .await;
     let sql = "SELECT host, usage FROM cpu ORDER BY host";
     let (s, csv) = server.query_raw("acme", sql, "csv").await;
-    assert_eq!((s, String::from_utf8(csv).unwrap()), (200, "host,usage\na,1.5\nb,2.5\n".to_string()));
+    assert_eq!(
+        (s, String::from_utf8(csv).unwrap()),
+        (200, "host,usage\na,1.5\nb,2.5\n".to_string())
+    );
     let (_, nd) = server.query_raw("acme", sql, "ndjson").await;
-    assert_eq!(String::from_utf8(nd).unwrap(), "{\"host\":\"a\",\"usage\":1.5}\n{\"host\":\"b\",\"usage\":2.5}\n");
+    assert_eq!(
+        String::from_utf8(nd).unwrap(),
+        "{\"host\":\"a\",\"usage\":1.5}\n{\"host\":\"b\",\"usage\":2.5}\n"
+    );
     let (_, pq) = server.query_raw("acme", sql, "parquet").await;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(pq)).unwrap().build().unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(pq),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
     assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), 2);
     let (_, ipc) = server.query_raw("acme", sql, "arrow").await;
     let reader = arrow::ipc::reader::StreamReader::try_new(&ipc[..], None).unwrap();
@@ -54,12 +86,31 @@ async fn each_result_format_streams() {
 async fn schema_grows_and_tables_endpoint_reports_it() {
     let dirs = TestDirs::new(&["acme"]);
     let server = TestServer::start(dirs.config()).await;
-    server.write("acme", "cpu", "application/x-ndjson", NDJSON).await;
+    server
+        .write("acme", "cpu", "application/x-ndjson", NDJSON)
+        .await;
     let more = "{\"time\":\"2024-05-02T00:00:00Z\",\"host\":\"c\",\"temp\":40,\"ok\":true}\n";
-    assert_eq!(server.write("acme", "cpu", "application/x-ndjson", more).await.0, 200);
-    let rows = server.rows("acme", "SELECT host, usage, temp, ok FROM cpu ORDER BY time").await;
-    assert_eq!(rows[0], json!({"host": "a", "usage": 1.5, "temp": null, "ok": null}));
-    assert_eq!(rows[2], json!({"host": "c", "usage": null, "temp": 40.0, "ok": true}));
+    assert_eq!(
+        server
+            .write("acme", "cpu", "application/x-ndjson", more)
+            .await
+            .0,
+        200
+    );
+    let rows = server
+        .rows(
+            "acme",
+            "SELECT host, usage, temp, ok FROM cpu ORDER BY time",
+        )
+        .await;
+    assert_eq!(
+        rows[0],
+        json!({"host": "a", "usage": 1.5, "temp": null, "ok": null})
+    );
+    assert_eq!(
+        rows[2],
+        json!({"host": "c", "usage": null, "temp": 40.0, "ok": true})
+    );
     let (s, tables) = server.get("/api/v1/tenants/acme/tables").await;
     assert_eq!(s, 200);
     let cpu = &tables[0];
@@ -67,7 +118,17 @@ async fn schema_grows_and_tables_endpoint_reports_it() {
     assert_eq!(cpu["rows"], 3);
     assert_eq!(cpu["min_time"], "2024-05-01T00:00:00Z");
     assert_eq!(cpu["max_time"], "2024-05-02T00:00:00Z");
-    let kinds: Vec<_> = cpu["columns"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["kind"].as_str().unwrap().to_string())).collect();
+    let kinds: Vec<_> = cpu["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     assert!(kinds.contains(&("host".into(), "tag".into())), "{kinds:?}");
     assert!(kinds.contains(&("ok".into(), "field".into())), "{kinds:?}");
     server.stop().await;
@@ -76,9 +137,14 @@ async fn schema_grows_and_tables_endpoint_reports_it() {
 #[tokio::test]
 async fn restart_replays_the_wal_and_flush_moves_rows_to_parquet() {
     let dirs = TestDirs::new(&["acme"]);
-    let no_flush = ServeOptions { flush_on_shutdown: false, ..Default::default() };
+    let no_flush = ServeOptions {
+        flush_on_shutdown: false,
+        ..Default::default()
+    };
     let server = TestServer::start_with(dirs.config(), no_flush).await;
-    server.write("acme", "cpu", "application/x-ndjson", NDJSON).await;
+    server
+        .write("acme", "cpu", "application/x-ndjson", NDJSON)
+        .await;
     server.stop().await;
     assert!(dirs.parquet_files("acme", "cpu").is_empty());
     assert!(!dirs.wal_segments("acme", "cpu").is_empty());
@@ -90,17 +156,41 @@ async fn restart_replays_the_wal_and_flush_moves_rows_to_parquet() {
 
     let files = dirs.parquet_files("acme", "cpu");
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(files[0].to_string_lossy().contains("/cpu/2024-05-01/"), "{files:?}");
-    assert!(dirs.wal_segments("acme", "cpu").is_empty(), "covered WAL segments are removed");
+    assert!(
+        files[0].to_string_lossy().contains("/cpu/2024-05-01/"),
+        "{files:?}"
+    );
+    assert!(
+        dirs.wal_segments("acme", "cpu").is_empty(),
+        "covered WAL segments are removed"
+    );
 
     let server = TestServer::start(dirs.config()).await;
-    let rows = server.rows("acme", "SELECT host, usage FROM cpu ORDER BY host").await;
-    assert_eq!(json!(rows), json!([{"host": "a", "usage": 1.5}, {"host": "b", "usage": 2.5}]));
+    let rows = server
+        .rows("acme", "SELECT host, usage FROM cpu ORDER BY host")
+        .await;
+    assert_eq!(
+        json!(rows),
+        json!([{"host": "a", "usage": 1.5}, {"host": "b", "usage": 2.5}])
+    );
     // New rows land in the buffer and show together with the Parquet ones.
-    server.write("acme", "cpu", "application/x-ndjson", "{\"time\":\"2024-05-01T00:00:20Z\",\"host\":\"a\",\"usage\":3}\n").await;
+    server
+        .write(
+            "acme",
+            "cpu",
+            "application/x-ndjson",
+            "{\"time\":\"2024-05-01T00:00:20Z\",\"host\":\"a\",\"usage\":3}\n",
+        )
+        .await;
     assert_eq!(server.count("acme", "cpu").await, 3);
     let (_, tables) = server.get("/api/v1/tenants/acme/tables").await;
-    assert_eq!((tables[0]["buffered_rows"].as_u64(), tables[0]["parquet_files"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            tables[0]["buffered_rows"].as_u64(),
+            tables[0]["parquet_files"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     server.stop().await;
 }
 
@@ -110,7 +200,9 @@ async fn size_threshold_flushes_while_serving() {
     let mut config = dirs.config();
     config.storage.flush_max_rows = 2;
     let server = TestServer::start(config).await;
-    server.write("acme", "cpu", "application/x-ndjson", NDJSON).await;
+    server
+        .write("acme", "cpu", "application/x-ndjson", NDJSON)
+        .await;
     // The size-triggered flush runs in the background; wait for its file to appear.
     for _ in 0..100 {
         if !dirs.parquet_files("acme", "cpu").is_empty() {

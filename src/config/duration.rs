@@ -50,8 +50,14 @@ mod tests {
 
     #[test]
     fn parses_operator_units() {
-        assert_eq!("30d".parse::<HumanDuration>().unwrap().0, Duration::from_secs(30 * 86400));
-        assert_eq!("1h 30m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(5400));
+        assert_eq!(
+            "30d".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(
+            "1h 30m".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(5400)
+        );
         assert!("soon".parse::<HumanDuration>().is_err());
     }
 }

@@ -133,10 +133,14 @@ impl ServerConfig {
             message,
         };
         if self.storage.flush_max_rows == 0 || self.storage.flush_max_bytes == 0 {
-            return Err(invalid("storage.flush_max_rows and flush_max_bytes must be > 0".into()));
+            return Err(invalid(
+                "storage.flush_max_rows and flush_max_bytes must be > 0".into(),
+            ));
         }
         if self.storage.compaction_min_files < 2 {
-            return Err(invalid("storage.compaction_min_files must be at least 2".into()));
+            return Err(invalid(
+                "storage.compaction_min_files must be at least 2".into(),
+            ));
         }
         if self.ingest.max_body_bytes == 0 {
             return Err(invalid("ingest.max_body_bytes must be > 0".into()));

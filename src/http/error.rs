@@ -34,12 +34,14 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Ingest(IngestError::UnsupportedFormat(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Ingest(IngestError::UnsupportedFormat(_)) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::Ingest(IngestError::Arrow(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Ingest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Storage(StorageError::UnknownTenant { .. } | StorageError::UnknownTable { .. }) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::Storage(
+                StorageError::UnknownTenant { .. } | StorageError::UnknownTable { .. },
+            ) => StatusCode::NOT_FOUND,
             ApiError::Storage(StorageError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,6 +70,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
         }
-        (status, Json(json!({ "error": self.to_string(), "details": details }))).into_response()
+        (
+            status,
+            Json(json!({ "error": self.to_string(), "details": details })),
+        )
+            .into_response()
     }
 }

@@ -38,7 +38,8 @@ async fn query(
     Query(params): Query<QueryParams>,
     request: Result<Json<QueryRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = request.map_err(|e| ApiError::BadRequest(format!("expected {{\"sql\": \"...\"}}: {e}")))?;
+    let Json(request) =
+        request.map_err(|e| ApiError::BadRequest(format!("expected {{\"sql\": \"...\"}}: {e}")))?;
     let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
     let tenant = state.tenant(&tenant).await?;
     let output = state.engine.execute(&tenant, &request.sql).await?;

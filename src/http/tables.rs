@@ -69,5 +69,7 @@ async fn list_tables(
     Path(tenant): Path<String>,
 ) -> Result<Json<Vec<TableView>>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
-    Ok(Json(tenant.tables().iter().map(|t| t.stats().into()).collect()))
+    Ok(Json(
+        tenant.tables().iter().map(|t| t.stats().into()).collect(),
+    ))
 }

@@ -41,14 +41,17 @@ async fn write(
     })?;
     let tenant = state.tenant(&tenant).await?;
     crate::storage::validate_table_name(&table)?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let format = Format::from_content_type(content_type)?;
     let precision: Precision = params.precision.as_deref().unwrap_or("ms").parse()?;
     let schema = tenant.schema_for_write(&table);
     // Decoding a large body is CPU work; keep it off the async workers.
-    let batch = tokio::task::spawn_blocking(move || ingest::decode(format, &body, precision, &schema))
-        .await
-        .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
+    let batch =
+        tokio::task::spawn_blocking(move || ingest::decode(format, &body, precision, &schema))
+            .await
+            .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
     let rows_written = tenant.write(&table, batch).await?;
     Ok(Json(WriteResponse { rows_written }))
 }

@@ -16,7 +16,11 @@ pub fn normalize(batch: &RecordBatch, known: &TableSchema) -> Result<RecordBatch
     let mut fields = vec![];
     let mut columns: Vec<ArrayRef> = vec![];
     let problem = |column: &str, message: String| IngestError::InvalidLines {
-        details: vec![LineError { line: 1, column: Some(column.to_string()), message }],
+        details: vec![LineError {
+            line: 1,
+            column: Some(column.to_string()),
+            message,
+        }],
         total: 1,
     };
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -28,25 +32,51 @@ pub fn normalize(batch: &RecordBatch, known: &TableSchema) -> Result<RecordBatch
                     // Integer epochs in Parquet are taken as nanoseconds, like Arrow's own default.
                     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
                 }
-                other => return Err(problem(name, format!("`time` must be a timestamp, got {other}"))),
+                other => {
+                    return Err(problem(
+                        name,
+                        format!("`time` must be a timestamp, got {other}"),
+                    ));
+                }
             }
         } else {
             match (known.kind_of(name), field.data_type()) {
                 (Some(kind), _) => kind.data_type(),
-                (None, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)) => tag_type(),
+                (
+                    None,
+                    DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Dictionary(_, _),
+                ) => tag_type(),
                 (None, DataType::Boolean) => ColumnKind::Field(FieldType::Boolean).data_type(),
-                (None, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64) => DataType::Int64,
-                (None, DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64) => DataType::UInt64,
-                (None, DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _)) => {
-                    DataType::Float64
+                (None, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64) => {
+                    DataType::Int64
                 }
-                (None, other) => return Err(problem(name, format!("column type {other} is not supported"))),
+                (
+                    None,
+                    DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64,
+                ) => DataType::UInt64,
+                (
+                    None,
+                    DataType::Float16
+                    | DataType::Float32
+                    | DataType::Float64
+                    | DataType::Decimal128(_, _),
+                ) => DataType::Float64,
+                (None, other) => {
+                    return Err(problem(
+                        name,
+                        format!("column type {other} is not supported"),
+                    ));
+                }
             }
         };
         let converted = if column.data_type() == &target {
             column.clone()
         } else {
-            cast(column, &target).map_err(|e| problem(name, format!("cannot convert to {target}: {e}")))?
+            cast(column, &target)
+                .map_err(|e| problem(name, format!("cannot convert to {target}: {e}")))?
         };
         fields.push(Field::new(name, target, name != TIME_COLUMN));
         columns.push(converted);
@@ -54,5 +84,8 @@ pub fn normalize(batch: &RecordBatch, known: &TableSchema) -> Result<RecordBatch
     if !fields.iter().any(|f| f.name() == TIME_COLUMN) {
         return Err(problem(TIME_COLUMN, "the file has no `time` column".into()));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

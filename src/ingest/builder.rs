@@ -42,7 +42,9 @@ impl Value<'_> {
         match self {
             Value::Null => None,
             Value::Bool(_) => Some(ColumnKind::Field(FieldType::Boolean)),
-            Value::Int(_) | Value::UInt(_) | Value::Float(_) => Some(ColumnKind::Field(FieldType::Float)),
+            Value::Int(_) | Value::UInt(_) | Value::Float(_) => {
+                Some(ColumnKind::Field(FieldType::Float))
+            }
             Value::Str(_) => Some(ColumnKind::Tag),
         }
     }
@@ -60,7 +62,9 @@ enum ColumnBuilder {
 impl ColumnBuilder {
     fn new(kind: ColumnKind) -> Self {
         match kind {
-            ColumnKind::Tag | ColumnKind::Time => ColumnBuilder::Tag(StringDictionaryBuilder::new()),
+            ColumnKind::Tag | ColumnKind::Time => {
+                ColumnBuilder::Tag(StringDictionaryBuilder::new())
+            }
             ColumnKind::Field(FieldType::Float) => ColumnBuilder::Float(Float64Builder::new()),
             ColumnKind::Field(FieldType::Integer) => ColumnBuilder::Integer(Int64Builder::new()),
             ColumnKind::Field(FieldType::UInteger) => ColumnBuilder::UInteger(UInt64Builder::new()),
@@ -106,17 +110,21 @@ impl ColumnBuilder {
             (ColumnBuilder::Float(b), Value::Int(v)) => b.append_value(*v as f64),
             (ColumnBuilder::Float(b), Value::UInt(v)) => b.append_value(*v as f64),
             (ColumnBuilder::Integer(b), Value::Int(v)) => b.append_value(*v),
-            (ColumnBuilder::Integer(b), Value::UInt(v)) => {
-                b.append_value(i64::try_from(*v).map_err(|_| format!("{v} does not fit an integer field"))?)
-            }
-            (ColumnBuilder::Integer(b), Value::Float(v)) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+            (ColumnBuilder::Integer(b), Value::UInt(v)) => b.append_value(
+                i64::try_from(*v).map_err(|_| format!("{v} does not fit an integer field"))?,
+            ),
+            (ColumnBuilder::Integer(b), Value::Float(v))
+                if v.fract() == 0.0 && v.abs() < 9.0e15 =>
+            {
                 b.append_value(*v as i64)
             }
             (ColumnBuilder::UInteger(b), Value::UInt(v)) => b.append_value(*v),
-            (ColumnBuilder::UInteger(b), Value::Int(v)) => {
-                b.append_value(u64::try_from(*v).map_err(|_| format!("{v} does not fit a uinteger field"))?)
-            }
-            (ColumnBuilder::UInteger(b), Value::Float(v)) if v.fract() == 0.0 && *v >= 0.0 && *v < 1.8e19 => {
+            (ColumnBuilder::UInteger(b), Value::Int(v)) => b.append_value(
+                u64::try_from(*v).map_err(|_| format!("{v} does not fit a uinteger field"))?,
+            ),
+            (ColumnBuilder::UInteger(b), Value::Float(v))
+                if v.fract() == 0.0 && *v >= 0.0 && *v < 1.8e19 =>
+            {
                 b.append_value(*v as u64)
             }
             (ColumnBuilder::Boolean(b), Value::Bool(v)) => b.append_value(*v),
@@ -231,7 +239,10 @@ impl BatchBuilder {
             return self.set_time(value);
         }
         if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-            return self.error(Some(name), "column names must be 1-256 printable characters");
+            return self.error(
+                Some(name),
+                "column names must be 1-256 printable characters",
+            );
         }
         let row = self.completed;
         let idx = match self.index.get(name) {
@@ -273,8 +284,13 @@ impl BatchBuilder {
             Value::UInt(v) => i64::try_from(*v)
                 .map_err(|_| format!("epoch {v} is out of range"))
                 .and_then(|v| self.precision.epoch_to_nanos(v)),
-            Value::Float(v) => Err(format!("time {v} must be an integer epoch or an RFC 3339 string")),
-            Value::Bool(_) | Value::Null => Err(format!("time must be an integer epoch or an RFC 3339 string, got {}", value.describe())),
+            Value::Float(v) => Err(format!(
+                "time {v} must be an integer epoch or an RFC 3339 string"
+            )),
+            Value::Bool(_) | Value::Null => Err(format!(
+                "time must be an integer epoch or an RFC 3339 string, got {}",
+                value.describe()
+            )),
         };
         match parsed {
             Ok(ns) => {
@@ -320,8 +336,9 @@ impl BatchBuilder {
             return Err(IngestError::Empty);
         }
         let mut fields = vec![Field::new(TIME_COLUMN, ColumnKind::Time.data_type(), false)];
-        let mut arrays: Vec<ArrayRef> =
-            vec![Arc::new(TimestampNanosecondArray::from(std::mem::take(&mut self.times)).with_timezone("UTC"))];
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(
+            TimestampNanosecondArray::from(std::mem::take(&mut self.times)).with_timezone("UTC"),
+        )];
         for col in &mut self.columns {
             while col.builder.len() < rows {
                 col.builder.append_null();

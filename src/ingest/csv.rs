@@ -38,7 +38,11 @@ pub fn decode(body: &[u8], builder: &mut BatchBuilder) {
         if record.len() != headers.len() {
             builder.error(
                 None,
-                format!("row has {} fields, the header has {}", record.len(), headers.len()),
+                format!(
+                    "row has {} fields, the header has {}",
+                    record.len(),
+                    headers.len()
+                ),
             );
             builder.end_row_after_error();
             continue;
@@ -54,7 +58,11 @@ pub fn decode(body: &[u8], builder: &mut BatchBuilder) {
     }
 }
 
-fn parse_cell<'a>(kind: Option<ColumnKind>, name: &str, text: &'a str) -> Result<Value<'a>, String> {
+fn parse_cell<'a>(
+    kind: Option<ColumnKind>,
+    name: &str,
+    text: &'a str,
+) -> Result<Value<'a>, String> {
     if text.is_empty() {
         return Ok(Value::Null);
     }
@@ -71,9 +79,9 @@ fn parse_cell<'a>(kind: Option<ColumnKind>, name: &str, text: &'a str) -> Result
         });
     }
     match kind {
-        Some(ColumnKind::Tag) | Some(ColumnKind::Time) | Some(ColumnKind::Field(FieldType::String)) => {
-            Ok(Value::Str(Cow::Borrowed(text)))
-        }
+        Some(ColumnKind::Tag)
+        | Some(ColumnKind::Time)
+        | Some(ColumnKind::Field(FieldType::String)) => Ok(Value::Str(Cow::Borrowed(text))),
         Some(ColumnKind::Field(FieldType::Float)) => number(text),
         Some(ColumnKind::Field(FieldType::Integer)) => text
             .trim()

@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use super::builder::{BatchBuilder, Value};
 
@@ -17,7 +19,9 @@ pub fn decode_array(body: &[u8], builder: &mut BatchBuilder) {
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let result = (&mut de)
-        .deserialize_seq(RecordsVisitor { builder: &mut *builder })
+        .deserialize_seq(RecordsVisitor {
+            builder: &mut *builder,
+        })
         .and_then(|()| de.end());
     if let Err(e) = result {
         let message = format!("invalid JSON: {e}");
@@ -35,13 +39,19 @@ pub fn decode_ndjson(body: &[u8], builder: &mut BatchBuilder) {
         }
         builder.begin_row(line_no);
         let mut de = serde_json::Deserializer::from_slice(line);
-        let result = RowSeed { builder: &mut *builder }
-            .deserialize(&mut de)
-            .and_then(|()| de.end());
+        let result = RowSeed {
+            builder: &mut *builder,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
         match result {
             Ok(()) => builder.end_row(),
             Err(e) => {
-                builder.error_at(line_no, None, format!("invalid JSON at column {}: {e}", e.column()));
+                builder.error_at(
+                    line_no,
+                    None,
+                    format!("invalid JSON at column {}: {e}", e.column()),
+                );
                 // Keep row accounting consistent; the request fails anyway.
                 builder.end_row_after_error();
             }
@@ -65,7 +75,9 @@ impl<'de> Visitor<'de> for RecordsVisitor<'_> {
         loop {
             record += 1;
             self.builder.begin_row(record);
-            match seq.next_element_seed(RowSeed { builder: &mut *self.builder })? {
+            match seq.next_element_seed(RowSeed {
+                builder: &mut *self.builder,
+            })? {
                 Some(()) => self.builder.end_row(),
                 None => return Ok(()),
             }

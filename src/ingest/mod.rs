@@ -36,10 +36,15 @@ pub struct LineError {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{count} invalid line(s) in the body; nothing was written", count = .total)]
-    InvalidLines { details: Vec<LineError>, total: usize },
+    InvalidLines {
+        details: Vec<LineError>,
+        total: usize,
+    },
     #[error("the body holds no rows")]
     Empty,
-    #[error("unsupported content type {0:?}: use application/json, application/x-ndjson or text/csv")]
+    #[error(
+        "unsupported content type {0:?}: use application/json, application/x-ndjson or text/csv"
+    )]
     UnsupportedFormat(String),
     #[error("invalid precision {0:?}: use s, ms, us or ns")]
     InvalidPrecision(String),
@@ -61,12 +66,18 @@ impl Format {
         let Some(ct) = content_type else {
             return Ok(Format::Json);
         };
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "" | "application/json" => Ok(Format::Json),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/json-lines" => {
-                Ok(Format::Ndjson)
-            }
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/json-lines" => Ok(Format::Ndjson),
             "text/csv" | "application/csv" => Ok(Format::Csv),
             _ => Err(IngestError::UnsupportedFormat(ct.to_string())),
         }

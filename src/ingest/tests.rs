@@ -6,7 +6,12 @@ use arrow::util::pretty::pretty_format_batches;
 use proptest::prelude::*;
 
 fn decode_str(format: Format, body: &str) -> Result<RecordBatch, IngestError> {
-    decode(format, body.as_bytes(), Precision::Milliseconds, &TableSchema::default())
+    decode(
+        format,
+        body.as_bytes(),
+        Precision::Milliseconds,
+        &TableSchema::default(),
+    )
 }
 
 fn details(err: IngestError) -> Vec<LineError> {
@@ -28,12 +33,19 @@ fn ndjson_infers_tags_fields_and_nulls() {
         "| 1970-01-01T00:00:02Z | b    |       | true |",
         "+----------------------+------+-------+------+",
     ];
-    assert_eq!(pretty_format_batches(&[batch]).unwrap().to_string(), expected.join("\n"));
+    assert_eq!(
+        pretty_format_batches(&[batch]).unwrap().to_string(),
+        expected.join("\n")
+    );
 }
 
 #[test]
 fn json_array_and_csv_give_the_same_rows() {
-    let json = decode_str(Format::Json, r#"[{"time": 5, "host": "a", "v": 1}, {"time": 6, "host": "b", "v": 2}]"#).unwrap();
+    let json = decode_str(
+        Format::Json,
+        r#"[{"time": 5, "host": "a", "v": 1}, {"time": 6, "host": "b", "v": 2}]"#,
+    )
+    .unwrap();
     let csv = decode_str(Format::Csv, "time,host,v\n5,a,1\n6,b,2\n").unwrap();
     assert_eq!(
         pretty_format_batches(&[json]).unwrap().to_string(),
@@ -46,16 +58,37 @@ fn declared_types_are_enforced() {
     let mut table = TableConfig::default();
     table.fields.insert("count".into(), FieldTypeName::Integer);
     let schema = TableSchema::declared(&table);
-    let ok = decode(Format::Ndjson, b"{\"time\":1,\"count\":3}", Precision::Seconds, &schema).unwrap();
-    assert_eq!(ok.schema().field_with_name("count").unwrap().data_type(), &arrow::datatypes::DataType::Int64);
-    let err = decode(Format::Ndjson, b"{\"time\":1,\"count\":3.5}", Precision::Seconds, &schema).unwrap_err();
+    let ok = decode(
+        Format::Ndjson,
+        b"{\"time\":1,\"count\":3}",
+        Precision::Seconds,
+        &schema,
+    )
+    .unwrap();
+    assert_eq!(
+        ok.schema().field_with_name("count").unwrap().data_type(),
+        &arrow::datatypes::DataType::Int64
+    );
+    let err = decode(
+        Format::Ndjson,
+        b"{\"time\":1,\"count\":3.5}",
+        Precision::Seconds,
+        &schema,
+    )
+    .unwrap_err();
     let d = details(err);
     assert_eq!(d[0].column.as_deref(), Some("count"));
 }
 
 #[test]
 fn precision_applies_to_epochs() {
-    let batch = decode(Format::Ndjson, b"{\"time\":2,\"v\":1}", Precision::Seconds, &TableSchema::default()).unwrap();
+    let batch = decode(
+        Format::Ndjson,
+        b"{\"time\":2,\"v\":1}",
+        Precision::Seconds,
+        &TableSchema::default(),
+    )
+    .unwrap();
     let s = pretty_format_batches(&[batch]).unwrap().to_string();
     assert!(s.contains("1970-01-01T00:00:02Z"), "{s}");
 }
@@ -67,7 +100,13 @@ fn every_bad_line_is_reported_with_its_place() {
     let lines: Vec<_> = d.iter().map(|e| (e.line, e.column.as_deref())).collect();
     assert_eq!(
         lines,
-        [(2, None), (3, Some("time")), (4, Some("time")), (5, Some("v")), (6, Some("v"))],
+        [
+            (2, None),
+            (3, Some("time")),
+            (4, Some("time")),
+            (5, Some("v")),
+            (6, Some("v"))
+        ],
         "{d:#?}"
     );
     assert!(d[0].message.contains("column"), "{}", d[0].message);
@@ -89,14 +128,26 @@ fn csv_without_time_header_is_rejected() {
 
 #[test]
 fn empty_bodies_are_rejected() {
-    assert!(matches!(decode_str(Format::Ndjson, "\n\n"), Err(IngestError::Empty)));
-    assert!(matches!(decode_str(Format::Json, "[]"), Err(IngestError::Empty)));
+    assert!(matches!(
+        decode_str(Format::Ndjson, "\n\n"),
+        Err(IngestError::Empty)
+    ));
+    assert!(matches!(
+        decode_str(Format::Json, "[]"),
+        Err(IngestError::Empty)
+    ));
 }
 
 #[test]
 fn content_types_pick_formats() {
-    assert_eq!(Format::from_content_type(Some("application/x-ndjson")).unwrap(), Format::Ndjson);
-    assert_eq!(Format::from_content_type(Some("text/csv; charset=utf-8")).unwrap(), Format::Csv);
+    assert_eq!(
+        Format::from_content_type(Some("application/x-ndjson")).unwrap(),
+        Format::Ndjson
+    );
+    assert_eq!(
+        Format::from_content_type(Some("text/csv; charset=utf-8")).unwrap(),
+        Format::Csv
+    );
     assert_eq!(Format::from_content_type(None).unwrap(), Format::Json);
     assert!(Format::from_content_type(Some("application/xml")).is_err());
 }

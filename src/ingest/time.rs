@@ -69,8 +69,14 @@ mod tests {
 
     #[test]
     fn rfc3339_with_offsets() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z").unwrap(), 1_000_000_000);
-        assert_eq!(parse_rfc3339("1970-01-01T01:00:01+01:00").unwrap(), 1_000_000_000);
+        assert_eq!(
+            parse_rfc3339("1970-01-01T00:00:01Z").unwrap(),
+            1_000_000_000
+        );
+        assert_eq!(
+            parse_rfc3339("1970-01-01T01:00:01+01:00").unwrap(),
+            1_000_000_000
+        );
         assert!(parse_rfc3339("yesterday").is_err());
     }
 }

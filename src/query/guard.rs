@@ -38,7 +38,11 @@ fn check_statement(stmt: &Statement) -> Result<(), QueryError> {
 
 fn refused(stmt: &impl std::fmt::Display) -> QueryError {
     let text = stmt.to_string();
-    let keyword: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let keyword: String = text
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
     QueryError::NotReadOnly {
         what: format!("`{keyword}`"),
     }
@@ -85,6 +89,9 @@ mod tests {
 
     #[test]
     fn garbage_is_a_parse_error() {
-        assert!(matches!(check_read_only("SELEC 1"), Err(QueryError::Parse { .. })));
+        assert!(matches!(
+            check_read_only("SELEC 1"),
+            Err(QueryError::Parse { .. })
+        ));
     }
 }

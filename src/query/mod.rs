@@ -100,7 +100,9 @@ impl QueryEngine {
         if let Some(c) = caches.get(tenant) {
             return Ok(c.clone());
         }
-        let runtime = RuntimeEnvBuilder::new().build().map_err(|e| self.classify(e))?;
+        let runtime = RuntimeEnvBuilder::new()
+            .build()
+            .map_err(|e| self.classify(e))?;
         let cache = runtime.cache_manager.get_file_metadata_cache();
         caches.insert(tenant.to_string(), cache.clone());
         Ok(cache)
@@ -112,7 +114,8 @@ impl QueryEngine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(self.config.memory_limit_bytes, 1.0)
             .with_cache_manager(
-                CacheManagerConfig::default().with_file_metadata_cache(Some(self.metadata_cache(&tenant.name)?)),
+                CacheManagerConfig::default()
+                    .with_file_metadata_cache(Some(self.metadata_cache(&tenant.name)?)),
             )
             .build_arc()
             .map_err(|e| self.classify(e))?;
@@ -128,14 +131,25 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_state(state);
         let catalog = MemoryCatalogProvider::new();
         catalog
-            .register_schema("public", Arc::new(TenantSchema::new(tenant.clone(), url, self.files_scanned.clone())))
+            .register_schema(
+                "public",
+                Arc::new(TenantSchema::new(
+                    tenant.clone(),
+                    url,
+                    self.files_scanned.clone(),
+                )),
+            )
             .map_err(|e| self.classify(e))?;
         ctx.register_catalog("datafusion", Arc::new(catalog));
         Ok(ctx)
     }
 
     /// Plans and starts `sql` (read-only) for `tenant`.
-    pub async fn execute(&self, tenant: &Arc<TenantStore>, sql: &str) -> Result<QueryOutput, QueryError> {
+    pub async fn execute(
+        &self,
+        tenant: &Arc<TenantStore>,
+        sql: &str,
+    ) -> Result<QueryOutput, QueryError> {
         check_read_only(sql)?;
         let timeout = self.config.timeout.0;
         let deadline = Instant::now() + timeout;
@@ -170,9 +184,18 @@ impl QueryEngine {
     }
 
     /// Runs `sql` to completion (CLI, tests, panels).
-    pub async fn collect(&self, tenant: &Arc<TenantStore>, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    pub async fn collect(
+        &self,
+        tenant: &Arc<TenantStore>,
+        sql: &str,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let output = self.execute(tenant, sql).await?;
-        output.stream.collect::<Vec<_>>().await.into_iter().collect()
+        output
+            .stream
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     fn classify(&self, e: DataFusionError) -> QueryError {
@@ -184,15 +207,22 @@ fn classify_with_limit(e: DataFusionError, limit_bytes: usize) -> QueryError {
     let root = e.find_root();
     let message = root.to_string();
     match root {
-        DataFusionError::ResourcesExhausted(_) => QueryError::MemoryLimit { limit_bytes, message },
+        DataFusionError::ResourcesExhausted(_) => QueryError::MemoryLimit {
+            limit_bytes,
+            message,
+        },
         DataFusionError::SQL(..) => QueryError::Parse { message },
-        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
-            QueryError::Plan { message }
-        }
-        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::ParquetError(_) => {
-            QueryError::Storage { message }
-        }
-        DataFusionError::External(inner) if inner.downcast_ref::<crate::storage::StorageError>().is_some() => {
+        DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => QueryError::Plan { message },
+        DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_)
+        | DataFusionError::ParquetError(_) => QueryError::Storage { message },
+        DataFusionError::External(inner)
+            if inner
+                .downcast_ref::<crate::storage::StorageError>()
+                .is_some() =>
+        {
             QueryError::Storage { message }
         }
         _ => QueryError::Execution { message },

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result};
@@ -15,12 +16,11 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
-use arrow::datatypes::SchemaRef;
 
 use super::pruning::TimeRange;
 use crate::storage::{TableSnapshot, TenantStore};
@@ -35,7 +35,11 @@ pub struct TenantSchema {
 
 impl TenantSchema {
     /// `files_scanned` counts the Parquet files scans plan to open, after time pruning.
-    pub fn new(tenant: Arc<TenantStore>, store_url: ObjectStoreUrl, files_scanned: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        tenant: Arc<TenantStore>,
+        store_url: ObjectStoreUrl,
+        files_scanned: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             tenant,
             store_url,
@@ -47,7 +51,11 @@ impl TenantSchema {
 #[async_trait]
 impl SchemaProvider for TenantSchema {
     fn table_names(&self) -> Vec<String> {
-        self.tenant.tables().iter().map(|t| t.name.clone()).collect()
+        self.tenant
+            .tables()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
@@ -88,7 +96,10 @@ impl TableProvider for TenantTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Inexact: files and row groups are pruned, DataFusion still filters the rows.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -108,7 +119,8 @@ impl TableProvider for TenantTable {
             .iter()
             .filter(|f| range.overlaps(f.min_time, f.max_time))
             .collect();
-        self.files_scanned.fetch_add(files.len() as u64, Ordering::Relaxed);
+        self.files_scanned
+            .fetch_add(files.len() as u64, Ordering::Relaxed);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![];
         if !files.is_empty() {
             let mut source = ParquetSource::new(schema.clone());
@@ -127,7 +139,11 @@ impl TableProvider for TenantTable {
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)
                 .build();
-            inputs.push(ParquetFormat::default().create_physical_plan(state, config).await?);
+            inputs.push(
+                ParquetFormat::default()
+                    .create_physical_plan(state, config)
+                    .await?,
+            );
         }
         let batches: Vec<_> = self
             .snapshot
@@ -137,7 +153,11 @@ impl TableProvider for TenantTable {
             .cloned()
             .collect();
         if !batches.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(&[batches], schema.clone(), projection.cloned())?);
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[batches],
+                schema.clone(),
+                projection.cloned(),
+            )?);
         }
         if inputs.is_empty() {
             let projected = match projection {

@@ -37,7 +37,11 @@ impl TimeRange {
 
     fn narrow_by(&mut self, expr: &Expr) {
         match expr {
-            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => {
                 self.narrow_by(left);
                 self.narrow_by(right);
             }
@@ -63,7 +67,12 @@ impl TimeRange {
                     _ => {}
                 }
             }
-            Expr::Between(Between { expr, negated: false, low, high }) if is_time(expr) => {
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) if is_time(expr) => {
                 if let Some(lo) = timestamp_nanos(low) {
                     self.lower(lo);
                 }
@@ -103,15 +112,30 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn ts(v: i64) -> Expr {
-        lit(ScalarValue::TimestampNanosecond(Some(v), Some("UTC".into())))
+        lit(ScalarValue::TimestampNanosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
     fn narrows_by_comparisons_and_between() {
         let r = TimeRange::from_filters(&[col("time").gt_eq(ts(10)), ts(20).gt(col("time"))]);
-        assert_eq!(r, TimeRange { min: Some(10), max: Some(19) });
+        assert_eq!(
+            r,
+            TimeRange {
+                min: Some(10),
+                max: Some(19)
+            }
+        );
         let r = TimeRange::from_filters(&[col("time").between(ts(5), ts(7))]);
-        assert_eq!(r, TimeRange { min: Some(5), max: Some(7) });
+        assert_eq!(
+            r,
+            TimeRange {
+                min: Some(5),
+                max: Some(7)
+            }
+        );
         assert!(r.overlaps(7, 100) && !r.overlaps(8, 100) && !r.overlaps(0, 4));
     }
 

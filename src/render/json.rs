@@ -14,11 +14,17 @@ pub struct JsonEncoder {
 
 impl JsonEncoder {
     pub fn array() -> Self {
-        Self { array: true, rows_written: 0 }
+        Self {
+            array: true,
+            rows_written: 0,
+        }
     }
 
     pub fn lines() -> Self {
-        Self { array: false, rows_written: 0 }
+        Self {
+            array: false,
+            rows_written: 0,
+        }
     }
 }
 

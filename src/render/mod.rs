@@ -86,7 +86,11 @@ pub trait Encoder: Send {
 }
 
 /// Encodes a whole result at once (tests, small answers).
-pub fn encode_all(format: ExportFormat, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, RenderError> {
+pub fn encode_all(
+    format: ExportFormat,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, RenderError> {
     let mut encoder = format.encoder(schema)?;
     let mut out = vec![];
     for b in batches {

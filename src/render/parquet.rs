@@ -43,7 +43,10 @@ impl ParquetEncoder {
             .build();
         let buffer = SharedBuffer::default();
         let writer = ArrowWriter::try_new(buffer.clone(), schema.clone(), Some(props))?;
-        Ok(Self { buffer, writer: Some(writer) })
+        Ok(Self {
+            buffer,
+            writer: Some(writer),
+        })
     }
 
     fn drain(&self) -> Vec<u8> {

@@ -10,8 +10,16 @@ use super::*;
 
 fn fixture() -> (SchemaRef, Vec<RecordBatch>) {
     let schema = Arc::new(Schema::new(vec![
-        Field::new("time", DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, Some("UTC".into())), false),
-        Field::new("host", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+        Field::new(
+            "time",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(
+            "host",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
         Field::new("v", DataType::Float64, true),
     ]));
     let batch = |t: Vec<i64>, h: Vec<&str>, v: Vec<Option<f64>>| {
@@ -27,7 +35,11 @@ fn fixture() -> (SchemaRef, Vec<RecordBatch>) {
     };
     let batches = vec![
         batch(vec![1_000_000_000], vec!["a"], vec![Some(1.5)]),
-        batch(vec![2_000_000_000, 3_000_000_000], vec!["b", "a"], vec![None, Some(2.0)]),
+        batch(
+            vec![2_000_000_000, 3_000_000_000],
+            vec!["b", "a"],
+            vec![None, Some(2.0)],
+        ),
     ];
     (schema, batches)
 }
@@ -68,10 +80,12 @@ fn csv_has_one_header() {
 fn parquet_and_arrow_read_back() {
     let (schema, batches) = fixture();
     let bytes = encode_all(ExportFormat::Parquet, &schema, &batches).unwrap();
-    let reader = ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader = ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(bytes),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 3);
     let bytes = encode_all(ExportFormat::Arrow, &schema, &batches).unwrap();

@@ -100,10 +100,11 @@ impl Manifest {
                     if let Some(t) = next.tables.get_mut(table) {
                         t.files.retain(|f| !paths.contains(&f.path));
                     }
-                    next.pending_deletes.extend(paths.iter().map(|p| PendingDelete {
-                        path: p.clone(),
-                        after_ms: *delete_after_ms,
-                    }));
+                    next.pending_deletes
+                        .extend(paths.iter().map(|p| PendingDelete {
+                            path: p.clone(),
+                            after_ms: *delete_after_ms,
+                        }));
                 }
                 CatalogChange::Deleted { paths } => {
                     next.pending_deletes.retain(|d| !paths.contains(&d.path));
@@ -162,7 +163,10 @@ impl Catalog {
                     return Ok(next);
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    tracing::warn!(version = next.version, "catalog version taken by another writer; reloading");
+                    tracing::warn!(
+                        version = next.version,
+                        "catalog version taken by another writer; reloading"
+                    );
                     *current = Arc::new(load_latest(self.store.as_ref()).await?);
                 }
                 Err(e) => return Err(e.into()),
@@ -177,7 +181,11 @@ impl Catalog {
 async fn load_latest(store: &dyn ObjectStore) -> Result<Manifest, StorageError> {
     let prefix = object_store::path::Path::from(CATALOG_PREFIX);
     let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-    let Some(latest) = metas.iter().filter_map(|m| catalog_version(&m.location)).max() else {
+    let Some(latest) = metas
+        .iter()
+        .filter_map(|m| catalog_version(&m.location))
+        .max()
+    else {
         return Ok(Manifest::default());
     };
     let bytes = store.get(&catalog_path(latest)).await?.bytes().await?;
@@ -234,7 +242,11 @@ mod tests {
         // and be retried on top of `one`'s change.
         let v = two.commit(&[add("b", 0)]).await.unwrap();
         assert_eq!(v.version, 2);
-        let files: Vec<_> = v.tables["cpu"].files.iter().map(|f| f.path.as_str()).collect();
+        let files: Vec<_> = v.tables["cpu"]
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect();
         assert_eq!(files, ["a", "b"]);
     }
 
@@ -254,7 +266,9 @@ mod tests {
         assert_eq!(m.tables["cpu"].files.len(), 1);
         assert_eq!(m.pending_deletes[0].path, "a");
         let m = catalog
-            .commit(&[CatalogChange::Deleted { paths: vec!["a".into()] }])
+            .commit(&[CatalogChange::Deleted {
+                paths: vec!["a".into()],
+            }])
             .await
             .unwrap();
         assert!(m.pending_deletes.is_empty());

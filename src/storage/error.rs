@@ -29,7 +29,9 @@ pub enum StorageError {
     },
     #[error("write to table {table:?} has no `time` column")]
     MissingTime { table: String },
-    #[error("data dir is in use by another opsboard process (lock {path}); stop it or write through its HTTP API")]
+    #[error(
+        "data dir is in use by another opsboard process (lock {path}); stop it or write through its HTTP API"
+    )]
     DataDirLocked { path: PathBuf },
     #[error("the store is open read-only")]
     ReadOnly,

@@ -66,7 +66,11 @@ impl TenantStore {
     }
 
     /// Drops files whose newest row is older than the table's retention.
-    async fn enforce_retention(&self, table: &Arc<Table>, now_ms: i64) -> Result<usize, StorageError> {
+    async fn enforce_retention(
+        &self,
+        table: &Arc<Table>,
+        now_ms: i64,
+    ) -> Result<usize, StorageError> {
         let Some(retention_ms) = self.retention_ms(&table.name) else {
             return Ok(0);
         };
@@ -89,7 +93,14 @@ impl TenantStore {
                 delete_after_ms: self.delete_after(now_ms),
             }])
             .await?;
-        table.set_files(manifest.version, manifest.tables.get(&table.name).map(|t| t.files.clone()).unwrap_or_default());
+        table.set_files(
+            manifest.version,
+            manifest
+                .tables
+                .get(&table.name)
+                .map(|t| t.files.clone())
+                .unwrap_or_default(),
+        );
         tracing::info!(tenant = %self.name, table = %table.name, files = expired.len(), "retention dropped files");
         Ok(expired.len())
     }
@@ -119,7 +130,12 @@ impl TenantStore {
             }
             let mut batches = vec![];
             for f in &files {
-                let bytes = self.objects.get(&f.path.as_str().into()).await?.bytes().await?;
+                let bytes = self
+                    .objects
+                    .get(&f.path.as_str().into())
+                    .await?
+                    .bytes()
+                    .await?;
                 batches.extend(decode_file(bytes)?);
             }
             let schema = table.schema();
@@ -132,7 +148,9 @@ impl TenantStore {
             for file in encoded {
                 let path = ParquetFilePath::new(&table.name, file.day, 0);
                 let size = file.bytes.len() as u64;
-                self.objects.put(path.as_path(), PutPayload::from_bytes(file.bytes)).await?;
+                self.objects
+                    .put(path.as_path(), PutPayload::from_bytes(file.bytes))
+                    .await?;
                 added.push(ParquetFile {
                     path: path.into_string(),
                     min_time: file.min_time,
@@ -160,7 +178,14 @@ impl TenantStore {
                     },
                 ])
                 .await?;
-            table.set_files(manifest.version, manifest.tables.get(&table.name).map(|t| t.files.clone()).unwrap_or_default());
+            table.set_files(
+                manifest.version,
+                manifest
+                    .tables
+                    .get(&table.name)
+                    .map(|t| t.files.clone())
+                    .unwrap_or_default(),
+            );
             tracing::info!(tenant = %self.name, table = %table.name, %day, files = removed.len(), rows, "compacted");
             compacted += removed.len();
         }
@@ -185,7 +210,9 @@ impl TenantStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.catalog.commit(&[CatalogChange::Deleted { paths: due.clone() }]).await?;
+        self.catalog
+            .commit(&[CatalogChange::Deleted { paths: due.clone() }])
+            .await?;
         Ok(due.len())
     }
 }

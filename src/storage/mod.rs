@@ -16,9 +16,9 @@ mod writer;
 
 pub use catalog::{Manifest, ParquetFile};
 pub use error::StorageError;
+pub use maintenance::MaintenanceReport;
 pub use schema::{ColumnKind, FieldType, TIME_COLUMN, TableSchema, tag_type, time_type};
 pub use table::{Table, TableSnapshot, TableStats, align_batch};
-pub use maintenance::MaintenanceReport;
 pub use tenant::{PersistStats, TenantStore};
 
 use std::collections::HashMap;
@@ -93,10 +93,10 @@ impl Store {
         let wal_root = store.data_dir.join("wal");
         if let Ok(entries) = std::fs::read_dir(&wal_root) {
             for entry in entries.flatten() {
-                if let Some(name) = entry.file_name().to_str() {
-                    if validate_tenant_name(name).is_ok() {
-                        store.open_tenant(name).await?;
-                    }
+                if let Some(name) = entry.file_name().to_str()
+                    && validate_tenant_name(name).is_ok()
+                {
+                    store.open_tenant(name).await?;
                 }
             }
         }
@@ -115,7 +115,9 @@ impl Store {
     pub async fn tenant(&self, name: &str) -> Result<Arc<TenantStore>, StorageError> {
         validate_tenant_name(name)?;
         if !self.tenants_dir.join(name).is_dir() {
-            return Err(StorageError::UnknownTenant { tenant: name.into() });
+            return Err(StorageError::UnknownTenant {
+                tenant: name.into(),
+            });
         }
         self.open_tenant(name).await
     }
@@ -230,6 +232,17 @@ pub fn validate_table_name(name: &str) -> Result<(), StorageError> {
     }
 }
 
+/// The flush's CPU part (sort + Parquet encode), exposed for benchmarks.
+pub fn encode_for_bench(
+    schema: &TableSchema,
+    batches: &[arrow::record_batch::RecordBatch],
+) -> Result<usize, StorageError> {
+    Ok(persist::encode_by_day(schema, batches)?
+        .iter()
+        .map(|f| f.bytes.len())
+        .sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,12 +255,4 @@ mod tests {
         assert!(validate_table_name("_catalog").is_err());
         assert!(validate_table_name("Cpu").is_err());
     }
-}
-
-/// The flush's CPU part (sort + Parquet encode), exposed for benchmarks.
-pub fn encode_for_bench(
-    schema: &TableSchema,
-    batches: &[arrow::record_batch::RecordBatch],
-) -> Result<usize, StorageError> {
-    Ok(persist::encode_by_day(schema, batches)?.iter().map(|f| f.bytes.len()).sum())
 }

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::StorageError;
 use super::paths::day_of;
@@ -47,7 +47,11 @@ pub fn encode_by_day(
         return Ok(vec![]);
     }
     let time = time_column(&all)?;
-    let mut days: Vec<i64> = time.values().iter().map(|t| t.div_euclid(NANOS_PER_DAY)).collect();
+    let mut days: Vec<i64> = time
+        .values()
+        .iter()
+        .map(|t| t.div_euclid(NANOS_PER_DAY))
+        .collect();
     days.sort_unstable();
     days.dedup();
     let mut files = Vec::with_capacity(days.len());
@@ -69,7 +73,9 @@ pub fn encode_by_day(
 }
 
 fn all_in_day(time: &TimestampNanosecondArray, day: i64) -> bool {
-    time.values().iter().all(|t| t.div_euclid(NANOS_PER_DAY) == day)
+    time.values()
+        .iter()
+        .all(|t| t.div_euclid(NANOS_PER_DAY) == day)
 }
 
 fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
@@ -91,13 +97,19 @@ fn sort_columns(schema: &TableSchema) -> Vec<String> {
 }
 
 /// Sorts rows by tags then time; the row format handles dictionaries and nulls uniformly.
-pub fn sort_by_series(schema: &TableSchema, batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
+pub fn sort_by_series(
+    schema: &TableSchema,
+    batch: &RecordBatch,
+) -> Result<RecordBatch, StorageError> {
     let keys = sort_columns(schema);
     let columns: Vec<_> = keys
         .iter()
         .filter_map(|k| batch.column_by_name(k).cloned())
         .collect();
-    let fields = columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+    let fields = columns
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
     let converter = RowConverter::new(fields)?;
     let rows = converter.convert_columns(&columns)?;
     let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
@@ -169,7 +181,9 @@ mod tests {
             vec![
                 Arc::new(TimestampNanosecondArray::from(times).with_timezone("UTC")),
                 Arc::new(hosts.into_iter().collect::<DictionaryArray<Int32Type>>()),
-                Arc::new(Float64Array::from((0..n).map(|i| i as f64).collect::<Vec<_>>())),
+                Arc::new(Float64Array::from(
+                    (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+                )),
             ],
         )
         .unwrap()
@@ -177,13 +191,21 @@ mod tests {
 
     #[test]
     fn splits_by_day_and_sorts_by_series_then_time() {
-        let b = batch(vec!["b", "a", "b", "a"], vec![NANOS_PER_DAY + 5, 3, 2, NANOS_PER_DAY + 1]);
+        let b = batch(
+            vec!["b", "a", "b", "a"],
+            vec![NANOS_PER_DAY + 5, 3, 2, NANOS_PER_DAY + 1],
+        );
         let schema = TableSchema::default().merge("t", &b.schema()).unwrap();
         let files = encode_by_day(&schema, &[b]).unwrap();
         assert_eq!(files.len(), 2);
-        assert_eq!((files[0].min_time, files[0].max_time, files[0].rows), (2, 3, 2));
+        assert_eq!(
+            (files[0].min_time, files[0].max_time, files[0].rows),
+            (2, 3, 2)
+        );
         let decoded = decode_file(files[0].bytes.clone()).unwrap();
-        let pretty = arrow::util::pretty::pretty_format_batches(&decoded).unwrap().to_string();
+        let pretty = arrow::util::pretty::pretty_format_batches(&decoded)
+            .unwrap()
+            .to_string();
         let a = pretty.find("| a ").unwrap();
         let b = pretty.find("| b ").unwrap();
         assert!(a < b, "{pretty}");

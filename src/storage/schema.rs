@@ -158,13 +158,14 @@ impl TableSchema {
     pub fn merge(&self, table: &str, incoming: &Schema) -> Result<TableSchema, StorageError> {
         let mut merged = self.clone();
         for field in incoming.fields() {
-            let kind = ColumnKind::from_data_type(field.name(), field.data_type()).ok_or_else(
-                || StorageError::UnsupportedType {
-                    table: table.into(),
-                    column: field.name().clone(),
-                    data_type: field.data_type().to_string(),
-                },
-            )?;
+            let kind =
+                ColumnKind::from_data_type(field.name(), field.data_type()).ok_or_else(|| {
+                    StorageError::UnsupportedType {
+                        table: table.into(),
+                        column: field.name().clone(),
+                        data_type: field.data_type().to_string(),
+                    }
+                })?;
             match merged.kind_of(field.name()) {
                 Some(existing) if existing == kind => {}
                 Some(existing) => {
@@ -210,9 +211,14 @@ mod tests {
     fn grows_by_adding_columns() {
         let s = TableSchema::default();
         let s = s
-            .merge("cpu", &schema(vec![("time", time_type()), ("host", tag_type())]))
+            .merge(
+                "cpu",
+                &schema(vec![("time", time_type()), ("host", tag_type())]),
+            )
             .unwrap();
-        let s = s.merge("cpu", &schema(vec![("usage", DataType::Float64)])).unwrap();
+        let s = s
+            .merge("cpu", &schema(vec![("usage", DataType::Float64)]))
+            .unwrap();
         let names: Vec<_> = s.columns().iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["time", "host", "usage"]);
     }
@@ -222,18 +228,28 @@ mod tests {
         let s = TableSchema::default()
             .merge("cpu", &schema(vec![("usage", DataType::Float64)]))
             .unwrap();
-        let err = s.merge("cpu", &schema(vec![("usage", DataType::Boolean)])).unwrap_err();
+        let err = s
+            .merge("cpu", &schema(vec![("usage", DataType::Boolean)]))
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("usage") && msg.contains("float field"), "{msg}");
+        assert!(
+            msg.contains("usage") && msg.contains("float field"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn declared_tables_start_with_their_columns() {
-        let mut config = TableConfig::default();
-        config.tags = vec!["host".into()];
-        config.fields.insert("load".into(), FieldTypeName::Integer);
+        let config = TableConfig {
+            tags: vec!["host".into()],
+            fields: [("load".to_string(), FieldTypeName::Integer)].into(),
+            ..Default::default()
+        };
         let s = TableSchema::declared(&config);
         assert_eq!(s.kind_of("host"), Some(ColumnKind::Tag));
-        assert_eq!(s.kind_of("load"), Some(ColumnKind::Field(FieldType::Integer)));
+        assert_eq!(
+            s.kind_of("load"),
+            Some(ColumnKind::Field(FieldType::Integer))
+        );
     }
 }

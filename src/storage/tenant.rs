@@ -55,14 +55,19 @@ impl TenantStore {
         let mut tables = BTreeMap::new();
         let mut names: Vec<String> = manifest.tables.keys().cloned().collect();
         for entry in std::fs::read_dir(&wal_dir).into_iter().flatten().flatten() {
-            if let Some(n) = entry.file_name().to_str() {
-                if validate_table_name(n).is_ok() && !names.iter().any(|x| x == n) {
-                    names.push(n.to_string());
-                }
+            if let Some(n) = entry.file_name().to_str()
+                && validate_table_name(n).is_ok()
+                && !names.iter().any(|x| x == n)
+            {
+                names.push(n.to_string());
             }
         }
         for table_name in names {
-            let persisted = manifest.tables.get(&table_name).cloned().unwrap_or_default();
+            let persisted = manifest
+                .tables
+                .get(&table_name)
+                .cloned()
+                .unwrap_or_default();
             let mut schema = persisted.schema.clone();
             if let Some(decl) = declared.tables.get(&table_name) {
                 schema = TableSchema::declared(decl).merge(&table_name, &schema.arrow_schema())?;
@@ -105,7 +110,13 @@ impl TenantStore {
             tables.insert(table_name, table);
         }
         let replayed: usize = tables.values().map(|t| t.buffer_size().0).sum();
-        tracing::info!(tenant = name, tables = tables.len(), replayed_rows = replayed, catalog_version = manifest.version, "tenant opened");
+        tracing::info!(
+            tenant = name,
+            tables = tables.len(),
+            replayed_rows = replayed,
+            catalog_version = manifest.version,
+            "tenant opened"
+        );
         Ok(Self {
             name: name.to_string(),
             declared,
@@ -159,10 +170,16 @@ impl TenantStore {
 
     /// Durably writes one batch: schema check, WAL append + fsync, then visible in queries.
     /// On any error nothing of the batch is stored.
-    pub async fn write(self: &Arc<Self>, table: &str, batch: RecordBatch) -> Result<usize, StorageError> {
+    pub async fn write(
+        self: &Arc<Self>,
+        table: &str,
+        batch: RecordBatch,
+    ) -> Result<usize, StorageError> {
         let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
         if batch.column_by_name(TIME_COLUMN).is_none() {
-            return Err(StorageError::MissingTime { table: table.into() });
+            return Err(StorageError::MissingTime {
+                table: table.into(),
+            });
         }
         let rows = batch.num_rows();
         if rows == 0 {
@@ -173,7 +190,8 @@ impl TenantStore {
         let record = encode_record(&batch)?;
         writer.append(handle.clone(), record, batch).await?;
         let (buffered_rows, buffered_bytes, _) = handle.buffer_size();
-        if (buffered_rows >= self.config.flush_max_rows || buffered_bytes >= self.config.flush_max_bytes)
+        if (buffered_rows >= self.config.flush_max_rows
+            || buffered_bytes >= self.config.flush_max_bytes)
             && !handle.persist_requested.swap(true, Ordering::AcqRel)
         {
             tracing::debug!(tenant = %self.name, table, buffered_rows, "buffer full; flushing");

@@ -136,7 +136,10 @@ pub fn read_segment(path: &Path) -> Result<SegmentReplay, WalError> {
 
 /// Cuts a segment at `offset`, the end of its last intact record, and syncs it.
 pub fn truncate_segment(path: &Path, offset: u64) -> Result<(), WalError> {
-    let file = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
     let offset = offset.max(MAGIC.len() as u64);
     if file.metadata().map_err(io_err(path))?.len() < offset {
         // The header itself was torn: rewrite it so the segment is valid and empty.

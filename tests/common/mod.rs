@@ -32,18 +32,20 @@ impl TestDirs {
     }
 
     pub fn config(&self) -> ServerConfig {
-        let mut config = ServerConfig::default();
-        config.listen = "127.0.0.1:0".into();
-        config.data_dir = self.data();
-        config.tenants_dir = self.tenants();
-        config
+        ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            data_dir: self.data(),
+            tenants_dir: self.tenants(),
+            ..Default::default()
+        }
     }
 
     /// WAL segment files of one table, oldest first.
     pub fn wal_segments(&self, tenant: &str, table: &str) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.data().join("wal").join(tenant).join(table))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(self.data().join("wal").join(tenant).join(table))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
         files.sort();
         files
     }
@@ -61,7 +63,10 @@ impl TestDirs {
             }
         }
         let mut out = vec![];
-        walk(&self.data().join("objects").join(tenant).join(table), &mut out);
+        walk(
+            &self.data().join("objects").join(tenant).join(table),
+            &mut out,
+        );
         out.sort();
         out
     }
@@ -80,7 +85,9 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig, options: ServeOptions) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(serve(config, listener, options, async {
@@ -112,14 +119,30 @@ impl TestServer {
         }
     }
 
-    pub async fn write(&self, tenant: &str, table: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn write(
+        &self,
+        tenant: &str,
+        table: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         self.write_with(tenant, table, content_type, "", body).await
     }
 
-    pub async fn write_with(&self, tenant: &str, table: &str, content_type: &str, query: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn write_with(
+        &self,
+        tenant: &str,
+        table: &str,
+        content_type: &str,
+        query: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let resp = self
             .client
-            .post(format!("{}/api/v1/tenants/{tenant}/write/{table}{query}", self.url))
+            .post(format!(
+                "{}/api/v1/tenants/{tenant}/write/{table}{query}",
+                self.url
+            ))
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -133,7 +156,10 @@ impl TestServer {
     pub async fn query_raw(&self, tenant: &str, sql: &str, format: &str) -> (u16, Vec<u8>) {
         let resp = self
             .client
-            .post(format!("{}/api/v1/tenants/{tenant}/query?format={format}", self.url))
+            .post(format!(
+                "{}/api/v1/tenants/{tenant}/query?format={format}",
+                self.url
+            ))
             .json(&serde_json::json!({ "sql": sql }))
             .send()
             .await
@@ -156,12 +182,19 @@ impl TestServer {
     }
 
     pub async fn count(&self, tenant: &str, table: &str) -> i64 {
-        let rows = self.rows(tenant, &format!("SELECT count(*) AS n FROM {table}")).await;
+        let rows = self
+            .rows(tenant, &format!("SELECT count(*) AS n FROM {table}"))
+            .await;
         rows[0]["n"].as_i64().expect("count")
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self.client.get(format!("{}{path}", self.url)).send().await.expect("get");
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("get");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
