@@ -214,3 +214,28 @@ async fn size_threshold_flushes_while_serving() {
     assert_eq!(server.count("acme", "cpu").await, 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn demo_mode_fills_the_demo_tenant() {
+    let dirs = TestDirs::new(&[]);
+    let options = ServeOptions {
+        demo: true,
+        ..Default::default()
+    };
+    let server = TestServer::start_with(dirs.config(), options).await;
+    // The backfill runs in the background; a week of 5-minute steps for 10 hosts.
+    let mut rows = 0;
+    for _ in 0..200 {
+        let (s, body) = server.query("demo", "SELECT count(*) AS n FROM cpu").await;
+        if s == 200 {
+            rows = body[0]["n"].as_i64().unwrap_or(0);
+            if rows >= 20_160 {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(rows >= 20_160, "{rows}");
+    assert!(dirs.tenants().join("demo/tenant.yaml").exists());
+    server.stop().await;
+}

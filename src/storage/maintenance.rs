@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 
 use super::catalog::{CatalogChange, ParquetFile};
-use super::paths::{ParquetFilePath, day_of};
-use super::persist::{decode_file, encode_by_day};
+use super::paths::day_of;
+use super::persist::decode_file;
 use super::table::Table;
 use super::{StorageError, TenantStore};
 
@@ -138,27 +138,7 @@ impl TenantStore {
                     .await?;
                 batches.extend(decode_file(bytes)?);
             }
-            let schema = table.schema();
-            let encoded = tokio::task::spawn_blocking(move || encode_by_day(&schema, &batches))
-                .await
-                .map_err(|e| StorageError::Internal {
-                    message: format!("compaction task failed: {e}"),
-                })??;
-            let mut added = vec![];
-            for file in encoded {
-                let path = ParquetFilePath::new(&table.name, file.day, 0);
-                let size = file.bytes.len() as u64;
-                self.objects
-                    .put(path.as_path(), PutPayload::from_bytes(file.bytes))
-                    .await?;
-                added.push(ParquetFile {
-                    path: path.into_string(),
-                    min_time: file.min_time,
-                    max_time: file.max_time,
-                    rows: file.rows,
-                    size,
-                });
-            }
+            let (added, _) = self.write_files(table, batches, 0).await?;
             let removed: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
             // One commit adds the merged file and removes its inputs: no version of the catalog
             // has both (duplicates) or neither (a gap).

@@ -88,17 +88,25 @@ impl Store {
             opened: RwLock::new(vec![]),
             _lock: lock,
         });
-        // Replay every tenant that has a WAL, so acknowledged rows are queryable (and get
-        // persisted) even if no request names that tenant again.
+        // Open every tenant with a WAL (so acknowledged rows are queryable and get persisted
+        // even if no request names that tenant again) and every tenant folder (so retention and
+        // compaction reach tenants nobody is writing to).
         let wal_root = store.data_dir.join("wal");
-        if let Ok(entries) = std::fs::read_dir(&wal_root) {
-            for entry in entries.flatten() {
+        let mut names = vec![];
+        for dir in [&wal_root, &store.tenants_dir] {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 if let Some(name) = entry.file_name().to_str()
                     && validate_tenant_name(name).is_ok()
+                    && entry.path().is_dir()
                 {
-                    store.open_tenant(name).await?;
+                    names.push(name.to_string());
                 }
             }
+        }
+        names.sort();
+        names.dedup();
+        for name in names {
+            store.open_tenant(&name).await?;
         }
         Ok(store)
     }

@@ -62,6 +62,12 @@ impl TenantStore {
                 names.push(n.to_string());
             }
         }
+        // Declared tables exist (empty) before their first write, so they can be queried.
+        for n in declared.tables.keys() {
+            if validate_table_name(n).is_ok() && !names.iter().any(|x| x == n) {
+                names.push(n.clone());
+            }
+        }
         for table_name in names {
             let persisted = manifest
                 .tables
@@ -211,34 +217,14 @@ impl TenantStore {
         let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
         let _one_at_a_time = table.persist_lock.lock().await;
         let rotation = writer.rotate(table.clone()).await?;
-        let mut stats = PersistStats::default();
-        let mut added = vec![];
-        if !rotation.batches.is_empty() {
-            let schema = table.schema();
-            let batches = rotation.batches;
-            let encoded = tokio::task::spawn_blocking(move || encode_by_day(&schema, &batches))
-                .await
-                .map_err(|e| StorageError::Internal {
-                    message: format!("flush task failed: {e}"),
-                })??;
-            for file in encoded {
-                let path = ParquetFilePath::new(&table.name, file.day, rotation.through_segment);
-                let size = file.bytes.len() as u64;
-                self.objects
-                    .put(path.as_path(), PutPayload::from_bytes(file.bytes))
-                    .await?;
-                stats.rows += file.rows;
-                stats.files += 1;
-                stats.bytes += size;
-                added.push(ParquetFile {
-                    path: path.into_string(),
-                    min_time: file.min_time,
-                    max_time: file.max_time,
-                    rows: file.rows,
-                    size,
-                });
-            }
+        if rotation.batches.is_empty() {
+            // Nothing buffered: no new catalog version, only segments that held no rows.
+            self.remove_segments_through(table, rotation.through_segment)?;
+            return Ok(PersistStats::default());
         }
+        let (added, stats) = self
+            .write_files(table, rotation.batches, rotation.through_segment)
+            .await?;
         let manifest = self
             .catalog
             .commit(&[CatalogChange::AddFiles {
@@ -261,15 +247,56 @@ impl TenantStore {
                     .unwrap_or_default();
             }
         }
-        for (seq, path) in wal::list_segments(&table.wal_dir)? {
-            if seq <= rotation.through_segment {
-                std::fs::remove_file(&path).map_err(|source| StorageError::Io { path, source })?;
-            }
-        }
+        self.remove_segments_through(table, rotation.through_segment)?;
         if stats.rows > 0 {
             tracing::info!(tenant = %self.name, table = %table.name, rows = stats.rows, files = stats.files, bytes = stats.bytes, "buffer persisted");
         }
         Ok(stats)
+    }
+
+    /// Sorts and encodes `batches` into one Parquet file per day and uploads them; the files
+    /// are not live until a catalog commit names them.
+    pub(super) async fn write_files(
+        &self,
+        table: &Table,
+        batches: Vec<RecordBatch>,
+        seq: u64,
+    ) -> Result<(Vec<ParquetFile>, PersistStats), StorageError> {
+        let schema = table.schema();
+        let encoded = tokio::task::spawn_blocking(move || encode_by_day(&schema, &batches))
+            .await
+            .map_err(|e| StorageError::Internal {
+                message: format!("Parquet encoding task failed: {e}"),
+            })??;
+        let mut stats = PersistStats::default();
+        let mut files = vec![];
+        for file in encoded {
+            let path = ParquetFilePath::new(&table.name, file.day, seq);
+            let size = file.bytes.len() as u64;
+            self.objects
+                .put(path.as_path(), PutPayload::from_bytes(file.bytes))
+                .await?;
+            stats.rows += file.rows;
+            stats.files += 1;
+            stats.bytes += size;
+            files.push(ParquetFile {
+                path: path.into_string(),
+                min_time: file.min_time,
+                max_time: file.max_time,
+                rows: file.rows,
+                size,
+            });
+        }
+        Ok((files, stats))
+    }
+
+    fn remove_segments_through(&self, table: &Table, through: u64) -> Result<(), StorageError> {
+        for (seq, path) in wal::list_segments(&table.wal_dir)? {
+            if seq <= through {
+                std::fs::remove_file(&path).map_err(|source| StorageError::Io { path, source })?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn persist_all(&self) -> Result<PersistStats, StorageError> {

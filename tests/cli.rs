@@ -1,0 +1,155 @@
+//! The command line end to end: generate → ingest → query, validate, and errors with places.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::TestDirs;
+
+fn opsboard(dirs: &TestDirs, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_opsboard"))
+        .args(args)
+        .env("OPSBOARD_DATA_DIR", dirs.data())
+        .env("OPSBOARD_TENANTS_DIR", dirs.tenants())
+        .current_dir(dirs.root.path())
+        .output()
+        .expect("run opsboard")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn generate_ingest_query() {
+    let dirs = TestDirs::new(&["acme"]);
+    let file = dirs.root.path().join("cpu.ndjson");
+    let file = file.to_str().unwrap();
+    let out = opsboard(
+        &dirs,
+        &[
+            "generate",
+            "tsbs-cpu",
+            "--hosts",
+            "3",
+            "--duration",
+            "1h",
+            "--interval",
+            "10m",
+            "--seed",
+            "4",
+            "--out",
+            file,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(file).unwrap();
+    assert_eq!(text.lines().count(), 18);
+    assert!(
+        text.contains("\"hostname\":\"host_2\"") && text.contains("usage_guest_nice"),
+        "{}",
+        &text[..300]
+    );
+
+    let out = opsboard(
+        &dirs,
+        &["ingest", "--tenant", "acme", "--table", "cpu", file],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = opsboard(
+        &dirs,
+        &[
+            "query",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT hostname, count(*) AS n FROM cpu GROUP BY hostname ORDER BY hostname",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "hostname,n\nhost_0,6\nhost_1,6\nhost_2,6\n");
+    let out = opsboard(
+        &dirs,
+        &["query", "--tenant", "acme", "SELECT count(*) AS n FROM cpu"],
+    );
+    assert!(stdout(&out).contains("| 18 |"), "{}", stdout(&out));
+    // Ingest ran to completion, so its rows are in Parquet.
+    assert_eq!(dirs.parquet_files("acme", "cpu").len(), 1);
+
+    // The same seed gives the same data.
+    let again = dirs.root.path().join("again.ndjson");
+    opsboard(
+        &dirs,
+        &[
+            "generate",
+            "tsbs-cpu",
+            "--hosts",
+            "3",
+            "--duration",
+            "1h",
+            "--interval",
+            "10m",
+            "--seed",
+            "4",
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+}
+
+#[test]
+fn ingest_error_names_file_and_line_and_writes_nothing() {
+    let dirs = TestDirs::new(&["acme"]);
+    let file = dirs.root.path().join("bad.csv");
+    std::fs::write(&file, "time,host,v\n1,a,1\n2,b,oops\n").unwrap();
+    let out = opsboard(
+        &dirs,
+        &[
+            "ingest",
+            "--tenant",
+            "acme",
+            "--table",
+            "t",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", file.display())), "{err}");
+    let out = opsboard(&dirs, &["query", "--tenant", "acme", "SELECT * FROM t"]);
+    assert!(
+        !out.status.success(),
+        "the table must not exist: {}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn validate_reports_path_line_column() {
+    let dirs = TestDirs::new(&["acme"]);
+    let yaml = dirs.tenants().join("acme/tenant.yaml");
+    std::fs::write(&yaml, "tables:\n  cpu:\n    tagz: [host]\n").unwrap();
+    let out = opsboard(&dirs, &["validate", dirs.tenants().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with(&format!("{}:3:5: ", yaml.display())),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(&yaml, "tables:\n  cpu:\n    tags: [host]\n").unwrap();
+    let out = opsboard(&dirs, &["validate", dirs.tenants().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The shipped configuration is valid.
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let out = opsboard(
+        &dirs,
+        &[
+            "validate",
+            &format!("{repo}/config"),
+            &format!("{repo}/tenants"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
