@@ -20,28 +20,20 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// 3 hosts × 6 ten-minute steps of TSBS cpu rows, seed 4.
+fn generate_small(dirs: &TestDirs, out: &str) -> Output {
+    let args = "generate tsbs-cpu --hosts 3 --duration 1h --interval 10m --seed 4 --out";
+    let mut args: Vec<&str> = args.split(' ').collect();
+    args.push(out);
+    opsboard(dirs, &args)
+}
+
 #[test]
 fn generate_ingest_query() {
     let dirs = TestDirs::new(&["acme"]);
     let file = dirs.root.path().join("cpu.ndjson");
     let file = file.to_str().unwrap();
-    let out = opsboard(
-        &dirs,
-        &[
-            "generate",
-            "tsbs-cpu",
-            "--hosts",
-            "3",
-            "--duration",
-            "1h",
-            "--interval",
-            "10m",
-            "--seed",
-            "4",
-            "--out",
-            file,
-        ],
-    );
+    let out = generate_small(&dirs, file);
     assert!(out.status.success(), "{out:?}");
     let text = std::fs::read_to_string(file).unwrap();
     assert_eq!(text.lines().count(), 18);
@@ -79,23 +71,7 @@ fn generate_ingest_query() {
 
     // The same seed gives the same data.
     let again = dirs.root.path().join("again.ndjson");
-    opsboard(
-        &dirs,
-        &[
-            "generate",
-            "tsbs-cpu",
-            "--hosts",
-            "3",
-            "--duration",
-            "1h",
-            "--interval",
-            "10m",
-            "--seed",
-            "4",
-            "--out",
-            again.to_str().unwrap(),
-        ],
-    );
+    generate_small(&dirs, again.to_str().unwrap());
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
 }
 

@@ -52,6 +52,17 @@ async fn count(client: &reqwest::Client, url: &str, sql: &str) -> i64 {
     rows[0]["n"].as_i64().expect("n")
 }
 
+async fn write_torn(client: &reqwest::Client, url: &str, body: String) -> u16 {
+    let resp = client
+        .post(format!("{url}/api/v1/tenants/acme/write/torn"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("write");
+    resp.status().as_u16()
+}
+
 const WRITERS: usize = 4;
 const ROWS_PER_BATCH: usize = 50;
 
@@ -152,14 +163,7 @@ async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
         let body: String = (0..10)
             .map(|i| format!("{{\"time\":{},\"batch\":{b}}}\n", b * 100 + i))
             .collect();
-        let resp = client
-            .post(format!("{}/api/v1/tenants/acme/write/torn", server.url))
-            .header("content-type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(write_torn(&client, &server.url, body).await, 200);
     }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -184,14 +188,8 @@ async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
     .await;
     assert_eq!(n, 0);
     // The server keeps working after the cut, and a restart replays cleanly.
-    let resp = client
-        .post(format!("{}/api/v1/tenants/acme/write/torn", server.url))
-        .header("content-type", "application/x-ndjson")
-        .body("{\"time\":5000,\"batch\":10}\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let body = "{\"time\":5000,\"batch\":10}\n".to_string();
+    assert_eq!(write_torn(&client, &server.url, body).await, 200);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let mut server = spawn_server(&dirs);

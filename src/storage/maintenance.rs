@@ -93,14 +93,7 @@ impl TenantStore {
                 delete_after_ms: self.delete_after(now_ms),
             }])
             .await?;
-        table.set_files(
-            manifest.version,
-            manifest
-                .tables
-                .get(&table.name)
-                .map(|t| t.files.clone())
-                .unwrap_or_default(),
-        );
+        table.set_files(&manifest);
         tracing::info!(tenant = %self.name, table = %table.name, files = expired.len(), "retention dropped files");
         Ok(expired.len())
     }
@@ -158,14 +151,7 @@ impl TenantStore {
                     },
                 ])
                 .await?;
-            table.set_files(
-                manifest.version,
-                manifest
-                    .tables
-                    .get(&table.name)
-                    .map(|t| t.files.clone())
-                    .unwrap_or_default(),
-            );
+            table.set_files(&manifest);
             tracing::info!(tenant = %self.name, table = %table.name, %day, files = removed.len(), rows, "compacted");
             compacted += removed.len();
         }

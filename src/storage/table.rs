@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
 
 use super::StorageError;
-use super::catalog::ParquetFile;
+use super::catalog::{Manifest, ParquetFile};
 use super::schema::TableSchema;
 use super::wal::ActiveSegment;
 
@@ -44,6 +44,19 @@ pub(super) struct TableInner {
     pub files_version: u64,
     /// The next WAL segment number to open.
     pub next_segment: u64,
+}
+
+impl TableInner {
+    pub(super) fn set_files(&mut self, manifest: &Manifest, table: &str) {
+        if manifest.version >= self.files_version {
+            self.files_version = manifest.version;
+            self.files = manifest
+                .tables
+                .get(table)
+                .map(|t| t.files.clone())
+                .unwrap_or_default();
+        }
+    }
 }
 
 /// What a query reads: buffer batches aligned to `schema`, plus the live Parquet files.
@@ -121,13 +134,11 @@ impl Table {
         inner.active.push(batch);
     }
 
-    /// Takes the table's file list from catalog `version`, unless a newer one is already here.
-    pub(super) fn set_files(&self, version: u64, files: Vec<ParquetFile>) {
+    /// Takes the table's file list from a committed manifest, unless a newer one is already
+    /// here (two commits may finish in either order).
+    pub(super) fn set_files(&self, manifest: &Manifest) {
         let mut inner = self.inner.lock();
-        if version >= inner.files_version {
-            inner.files_version = version;
-            inner.files = files;
-        }
+        inner.set_files(manifest, &self.name);
     }
 
     /// Buffered rows and bytes, and how long the oldest has waited.

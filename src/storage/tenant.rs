@@ -238,14 +238,7 @@ impl TenantStore {
             // Files in, buffer out, under one lock: readers see one or the other, never both.
             let mut inner = table.inner.lock();
             inner.persisting.clear();
-            if manifest.version >= inner.files_version {
-                inner.files_version = manifest.version;
-                inner.files = manifest
-                    .tables
-                    .get(&table.name)
-                    .map(|t| t.files.clone())
-                    .unwrap_or_default();
-            }
+            inner.set_files(&manifest, &table.name);
         }
         self.remove_segments_through(table, rotation.through_segment)?;
         if stats.rows > 0 {
