@@ -153,8 +153,14 @@ impl TableProvider for TenantTable {
             .cloned()
             .collect();
         if !batches.is_empty() {
+            // Spread buffered batches over the partitions so recent data is scanned in parallel.
+            let partitions = state.config().target_partitions().clamp(1, batches.len());
+            let mut parts: Vec<Vec<_>> = vec![vec![]; partitions];
+            for (i, b) in batches.into_iter().enumerate() {
+                parts[i % partitions].push(b);
+            }
             inputs.push(MemorySourceConfig::try_new_exec(
-                &[batches],
+                &parts,
                 schema.clone(),
                 projection.cloned(),
             )?);

@@ -102,11 +102,16 @@ impl TenantStore {
                     continue;
                 }
                 let replay = wal::read_segment(&path)?;
-                if let Some((offset, reason)) = &replay.torn_at {
-                    tracing::warn!(tenant = name, table = %table_name, segment = %path.display(), offset, reason = %reason, "cutting torn WAL tail");
-                    if mode == OpenMode::ReadWrite {
+                match (&replay.torn_at, mode) {
+                    (Some((offset, reason)), OpenMode::ReadWrite) => {
+                        tracing::warn!(tenant = name, table = %table_name, segment = %path.display(), offset, reason = %reason, "cutting torn WAL tail");
                         wal::truncate_segment(&path, *offset)?;
                     }
+                    // A reader beside a live server sees records still being appended.
+                    (Some((offset, reason)), OpenMode::ReadOnly) => {
+                        tracing::debug!(tenant = name, table = %table_name, segment = %path.display(), offset, reason = %reason, "ignoring incomplete WAL tail");
+                    }
+                    (None, _) => {}
                 }
                 for batch in replay.batches {
                     table.accept_schema(&batch)?;
