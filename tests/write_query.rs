@@ -239,3 +239,27 @@ async fn demo_mode_fills_the_demo_tenant() {
     assert!(dirs.tenants().join("demo/tenant.yaml").exists());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn query_body_is_read_whatever_its_content_type() {
+    let dirs = TestDirs::new(&["acme"]);
+    let server = TestServer::start(dirs.config()).await;
+    server
+        .write("acme", "cpu", "application/x-ndjson", NDJSON)
+        .await;
+    // What `curl -d '{"sql": ...}'` sends.
+    let resp = server
+        .client
+        .post(format!("{}/api/v1/tenants/acme/query", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"sql": "SELECT count(*) AS n FROM cpu"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!([{"n": 2}])
+    );
+    server.stop().await;
+}

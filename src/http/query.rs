@@ -2,10 +2,8 @@
 //! format. The first batch is computed before the status line goes out, so planning and most
 //! execution errors still get a proper 4xx; a failure later cuts the stream short.
 
-use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -36,10 +34,12 @@ async fn query(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(params): Query<QueryParams>,
-    request: Result<Json<QueryRequest>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Json(request) =
-        request.map_err(|e| ApiError::BadRequest(format!("expected {{\"sql\": \"...\"}}: {e}")))?;
+    // Any content type: `curl -d` labels a JSON body as a form.
+    let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("expected a JSON body {{\"sql\": \"...\"}}: {e}"))
+    })?;
     let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
     let tenant = state.tenant(&tenant).await?;
     let output = state.engine.execute(&tenant, &request.sql).await?;
