@@ -79,6 +79,24 @@ async fn each_result_format_streams() {
     assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), 2);
     let (s, _) = server.query_raw("acme", sql, "xml").await;
     assert_eq!(s, 400);
+    // An empty result is still a well-formed document in every format.
+    let none = "SELECT host, usage FROM cpu WHERE usage > 100";
+    let (s, body) = server.query_raw("acme", none, "json").await;
+    assert_eq!(
+        (s, String::from_utf8(body).unwrap()),
+        (200, "[]".to_string())
+    );
+    let (s, body) = server.query_raw("acme", none, "csv").await;
+    assert_eq!(
+        (s, String::from_utf8(body).unwrap()),
+        (200, "host,usage\n".to_string())
+    );
+    let (_, pq) = server.query_raw("acme", none, "parquet").await;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(pq),
+    )
+    .unwrap();
+    assert_eq!(reader.schema().fields().len(), 2);
     server.stop().await;
 }
 

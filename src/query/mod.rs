@@ -179,7 +179,8 @@ impl QueryEngine {
         });
         Ok(QueryOutput {
             schema,
-            stream: Box::pin(stream),
+            // Fused: callers may poll again after the end (the HTTP layer peeks the first batch).
+            stream: Box::pin(stream.fuse()),
         })
     }
 

@@ -1,13 +1,23 @@
 //! CSV results: one header line, then rows; timestamps in RFC 3339.
 
 use arrow::csv::WriterBuilder;
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::{Encoder, RenderError};
 
-#[derive(Default)]
 pub struct CsvEncoder {
+    schema: SchemaRef,
     header_written: bool,
+}
+
+impl CsvEncoder {
+    pub fn new(schema: &SchemaRef) -> Self {
+        Self {
+            schema: schema.clone(),
+            header_written: false,
+        }
+    }
 }
 
 impl Encoder for CsvEncoder {
@@ -24,6 +34,10 @@ impl Encoder for CsvEncoder {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, RenderError> {
-        Ok(vec![])
+        // An empty result still names its columns.
+        if self.header_written {
+            return Ok(vec![]);
+        }
+        self.batch(&RecordBatch::new_empty(self.schema.clone()))
     }
 }

@@ -71,7 +71,7 @@ impl ExportFormat {
         Ok(match self {
             Self::Json => Box::new(json::JsonEncoder::array()),
             Self::Ndjson => Box::new(json::JsonEncoder::lines()),
-            Self::Csv => Box::new(csv::CsvEncoder::default()),
+            Self::Csv => Box::new(csv::CsvEncoder::new(schema)),
             Self::Parquet => Box::new(parquet::ParquetEncoder::new(schema)?),
             Self::Arrow => Box::new(arrow_ipc::ArrowEncoder::new(schema)?),
         })
