@@ -150,34 +150,33 @@ fn commit(pending: Vec<Pending>) {
     if pending.is_empty() {
         return;
     }
-    let mut synced: Vec<*const Table> = vec![];
-    let mut failed: Vec<(*const Table, String)> = vec![];
+    // One sync per touched table, whatever the number of writes to it.
+    let mut synced: Vec<(Arc<Table>, Result<(), String>)> = vec![];
     for p in &pending {
-        let key = Arc::as_ptr(&p.table);
-        if synced.contains(&key) || failed.iter().any(|(k, _)| *k == key) {
+        if synced.iter().any(|(t, _)| Arc::ptr_eq(t, &p.table)) {
             continue;
         }
         let mut segment = p.table.segment.lock();
         let result = segment.as_mut().map(|s| s.sync()).unwrap_or(Ok(()));
-        match result {
-            Ok(()) => synced.push(key),
-            Err(e) => {
-                *segment = None;
-                failed.push((key, e.to_string()));
-            }
+        if result.is_err() {
+            // Do not append after a failed sync: the next write opens a fresh segment.
+            *segment = None;
         }
+        synced.push((p.table.clone(), result.map_err(|e| e.to_string())));
     }
     for p in pending {
-        let key = Arc::as_ptr(&p.table);
-        match failed.iter().find(|(k, _)| *k == key) {
-            Some((_, message)) => {
-                let _ = p.done.send(Err(StorageError::WalSync {
-                    message: message.clone(),
-                }));
-            }
-            None => {
+        let outcome = synced
+            .iter()
+            .find(|(t, _)| Arc::ptr_eq(t, &p.table))
+            .map(|(_, r)| r.clone())
+            .unwrap_or(Ok(()));
+        match outcome {
+            Ok(()) => {
                 p.table.push_active(p.batch);
                 let _ = p.done.send(Ok(()));
+            }
+            Err(message) => {
+                let _ = p.done.send(Err(StorageError::WalSync { message }));
             }
         }
     }
