@@ -200,3 +200,31 @@ async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_buffers_to_parquet_before_exit() {
+    let dirs = TestDirs::new(&["acme"]);
+    let client = reqwest::Client::new();
+    let mut server = spawn_server(&dirs);
+    let body: String = (0..100)
+        .map(|i| format!("{{\"time\":{i},\"v\":{i}}}\n"))
+        .collect();
+    assert_eq!(write_torn(&client, &server.url, body).await, 200);
+    assert!(dirs.parquet_files("acme", "torn").is_empty());
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = server.child.wait().expect("wait");
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(dirs.parquet_files("acme", "torn").len(), 1);
+    assert!(dirs.wal_segments("acme", "torn").is_empty());
+    let mut server = spawn_server(&dirs);
+    assert_eq!(
+        count(&client, &server.url, "SELECT count(*) AS n FROM torn").await,
+        100
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
