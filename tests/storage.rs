@@ -212,3 +212,34 @@ async fn flushes_during_concurrent_writes_never_lose_or_duplicate_rows() {
     assert!(counts.contains("| 320 | 320 |"), "{counts}");
     assert_eq!(tenant.table("cpu").unwrap().stats().buffered_rows, 0);
 }
+
+#[tokio::test]
+async fn memory_object_store_serves_flushed_files() {
+    let dirs = TestDirs::new(&["acme"]);
+    let config = StorageConfig {
+        object_store: "memory://".into(),
+        ..Default::default()
+    };
+    let (_store, tenant) = open(&dirs, config).await;
+    write_days(&tenant, 2).await;
+    assert!(
+        dirs.parquet_files("acme", "cpu").is_empty(),
+        "nothing on local disk"
+    );
+    assert_eq!(tenant.table("cpu").unwrap().stats().files, 2);
+    let engine = QueryEngine::new(Default::default());
+    let count = scalar(&engine, &tenant, "SELECT count(*) AS n FROM cpu").await;
+    assert!(count.contains("| 192 |"), "{count}");
+    let err = Store::open(
+        StorageConfig {
+            object_store: "s3://bucket".into(),
+            ..Default::default()
+        },
+        &dirs.root.path().join("other"),
+        &dirs.tenants(),
+        OpenMode::ReadWrite,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("s3://bucket"), "{err}");
+}
