@@ -397,22 +397,28 @@ async fn run_query(common: Common, tenant: &str, format: &str, sql: &str) -> Res
     let tenant = store.tenant(tenant).await?;
     let engine = QueryEngine::new(config.query.clone());
     let output = engine.execute(&tenant, sql).await?;
-    let schema = output.schema.clone();
-    let batches: Vec<_> = futures::StreamExt::collect::<Vec<_>>(output.stream)
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let mut stream = output.stream;
     let mut stdout = std::io::stdout().lock();
     if format == "table" {
+        // A pretty table needs every row to size its columns.
+        let mut batches = vec![];
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            batches.push(batch?);
+        }
         writeln!(
             stdout,
             "{}",
             arrow::util::pretty::pretty_format_batches(&batches)?
         )?;
-    } else {
-        let format: ExportFormat = format.parse()?;
-        stdout.write_all(&opsboard::render::encode_all(format, &schema, &batches)?)?;
+        return Ok(());
     }
+    // Machine formats stream batch by batch, so exports of any size run in flat memory.
+    let format: ExportFormat = format.parse()?;
+    let mut encoder = format.encoder(&output.schema)?;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        stdout.write_all(&encoder.batch(&batch?)?)?;
+    }
+    stdout.write_all(&encoder.finish()?)?;
     Ok(())
 }
 
