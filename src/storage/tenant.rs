@@ -198,6 +198,14 @@ impl TenantStore {
         }
         let handle = self.table_or_create(table)?;
         handle.accept_schema(&batch)?;
+        // Backpressure: when writes outrun the background flush, the writer waits for one
+        // instead of letting the buffer grow without bound.
+        let (buffered_rows, buffered_bytes, _) = handle.buffer_size();
+        if buffered_rows >= self.config.flush_max_rows.saturating_mul(2)
+            || buffered_bytes >= self.config.flush_max_bytes.saturating_mul(2)
+        {
+            self.persist_table(&handle).await?;
+        }
         let record = encode_record(&batch)?;
         writer.append(handle.clone(), record, batch).await?;
         let (buffered_rows, buffered_bytes, _) = handle.buffer_size();
