@@ -254,6 +254,44 @@ pub fn encode_for_bench(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[tokio::test]
+    async fn writers_wait_for_a_flush_when_the_buffer_runs_away() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
+        let config = StorageConfig {
+            flush_max_rows: 10,
+            ..Default::default()
+        };
+        let store = Store::open(
+            config,
+            &dir.path().join("data"),
+            &dir.path().join("tenants"),
+            OpenMode::ReadWrite,
+        )
+        .await
+        .unwrap();
+        let tenant = store.tenant("acme").await.unwrap();
+        let mut generator = crate::generate::CpuGenerator::new(10, 1);
+        tenant.write("cpu", generator.batch(&[0])).await.unwrap();
+        // Pretend a background flush is queued and never finishes: only backpressure is left.
+        let table = tenant.table("cpu").unwrap();
+        table.persist_requested.store(true, Ordering::SeqCst);
+        for t in 1..10 {
+            tenant.write("cpu", generator.batch(&[t])).await.unwrap();
+            assert!(
+                table.buffer_size().0 <= 30,
+                "buffer grew to {}",
+                table.buffer_size().0
+            );
+        }
+        assert!(table.stats().persisted_rows >= 60);
+        assert_eq!(
+            table.stats().persisted_rows + table.stats().buffered_rows,
+            100
+        );
+    }
 
     #[test]
     fn names_are_checked() {
