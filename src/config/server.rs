@@ -72,7 +72,7 @@ impl Default for StorageConfig {
             retention: None,
             maintenance_interval: HumanDuration::from_secs(60),
             compaction_min_files: 4,
-            compaction_target_rows: 5_000_000,
+            compaction_target_rows: 2_000_000,
             delete_grace: HumanDuration::from_secs(60),
         }
     }
