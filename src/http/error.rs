@@ -39,9 +39,7 @@ impl ApiError {
             }
             ApiError::Ingest(IngestError::Arrow(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Ingest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Storage(
-                StorageError::UnknownTenant { .. } | StorageError::UnknownTable { .. },
-            ) => StatusCode::NOT_FOUND,
+            ApiError::Storage(StorageError::UnknownTenant { .. }) => StatusCode::NOT_FOUND,
             ApiError::Storage(StorageError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,

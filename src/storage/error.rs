@@ -6,8 +6,6 @@ use std::path::PathBuf;
 pub enum StorageError {
     #[error("unknown tenant {tenant:?}: no folder for it under the tenants dir")]
     UnknownTenant { tenant: String },
-    #[error("unknown table {table:?}")]
-    UnknownTable { table: String },
     #[error("invalid {what} name {name:?}: use {rule}")]
     InvalidName {
         what: &'static str,
