@@ -12,6 +12,7 @@ pub mod demo;
 pub mod generate;
 pub mod http;
 pub mod ingest;
+pub mod panels;
 pub mod query;
 pub mod render;
 pub mod server;

@@ -2,10 +2,12 @@
 //! `tenants/<t>/tenant.yaml`. Everything downstream (storage, query, http) receives these
 //! already-parsed structs; a YAML mistake is reported here with `file:line:column`.
 
+mod aggregation;
 mod duration;
 mod server;
 mod tenant;
 
+pub use aggregation::{AggregationRule, AggregationRules, Bucket};
 pub use duration::HumanDuration;
 pub use server::{IngestConfig, QueryConfig, ServerConfig, StorageConfig};
 pub use tenant::{FieldTypeName, TableConfig, TenantConfig};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, HumanDuration, parse_yaml, read_file};
+use super::{AggregationRules, ConfigError, HumanDuration, parse_yaml, read_file};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     pub query: QueryConfig,
     pub ingest: IngestConfig,
+    /// Default time-bucket rules for panels; tenants and panels may override.
+    pub aggregation: AggregationRules,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +32,7 @@ impl Default for ServerConfig {
             storage: StorageConfig::default(),
             query: QueryConfig::default(),
             ingest: IngestConfig::default(),
+            aggregation: AggregationRules::default(),
         }
     }
 }
@@ -145,6 +148,9 @@ impl ServerConfig {
         if self.ingest.max_body_bytes == 0 {
             return Err(invalid("ingest.max_body_bytes must be > 0".into()));
         }
+        if let Some(problem) = self.aggregation.problems().into_iter().next() {
+            return Err(invalid(problem));
+        }
         Ok(())
     }
 }
@@ -170,5 +176,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/opsboard.yaml");
         let config = ServerConfig::load(&path, true).unwrap();
         assert_eq!(config.listen, "127.0.0.1:8080");
+        // The file documents the embedded defaults; they must not drift apart.
+        assert_eq!(config.aggregation, AggregationRules::default());
+        assert_eq!(
+            config.storage.compaction_target_rows,
+            StorageConfig::default().compaction_target_rows
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, HumanDuration, parse_yaml, read_file};
+use super::{AggregationRules, ConfigError, HumanDuration, parse_yaml, read_file};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -14,6 +14,8 @@ pub struct TenantConfig {
     pub name: Option<String>,
     pub timezone: Option<String>,
     pub tables: BTreeMap<String, TableConfig>,
+    /// Replaces the server's aggregation rules for this tenant's panels.
+    pub aggregation: Option<AggregationRules>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -55,6 +57,12 @@ impl TenantConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if let Some(problem) = self.aggregation.iter().flat_map(|a| a.problems()).next() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: problem,
+            });
+        }
         for (table, t) in &self.tables {
             for tag in &t.tags {
                 if tag == "time" || t.fields.contains_key(tag) {
@@ -86,6 +94,21 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tenants/demo");
         let config = TenantConfig::load(&dir).unwrap();
         assert!(config.tables.contains_key("cpu"));
+    }
+
+    #[test]
+    fn broken_aggregation_override_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tenant.yaml"),
+            "aggregation:\n  rules:\n    - {up_to: 1h, bucket: raw}\n",
+        )
+        .unwrap();
+        let err = TenantConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("tenant.yaml: aggregation.rules[0]: the last rule must omit"),
+            "{err}"
+        );
     }
 
     #[test]
