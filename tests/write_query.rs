@@ -281,3 +281,40 @@ async fn query_body_is_read_whatever_its_content_type() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn filters_on_columns_older_files_lack() {
+    let dirs = TestDirs::new(&["acme"]);
+    let server = TestServer::start(dirs.config()).await;
+    server
+        .write("acme", "cpu", "application/x-ndjson", NDJSON)
+        .await;
+    server.stop().await; // flush: the first file has no `temp`
+    let server = TestServer::start(dirs.config()).await;
+    let more = "{\"time\":\"2024-05-01T00:00:20Z\",\"host\":\"c\",\"temp\":40}\n";
+    server
+        .write("acme", "cpu", "application/x-ndjson", more)
+        .await;
+    server.stop().await; // second file has it
+    assert_eq!(dirs.parquet_files("acme", "cpu").len(), 2);
+    let server = TestServer::start(dirs.config()).await;
+    let hot = server
+        .rows("acme", "SELECT host FROM cpu WHERE temp > 10")
+        .await;
+    assert_eq!(json!(hot), json!([{"host": "c"}]));
+    let cold = server
+        .rows(
+            "acme",
+            "SELECT host FROM cpu WHERE temp IS NULL ORDER BY host",
+        )
+        .await;
+    assert_eq!(json!(cold), json!([{"host": "a"}, {"host": "b"}]));
+    let tagged = server
+        .rows(
+            "acme",
+            "SELECT count(*) AS n FROM cpu WHERE host = 'b' AND usage > 2",
+        )
+        .await;
+    assert_eq!(json!(tagged), json!([{"n": 1}]));
+    server.stop().await;
+}
