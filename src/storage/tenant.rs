@@ -320,8 +320,4 @@ impl TenantStore {
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.objects.clone()
     }
-
-    pub async fn catalog_version(&self) -> u64 {
-        self.catalog.current().await.version
-    }
 }
