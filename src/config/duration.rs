@@ -31,10 +31,29 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// A humantime string, or a bare integer meaning seconds (seed 003 writes
+/// `refresh_interval: 300`).
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as `90s`, `15m`, `30d`, or whole seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(HumanDuration::from_secs(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(HumanDuration::from_secs)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -59,5 +78,8 @@ mod tests {
             Duration::from_secs(5400)
         );
         assert!("soon".parse::<HumanDuration>().is_err());
+        let secs: HumanDuration = serde_yaml::from_str("300").unwrap();
+        assert_eq!(secs.0, Duration::from_secs(300));
+        assert!(serde_yaml::from_str::<HumanDuration>("-5").is_err());
     }
 }

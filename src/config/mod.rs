@@ -1,16 +1,34 @@
-//! Server and tenant configuration: serde models of `config/opsboard.yaml` and
-//! `tenants/<t>/tenant.yaml`. Everything downstream (storage, query, http) receives these
-//! already-parsed structs; a YAML mistake is reported here with `file:line:column`.
+//! Server and tenant configuration: serde models of `config/opsboard.yaml`,
+//! `tenants/<t>/tenant.yaml`, dashboards and panels, their loading and validation. Everything
+//! downstream (storage, query, panels, http) receives these already-parsed structs; a YAML
+//! mistake is reported here with `file:line:column`.
 
 mod aggregation;
+mod dashboard;
 mod duration;
+mod load;
+mod locate;
+mod panel;
 mod server;
 mod tenant;
+mod validate;
 
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
 pub use duration::HumanDuration;
 pub use server::{IngestConfig, QueryConfig, ServerConfig, StorageConfig};
+pub use dashboard::{DashboardConfig, DashboardPanel, Layout, Placement, Position};
+pub use load::{
+    ConfigDirs, Functions, LoadedDashboard, LoadedPanel, TenantPanels, check_shared_panels,
+    load_tenant, tenant_names, yaml_files,
+};
+pub use locate::{Locator, Step};
+pub use panel::{
+    AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
+    PanelConfig, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle, TableColumn,
+    Threshold,
+};
 pub use tenant::{FieldTypeName, TableConfig, TenantConfig};
+pub use validate::{ColumnType, KnownTables, Problem, SQL_PARAMETERS, parse_order_by, parse_where};
 
 use std::path::{Path, PathBuf};
 

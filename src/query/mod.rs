@@ -4,10 +4,12 @@
 //! `information_schema`. Each query also gets its own memory pool (the configured limit) and a
 //! deadline that covers planning and streaming.
 
+mod bind;
 mod guard;
 mod provider;
 mod pruning;
 
+pub use bind::Params;
 pub use guard::check_read_only;
 pub use pruning::TimeRange;
 
@@ -20,12 +22,13 @@ use std::time::Duration;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
-use datafusion::common::DataFusionError;
+use datafusion::common::{DataFusionError, ParamValues};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -150,7 +153,26 @@ impl QueryEngine {
         tenant: &Arc<TenantStore>,
         sql: &str,
     ) -> Result<QueryOutput, QueryError> {
+        self.execute_with_params(tenant, sql, &Params::new()).await
+    }
+
+    /// Plans and starts `sql` with `$name` placeholders bound to `params` (see [`bind`]).
+    pub async fn execute_with_params(
+        &self,
+        tenant: &Arc<TenantStore>,
+        sql: &str,
+        params: &Params,
+    ) -> Result<QueryOutput, QueryError> {
         check_read_only(sql)?;
+        let mut statement = DFParser::parse_sql(sql)
+            .map_err(|e| QueryError::Parse {
+                message: e.to_string(),
+            })?
+            .pop_front()
+            .ok_or_else(|| QueryError::Parse {
+                message: "empty statement".into(),
+            })?;
+        bind::type_placeholders(&mut statement, params)?;
         let timeout = self.config.timeout.0;
         let deadline = Instant::now() + timeout;
         let ctx = self.context(tenant)?;
@@ -159,8 +181,14 @@ impl QueryEngine {
             .with_allow_dml(false)
             .with_allow_statements(false);
         let plan = async {
-            let df = ctx.sql_with_options(sql, options).await?;
-            df.execute_stream().await
+            let plan = ctx.state().statement_to_plan(statement).await?;
+            options.verify_plan(&plan)?;
+            let plan = if params.is_empty() {
+                plan
+            } else {
+                plan.with_param_values(ParamValues::from(params.clone()))?
+            };
+            ctx.execute_logical_plan(plan).await?.execute_stream().await
         };
         let stream = tokio::time::timeout_at(deadline, plan)
             .await
@@ -184,13 +212,23 @@ impl QueryEngine {
         })
     }
 
-    /// Runs `sql` to completion (CLI, tests, panels).
+    /// Runs `sql` to completion (CLI, tests).
     pub async fn collect(
         &self,
         tenant: &Arc<TenantStore>,
         sql: &str,
     ) -> Result<Vec<RecordBatch>, QueryError> {
-        let output = self.execute(tenant, sql).await?;
+        self.collect_with_params(tenant, sql, &Params::new()).await
+    }
+
+    /// Runs `sql` with bound parameters to completion (panels).
+    pub async fn collect_with_params(
+        &self,
+        tenant: &Arc<TenantStore>,
+        sql: &str,
+        params: &Params,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let output = self.execute_with_params(tenant, sql, params).await?;
         output
             .stream
             .collect::<Vec<_>>()

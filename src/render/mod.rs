@@ -4,8 +4,13 @@
 
 mod arrow_ipc;
 mod csv;
+mod heatmap;
 mod json;
 mod parquet;
+mod template;
+
+pub use heatmap::{Heatmap, heatmap_svg};
+pub use template::{render_template, template_environment};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;

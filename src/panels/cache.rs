@@ -1,0 +1,156 @@
+//! Panel answers cached in moka, keyed by tenant + config generation + panel + the request's
+//! parameters as sent. Each entry lives for its panel's refresh interval; the whole cache is
+//! bounded by bytes. A config reload bumps the tenant's generation (old keys can no longer
+//! match) and drops its entries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::sync::Cache;
+use serde::Serialize;
+
+use super::PanelData;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct Key {
+    pub tenant: String,
+    pub generation: u64,
+    pub panel: String,
+    pub params: String,
+}
+
+#[derive(Clone)]
+struct Entry {
+    data: Arc<PanelData>,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<Key, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &Key, value: &Entry, _now: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+pub struct PanelCache {
+    cache: Cache<Key, Entry>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: u64,
+    pub weighted_bytes: u64,
+    pub max_bytes: u64,
+}
+
+impl PanelCache {
+    pub fn new(max_bytes: u64) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &Key, entry: &Entry| {
+                let size = entry.data.json.len()
+                    + entry.data.image.as_ref().map_or(0, |(_, b)| b.len())
+                    + key.params.len()
+                    + key.panel.len()
+                    + key.tenant.len()
+                    + 64;
+                u32::try_from(size).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryTtl)
+            .support_invalidation_closures()
+            .build();
+        Self {
+            cache,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Arc<PanelData>> {
+        match self.cache.get(key) {
+            Some(entry) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(entry.data)
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    pub fn insert(&self, key: Key, data: Arc<PanelData>, ttl: Duration) {
+        self.cache.insert(key, Entry { data, ttl });
+    }
+
+    pub fn invalidate_tenant(&self, tenant: &str) {
+        let tenant = tenant.to_string();
+        // Only fails when closures are not enabled, and they are.
+        let _ = self.cache.invalidate_entries_if(move |k, _| k.tenant == tenant);
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.cache.run_pending_tasks();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.cache.entry_count(),
+            weighted_bytes: self.cache.weighted_size(),
+            max_bytes: self.cache.policy().max_capacity().unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn key(tenant: &str, generation: u64) -> Key {
+        Key {
+            tenant: tenant.into(),
+            generation,
+            panel: "p".into(),
+            params: "{}".into(),
+        }
+    }
+
+    fn data(len: usize) -> Arc<PanelData> {
+        Arc::new(PanelData {
+            json: Bytes::from(vec![b'x'; len]),
+            image: None,
+        })
+    }
+
+    #[test]
+    fn counts_hits_and_expires_and_invalidates() {
+        let cache = PanelCache::new(1 << 20);
+        assert!(cache.get(&key("a", 1)).is_none());
+        cache.insert(key("a", 1), data(10), Duration::from_secs(60));
+        cache.insert(key("b", 1), data(10), Duration::from_millis(1));
+        assert!(cache.get(&key("a", 1)).is_some());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(cache.get(&key("b", 1)).is_none(), "expired after its ttl");
+        cache.invalidate_tenant("a");
+        assert!(cache.get(&key("a", 1)).is_none());
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (1, 3));
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let cache = PanelCache::new(10_000);
+        for g in 0..100 {
+            cache.insert(key("a", g), data(1_000), Duration::from_secs(60));
+        }
+        let stats = cache.stats();
+        assert!(stats.weighted_bytes <= 10_000, "{stats:?}");
+    }
+}

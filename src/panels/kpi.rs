@@ -1,0 +1,115 @@
+//! `kpi`: one number. Without an aggregation function it is the newest value in the range;
+//! with one (`aggregation.function: avg`, …) it is that aggregate over the range. Thresholds
+//! give colour and label; `display.show_delta` compares with the previous period of equal
+//! length.
+//!
+//! Answer: `{panel, type, title, description, range, value, formatted, unit, time, color,
+//! label, previous, delta, delta_percent}`. A `sql:` panel returns a column `value` (first row
+//! counts) and optionally `time`.
+
+use serde_json::{Value, json};
+
+use super::values::{floats, number, timestamps_ns};
+use super::{Bucket, PanelError, Run, sqlgen};
+use crate::config::{PanelConfig, Threshold};
+
+pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
+    let config = &run.panel.config;
+    let (value, time) = value_in(run, run.range.from_ns, run.range.to_ns).await?;
+    let previous = if config.display.show_delta == Some(true) {
+        let before = run.range.previous();
+        value_in(run, before.from_ns, before.to_ns).await?.0
+    } else {
+        None
+    };
+    let delta = value.zip(previous).map(|(v, p)| v - p);
+    let delta_percent = delta
+        .zip(previous)
+        .and_then(|(d, p)| (p != 0.0).then(|| d / p.abs() * 100.0));
+    let threshold = value.and_then(|v| pick_threshold(&config.display.thresholds, v));
+    let mut out = run.header();
+    out.insert("value".into(), number(value));
+    out.insert("formatted".into(), json!(format_value(config, value)));
+    out.insert("unit".into(), json!(config.display.unit));
+    out.insert(
+        "time".into(),
+        json!(time.map(|t| t.div_euclid(1_000_000))),
+    );
+    out.insert("color".into(), json!(threshold.map(|t| &t.color)));
+    out.insert("label".into(), json!(threshold.and_then(|t| t.label.as_ref())));
+    out.insert("previous".into(), number(previous));
+    out.insert("delta".into(), number(delta));
+    out.insert("delta_percent".into(), number(delta_percent));
+    Ok(Value::Object(out))
+}
+
+/// The highest threshold at or below `value` (thresholds ascend; validated at load).
+pub fn pick_threshold(thresholds: &[Threshold], value: f64) -> Option<&Threshold> {
+    thresholds.iter().rev().find(|t| value >= t.value).or(thresholds.first())
+}
+
+fn format_value(config: &PanelConfig, value: Option<f64>) -> String {
+    let Some(v) = value else {
+        return "–".into();
+    };
+    let decimals = config.display.decimals.unwrap_or(2) as usize;
+    match &config.display.unit {
+        Some(unit) if unit == "%" => format!("{v:.decimals$}%"),
+        Some(unit) => format!("{v:.decimals$} {unit}"),
+        None => format!("{v:.decimals$}"),
+    }
+}
+
+async fn value_in(run: &Run<'_>, from_ns: i64, to_ns: i64) -> Result<(Option<f64>, Option<i64>), PanelError> {
+    let config = &run.panel.config;
+    let params = sqlgen::base_params(run, from_ns, to_ns, Bucket::Raw);
+    let sql = match &config.sql {
+        Some(sql) => sql.clone(),
+        None => {
+            let ts = sqlgen::ident(sqlgen::time_column(config));
+            let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
+            let from_where = sqlgen::from_where(config, &[format!("{value} IS NOT NULL")]);
+            match config.aggregation.as_ref().and_then(|a| a.function) {
+                Some(f) => format!(
+                    "SELECT {} AS value, max({ts}) AS time {from_where}",
+                    sqlgen::aggregate(f, &value, &ts)
+                ),
+                None => format!(
+                    "SELECT {value} AS value, {ts} AS time {from_where} ORDER BY {ts} DESC LIMIT 1"
+                ),
+            }
+        }
+    };
+    let batches = run.rows(&sql, &params).await?;
+    let values = floats(&batches, "value")
+        .ok_or_else(|| run.shape_error("the query must return a numeric column `value`"))?;
+    let times = timestamps_ns(&batches, "time").unwrap_or_default();
+    Ok((
+        values.first().copied().flatten(),
+        times.first().copied().flatten(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(value: f64, label: &str) -> Threshold {
+        Threshold {
+            value,
+            color: "#000".into(),
+            label: Some(label.into()),
+        }
+    }
+
+    #[test]
+    fn threshold_is_the_highest_reached() {
+        let list = [t(0.0, "good"), t(70.0, "warning"), t(90.0, "critical")];
+        let label = |v| pick_threshold(&list, v).and_then(|t| t.label.clone()).unwrap();
+        assert_eq!(label(-5.0), "good");
+        assert_eq!(label(69.9), "good");
+        assert_eq!(label(70.0), "warning");
+        assert_eq!(label(95.0), "critical");
+        assert!(pick_threshold(&[], 1.0).is_none());
+    }
+}

@@ -1,0 +1,114 @@
+//! Query parameters of `/panels/{id}/data`, as sent, with typed accessors that name the
+//! parameter in their errors. Values stay data: `series` and `filter` are bound into queries,
+//! `sort` must name a configured column, `order` is `asc` or `desc`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ParamError, RequestedRange};
+use crate::config::SortOrder;
+
+/// Most rows a table page may hold.
+pub const MAX_PAGE_SIZE: u32 = 1_000;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct PanelRequest {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub series: Option<String>,
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+    pub disable_aggregation: Option<String>,
+    pub filter: Option<String>,
+}
+
+impl PanelRequest {
+    /// The parameters as one canonical string: the cache key. Relative ranges (`now-6h`) stay
+    /// relative, so repeated requests within the refresh interval share an entry.
+    pub fn cache_key(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn range(&self, now_ns: i64) -> Result<RequestedRange, ParamError> {
+        RequestedRange::parse(self.from.as_deref(), self.to.as_deref(), now_ns)
+    }
+
+    pub fn disable_aggregation(&self) -> Result<bool, ParamError> {
+        match self.disable_aggregation.as_deref().map(str::trim) {
+            None | Some("") | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(ParamError {
+                param: "disable_aggregation",
+                message: format!("expected true or false, got {other:?}"),
+            }),
+        }
+    }
+
+    pub fn order(&self) -> Result<Option<SortOrder>, ParamError> {
+        match self.order.as_deref().map(|o| o.trim().to_ascii_lowercase()) {
+            None => Ok(None),
+            Some(o) if o == "asc" => Ok(Some(SortOrder::Asc)),
+            Some(o) if o == "desc" => Ok(Some(SortOrder::Desc)),
+            Some(_) => Err(ParamError {
+                param: "order",
+                message: "expected asc or desc".into(),
+            }),
+        }
+    }
+
+    pub fn page(&self) -> Result<u32, ParamError> {
+        positive(self.page.as_deref(), "page", 1, u32::MAX)
+    }
+
+    pub fn page_size(&self, default: u32) -> Result<u32, ParamError> {
+        positive(self.page_size.as_deref(), "page_size", default, MAX_PAGE_SIZE)
+    }
+
+    /// A non-empty `series` filter.
+    pub fn series(&self) -> Option<&str> {
+        self.series.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// A non-empty text filter.
+    pub fn filter(&self) -> Option<&str> {
+        self.filter.as_deref().filter(|s| !s.trim().is_empty())
+    }
+}
+
+fn positive(text: Option<&str>, param: &'static str, default: u32, max: u32) -> Result<u32, ParamError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ParamError {
+            param,
+            message: format!("expected a whole number from 1 to {max}, got {text:?}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_sql_in_typed_parameters() {
+        let request = PanelRequest {
+            order: Some("desc; DROP TABLE cpu".into()),
+            page: Some("1 OR 1=1".into()),
+            disable_aggregation: Some("yes".into()),
+            ..PanelRequest::default()
+        };
+        assert_eq!(request.order().unwrap_err().param, "order");
+        assert_eq!(request.page().unwrap_err().param, "page");
+        assert_eq!(request.disable_aggregation().unwrap_err().param, "disable_aggregation");
+        let big = PanelRequest {
+            page_size: Some("1001".into()),
+            ..PanelRequest::default()
+        };
+        assert!(big.page_size(25).is_err());
+        assert_eq!(PanelRequest::default().page_size(25), Ok(25));
+    }
+}
