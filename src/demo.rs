@@ -1,23 +1,200 @@
-//! `serve --demo`: makes sure the `demo` tenant exists, backfills a week of TSBS cpu history
-//! on first start and then writes a fresh row per host every few seconds, so a new user sees
-//! live, moving data at once.
+//! Demo data. `serve --demo` makes sure the `demo` tenant exists, backfills a week of history on
+//! first start and then writes fresh rows every few seconds, so a new user sees live, moving
+//! data at once. `opsboard generate demo` writes the same history without serving.
+//!
+//! Tables (declared in `tenants/demo/tenant.yaml`): `cpu` (TSBS cpu-only), `metrics` (per
+//! server cpu/memory/disk percentages, requests and response time), `service_health` (status
+//! 0 healthy, 1 degraded, 2 down, with an error text; `legacy-ftp` goes silent two hours before
+//! "now" so the health panel shows a stale service) and `error_logs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::{ArrayRef, DictionaryArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
 
-use crate::generate::CpuGenerator;
-use crate::storage::Store;
+use crate::generate::{CpuGenerator, Rng};
+use crate::storage::{StorageError, Store, TenantStore, tag_type, time_type};
 
 pub const TENANT: &str = "demo";
-const TABLE: &str = "cpu";
 const HOSTS: usize = 10;
-const HISTORY: Duration = Duration::from_secs(7 * 86_400);
+pub const HISTORY: Duration = Duration::from_secs(7 * 86_400);
 const HISTORY_STEP: Duration = Duration::from_secs(300);
 const LIVE_STEP: Duration = Duration::from_secs(5);
 
+const SERVERS: [&str; 5] = ["web-01", "web-02", "web-03", "db-01", "cache-01"];
+const SERVICES: [&str; 6] = ["api", "auth", "billing", "search", "queue", "legacy-ftp"];
+/// `legacy-ftp` stops reporting this long before now.
+const SILENT_FOR_NS: i64 = 2 * 3_600 * 1_000_000_000;
+const ERRORS: [&str; 5] = [
+    "upstream timed out after 30s",
+    "connection reset by peer",
+    "certificate expires in 7 days",
+    "disk usage above 90%",
+    "deadlock detected; transaction retried",
+];
+
 const DEMO_TENANT_YAML: &str = "name: Demo\ntimezone: UTC\ntables:\n  cpu:\n    tags: [hostname, region, datacenter, rack, os, arch, team, service, service_version, service_environment]\n    retention: 30d\n";
+
+/// Synthetic, deterministic rows for the demo tables.
+pub struct DemoGenerator {
+    cpu: CpuGenerator,
+    rng: Rng,
+}
+
+impl DemoGenerator {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            cpu: CpuGenerator::new(HOSTS, seed),
+            rng: Rng::new(seed ^ 0xD3_4D),
+        }
+    }
+
+    /// Writes one step at each of `times` into every demo table.
+    pub async fn write(&mut self, tenant: &Arc<TenantStore>, times: &[i64], now_ns: i64) -> Result<u64, StorageError> {
+        let mut rows = 0;
+        for batch in [
+            ("cpu", self.cpu.batch(times)),
+            ("metrics", self.metrics(times)),
+            ("service_health", self.health(times, now_ns)),
+            ("error_logs", self.errors(times)),
+        ] {
+            if batch.1.num_rows() > 0 {
+                rows += batch.1.num_rows() as u64;
+                tenant.write(batch.0, batch.1).await?;
+            }
+        }
+        Ok(rows)
+    }
+
+    fn metrics(&mut self, times: &[i64]) -> RecordBatch {
+        let mut t = vec![];
+        let mut server = vec![];
+        let (mut cpu, mut mem, mut disk, mut requests, mut response) = (vec![], vec![], vec![], vec![], vec![]);
+        for &time in times {
+            let hour = (time / 3_600_000_000_000).rem_euclid(24) as f64;
+            // A daily cycle: busy afternoons, quiet nights.
+            let load = 0.5 + 0.4 * ((hour - 14.0) / 24.0 * std::f64::consts::TAU).cos();
+            for (i, name) in SERVERS.iter().enumerate() {
+                t.push(time);
+                server.push(*name);
+                let c = (load * 70.0 + self.rng.next_f64() * 20.0 + i as f64 * 3.0).min(100.0);
+                cpu.push(c);
+                mem.push(40.0 + i as f64 * 9.0 + self.rng.next_f64() * 15.0);
+                disk.push(55.0 + i as f64 * 5.0 + self.rng.next_f64() * 2.0);
+                requests.push((load * 900.0 + self.rng.next_f64() * 200.0) as i64);
+                response.push(40.0 + c * 1.5 + self.rng.next_f64() * 30.0);
+            }
+        }
+        batch(vec![
+            ("time", time_column(t)),
+            ("server_name", tags(&server)),
+            ("cpu_percent", Arc::new(Float64Array::from(cpu))),
+            ("memory_percent", Arc::new(Float64Array::from(mem))),
+            ("disk_percent", Arc::new(Float64Array::from(disk))),
+            ("requests", Arc::new(Int64Array::from(requests))),
+            ("response_ms", Arc::new(Float64Array::from(response))),
+        ])
+    }
+
+    fn health(&mut self, times: &[i64], now_ns: i64) -> RecordBatch {
+        let mut t = vec![];
+        let mut name = vec![];
+        let mut status = vec![];
+        let mut error: Vec<Option<&str>> = vec![];
+        for &time in times {
+            for service in SERVICES {
+                if service == "legacy-ftp" && time > now_ns - SILENT_FOR_NS {
+                    continue;
+                }
+                let roll = self.rng.next_f64();
+                let s = if service == "billing" && roll < 0.6 {
+                    1
+                } else if roll < 0.02 {
+                    2
+                } else if roll < 0.08 {
+                    1
+                } else {
+                    0
+                };
+                t.push(time);
+                name.push(service);
+                status.push(s);
+                error.push((s > 0).then(|| ERRORS[(self.rng.next_u64() % ERRORS.len() as u64) as usize]));
+            }
+        }
+        batch(vec![
+            ("time", time_column(t)),
+            ("name", tags(&name)),
+            ("last_check_status", Arc::new(Int64Array::from(status))),
+            ("error", Arc::new(StringArray::from(error))),
+        ])
+    }
+
+    fn errors(&mut self, times: &[i64]) -> RecordBatch {
+        const SEVERITIES: [&str; 4] = ["INFO", "WARNING", "ERROR", "CRITICAL"];
+        let mut t = vec![];
+        let (mut service, mut severity, mut message) = (vec![], vec![], vec![]);
+        for &time in times {
+            if self.rng.next_f64() < 0.5 {
+                continue;
+            }
+            let roll = self.rng.next_f64();
+            let level = if roll < 0.5 { 0 } else if roll < 0.8 { 1 } else if roll < 0.97 { 2 } else { 3 };
+            t.push(time);
+            service.push(SERVICES[(self.rng.next_u64() % 5) as usize]);
+            severity.push(SEVERITIES[level]);
+            message.push(ERRORS[(self.rng.next_u64() % ERRORS.len() as u64) as usize]);
+        }
+        batch(vec![
+            ("time", time_column(t)),
+            ("service", tags(&service)),
+            ("severity", tags(&severity)),
+            ("error_message", Arc::new(StringArray::from(message))),
+        ])
+    }
+}
+
+fn time_column(ns: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(ns).with_timezone("UTC"))
+}
+
+fn tags(values: &[&str]) -> ArrayRef {
+    Arc::new(values.iter().copied().collect::<DictionaryArray<Int32Type>>())
+}
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| {
+            let data_type = match array.data_type() {
+                DataType::Timestamp(..) => time_type(),
+                DataType::Dictionary(..) => tag_type(),
+                other => other.clone(),
+            };
+            Field::new(*name, data_type, *name != "time")
+        })
+        .collect();
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("demo columns line up")
+}
+
+/// Writes `history` of demo rows ending at `now_ns`, one step every five minutes, and
+/// persists them. Returns the rows written.
+pub async fn fill_history(tenant: &Arc<TenantStore>, now_ns: i64, history: Duration, seed: u64) -> Result<u64, StorageError> {
+    let mut generator = DemoGenerator::new(seed);
+    let step = HISTORY_STEP.as_nanos() as i64;
+    let start = now_ns - history.as_nanos() as i64;
+    let times: Vec<i64> = (start..now_ns).step_by(step as usize).collect();
+    let mut rows = 0;
+    for chunk in times.chunks(288) {
+        rows += generator.write(tenant, chunk, now_ns).await?;
+    }
+    tenant.persist_all().await?;
+    Ok(rows)
+}
 
 pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     if let Err(e) = run_inner(&store, &cancel).await {
@@ -35,28 +212,16 @@ async fn run_inner(
         std::fs::write(dir.join("tenant.yaml"), DEMO_TENANT_YAML)?;
     }
     let tenant = store.tenant(TENANT).await?;
-    let mut generator = CpuGenerator::new(HOSTS, 42);
-    let step_ns = |d: Duration| d.as_nanos() as i64;
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let empty = tenant.table(TABLE).is_none_or(|t| {
+    let empty = tenant.table("metrics").is_none_or(|t| {
         let s = t.stats();
         s.buffered_rows + s.persisted_rows == 0
     });
     if empty {
-        let start = now - step_ns(HISTORY);
-        let times: Vec<i64> = (start..now)
-            .step_by(step_ns(HISTORY_STEP) as usize)
-            .collect();
-        for chunk in times.chunks(288) {
-            tenant.write(TABLE, generator.batch(chunk)).await?;
-        }
-        tenant.persist_all().await?;
-        tracing::info!(
-            tenant = TENANT,
-            rows = times.len() * HOSTS,
-            "demo history written"
-        );
+        let rows = fill_history(&tenant, now, HISTORY, 42).await?;
+        tracing::info!(tenant = TENANT, rows, "demo history written");
     }
+    let mut generator = DemoGenerator::new(now as u64);
     let mut tick = tokio::time::interval(LIVE_STEP);
     loop {
         tokio::select! {
@@ -64,6 +229,6 @@ async fn run_inner(
             _ = tick.tick() => {}
         }
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        tenant.write(TABLE, generator.batch(&[now])).await?;
+        generator.write(&tenant, &[now], now).await?;
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use opsboard::config::{HumanDuration, ServerConfig, TenantConfig};
+use opsboard::config::{HumanDuration, ServerConfig};
 use opsboard::generate::CpuGenerator;
 use opsboard::ingest::{self, Format, Precision};
 use opsboard::query::QueryEngine;
@@ -69,9 +69,9 @@ enum Command {
         #[arg(long, env = "OPSBOARD_DEMO")]
         demo: bool,
     },
-    /// Check config files; prints `path:line:col: message` per problem, exits 1 if any.
+    /// Check configuration; prints `path:line:col: message` per problem, exits 1 if any.
     Validate {
-        /// Folders or files to check (default: config/ and the tenants dir).
+        /// Repository roots, tenants folders, tenant folders or files (default: `.`).
         dirs: Vec<PathBuf>,
     },
     /// Load an NDJSON, CSV or Parquet file into a table (the server must not be running).
@@ -129,6 +129,17 @@ enum Dataset {
         #[arg(long, env = "OPSBOARD_TENANT")]
         tenant: Option<String>,
     },
+    /// The demo tables (cpu, metrics, service_health, error_logs) ending now, into a tenant.
+    Demo {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_TENANT", default_value = "demo")]
+        tenant: String,
+        #[arg(long, env = "OPSBOARD_DURATION", default_value = "7d")]
+        duration: HumanDuration,
+        #[arg(long, env = "OPSBOARD_SEED", default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -178,6 +189,22 @@ fn main() -> Result<()> {
                         tenant,
                     },
             } => run_generate(common, hosts, &start, duration, interval, seed, out, tenant).await,
+            Command::Generate {
+                dataset:
+                    Dataset::Demo {
+                        common,
+                        tenant,
+                        duration,
+                        seed,
+                    },
+            } => {
+                let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
+                let tenant = store.tenant(&tenant).await?;
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+                let rows = opsboard::demo::fill_history(&tenant, now, duration.0, seed).await?;
+                eprintln!("{rows} rows written to tenant {}", tenant.name);
+                Ok(())
+            }
         }
     })
 }
@@ -223,54 +250,27 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-fn run_validate(dirs: Vec<PathBuf>) -> Result<()> {
-    let dirs = if dirs.is_empty() {
-        vec![PathBuf::from("config"), PathBuf::from("tenants")]
+fn run_validate(paths: Vec<PathBuf>) -> Result<()> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
     } else {
-        dirs
+        paths
     };
-    let mut problems = vec![];
-    let mut checked = 0;
-    for dir in &dirs {
-        for path in yaml_files(dir) {
-            checked += 1;
-            let result = match path.file_name().and_then(|n| n.to_str()) {
-                Some("opsboard.yaml") => ServerConfig::load(&path, true).map(|_| ()),
-                Some("tenant.yaml") => {
-                    TenantConfig::load(path.parent().unwrap_or(Path::new("."))).map(|_| ())
-                }
-                _ => continue,
-            };
-            if let Err(e) = result {
-                problems.push(e.to_string());
-            }
-        }
-    }
+    let registry = opsboard::panels::Registry::builtin();
+    let functions = opsboard::config::Functions {
+        image: &registry.image_names(),
+        data: &registry.data_names(),
+    };
+    let (tenants, problems) = opsboard::config::validate_paths(&paths, functions);
     for p in &problems {
         println!("{p}");
     }
     if !problems.is_empty() {
+        eprintln!("{} problem(s)", problems.len());
         std::process::exit(1);
     }
-    eprintln!("{checked} file(s) checked, no problems");
+    eprintln!("{tenants} tenant(s) checked, no problems");
     Ok(())
-}
-
-fn yaml_files(path: &Path) -> Vec<PathBuf> {
-    if path.is_file() {
-        return vec![path.to_path_buf()];
-    }
-    let mut out = vec![];
-    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(yaml_files(&p));
-        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
 
 async fn open_store(common: &Common, mode: OpenMode) -> Result<(ServerConfig, Arc<Store>)> {

@@ -3,14 +3,17 @@
 //! flushes every buffer to Parquet. Takes a bound listener so tests can use port 0.
 
 use std::future::Future;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServerConfig;
+use crate::config::{ConfigDirs, ServerConfig, fingerprint};
 use crate::http::{AppState, router};
+use crate::panels::{LiveConfigs, PanelEngine, Registry, ReloadOutcome, known_tables_of};
 use crate::query::QueryEngine;
 use crate::storage::{OpenMode, StorageError, Store};
 
@@ -61,10 +64,18 @@ pub async fn serve(
     if options.demo {
         background.spawn(crate::demo::run(store.clone(), cancel.clone()));
     }
+    let panels = build_panels(&config, &store, &engine).await;
+    background.spawn(config_watch_loop(
+        panels.clone(),
+        store.clone(),
+        config.panels.reload_interval.0,
+        cancel.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         engine,
         config: Arc::new(config),
+        panels,
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -110,6 +121,78 @@ async fn maintenance_loop(store: Arc<Store>, cancel: CancellationToken) {
                 Ok(report) => tracing::debug!(tenant = %tenant.name, ?report, "maintenance pass"),
                 Err(e) => tracing::error!(tenant = %tenant.name, error = %e, "maintenance failed"),
             }
+        }
+    }
+}
+
+/// Loads every tenant's dashboards and panels (problems are logged and kept for the API).
+async fn build_panels(
+    config: &ServerConfig,
+    store: &Arc<Store>,
+    engine: &Arc<QueryEngine>,
+) -> Arc<PanelEngine> {
+    let dirs = ConfigDirs {
+        tenants_dir: config.tenants_dir.clone(),
+        panels_dir: config.panels_dir.clone(),
+    };
+    let configs = Arc::new(LiveConfigs::new(
+        dirs,
+        config.aggregation.clone(),
+        &Registry::builtin(),
+    ));
+    let panels = Arc::new(PanelEngine::new(
+        store.clone(),
+        engine.clone(),
+        configs,
+        config.panels.cache_max_bytes,
+        config.panels.raw_limit,
+    ));
+    reload_panels(&panels, store).await;
+    panels
+}
+
+/// Reloads all tenants against their live schemas; drops the cache of each that changed.
+async fn reload_panels(panels: &PanelEngine, store: &Store) {
+    let names = crate::config::tenant_names(&panels.configs().dirs().tenants_dir);
+    let mut live = BTreeMap::new();
+    for name in names {
+        if let Ok(tenant) = store.tenant(&name).await {
+            live.insert(name, known_tables_of(&tenant));
+        }
+    }
+    let outcomes = panels
+        .configs()
+        .reload_all(&|name| live.get(name).cloned().unwrap_or_default());
+    for (tenant, outcome) in outcomes {
+        if outcome == ReloadOutcome::Loaded {
+            panels.invalidate_tenant(&tenant);
+        }
+    }
+}
+
+/// Hot reload: polls the configuration trees and reloads when anything changed.
+async fn config_watch_loop(
+    panels: Arc<PanelEngine>,
+    store: Arc<Store>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut last = fingerprint(panels.configs().dirs());
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let dirs = panels.configs().dirs().clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&dirs)).await else {
+            continue;
+        };
+        if now != last {
+            last = now;
+            tracing::info!("configuration changed on disk; reloading");
+            reload_panels(&panels, &store).await;
         }
     }
 }

@@ -4,6 +4,7 @@
 //! mistake is reported here with `file:line:column`.
 
 mod aggregation;
+mod check;
 mod dashboard;
 mod duration;
 mod load;
@@ -12,16 +13,19 @@ mod panel;
 mod server;
 mod tenant;
 mod validate;
+mod watch;
 
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
 pub use duration::HumanDuration;
-pub use server::{IngestConfig, QueryConfig, ServerConfig, StorageConfig};
+pub use server::{IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig};
+pub use check::validate_paths;
 pub use dashboard::{DashboardConfig, DashboardPanel, Layout, Placement, Position};
 pub use load::{
     ConfigDirs, Functions, LoadedDashboard, LoadedPanel, TenantPanels, check_shared_panels,
     load_tenant, tenant_names, yaml_files,
 };
 pub use locate::{Locator, Step};
+pub use watch::fingerprint;
 pub use panel::{
     AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
     PanelConfig, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle, TableColumn,

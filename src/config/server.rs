@@ -20,6 +20,7 @@ pub struct ServerConfig {
     pub ingest: IngestConfig,
     /// Default time-bucket rules for panels; tenants and panels may override.
     pub aggregation: AggregationRules,
+    pub panels: PanelsConfig,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +34,28 @@ impl Default for ServerConfig {
             query: QueryConfig::default(),
             ingest: IngestConfig::default(),
             aggregation: AggregationRules::default(),
+            panels: PanelsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PanelsConfig {
+    /// Memory the panel answer cache may hold, in bytes.
+    pub cache_max_bytes: u64,
+    /// Most rows a raw (unaggregated) panel returns; more sets `truncated`.
+    pub raw_limit: usize,
+    /// How often `tenants/` and `panels/` are checked for changes.
+    pub reload_interval: HumanDuration,
+}
+
+impl Default for PanelsConfig {
+    fn default() -> Self {
+        Self {
+            cache_max_bytes: 64 * 1024 * 1024,
+            raw_limit: 10_000,
+            reload_interval: HumanDuration::from_secs(1),
         }
     }
 }
@@ -147,6 +170,11 @@ impl ServerConfig {
         }
         if self.ingest.max_body_bytes == 0 {
             return Err(invalid("ingest.max_body_bytes must be > 0".into()));
+        }
+        if self.panels.raw_limit == 0 || self.panels.reload_interval.0.is_zero() {
+            return Err(invalid(
+                "panels.raw_limit and panels.reload_interval must be > 0".into(),
+            ));
         }
         if let Some(problem) = self.aggregation.problems().into_iter().next() {
             return Err(invalid(problem));

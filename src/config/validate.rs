@@ -127,7 +127,7 @@ impl Report<'_> {
 }
 
 /// Placeholders the engine binds in `sql:` panels.
-pub const SQL_PARAMETERS: [&str; 3] = ["from", "to", "bucket"];
+pub const SQL_PARAMETERS: [&str; 4] = ["from", "to", "bucket", "origin"];
 
 const ALL_DISPLAY_KEYS: [PanelType; 6] = [
     PanelType::Timeseries,
@@ -482,7 +482,7 @@ pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
     for name in unknown {
         r.at(
             path,
-            format!("`sql` uses `{name}`; the engine binds only $from, $to and $bucket"),
+            format!("`sql` uses `{name}`; the engine binds only $from, $to, $bucket and $origin"),
         );
     }
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::ingest::IngestError;
+use crate::panels::PanelError;
 use crate::query::QueryError;
 use crate::render::RenderError;
 use crate::storage::StorageError;
@@ -21,6 +22,8 @@ pub enum ApiError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error(transparent)]
+    Panel(#[from] PanelError),
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("{0}")]
@@ -39,20 +42,39 @@ impl ApiError {
             }
             ApiError::Ingest(IngestError::Arrow(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Ingest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Storage(StorageError::UnknownTenant { .. }) => StatusCode::NOT_FOUND,
-            ApiError::Storage(StorageError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Storage(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
-            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Storage(e) | ApiError::Panel(PanelError::Storage(e)) => storage_status(e),
             ApiError::Query(QueryError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Query(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
             ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Render(RenderError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
             ApiError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Panel(PanelError::Param(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Panel(
+                PanelError::NoConfig(_)
+                | PanelError::UnknownPanel { .. }
+                | PanelError::UnknownDashboard { .. },
+            ) => StatusCode::NOT_FOUND,
+            ApiError::Panel(PanelError::Query { source, .. }) => match source {
+                QueryError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+                // The panel's own SQL failed: a configuration fault, not the caller's.
+                e if e.is_client_error() => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Panel(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+fn storage_status(e: &StorageError) -> StatusCode {
+    match e {
+        StorageError::UnknownTenant { .. } => StatusCode::NOT_FOUND,
+        StorageError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_client_error() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

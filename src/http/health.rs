@@ -1,5 +1,9 @@
 //! `GET /healthz`: liveness for load balancers and scripts; no auth, no storage access.
+//! `GET /metrics`: the server's own counters in Prometheus text format.
 
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -7,9 +11,37 @@ use serde_json::{Value, json};
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let cache = state.panels.cache_stats();
+    let files = state.engine.parquet_files_scanned();
+    let body = format!(
+        "# HELP opsboard_panel_cache_hits_total Panel answers served from the cache.\n\
+         # TYPE opsboard_panel_cache_hits_total counter\n\
+         opsboard_panel_cache_hits_total {}\n\
+         # HELP opsboard_panel_cache_misses_total Panel answers computed.\n\
+         # TYPE opsboard_panel_cache_misses_total counter\n\
+         opsboard_panel_cache_misses_total {}\n\
+         # HELP opsboard_panel_cache_entries Panel answers held.\n\
+         # TYPE opsboard_panel_cache_entries gauge\n\
+         opsboard_panel_cache_entries {}\n\
+         # HELP opsboard_panel_cache_bytes Bytes the panel cache holds (limit: opsboard_panel_cache_max_bytes).\n\
+         # TYPE opsboard_panel_cache_bytes gauge\n\
+         opsboard_panel_cache_bytes {}\n\
+         # TYPE opsboard_panel_cache_max_bytes gauge\n\
+         opsboard_panel_cache_max_bytes {}\n\
+         # HELP opsboard_parquet_files_scanned_total Parquet files opened by queries after pruning.\n\
+         # TYPE opsboard_parquet_files_scanned_total counter\n\
+         opsboard_parquet_files_scanned_total {files}\n",
+        cache.hits, cache.misses, cache.entries, cache.weighted_bytes, cache.max_bytes
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

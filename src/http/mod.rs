@@ -1,8 +1,10 @@
 //! The HTTP API: an axum router built from one small `routes` function per resource. Handlers
 //! extract, make one domain call and format; errors go through [`ApiError`].
 
+mod dashboards;
 mod error;
 mod health;
+mod panels;
 mod query;
 mod tables;
 mod write;
@@ -16,15 +18,17 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
 
 use crate::config::ServerConfig;
+use crate::panels::PanelEngine;
 use crate::query::QueryEngine;
 use crate::storage::{Store, TenantStore};
 
 /// What every handler can reach.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
     pub engine: Arc<QueryEngine>,
     pub config: Arc<ServerConfig>,
+    pub panels: Arc<PanelEngine>,
 }
 
 impl AppState {
@@ -40,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .merge(write::routes())
         .merge(query::routes())
         .merge(tables::routes())
+        .merge(dashboards::routes())
+        .merge(panels::routes())
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

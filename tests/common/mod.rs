@@ -36,6 +36,7 @@ impl TestDirs {
             listen: "127.0.0.1:0".into(),
             data_dir: self.data(),
             tenants_dir: self.tenants(),
+            panels_dir: self.root.path().join("panels"),
             ..Default::default()
         }
     }

@@ -1,0 +1,128 @@
+//! `opsboard validate [PATH...]`: checks whole configuration trees the way the server loads
+//! them. A path may be a repository root (with `config/`, `tenants/`, `panels/`), a tenants
+//! folder, one tenant's folder, or a single YAML file inside any of those.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{
+    AggregationRules, ConfigDirs, Functions, KnownTables, Problem, ServerConfig, check_shared_panels,
+    load_tenant, tenant_names,
+};
+
+/// What to check, worked out from the paths given.
+#[derive(Debug, Default)]
+struct Plan {
+    server_configs: BTreeSet<PathBuf>,
+    /// (tenants dir, shared panels dir, tenant) triples.
+    tenants: BTreeSet<(PathBuf, PathBuf, String)>,
+    shared_panel_dirs: BTreeSet<(PathBuf, PathBuf)>,
+}
+
+/// Every problem under `paths`, sorted, with the number of tenants checked.
+pub fn validate_paths(paths: &[PathBuf], functions: Functions<'_>) -> (usize, Vec<Problem>) {
+    let mut plan = Plan::default();
+    for path in paths {
+        plan_path(path, &mut plan);
+    }
+    let mut problems = vec![];
+    let mut aggregation = AggregationRules::default();
+    for file in &plan.server_configs {
+        match ServerConfig::load(file, true) {
+            Ok(config) => aggregation = config.aggregation,
+            Err(e) => problems.push(e.into()),
+        }
+    }
+    for (tenants_dir, panels_dir) in &plan.shared_panel_dirs {
+        let dirs = ConfigDirs {
+            tenants_dir: tenants_dir.clone(),
+            panels_dir: panels_dir.clone(),
+        };
+        problems.extend(check_shared_panels(&dirs, functions));
+    }
+    for (tenants_dir, panels_dir, tenant) in &plan.tenants {
+        let dirs = ConfigDirs {
+            tenants_dir: tenants_dir.clone(),
+            panels_dir: panels_dir.clone(),
+        };
+        if let Err(found) = load_tenant(&dirs, tenant, &aggregation, &KnownTables::new(), functions) {
+            problems.extend(found);
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    (plan.tenants.len(), problems)
+}
+
+fn plan_path(path: &Path, plan: &mut Plan) {
+    if path.is_file() {
+        if path.file_name().is_some_and(|n| n == "opsboard.yaml") {
+            plan.server_configs.insert(path.to_path_buf());
+            return;
+        }
+        // A file inside a tenant (tenants/<t>/...) or the shared panels folder.
+        for ancestor in path.ancestors().skip(1) {
+            if is_tenant_dir(ancestor) {
+                plan_tenant(ancestor, plan);
+                return;
+            }
+            if ancestor.file_name().is_some_and(|n| n == "panels") {
+                let root = ancestor.parent().unwrap_or(Path::new(""));
+                plan.shared_panel_dirs.insert((join(root, "tenants"), ancestor.to_path_buf()));
+                return;
+            }
+        }
+        return;
+    }
+    if is_tenant_dir(path) {
+        plan_tenant(path, plan);
+        return;
+    }
+    let looks_like_root = ["config", "tenants", "panels"].iter().any(|d| join(path, d).is_dir());
+    if looks_like_root && !path.ends_with("tenants") {
+        let config = join(&join(path, "config"), "opsboard.yaml");
+        if config.is_file() {
+            plan.server_configs.insert(config);
+        }
+        let tenants = join(path, "tenants");
+        let panels = join(path, "panels");
+        plan.shared_panel_dirs.insert((tenants.clone(), panels.clone()));
+        for tenant in tenant_names(&tenants) {
+            plan.tenants.insert((tenants.clone(), panels.clone(), tenant));
+        }
+        return;
+    }
+    if path.file_name().is_some_and(|n| n == "config") {
+        let config = join(path, "opsboard.yaml");
+        if config.is_file() {
+            plan.server_configs.insert(config);
+        }
+        return;
+    }
+    // A tenants folder: shared panels sit beside it.
+    let panels = join(path.parent().unwrap_or(Path::new("")), "panels");
+    for tenant in tenant_names(path) {
+        plan.tenants.insert((path.to_path_buf(), panels.clone(), tenant));
+    }
+}
+
+fn plan_tenant(dir: &Path, plan: &mut Plan) {
+    let tenants = dir.parent().unwrap_or(Path::new("")).to_path_buf();
+    let panels = join(tenants.parent().unwrap_or(Path::new("")), "panels");
+    if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
+        plan.tenants.insert((tenants, panels, name.to_string()));
+    }
+}
+
+fn is_tenant_dir(dir: &Path) -> bool {
+    dir.join("tenant.yaml").is_file() || dir.join("dashboards").is_dir()
+}
+
+/// `base/name`, without a leading `./` when base is the current directory.
+fn join(base: &Path, name: &str) -> PathBuf {
+    if base.as_os_str().is_empty() || base == Path::new(".") {
+        PathBuf::from(name)
+    } else {
+        base.join(name)
+    }
+}

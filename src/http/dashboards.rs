@@ -1,0 +1,114 @@
+//! Dashboards and the tenant's configuration state:
+//! `GET /api/v1/tenants/{tenant}/dashboards` (list), `/dashboards/{name}` (resolved: each
+//! entry's panel, type, title, grid placement and refresh interval) and `/config/errors`.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::config::HumanDuration;
+use crate::panels::PanelError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tenants/{tenant}/dashboards", get(list))
+        .route("/api/v1/tenants/{tenant}/dashboards/{name}", get(resolved))
+        .route("/api/v1/tenants/{tenant}/config/errors", get(config_errors))
+}
+
+async fn list(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+    state.tenant(&tenant).await?;
+    let config = state.panels.tenant_config(&tenant)?;
+    let dashboards: Vec<Value> = config
+        .dashboards
+        .values()
+        .map(|d| {
+            json!({
+                "name": d.name,
+                "title": d.config.name,
+                "description": d.config.description,
+                "default": d.name == "default",
+                "panels": d.config.panels.len(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "tenant": tenant, "dashboards": dashboards })))
+}
+
+async fn resolved(
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state.tenant(&tenant).await?;
+    let config = state.panels.tenant_config(&tenant)?;
+    let dashboard = config.dashboards.get(&name).ok_or_else(|| PanelError::UnknownDashboard {
+        tenant: tenant.clone(),
+        dashboard: name.clone(),
+    })?;
+    let mut panels = vec![];
+    for (entry, placement) in dashboard.config.panels.iter().zip(&dashboard.placements) {
+        let panel_id = entry.panel_id();
+        let Some(panel) = config.panels.get(panel_id) else {
+            continue;
+        };
+        let refresh = panel
+            .config
+            .refresh_interval
+            .or(dashboard.config.refresh_interval);
+        panels.push(json!({
+            "id": entry.id,
+            "panel": panel_id,
+            "type": panel.config.kind.name(),
+            "title": panel.config.title,
+            "description": panel.config.description,
+            "position": placement,
+            "refresh_interval": refresh.map(|d| d.0.as_secs()),
+            "refresh_interval_text": refresh.map(|d| d.to_string()),
+            "drill_down": panel.config.drill_down,
+            "data_url": format!("/api/v1/tenants/{tenant}/panels/{panel_id}/data"),
+        }));
+    }
+    Ok(Json(json!({
+        "tenant": tenant,
+        "name": dashboard.name,
+        "title": dashboard.config.name,
+        "description": dashboard.config.description,
+        "refresh_interval": dashboard.config.refresh_interval.map(|d| d.0.as_secs()),
+        "refresh_interval_text": dashboard.config.refresh_interval.map(|d: HumanDuration| d.to_string()),
+        "layout": dashboard.config.layout,
+        "panels": panels,
+    })))
+}
+
+/// `{tenant, ok, errors: [{file, line, column, message}], checked_at}`; `ok` is false while
+/// the newest files on disk are rejected (the last good configuration keeps serving).
+async fn config_errors(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+    state.tenant(&tenant).await?;
+    let (problems, checked_at) = state
+        .panels
+        .configs()
+        .problems(&tenant)
+        .ok_or_else(|| PanelError::NoConfig(tenant.clone()))?;
+    let errors: Vec<Value> = problems
+        .iter()
+        .map(|p| {
+            json!({
+                "file": p.file.display().to_string(),
+                "line": p.line,
+                "column": p.column,
+                "message": p.message,
+                "text": p.to_string(),
+            })
+        })
+        .collect();
+    let checked_at = checked_at.map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
+    Ok(Json(json!({
+        "tenant": tenant,
+        "ok": errors.is_empty(),
+        "serving_last_good": state.panels.configs().current(&tenant).is_some(),
+        "errors": errors,
+        "checked_at": checked_at,
+    })))
+}

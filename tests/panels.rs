@@ -1,0 +1,352 @@
+//! The panel engine over HTTP: golden answers per panel type from fixed fixture data, the
+//! dashboard API, aggregation choices and overrides, timezone alignment, injection attempts,
+//! the cache and hot reload.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{TestDirs, TestServer};
+use serde_json::Value;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/acme");
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/panels");
+const DAY: &str = "from=2024-01-01T00:00:00Z&to=2024-01-01T12:00:00Z";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn ts(minutes: i64) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap()
+        + chrono::Duration::minutes(minutes);
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+async fn write_fixture(server: &TestServer, tenant: &str) {
+    let mut metrics = String::new();
+    for i in 0..96i64 {
+        for (h, host) in ["a", "b"].iter().enumerate() {
+            let cpu = ((i * 7 + h as i64 * 13) % 100) as f64 + 0.5;
+            let mem = 40.0 + (i % 60) as f64;
+            metrics.push_str(&format!(
+                "{{\"time\":\"{}\",\"host\":\"{host}\",\"cpu\":{cpu},\"mem\":{mem}}}\n",
+                ts(i * 30)
+            ));
+        }
+    }
+    let mut health = String::new();
+    for hour in 0..12i64 {
+        health.push_str(&format!("{{\"time\":\"{}\",\"name\":\"a\",\"status\":0}}\n", ts(hour * 60)));
+        let (status, error) = if hour == 11 { (2, "\"disk full <b>\"") } else { (1, "null") };
+        health.push_str(&format!(
+            "{{\"time\":\"{}\",\"name\":\"b\",\"status\":{status},\"error\":{error}}}\n",
+            ts(hour * 60)
+        ));
+        if hour <= 6 {
+            health.push_str(&format!("{{\"time\":\"{}\",\"name\":\"c\",\"status\":0}}\n", ts(hour * 60)));
+        }
+    }
+    let severities = ["INFO", "ERROR", "WARNING", "ERROR", "CRITICAL", "ERROR"];
+    let mut errors = String::new();
+    for (i, severity) in severities.iter().enumerate() {
+        errors.push_str(&format!(
+            "{{\"time\":\"{}\",\"service\":\"svc{}\",\"severity\":\"{severity}\",\"message\":\"m{i}\",\"bytes\":{},\"took\":{}}}\n",
+            ts(60 + i as i64 * 60),
+            i % 3,
+            1536 * i,
+            30.5 * i as f64
+        ));
+    }
+    for (table, body) in [("metrics", metrics), ("service_health", health), ("error_logs", errors)] {
+        let (status, body) = server.write(tenant, table, "application/x-ndjson", body).await;
+        assert_eq!(status, 200, "{table}: {body}");
+    }
+}
+
+async fn start(configure: impl FnOnce(&mut opsboard::config::ServerConfig)) -> (TestDirs, TestServer) {
+    let dirs = TestDirs::new(&[]);
+    copy_dir(Path::new(FIXTURE), &dirs.tenants().join("acme"));
+    let mut config = dirs.config();
+    configure(&mut config);
+    let server = TestServer::start(config).await;
+    write_fixture(&server, "acme").await;
+    (dirs, server)
+}
+
+async fn data(server: &TestServer, panel: &str, query: &str) -> (u16, Value) {
+    server
+        .get(&format!("/api/v1/tenants/acme/panels/{panel}/data?{query}"))
+        .await
+}
+
+/// Compares with `tests/golden/panels/<name>.json`; `UPDATE_GOLDEN=1` rewrites it.
+fn assert_golden(name: &str, actual: &Value) {
+    let path = Path::new(GOLDEN).join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(GOLDEN).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(text, expected, "golden {name} differs");
+}
+
+#[tokio::test]
+async fn golden_answers_per_panel_type() {
+    let (_dirs, server) = start(|_| {}).await;
+    let cases = [
+        ("timeseries_1m", "cpu", DAY.to_string()),
+        ("timeseries_raw", "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-01T03:00:00Z".to_string()),
+        ("kpi", "mem_kpi", "from=2024-01-01T06:00:00Z&to=2024-01-01T12:00:00Z".to_string()),
+        ("health_status", "health", DAY.to_string()),
+        ("table", "errors", DAY.to_string()),
+        ("table_page2_by_service", "errors", format!("{DAY}&page=2&sort=service&order=asc")),
+        ("table_filtered", "errors", format!("{DAY}&filter=ERROR")),
+        ("custom_template", "summary", DAY.to_string()),
+        ("custom_image", "heatmap", "from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z".to_string()),
+    ];
+    for (name, panel, query) in cases {
+        let (status, body) = data(&server, panel, &query).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_golden(name, &body);
+    }
+    // The image route serves the same picture as bytes.
+    let resp = server
+        .client
+        .get(format!(
+            "{}/api/v1/tenants/acme/panels/heatmap/image?from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    assert!(resp.text().await.unwrap().starts_with("<svg"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dashboards_resolve_with_default_sizes() {
+    let (_dirs, server) = start(|_| {}).await;
+    let (status, list) = server.get("/api/v1/tenants/acme/dashboards").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["dashboards"][0]["name"], "default");
+    assert_eq!(list["dashboards"][0]["default"], true);
+    let (status, board) = server.get("/api/v1/tenants/acme/dashboards/default").await;
+    assert_eq!(status, 200, "{board}");
+    let cells: Vec<(String, String, Value)> = board["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap().into(), p["type"].as_str().unwrap().into(), p["position"].clone()))
+        .collect();
+    let pos = |row, col, width, height| serde_json::json!({"row": row, "col": col, "width": width, "height": height});
+    assert_eq!(
+        cells,
+        vec![
+            ("cpu".into(), "timeseries".into(), pos(1, 1, 8, 2)),
+            ("mem_kpi".into(), "kpi".into(), pos(1, 9, 4, 1)),
+            ("health".into(), "health_status".into(), pos(2, 9, 4, 1)),
+            ("errors".into(), "table".into(), pos(3, 1, 12, 3)),
+            ("summary".into(), "custom_template".into(), pos(6, 1, 6, 2)),
+            ("heatmap".into(), "custom_image".into(), pos(6, 7, 6, 2)),
+        ]
+    );
+    assert_eq!(board["panels"][0]["refresh_interval"], 600);
+    // The panel sets none: the dashboard's applies.
+    assert_eq!(board["panels"][1]["refresh_interval"], 3600);
+    assert_eq!(server.get("/api/v1/tenants/acme/dashboards/nope").await.0, 404);
+    assert_eq!(server.get("/api/v1/tenants/acme/panels/nope/data").await.0, 404);
+    assert_eq!(server.get("/api/v1/tenants/ghost/dashboards").await.0, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn aggregation_rules_overrides_and_raw_limit() {
+    let (dirs, server) = start(|c| c.panels.raw_limit = 10).await;
+    // ≤ 8 h: raw rows, capped by raw_limit with `truncated`.
+    let (_, raw) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00Z").await;
+    assert_eq!(raw["bucket"], "raw");
+    assert_eq!(raw["truncated"], true);
+    let points: usize = raw["series"].as_array().unwrap().iter().map(|s| s["points"].as_array().unwrap().len()).sum();
+    assert_eq!(points, 10);
+    // Just past 8 h: one-minute buckets; disable_aggregation turns them off again.
+    let (_, one_minute) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00.001Z").await;
+    assert_eq!(one_minute["bucket"], "1m");
+    let (_, disabled) = data(&server, "cpu", &format!("{DAY}&disable_aggregation=true")).await;
+    assert_eq!(disabled["bucket"], "raw");
+    // 2 days: 10 minutes; 5 days: 1 hour.
+    let (_, two_days) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-03T00:00:00Z").await;
+    assert_eq!(two_days["bucket"], "10m");
+    let (_, five_days) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-06T00:00:00Z").await;
+    assert_eq!(five_days["bucket"], "1h");
+    // A panel's own rules and points guard.
+    let panels = dirs.tenants().join("acme/panels");
+    std::fs::write(
+        panels.join("cpu_5m.yaml"),
+        "panel:\n  type: timeseries\n  title: t\n  data_source:\n    table: metrics\n    columns: {value: cpu}\n  aggregation:\n    function: max\n    rules:\n      - {bucket: 5m}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        panels.join("cpu_guard.yaml"),
+        "panel:\n  type: timeseries\n  title: t\n  data_source:\n    table: metrics\n    columns: {value: cpu}\n  aggregation:\n    max_points_per_series: 10\n",
+    )
+    .unwrap();
+    wait_for(&server, "cpu_guard").await;
+    let (_, own) = data(&server, "cpu_5m", DAY).await;
+    assert_eq!(own["bucket"], "5m");
+    assert_eq!(own["aggregation"], "max");
+    let (_, guarded) = data(&server, "cpu_guard", DAY).await;
+    // 12 h in at most 10 points: 72 min, widened to the next ladder step.
+    assert_eq!(guarded["bucket"], "3h");
+    assert!(guarded["series"][0]["points"].as_array().unwrap().len() <= 10);
+    server.stop().await;
+}
+
+/// Waits (up to 5 s) until the panel exists after a config change.
+async fn wait_for(server: &TestServer, panel: &str) {
+    for _ in 0..50 {
+        if data(server, panel, DAY).await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("panel {panel} never appeared");
+}
+
+#[tokio::test]
+async fn buckets_align_to_the_tenant_timezone() {
+    let dirs = TestDirs::new(&[]);
+    copy_dir(Path::new(FIXTURE), &dirs.tenants().join("acme"));
+    let tenant_yaml = dirs.tenants().join("acme/tenant.yaml");
+    let text = std::fs::read_to_string(&tenant_yaml).unwrap().replace("timezone: UTC", "timezone: Asia/Kolkata");
+    std::fs::write(&tenant_yaml, text).unwrap();
+    std::fs::write(
+        dirs.tenants().join("acme/panels/hourly.yaml"),
+        "panel:\n  type: timeseries\n  title: t\n  data_source:\n    table: metrics\n    columns: {value: cpu}\n  aggregation:\n    rules:\n      - {bucket: 1h}\n",
+    )
+    .unwrap();
+    let server = TestServer::start(dirs.config()).await;
+    write_fixture(&server, "acme").await;
+    let (status, body) = data(&server, "hourly", DAY).await;
+    assert_eq!(status, 200, "{body}");
+    let points = body["series"][0]["points"].as_array().unwrap();
+    // Kolkata is UTC+5:30: hour buckets start at :30 UTC; the first holds 00:00 (from 23:30).
+    let first = points[0][0].as_i64().unwrap();
+    assert_eq!(first, 1_704_065_400_000, "2023-12-31T23:30:00Z");
+    assert!(points.iter().all(|p| (p[0].as_i64().unwrap() / 60_000) % 60 == 30));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn request_values_are_data_never_sql() {
+    let (_dirs, server) = start(|_| {}).await;
+    let rows_before = server.count("acme", "metrics").await;
+    // Treated as a series name that does not exist.
+    let (status, body) = data(&server, "cpu", &format!("{DAY}&series=a'%20OR%20'1'%3D'1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["series"], serde_json::json!([]));
+    let (_, only_a) = data(&server, "cpu", &format!("{DAY}&series=a")).await;
+    assert_eq!(only_a["series"].as_array().unwrap().len(), 1);
+    // A filter with SQL in it matches no row text.
+    let (status, body) = data(&server, "errors", &format!("{DAY}&filter=')%20OR%201%3D1%20--")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total_rows"], 0);
+    for (query, param) in [
+        ("sort=time;DROP%20TABLE%20metrics", "sort"),
+        ("sort=message)%20UNION%20SELECT%201--", "sort"),
+        ("order=desc;DELETE", "order"),
+        ("page=1%20OR%201%3D1", "page"),
+        ("page_size=0", "page_size"),
+        ("from=now-1h;DROP%20TABLE%20metrics", "from"),
+        ("to=1%20OR%201%3D1", "to"),
+    ] {
+        let (status, body) = data(&server, "errors", query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(&format!("`{param}`")), "{query}: {body}");
+    }
+    assert_eq!(server.count("acme", "metrics").await, rows_before);
+    server.stop().await;
+}
+
+async fn metric(server: &TestServer, name: &str) -> u64 {
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in {text}"))
+}
+
+#[tokio::test]
+async fn hot_reload_keeps_the_last_good_panel_and_reports_errors() {
+    let (dirs, server) = start(|c| c.panels.reload_interval = opsboard::config::HumanDuration(Duration::from_millis(100))).await;
+    let (_, first) = data(&server, "cpu", DAY).await;
+    assert_eq!(first["title"], "CPU");
+    let hits = metric(&server, "opsboard_panel_cache_hits_total").await;
+    let (_, again) = data(&server, "cpu", DAY).await;
+    assert_eq!(again, first);
+    assert_eq!(metric(&server, "opsboard_panel_cache_hits_total").await, hits + 1);
+
+    let panel = dirs.tenants().join("acme/panels/cpu.yaml");
+    let original = std::fs::read_to_string(&panel).unwrap();
+    std::fs::write(&panel, original.replace("title: CPU", "title: CPU (edited)")).unwrap();
+    let mut seen = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if data(&server, "cpu", DAY).await.1["title"] == "CPU (edited)" {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "edit not live within 2 s");
+
+    // Broken: an unknown column. The edited panel keeps serving; the error is reported.
+    std::fs::write(&panel, original.replace("value: cpu", "value: cpux")).unwrap();
+    let mut errors = Value::Null;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, body) = server.get("/api/v1/tenants/acme/config/errors").await;
+        if body["ok"] == false {
+            errors = body;
+            break;
+        }
+    }
+    assert_eq!(errors["serving_last_good"], true, "{errors}");
+    let text = errors["errors"][0]["text"].as_str().unwrap();
+    assert!(
+        text.ends_with("panels/cpu.yaml:7:7: unknown column `cpux` in table `metrics`"),
+        "{text}"
+    );
+    assert_eq!(data(&server, "cpu", DAY).await.1["title"], "CPU (edited)");
+
+    // Fixed again: errors clear.
+    std::fs::write(&panel, &original).unwrap();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if server.get("/api/v1/tenants/acme/config/errors").await.1["ok"] == true {
+            break;
+        }
+    }
+    assert_eq!(data(&server, "cpu", DAY).await.1["title"], "CPU");
+    server.stop().await;
+}
