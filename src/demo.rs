@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, DictionaryArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
+use arrow::array::{
+    ArrayRef, DictionaryArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +55,12 @@ impl DemoGenerator {
     }
 
     /// Writes one step at each of `times` into every demo table.
-    pub async fn write(&mut self, tenant: &Arc<TenantStore>, times: &[i64], now_ns: i64) -> Result<u64, StorageError> {
+    pub async fn write(
+        &mut self,
+        tenant: &Arc<TenantStore>,
+        times: &[i64],
+        now_ns: i64,
+    ) -> Result<u64, StorageError> {
         let mut rows = 0;
         for batch in [
             ("cpu", self.cpu.batch(times)),
@@ -72,7 +79,8 @@ impl DemoGenerator {
     fn metrics(&mut self, times: &[i64]) -> RecordBatch {
         let mut t = vec![];
         let mut server = vec![];
-        let (mut cpu, mut mem, mut disk, mut requests, mut response) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut cpu, mut mem, mut disk, mut requests, mut response) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for &time in times {
             let hour = (time / 3_600_000_000_000).rem_euclid(24) as f64;
             // A daily cycle: busy afternoons, quiet nights.
@@ -122,7 +130,9 @@ impl DemoGenerator {
                 t.push(time);
                 name.push(service);
                 status.push(s);
-                error.push((s > 0).then(|| ERRORS[(self.rng.next_u64() % ERRORS.len() as u64) as usize]));
+                error.push(
+                    (s > 0).then(|| ERRORS[(self.rng.next_u64() % ERRORS.len() as u64) as usize]),
+                );
             }
         }
         batch(vec![
@@ -142,7 +152,15 @@ impl DemoGenerator {
                 continue;
             }
             let roll = self.rng.next_f64();
-            let level = if roll < 0.5 { 0 } else if roll < 0.8 { 1 } else if roll < 0.97 { 2 } else { 3 };
+            let level = if roll < 0.5 {
+                0
+            } else if roll < 0.8 {
+                1
+            } else if roll < 0.97 {
+                2
+            } else {
+                3
+            };
             t.push(time);
             service.push(SERVICES[(self.rng.next_u64() % 5) as usize]);
             severity.push(SEVERITIES[level]);
@@ -162,7 +180,12 @@ fn time_column(ns: Vec<i64>) -> ArrayRef {
 }
 
 fn tags(values: &[&str]) -> ArrayRef {
-    Arc::new(values.iter().copied().collect::<DictionaryArray<Int32Type>>())
+    Arc::new(
+        values
+            .iter()
+            .copied()
+            .collect::<DictionaryArray<Int32Type>>(),
+    )
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
@@ -183,7 +206,12 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
 
 /// Writes `history` of demo rows ending at `now_ns`, one step every five minutes, and
 /// persists them. Returns the rows written.
-pub async fn fill_history(tenant: &Arc<TenantStore>, now_ns: i64, history: Duration, seed: u64) -> Result<u64, StorageError> {
+pub async fn fill_history(
+    tenant: &Arc<TenantStore>,
+    now_ns: i64,
+    history: Duration,
+    seed: u64,
+) -> Result<u64, StorageError> {
     let mut generator = DemoGenerator::new(seed);
     let step = HISTORY_STEP.as_nanos() as i64;
     let start = now_ns - history.as_nanos() as i64;

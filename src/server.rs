@@ -2,8 +2,8 @@
 //! background flush and maintenance loops, serves HTTP until the shutdown future resolves, then
 //! flushes every buffer to Parquet. Takes a bound listener so tests can use port 0.
 
-use std::future::Future;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 

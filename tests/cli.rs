@@ -115,17 +115,25 @@ fn validate_reports_path_line_column() {
         stdout(&out)
     );
     std::fs::write(&yaml, "tables:\n  cpu:\n    tags: [host]\n").unwrap();
+    // Every tenant needs a default dashboard.
+    let out = opsboard(&dirs, &["validate", dirs.tenants().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("dashboards/default.yaml:1:1: missing"),
+        "{}",
+        stdout(&out)
+    );
+    let dashboards = dirs.tenants().join("acme/dashboards");
+    std::fs::create_dir_all(&dashboards).unwrap();
+    std::fs::write(
+        dashboards.join("default.yaml"),
+        "dashboard:\n  name: Acme\n",
+    )
+    .unwrap();
     let out = opsboard(&dirs, &["validate", dirs.tenants().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     // The shipped configuration is valid.
     let repo = env!("CARGO_MANIFEST_DIR");
-    let out = opsboard(
-        &dirs,
-        &[
-            "validate",
-            &format!("{repo}/config"),
-            &format!("{repo}/tenants"),
-        ],
-    );
+    let out = opsboard(&dirs, &["validate", repo]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

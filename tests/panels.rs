@@ -46,14 +46,24 @@ async fn write_fixture(server: &TestServer, tenant: &str) {
     }
     let mut health = String::new();
     for hour in 0..12i64 {
-        health.push_str(&format!("{{\"time\":\"{}\",\"name\":\"a\",\"status\":0}}\n", ts(hour * 60)));
-        let (status, error) = if hour == 11 { (2, "\"disk full <b>\"") } else { (1, "null") };
+        health.push_str(&format!(
+            "{{\"time\":\"{}\",\"name\":\"a\",\"status\":0}}\n",
+            ts(hour * 60)
+        ));
+        let (status, error) = if hour == 11 {
+            (2, "\"disk full <b>\"")
+        } else {
+            (1, "null")
+        };
         health.push_str(&format!(
             "{{\"time\":\"{}\",\"name\":\"b\",\"status\":{status},\"error\":{error}}}\n",
             ts(hour * 60)
         ));
         if hour <= 6 {
-            health.push_str(&format!("{{\"time\":\"{}\",\"name\":\"c\",\"status\":0}}\n", ts(hour * 60)));
+            health.push_str(&format!(
+                "{{\"time\":\"{}\",\"name\":\"c\",\"status\":0}}\n",
+                ts(hour * 60)
+            ));
         }
     }
     let severities = ["INFO", "ERROR", "WARNING", "ERROR", "CRITICAL", "ERROR"];
@@ -67,13 +77,21 @@ async fn write_fixture(server: &TestServer, tenant: &str) {
             30.5 * i as f64
         ));
     }
-    for (table, body) in [("metrics", metrics), ("service_health", health), ("error_logs", errors)] {
-        let (status, body) = server.write(tenant, table, "application/x-ndjson", body).await;
+    for (table, body) in [
+        ("metrics", metrics),
+        ("service_health", health),
+        ("error_logs", errors),
+    ] {
+        let (status, body) = server
+            .write(tenant, table, "application/x-ndjson", body)
+            .await;
         assert_eq!(status, 200, "{table}: {body}");
     }
 }
 
-async fn start(configure: impl FnOnce(&mut opsboard::config::ServerConfig)) -> (TestDirs, TestServer) {
+async fn start(
+    configure: impl FnOnce(&mut opsboard::config::ServerConfig),
+) -> (TestDirs, TestServer) {
     let dirs = TestDirs::new(&[]);
     copy_dir(Path::new(FIXTURE), &dirs.tenants().join("acme"));
     let mut config = dirs.config();
@@ -108,14 +126,30 @@ async fn golden_answers_per_panel_type() {
     let (_dirs, server) = start(|_| {}).await;
     let cases = [
         ("timeseries_1m", "cpu", DAY.to_string()),
-        ("timeseries_raw", "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-01T03:00:00Z".to_string()),
-        ("kpi", "mem_kpi", "from=2024-01-01T06:00:00Z&to=2024-01-01T12:00:00Z".to_string()),
+        (
+            "timeseries_raw",
+            "cpu",
+            "from=2024-01-01T00:00:00Z&to=2024-01-01T03:00:00Z".to_string(),
+        ),
+        (
+            "kpi",
+            "mem_kpi",
+            "from=2024-01-01T06:00:00Z&to=2024-01-01T12:00:00Z".to_string(),
+        ),
         ("health_status", "health", DAY.to_string()),
         ("table", "errors", DAY.to_string()),
-        ("table_page2_by_service", "errors", format!("{DAY}&page=2&sort=service&order=asc")),
+        (
+            "table_page2_by_service",
+            "errors",
+            format!("{DAY}&page=2&sort=service&order=asc"),
+        ),
         ("table_filtered", "errors", format!("{DAY}&filter=ERROR")),
         ("custom_template", "summary", DAY.to_string()),
-        ("custom_image", "heatmap", "from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z".to_string()),
+        (
+            "custom_image",
+            "heatmap",
+            "from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z".to_string(),
+        ),
     ];
     for (name, panel, query) in cases {
         let (status, body) = data(&server, panel, &query).await;
@@ -150,7 +184,13 @@ async fn dashboards_resolve_with_default_sizes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["id"].as_str().unwrap().into(), p["type"].as_str().unwrap().into(), p["position"].clone()))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().into(),
+                p["type"].as_str().unwrap().into(),
+                p["position"].clone(),
+            )
+        })
         .collect();
     let pos = |row, col, width, height| serde_json::json!({"row": row, "col": col, "width": width, "height": height});
     assert_eq!(
@@ -167,8 +207,14 @@ async fn dashboards_resolve_with_default_sizes() {
     assert_eq!(board["panels"][0]["refresh_interval"], 600);
     // The panel sets none: the dashboard's applies.
     assert_eq!(board["panels"][1]["refresh_interval"], 3600);
-    assert_eq!(server.get("/api/v1/tenants/acme/dashboards/nope").await.0, 404);
-    assert_eq!(server.get("/api/v1/tenants/acme/panels/nope/data").await.0, 404);
+    assert_eq!(
+        server.get("/api/v1/tenants/acme/dashboards/nope").await.0,
+        404
+    );
+    assert_eq!(
+        server.get("/api/v1/tenants/acme/panels/nope/data").await.0,
+        404
+    );
     assert_eq!(server.get("/api/v1/tenants/ghost/dashboards").await.0, 404);
     server.stop().await;
 }
@@ -177,20 +223,45 @@ async fn dashboards_resolve_with_default_sizes() {
 async fn aggregation_rules_overrides_and_raw_limit() {
     let (dirs, server) = start(|c| c.panels.raw_limit = 10).await;
     // ≤ 8 h: raw rows, capped by raw_limit with `truncated`.
-    let (_, raw) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00Z").await;
+    let (_, raw) = data(
+        &server,
+        "cpu",
+        "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00Z",
+    )
+    .await;
     assert_eq!(raw["bucket"], "raw");
     assert_eq!(raw["truncated"], true);
-    let points: usize = raw["series"].as_array().unwrap().iter().map(|s| s["points"].as_array().unwrap().len()).sum();
+    let points: usize = raw["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["points"].as_array().unwrap().len())
+        .sum();
     assert_eq!(points, 10);
     // Just past 8 h: one-minute buckets; disable_aggregation turns them off again.
-    let (_, one_minute) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00.001Z").await;
+    let (_, one_minute) = data(
+        &server,
+        "cpu",
+        "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00.001Z",
+    )
+    .await;
     assert_eq!(one_minute["bucket"], "1m");
     let (_, disabled) = data(&server, "cpu", &format!("{DAY}&disable_aggregation=true")).await;
     assert_eq!(disabled["bucket"], "raw");
     // 2 days: 10 minutes; 5 days: 1 hour.
-    let (_, two_days) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-03T00:00:00Z").await;
+    let (_, two_days) = data(
+        &server,
+        "cpu",
+        "from=2024-01-01T00:00:00Z&to=2024-01-03T00:00:00Z",
+    )
+    .await;
     assert_eq!(two_days["bucket"], "10m");
-    let (_, five_days) = data(&server, "cpu", "from=2024-01-01T00:00:00Z&to=2024-01-06T00:00:00Z").await;
+    let (_, five_days) = data(
+        &server,
+        "cpu",
+        "from=2024-01-01T00:00:00Z&to=2024-01-06T00:00:00Z",
+    )
+    .await;
     assert_eq!(five_days["bucket"], "1h");
     // A panel's own rules and points guard.
     let panels = dirs.tenants().join("acme/panels");
@@ -231,7 +302,9 @@ async fn buckets_align_to_the_tenant_timezone() {
     let dirs = TestDirs::new(&[]);
     copy_dir(Path::new(FIXTURE), &dirs.tenants().join("acme"));
     let tenant_yaml = dirs.tenants().join("acme/tenant.yaml");
-    let text = std::fs::read_to_string(&tenant_yaml).unwrap().replace("timezone: UTC", "timezone: Asia/Kolkata");
+    let text = std::fs::read_to_string(&tenant_yaml)
+        .unwrap()
+        .replace("timezone: UTC", "timezone: Asia/Kolkata");
     std::fs::write(&tenant_yaml, text).unwrap();
     std::fs::write(
         dirs.tenants().join("acme/panels/hourly.yaml"),
@@ -246,7 +319,11 @@ async fn buckets_align_to_the_tenant_timezone() {
     // Kolkata is UTC+5:30: hour buckets start at :30 UTC; the first holds 00:00 (from 23:30).
     let first = points[0][0].as_i64().unwrap();
     assert_eq!(first, 1_704_065_400_000, "2023-12-31T23:30:00Z");
-    assert!(points.iter().all(|p| (p[0].as_i64().unwrap() / 60_000) % 60 == 30));
+    assert!(
+        points
+            .iter()
+            .all(|p| (p[0].as_i64().unwrap() / 60_000) % 60 == 30)
+    );
     server.stop().await;
 }
 
@@ -261,7 +338,12 @@ async fn request_values_are_data_never_sql() {
     let (_, only_a) = data(&server, "cpu", &format!("{DAY}&series=a")).await;
     assert_eq!(only_a["series"].as_array().unwrap().len(), 1);
     // A filter with SQL in it matches no row text.
-    let (status, body) = data(&server, "errors", &format!("{DAY}&filter=')%20OR%201%3D1%20--")).await;
+    let (status, body) = data(
+        &server,
+        "errors",
+        &format!("{DAY}&filter=')%20OR%201%3D1%20--"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["total_rows"], 0);
     for (query, param) in [
@@ -275,7 +357,13 @@ async fn request_values_are_data_never_sql() {
     ] {
         let (status, body) = data(&server, "errors", query).await;
         assert_eq!(status, 400, "{query}: {body}");
-        assert!(body["error"].as_str().unwrap().contains(&format!("`{param}`")), "{query}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{param}`")),
+            "{query}: {body}"
+        );
     }
     assert_eq!(server.count("acme", "metrics").await, rows_before);
     server.stop().await;
@@ -299,17 +387,27 @@ async fn metric(server: &TestServer, name: &str) -> u64 {
 
 #[tokio::test]
 async fn hot_reload_keeps_the_last_good_panel_and_reports_errors() {
-    let (dirs, server) = start(|c| c.panels.reload_interval = opsboard::config::HumanDuration(Duration::from_millis(100))).await;
+    let (dirs, server) = start(|c| {
+        c.panels.reload_interval = opsboard::config::HumanDuration(Duration::from_millis(100))
+    })
+    .await;
     let (_, first) = data(&server, "cpu", DAY).await;
     assert_eq!(first["title"], "CPU");
     let hits = metric(&server, "opsboard_panel_cache_hits_total").await;
     let (_, again) = data(&server, "cpu", DAY).await;
     assert_eq!(again, first);
-    assert_eq!(metric(&server, "opsboard_panel_cache_hits_total").await, hits + 1);
+    assert_eq!(
+        metric(&server, "opsboard_panel_cache_hits_total").await,
+        hits + 1
+    );
 
     let panel = dirs.tenants().join("acme/panels/cpu.yaml");
     let original = std::fs::read_to_string(&panel).unwrap();
-    std::fs::write(&panel, original.replace("title: CPU", "title: CPU (edited)")).unwrap();
+    std::fs::write(
+        &panel,
+        original.replace("title: CPU", "title: CPU (edited)"),
+    )
+    .unwrap();
     let mut seen = false;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{
-    AggregationRules, ConfigDirs, Functions, KnownTables, Problem, ServerConfig, check_shared_panels,
-    load_tenant, tenant_names,
+    AggregationRules, ConfigDirs, Functions, KnownTables, Problem, ServerConfig,
+    check_shared_panels, load_tenant, tenant_names,
 };
 
 /// What to check, worked out from the paths given.
@@ -45,7 +45,8 @@ pub fn validate_paths(paths: &[PathBuf], functions: Functions<'_>) -> (usize, Ve
             tenants_dir: tenants_dir.clone(),
             panels_dir: panels_dir.clone(),
         };
-        if let Err(found) = load_tenant(&dirs, tenant, &aggregation, &KnownTables::new(), functions) {
+        if let Err(found) = load_tenant(&dirs, tenant, &aggregation, &KnownTables::new(), functions)
+        {
             problems.extend(found);
         }
     }
@@ -68,7 +69,8 @@ fn plan_path(path: &Path, plan: &mut Plan) {
             }
             if ancestor.file_name().is_some_and(|n| n == "panels") {
                 let root = ancestor.parent().unwrap_or(Path::new(""));
-                plan.shared_panel_dirs.insert((join(root, "tenants"), ancestor.to_path_buf()));
+                plan.shared_panel_dirs
+                    .insert((join(root, "tenants"), ancestor.to_path_buf()));
                 return;
             }
         }
@@ -78,7 +80,9 @@ fn plan_path(path: &Path, plan: &mut Plan) {
         plan_tenant(path, plan);
         return;
     }
-    let looks_like_root = ["config", "tenants", "panels"].iter().any(|d| join(path, d).is_dir());
+    let looks_like_root = ["config", "tenants", "panels"]
+        .iter()
+        .any(|d| join(path, d).is_dir());
     if looks_like_root && !path.ends_with("tenants") {
         let config = join(&join(path, "config"), "opsboard.yaml");
         if config.is_file() {
@@ -86,9 +90,11 @@ fn plan_path(path: &Path, plan: &mut Plan) {
         }
         let tenants = join(path, "tenants");
         let panels = join(path, "panels");
-        plan.shared_panel_dirs.insert((tenants.clone(), panels.clone()));
+        plan.shared_panel_dirs
+            .insert((tenants.clone(), panels.clone()));
         for tenant in tenant_names(&tenants) {
-            plan.tenants.insert((tenants.clone(), panels.clone(), tenant));
+            plan.tenants
+                .insert((tenants.clone(), panels.clone(), tenant));
         }
         return;
     }
@@ -102,7 +108,8 @@ fn plan_path(path: &Path, plan: &mut Plan) {
     // A tenants folder: shared panels sit beside it.
     let panels = join(path.parent().unwrap_or(Path::new("")), "panels");
     for tenant in tenant_names(path) {
-        plan.tenants.insert((path.to_path_buf(), panels.clone(), tenant));
+        plan.tenants
+            .insert((path.to_path_buf(), panels.clone(), tenant));
     }
 }
 

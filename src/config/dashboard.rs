@@ -108,7 +108,10 @@ pub fn place(requests: &[(Option<Position>, (u32, u32))], columns: u32) -> Vec<P
     let mut placed: Vec<Placement> = vec![];
     let mut out = Vec::with_capacity(requests.len());
     for (position, (dw, dh)) in requests {
-        let width = position.and_then(|p| p.width).unwrap_or(*dw).min(columns.max(1));
+        let width = position
+            .and_then(|p| p.width)
+            .unwrap_or(*dw)
+            .min(columns.max(1));
         let height = position.and_then(|p| p.height).unwrap_or(*dh);
         let placement = match position.and_then(|p| p.row.zip(p.col)) {
             Some((row, col)) => Placement {
@@ -155,10 +158,42 @@ mod tests {
             width: Some(8),
             height: Some(2),
         };
-        let placed = place(&[(Some(fixed), (8, 2)), (None, (4, 1)), (None, (4, 1)), (None, (12, 3))], 12);
-        assert_eq!(placed[1], Placement { row: 1, col: 9, width: 4, height: 1 });
-        assert_eq!(placed[2], Placement { row: 2, col: 9, width: 4, height: 1 });
-        assert_eq!(placed[3], Placement { row: 3, col: 1, width: 12, height: 3 });
+        let placed = place(
+            &[
+                (Some(fixed), (8, 2)),
+                (None, (4, 1)),
+                (None, (4, 1)),
+                (None, (12, 3)),
+            ],
+            12,
+        );
+        assert_eq!(
+            placed[1],
+            Placement {
+                row: 1,
+                col: 9,
+                width: 4,
+                height: 1
+            }
+        );
+        assert_eq!(
+            placed[2],
+            Placement {
+                row: 2,
+                col: 9,
+                width: 4,
+                height: 1
+            }
+        );
+        assert_eq!(
+            placed[3],
+            Placement {
+                row: 3,
+                col: 1,
+                width: 12,
+                height: 3
+            }
+        );
     }
 
     #[test]

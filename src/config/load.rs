@@ -10,8 +10,7 @@ use super::dashboard::{DashboardConfig, DashboardFile, Placement};
 use super::locate::{Locator, Step};
 use super::panel::{PanelConfig, PanelFile};
 use super::validate::{
-    ColumnType, Context, KnownTables, Problem, Report, check_dashboard, check_panel,
-    check_template,
+    ColumnType, Context, KnownTables, Problem, Report, check_dashboard, check_panel, check_template,
 };
 use super::{AggregationRules, FieldTypeName, TenantConfig, parse_yaml, read_file};
 
@@ -91,7 +90,9 @@ pub fn load_tenant(
                     file,
                     line,
                     column,
-                    message: format!("unknown timezone `{name}` (use an IANA name such as Europe/Paris)"),
+                    message: format!(
+                        "unknown timezone `{name}` (use an IANA name such as Europe/Paris)"
+                    ),
                 });
                 chrono_tz::UTC
             }
@@ -151,9 +152,7 @@ pub fn load_tenant(
         };
         let hint = |id: &str| {
             format!(
-                "panel `{id}` not found (looked for {} and {})",
-                dir.join("panels").join(format!("{id}.yaml")).display(),
-                dirs.panels_dir.join(format!("{id}.yaml")).display()
+                "panel `{id}` not found: no {id}.yaml in the tenant's panels/ or the shared panels/"
             )
         };
         let placements = check_dashboard(&parsed.dashboard, &kind_of, &hint, &mut report);
@@ -228,7 +227,12 @@ fn check_parsed(parsed: &mut ParsedPanel, ctx: &Context<'_>, problems: &mut Vec<
     check_panel(&parsed.panel.config, ctx, &mut report);
     if let Some(template) = &parsed.panel.config.template {
         let key = [Step::from("panel"), Step::from("template")];
-        check_template(template, parsed.panel.template_first_line, &key, &mut report);
+        check_template(
+            template,
+            parsed.panel.template_first_line,
+            &key,
+            &mut report,
+        );
     }
     problems.extend(report.problems);
 }
@@ -291,11 +295,7 @@ pub fn yaml_files(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut files: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml")
-        })
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
         .collect();
     files.sort();

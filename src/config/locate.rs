@@ -190,14 +190,23 @@ mod tests {
     fn finds_keys_and_items() {
         let l = Locator::new(DASHBOARD);
         assert_eq!(l.locate(&yaml_path!["dashboard"]), (1, 1));
-        assert_eq!(l.locate(&yaml_path!["dashboard", "layout", "columns"]), (4, 5));
+        assert_eq!(
+            l.locate(&yaml_path!["dashboard", "layout", "columns"]),
+            (4, 5)
+        );
         assert_eq!(l.locate(&yaml_path!["dashboard", "panels", 0]), (6, 5));
-        assert_eq!(l.locate(&yaml_path!["dashboard", "panels", 0, "id"]), (6, 7));
+        assert_eq!(
+            l.locate(&yaml_path!["dashboard", "panels", 0, "id"]),
+            (6, 7)
+        );
         assert_eq!(
             l.locate(&yaml_path!["dashboard", "panels", 0, "position", "col"]),
             (9, 9)
         );
-        assert_eq!(l.locate(&yaml_path!["dashboard", "panels", 1, "id"]), (10, 7));
+        assert_eq!(
+            l.locate(&yaml_path!["dashboard", "panels", 1, "id"]),
+            (10, 7)
+        );
         // Flow mappings fall back to their key.
         assert_eq!(
             l.locate(&yaml_path!["dashboard", "panels", 1, "position", "col"]),
@@ -212,7 +221,10 @@ mod tests {
     fn indentless_sequences_and_quoted_keys() {
         let text = "panel:\n  columns:\n  - name: a\n  - name: b\n    display: B\n  \"0\":\n    color: red\n";
         let l = Locator::new(text);
-        assert_eq!(l.locate(&yaml_path!["panel", "columns", 1, "display"]), (5, 5));
+        assert_eq!(
+            l.locate(&yaml_path!["panel", "columns", 1, "display"]),
+            (5, 5)
+        );
         assert_eq!(l.locate(&yaml_path!["panel", "0", "color"]), (7, 5));
     }
 }

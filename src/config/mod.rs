@@ -16,23 +16,23 @@ mod validate;
 mod watch;
 
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
-pub use duration::HumanDuration;
-pub use server::{IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig};
 pub use check::validate_paths;
 pub use dashboard::{DashboardConfig, DashboardPanel, Layout, Placement, Position};
+pub use duration::HumanDuration;
 pub use load::{
     ConfigDirs, Functions, LoadedDashboard, LoadedPanel, TenantPanels, check_shared_panels,
     load_tenant, tenant_names, yaml_files,
 };
 pub use locate::{Locator, Step};
-pub use watch::fingerprint;
 pub use panel::{
     AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
     PanelConfig, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle, TableColumn,
     Threshold,
 };
+pub use server::{IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig};
 pub use tenant::{FieldTypeName, TableConfig, TenantConfig};
 pub use validate::{ColumnType, KnownTables, Problem, SQL_PARAMETERS, parse_order_by, parse_where};
+pub use watch::fingerprint;
 
 use std::path::{Path, PathBuf};
 

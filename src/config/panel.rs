@@ -58,7 +58,9 @@ impl PanelType {
         match self {
             PanelType::Timeseries => &["timestamp", "value", "series_label"],
             PanelType::Kpi => &["value", "timestamp"],
-            PanelType::HealthStatus => &["service_name", "status_value", "timestamp", "error_message"],
+            PanelType::HealthStatus => {
+                &["service_name", "status_value", "timestamp", "error_message"]
+            }
             _ => &[],
         }
     }
@@ -338,7 +340,12 @@ pub fn display_keys(kind: PanelType) -> &'static [&'static str] {
         ],
         PanelType::Kpi => &["unit", "decimals", "thresholds", "show_delta"],
         PanelType::HealthStatus => &["status_mapping", "unknown_color"],
-        PanelType::Table => &["sortable", "default_sort", "default_sort_order", "pagination"],
+        PanelType::Table => &[
+            "sortable",
+            "default_sort",
+            "default_sort_order",
+            "pagination",
+        ],
         PanelType::CustomImage => &["width", "height"],
         PanelType::CustomTemplate => &[],
     }

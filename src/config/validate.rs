@@ -169,7 +169,10 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
         _ => {}
     }
     if panel.stale_after.is_some() && kind != PanelType::HealthStatus {
-        r.at(&p(&["stale_after"]), "`stale_after` applies to health_status panels only");
+        r.at(
+            &p(&["stale_after"]),
+            "`stale_after` applies to health_status panels only",
+        );
     }
     if let Some(source) = &panel.data_source {
         check_data_source(panel, source, ctx, r);
@@ -179,7 +182,10 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
     }
     if let Some(refresh) = panel.refresh_interval {
         if refresh.0.is_zero() {
-            r.at(&p(&["refresh_interval"]), "`refresh_interval` must be longer than zero");
+            r.at(
+                &p(&["refresh_interval"]),
+                "`refresh_interval` must be longer than zero",
+            );
         }
     }
     check_display(panel, r);
@@ -202,7 +208,10 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
     }
     match kind {
         PanelType::CustomImage => match panel.endpoint_name() {
-            None => r.at(&p(&["type"]), "a custom_image panel needs `endpoint` naming a registered image function"),
+            None => r.at(
+                &p(&["type"]),
+                "a custom_image panel needs `endpoint` naming a registered image function",
+            ),
             Some(name) if !ctx.image_functions.contains(&name) => r.at(
                 &p(&["endpoint"]),
                 format!(
@@ -227,18 +236,27 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
                     );
                 }
                 if panel.sql.is_some() {
-                    r.at(&p(&["endpoint"]), "give either `endpoint` or `sql`, not both");
+                    r.at(
+                        &p(&["endpoint"]),
+                        "give either `endpoint` or `sql`, not both",
+                    );
                 }
             }
         }
         _ => {
             if panel.endpoint.is_some() {
-                r.at(&p(&["endpoint"]), "`endpoint` applies to custom panels only");
+                r.at(
+                    &p(&["endpoint"]),
+                    "`endpoint` applies to custom panels only",
+                );
             }
         }
     }
     if panel.template.is_some() && kind != PanelType::CustomTemplate {
-        r.at(&p(&["template"]), "`template` applies to custom_template panels only");
+        r.at(
+            &p(&["template"]),
+            "`template` applies to custom_template panels only",
+        );
     }
 }
 
@@ -268,7 +286,11 @@ fn check_data_source(
                         "unknown table `{}` in tenant `{}` (known: {})",
                         source.table,
                         ctx.tenant,
-                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 );
                 return;
@@ -292,7 +314,10 @@ fn check_data_source(
     match (&source.columns, kind) {
         (Some(Columns::List(_)), t) if t != PanelType::Table => r.at(
             &ds(&["columns"]),
-            format!("a {} panel maps roles to columns (e.g. `value: cpu`), not a list", t.name()),
+            format!(
+                "a {} panel maps roles to columns (e.g. `value: cpu`), not a list",
+                t.name()
+            ),
         ),
         (Some(Columns::Roles(_)), PanelType::Table) => r.at(
             &ds(&["columns"]),
@@ -317,7 +342,9 @@ fn check_data_source(
                 if !list.iter().any(|c| &c.name == sort) {
                     r.at(
                         &["panel", "display", "default_sort"].map(Step::from),
-                        format!("`default_sort` names `{sort}`, which is not one of the panel's columns"),
+                        format!(
+                            "`default_sort` names `{sort}`, which is not one of the panel's columns"
+                        ),
                     );
                 }
             }
@@ -343,15 +370,17 @@ fn check_data_source(
                 }
                 let found = check_column(r, path.clone(), column);
                 match (role.as_str(), found) {
-                    ("timestamp", Some(t)) if t != ColumnType::Time => r.at(
-                        &path,
-                        format!("`{column}` is not a timestamp column"),
-                    ),
+                    ("timestamp", Some(t)) if t != ColumnType::Time => {
+                        r.at(&path, format!("`{column}` is not a timestamp column"))
+                    }
                     ("value", Some(t))
                         if matches!(kind, PanelType::Timeseries | PanelType::Kpi)
                             && !t.is_numeric() =>
                     {
-                        r.at(&path, format!("`{column}` is not numeric; a {} value must be", kind.name()))
+                        r.at(
+                            &path,
+                            format!("`{column}` is not numeric; a {} value must be", kind.name()),
+                        )
                     }
                     _ => {}
                 }
@@ -377,11 +406,16 @@ fn check_data_source(
     if let Some(clauses) = panel.clauses() {
         if let Some(text) = &clauses.where_clause {
             let mut path = clauses_path.clone();
-            if r.locator.contains(&[clauses_path.clone(), vec![Step::from("where")]].concat()) {
+            if r.locator
+                .contains(&[clauses_path.clone(), vec![Step::from("where")]].concat())
+            {
                 path.push(Step::from("where"));
             }
             match parse_where(text) {
-                Err(message) => r.at(&path, format!("`where` is not a valid SQL expression: {message}")),
+                Err(message) => r.at(
+                    &path,
+                    format!("`where` is not a valid SQL expression: {message}"),
+                ),
                 Ok(idents) => {
                     for ident in idents {
                         check_column(r, path.clone(), &ident);
@@ -392,7 +426,10 @@ fn check_data_source(
         if let Some(text) = &clauses.order_by {
             let path = [clauses_path.clone(), vec![Step::from("order_by")]].concat();
             match parse_order_by(text) {
-                Err(message) => r.at(&path, format!("`order_by` is not a valid SQL ORDER BY list: {message}")),
+                Err(message) => r.at(
+                    &path,
+                    format!("`order_by` is not a valid SQL ORDER BY list: {message}"),
+                ),
                 Ok(idents) => {
                     for ident in idents {
                         check_column(r, path.clone(), &ident);
@@ -421,7 +458,10 @@ fn check_display(panel: &PanelConfig, r: &mut Report<'_>) {
     }
     if let Some([lo, hi]) = d.y_axis_range {
         if lo >= hi {
-            r.at(&path("y_axis_range"), format!("`y_axis_range` must be [min, max] with min < max, got [{lo}, {hi}]"));
+            r.at(
+                &path("y_axis_range"),
+                format!("`y_axis_range` must be [min, max] with min < max, got [{lo}, {hi}]"),
+            );
         }
     }
     if d.pagination == Some(0) {
@@ -443,7 +483,10 @@ fn check_display(panel: &PanelConfig, r: &mut Report<'_>) {
         }));
     for (at, color) in colors {
         if !is_color(color) {
-            r.at(&at, format!("`{color}` is not a color (write #RGB or #RRGGBB)"));
+            r.at(
+                &at,
+                format!("`{color}` is not a color (write #RGB or #RRGGBB)"),
+            );
         }
     }
 }
@@ -542,7 +585,11 @@ pub fn check_dashboard(
 ) -> Vec<Placement> {
     let columns = dashboard.layout.columns;
     let entry = |i: usize, rest: &[&str]| -> Vec<Step> {
-        let mut path = vec![Step::from("dashboard"), Step::from("panels"), Step::Index(i)];
+        let mut path = vec![
+            Step::from("dashboard"),
+            Step::from("panels"),
+            Step::Index(i),
+        ];
         path.extend(rest.iter().map(|s| Step::from(*s)));
         path
     };
@@ -556,28 +603,52 @@ pub fn check_dashboard(
     let mut requests = vec![];
     for (i, panel) in dashboard.panels.iter().enumerate() {
         if !ids.insert(panel.id.as_str()) {
-            r.at(&entry(i, &["id"]), format!("panel id `{}` is used twice in this dashboard", panel.id));
+            r.at(
+                &entry(i, &["id"]),
+                format!("panel id `{}` is used twice in this dashboard", panel.id),
+            );
         }
         let kind = kind_of(panel.panel_id());
         if kind.is_none() {
-            let at = if panel.config_file.is_some() { "config_file" } else { "id" };
+            let at = if panel.config_file.is_some() {
+                "config_file"
+            } else {
+                "id"
+            };
             r.at(&entry(i, &[at]), missing_hint(panel.panel_id()));
         }
         let size = kind.map(PanelType::default_size).unwrap_or((1, 1));
         if let Some(pos) = panel.position {
-            for (key, value) in [("row", pos.row), ("col", pos.col), ("width", pos.width), ("height", pos.height)] {
+            for (key, value) in [
+                ("row", pos.row),
+                ("col", pos.col),
+                ("width", pos.width),
+                ("height", pos.height),
+            ] {
                 if value == Some(0) {
-                    r.at(&entry(i, &["position", key]), format!("`{key}` starts at 1"));
+                    r.at(
+                        &entry(i, &["position", key]),
+                        format!("`{key}` starts at 1"),
+                    );
                 }
             }
             if pos.row.is_some() != pos.col.is_some() {
-                r.at(&entry(i, &["position"]), "give both `row` and `col`, or neither");
+                r.at(
+                    &entry(i, &["position"]),
+                    "give both `row` and `col`, or neither",
+                );
             }
             let width = pos.width.unwrap_or(size.0);
             if let Some(col) = pos.col.filter(|c| *c > 0) {
                 if col + width - 1 > columns {
                     r.at(
-                        &entry(i, &["position", if pos.width.is_some() { "width" } else { "col" }]),
+                        &entry(
+                            i,
+                            &[
+                                "position",
+                                if pos.width.is_some() { "width" } else { "col" },
+                            ],
+                        ),
                         format!(
                             "panel `{}` spans columns {col}–{} but the grid has {columns}",
                             panel.id,
@@ -619,7 +690,11 @@ pub fn check_template(template: &str, first_line: usize, key: &[Step], r: &mut R
         match e.line() {
             Some(line) => {
                 let (_, column) = r.locator.locate(key);
-                r.at_position(first_line + line - 1, column, format!("template: {}", e.detail().unwrap_or("syntax error")));
+                r.at_position(
+                    first_line + line - 1,
+                    column,
+                    format!("template: {}", e.detail().unwrap_or("syntax error")),
+                );
             }
             None => r.at(key, format!("template: {e}")),
         }

@@ -18,7 +18,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/config/errors", get(config_errors))
 }
 
-async fn list(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     state.tenant(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
     let dashboards: Vec<Value> = config
@@ -43,10 +46,13 @@ async fn resolved(
 ) -> Result<Json<Value>, ApiError> {
     state.tenant(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
-    let dashboard = config.dashboards.get(&name).ok_or_else(|| PanelError::UnknownDashboard {
-        tenant: tenant.clone(),
-        dashboard: name.clone(),
-    })?;
+    let dashboard = config
+        .dashboards
+        .get(&name)
+        .ok_or_else(|| PanelError::UnknownDashboard {
+            tenant: tenant.clone(),
+            dashboard: name.clone(),
+        })?;
     let mut panels = vec![];
     for (entry, placement) in dashboard.config.panels.iter().zip(&dashboard.placements) {
         let panel_id = entry.panel_id();
@@ -84,7 +90,10 @@ async fn resolved(
 
 /// `{tenant, ok, errors: [{file, line, column, message}], checked_at}`; `ok` is false while
 /// the newest files on disk are rejected (the last good configuration keeps serving).
-async fn config_errors(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn config_errors(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     state.tenant(&tenant).await?;
     let (problems, checked_at) = state
         .panels

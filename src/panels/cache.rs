@@ -93,7 +93,9 @@ impl PanelCache {
     pub fn invalidate_tenant(&self, tenant: &str) {
         let tenant = tenant.to_string();
         // Only fails when closures are not enabled, and they are.
-        let _ = self.cache.invalidate_entries_if(move |k, _| k.tenant == tenant);
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |k, _| k.tenant == tenant);
     }
 
     pub fn stats(&self) -> CacheStats {

@@ -69,13 +69,19 @@ fn function_error(run: &Run<'_>, message: String) -> PanelError {
 
 /// Answer: `{panel, type, title, description, range, content_type, image}` (`image` is the
 /// SVG text; `/panels/{id}/image` serves the bytes).
-pub async fn run_image(registry: &Registry, run: &Run<'_>) -> Result<(Value, String, Bytes), PanelError> {
+pub async fn run_image(
+    registry: &Registry,
+    run: &Run<'_>,
+) -> Result<(Value, String, Bytes), PanelError> {
     let name = run.panel.config.endpoint_name().unwrap_or_default();
     let function = registry
         .images
         .get(name)
         .ok_or_else(|| function_error(run, format!("no image function `{name}`")))?;
-    let (content_type, bytes) = function.render(run).await.map_err(|m| function_error(run, m))?;
+    let (content_type, bytes) = function
+        .render(run)
+        .await
+        .map_err(|m| function_error(run, m))?;
     let mut out = run.header();
     out.insert("content_type".into(), json!(content_type));
     if content_type.starts_with("image/svg") {
@@ -107,7 +113,11 @@ pub async fn run_template(registry: &Registry, run: &Run<'_>) -> Result<Value, P
             .data
             .get(name)
             .ok_or_else(|| function_error(run, format!("no data function `{name}`")))?;
-        match function.data(run).await.map_err(|m| function_error(run, m))? {
+        match function
+            .data(run)
+            .await
+            .map_err(|m| function_error(run, m))?
+        {
             Value::Object(map) => context.extend(map),
             other => {
                 context.insert("data".into(), other);
@@ -117,7 +127,10 @@ pub async fn run_template(registry: &Registry, run: &Run<'_>) -> Result<Value, P
     context.insert("parameters".into(), json!(config.parameters));
     context.insert("title".into(), json!(config.title));
     context.insert("tenant".into(), json!(run.tenant.tenant));
-    context.insert("from".into(), json!(super::values::rfc3339(run.range.from_ns)));
+    context.insert(
+        "from".into(),
+        json!(super::values::rfc3339(run.range.from_ns)),
+    );
     context.insert("to".into(), json!(super::values::rfc3339(run.range.to_ns)));
     let template = config.template.as_deref().unwrap_or_default();
     let html = render_template(template, &Value::Object(context)).map_err(|(line, message)| {
@@ -149,7 +162,9 @@ fn column_param(run: &Run<'_>, table: &str, key: &str, default: &str) -> Result<
         .map(|t| t.schema())
         .ok_or_else(|| format!("no table `{table}`"))?;
     if schema.kind_of(&name).is_none() {
-        return Err(format!("parameter `{key}`: no column `{name}` in `{table}`"));
+        return Err(format!(
+            "parameter `{key}`: no column `{name}` in `{table}`"
+        ));
     }
     Ok(name)
 }
@@ -162,17 +177,29 @@ struct CpuHeatmap;
 impl ImageFunction for CpuHeatmap {
     async fn render(&self, run: &Run<'_>) -> Result<(String, Bytes), String> {
         let parameters = &run.panel.config.parameters;
-        let table = parameters.get("table").and_then(Value::as_str).unwrap_or("cpu").to_string();
+        let table = parameters
+            .get("table")
+            .and_then(Value::as_str)
+            .unwrap_or("cpu")
+            .to_string();
         let value = column_param(run, &table, "value", "usage_user")?;
         let row = column_param(run, &table, "row", "hostname")?;
-        let max_rows = parameters.get("max_rows").and_then(Value::as_u64).unwrap_or(20) as usize;
+        let max_rows = parameters
+            .get("max_rows")
+            .and_then(Value::as_u64)
+            .unwrap_or(20) as usize;
         let span = run.range.span();
         let every = [1u64, 3, 6, 12, 24, 168]
             .iter()
             .map(|h| Duration::from_secs(h * 3600))
             .find(|d| span.as_nanos().div_ceil(d.as_nanos()) <= 48)
             .unwrap_or(Duration::from_secs(168 * 3600));
-        let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Every(every));
+        let params = sqlgen::base_params(
+            run,
+            run.range.from_ns,
+            run.range.to_ns,
+            Bucket::Every(every),
+        );
         let sql = format!(
             "SELECT CAST({r} AS VARCHAR) AS row_label, date_bin($bucket, time, $origin) AS time, \
              avg({v}) AS value FROM {t} WHERE time >= $from AND time < $to GROUP BY 1, 2 ORDER BY 1, 2",
@@ -191,27 +218,44 @@ impl ImageFunction for CpuHeatmap {
         let origin = sqlgen::origin_ns(run.range.from_ns, run.tenant.timezone);
         let step = every.as_nanos() as i64;
         let first = origin + (run.range.from_ns - origin).div_euclid(step) * step;
-        let columns = ((run.range.to_ns - first) as u128).div_ceil(step as u128).max(1) as usize;
+        let columns = ((run.range.to_ns - first) as u128)
+            .div_ceil(step as u128)
+            .max(1) as usize;
         let mut rows: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
         for ((label, time), value) in labels.iter().zip(&times).zip(&values) {
-            let (Some(label), Some(time)) = (label, time) else { continue };
+            let (Some(label), Some(time)) = (label, time) else {
+                continue;
+            };
             let index = ((time - first) / step) as usize;
-            let cells = rows.entry(label.clone()).or_insert_with(|| vec![None; columns]);
+            let cells = rows
+                .entry(label.clone())
+                .or_insert_with(|| vec![None; columns]);
             if let Some(cell) = cells.get_mut(index) {
                 *cell = *value;
             }
         }
         let tz = run.tenant.timezone;
-        let format = if every >= Duration::from_secs(86_400) { "%m-%d" } else { "%d %H:00" };
+        let format = if every >= Duration::from_secs(86_400) {
+            "%m-%d"
+        } else {
+            "%d %H:00"
+        };
         let column_labels = (0..columns)
             .map(|i| {
                 let t = first + i as i64 * step;
-                chrono::TimeZone::timestamp_nanos(&tz, t).format(format).to_string()
+                chrono::TimeZone::timestamp_nanos(&tz, t)
+                    .format(format)
+                    .to_string()
             })
             .collect();
         let rows: Vec<(String, Vec<Option<f64>>)> = rows.into_iter().take(max_rows).collect();
         let map = Heatmap {
-            title: format!("{} by {} × {}", value, row, crate::config::HumanDuration(every)),
+            title: format!(
+                "{} by {} × {}",
+                value,
+                row,
+                crate::config::HumanDuration(every)
+            ),
             row_labels: rows.iter().map(|(l, _)| l.clone()).collect(),
             column_labels,
             cells: rows.into_iter().map(|(_, c)| c).collect(),

@@ -23,7 +23,10 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     let config = &run.panel.config;
     // Look back at least a week, so a device that went silent before `from` still shows (as
     // unknown) instead of vanishing from the list.
-    let from_ns = run.range.from_ns.min(run.range.to_ns.saturating_sub(LOOKBACK_NS));
+    let from_ns = run
+        .range
+        .from_ns
+        .min(run.range.to_ns.saturating_sub(LOOKBACK_NS));
     let params = sqlgen::base_params(run, from_ns, run.range.to_ns, Bucket::Raw);
     let sql = match &config.sql {
         Some(sql) => sql.clone(),

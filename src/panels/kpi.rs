@@ -31,12 +31,12 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     out.insert("value".into(), number(value));
     out.insert("formatted".into(), json!(format_value(config, value)));
     out.insert("unit".into(), json!(config.display.unit));
-    out.insert(
-        "time".into(),
-        json!(time.map(|t| t.div_euclid(1_000_000))),
-    );
+    out.insert("time".into(), json!(time.map(|t| t.div_euclid(1_000_000))));
     out.insert("color".into(), json!(threshold.map(|t| &t.color)));
-    out.insert("label".into(), json!(threshold.and_then(|t| t.label.as_ref())));
+    out.insert(
+        "label".into(),
+        json!(threshold.and_then(|t| t.label.as_ref())),
+    );
     out.insert("previous".into(), number(previous));
     out.insert("delta".into(), number(delta));
     out.insert("delta_percent".into(), number(delta_percent));
@@ -45,7 +45,11 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
 
 /// The highest threshold at or below `value` (thresholds ascend; validated at load).
 pub fn pick_threshold(thresholds: &[Threshold], value: f64) -> Option<&Threshold> {
-    thresholds.iter().rev().find(|t| value >= t.value).or(thresholds.first())
+    thresholds
+        .iter()
+        .rev()
+        .find(|t| value >= t.value)
+        .or(thresholds.first())
 }
 
 fn format_value(config: &PanelConfig, value: Option<f64>) -> String {
@@ -60,7 +64,11 @@ fn format_value(config: &PanelConfig, value: Option<f64>) -> String {
     }
 }
 
-async fn value_in(run: &Run<'_>, from_ns: i64, to_ns: i64) -> Result<(Option<f64>, Option<i64>), PanelError> {
+async fn value_in(
+    run: &Run<'_>,
+    from_ns: i64,
+    to_ns: i64,
+) -> Result<(Option<f64>, Option<i64>), PanelError> {
     let config = &run.panel.config;
     let params = sqlgen::base_params(run, from_ns, to_ns, Bucket::Raw);
     let sql = match &config.sql {
@@ -105,7 +113,11 @@ mod tests {
     #[test]
     fn threshold_is_the_highest_reached() {
         let list = [t(0.0, "good"), t(70.0, "warning"), t(90.0, "critical")];
-        let label = |v| pick_threshold(&list, v).and_then(|t| t.label.clone()).unwrap();
+        let label = |v| {
+            pick_threshold(&list, v)
+                .and_then(|t| t.label.clone())
+                .unwrap()
+        };
         assert_eq!(label(-5.0), "good");
         assert_eq!(label(69.9), "good");
         assert_eq!(label(70.0), "warning");

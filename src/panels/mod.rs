@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 use crate::config::{LoadedPanel, PanelType, TenantPanels};
 use crate::query::{Params, QueryEngine, QueryError};
-use crate::storage::{Store, StorageError, TenantStore};
+use crate::storage::{StorageError, Store, TenantStore};
 
 /// A request parameter the panel engine cannot use; always names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -194,14 +194,15 @@ impl PanelEngine {
             .configs
             .current(tenant)
             .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))?;
-        let panel = config
-            .panels
-            .get(panel_id)
-            .cloned()
-            .ok_or_else(|| PanelError::UnknownPanel {
-                tenant: tenant.to_string(),
-                panel: panel_id.to_string(),
-            })?;
+        let panel =
+            config
+                .panels
+                .get(panel_id)
+                .cloned()
+                .ok_or_else(|| PanelError::UnknownPanel {
+                    tenant: tenant.to_string(),
+                    panel: panel_id.to_string(),
+                })?;
         let key = cache::Key {
             tenant: tenant.to_string(),
             generation,

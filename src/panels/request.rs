@@ -62,7 +62,12 @@ impl PanelRequest {
     }
 
     pub fn page_size(&self, default: u32) -> Result<u32, ParamError> {
-        positive(self.page_size.as_deref(), "page_size", default, MAX_PAGE_SIZE)
+        positive(
+            self.page_size.as_deref(),
+            "page_size",
+            default,
+            MAX_PAGE_SIZE,
+        )
     }
 
     /// A non-empty `series` filter.
@@ -76,7 +81,12 @@ impl PanelRequest {
     }
 }
 
-fn positive(text: Option<&str>, param: &'static str, default: u32, max: u32) -> Result<u32, ParamError> {
+fn positive(
+    text: Option<&str>,
+    param: &'static str,
+    default: u32,
+    max: u32,
+) -> Result<u32, ParamError> {
     let Some(text) = text else {
         return Ok(default);
     };
@@ -103,7 +113,10 @@ mod tests {
         };
         assert_eq!(request.order().unwrap_err().param, "order");
         assert_eq!(request.page().unwrap_err().param, "page");
-        assert_eq!(request.disable_aggregation().unwrap_err().param, "disable_aggregation");
+        assert_eq!(
+            request.disable_aggregation().unwrap_err().param,
+            "disable_aggregation"
+        );
         let big = PanelRequest {
             page_size: Some("1001".into()),
             ..PanelRequest::default()

@@ -95,7 +95,10 @@ pub fn bucket_for(run: &Run<'_>) -> Result<Bucket, super::ParamError> {
 /// Local midnight (tenant timezone) of the day `from` falls on, as UTC nanoseconds: the origin
 /// of `date_bin`, so hour and day buckets start on the tenant's clock.
 pub fn origin_ns(from_ns: i64, tz: chrono_tz::Tz) -> i64 {
-    let local = tz.timestamp_nanos(from_ns).date_naive().and_time(NaiveTime::MIN);
+    let local = tz
+        .timestamp_nanos(from_ns)
+        .date_naive()
+        .and_time(NaiveTime::MIN);
     tz.from_local_datetime(&local)
         .earliest()
         .and_then(|t| t.timestamp_nanos_opt())
@@ -109,8 +112,14 @@ pub fn base_params(run: &Run<'_>, from_ns: i64, to_ns: i64, bucket: Bucket) -> P
         Bucket::Every(d) => d,
     };
     let mut params = Params::new();
-    params.insert("from".into(), ScalarValue::TimestampNanosecond(Some(from_ns), None));
-    params.insert("to".into(), ScalarValue::TimestampNanosecond(Some(to_ns), None));
+    params.insert(
+        "from".into(),
+        ScalarValue::TimestampNanosecond(Some(from_ns), None),
+    );
+    params.insert(
+        "to".into(),
+        ScalarValue::TimestampNanosecond(Some(to_ns), None),
+    );
     params.insert(
         "origin".into(),
         ScalarValue::TimestampNanosecond(Some(origin_ns(from_ns, run.tenant.timezone)), None),
@@ -136,7 +145,10 @@ mod tests {
     fn origin_is_local_midnight() {
         // 2024-01-01T03:00Z is 08:30 in Kolkata; local midnight there is 2023-12-31T18:30Z.
         let from = 1_704_078_000_000_000_000;
-        assert_eq!(origin_ns(from, chrono_tz::Asia::Kolkata), 1_704_047_400_000_000_000);
+        assert_eq!(
+            origin_ns(from, chrono_tz::Asia::Kolkata),
+            1_704_047_400_000_000_000
+        );
         assert_eq!(origin_ns(from, chrono_tz::UTC), 1_704_067_200_000_000_000);
     }
 }

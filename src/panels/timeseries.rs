@@ -77,7 +77,11 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     );
     out.insert(
         "aggregation".into(),
-        if bucket == Bucket::Raw { Value::Null } else { json!(function) },
+        if bucket == Bucket::Raw {
+            Value::Null
+        } else {
+            json!(function)
+        },
     );
     out.insert("truncated".into(), json!(truncated));
     out.insert("series".into(), Value::Array(series));

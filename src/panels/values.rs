@@ -115,7 +115,13 @@ pub fn json_cell(array: &ArrayRef, row: usize) -> Value {
 pub fn column_names(batches: &[RecordBatch]) -> Vec<String> {
     batches
         .first()
-        .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -11,7 +11,8 @@ use arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType as SqlType, Expr, ExactNumberInfo, TimezoneInfo, Value, visit_expressions_mut,
+    CastKind, DataType as SqlType, ExactNumberInfo, Expr, TimezoneInfo, Value,
+    visit_expressions_mut,
 };
 
 use super::QueryError;

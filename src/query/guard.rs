@@ -3,15 +3,24 @@
 //! refused before planning, and planning itself runs with DDL/DML/statements disabled as a
 //! second fence.
 
+use datafusion::common::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::parser::ParserError;
 
 use super::QueryError;
 
 /// Checks that `sql` is exactly one read-only statement.
 pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
     let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::Parse {
-        message: e.to_string(),
+        message: match e {
+            // The parser's own words, without the `SQL error: ParserError("…")` wrapping.
+            DataFusionError::SQL(inner, _) => match *inner {
+                ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        },
     })?;
     if statements.len() != 1 {
         return Err(QueryError::NotReadOnly {

@@ -25,7 +25,9 @@ pub fn heatmap_svg(map: &Heatmap, width: u32, height: u32) -> Result<String, Str
             .iter()
             .flatten()
             .flatten()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(*v), hi.max(*v))
+            });
         let mut chart = ChartBuilder::on(&root)
             .caption(&map.title, ("sans-serif", 16))
             .margin(8)
@@ -65,10 +67,18 @@ fn ramp(t: f64) -> RGBColor {
     let lerp = |a: f64, b: f64, t: f64| (a + (b - a) * t).round() as u8;
     if t < 0.5 {
         let t = t * 2.0;
-        RGBColor(lerp(59.0, 250.0, t), lerp(130.0, 204.0, t), lerp(246.0, 21.0, t))
+        RGBColor(
+            lerp(59.0, 250.0, t),
+            lerp(130.0, 204.0, t),
+            lerp(246.0, 21.0, t),
+        )
     } else {
         let t = (t - 0.5) * 2.0;
-        RGBColor(lerp(250.0, 239.0, t), lerp(204.0, 68.0, t), lerp(21.0, 68.0, t))
+        RGBColor(
+            lerp(250.0, 239.0, t),
+            lerp(204.0, 68.0, t),
+            lerp(21.0, 68.0, t),
+        )
     }
 }
 
@@ -82,7 +92,10 @@ mod tests {
             title: "cpu".into(),
             row_labels: vec!["a".into(), "b".into()],
             column_labels: vec!["00".into(), "01".into(), "02".into()],
-            cells: vec![vec![Some(1.0), Some(2.0), None], vec![Some(3.0), None, Some(4.0)]],
+            cells: vec![
+                vec![Some(1.0), Some(2.0), None],
+                vec![Some(3.0), None, Some(4.0)],
+            ],
         };
         let svg = heatmap_svg(&map, 400, 200).unwrap();
         assert!(svg.starts_with("<svg"));

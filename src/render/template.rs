@@ -21,9 +21,14 @@ pub fn render_template(
     let template = env
         .template_from_str(source)
         .map_err(|e| (e.line(), e.detail().unwrap_or("syntax error").to_string()))?;
-    template
-        .render(context)
-        .map_err(|e| (e.line(), e.detail().map(str::to_string).unwrap_or_else(|| e.to_string())))
+    template.render(context).map_err(|e| {
+        (
+            e.line(),
+            e.detail()
+                .map(str::to_string)
+                .unwrap_or_else(|| e.to_string()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -32,8 +37,11 @@ mod tests {
 
     #[test]
     fn escapes_html_and_reports_lines() {
-        let out = render_template("<b>{{ name }}</b>", &serde_json::json!({"name": "<script>"}))
-            .unwrap();
+        let out = render_template(
+            "<b>{{ name }}</b>",
+            &serde_json::json!({"name": "<script>"}),
+        )
+        .unwrap();
         assert_eq!(out, "<b>&lt;script&gt;</b>");
         let (line, _) = render_template("ok\n{% if %}", &serde_json::json!({})).unwrap_err();
         assert_eq!(line, Some(2));

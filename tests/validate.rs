@@ -1,0 +1,89 @@
+//! The validation corpus: each file in `tests/validate/cases/` is one broken YAML file. Its
+//! header says where it goes in a copy of `tests/validate/base/` (`# target:`) and every
+//! problem `opsboard validate` must print for it (`# expect:`), exactly.
+
+use std::path::{Path, PathBuf};
+
+use opsboard::config::{Functions, validate_paths};
+use opsboard::panels::Registry;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate");
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn validate(root: &Path) -> Vec<String> {
+    let registry = Registry::builtin();
+    let functions = Functions {
+        image: &registry.image_names(),
+        data: &registry.data_names(),
+    };
+    let (_, problems) = validate_paths(&[root.to_path_buf()], functions);
+    let prefix = format!("{}/", root.display());
+    problems
+        .iter()
+        .map(|p| p.to_string().replacen(&prefix, "", 1))
+        .collect()
+}
+
+fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(Path::new(CORPUS).join("cases"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    cases
+}
+
+#[test]
+fn base_tree_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&Path::new(CORPUS).join("base"), dir.path());
+    assert_eq!(validate(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn every_broken_file_reports_its_exact_problems() {
+    let cases = cases();
+    assert!(cases.len() >= 20, "the corpus has {} cases", cases.len());
+    let mut failures = vec![];
+    for case in cases {
+        let text = std::fs::read_to_string(&case).unwrap();
+        let target = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# target: "))
+            .unwrap_or_else(|| panic!("{}: no `# target:` line", case.display()));
+        let expected: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .map(str::to_string)
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&Path::new(CORPUS).join("base"), dir.path());
+        std::fs::write(dir.path().join(target), &text).unwrap();
+        let actual = validate(dir.path());
+        if actual != expected {
+            failures.push(format!(
+                "{}\n  expected: {expected:#?}\n  actual:   {actual:#?}",
+                case.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn shipped_configuration_is_clean() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert_eq!(validate(repo), Vec::<String>::new());
+}
