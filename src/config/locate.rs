@@ -29,7 +29,7 @@ impl From<usize> for Step {
 #[macro_export]
 macro_rules! yaml_path {
     ($($step:expr),* $(,)?) => {
-        vec![$($crate::config::Step::from($step)),*]
+        [$($crate::config::Step::from($step)),*]
     };
 }
 

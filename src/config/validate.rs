@@ -180,13 +180,13 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
     if let Some(sql) = &panel.sql {
         check_sql(sql, &p(&["sql"]), r);
     }
-    if let Some(refresh) = panel.refresh_interval {
-        if refresh.0.is_zero() {
-            r.at(
-                &p(&["refresh_interval"]),
-                "`refresh_interval` must be longer than zero",
-            );
-        }
+    if let Some(refresh) = panel.refresh_interval
+        && refresh.0.is_zero()
+    {
+        r.at(
+            &p(&["refresh_interval"]),
+            "`refresh_interval` must be longer than zero",
+        );
     }
     check_display(panel, r);
     if let Some(agg) = &panel.aggregation {
@@ -338,15 +338,15 @@ fn check_data_source(
                 }
                 check_column(r, path, &column.name);
             }
-            if let Some(sort) = &panel.display.default_sort {
-                if !list.iter().any(|c| &c.name == sort) {
-                    r.at(
-                        &["panel", "display", "default_sort"].map(Step::from),
-                        format!(
-                            "`default_sort` names `{sort}`, which is not one of the panel's columns"
-                        ),
-                    );
-                }
+            if let Some(sort) = &panel.display.default_sort
+                && !list.iter().any(|c| &c.name == sort)
+            {
+                r.at(
+                    &["panel", "display", "default_sort"].map(Step::from),
+                    format!(
+                        "`default_sort` names `{sort}`, which is not one of the panel's columns"
+                    ),
+                );
             }
         }
         (roles, _) => {
@@ -456,13 +456,13 @@ fn check_display(panel: &PanelConfig, r: &mut Report<'_>) {
             );
         }
     }
-    if let Some([lo, hi]) = d.y_axis_range {
-        if lo >= hi {
-            r.at(
-                &path("y_axis_range"),
-                format!("`y_axis_range` must be [min, max] with min < max, got [{lo}, {hi}]"),
-            );
-        }
+    if let Some([lo, hi]) = d.y_axis_range
+        && lo >= hi
+    {
+        r.at(
+            &path("y_axis_range"),
+            format!("`y_axis_range` must be [min, max] with min < max, got [{lo}, {hi}]"),
+        );
     }
     if d.pagination == Some(0) {
         r.at(&path("pagination"), "`pagination` must be at least 1");
@@ -510,12 +510,12 @@ pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
     for statement in &statements {
         if let datafusion::sql::parser::Statement::Statement(s) = statement {
             let _ = visit_expressions(s.as_ref(), |e| {
-                if let Expr::Value(v) = e {
-                    if let Value::Placeholder(name) = &v.value {
-                        let bare = name.trim_start_matches(['$', ':', '?']);
-                        if !SQL_PARAMETERS.contains(&bare) {
-                            unknown.insert(name.clone());
-                        }
+                if let Expr::Value(v) = e
+                    && let Value::Placeholder(name) = &v.value
+                {
+                    let bare = name.trim_start_matches(['$', ':', '?']);
+                    if !SQL_PARAMETERS.contains(&bare) {
+                        unknown.insert(name.clone());
                     }
                 }
                 ControlFlow::<()>::Continue(())
@@ -639,23 +639,23 @@ pub fn check_dashboard(
                 );
             }
             let width = pos.width.unwrap_or(size.0);
-            if let Some(col) = pos.col.filter(|c| *c > 0) {
-                if col + width - 1 > columns {
-                    r.at(
-                        &entry(
-                            i,
-                            &[
-                                "position",
-                                if pos.width.is_some() { "width" } else { "col" },
-                            ],
-                        ),
-                        format!(
-                            "panel `{}` spans columns {col}–{} but the grid has {columns}",
-                            panel.id,
-                            col + width - 1
-                        ),
-                    );
-                }
+            if let Some(col) = pos.col.filter(|c| *c > 0)
+                && col + width - 1 > columns
+            {
+                r.at(
+                    &entry(
+                        i,
+                        &[
+                            "position",
+                            if pos.width.is_some() { "width" } else { "col" },
+                        ],
+                    ),
+                    format!(
+                        "panel `{}` spans columns {col}–{} but the grid has {columns}",
+                        panel.id,
+                        col + width - 1
+                    ),
+                );
             }
         }
         requests.push((panel.position, size));

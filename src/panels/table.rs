@@ -88,14 +88,14 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     } else {
         configured.iter().map(|c| c.name.clone()).collect()
     };
-    if let Some(sort) = &sort {
-        if !names.contains(sort) {
-            return Err(ParamError {
-                param: "sort",
-                message: format!("no column `{sort}`"),
-            }
-            .into());
+    if let Some(sort) = &sort
+        && !names.contains(sort)
+    {
+        return Err(ParamError {
+            param: "sort",
+            message: format!("no column `{sort}`"),
         }
+        .into());
     }
     let filter = match request.filter() {
         Some(text) => {

@@ -1,0 +1,251 @@
+//! Panel engine figures, printed as plain lines (a bench binary: each step runs a few times).
+//!
+//! Data: TSBS cpu rows for `OPSBOARD_BENCH_HOSTS` hosts (default 170) every 10 s for 7 days
+//! (≈10.3M rows), persisted to Parquet, served by an in-process server on loopback.
+//!
+//! 1. One `timeseries` panel: avg usage_user per host in 10-minute buckets over the 7 days —
+//!    cold (new server, first request), uncached (cache miss, Parquet metadata warm) and cached.
+//! 2. A 20-panel dashboard (10 timeseries, one per usage_* field, and 10 KPIs with deltas),
+//!    all panels requested concurrently as a browser would: cold, uncached and cached.
+//!
+//! Run: `cargo bench --bench panels`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use opsboard::config::ServerConfig;
+use opsboard::generate::{CpuGenerator, FIELDS};
+use opsboard::server::{ServeOptions, serve};
+use opsboard::storage::{OpenMode, Store};
+
+const STEP: i64 = 10_000_000_000;
+const DAYS: i64 = 7;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn write_config(tenant: &Path) {
+    std::fs::create_dir_all(tenant.join("dashboards")).expect("dirs");
+    std::fs::create_dir_all(tenant.join("panels")).expect("dirs");
+    std::fs::write(
+        tenant.join("tenant.yaml"),
+        format!(
+            "tables:\n  cpu:\n    tags: [{}]\n",
+            opsboard::generate::TAGS.join(", ")
+        ),
+    )
+    .expect("tenant.yaml");
+    let ten_minutes = "  aggregation:\n    rules:\n      - {bucket: 10m}\n";
+    std::fs::write(
+        tenant.join("panels/per_host.yaml"),
+        format!("panel:\n  type: timeseries\n  title: usage_user per host\n  data_source:\n    table: cpu\n    columns: {{value: usage_user, series_label: hostname}}\n{ten_minutes}"),
+    )
+    .expect("panel");
+    let mut entries = String::new();
+    for field in FIELDS {
+        std::fs::write(
+            tenant.join(format!("panels/ts_{field}.yaml")),
+            format!("panel:\n  type: timeseries\n  title: {field}\n  data_source:\n    table: cpu\n    columns: {{value: {field}}}\n{ten_minutes}"),
+        )
+        .expect("panel");
+        std::fs::write(
+            tenant.join(format!("panels/kpi_{field}.yaml")),
+            format!("panel:\n  type: kpi\n  title: {field}\n  data_source:\n    table: cpu\n    columns: {{value: {field}}}\n  aggregation: {{function: avg}}\n  display:\n    show_delta: true\n"),
+        )
+        .expect("panel");
+        entries.push_str(&format!("    - id: ts_{field}\n    - id: kpi_{field}\n"));
+    }
+    std::fs::write(
+        tenant.join("dashboards/default.yaml"),
+        format!("dashboard:\n  name: Bench\n  panels:\n{entries}"),
+    )
+    .expect("dashboard");
+}
+
+async fn fill(config: &ServerConfig, hosts: usize, start: i64) -> usize {
+    let store = Store::open(
+        config.storage.clone(),
+        &config.data_dir,
+        &config.tenants_dir,
+        OpenMode::ReadWrite,
+    )
+    .await
+    .expect("store");
+    let tenant = store.tenant("bench").await.expect("tenant");
+    let times: Vec<i64> = (0..DAYS * 8640).map(|i| start + i * STEP).collect();
+    let mut generator = CpuGenerator::new(hosts, 1);
+    let per_batch = (100_000 / hosts).max(1);
+    for chunk in times.chunks(per_batch) {
+        tenant
+            .write("cpu", generator.batch(chunk))
+            .await
+            .expect("write");
+    }
+    tenant.persist_all().await.expect("persist");
+    times.len() * hosts
+}
+
+struct Server {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+async fn start_server(config: &ServerConfig) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = config.clone();
+    let handle = tokio::spawn(async move {
+        serve(config, listener, ServeOptions::default(), async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    Server { url, stop, handle }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> usize {
+    let resp = client.get(url).send().await.expect("get");
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.bytes().await.expect("body").len()
+}
+
+/// Fetches every panel concurrently; returns (wall time, total bytes).
+async fn dashboard(
+    client: &reqwest::Client,
+    base: &str,
+    panels: &[String],
+    range: &str,
+) -> (Duration, usize) {
+    let started = Instant::now();
+    let fetches = panels.iter().map(|p| {
+        let url = format!("{base}/api/v1/tenants/bench/panels/{p}/data?{range}");
+        let client = client.clone();
+        async move { get(&client, &url).await }
+    });
+    let bytes: usize = futures::future::join_all(fetches).await.into_iter().sum();
+    (started.elapsed(), bytes)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let hosts = env_usize("OPSBOARD_BENCH_HOSTS", 170);
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_config(&dir.path().join("tenants/bench"));
+        let mut config = ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().join("data"),
+            tenants_dir: dir.path().join("tenants"),
+            panels_dir: dir.path().join("panels"),
+            ..Default::default()
+        };
+        config.storage.flush_max_rows = 20_000_000;
+        config.storage.flush_max_bytes = 8 << 30;
+        let end = (chrono::Utc::now().timestamp_nanos_opt().expect("now") / STEP) * STEP;
+        let start = end - DAYS * 86_400_000_000_000;
+        let t = Instant::now();
+        let rows = fill(&config, hosts, start).await;
+        println!(
+            "data: {rows} rows ({hosts} hosts × 7 d × 10 s) written and persisted in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+
+        let client = reqwest::Client::new();
+        let range = |shift_ms: i64| {
+            let fmt = |ns: i64| {
+                chrono::DateTime::from_timestamp_nanos(ns + shift_ms * 1_000_000)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            };
+            format!("from={}&to={}", fmt(start), fmt(end))
+        };
+
+        let server = start_server(&config).await;
+        let url = |shift| {
+            format!(
+                "{}/api/v1/tenants/bench/panels/per_host/data?{}",
+                server.url,
+                range(shift)
+            )
+        };
+        let t = Instant::now();
+        let bytes = get(&client, &url(0)).await;
+        println!(
+            "timeseries 7 d / 10 min / {hosts} series: cold {:.0} ms ({bytes} bytes of JSON)",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        let mut uncached = vec![];
+        for shift in 1..=5 {
+            let t = Instant::now();
+            get(&client, &url(shift)).await;
+            uncached.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut cached = vec![];
+        for _ in 0..20 {
+            let t = Instant::now();
+            get(&client, &url(5)).await;
+            cached.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "timeseries uncached: mean {:.0} ms over 5; cached: mean {:.2} ms over 20",
+            mean(&uncached),
+            mean(&cached)
+        );
+        let _ = server.stop.send(());
+        let _ = server.handle.await;
+
+        let server = start_server(&config).await;
+        let mut panels = Vec::new();
+        for field in FIELDS {
+            panels.push(format!("ts_{field}"));
+            panels.push(format!("kpi_{field}"));
+        }
+        let (cold, bytes) = dashboard(&client, &server.url, &panels, &range(0)).await;
+        println!(
+            "20-panel dashboard: cold {:.0} ms ({bytes} bytes)",
+            cold.as_secs_f64() * 1e3
+        );
+        let mut uncached = vec![];
+        for shift in 1..=3 {
+            uncached.push(
+                dashboard(&client, &server.url, &panels, &range(shift))
+                    .await
+                    .0
+                    .as_secs_f64()
+                    * 1e3,
+            );
+        }
+        let mut cached = vec![];
+        for _ in 0..10 {
+            cached.push(
+                dashboard(&client, &server.url, &panels, &range(3))
+                    .await
+                    .0
+                    .as_secs_f64()
+                    * 1e3,
+            );
+        }
+        println!(
+            "20-panel dashboard uncached: mean {:.0} ms over 3; cached: mean {:.2} ms over 10",
+            mean(&uncached),
+            mean(&cached)
+        );
+        let _ = server.stop.send(());
+        let _ = server.handle.await;
+    });
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
