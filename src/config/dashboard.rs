@@ -1,8 +1,15 @@
 //! `tenants/<t>/dashboards/<name>.yaml`: seed 003's dashboard schema. Each entry places a panel
 //! on a 12-column grid; `id` names the entry and `config_file` the panel definition (its file
-//! stem is the panel id). Without `config_file` the entry's `id` is the panel id.
+//! stem is the panel id). Without `config_file` the entry's `id` is the panel id. Also the
+//! grid: flowing unplaced panels and checking positions, references and overlaps.
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+
+use super::locate::Step;
+use super::panel::PanelType;
+use super::validate::Report;
 
 use super::HumanDuration;
 
@@ -144,6 +151,114 @@ fn first_free(placed: &[Placement], columns: u32, width: u32, height: u32) -> Pl
         }
         row += 1;
     }
+}
+
+/// Grid and reference checks for one dashboard. `kind_of` resolves a panel id to its type
+/// (None: no such panel); returns the placements for the resolved dashboard.
+pub fn check_dashboard(
+    dashboard: &DashboardConfig,
+    kind_of: &dyn Fn(&str) -> Option<PanelType>,
+    missing_hint: &dyn Fn(&str) -> String,
+    r: &mut Report<'_>,
+) -> Vec<Placement> {
+    let columns = dashboard.layout.columns;
+    let entry = |i: usize, rest: &[&str]| -> Vec<Step> {
+        let mut path = vec![
+            Step::from("dashboard"),
+            Step::from("panels"),
+            Step::Index(i),
+        ];
+        path.extend(rest.iter().map(|s| Step::from(*s)));
+        path
+    };
+    if columns == 0 || columns > 24 {
+        r.at(
+            &["dashboard", "layout", "columns"].map(Step::from),
+            format!("`layout.columns` must be between 1 and 24, got {columns}"),
+        );
+    }
+    let mut ids = BTreeSet::new();
+    let mut requests = vec![];
+    for (i, panel) in dashboard.panels.iter().enumerate() {
+        if !ids.insert(panel.id.as_str()) {
+            r.at(
+                &entry(i, &["id"]),
+                format!("panel id `{}` is used twice in this dashboard", panel.id),
+            );
+        }
+        let kind = kind_of(panel.panel_id());
+        if kind.is_none() {
+            let at = if panel.config_file.is_some() {
+                "config_file"
+            } else {
+                "id"
+            };
+            r.at(&entry(i, &[at]), missing_hint(panel.panel_id()));
+        }
+        let size = kind.map(PanelType::default_size).unwrap_or((1, 1));
+        if let Some(pos) = panel.position {
+            for (key, value) in [
+                ("row", pos.row),
+                ("col", pos.col),
+                ("width", pos.width),
+                ("height", pos.height),
+            ] {
+                if value == Some(0) {
+                    r.at(
+                        &entry(i, &["position", key]),
+                        format!("`{key}` starts at 1"),
+                    );
+                }
+            }
+            if pos.row.is_some() != pos.col.is_some() {
+                r.at(
+                    &entry(i, &["position"]),
+                    "give both `row` and `col`, or neither",
+                );
+            }
+            let width = pos.width.unwrap_or(size.0);
+            if let Some(col) = pos.col.filter(|c| *c > 0)
+                && col + width - 1 > columns
+            {
+                r.at(
+                    &entry(
+                        i,
+                        &[
+                            "position",
+                            if pos.width.is_some() { "width" } else { "col" },
+                        ],
+                    ),
+                    format!(
+                        "panel `{}` spans columns {col}–{} but the grid has {columns}",
+                        panel.id,
+                        col + width - 1
+                    ),
+                );
+            }
+        }
+        requests.push((panel.position, size));
+    }
+    let placements = place(&requests, columns.max(1));
+    for i in 0..placements.len() {
+        for j in 0..i {
+            if placements[i].overlaps(&placements[j]) {
+                r.at(
+                    &entry(i, &["position"]),
+                    format!(
+                        "panel `{}` overlaps panel `{}` (row {}, col {}, {}×{})",
+                        dashboard.panels[i].id,
+                        dashboard.panels[j].id,
+                        placements[j].row,
+                        placements[j].col,
+                        placements[j].width,
+                        placements[j].height
+                    ),
+                );
+                break;
+            }
+        }
+    }
+    placements
 }
 
 #[cfg(test)]

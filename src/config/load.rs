@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::dashboard::{DashboardConfig, DashboardFile, Placement};
+use super::dashboard::{DashboardConfig, DashboardFile, Placement, check_dashboard};
 use super::locate::{Locator, Step};
 use super::panel::{PanelConfig, PanelFile};
 use super::validate::{
-    ColumnType, Context, KnownTables, Problem, Report, check_dashboard, check_panel, check_template,
+    ColumnType, Context, KnownTables, Problem, Report, check_panel, check_template,
 };
 use super::{AggregationRules, FieldTypeName, TenantConfig, parse_yaml, read_file};
 

@@ -11,6 +11,7 @@ mod load;
 mod locate;
 mod panel;
 mod server;
+mod sql_check;
 mod tenant;
 mod validate;
 mod watch;
@@ -30,8 +31,9 @@ pub use panel::{
     Threshold,
 };
 pub use server::{IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig};
+pub use sql_check::{parse_order_by, parse_where};
 pub use tenant::{FieldTypeName, TableConfig, TenantConfig};
-pub use validate::{ColumnType, KnownTables, Problem, SQL_PARAMETERS, parse_order_by, parse_where};
+pub use validate::{ColumnType, KnownTables, Problem, SQL_PARAMETERS};
 pub use watch::fingerprint;
 
 use std::path::{Path, PathBuf};

@@ -5,17 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
-
-use super::dashboard::{DashboardConfig, Placement, place};
 use super::locate::{Locator, Step};
 use super::panel::{Columns, PanelConfig, PanelType, display_keys};
+use super::sql_check::{check_sql, parse_order_by, parse_where, plan_against};
 use super::{AggregationRules, ConfigError};
 
 /// One thing wrong with the configuration, where it is.
@@ -126,6 +120,16 @@ impl Report<'_> {
     }
 }
 
+/// Columns a `sql:` panel's query must return, by type.
+fn sql_output_columns(kind: PanelType) -> &'static [&'static str] {
+    match kind {
+        PanelType::Timeseries => &["time", "value"],
+        PanelType::Kpi => &["value"],
+        PanelType::HealthStatus => &["service", "status", "time"],
+        _ => &[],
+    }
+}
+
 /// Placeholders the engine binds in `sql:` panels.
 pub const SQL_PARAMETERS: [&str; 4] = ["from", "to", "bucket", "origin"];
 
@@ -178,7 +182,31 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
         check_data_source(panel, source, ctx, r);
     }
     if let Some(sql) = &panel.sql {
+        let problems_before = r.problems.len();
         check_sql(sql, &p(&["sql"]), r);
+        if let (Some(tables), true) = (ctx.tables, r.problems.len() == problems_before) {
+            match plan_against(sql, tables) {
+                Err(message) => r.at(&p(&["sql"]), format!("`sql`: {message}")),
+                Ok(columns) => {
+                    let missing: Vec<&str> = sql_output_columns(kind)
+                        .iter()
+                        .filter(|c| !columns.iter().any(|have| have == *c))
+                        .copied()
+                        .collect();
+                    if !missing.is_empty() {
+                        r.at(
+                            &p(&["sql"]),
+                            format!(
+                                "`sql` must return column(s) {} for a {} panel (it returns: {})",
+                                missing.join(", "),
+                                kind.name(),
+                                columns.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
     if let Some(refresh) = panel.refresh_interval
         && refresh.0.is_zero()
@@ -495,192 +523,6 @@ fn is_color(c: &str) -> bool {
     c.strip_prefix('#').is_some_and(|hex| {
         matches!(hex.len(), 3 | 6) && hex.chars().all(|ch| ch.is_ascii_hexdigit())
     })
-}
-
-/// Checks operator SQL: one read-only query whose `$name` placeholders are ones we bind.
-pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
-    if let Err(e) = crate::query::check_read_only(sql) {
-        r.at(path, format!("`sql`: {e}"));
-        return;
-    }
-    let Ok(statements) = datafusion::sql::parser::DFParser::parse_sql(sql) else {
-        return;
-    };
-    let mut unknown = BTreeSet::new();
-    for statement in &statements {
-        if let datafusion::sql::parser::Statement::Statement(s) = statement {
-            let _ = visit_expressions(s.as_ref(), |e| {
-                if let Expr::Value(v) = e
-                    && let Value::Placeholder(name) = &v.value
-                {
-                    let bare = name.trim_start_matches(['$', ':', '?']);
-                    if !SQL_PARAMETERS.contains(&bare) {
-                        unknown.insert(name.clone());
-                    }
-                }
-                ControlFlow::<()>::Continue(())
-            });
-        }
-    }
-    for name in unknown {
-        r.at(
-            path,
-            format!("`sql` uses `{name}`; the engine binds only $from, $to, $bucket and $origin"),
-        );
-    }
-}
-
-/// Parses a `where` fragment as one SQL expression; returns the column names it reads.
-pub fn parse_where(text: &str) -> Result<Vec<String>, String> {
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(text)
-        .map_err(|e| e.to_string())?;
-    let expr = parser.parse_expr().map_err(|e| e.to_string())?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!("unexpected `{}` after the expression", next.token));
-    }
-    Ok(identifiers(&expr))
-}
-
-/// Parses an `order_by` fragment (`col DESC, other`); returns the column names it reads.
-pub fn parse_order_by(text: &str) -> Result<Vec<String>, String> {
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(text)
-        .map_err(|e| e.to_string())?;
-    let list = parser
-        .parse_comma_separated(Parser::parse_order_by_expr)
-        .map_err(|e| e.to_string())?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!("unexpected `{}` after the list", next.token));
-    }
-    Ok(list.iter().flat_map(|o| identifiers(&o.expr)).collect())
-}
-
-fn identifiers(expr: &Expr) -> Vec<String> {
-    let mut out = vec![];
-    let _ = visit_expressions(expr, |e| {
-        if let Expr::Identifier(ident) = e {
-            // Unquoted identifiers are case-folded by DataFusion, as here.
-            out.push(match ident.quote_style {
-                Some(_) => ident.value.clone(),
-                None => ident.value.to_lowercase(),
-            });
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    out
-}
-
-/// Grid and reference checks for one dashboard. `kind_of` resolves a panel id to its type
-/// (None: no such panel); returns the placements for the resolved dashboard.
-pub fn check_dashboard(
-    dashboard: &DashboardConfig,
-    kind_of: &dyn Fn(&str) -> Option<PanelType>,
-    missing_hint: &dyn Fn(&str) -> String,
-    r: &mut Report<'_>,
-) -> Vec<Placement> {
-    let columns = dashboard.layout.columns;
-    let entry = |i: usize, rest: &[&str]| -> Vec<Step> {
-        let mut path = vec![
-            Step::from("dashboard"),
-            Step::from("panels"),
-            Step::Index(i),
-        ];
-        path.extend(rest.iter().map(|s| Step::from(*s)));
-        path
-    };
-    if columns == 0 || columns > 24 {
-        r.at(
-            &["dashboard", "layout", "columns"].map(Step::from),
-            format!("`layout.columns` must be between 1 and 24, got {columns}"),
-        );
-    }
-    let mut ids = BTreeSet::new();
-    let mut requests = vec![];
-    for (i, panel) in dashboard.panels.iter().enumerate() {
-        if !ids.insert(panel.id.as_str()) {
-            r.at(
-                &entry(i, &["id"]),
-                format!("panel id `{}` is used twice in this dashboard", panel.id),
-            );
-        }
-        let kind = kind_of(panel.panel_id());
-        if kind.is_none() {
-            let at = if panel.config_file.is_some() {
-                "config_file"
-            } else {
-                "id"
-            };
-            r.at(&entry(i, &[at]), missing_hint(panel.panel_id()));
-        }
-        let size = kind.map(PanelType::default_size).unwrap_or((1, 1));
-        if let Some(pos) = panel.position {
-            for (key, value) in [
-                ("row", pos.row),
-                ("col", pos.col),
-                ("width", pos.width),
-                ("height", pos.height),
-            ] {
-                if value == Some(0) {
-                    r.at(
-                        &entry(i, &["position", key]),
-                        format!("`{key}` starts at 1"),
-                    );
-                }
-            }
-            if pos.row.is_some() != pos.col.is_some() {
-                r.at(
-                    &entry(i, &["position"]),
-                    "give both `row` and `col`, or neither",
-                );
-            }
-            let width = pos.width.unwrap_or(size.0);
-            if let Some(col) = pos.col.filter(|c| *c > 0)
-                && col + width - 1 > columns
-            {
-                r.at(
-                    &entry(
-                        i,
-                        &[
-                            "position",
-                            if pos.width.is_some() { "width" } else { "col" },
-                        ],
-                    ),
-                    format!(
-                        "panel `{}` spans columns {col}–{} but the grid has {columns}",
-                        panel.id,
-                        col + width - 1
-                    ),
-                );
-            }
-        }
-        requests.push((panel.position, size));
-    }
-    let placements = place(&requests, columns.max(1));
-    for i in 0..placements.len() {
-        for j in 0..i {
-            if placements[i].overlaps(&placements[j]) {
-                r.at(
-                    &entry(i, &["position"]),
-                    format!(
-                        "panel `{}` overlaps panel `{}` (row {}, col {}, {}×{})",
-                        dashboard.panels[i].id,
-                        dashboard.panels[j].id,
-                        placements[j].row,
-                        placements[j].col,
-                        placements[j].width,
-                        placements[j].height
-                    ),
-                );
-                break;
-            }
-        }
-    }
-    placements
 }
 
 /// Compiles a template the way the engine will, mapping minijinja's line into the YAML file.

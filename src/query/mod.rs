@@ -9,7 +9,7 @@ mod guard;
 mod provider;
 mod pruning;
 
-pub use bind::Params;
+pub use bind::{Params, type_placeholders};
 pub use guard::check_read_only;
 pub use pruning::TimeRange;
 

@@ -1,0 +1,148 @@
+//! Checks of operator-written SQL: whole `sql:` queries (read-only, only placeholders the
+//! engine binds) and the `where` / `order_by` fragments of structured panels, parsed with
+//! DataFusion's SQL parser; fragments report the column names they read.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::empty::EmptyTable;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::DFParser;
+
+use super::locate::Step;
+use super::validate::{ColumnType, KnownTables, Report, SQL_PARAMETERS};
+
+/// Checks operator SQL: one read-only query whose `$name` placeholders are ones we bind.
+pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
+    if let Err(e) = crate::query::check_read_only(sql) {
+        r.at(path, format!("`sql`: {e}"));
+        return;
+    }
+    let Ok(statements) = datafusion::sql::parser::DFParser::parse_sql(sql) else {
+        return;
+    };
+    let mut unknown = BTreeSet::new();
+    for statement in &statements {
+        if let datafusion::sql::parser::Statement::Statement(s) = statement {
+            let _ = visit_expressions(s.as_ref(), |e| {
+                if let Expr::Value(v) = e
+                    && let Value::Placeholder(name) = &v.value
+                {
+                    let bare = name.trim_start_matches(['$', ':', '?']);
+                    if !SQL_PARAMETERS.contains(&bare) {
+                        unknown.insert(name.clone());
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+    }
+    for name in unknown {
+        r.at(
+            path,
+            format!("`sql` uses `{name}`; the engine binds only $from, $to, $bucket and $origin"),
+        );
+    }
+}
+
+/// Parses a `where` fragment as one SQL expression; returns the column names it reads.
+pub fn parse_where(text: &str) -> Result<Vec<String>, String> {
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| e.to_string())?;
+    let expr = parser.parse_expr().map_err(|e| e.to_string())?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(format!("unexpected `{}` after the expression", next.token));
+    }
+    Ok(identifiers(&expr))
+}
+
+/// Parses an `order_by` fragment (`col DESC, other`); returns the column names it reads.
+pub fn parse_order_by(text: &str) -> Result<Vec<String>, String> {
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| e.to_string())?;
+    let list = parser
+        .parse_comma_separated(Parser::parse_order_by_expr)
+        .map_err(|e| e.to_string())?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(format!("unexpected `{}` after the list", next.token));
+    }
+    Ok(list.iter().flat_map(|o| identifiers(&o.expr)).collect())
+}
+
+fn identifiers(expr: &Expr) -> Vec<String> {
+    let mut out = vec![];
+    let _ = visit_expressions(expr, |e| {
+        if let Expr::Identifier(ident) = e {
+            // Unquoted identifiers are case-folded by DataFusion, as here.
+            out.push(match ident.quote_style {
+                Some(_) => ident.value.clone(),
+                None => ident.value.to_lowercase(),
+            });
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// Plans `sql` against empty tables shaped like `tables` (what tenant.yaml declares and the
+/// store holds), so a misspelt table or column in a `sql:` panel fails at load, not at the
+/// first request. Returns the query's output column names.
+pub fn plan_against(sql: &str, tables: &KnownTables) -> Result<Vec<String>, String> {
+    let mut statement = DFParser::parse_sql(sql)
+        .map_err(|e| e.to_string())?
+        .pop_front()
+        .ok_or("empty statement")?;
+    let mut params = crate::query::Params::new();
+    let ts = ScalarValue::TimestampNanosecond(Some(0), None);
+    for name in ["from", "to", "origin"] {
+        params.insert(name.into(), ts.clone());
+    }
+    params.insert("bucket".into(), ScalarValue::new_interval_mdn(0, 0, 1));
+    crate::query::type_placeholders(&mut statement, &params).map_err(|e| e.to_string())?;
+    let ctx = SessionContext::new();
+    for (name, columns) in tables {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(column, kind)| Field::new(column, arrow_type(*kind), true))
+            .collect();
+        let table = EmptyTable::new(Arc::new(Schema::new(fields)));
+        ctx.register_table(name.as_str(), Arc::new(table))
+            .map_err(|e| e.to_string())?;
+    }
+    // Planning resolves tables through async traits but never waits on I/O here.
+    let plan = futures::executor::block_on(ctx.state().statement_to_plan(statement))
+        .map_err(|e| e.find_root().to_string().replace('\n', " "))?;
+    Ok(plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect())
+}
+
+fn arrow_type(kind: ColumnType) -> DataType {
+    match kind {
+        ColumnType::Time => crate::storage::time_type(),
+        ColumnType::Tag => crate::storage::tag_type(),
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Integer => DataType::Int64,
+        ColumnType::UInteger => DataType::UInt64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::String => DataType::Utf8,
+    }
+}
