@@ -181,9 +181,15 @@ fn main() {
         };
         let t = Instant::now();
         let bytes = get(&client, &url(0)).await;
+        let cold = t.elapsed().as_secs_f64() * 1e3;
+        let body: serde_json::Value = client.get(url(0)).send().await.expect("get").json().await.expect("json");
+        let series = body["series"].as_array().map_or(0, Vec::len);
+        let points: usize = body["series"]
+            .as_array()
+            .map_or(0, |s| s.iter().map(|s| s["points"].as_array().map_or(0, Vec::len)).sum());
         println!(
-            "timeseries 7 d / 10 min / {hosts} series: cold {:.0} ms ({bytes} bytes of JSON)",
-            t.elapsed().as_secs_f64() * 1e3
+            "timeseries 7 d, bucket {}, {series} series, {points} points: cold {cold:.0} ms ({bytes} bytes of JSON)",
+            body["bucket"]
         );
         let mut uncached = vec![];
         for shift in 1..=5 {

@@ -12,7 +12,7 @@ use super::panel::{PanelConfig, PanelFile};
 use super::validate::{
     ColumnType, Context, KnownTables, Problem, Report, check_panel, check_template,
 };
-use super::{AggregationRules, FieldTypeName, TenantConfig, parse_yaml, read_file};
+use super::{AggregationRules, FieldTypeName, TenantConfig, parse_yaml_all, read_file};
 
 /// Where configuration lives: `tenants/` and the shared `panels/`.
 #[derive(Debug, Clone)]
@@ -132,10 +132,10 @@ pub fn load_tenant(
                 continue;
             }
         };
-        let parsed: DashboardFile = match parse_yaml(&file, &text) {
+        let parsed: DashboardFile = match parse_yaml_all(&file, &text) {
             Ok(d) => d,
-            Err(e) => {
-                problems.push(e.into());
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(Problem::from));
                 continue;
             }
         };
@@ -251,8 +251,8 @@ fn parse_panels(
                 continue;
             }
         };
-        match parse_yaml::<PanelFile>(&file, &text) {
-            Err(e) => problems.push(e.into()),
+        match parse_yaml_all::<PanelFile>(&file, &text) {
+            Err(errors) => problems.extend(errors.into_iter().map(Problem::from)),
             Ok(parsed) => {
                 let locator = Locator::new(&text);
                 let template_first_line = template_first_line(&text, &locator);

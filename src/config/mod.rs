@@ -82,6 +82,92 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Like [`parse_yaml`], but keeps going after a structural error on a one-line `key: value`
+/// (an unknown key, a wrong type): that line is set aside and the file parsed again, so one run
+/// reports every misspelt key instead of only the first. Stops at errors it cannot step over
+/// (syntax, missing fields, errors on a key that has children).
+pub(crate) fn parse_yaml_all<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, Vec<ConfigError>> {
+    const MAX_ERRORS: usize = 50;
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut errors = vec![];
+    // Keys set aside for a bad value: their "missing field" is a consequence, not news.
+    let mut set_aside: Vec<String> = vec![];
+    loop {
+        let mut attempt = lines.join("\n");
+        attempt.push('\n');
+        let e = match parse_yaml::<T>(path, &attempt) {
+            Ok(value) if errors.is_empty() => return Ok(value),
+            Ok(_) => return Err(errors),
+            Err(e) => e,
+        };
+        let ConfigError::Parse { line, message, .. } = &e else {
+            errors.push(e);
+            return Err(errors);
+        };
+        if let Some(field) = quoted_after(message, "missing field `") {
+            if !set_aside.iter().any(|k| k == field) {
+                errors.push(e);
+            }
+            return Err(errors);
+        }
+        let unknown_key = message.contains("unknown field `");
+        let bad_value = [
+            "invalid type",
+            "invalid value",
+            "unknown variant",
+            "invalid length",
+        ]
+        .iter()
+        .any(|m| message.contains(m));
+        let skip = if unknown_key || bad_value {
+            leaf_line(&lines, *line)
+        } else {
+            None
+        };
+        errors.push(e);
+        match skip {
+            Some((index, key)) if errors.len() < MAX_ERRORS => {
+                if bad_value {
+                    set_aside.push(key);
+                }
+                // Keep the line count (positions stay true); blank the entry.
+                lines[index] = String::new();
+            }
+            _ => return Err(errors),
+        }
+    }
+}
+
+fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = &message[message.find(prefix)? + prefix.len()..];
+    rest.split('`').next()
+}
+
+/// The 0-based index and key of `line` (1-based) when it is a `key: value` entry with no
+/// children.
+fn leaf_line(lines: &[String], line: usize) -> Option<(usize, String)> {
+    let index = line.checked_sub(1)?;
+    let text = lines.get(index)?;
+    let indent = text.len() - text.trim_start().len();
+    // A `- key: value` item start would take its siblings with it.
+    if text.trim_start().starts_with("- ") {
+        return None;
+    }
+    let (key, value) = text.trim_start().split_once(':')?;
+    let value = value.trim();
+    if value.is_empty() || value.starts_with(['|', '>']) {
+        return None;
+    }
+    let next_deeper = lines[index + 1..]
+        .iter()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .is_some_and(|l| l.len() - l.trim_start().len() > indent);
+    (!next_deeper).then(|| (index, key.trim().trim_matches(['"', '\'']).to_string()))
+}
+
 pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),

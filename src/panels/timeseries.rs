@@ -47,7 +47,14 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
         .unwrap_or("value")
         .to_string();
     let mut series: BTreeMap<String, Vec<(i64, Option<f64>)>> = BTreeMap::new();
-    for (i, (t, v)) in times.iter().zip(&values).enumerate().take(run.raw_limit) {
+    // Raw answers stop at the limit (`truncated` says so); aggregated ones are bounded by the
+    // points-per-series guard instead and are never cut.
+    let keep = if bucket == Bucket::Raw {
+        run.raw_limit
+    } else {
+        usize::MAX
+    };
+    for (i, (t, v)) in times.iter().zip(&values).enumerate().take(keep) {
         let Some(t) = t else { continue };
         let name = labels
             .get(i)
