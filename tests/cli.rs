@@ -137,3 +137,37 @@ fn validate_reports_path_line_column() {
     let out = opsboard(&dirs, &["validate", repo]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn generate_demo_fills_the_demo_tables() {
+    let dirs = TestDirs::new(&["demo"]);
+    let repo = env!("CARGO_MANIFEST_DIR");
+    std::fs::copy(
+        format!("{repo}/tenants/demo/tenant.yaml"),
+        dirs.tenants().join("demo/tenant.yaml"),
+    )
+    .unwrap();
+    let out = opsboard(&dirs, &["generate", "demo", "--duration", "1d"]);
+    assert!(out.status.success(), "{out:?}");
+    for (table, at_least) in [
+        ("cpu", 2_880),
+        ("metrics", 1_440),
+        ("service_health", 1_000),
+        ("error_logs", 10),
+    ] {
+        let out = opsboard(
+            &dirs,
+            &[
+                "query",
+                "--tenant",
+                "demo",
+                "--format",
+                "csv",
+                &format!("SELECT count(*) AS n FROM {table}"),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let n: i64 = stdout(&out).lines().nth(1).unwrap().trim().parse().unwrap();
+        assert!(n >= at_least, "{table}: {n} rows");
+    }
+}

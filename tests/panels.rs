@@ -309,9 +309,11 @@ async fn buckets_align_to_the_tenant_timezone() {
     let dirs = TestDirs::new(&[]);
     copy_dir(Path::new(FIXTURE), &dirs.tenants().join("acme"));
     let tenant_yaml = dirs.tenants().join("acme/tenant.yaml");
-    let text = std::fs::read_to_string(&tenant_yaml)
-        .unwrap()
-        .replace("timezone: UTC", "timezone: Asia/Kolkata");
+    // The tenant also replaces the server's bucket rules: one hour whatever the range.
+    let text = std::fs::read_to_string(&tenant_yaml).unwrap().replace(
+        "timezone: UTC",
+        "timezone: Asia/Kolkata\naggregation:\n  rules:\n    - {bucket: 1h}",
+    );
     std::fs::write(&tenant_yaml, text).unwrap();
     std::fs::write(
         dirs.tenants().join("acme/panels/hourly.yaml"),
@@ -331,6 +333,8 @@ async fn buckets_align_to_the_tenant_timezone() {
             .iter()
             .all(|p| (p[0].as_i64().unwrap() / 60_000) % 60 == 30)
     );
+    let (_, tenant_rule) = data(&server, "cpu", DAY).await;
+    assert_eq!(tenant_rule["bucket"], "1h");
     server.stop().await;
 }
 
@@ -453,5 +457,55 @@ async fn hot_reload_keeps_the_last_good_panel_and_reports_errors() {
         }
     }
     assert_eq!(data(&server, "cpu", DAY).await.1["title"], "CPU");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tenant_panels_override_shared_ones_and_template_errors_name_the_line() {
+    let dirs = TestDirs::new(&[]);
+    copy_dir(Path::new(FIXTURE), &dirs.tenants().join("acme"));
+    let shared = dirs.root.path().join("panels");
+    std::fs::create_dir_all(&shared).unwrap();
+    let template_panel = |title: &str, template: &str| {
+        format!("panel:\n  type: custom_template\n  title: {title}\n  template: |\n{template}")
+    };
+    std::fs::write(
+        shared.join("note.yaml"),
+        template_panel("Shared", "    <p>shared</p>\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        shared.join("broken.yaml"),
+        template_panel("Broken", "    <p>ok</p>\n    {{ 1 + [] }}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dirs.tenants().join("acme/dashboards/more.yaml"),
+        "dashboard:\n  name: More\n  panels:\n    - id: note\n    - id: broken\n",
+    )
+    .unwrap();
+    let server = TestServer::start(dirs.config()).await;
+    let (status, body) = data(&server, "note", DAY).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["html"], "<p>shared</p>");
+    // A render-time error names the panel and the line in its YAML file.
+    let (status, body) = data(&server, "broken", DAY).await;
+    assert_eq!(status, 500, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("panel `broken` template error at "),
+        "{error}"
+    );
+    assert!(error.contains("panels/broken.yaml:6:"), "{error}");
+    // The tenant's own panel of the same id wins.
+    std::fs::write(
+        dirs.tenants().join("acme/panels/note.yaml"),
+        template_panel("Own", "    <p>own</p>\n"),
+    )
+    .unwrap();
+    server.stop().await;
+    let server = TestServer::start(dirs.config()).await;
+    let (_, body) = data(&server, "note", DAY).await;
+    assert_eq!(body["html"], "<p>own</p>");
     server.stop().await;
 }
