@@ -7,24 +7,12 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{TestDirs, TestServer};
+use common::{TestDirs, TestServer, copy_dir};
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/acme");
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/panels");
 const DAY: &str = "from=2024-01-01T00:00:00Z&to=2024-01-01T12:00:00Z";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 fn ts(minutes: i64) -> String {
     let t = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap()

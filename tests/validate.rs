@@ -2,24 +2,16 @@
 //! header says where it goes in a copy of `tests/validate/base/` (`# target:`) and every
 //! problem `opsboard validate` must print for it (`# expect:`), exactly.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::copy_dir;
 
 use opsboard::config::{Functions, validate_paths};
 use opsboard::panels::Registry;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate");
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 fn validate(root: &Path) -> Vec<String> {
     let registry = Registry::builtin();

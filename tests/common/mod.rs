@@ -73,6 +73,19 @@ impl TestDirs {
     }
 }
 
+/// Copies a folder tree (fixtures into temp dirs).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("copy fixture");
+    for entry in std::fs::read_dir(from).expect("copy fixture").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy fixture");
+        }
+    }
+}
+
 pub struct TestServer {
     pub url: String,
     pub client: reqwest::Client,
