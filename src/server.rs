@@ -178,6 +178,9 @@ async fn config_watch_loop(
     cancel: CancellationToken,
 ) {
     let mut last = fingerprint(panels.configs().dirs());
+    // Tables of tenants whose configuration was rejected: a panel may name a table that only
+    // its first write creates, so a new table is a reason to try again.
+    let mut tables_seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -193,6 +196,27 @@ async fn config_watch_loop(
             last = now;
             tracing::info!("configuration changed on disk; reloading");
             reload_panels(&panels, &store).await;
+            continue;
+        }
+        for tenant in store.opened_tenants() {
+            let rejected = panels
+                .configs()
+                .problems(&tenant.name)
+                .is_some_and(|(problems, _)| !problems.is_empty());
+            if !rejected {
+                continue;
+            }
+            let tables = known_tables_of(&tenant);
+            let signature: Vec<String> = tables
+                .iter()
+                .map(|(name, columns)| format!("{name}:{}", columns.len()))
+                .collect();
+            if tables_seen.get(&tenant.name) != Some(&signature) {
+                tables_seen.insert(tenant.name.clone(), signature);
+                if panels.configs().reload(&tenant.name, &tables) == ReloadOutcome::Loaded {
+                    panels.invalidate_tenant(&tenant.name);
+                }
+            }
         }
     }
 }

@@ -497,3 +497,54 @@ async fn tenant_panels_override_shared_ones_and_template_errors_name_the_line() 
     assert_eq!(body["html"], "<p>own</p>");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_panel_on_a_table_created_later_loads_once_the_table_exists() {
+    let dirs = TestDirs::new(&["late"]);
+    let tenant = dirs.tenants().join("late");
+    std::fs::create_dir_all(tenant.join("dashboards")).unwrap();
+    std::fs::create_dir_all(tenant.join("panels")).unwrap();
+    std::fs::write(
+        tenant.join("dashboards/default.yaml"),
+        "dashboard:\n  name: Late\n  panels:\n    - id: temp\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tenant.join("panels/temp.yaml"),
+        "panel:\n  type: kpi\n  title: Temperature\n  data_source:\n    table: sensors\n    columns: {value: celsius}\n",
+    )
+    .unwrap();
+    let mut config = dirs.config();
+    config.panels.reload_interval = opsboard::config::HumanDuration(Duration::from_millis(100));
+    let server = TestServer::start(config).await;
+    let (_, errors) = server.get("/api/v1/tenants/late/config/errors").await;
+    assert_eq!(errors["ok"], false, "{errors}");
+    assert!(
+        errors["errors"][0]["text"].as_str().unwrap().ends_with(
+            "panels/temp.yaml:5:5: unknown table `sensors` in tenant `late` (known: none)"
+        ),
+        "{errors}"
+    );
+    let (status, _) = server
+        .write(
+            "late",
+            "sensors",
+            "application/x-ndjson",
+            "{\"time\": \"2024-01-01T06:00:00Z\", \"celsius\": 21.5}\n",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut answer = Value::Null;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (status, body) = server
+            .get(&format!("/api/v1/tenants/late/panels/temp/data?{DAY}"))
+            .await;
+        if status == 200 {
+            answer = body;
+            break;
+        }
+    }
+    assert_eq!(answer["value"], 21.5, "{answer}");
+    server.stop().await;
+}
