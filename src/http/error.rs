@@ -48,7 +48,9 @@ impl ApiError {
             ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Render(RenderError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
             ApiError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Panel(PanelError::Param(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Panel(PanelError::Param(_) | PanelError::NotExportable { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Panel(
                 PanelError::NoConfig(_)
                 | PanelError::UnknownPanel { .. }

@@ -1,19 +1,29 @@
 //! `GET /api/v1/tenants/{tenant}/panels/{panel}/data` (the panel type's JSON) and
-//! `/panels/{panel}/image` (a custom_image panel's picture).
+//! `/panels/{panel}/image` (a custom_image panel's picture) and `/panels/{panel}/export`
+//! (the rows behind it, streamed).
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
+use serde::Deserialize;
 
+use super::query::encode_rest;
 use super::{ApiError, AppState};
 use crate::panels::PanelRequest;
+use crate::render::ExportFormat;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tenants/{tenant}/panels/{panel}/data", get(data))
         .route("/api/v1/tenants/{tenant}/panels/{panel}/image", get(image))
+        .route(
+            "/api/v1/tenants/{tenant}/panels/{panel}/export",
+            get(export),
+        )
 }
 
 fn now_ns() -> i64 {
@@ -49,4 +59,40 @@ async fn image(
         ApiError::BadRequest(format!("panel `{panel}` is not a custom_image panel"))
     })?;
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportParams {
+    format: Option<String>,
+}
+
+/// The rows behind the panel as CSV, JSON, NDJSON, Parquet or Arrow, streamed batch by batch,
+/// as an attachment named `{tenant}-{panel}-{from}-{to}.{ext}`.
+async fn export(
+    State(state): State<AppState>,
+    Path((tenant, panel)): Path<(String, String)>,
+    Query(format): Query<ExportParams>,
+    Query(request): Query<PanelRequest>,
+) -> Result<Response, ApiError> {
+    let format: ExportFormat = format.format.as_deref().unwrap_or("csv").parse()?;
+    let (output, stem) = state
+        .panels
+        .export(&tenant, &panel, &request, now_ns())
+        .await?;
+    let mut encoder = format.encoder(&output.schema)?;
+    let mut stream = output.stream;
+    let first = match stream.next().await {
+        Some(batch) => encoder.batch(&batch?)?,
+        None => vec![],
+    };
+    let body = Body::from_stream(encode_rest(first, encoder, stream));
+    let disposition = format!("attachment; filename=\"{stem}.{}\"", format.extension());
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -54,7 +54,7 @@ async fn query(
 }
 
 /// The already-encoded first chunk, then each later batch, then the format's trailer.
-fn encode_rest(
+pub(super) fn encode_rest(
     first: Vec<u8>,
     encoder: Box<dyn Encoder>,
     stream: BatchStream,

@@ -21,29 +21,7 @@ const LOOKBACK_NS: i64 = 7 * 86_400 * 1_000_000_000;
 
 pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     let config = &run.panel.config;
-    // Look back at least a week, so a device that went silent before `from` still shows (as
-    // unknown) instead of vanishing from the list.
-    let from_ns = run
-        .range
-        .from_ns
-        .min(run.range.to_ns.saturating_sub(LOOKBACK_NS));
-    let params = sqlgen::base_params(run, from_ns, run.range.to_ns, Bucket::Raw);
-    let sql = match &config.sql {
-        Some(sql) => sql.clone(),
-        None => {
-            let ts = sqlgen::ident(sqlgen::time_column(config));
-            let service = sqlgen::role(config, "service_name").unwrap_or_else(|| "NULL".into());
-            let status = sqlgen::role(config, "status_value").unwrap_or_else(|| "NULL".into());
-            let error = sqlgen::role(config, "error_message")
-                .map(|e| format!(", last_value({e} ORDER BY {ts}) AS error"))
-                .unwrap_or_default();
-            format!(
-                "SELECT {service} AS service, last_value({status} ORDER BY {ts}) AS status, \
-                 max({ts}) AS time{error} {} GROUP BY {service} ORDER BY {service}",
-                sqlgen::from_where(config, &[])
-            )
-        }
-    };
+    let (sql, params) = query(run);
     let batches = run.rows(&sql, &params).await?;
     let services = texts(&batches, "service")
         .ok_or_else(|| run.shape_error("the query must return a column `service`"))?;
@@ -102,4 +80,33 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     out.insert("services".into(), Value::Array(rows));
     out.insert("summary".into(), json!(summary));
     Ok(Value::Object(out))
+}
+
+/// The query behind the panel: each service's newest status, time and error.
+pub(super) fn query(run: &Run<'_>) -> (String, crate::query::Params) {
+    let config = &run.panel.config;
+    // Look back at least a week, so a device that went silent before `from` still shows (as
+    // unknown) instead of vanishing from the list.
+    let from_ns = run
+        .range
+        .from_ns
+        .min(run.range.to_ns.saturating_sub(LOOKBACK_NS));
+    let params = sqlgen::base_params(run, from_ns, run.range.to_ns, Bucket::Raw);
+    let sql = match &config.sql {
+        Some(sql) => sql.clone(),
+        None => {
+            let ts = sqlgen::ident(sqlgen::time_column(config));
+            let service = sqlgen::role(config, "service_name").unwrap_or_else(|| "NULL".into());
+            let status = sqlgen::role(config, "status_value").unwrap_or_else(|| "NULL".into());
+            let error = sqlgen::role(config, "error_message")
+                .map(|e| format!(", last_value({e} ORDER BY {ts}) AS error"))
+                .unwrap_or_default();
+            format!(
+                "SELECT {service} AS service, last_value({status} ORDER BY {ts}) AS status, \
+                 max({ts}) AS time{error} {} GROUP BY {service} ORDER BY {service}",
+                sqlgen::from_where(config, &[])
+            )
+        }
+    };
+    (sql, params)
 }

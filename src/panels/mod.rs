@@ -5,6 +5,7 @@
 
 mod cache;
 mod custom;
+mod export;
 mod health;
 mod kpi;
 mod live;
@@ -31,7 +32,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::config::{LoadedPanel, PanelType, TenantPanels};
-use crate::query::{Params, QueryEngine, QueryError};
+use crate::query::{Params, QueryEngine, QueryError, QueryOutput};
 use crate::storage::{StorageError, Store, TenantStore};
 
 /// A request parameter the panel engine cannot use; always names the parameter.
@@ -72,6 +73,8 @@ pub enum PanelError {
     },
     #[error("panel `{panel}`: {message}")]
     Function { panel: String, message: String },
+    #[error("panel `{panel}` is a {kind} panel; it has no rows to export")]
+    NotExportable { panel: String, kind: &'static str },
 }
 
 /// One panel's answer, ready to send (and to cache).
@@ -232,6 +235,43 @@ impl PanelEngine {
             .unwrap_or(DEFAULT_REFRESH);
         self.cache.insert(key, data.clone(), ttl);
         Ok(data)
+    }
+
+    /// Streams the rows behind a panel (never cached); returns them with the file stem
+    /// `{tenant}-{panel}-{from}-{to}`.
+    pub async fn export(
+        &self,
+        tenant: &str,
+        panel_id: &str,
+        request: &PanelRequest,
+        now_ns: i64,
+    ) -> Result<(QueryOutput, String), PanelError> {
+        let store = self.store.tenant(tenant).await?;
+        let (config, _) = self
+            .configs
+            .current(tenant)
+            .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))?;
+        let panel =
+            config
+                .panels
+                .get(panel_id)
+                .cloned()
+                .ok_or_else(|| PanelError::UnknownPanel {
+                    tenant: tenant.to_string(),
+                    panel: panel_id.to_string(),
+                })?;
+        let run = Run {
+            engine: &self.engine,
+            store: &store,
+            tenant: &config,
+            panel: &panel,
+            request,
+            range: request.range(now_ns)?,
+            now_ns,
+            raw_limit: self.raw_limit,
+        };
+        let output = export::stream(&run).await?;
+        Ok((output, export::file_stem(&run)))
     }
 
     async fn run(&self, run: &Run<'_>) -> Result<PanelData, PanelError> {

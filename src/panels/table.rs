@@ -12,10 +12,35 @@ use serde_json::{Value, json};
 use super::values::{column_names, json_rows};
 use super::{Bucket, PanelError, ParamError, Run, sqlgen};
 use crate::config::{ColumnFormat, Columns, SortOrder, TableColumn};
+use crate::query::Params;
 
 const DEFAULT_PAGE_SIZE: u32 = 25;
 
-pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
+/// The rows a table shows, before paging: its query, the request's filter and sort.
+pub(super) struct TablePlan {
+    pub base: String,
+    /// ` WHERE …` over `base`, or empty.
+    pub filter: String,
+    /// ` ORDER BY …`, or empty.
+    pub order_sql: String,
+    pub params: Params,
+    pub names: Vec<String>,
+    pub configured: Vec<TableColumn>,
+    pub sort: Option<String>,
+    pub order: SortOrder,
+}
+
+impl TablePlan {
+    /// Every matching row in display order (what an export streams).
+    pub fn all_rows_sql(&self) -> String {
+        format!(
+            "SELECT * FROM ({}) AS base{}{}",
+            self.base, self.filter, self.order_sql
+        )
+    }
+}
+
+pub(super) async fn plan(run: &Run<'_>) -> Result<TablePlan, PanelError> {
     let config = &run.panel.config;
     let display = &config.display;
     let configured: Vec<TableColumn> =
@@ -74,8 +99,6 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
         .order()?
         .or(display.default_sort_order)
         .unwrap_or(SortOrder::Asc);
-    let page_size = request.page_size(display.pagination.unwrap_or(DEFAULT_PAGE_SIZE))?;
-    let page = request.page()?;
 
     let mut params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
     // The filter needs the column list; a `sql:` table without configured columns learns it
@@ -116,10 +139,6 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
         }
         None => String::new(),
     };
-    let count_sql = format!("SELECT count(*) AS n FROM ({base}) AS base{filter}");
-    let total = super::values::floats(&run.rows(&count_sql, &params).await?, "n")
-        .and_then(|v| v.first().copied().flatten())
-        .unwrap_or(0.0) as u64;
     let order_sql = match &sort {
         Some(column) => format!(
             " ORDER BY {} {} NULLS LAST",
@@ -132,6 +151,37 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
         ),
         None => String::new(),
     };
+    Ok(TablePlan {
+        base,
+        filter,
+        order_sql,
+        params,
+        names,
+        configured,
+        sort,
+        order,
+    })
+}
+
+pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
+    let display = &run.panel.config.display;
+    let request = run.request;
+    let page_size = request.page_size(display.pagination.unwrap_or(DEFAULT_PAGE_SIZE))?;
+    let page = request.page()?;
+    let TablePlan {
+        base,
+        filter,
+        order_sql,
+        params,
+        names,
+        configured,
+        sort,
+        order,
+    } = plan(run).await?;
+    let count_sql = format!("SELECT count(*) AS n FROM ({base}) AS base{filter}");
+    let total = super::values::floats(&run.rows(&count_sql, &params).await?, "n")
+        .and_then(|v| v.first().copied().flatten())
+        .unwrap_or(0.0) as u64;
     // LIMIT and OFFSET are integers parsed and range-checked above, not request text.
     let offset = u64::from(page - 1) * u64::from(page_size);
     let page_sql = format!(

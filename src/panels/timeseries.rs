@@ -11,23 +11,12 @@ use serde_json::{Value, json};
 
 use super::values::{floats, has_column, number, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
-use crate::config::HumanDuration;
+use crate::config::{AggregateFn, HumanDuration};
 use crate::query::Params;
 
 pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     let config = &run.panel.config;
-    let bucket = sqlgen::bucket_for(run)?;
-    let function = config
-        .aggregation
-        .as_ref()
-        .and_then(|a| a.function)
-        .unwrap_or_default();
-    let mut params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, bucket);
-    let limit = run.raw_limit + 1;
-    let sql = match &config.sql {
-        Some(sql) => sql.clone(),
-        None => structured_sql(run, bucket, function, &mut params, limit),
-    };
+    let (sql, params, bucket, function) = query(run, Some(run.raw_limit + 1))?;
     let batches = run.rows(&sql, &params).await?;
     let times = timestamps_ns(&batches, "time")
         .ok_or_else(|| run.shape_error("the query must return a timestamp column `time`"))?;
@@ -96,12 +85,33 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     Ok(Value::Object(out))
 }
 
+/// The query behind the panel, its parameters, bucket and function; raw rows stop at `limit`
+/// when given (exports pass none).
+pub(super) fn query(
+    run: &Run<'_>,
+    limit: Option<usize>,
+) -> Result<(String, Params, Bucket, AggregateFn), PanelError> {
+    let config = &run.panel.config;
+    let bucket = sqlgen::bucket_for(run)?;
+    let function = config
+        .aggregation
+        .as_ref()
+        .and_then(|a| a.function)
+        .unwrap_or_default();
+    let mut params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, bucket);
+    let sql = match &config.sql {
+        Some(sql) => sql.clone(),
+        None => structured_sql(run, bucket, function, &mut params, limit),
+    };
+    Ok((sql, params, bucket, function))
+}
+
 fn structured_sql(
     run: &Run<'_>,
     bucket: Bucket,
-    function: crate::config::AggregateFn,
+    function: AggregateFn,
     params: &mut Params,
-    limit: usize,
+    limit: Option<usize>,
 ) -> String {
     let config = &run.panel.config;
     let ts = sqlgen::ident(sqlgen::time_column(config));
@@ -123,7 +133,8 @@ fn structured_sql(
     match bucket {
         // Raw rows, newest cut off past the limit (`truncated` says so).
         Bucket::Raw => format!(
-            "SELECT {ts} AS time, {value} AS value{series_select} {from_where} ORDER BY {ts} LIMIT {limit}"
+            "SELECT {ts} AS time, {value} AS value{series_select} {from_where} ORDER BY {ts}{}",
+            limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
         ),
         Bucket::Every(_) => {
             let group = if series.is_some() { "1, 3" } else { "1" };
