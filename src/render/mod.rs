@@ -3,12 +3,14 @@
 //! flat memory. Later this module also holds HTML and charts; it never touches storage or HTTP.
 
 mod arrow_ipc;
+mod chart;
 mod csv;
 mod heatmap;
 mod json;
 mod parquet;
 mod template;
 
+pub use chart::{ChartSeries, TimeChart, format_value, parse_color, segments, timeseries_svg};
 pub use heatmap::{Heatmap, heatmap_svg};
 pub use template::{render_template, template_environment};
 
