@@ -1,17 +1,20 @@
 //! Pure encoders from Arrow to bytes a client takes away. Each format turns a schema and a
 //! sequence of batches into chunks of output, batch by batch, so a large result streams with
-//! flat memory. Later this module also holds HTML and charts; it never touches storage or HTTP.
+//! flat memory. It also draws charts (plotters, SVG) and renders pages (minijinja); it never
+//! touches storage or HTTP.
 
 mod arrow_ipc;
 mod chart;
 mod csv;
 mod heatmap;
+mod html;
 mod json;
 mod parquet;
 mod template;
 
 pub use chart::{ChartSeries, TimeChart, format_value, parse_color, segments, timeseries_svg};
 pub use heatmap::{Heatmap, heatmap_svg};
+pub use html::{APP_JS, FragmentOptions, Pages, ago, app_css, local_time};
 pub use template::{render_template, template_environment};
 
 use arrow::datatypes::SchemaRef;
@@ -25,6 +28,8 @@ pub enum RenderError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("encoding failed: {0}")]
     Parquet(#[from] ::parquet::errors::ParquetError),
+    #[error("rendering failed: {0}")]
+    Template(String),
 }
 
 /// Output formats of query results and exports.
