@@ -23,7 +23,7 @@ use crate::storage::{StorageError, Store, TenantStore, tag_type, time_type};
 pub const TENANT: &str = "demo";
 const HOSTS: usize = 10;
 pub const HISTORY: Duration = Duration::from_secs(7 * 86_400);
-const HISTORY_STEP: Duration = Duration::from_secs(300);
+const HISTORY_STEP: Duration = Duration::from_secs(60);
 const LIVE_STEP: Duration = Duration::from_secs(5);
 
 const SERVERS: [&str; 5] = ["web-01", "web-02", "web-03", "db-01", "cache-01"];
@@ -204,7 +204,7 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("demo columns line up")
 }
 
-/// Writes `history` of demo rows ending at `now_ns`, one step every five minutes, and
+/// Writes `history` of demo rows ending at `now_ns`, one step a minute, and
 /// persists them. Returns the rows written.
 pub async fn fill_history(
     tenant: &Arc<TenantStore>,
@@ -217,7 +217,7 @@ pub async fn fill_history(
     let start = now_ns - history.as_nanos() as i64;
     let times: Vec<i64> = (start..now_ns).step_by(step as usize).collect();
     let mut rows = 0;
-    for chunk in times.chunks(288) {
+    for chunk in times.chunks(1_440) {
         rows += generator.write(tenant, chunk, now_ns).await?;
     }
     tenant.persist_all().await?;

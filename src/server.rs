@@ -76,6 +76,7 @@ pub async fn serve(
         engine,
         config: Arc::new(config),
         panels,
+        pages: Arc::new(crate::render::Pages::new()),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");

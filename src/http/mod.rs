@@ -4,6 +4,7 @@
 mod dashboards;
 mod error;
 mod health;
+mod pages;
 mod panels;
 mod query;
 mod tables;
@@ -20,6 +21,7 @@ use axum::http::Uri;
 use crate::config::ServerConfig;
 use crate::panels::PanelEngine;
 use crate::query::QueryEngine;
+use crate::render::Pages;
 use crate::storage::{Store, TenantStore};
 
 /// What every handler can reach.
@@ -29,6 +31,7 @@ pub struct AppState {
     pub engine: Arc<QueryEngine>,
     pub config: Arc<ServerConfig>,
     pub panels: Arc<PanelEngine>,
+    pub pages: Arc<Pages>,
 }
 
 impl AppState {
@@ -46,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tables::routes())
         .merge(dashboards::routes())
         .merge(panels::routes())
+        .merge(pages::routes())
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

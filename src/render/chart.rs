@@ -64,7 +64,9 @@ pub fn parse_color(text: &str) -> Option<RGBColor> {
 
 /// Splits a series into runs of consecutive points with no gap between them.
 pub fn segments(points: &[(i64, Option<f64>)], step_ms: Option<i64>) -> Vec<Vec<(i64, f64)>> {
-    let step = step_ms.unwrap_or_else(|| typical_spacing(points));
+    // Data coarser than the bucket (5-minute samples in 1-minute buckets) is not a gap at
+    // every other bucket: the typical spacing of the series itself sets the floor.
+    let step = step_ms.unwrap_or(0).max(typical_spacing(points));
     let mut out: Vec<Vec<(i64, f64)>> = vec![];
     let mut current: Vec<(i64, f64)> = vec![];
     for &(t, v) in points {
@@ -76,10 +78,11 @@ pub fn segments(points: &[(i64, Option<f64>)], step_ms: Option<i64>) -> Vec<Vec<
             }
             Some(v) => {
                 // A point more than one and a half steps after the last one starts a new run.
-                if let Some(&(last, _)) = current.last() {
-                    if step > 0 && (t - last) * 2 > step * 3 {
-                        out.push(std::mem::take(&mut current));
-                    }
+                if let Some(&(last, _)) = current.last()
+                    && step > 0
+                    && (t - last) * 2 > step * 3
+                {
+                    out.push(std::mem::take(&mut current));
                 }
                 current.push((t, v));
             }

@@ -83,6 +83,11 @@ impl Pages {
         self.page("fragment.html", context)
     }
 
+    /// A timeseries answer's chart alone (the `.svg` route).
+    pub fn chart(&self, answer: &Value, options: &FragmentOptions) -> Result<String, RenderError> {
+        chart_svg(answer, options)
+    }
+
     /// A panel that failed: its message in its own box.
     pub fn error_fragment(&self, message: &str) -> String {
         self.page("fragment.html", minijinja::context! { error => message })
@@ -122,6 +127,58 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// The chart of a timeseries answer, as SVG.
+pub fn chart_svg(answer: &Value, o: &FragmentOptions) -> Result<String, RenderError> {
+    let series: Vec<ChartSeries> = answer["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| ChartSeries {
+            name: s["name"].as_str().unwrap_or_default().to_string(),
+            points: s["points"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| (p[0].as_i64().unwrap_or_default(), p[1].as_f64()))
+                .collect(),
+        })
+        .collect();
+    let display = &answer["display"];
+    let colors: Vec<String> = match display["colors"].as_array() {
+        Some(list) => list
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect(),
+        None => display["line_color"]
+            .as_str()
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+    };
+    let y_range = display["y_axis_range"]
+        .as_array()
+        .and_then(|r| Some([r.first()?.as_f64()?, r.get(1)?.as_f64()?]));
+    let step_ms = answer["bucket"]
+        .as_str()
+        .filter(|b| *b != "raw")
+        .and_then(|b| humantime::parse_duration(b).ok())
+        .map(|d| d.as_millis() as i64);
+    let chart = TimeChart {
+        series: &series,
+        from_ms: ms_of(&answer["range"]["from"]),
+        to_ms: ms_of(&answer["range"]["to"]),
+        step_ms,
+        y_label: display["y_axis_label"].as_str(),
+        y_range,
+        colors: &colors,
+        fill: display["fill_area"].as_bool().unwrap_or(false),
+        tz: o.tz,
+        width: o.chart_width,
+        height: o.chart_height,
+    };
+    timeseries_svg(&chart).map_err(RenderError::Template)
+}
+
 fn fragment_context(answer: &Value, o: &FragmentOptions) -> Result<Jinja, RenderError> {
     let mut context = answer.clone();
     let Some(map) = context.as_object_mut() else {
@@ -131,61 +188,12 @@ fn fragment_context(answer: &Value, o: &FragmentOptions) -> Result<Jinja, Render
     let mut safe: Vec<(&str, String)> = vec![];
     match kind {
         "timeseries" => {
-            let series: Vec<ChartSeries> = answer["series"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| ChartSeries {
-                    name: s["name"].as_str().unwrap_or_default().to_string(),
-                    points: s["points"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|p| (p[0].as_i64().unwrap_or_default(), p[1].as_f64()))
-                        .collect(),
-                })
-                .collect();
-            let display = &answer["display"];
-            let colors: Vec<String> = match display["colors"].as_array() {
-                Some(list) => list
-                    .iter()
-                    .filter_map(|c| c.as_str().map(str::to_string))
-                    .collect(),
-                None => display["line_color"]
-                    .as_str()
-                    .map(str::to_string)
-                    .into_iter()
-                    .collect(),
-            };
-            let y_range = display["y_axis_range"]
-                .as_array()
-                .and_then(|r| Some([r.first()?.as_f64()?, r.get(1)?.as_f64()?]));
-            let step_ms = answer["bucket"]
-                .as_str()
-                .filter(|b| *b != "raw")
-                .and_then(|b| humantime::parse_duration(b).ok())
-                .map(|d| d.as_millis() as i64);
-            let chart = TimeChart {
-                series: &series,
-                from_ms: ms_of(&answer["range"]["from"]),
-                to_ms: ms_of(&answer["range"]["to"]),
-                step_ms,
-                y_label: display["y_axis_label"].as_str(),
-                y_range,
-                colors: &colors,
-                fill: display["fill_area"].as_bool().unwrap_or(false),
-                tz: o.tz,
-                width: o.chart_width,
-                height: o.chart_height,
-            };
-            map.insert(
-                "empty".into(),
-                json!(series.iter().all(|s| s.points.is_empty())),
-            );
-            safe.push((
-                "chart",
-                timeseries_svg(&chart).map_err(RenderError::Template)?,
-            ));
+            let empty = answer["series"].as_array().is_none_or(|list| {
+                list.iter()
+                    .all(|s| s["points"].as_array().is_none_or(Vec::is_empty))
+            });
+            map.insert("empty".into(), json!(empty));
+            safe.push(("chart", chart_svg(answer, o)?));
         }
         "kpi" => {
             if let Some(delta) = answer["delta"].as_f64() {
@@ -340,7 +348,10 @@ mod tests {
         let answer = json!({"type": "health_status", "services": [
             {"name": "<b>api</b>", "color": "#10B981", "label": "Healthy", "last_checked": 1_704_110_220_000_i64, "error": null}
         ]});
-        let html = pages.fragment(&answer, &options()).unwrap().replace("&#x2f;", "/");
+        let html = pages
+            .fragment(&answer, &options())
+            .unwrap()
+            .replace("&#x2f;", "/");
         assert!(html.contains("&lt;b&gt;api&lt;/b&gt;"), "{html}");
         assert!(html.contains("checked 3 min ago"), "{html}");
         let template = json!({"type": "custom_template", "html": "<p>ok</p>"});

@@ -1,0 +1,532 @@
+//! Server-rendered pages: `/` (tenants), `/t/{tenant}` and `/t/{tenant}/d/{dashboard}`
+//! (dashboards), `/t/{tenant}/p/{panel}` (drill-down), `/t/{tenant}/r/{panel}` (report),
+//! `/t/{tenant}/p/{panel}/fragment` (one panel's HTML, for auto-refresh) and
+//! `/t/{tenant}/p/{panel}.svg` (a timeseries chart alone). Panel failures render inside the
+//! panel; the page itself still loads.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use minijinja::Value as Jinja;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::config::TenantPanels;
+use crate::panels::{PanelError, PanelRequest};
+use crate::render::{APP_JS, FragmentOptions, app_css, local_time};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
+        .route("/t/{tenant}", get(default_dashboard))
+        .route("/t/{tenant}/d/{dashboard}", get(dashboard))
+        .route("/t/{tenant}/p/{panel}", get(panel_page))
+        .route("/t/{tenant}/p/{panel}/fragment", get(fragment))
+        .route("/t/{tenant}/r/{panel}", get(report))
+}
+
+const PRESETS: [&str; 6] = ["15m", "1h", "6h", "24h", "7d", "30d"];
+const DEFAULT_REFRESH_SECS: u64 = 60;
+const DATA_TABLE_ROWS: usize = 1_000;
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+}
+
+fn pairs(raw: &Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_deref().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn with_query(path: &str, query: &[(String, String)]) -> String {
+    if query.is_empty() {
+        return path.to_string();
+    }
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in query {
+        s.append_pair(k, v);
+    }
+    format!("{path}?{}", s.finish())
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        app_css(),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+        .into_response()
+}
+
+async fn home(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    let configs = state.panels.configs();
+    let tenants: Vec<Value> = crate::config::tenant_names(&configs.dirs().tenants_dir)
+        .into_iter()
+        .map(|name| {
+            let ok = configs.problems(&name).is_none_or(|(p, _)| p.is_empty());
+            let title = configs
+                .current(&name)
+                .and_then(|(c, _)| c.settings.name.clone())
+                .unwrap_or_else(|| name.clone());
+            json!({ "url": format!("/t/{name}"), "title": title, "ok": ok })
+        })
+        .collect();
+    let html = state.pages.page(
+        "home.html",
+        minijinja::context! { title => "Tenants", tenants => tenants },
+    )?;
+    Ok(Html(html))
+}
+
+/// Header data shared by tenant pages: tenant, dashboards, range presets, config errors.
+fn chrome(
+    state: &AppState,
+    tenant: &str,
+    config: Option<&TenantPanels>,
+    current_dashboard: Option<&str>,
+    path: &str,
+    query: &[(String, String)],
+) -> Value {
+    let dashboards: Vec<Value> = config
+        .map(|c| {
+            c.dashboards
+                .values()
+                .map(|d| {
+                    json!({
+                        "url": format!("/t/{tenant}/d/{}", d.name),
+                        "title": d.config.name,
+                        "current": Some(d.name.as_str()) == current_dashboard,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let from = query
+        .iter()
+        .find(|(k, _)| k == "from")
+        .map(|(_, v)| v.clone());
+    let to = query
+        .iter()
+        .find(|(k, _)| k == "to")
+        .map(|(_, v)| v.clone());
+    let keep: Vec<(String, String)> = query
+        .iter()
+        .filter(|(k, _)| k != "from" && k != "to" && k != "page")
+        .cloned()
+        .collect();
+    let presets: Vec<Value> = PRESETS
+        .iter()
+        .map(|p| {
+            let mut q = keep.clone();
+            q.push(("from".into(), format!("now-{p}")));
+            q.push(("to".into(), "now".into()));
+            let current =
+                from.as_deref() == Some(&format!("now-{p}")) || (from.is_none() && *p == "24h");
+            json!({ "label": p, "url": with_query(path, &q), "current": current })
+        })
+        .collect();
+    let hidden: Vec<Value> = keep
+        .iter()
+        .map(|(k, v)| json!({ "name": k, "value": v }))
+        .collect();
+    let errors: Vec<String> = state
+        .panels
+        .configs()
+        .problems(tenant)
+        .map(|(p, _)| p.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    json!({
+        "tenant": { "name": tenant, "title": config.and_then(|c| c.settings.name.clone()).unwrap_or_else(|| tenant.to_string()) },
+        "dashboards": dashboards,
+        "range": { "presets": presets, "from": from.unwrap_or_else(|| "now-24h".into()), "to": to.unwrap_or_else(|| "now".into()), "hidden": hidden },
+        "config_errors": errors,
+    })
+}
+
+fn merge(base: Value, extra: Vec<(&str, Jinja)>) -> Jinja {
+    let mut map: std::collections::BTreeMap<String, Jinja> = base
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), Jinja::from_serialize(v)))
+        .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v);
+    }
+    Jinja::from_iter(map)
+}
+
+async fn default_dashboard(
+    state: State<AppState>,
+    Path(tenant): Path<String>,
+    query: Query<PanelRequest>,
+    raw: RawQuery,
+) -> Result<Html<String>, ApiError> {
+    dashboard(state, Path((tenant, "default".to_string())), query, raw).await
+}
+
+async fn dashboard(
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+    Query(request): Query<PanelRequest>,
+    RawQuery(raw): RawQuery,
+) -> Result<Html<String>, ApiError> {
+    state.tenant(&tenant).await?;
+    let query = pairs(&raw);
+    let path = format!("/t/{tenant}/d/{name}");
+    let config = state.panels.tenant_config(&tenant).ok();
+    let Some(config) = config else {
+        // No good configuration yet: the banner says why.
+        let context = chrome(&state, &tenant, None, None, &path, &query);
+        let html = state.pages.page(
+            "dashboard.html",
+            merge(
+                context,
+                vec![
+                    ("title", Jinja::from(tenant.as_str())),
+                    ("dashboard", Jinja::from_serialize(json!({"title": tenant}))),
+                ],
+            ),
+        )?;
+        return Ok(Html(html));
+    };
+    let board = config
+        .dashboards
+        .get(&name)
+        .ok_or_else(|| PanelError::UnknownDashboard {
+            tenant: tenant.clone(),
+            dashboard: name.clone(),
+        })?;
+    let now = now_ns();
+    let entries: Vec<_> = board
+        .config
+        .panels
+        .iter()
+        .zip(&board.placements)
+        .filter_map(|(entry, placement)| {
+            let panel = config.panels.get(entry.panel_id())?.clone();
+            Some((entry.id.clone(), panel, *placement))
+        })
+        .collect();
+    let fragments = futures::future::join_all(entries.iter().map(|(_, panel, placement)| {
+        let width = 100 * placement.width;
+        render_fragment(
+            &state,
+            &config,
+            &tenant,
+            &panel.id,
+            &request,
+            &query,
+            now,
+            width.clamp(320, 1200),
+            90 * placement.height + 80,
+        )
+    }))
+    .await;
+    let panels: Vec<Jinja> = entries
+        .iter()
+        .zip(fragments)
+        .map(|((id, panel, placement), html)| {
+            let refresh = panel
+                .config
+                .refresh_interval
+                .or(board.config.refresh_interval)
+                .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1));
+            merge(
+                json!({
+                    "id": id,
+                    "title": panel.config.title,
+                    "col": placement.col, "row": placement.row,
+                    "width": placement.width, "height": placement.height,
+                    "refresh": refresh,
+                    "fragment_url": format!("/t/{tenant}/p/{}/fragment", panel.id),
+                    "drill_url": with_query(&format!("/t/{tenant}/p/{}", panel.id), &query),
+                }),
+                vec![("html", Jinja::from_safe_string(html))],
+            )
+        })
+        .collect();
+    let context = chrome(&state, &tenant, Some(&config), Some(&name), &path, &query);
+    let html = state.pages.page(
+        "dashboard.html",
+        merge(
+            context,
+            vec![
+                ("title", Jinja::from(board.config.name.as_str())),
+                ("dashboard", Jinja::from_serialize(json!({"title": board.config.name, "description": board.config.description}))),
+                ("panels", Jinja::from(panels)),
+            ],
+        ),
+    )?;
+    Ok(Html(html))
+}
+
+/// One panel's HTML: its fragment, or its error in its own box.
+#[allow(clippy::too_many_arguments)]
+async fn render_fragment(
+    state: &AppState,
+    config: &Arc<TenantPanels>,
+    tenant: &str,
+    panel: &str,
+    request: &PanelRequest,
+    query: &[(String, String)],
+    now: i64,
+    width: u32,
+    height: u32,
+) -> String {
+    let answer = match state.panels.data(tenant, panel, request, now).await {
+        Ok(data) => serde_json::from_slice::<Value>(&data.json).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let options = FragmentOptions {
+        tz: config.timezone,
+        now_ms: now / 1_000_000,
+        chart_width: width,
+        chart_height: height,
+        link_path: format!("/t/{tenant}/p/{panel}"),
+        query: query.to_vec(),
+    };
+    match answer {
+        Ok(answer) => state
+            .pages
+            .fragment(&answer, &options)
+            .unwrap_or_else(|e| state.pages.error_fragment(&e.to_string())),
+        Err(message) => state.pages.error_fragment(&message),
+    }
+}
+
+async fn fragment(
+    State(state): State<AppState>,
+    Path((tenant, panel)): Path<(String, String)>,
+    Query(request): Query<PanelRequest>,
+    RawQuery(raw): RawQuery,
+) -> Result<Html<String>, ApiError> {
+    state.tenant(&tenant).await?;
+    let config = state.panels.tenant_config(&tenant)?;
+    let html = render_fragment(
+        &state,
+        &config,
+        &tenant,
+        &panel,
+        &request,
+        &pairs(&raw),
+        now_ns(),
+        1100,
+        420,
+    )
+    .await;
+    Ok(Html(html))
+}
+
+async fn report(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    query: Query<PanelRequest>,
+    raw: RawQuery,
+) -> Result<Response, ApiError> {
+    single_panel(state, path, query, raw, true).await
+}
+
+async fn panel_page(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    query: Query<PanelRequest>,
+    raw: RawQuery,
+) -> Result<Response, ApiError> {
+    single_panel(state, path, query, raw, false).await
+}
+
+/// Drill-down (with navigation, aggregation toggle and the data) or report (the panel alone).
+async fn single_panel(
+    State(state): State<AppState>,
+    Path((tenant, panel_id)): Path<(String, String)>,
+    Query(request): Query<PanelRequest>,
+    RawQuery(raw): RawQuery,
+    bare: bool,
+) -> Result<Response, ApiError> {
+    state.tenant(&tenant).await?;
+    let config = state.panels.tenant_config(&tenant)?;
+    if let Some(id) = panel_id.strip_suffix(".svg") {
+        return chart_svg(&state, &config, &tenant, id, &request).await;
+    }
+    let panel = config
+        .panels
+        .get(&panel_id)
+        .ok_or_else(|| PanelError::UnknownPanel {
+            tenant: tenant.clone(),
+            panel: panel_id.clone(),
+        })?
+        .clone();
+    let query = pairs(&raw);
+    let now = now_ns();
+    let html = render_fragment(
+        &state, &config, &tenant, &panel_id, &request, &query, now, 1100, 420,
+    )
+    .await;
+    let without = |names: &[&str]| -> Vec<(String, String)> {
+        query
+            .iter()
+            .filter(|(k, _)| !names.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    };
+    let page_path = format!("/t/{tenant}/p/{panel_id}");
+    let exports: Vec<Value> = ["csv", "json", "parquet"]
+        .iter()
+        .map(|f| {
+            let mut q = without(&["format", "page", "page_size"]);
+            q.push(("format".into(), f.to_string()));
+            json!({ "label": f.to_uppercase(), "url": with_query(&format!("/api/v1/tenants/{tenant}/panels/{panel_id}/export"), &q) })
+        })
+        .collect();
+    let is_timeseries = panel.config.kind == crate::config::PanelType::Timeseries;
+    let disabled = request.disable_aggregation().unwrap_or(false);
+    let toggle = is_timeseries.then(|| {
+        let mut q = without(&["disable_aggregation"]);
+        if !disabled {
+            q.push(("disable_aggregation".into(), "true".into()));
+        }
+        json!({ "label": if disabled { "Aggregate" } else { "Show raw data" }, "url": with_query(&page_path, &q) })
+    });
+    let data_table = if is_timeseries && !bare {
+        timeseries_table(&state, &tenant, &panel_id, &request, now, config.timezone).await
+    } else {
+        Value::Null
+    };
+    let refresh = panel
+        .config
+        .refresh_interval
+        .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1));
+    let context = chrome(&state, &tenant, Some(&config), None, &page_path, &query);
+    let page = state.pages.page(
+        "panel_page.html",
+        merge(
+            context,
+            vec![
+                ("title", Jinja::from(panel.config.title.as_str())),
+                ("bare", Jinja::from(bare)),
+                (
+                    "body_class",
+                    Jinja::from(if bare { "report" } else { "drill-down" }),
+                ),
+                (
+                    "back_url",
+                    Jinja::from(with_query(
+                        &format!("/t/{tenant}"),
+                        &without(&["sort", "order", "page", "filter", "disable_aggregation"]),
+                    )),
+                ),
+                ("back_title", Jinja::from("Dashboard")),
+                (
+                    "report_url",
+                    Jinja::from(with_query(&format!("/t/{tenant}/r/{panel_id}"), &query)),
+                ),
+                ("exports", Jinja::from_serialize(exports)),
+                ("aggregation_toggle", Jinja::from_serialize(toggle)),
+                ("data_table", Jinja::from_serialize(data_table)),
+                (
+                    "panel",
+                    merge(
+                        json!({
+                            "title": panel.config.title,
+                            "description": panel.config.description,
+                            "refresh": refresh,
+                            "fragment_url": format!("/t/{tenant}/p/{panel_id}/fragment"),
+                        }),
+                        vec![("html", Jinja::from_safe_string(html))],
+                    ),
+                ),
+            ],
+        ),
+    )?;
+    Ok(Html(page).into_response())
+}
+
+/// The points under a drill-down chart: time (tenant clock), series, value.
+async fn timeseries_table(
+    state: &AppState,
+    tenant: &str,
+    panel: &str,
+    request: &PanelRequest,
+    now: i64,
+    tz: chrono_tz::Tz,
+) -> Value {
+    let Ok(data) = state.panels.data(tenant, panel, request, now).await else {
+        return Value::Null;
+    };
+    let Ok(answer) = serde_json::from_slice::<Value>(&data.json) else {
+        return Value::Null;
+    };
+    let mut rows = vec![];
+    for series in answer["series"].as_array().into_iter().flatten() {
+        for point in series["points"].as_array().into_iter().flatten() {
+            rows.push((
+                point[0].as_i64().unwrap_or_default(),
+                series["name"].as_str().unwrap_or_default().to_string(),
+                point[1].as_f64(),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let truncated = rows.len() > DATA_TABLE_ROWS;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .take(DATA_TABLE_ROWS)
+        .map(|(t, s, v)| {
+            json!([
+                local_time(t, tz),
+                s,
+                v.map(crate::render::format_value).unwrap_or_default()
+            ])
+        })
+        .collect();
+    json!({ "columns": ["Time", "Series", "Value"], "rows": rows, "truncated": truncated })
+}
+
+async fn chart_svg(
+    state: &AppState,
+    config: &Arc<TenantPanels>,
+    tenant: &str,
+    panel: &str,
+    request: &PanelRequest,
+) -> Result<Response, ApiError> {
+    let data = state.panels.data(tenant, panel, request, now_ns()).await?;
+    let answer: Value =
+        serde_json::from_slice(&data.json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some((content_type, bytes)) = &data.image {
+        return Ok((
+            [(header::CONTENT_TYPE, content_type.clone())],
+            bytes.clone(),
+        )
+            .into_response());
+    }
+    if answer["type"] != "timeseries" {
+        return Err(ApiError::BadRequest(format!(
+            "panel `{panel}` has no chart"
+        )));
+    }
+    let options = FragmentOptions {
+        tz: config.timezone,
+        now_ms: now_ns() / 1_000_000,
+        chart_width: 1100,
+        chart_height: 420,
+        link_path: String::new(),
+        query: vec![],
+    };
+    let svg = state.pages.chart(&answer, &options)?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
