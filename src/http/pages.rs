@@ -17,13 +17,14 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::config::TenantPanels;
 use crate::panels::{PanelError, PanelRequest};
-use crate::render::{APP_JS, FragmentOptions, app_css, local_time};
+use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, local_time};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .route("/static/favicon.svg", get(favicon))
         .route("/t/{tenant}", get(default_dashboard))
         .route("/t/{tenant}/d/{dashboard}", get(dashboard))
         .route("/t/{tenant}/p/{panel}", get(panel_page))
@@ -70,6 +71,10 @@ async fn js() -> Response {
         APP_JS,
     )
         .into_response()
+}
+
+async fn favicon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON_SVG).into_response()
 }
 
 async fn home(State(state): State<AppState>) -> Result<Html<String>, ApiError> {

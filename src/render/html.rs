@@ -10,6 +10,7 @@ use super::RenderError;
 use super::chart::{ChartSeries, TimeChart, format_value, timeseries_svg};
 
 pub const APP_JS: &str = include_str!("static/app.js");
+pub const FAVICON_SVG: &str = include_str!("static/favicon.svg");
 const APP_CSS: &str = include_str!("static/app.css");
 
 /// The stylesheet: the hand-written rules plus the grid placement classes.

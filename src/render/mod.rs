@@ -14,7 +14,7 @@ mod template;
 
 pub use chart::{ChartSeries, TimeChart, format_value, parse_color, segments, timeseries_svg};
 pub use heatmap::{Heatmap, heatmap_svg};
-pub use html::{APP_JS, FragmentOptions, Pages, ago, app_css, local_time};
+pub use html::{APP_JS, FAVICON_SVG, FragmentOptions, Pages, ago, app_css, local_time};
 pub use template::{render_template, template_environment};
 
 use arrow::datatypes::SchemaRef;

@@ -1,0 +1,112 @@
+//! The pages in a real browser: the `opsboard serve --demo` binary, Debian's Chromium driven by
+//! playwright-core (`tests/e2e/dashboard.mjs`). Screenshots of each step land in
+//! `target/e2e-screenshots/`. Needs `chromium` and `npm ci` in `tests/e2e`; `.ci/run` installs
+//! both and sets `OPSBOARD_E2E=required`, without which a machine lacking them skips loudly.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{TestDirs, copy_dir};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+fn browser_available() -> Result<(), String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Err(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if !Path::new(REPO)
+        .join("tests/e2e/node_modules/playwright-core")
+        .exists()
+    {
+        return Err("no playwright-core (cd tests/e2e && npm ci)".into());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn demo_dashboard_in_chromium() {
+    if let Err(missing) = browser_available() {
+        if std::env::var("OPSBOARD_E2E").as_deref() == Ok("required") {
+            panic!("browser test required but {missing}");
+        }
+        eprintln!("SKIPPED demo_dashboard_in_chromium: {missing}");
+        return;
+    }
+    let dirs = TestDirs::new(&[]);
+    copy_dir(
+        &Path::new(REPO).join("tenants/demo"),
+        &dirs.tenants().join("demo"),
+    );
+    copy_dir(
+        &Path::new(REPO).join("panels"),
+        &dirs.root.path().join("panels"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsboard"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dirs.data())
+        .arg("--tenants-dir")
+        .arg(dirs.tenants())
+        .current_dir(dirs.root.path())
+        .env("OPSBOARD_LOG", "opsboard=warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn opsboard");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let url = line.trim().rsplit(' ').next().expect("url").to_string();
+
+    // The demo backfills a week in the background; wait for it.
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        let tables: serde_json::Value = match client
+            .get(format!("{url}/api/v1/tenants/demo/tables"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        let metrics = tables
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["name"] == "metrics")
+            .and_then(|t| t["rows"].as_u64())
+            .unwrap_or(0);
+        if metrics >= 7 * 1_440 * 5 - 10 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "demo history never appeared");
+
+    let shots = Path::new(REPO).join("target/e2e-screenshots");
+    let output = Command::new("node")
+        .arg(Path::new(REPO).join("tests/e2e/dashboard.mjs"))
+        .arg(&url)
+        .arg(&shots)
+        .output()
+        .expect("run node");
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser walk failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok - no script errors"), "{stdout}");
+}

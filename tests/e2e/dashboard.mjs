@@ -1,0 +1,95 @@
+// End-to-end walk through opsboard's pages in Debian's Chromium (playwright-core):
+// dashboard → change the range → drill down → toggle aggregation → export CSV → report.
+// Usage: node dashboard.mjs BASE_URL SCREENSHOT_DIR. Exits non-zero on the first failed check.
+import { chromium } from "playwright-core";
+import { readFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+
+function check(condition, message) {
+  if (!condition) {
+    throw new Error("check failed: " + message);
+  }
+  console.log("ok -", message);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+});
+let step = 0;
+async function shot(page, name) {
+  step += 1;
+  await page.screenshot({ path: join(shots, `${String(step).padStart(2, "0")}-${name}.png`), fullPage: true });
+}
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  // 1. The demo dashboard: every panel rendered, none failed.
+  await page.goto(`${base}/t/demo`);
+  const panels = page.locator("section.panel");
+  const count = await panels.count();
+  check(count === 5, `default dashboard has 5 panels (found ${count})`);
+  check(await page.locator(".panel-error").count() === 0, "no panel shows an error");
+  check(await page.locator("section.panel svg.chart").count() >= 1, "the timeseries is drawn");
+  check(await page.locator(".kpi-value").count() === 1, "the KPI shows its number");
+  check(await page.locator("ul.health li").count() >= 5, "health lists the services");
+  check(await page.locator("section.panel table tbody tr").count() >= 1, "the error table has rows");
+  const box = await page.locator("section.panel").first().boundingBox();
+  check(box.width > 700, `the timeseries spans 8 of 12 columns (${Math.round(box.width)} px)`);
+  const updated = await page.locator(".updated").first().textContent();
+  check(/updated \d\d:\d\d:\d\d/.test(updated), `panels say when they were updated (${updated})`);
+  await shot(page, "dashboard");
+
+  // 2. Change the range: every panel follows.
+  const before = await page.locator("svg.chart").first().getAttribute("data-from");
+  await Promise.all([page.waitForURL(/from=now-7d/), page.getByRole("link", { name: "7d", exact: true }).click()]);
+  const after = await page.locator("svg.chart").first().getAttribute("data-from");
+  check(Number(before) - Number(after) > 5 * 86400000, "the chart now starts a week back");
+  check((await page.locator(".meta").first().textContent()).includes("per 1h"), "a week is drawn in hourly buckets");
+  await shot(page, "range-7d");
+
+  // Manual refresh of one panel fetches its fragment.
+  await page.locator("button.refresh").first().click();
+  await page.waitForTimeout(500);
+  check(await page.locator(".panel-error").count() === 0, "a refreshed panel still renders");
+
+  // 3. Drill down into the CPU panel.
+  await Promise.all([page.waitForURL(/\/t\/demo\/p\/cpu_usage/), page.getByRole("link", { name: "CPU Usage Over Time" }).click()]);
+  check(page.url().includes("from=now-7d"), "the drill-down keeps the range");
+  check(await page.locator(".data-table tbody tr").count() > 10, "the data sits under the chart");
+  await shot(page, "drill-down");
+
+  // 4. Toggle aggregation off.
+  await Promise.all([page.waitForURL(/disable_aggregation=true/), page.getByRole("link", { name: "Show raw data" }).click()]);
+  check((await page.locator(".meta").first().textContent()).includes("raw rows"), "raw rows after the toggle");
+  check(await page.getByRole("link", { name: "Aggregate" }).count() === 1, "the toggle offers to aggregate again");
+  await shot(page, "raw");
+
+  // 5. Export CSV and read the file.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export CSV" }).click()]);
+  const name = download.suggestedFilename();
+  check(/^demo-cpu_usage-\d{8}T\d{6}Z-\d{8}T\d{6}Z\.csv$/.test(name), `export file name ${name}`);
+  const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
+  check(csv[0] === "time,value,series", `CSV header ${csv[0]}`);
+  check(csv.length > 1000, `a week of raw rows exported (${csv.length - 1})`);
+
+  // 6. The report URL alone, in a fresh page.
+  const reportUrl = await page.getByRole("link", { name: "Report link" }).getAttribute("href");
+  const report = await context.newPage();
+  await report.goto(base + reportUrl);
+  check(await report.locator("header.top").count() === 0, "a report has no navigation");
+  check(await report.locator("svg.chart").count() === 1, "the report shows the chart");
+  await shot(report, "report");
+
+  check(consoleErrors.length === 0, `no script errors (${consoleErrors.join("; ")})`);
+} finally {
+  await browser.close();
+}
