@@ -205,7 +205,8 @@ pub fn timeseries_svg(chart: &TimeChart<'_>) -> Result<String, String> {
                     hover.push_str(&format!(
                         "<circle cx=\"{px}\" cy=\"{py}\" r=\"4\" class=\"hover-point\"><title>{} · {} · {}</title></circle>",
                         escape(&series.name),
-                        escape(&time_label(t, 0, tz)),
+                        // Always with the date: a week-long chart has many 05:00s.
+                        escape(&time_label(t, i64::MAX, tz)),
                         format_value(v)
                     ));
                 }
@@ -316,7 +317,10 @@ mod tests {
             svg.contains(">00:05<") || svg.contains("00:05"),
             "x labels in HH:MM"
         );
-        assert!(svg.contains("a&lt;b · 00:01 · 20"), "escaped hover title");
+        assert!(
+            svg.contains("a&lt;b · 01-01 00:01 · 20"),
+            "escaped hover title"
+        );
         assert!(svg.contains("data-from=\"0\" data-to=\"600000\""));
     }
 

@@ -54,7 +54,21 @@ try {
   const after = await page.locator("svg.chart").first().getAttribute("data-from");
   check(Number(before) - Number(after) > 5 * 86400000, "the chart now starts a week back");
   check((await page.locator(".meta").first().textContent()).includes("per 1h"), "a week is drawn in hourly buckets");
+  const hoverTitle = await page.locator("svg.chart .hover-point title").first().textContent();
+  check(/ · \d\d-\d\d \d\d:\d\d · [\d.]+$/.test(hoverTitle), `points carry their value on hover (${hoverTitle})`);
   await shot(page, "range-7d");
+
+  // Drag across the chart to zoom: the range becomes the dragged span.
+  const chart = await page.locator("svg.chart").first().boundingBox();
+  await page.mouse.move(chart.x + chart.width * 0.4, chart.y + chart.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(chart.x + chart.width * 0.6, chart.y + chart.height / 2, { steps: 5 });
+  await Promise.all([page.waitForURL(/from=\d{4}-\d\d-\d\dT/), page.mouse.up()]);
+  const zoomed = new URL(page.url());
+  const span = Date.parse(zoomed.searchParams.get("to")) - Date.parse(zoomed.searchParams.get("from"));
+  check(span > 0 && span < 2.5 * 86400000, `zoomed to ${(span / 3600000).toFixed(1)} h`);
+  await shot(page, "zoomed");
+  await page.goto(`${base}/t/demo?from=now-7d&to=now`);
 
   // Manual refresh of one panel fetches its fragment.
   await page.locator("button.refresh").first().click();
