@@ -6,7 +6,11 @@
 //! 1. One `timeseries` panel: avg usage_user per host in 10-minute buckets over the 7 days —
 //!    cold (new server, first request), uncached (cache miss, Parquet metadata warm) and cached.
 //! 2. A 20-panel dashboard (10 timeseries, one per usage_* field, and 10 KPIs with deltas),
-//!    all panels requested concurrently as a browser would: cold, uncached and cached.
+//!    all panels requested concurrently as a browser would: cold, uncached and cached; and the
+//!    same dashboard as a server-rendered page (`/t/bench`, charts drawn to SVG): cold and warm.
+//! 3. Export of every raw row of one field (10.3M rows) through the panel export route as CSV
+//!    and Parquet, from the release `opsboard` binary on the same data: time, bytes and the
+//!    server process's peak RSS (VmHWM, which includes its start-up).
 //!
 //! Run: `cargo bench --bench panels`.
 
@@ -247,9 +251,79 @@ fn main() {
             mean(&uncached),
             mean(&cached)
         );
+        let page_url = format!("{}/t/bench?{}", server.url, range(10));
+        let t = Instant::now();
+        let bytes = get(&client, &page_url).await;
+        let page_cold = t.elapsed().as_secs_f64() * 1e3;
+        let mut warm = vec![];
+        for _ in 0..5 {
+            let t = Instant::now();
+            get(&client, &page_url).await;
+            warm.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!("20-panel page /t/bench: cold {page_cold:.0} ms ({bytes} bytes of HTML), warm mean {:.0} ms over 5", mean(&warm));
         let _ = server.stop.send(());
         let _ = server.handle.await;
+
+        // Exports from the real binary, so its peak RSS is the export's alone.
+        let (mut child, base) = spawn_binary(&config);
+        for format in ["csv", "parquet"] {
+            let url = format!(
+                "{base}/api/v1/tenants/bench/panels/ts_usage_user/export?format={format}&disable_aggregation=true&{}",
+                range(0)
+            );
+            let t = Instant::now();
+            let mut resp = client.get(&url).send().await.expect("export");
+            assert!(resp.status().is_success(), "{url}: {}", resp.status());
+            let mut bytes = 0usize;
+            while let Some(chunk) = resp.chunk().await.expect("chunk") {
+                bytes += chunk.len();
+            }
+            println!(
+                "export of {rows} raw rows as {format}: {:.1} s, {:.0} MB; server peak RSS so far {} MB",
+                t.elapsed().as_secs_f64(),
+                bytes as f64 / 1e6,
+                peak_rss_mb(child.id())
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     });
+}
+
+/// `opsboard serve` (release) on the bench's data; returns it and its base URL.
+fn spawn_binary(config: &ServerConfig) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opsboard"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&config.data_dir)
+        .arg("--tenants-dir")
+        .arg(&config.tenants_dir)
+        .env("OPSBOARD_LOG", "opsboard=warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn opsboard");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let url = line.trim().rsplit(' ').next().expect("url").to_string();
+    (child, url)
+}
+
+/// A process's peak resident memory (VmHWM), MB.
+fn peak_rss_mb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 fn mean(v: &[f64]) -> f64 {

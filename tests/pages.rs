@@ -165,6 +165,20 @@ async fn dashboard_drill_down_report_and_fragments() {
     assert_eq!(resp.headers()["content-type"], "image/svg+xml");
     assert!(resp.text().await.unwrap().starts_with("<svg"));
 
+    let resp = server
+        .client
+        .get(format!("{}/t/acme/p/cpu.png?{RANGE}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert!(
+        resp.bytes()
+            .await
+            .unwrap()
+            .starts_with(b"\x89PNG\r\n\x1a\n")
+    );
+
     assert_eq!(page(&server, "/t/acme/d/nope").await.0, 404);
     let (status, home) = page(&server, "/").await;
     assert_eq!(status, 200);

@@ -1,7 +1,7 @@
 //! Server-rendered pages: `/` (tenants), `/t/{tenant}` and `/t/{tenant}/d/{dashboard}`
 //! (dashboards), `/t/{tenant}/p/{panel}` (drill-down), `/t/{tenant}/r/{panel}` (report),
 //! `/t/{tenant}/p/{panel}/fragment` (one panel's HTML, for auto-refresh) and
-//! `/t/{tenant}/p/{panel}.svg` (a timeseries chart alone). Panel failures render inside the
+//! `/t/{tenant}/p/{panel}.svg` / `.png` (a timeseries chart alone). Panel failures render inside the
 //! panel; the page itself still loads.
 
 use std::sync::Arc;
@@ -366,7 +366,10 @@ async fn single_panel(
     state.tenant(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
     if let Some(id) = panel_id.strip_suffix(".svg") {
-        return chart_svg(&state, &config, &tenant, id, &request).await;
+        return chart_image(&state, &config, &tenant, id, &request, false).await;
+    }
+    if let Some(id) = panel_id.strip_suffix(".png") {
+        return chart_image(&state, &config, &tenant, id, &request, true).await;
     }
     let panel = config
         .panels
@@ -502,12 +505,14 @@ async fn timeseries_table(
     json!({ "columns": ["Time", "Series", "Value"], "rows": rows, "truncated": truncated })
 }
 
-async fn chart_svg(
+/// A timeseries chart alone as SVG or PNG (a custom_image panel's own picture for `.svg`).
+async fn chart_image(
     state: &AppState,
     config: &Arc<TenantPanels>,
     tenant: &str,
     panel: &str,
     request: &PanelRequest,
+    png: bool,
 ) -> Result<Response, ApiError> {
     let data = state.panels.data(tenant, panel, request, now_ns()).await?;
     let answer: Value =
@@ -532,6 +537,10 @@ async fn chart_svg(
         link_path: String::new(),
         query: vec![],
     };
+    if png {
+        let bytes = state.pages.chart_png(&answer, &options)?;
+        return Ok(([(header::CONTENT_TYPE, "image/png")], bytes).into_response());
+    }
     let svg = state.pages.chart(&answer, &options)?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }

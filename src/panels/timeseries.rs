@@ -132,10 +132,14 @@ fn structured_sql(
         .unwrap_or_default();
     match bucket {
         // Raw rows, newest cut off past the limit (`truncated` says so).
-        Bucket::Raw => format!(
-            "SELECT {ts} AS time, {value} AS value{series_select} {from_where} ORDER BY {ts}{}",
-            limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
-        ),
+        Bucket::Raw => match limit {
+            Some(n) => format!(
+                "SELECT {ts} AS time, {value} AS value{series_select} {from_where} ORDER BY {ts} LIMIT {n}"
+            ),
+            // An uncapped export streams in storage order (by series, then time, day by day):
+            // a global sort of millions of rows would hold them all in memory.
+            None => format!("SELECT {ts} AS time, {value} AS value{series_select} {from_where}"),
+        },
         Bucket::Every(_) => {
             let group = if series.is_some() { "1, 3" } else { "1" };
             format!(

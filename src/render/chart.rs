@@ -1,4 +1,4 @@
-//! Time-series charts drawn with plotters into SVG: several series with a legend, axis labels
+//! Time-series charts drawn with plotters into SVG (and PNG for the `.png` route): several series with a legend, axis labels
 //! in the tenant's timezone, the configured y range, colours and fill, and gaps where buckets
 //! are missing (no line is drawn across absent data). Each point carries a `<title>` so its
 //! value shows on hover, and the root element carries the plot's pixel and time bounds so the
@@ -124,8 +124,23 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The chart as an SVG document.
-pub fn timeseries_svg(chart: &TimeChart<'_>) -> Result<String, String> {
+/// What drawing leaves for the SVG wrapper: hover targets and the plot's pixel span.
+struct Drawn {
+    hover: String,
+    plot_x: std::ops::Range<i32>,
+    x0: i64,
+    x1: i64,
+}
+
+/// Draws the chart on any plotters backend (SVG for pages, a bitmap for PNG).
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    chart: &TimeChart<'_>,
+    with_hover: bool,
+) -> Result<Drawn, String>
+where
+    DB::ErrorType: 'static,
+{
     let values = chart
         .series
         .iter()
@@ -142,97 +157,138 @@ pub fn timeseries_svg(chart: &TimeChart<'_>) -> Result<String, String> {
         None => (0.0, 1.0),
     };
     let (x0, x1) = (chart.from_ms, chart.to_ms.max(chart.from_ms + 1));
-    let mut svg = String::new();
     let mut hover = String::new();
-    let plot_x;
-    {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(56);
+    let mut ctx = builder
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    let span = x1 - x0;
+    let tz = chart.tz;
+    let x_format = |ms: &i64| time_label(*ms, span, tz);
+    let mut mesh = ctx.configure_mesh();
+    mesh.x_labels(6)
+        .y_labels(6)
+        .light_line_style(RGBColor(235, 235, 235))
+        .x_label_formatter(&x_format);
+    if let Some(label) = chart.y_label {
+        mesh.y_desc(label);
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
+    let total_points: usize = chart.series.iter().map(|s| s.points.len()).sum();
+    for (i, series) in chart.series.iter().enumerate() {
+        let color = chart
+            .colors
+            .get(i)
+            .and_then(|c| parse_color(c))
+            .unwrap_or(PALETTE[i % PALETTE.len()]);
+        let runs = segments(&series.points, chart.step_ms);
+        for (r, run) in runs.iter().enumerate() {
+            if chart.fill {
+                ctx.draw_series(AreaSeries::new(
+                    run.iter().copied(),
+                    y0.max(0.0).min(y1),
+                    color.mix(0.15),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+            let line = ctx
+                .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+            if r == 0 {
+                line.label(series.name.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                });
+            }
+            if run.len() == 1 {
+                ctx.draw_series(std::iter::once(Circle::new(run[0], 2, color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        if with_hover && total_points <= MAX_HOVER_POINTS {
+            for &(t, v) in &series.points {
+                let Some(v) = v else { continue };
+                let (px, py) = ctx.backend_coord(&(t, v));
+                hover.push_str(&format!(
+                    "<circle cx=\"{px}\" cy=\"{py}\" r=\"4\" class=\"hover-point\"><title>{} · {} · {}</title></circle>",
+                    escape(&series.name),
+                    // Always with the date: a week-long chart has many 05:00s.
+                    escape(&time_label(t, i64::MAX, tz)),
+                    format_value(v)
+                ));
+            }
+        }
+    }
+    if chart.series.len() > 1 {
+        ctx.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    let plot_x = ctx.plotting_area().get_pixel_range().0;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(Drawn {
+        hover,
+        plot_x,
+        x0,
+        x1,
+    })
+}
+
+/// The chart as an SVG document.
+pub fn timeseries_svg(chart: &TimeChart<'_>) -> Result<String, String> {
+    super::fonts::register();
+    let mut svg = String::new();
+    let drawn = {
         let root =
             SVGBackend::with_string(&mut svg, (chart.width, chart.height)).into_drawing_area();
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .margin(10)
-            .x_label_area_size(28)
-            .y_label_area_size(56);
-        let mut ctx = builder
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|e| e.to_string())?;
-        let span = x1 - x0;
-        let tz = chart.tz;
-        let x_format = |ms: &i64| time_label(*ms, span, tz);
-        let mut mesh = ctx.configure_mesh();
-        mesh.x_labels(6)
-            .y_labels(6)
-            .light_line_style(RGBColor(235, 235, 235))
-            .x_label_formatter(&x_format);
-        if let Some(label) = chart.y_label {
-            mesh.y_desc(label);
-        }
-        mesh.draw().map_err(|e| e.to_string())?;
-        let total_points: usize = chart.series.iter().map(|s| s.points.len()).sum();
-        for (i, series) in chart.series.iter().enumerate() {
-            let color = chart
-                .colors
-                .get(i)
-                .and_then(|c| parse_color(c))
-                .unwrap_or(PALETTE[i % PALETTE.len()]);
-            let runs = segments(&series.points, chart.step_ms);
-            for (r, run) in runs.iter().enumerate() {
-                if chart.fill {
-                    ctx.draw_series(AreaSeries::new(
-                        run.iter().copied(),
-                        y0.max(0.0).min(y1),
-                        color.mix(0.15),
-                    ))
-                    .map_err(|e| e.to_string())?;
-                }
-                let line = ctx
-                    .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?;
-                if r == 0 {
-                    line.label(series.name.clone()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
-                    });
-                }
-                if run.len() == 1 {
-                    ctx.draw_series(std::iter::once(Circle::new(run[0], 2, color.filled())))
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            if total_points <= MAX_HOVER_POINTS {
-                for &(t, v) in &series.points {
-                    let Some(v) = v else { continue };
-                    let (px, py) = ctx.backend_coord(&(t, v));
-                    hover.push_str(&format!(
-                        "<circle cx=\"{px}\" cy=\"{py}\" r=\"4\" class=\"hover-point\"><title>{} · {} · {}</title></circle>",
-                        escape(&series.name),
-                        // Always with the date: a week-long chart has many 05:00s.
-                        escape(&time_label(t, i64::MAX, tz)),
-                        format_value(v)
-                    ));
-                }
-            }
-        }
-        if chart.series.len() > 1 {
-            ctx.configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .draw()
-                .map_err(|e| e.to_string())?;
-        }
-        plot_x = ctx.plotting_area().get_pixel_range().0;
-        root.present().map_err(|e| e.to_string())?;
-    }
+        draw(&root, chart, true)?
+    };
     // Plot bounds for the page's drag-to-zoom, hover targets before the end.
     let attributes = format!(
-        "<svg class=\"chart\" data-plot-left=\"{}\" data-plot-right=\"{}\" data-from=\"{x0}\" data-to=\"{x1}\" ",
-        plot_x.start, plot_x.end
+        "<svg class=\"chart\" data-plot-left=\"{}\" data-plot-right=\"{}\" data-from=\"{}\" data-to=\"{}\" ",
+        drawn.plot_x.start, drawn.plot_x.end, drawn.x0, drawn.x1
     );
     let svg = svg.replacen("<svg ", &attributes, 1);
     Ok(match svg.rfind("</svg>") {
-        Some(end) => format!("{}<g class=\"hover\">{hover}</g></svg>\n", &svg[..end]),
+        Some(end) => format!(
+            "{}<g class=\"hover\">{}</g></svg>\n",
+            &svg[..end],
+            drawn.hover
+        ),
         None => svg,
     })
+}
+
+/// The chart as a PNG image.
+pub fn timeseries_png(chart: &TimeChart<'_>) -> Result<Vec<u8>, String> {
+    super::fonts::register();
+    let (width, height) = (chart.width, chart.height);
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        draw(&root, chart, false)?;
+    }
+    encode_png(&rgb, width, height)
+}
+
+/// RGB pixels → PNG bytes.
+pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let mut out = vec![];
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+        writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
 }
 
 /// Up to 4 significant decimals, without trailing zeros.
@@ -322,6 +378,16 @@ mod tests {
             "escaped hover title"
         );
         assert!(svg.contains("data-from=\"0\" data-to=\"600000\""));
+    }
+
+    #[test]
+    fn png_is_a_png_of_the_requested_size() {
+        let s = series(&[(0, Some(10.0)), (60_000, Some(20.0))]);
+        let png = timeseries_png(&chart(&s)).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let decoder = png::Decoder::new(std::io::Cursor::new(png));
+        let reader = decoder.read_info().unwrap();
+        assert_eq!((reader.info().width, reader.info().height), (600, 300));
     }
 
     #[test]

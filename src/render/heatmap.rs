@@ -14,6 +14,7 @@ pub struct Heatmap {
 
 /// Renders `map` as an SVG document of `width` × `height` pixels.
 pub fn heatmap_svg(map: &Heatmap, width: u32, height: u32) -> Result<String, String> {
+    super::fonts::register();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();

@@ -89,6 +89,15 @@ impl Pages {
         chart_svg(answer, options)
     }
 
+    /// The same chart as PNG (the `.png` route).
+    pub fn chart_png(
+        &self,
+        answer: &Value,
+        options: &FragmentOptions,
+    ) -> Result<Vec<u8>, RenderError> {
+        chart_png(answer, options)
+    }
+
     /// A panel that failed: its message in its own box.
     pub fn error_fragment(&self, message: &str) -> String {
         self.page("fragment.html", minijinja::context! { error => message })
@@ -130,6 +139,19 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
 
 /// The chart of a timeseries answer, as SVG.
 pub fn chart_svg(answer: &Value, o: &FragmentOptions) -> Result<String, RenderError> {
+    with_chart(answer, o, timeseries_svg)
+}
+
+/// The chart of a timeseries answer, as PNG.
+pub fn chart_png(answer: &Value, o: &FragmentOptions) -> Result<Vec<u8>, RenderError> {
+    with_chart(answer, o, crate::render::timeseries_png)
+}
+
+fn with_chart<T>(
+    answer: &Value,
+    o: &FragmentOptions,
+    render: impl Fn(&TimeChart<'_>) -> Result<T, String>,
+) -> Result<T, RenderError> {
     let series: Vec<ChartSeries> = answer["series"]
         .as_array()
         .into_iter()
@@ -177,7 +199,7 @@ pub fn chart_svg(answer: &Value, o: &FragmentOptions) -> Result<String, RenderEr
         width: o.chart_width,
         height: o.chart_height,
     };
-    timeseries_svg(&chart).map_err(RenderError::Template)
+    render(&chart).map_err(RenderError::Template)
 }
 
 fn fragment_context(answer: &Value, o: &FragmentOptions) -> Result<Jinja, RenderError> {

@@ -6,13 +6,17 @@
 mod arrow_ipc;
 mod chart;
 mod csv;
+mod fonts;
 mod heatmap;
 mod html;
 mod json;
 mod parquet;
 mod template;
 
-pub use chart::{ChartSeries, TimeChart, format_value, parse_color, segments, timeseries_svg};
+pub use chart::{
+    ChartSeries, TimeChart, encode_png, format_value, parse_color, segments, timeseries_png,
+    timeseries_svg,
+};
 pub use heatmap::{Heatmap, heatmap_svg};
 pub use html::{APP_JS, FAVICON_SVG, FragmentOptions, Pages, ago, app_css, local_time};
 pub use template::{render_template, template_environment};
