@@ -2,10 +2,11 @@
 // dashboard → change the range → drill down → toggle aggregation → export CSV → report.
 // Usage: node dashboard.mjs BASE_URL SCREENSHOT_DIR. Exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
-import { readFileSync, mkdirSync } from "node:fs";
+import { readFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const [base, shots] = process.argv.slice(2);
+rmSync(shots, { recursive: true, force: true });
 mkdirSync(shots, { recursive: true });
 
 function check(condition, message) {
@@ -102,6 +103,15 @@ try {
   check(await report.locator("header.top").count() === 0, "a report has no navigation");
   check(await report.locator("svg.chart").count() === 1, "the report shows the chart");
   await shot(report, "report");
+
+  // 7. On a phone the panels stack in order, each the full width.
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await phone.goto(`${base}/t/demo`);
+  const boxes = await phone.locator("section.panel").evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON()));
+  check(boxes.every((b) => Math.abs(b.x - boxes[0].x) < 2 && b.width > 300), "panels stack full-width on a phone");
+  check(boxes.every((b, i) => i === 0 || b.y > boxes[i - 1].y), "in their dashboard order");
+  await shot(phone, "phone");
+  await phone.close();
 
   check(consoleErrors.length === 0, `no script errors (${consoleErrors.join("; ")})`);
 } finally {
