@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{TestDirs, copy_dir};
@@ -48,23 +47,7 @@ async fn demo_dashboard_in_chromium() {
         &Path::new(REPO).join("panels"),
         &dirs.root.path().join("panels"),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsboard"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(dirs.data())
-        .arg("--tenants-dir")
-        .arg(dirs.tenants())
-        .current_dir(dirs.root.path())
-        .env("OPSBOARD_LOG", "opsboard=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn opsboard");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let url = line.trim().rsplit(' ').next().expect("url").to_string();
+    let (mut child, url) = common::spawn_opsboard(&dirs, &["--demo"]);
 
     // The demo backfills a week in the background; wait for it.
     let client = reqwest::Client::new();

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,26 +16,7 @@ struct Process {
 }
 
 fn spawn_server(dirs: &TestDirs) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsboard"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(dirs.data())
-        .arg("--tenants-dir")
-        .arg(dirs.tenants())
-        // No config file here: embedded defaults.
-        .current_dir(dirs.root.path())
-        .env("OPSBOARD_LOG", "opsboard=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn opsboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("listening line");
-    let url = line.trim().rsplit(' ').next().expect("url").to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let (child, url) = common::spawn_opsboard(dirs, &[]);
     Process { child, url }
 }
 

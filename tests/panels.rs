@@ -7,87 +7,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::fixture::{DAY, FIXTURE, start, write_fixture};
 use common::{TestDirs, TestServer, copy_dir};
 use serde_json::Value;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/acme");
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/panels");
-const DAY: &str = "from=2024-01-01T00:00:00Z&to=2024-01-01T12:00:00Z";
-
-fn ts(minutes: i64) -> String {
-    let t = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap()
-        + chrono::Duration::minutes(minutes);
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-async fn write_fixture(server: &TestServer, tenant: &str) {
-    let mut metrics = String::new();
-    for i in 0..96i64 {
-        for (h, host) in ["a", "b"].iter().enumerate() {
-            let cpu = ((i * 7 + h as i64 * 13) % 100) as f64 + 0.5;
-            let mem = 40.0 + (i % 60) as f64;
-            metrics.push_str(&format!(
-                "{{\"time\":\"{}\",\"host\":\"{host}\",\"cpu\":{cpu},\"mem\":{mem}}}\n",
-                ts(i * 30)
-            ));
-        }
-    }
-    let mut health = String::new();
-    for hour in 0..12i64 {
-        health.push_str(&format!(
-            "{{\"time\":\"{}\",\"name\":\"a\",\"status\":0}}\n",
-            ts(hour * 60)
-        ));
-        let (status, error) = if hour == 11 {
-            (2, "\"disk full <b>\"")
-        } else {
-            (1, "null")
-        };
-        health.push_str(&format!(
-            "{{\"time\":\"{}\",\"name\":\"b\",\"status\":{status},\"error\":{error}}}\n",
-            ts(hour * 60)
-        ));
-        if hour <= 6 {
-            health.push_str(&format!(
-                "{{\"time\":\"{}\",\"name\":\"c\",\"status\":0}}\n",
-                ts(hour * 60)
-            ));
-        }
-    }
-    let severities = ["INFO", "ERROR", "WARNING", "ERROR", "CRITICAL", "ERROR"];
-    let mut errors = String::new();
-    for (i, severity) in severities.iter().enumerate() {
-        errors.push_str(&format!(
-            "{{\"time\":\"{}\",\"service\":\"svc{}\",\"severity\":\"{severity}\",\"message\":\"m{i}\",\"bytes\":{},\"took\":{}}}\n",
-            ts(60 + i as i64 * 60),
-            i % 3,
-            1536 * i,
-            30.5 * i as f64
-        ));
-    }
-    for (table, body) in [
-        ("metrics", metrics),
-        ("service_health", health),
-        ("error_logs", errors),
-    ] {
-        let (status, body) = server
-            .write(tenant, table, "application/x-ndjson", body)
-            .await;
-        assert_eq!(status, 200, "{table}: {body}");
-    }
-}
-
-async fn start(
-    configure: impl FnOnce(&mut opsboard::config::ServerConfig),
-) -> (TestDirs, TestServer) {
-    let dirs = TestDirs::new(&[]);
-    copy_dir(Path::new(FIXTURE), &dirs.tenants().join("acme"));
-    let mut config = dirs.config();
-    configure(&mut config);
-    let server = TestServer::start(config).await;
-    write_fixture(&server, "acme").await;
-    (dirs, server)
-}
 
 async fn data(server: &TestServer, panel: &str, query: &str) -> (u16, Value) {
     server
@@ -546,79 +470,5 @@ async fn a_panel_on_a_table_created_later_loads_once_the_table_exists() {
         }
     }
     assert_eq!(answer["value"], 21.5, "{answer}");
-    server.stop().await;
-}
-
-async fn export(server: &TestServer, panel: &str, query: &str) -> (u16, String, bytes::Bytes) {
-    let resp = server
-        .client
-        .get(format!(
-            "{}/api/v1/tenants/acme/panels/{panel}/export?{query}",
-            server.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let disposition = resp
-        .headers()
-        .get("content-disposition")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, disposition, resp.bytes().await.unwrap())
-}
-
-#[tokio::test]
-async fn exports_stream_the_rows_behind_a_panel() {
-    let (_dirs, server) = start(|c| c.panels.raw_limit = 10).await;
-    // Raw export is not capped at raw_limit: 12 h of 30-minute rows for 2 hosts.
-    let (status, disposition, body) = export(
-        &server,
-        "cpu",
-        &format!("{DAY}&disable_aggregation=true&format=csv"),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        disposition,
-        "attachment; filename=\"acme-cpu-20240101T000000Z-20240101T120000Z.csv\""
-    );
-    let text = String::from_utf8(body.to_vec()).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("time,value,series"));
-    assert_eq!(lines.count(), 48);
-    // Aggregated: one row per bucket and host, as the panel shows.
-    let (_, _, body) = export(&server, "cpu", &format!("{DAY}&format=json")).await;
-    let rows: Vec<Value> = serde_json::from_slice(&body).unwrap();
-    assert_eq!(rows.len(), 48);
-    // A table: every filtered row in display order, no paging.
-    let (_, _, body) = export(
-        &server,
-        "errors",
-        &format!("{DAY}&format=json&filter=ERROR"),
-    )
-    .await;
-    let rows: Vec<Value> = serde_json::from_slice(&body).unwrap();
-    let messages: Vec<&str> = rows
-        .iter()
-        .map(|r| r["message"].as_str().unwrap())
-        .collect();
-    assert_eq!(messages, ["m5", "m3", "m1"]);
-    // Parquet readers see the same rows.
-    let (status, disposition, body) =
-        export(&server, "errors", &format!("{DAY}&format=parquet")).await;
-    assert_eq!(status, 200);
-    assert!(disposition.ends_with(".parquet\""), "{disposition}");
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
-        .unwrap()
-        .build()
-        .unwrap();
-    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
-    assert_eq!(rows, 5);
-    // Images have no rows; bad formats are named.
-    let (status, _, body) = export(&server, "heatmap", &format!("{DAY}&format=csv")).await;
-    assert_eq!(status, 400, "{body:?}");
-    let (status, _, _) = export(&server, "cpu", &format!("{DAY}&format=xlsx")).await;
-    assert_eq!(status, 400);
     server.stop().await;
 }

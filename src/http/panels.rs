@@ -3,15 +3,13 @@
 //! (the rows behind it, streamed).
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use serde::Deserialize;
 
-use super::query::encode_rest;
+use super::query::encoded_body;
 use super::{ApiError, AppState};
 use crate::panels::PanelRequest;
 use crate::render::ExportFormat;
@@ -79,13 +77,7 @@ async fn export(
         .panels
         .export(&tenant, &panel, &request, now_ns())
         .await?;
-    let mut encoder = format.encoder(&output.schema)?;
-    let mut stream = output.stream;
-    let first = match stream.next().await {
-        Some(batch) => encoder.batch(&batch?)?,
-        None => vec![],
-    };
-    let body = Body::from_stream(encode_rest(first, encoder, stream));
+    let body = encoded_body(format, output).await?;
     let disposition = format!("attachment; filename=\"{stem}.{}\"", format.extension());
     Ok((
         [

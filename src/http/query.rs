@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::query::{BatchStream, QueryError};
+use crate::query::{BatchStream, QueryError, QueryOutput};
 use crate::render::{Encoder, ExportFormat};
 
 pub fn routes() -> Router<AppState> {
@@ -43,18 +43,27 @@ async fn query(
     let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
     let tenant = state.tenant(&tenant).await?;
     let output = state.engine.execute(&tenant, &request.sql).await?;
+    let body = encoded_body(format, output).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// The result as a streamed body. The first batch is computed (and encoded) before the
+/// response starts, so most errors can still become a 4xx.
+pub(super) async fn encoded_body(
+    format: ExportFormat,
+    output: QueryOutput,
+) -> Result<Body, ApiError> {
     let mut encoder = format.encoder(&output.schema)?;
     let mut stream = output.stream;
     let first = match stream.next().await {
         Some(batch) => encoder.batch(&batch?)?,
         None => vec![],
     };
-    let body = Body::from_stream(encode_rest(first, encoder, stream));
-    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+    Ok(Body::from_stream(encode_rest(first, encoder, stream)))
 }
 
 /// The already-encoded first chunk, then each later batch, then the format's trailer.
-pub(super) fn encode_rest(
+fn encode_rest(
     first: Vec<u8>,
     encoder: Box<dyn Encoder>,
     stream: BatchStream,

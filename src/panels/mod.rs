@@ -184,14 +184,12 @@ impl PanelEngine {
             .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))
     }
 
-    /// One panel's data for `request`, from the cache when fresh.
-    pub async fn data(
+    /// The tenant's store, its current configuration and generation, and the panel.
+    async fn lookup(
         &self,
         tenant: &str,
         panel_id: &str,
-        request: &PanelRequest,
-        now_ns: i64,
-    ) -> Result<Arc<PanelData>, PanelError> {
+    ) -> Result<(Arc<TenantStore>, Arc<TenantPanels>, u64, Arc<LoadedPanel>), PanelError> {
         let store = self.store.tenant(tenant).await?;
         let (config, generation) = self
             .configs
@@ -206,6 +204,18 @@ impl PanelEngine {
                     tenant: tenant.to_string(),
                     panel: panel_id.to_string(),
                 })?;
+        Ok((store, config, generation, panel))
+    }
+
+    /// One panel's data for `request`, from the cache when fresh.
+    pub async fn data(
+        &self,
+        tenant: &str,
+        panel_id: &str,
+        request: &PanelRequest,
+        now_ns: i64,
+    ) -> Result<Arc<PanelData>, PanelError> {
+        let (store, config, generation, panel) = self.lookup(tenant, panel_id).await?;
         let key = cache::Key {
             tenant: tenant.to_string(),
             generation,
@@ -246,20 +256,7 @@ impl PanelEngine {
         request: &PanelRequest,
         now_ns: i64,
     ) -> Result<(QueryOutput, String), PanelError> {
-        let store = self.store.tenant(tenant).await?;
-        let (config, _) = self
-            .configs
-            .current(tenant)
-            .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))?;
-        let panel =
-            config
-                .panels
-                .get(panel_id)
-                .cloned()
-                .ok_or_else(|| PanelError::UnknownPanel {
-                    tenant: tenant.to_string(),
-                    panel: panel_id.to_string(),
-                })?;
+        let (store, config, _, panel) = self.lookup(tenant, panel_id).await?;
         let run = Run {
             engine: &self.engine,
             store: &store,

@@ -1,6 +1,8 @@
 //! Test harness: an in-process server on port 0 over temp dirs, plus helpers to talk to it.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::path::{Path, PathBuf};
 
 use opsboard::config::ServerConfig;
@@ -71,6 +73,33 @@ impl TestDirs {
         out.sort();
         out
     }
+}
+
+/// Starts the real `opsboard serve` binary on port 0 over `dirs` with `extra` arguments;
+/// returns the process and its base URL (read from its first line of output).
+pub fn spawn_opsboard(dirs: &TestDirs, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opsboard"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dirs.data())
+        .arg("--tenants-dir")
+        .arg(dirs.tenants())
+        // No config file here: embedded defaults.
+        .current_dir(dirs.root.path())
+        .env("OPSBOARD_LOG", "opsboard=warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn opsboard");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let url = line.trim().rsplit(' ').next().expect("url").to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    (child, url)
 }
 
 /// Copies a folder tree (fixtures into temp dirs).
