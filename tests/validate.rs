@@ -79,3 +79,27 @@ fn shipped_configuration_is_clean() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert_eq!(validate(repo), Vec::<String>::new());
 }
+
+#[test]
+fn a_single_file_checks_the_tenant_it_belongs_to() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&Path::new(CORPUS).join("base"), dir.path());
+    let panel = dir.path().join("tenants/t/panels/good.yaml");
+    let text = std::fs::read_to_string(&panel)
+        .unwrap()
+        .replace("value: cpu", "value: cpux");
+    std::fs::write(&panel, text).unwrap();
+    let registry = Registry::builtin();
+    let functions = Functions {
+        image: &registry.image_names(),
+        data: &registry.data_names(),
+    };
+    let (tenants, problems) = validate_paths(&[panel.clone()], functions);
+    assert_eq!(tenants, 1);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].file, panel);
+    assert_eq!(
+        problems[0].message,
+        "unknown column `cpux` in table `metrics`"
+    );
+}

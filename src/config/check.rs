@@ -61,18 +61,17 @@ fn plan_path(path: &Path, plan: &mut Plan) {
             plan.server_configs.insert(path.to_path_buf());
             return;
         }
-        // A file inside a tenant (tenants/<t>/...) or the shared panels folder.
-        for ancestor in path.ancestors().skip(1) {
-            if is_tenant_dir(ancestor) {
-                plan_tenant(ancestor, plan);
-                return;
-            }
-            if ancestor.file_name().is_some_and(|n| n == "panels") {
-                let root = ancestor.parent().unwrap_or(Path::new(""));
-                plan.shared_panel_dirs
-                    .insert((join(root, "tenants"), ancestor.to_path_buf()));
-                return;
-            }
+        // A file inside a tenant (tenants/<t>/...), else inside the shared panels folder.
+        if let Some(tenant) = path.ancestors().skip(1).find(|a| is_tenant_dir(a)) {
+            plan_tenant(tenant, plan);
+        } else if let Some(panels) = path
+            .ancestors()
+            .skip(1)
+            .find(|a| a.file_name().is_some_and(|n| n == "panels"))
+        {
+            let root = panels.parent().unwrap_or(Path::new(""));
+            plan.shared_panel_dirs
+                .insert((join(root, "tenants"), panels.to_path_buf()));
         }
         return;
     }
