@@ -94,7 +94,7 @@ fn a_single_file_checks_the_tenant_it_belongs_to() {
         image: &registry.image_names(),
         data: &registry.data_names(),
     };
-    let (tenants, problems) = validate_paths(&[panel.clone()], functions);
+    let (tenants, problems) = validate_paths(std::slice::from_ref(&panel), functions);
     assert_eq!(tenants, 1);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].file, panel);
