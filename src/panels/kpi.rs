@@ -3,7 +3,7 @@
 //! give colour and label; `display.show_delta` compares with the previous period of equal
 //! length.
 //!
-//! Answer: `{panel, type, title, description, range, value, formatted, unit, time, color,
+//! Answer: `{panel, type, title, description, range, value, formatted, unit, decimals, time, color,
 //! label, previous, delta, delta_percent}`. A `sql:` panel returns a column `value` (first row
 //! counts) and optionally `time`.
 
@@ -31,6 +31,10 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
     out.insert("value".into(), number(value));
     out.insert("formatted".into(), json!(format_value(config, value)));
     out.insert("unit".into(), json!(config.display.unit));
+    out.insert(
+        "decimals".into(),
+        json!(config.display.decimals.unwrap_or(2)),
+    );
     out.insert("time".into(), json!(time.map(|t| t.div_euclid(1_000_000))));
     out.insert("color".into(), json!(threshold.map(|t| &t.color)));
     out.insert(

@@ -233,9 +233,9 @@ fn fragment_context(answer: &Value, o: &FragmentOptions) -> Result<Jinja, Render
                 map.insert(
                     "delta_text".into(),
                     json!(format!(
-                        "{}{}{percent}",
+                        "{}{delta:.decimals$}{percent}",
                         if delta >= 0.0 { "+" } else { "" },
-                        format_value(delta)
+                        decimals = answer["decimals"].as_u64().unwrap_or(2) as usize
                     )),
                 );
                 map.insert(
