@@ -98,7 +98,7 @@ async fn dashboard_drill_down_report_and_fragments() {
     ] {
         assert!(
             html.contains(&format!(
-                "class=\"panel {class}\" data-fragment=\"/t/acme/p/{id}/fragment\""
+                "class=\"panel {class}\" data-fragment=\"/t/acme/p/{id}/fragment?w="
             )),
             "{id}: {html}"
         );
@@ -149,6 +149,13 @@ async fn dashboard_drill_down_report_and_fragments() {
         "a report has no navigation"
     );
 
+    // A refreshed fragment keeps the size the page drew it at.
+    let (_, chart) = page(
+        &server,
+        &format!("/t/acme/p/cpu/fragment?w=500&h=200&{RANGE}"),
+    )
+    .await;
+    assert!(chart.contains("width=\"500\" height=\"200\""), "{chart}");
     let (status, fragment) = page(&server, &format!("/t/acme/p/mem_kpi/fragment?{RANGE}")).await;
     assert_eq!(status, 200);
     assert!(

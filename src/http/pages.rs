@@ -227,18 +227,12 @@ async fn dashboard(
             Some((entry.id.clone(), panel, *placement))
         })
         .collect();
+    let size =
+        |p: &crate::config::Placement| ((100 * p.width).clamp(320, 1200), 90 * p.height + 80);
     let fragments = futures::future::join_all(entries.iter().map(|(_, panel, placement)| {
-        let width = 100 * placement.width;
+        let (width, height) = size(placement);
         render_fragment(
-            &state,
-            &config,
-            &tenant,
-            &panel.id,
-            &request,
-            &query,
-            now,
-            width.clamp(320, 1200),
-            90 * placement.height + 80,
+            &state, &config, &tenant, &panel.id, &request, &query, now, width, height,
         )
     }))
     .await;
@@ -258,7 +252,8 @@ async fn dashboard(
                     "col": placement.col, "row": placement.row,
                     "width": placement.width, "height": placement.height,
                     "refresh": refresh,
-                    "fragment_url": format!("/t/{tenant}/p/{}/fragment", panel.id),
+                    // Refreshed fragments keep the size the page drew them at.
+                    "fragment_url": format!("/t/{tenant}/p/{}/fragment?w={}&h={}", panel.id, size(placement).0, size(placement).1),
                     "drill_url": with_query(&format!("/t/{tenant}/p/{}", panel.id), &query),
                 }),
                 vec![("html", Jinja::from_safe_string(html))],
@@ -322,16 +317,31 @@ async fn fragment(
 ) -> Result<Html<String>, ApiError> {
     state.tenant(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
+    // `w`/`h`: the size the page drew the chart at (bounded); the drill-down's size otherwise.
+    let query = pairs(&raw);
+    let dimension = |name: &str, default: u32, max: u32| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse::<u32>().ok())
+            .map_or(default, |v| v.clamp(100, max))
+    };
+    let (width, height) = (dimension("w", 1100, 2000), dimension("h", 420, 1200));
+    let links: Vec<(String, String)> = query
+        .iter()
+        .filter(|(k, _)| k != "w" && k != "h")
+        .cloned()
+        .collect();
     let html = render_fragment(
         &state,
         &config,
         &tenant,
         &panel,
         &request,
-        &pairs(&raw),
+        &links,
         now_ns(),
-        1100,
-        420,
+        width,
+        height,
     )
     .await;
     Ok(Html(html))
