@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::config::TenantPanels;
 use crate::panels::{PanelError, PanelRequest};
-use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, local_time};
+use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, points_table};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -489,30 +489,7 @@ async fn timeseries_table(
     let Ok(answer) = serde_json::from_slice::<Value>(&data.json) else {
         return Value::Null;
     };
-    let mut rows = vec![];
-    for series in answer["series"].as_array().into_iter().flatten() {
-        for point in series["points"].as_array().into_iter().flatten() {
-            rows.push((
-                point[0].as_i64().unwrap_or_default(),
-                series["name"].as_str().unwrap_or_default().to_string(),
-                point[1].as_f64(),
-            ));
-        }
-    }
-    rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    let truncated = rows.len() > DATA_TABLE_ROWS;
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .take(DATA_TABLE_ROWS)
-        .map(|(t, s, v)| {
-            json!([
-                local_time(t, tz),
-                s,
-                v.map(crate::render::format_value).unwrap_or_default()
-            ])
-        })
-        .collect();
-    json!({ "columns": ["Time", "Series", "Value"], "rows": rows, "truncated": truncated })
+    points_table(&answer, tz, DATA_TABLE_ROWS)
 }
 
 /// A timeseries chart alone as SVG or PNG (a custom_image panel's own picture for `.svg`).

@@ -318,6 +318,35 @@ fn fragment_context(answer: &Value, o: &FragmentOptions) -> Result<Jinja, Render
     Ok(Jinja::from_iter(jinja))
 }
 
+/// A timeseries answer's points as a table (time on the tenant's clock, series, value), in
+/// time order, at most `limit` rows: what the drill-down shows under its chart.
+pub fn points_table(answer: &Value, tz: chrono_tz::Tz, limit: usize) -> Value {
+    let mut rows = vec![];
+    for series in answer["series"].as_array().into_iter().flatten() {
+        for point in series["points"].as_array().into_iter().flatten() {
+            rows.push((
+                point[0].as_i64().unwrap_or_default(),
+                series["name"].as_str().unwrap_or_default().to_string(),
+                point[1].as_f64(),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let truncated = rows.len() > limit;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .take(limit)
+        .map(|(t, s, v)| {
+            json!([
+                local_time(t, tz),
+                s,
+                v.map(format_value).unwrap_or_default()
+            ])
+        })
+        .collect();
+    json!({ "columns": ["Time", "Series", "Value"], "rows": rows, "truncated": truncated })
+}
+
 /// Time as the tenant reads it: `2024-01-01 12:00`.
 pub fn local_time(ms: i64, tz: chrono_tz::Tz) -> String {
     tz.timestamp_millis_opt(ms)
@@ -384,6 +413,24 @@ mod tests {
                 .unwrap()
                 .contains("<p>ok</p>")
         );
+    }
+
+    #[test]
+    fn points_table_is_in_time_order_and_capped() {
+        let answer = json!({"series": [
+            {"name": "b", "points": [[60_000, 2.0], [0, 1.0]]},
+            {"name": "a", "points": [[0, 3.5], [120_000, null]]}
+        ]});
+        let table = points_table(&answer, chrono_tz::UTC, 3);
+        assert_eq!(
+            table["rows"],
+            json!([
+                ["1970-01-01 00:00:00", "a", "3.5"],
+                ["1970-01-01 00:00:00", "b", "1"],
+                ["1970-01-01 00:01:00", "b", "2"]
+            ])
+        );
+        assert_eq!(table["truncated"], true);
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub use chart::{
     timeseries_svg,
 };
 pub use heatmap::{Heatmap, heatmap_svg};
-pub use html::{APP_JS, FAVICON_SVG, FragmentOptions, Pages, ago, app_css, local_time};
+pub use html::{
+    APP_JS, FAVICON_SVG, FragmentOptions, Pages, ago, app_css, local_time, points_table,
+};
 pub use template::{render_template, template_environment};
 
 use arrow::datatypes::SchemaRef;
