@@ -89,8 +89,27 @@ async fn dashboard_drill_down_report_and_fragments() {
         200
     );
 
+    let resp = server
+        .client
+        .get(format!("{}/t/acme?{RANGE}", server.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     let (status, html) = page(&server, &format!("/t/acme?{RANGE}")).await;
     assert_eq!(status, 200);
+    assert!(
+        !html.contains(" style=\""),
+        "no inline styles: the policy allows none"
+    );
     for (id, class) in [
         ("cpu", "c1 w8 r1 h2"),
         ("mem_kpi", "c9 w4 r1 h1"),
