@@ -205,7 +205,14 @@ async fn dashboard_drill_down_report_and_fragments() {
             .starts_with(b"\x89PNG\r\n\x1a\n")
     );
 
-    assert_eq!(page(&server, "/t/acme/d/nope").await.0, 404);
+    let (status, missing) = page(&server, "/t/acme/d/nope").await;
+    assert_eq!(status, 404);
+    assert!(missing.contains("<h1>404 Not Found</h1>"), "{missing}");
+    assert!(
+        missing.contains("no dashboard `nope` in tenant `acme`"),
+        "{missing}"
+    );
+    assert_eq!(page(&server, "/t/ghost").await.0, 404);
     let (status, home) = page(&server, "/").await;
     assert_eq!(status, 200);
     assert!(home.contains("href=\"/t/acme\""));

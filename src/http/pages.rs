@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::config::TenantPanels;
 use crate::panels::{PanelError, PanelRequest};
-use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, points_table};
+use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, escape_html, points_table};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,6 +30,34 @@ pub fn routes() -> Router<AppState> {
         .route("/t/{tenant}/p/{panel}", get(panel_page))
         .route("/t/{tenant}/p/{panel}/fragment", get(fragment))
         .route("/t/{tenant}/r/{panel}", get(report))
+}
+
+/// A page that failed: the status the API would give for the same error, as an HTML page a
+/// person can read (the API's JSON stays for API routes).
+pub struct PageError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self.0, "page failed");
+        }
+        let html = format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{code} · opsboard</title>\n\
+             <link rel=\"stylesheet\" href=\"/static/app.css\">\n</head>\n<body>\n<main>\n<h1>{code} {reason}</h1>\n\
+             <p class=\"panel-error\">{message}</p>\n<p><a href=\"/\">All tenants</a></p>\n</main>\n</body>\n</html>\n",
+            code = status.as_u16(),
+            reason = status.canonical_reason().unwrap_or(""),
+            message = escape_html(&self.0.to_string()),
+        );
+        (status, Html(html)).into_response()
+    }
 }
 
 const PRESETS: [&str; 6] = ["15m", "1h", "6h", "24h", "7d", "30d"];
@@ -77,7 +105,7 @@ async fn favicon() -> Response {
     ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON_SVG).into_response()
 }
 
-async fn home(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> {
     let configs = state.panels.configs();
     let tenants: Vec<Value> = crate::config::tenant_names(&configs.dirs().tenants_dir)
         .into_iter()
@@ -180,7 +208,7 @@ async fn default_dashboard(
     Path(tenant): Path<String>,
     query: Query<PanelRequest>,
     raw: RawQuery,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Html<String>, PageError> {
     dashboard(state, Path((tenant, "default".to_string())), query, raw).await
 }
 
@@ -189,7 +217,7 @@ async fn dashboard(
     Path((tenant, name)): Path<(String, String)>,
     Query(request): Query<PanelRequest>,
     RawQuery(raw): RawQuery,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Html<String>, PageError> {
     state.tenant(&tenant).await?;
     let query = pairs(&raw);
     let path = format!("/t/{tenant}/d/{name}");
@@ -314,7 +342,7 @@ async fn fragment(
     Path((tenant, panel)): Path<(String, String)>,
     Query(request): Query<PanelRequest>,
     RawQuery(raw): RawQuery,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Html<String>, PageError> {
     state.tenant(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
     // `w`/`h`: the size the page drew the chart at (bounded); the drill-down's size otherwise.
@@ -352,7 +380,7 @@ async fn report(
     path: Path<(String, String)>,
     query: Query<PanelRequest>,
     raw: RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     single_panel(state, path, query, raw, true).await
 }
 
@@ -361,7 +389,7 @@ async fn panel_page(
     path: Path<(String, String)>,
     query: Query<PanelRequest>,
     raw: RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     single_panel(state, path, query, raw, false).await
 }
 
@@ -372,7 +400,7 @@ async fn single_panel(
     Query(request): Query<PanelRequest>,
     RawQuery(raw): RawQuery,
     bare: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     state.tenant(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
     if let Some(id) = panel_id.strip_suffix(".svg") {
@@ -500,7 +528,7 @@ async fn chart_image(
     panel: &str,
     request: &PanelRequest,
     png: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     let data = state.panels.data(tenant, panel, request, now_ns()).await?;
     let answer: Value =
         serde_json::from_slice(&data.json).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -512,9 +540,7 @@ async fn chart_image(
             .into_response());
     }
     if answer["type"] != "timeseries" {
-        return Err(ApiError::BadRequest(format!(
-            "panel `{panel}` has no chart"
-        )));
+        return Err(ApiError::BadRequest(format!("panel `{panel}` has no chart")).into());
     }
     let options = FragmentOptions {
         tz: config.timezone,

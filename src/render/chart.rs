@@ -117,7 +117,8 @@ fn time_label(ms: i64, span_ms: i64, tz: chrono_tz::Tz) -> String {
     t.map(|t| t.format(format).to_string()).unwrap_or_default()
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe inside HTML or SVG markup.
+pub fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -215,9 +216,9 @@ where
                 let (px, py) = ctx.backend_coord(&(t, v));
                 hover.push_str(&format!(
                     "<circle cx=\"{px}\" cy=\"{py}\" r=\"4\" class=\"hover-point\"><title>{} · {} · {}</title></circle>",
-                    escape(&series.name),
+                    escape_html(&series.name),
                     // Always with the date: a week-long chart has many 05:00s.
-                    escape(&time_label(t, i64::MAX, tz)),
+                    escape_html(&time_label(t, i64::MAX, tz)),
                     format_value(v)
                 ));
             }

@@ -14,8 +14,8 @@ mod parquet;
 mod template;
 
 pub use chart::{
-    ChartSeries, TimeChart, encode_png, format_value, parse_color, segments, timeseries_png,
-    timeseries_svg,
+    ChartSeries, TimeChart, encode_png, escape_html, format_value, parse_color, segments,
+    timeseries_png, timeseries_svg,
 };
 pub use heatmap::{Heatmap, heatmap_svg};
 pub use html::{
