@@ -80,3 +80,23 @@ async fn exports_stream_the_rows_behind_a_panel() {
     assert_eq!(status, 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn export_file_names_are_safe_whatever_the_panel_file_is_called() {
+    let (dirs, server) = start(|_| {}).await;
+    std::fs::copy(
+        dirs.tenants().join("acme/panels/cpu.yaml"),
+        dirs.tenants().join("acme/panels/cpu \"now\".yaml"),
+    )
+    .unwrap();
+    server.stop().await;
+    let server = TestServer::start(dirs.config()).await;
+    let (status, disposition, _) =
+        export(&server, "cpu%20%22now%22", &format!("{DAY}&format=csv")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        disposition,
+        "attachment; filename=\"acme-cpu__now_-20240101T000000Z-20240101T120000Z.csv\""
+    );
+    server.stop().await;
+}

@@ -69,10 +69,23 @@ pub fn file_stem(run: &Run<'_>) -> String {
             .collect::<String>()
             + "Z"
     };
+    // Panel ids are file stems; anything but [A-Za-z0-9._-] becomes `_` so the name is a safe
+    // header value and file name.
+    let safe = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
     format!(
         "{}-{}-{}-{}",
-        run.tenant.tenant,
-        run.panel.id,
+        safe(&run.tenant.tenant),
+        safe(&run.panel.id),
         compact(run.range.from_ns),
         compact(run.range.to_ns)
     )
