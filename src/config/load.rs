@@ -12,7 +12,9 @@ use super::panel::{PanelConfig, PanelFile};
 use super::validate::{
     ColumnType, Context, KnownTables, Problem, Report, check_panel, check_template,
 };
-use super::{AggregationRules, FieldTypeName, TenantConfig, parse_yaml_all, read_file};
+use super::{
+    AggregationRules, FieldTypeName, HumanDuration, TenantConfig, parse_yaml_all, read_file,
+};
 
 /// Where configuration lives: `tenants/` and the shared `panels/`.
 #[derive(Debug, Clone)]
@@ -44,6 +46,40 @@ pub struct LoadedDashboard {
     pub name: String,
     pub config: DashboardConfig,
     pub placements: Vec<Placement>,
+}
+
+/// One placed panel of a dashboard, resolved.
+#[derive(Debug, Clone)]
+pub struct DashboardEntry {
+    /// The entry's id in the dashboard.
+    pub id: String,
+    pub panel: Arc<LoadedPanel>,
+    pub placement: Placement,
+    /// The panel's refresh interval, else the dashboard's.
+    pub refresh: Option<HumanDuration>,
+}
+
+impl LoadedDashboard {
+    /// The dashboard's panels with their placements, in order.
+    pub fn entries(&self, panels: &BTreeMap<String, Arc<LoadedPanel>>) -> Vec<DashboardEntry> {
+        self.config
+            .panels
+            .iter()
+            .zip(&self.placements)
+            .filter_map(|(entry, placement)| {
+                let panel = panels.get(entry.panel_id())?.clone();
+                Some(DashboardEntry {
+                    id: entry.id.clone(),
+                    refresh: panel
+                        .config
+                        .refresh_interval
+                        .or(self.config.refresh_interval),
+                    panel,
+                    placement: *placement,
+                })
+            })
+            .collect()
+    }
 }
 
 /// A tenant's validated panel configuration.

@@ -21,8 +21,8 @@ pub use check::validate_paths;
 pub use dashboard::{DashboardConfig, DashboardPanel, Layout, Placement, Position};
 pub use duration::HumanDuration;
 pub use load::{
-    ConfigDirs, Functions, LoadedDashboard, LoadedPanel, TenantPanels, check_shared_panels,
-    load_tenant, tenant_names, yaml_files,
+    ConfigDirs, DashboardEntry, Functions, LoadedDashboard, LoadedPanel, TenantPanels,
+    check_shared_panels, load_tenant, tenant_names, yaml_files,
 };
 pub use locate::{Locator, Step};
 pub use panel::{

@@ -53,29 +53,25 @@ async fn resolved(
             tenant: tenant.clone(),
             dashboard: name.clone(),
         })?;
-    let mut panels = vec![];
-    for (entry, placement) in dashboard.config.panels.iter().zip(&dashboard.placements) {
-        let panel_id = entry.panel_id();
-        let Some(panel) = config.panels.get(panel_id) else {
-            continue;
-        };
-        let refresh = panel
-            .config
-            .refresh_interval
-            .or(dashboard.config.refresh_interval);
-        panels.push(json!({
-            "id": entry.id,
-            "panel": panel_id,
-            "type": panel.config.kind.name(),
-            "title": panel.config.title,
-            "description": panel.config.description,
-            "position": placement,
-            "refresh_interval": refresh.map(|d| d.0.as_secs()),
-            "refresh_interval_text": refresh.map(|d| d.to_string()),
-            "drill_down": panel.config.drill_down,
-            "data_url": format!("/api/v1/tenants/{tenant}/panels/{panel_id}/data"),
-        }));
-    }
+    let panels: Vec<Value> = dashboard
+        .entries(&config.panels)
+        .into_iter()
+        .map(|entry| {
+            let panel = &entry.panel;
+            json!({
+                "id": entry.id,
+                "panel": panel.id,
+                "type": panel.config.kind.name(),
+                "title": panel.config.title,
+                "description": panel.config.description,
+                "position": entry.placement,
+                "refresh_interval": entry.refresh.map(|d| d.0.as_secs()),
+                "refresh_interval_text": entry.refresh.map(|d| d.to_string()),
+                "drill_down": panel.config.drill_down,
+                "data_url": format!("/api/v1/tenants/{tenant}/panels/{}/data", panel.id),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "tenant": tenant,
         "name": dashboard.name,

@@ -15,7 +15,7 @@ use minijinja::Value as Jinja;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::config::TenantPanels;
+use crate::config::{Placement, TenantPanels};
 use crate::panels::{PanelError, PanelRequest};
 use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, escape_html, points_table};
 
@@ -245,43 +245,38 @@ async fn dashboard(
             dashboard: name.clone(),
         })?;
     let now = now_ns();
-    let entries: Vec<_> = board
-        .config
-        .panels
-        .iter()
-        .zip(&board.placements)
-        .filter_map(|(entry, placement)| {
-            let panel = config.panels.get(entry.panel_id())?.clone();
-            Some((entry.id.clone(), panel, *placement))
-        })
-        .collect();
-    let size =
-        |p: &crate::config::Placement| ((100 * p.width).clamp(320, 1200), 90 * p.height + 80);
-    let fragments = futures::future::join_all(entries.iter().map(|(_, panel, placement)| {
-        let (width, height) = size(placement);
+    let entries = board.entries(&config.panels);
+    let size = |p: &Placement| ((100 * p.width).clamp(320, 1200), 90 * p.height + 80);
+    let fragments = futures::future::join_all(entries.iter().map(|entry| {
+        let (width, height) = size(&entry.placement);
         render_fragment(
-            &state, &config, &tenant, &panel.id, &request, &query, now, width, height,
+            &state,
+            &config,
+            &tenant,
+            &entry.panel.id,
+            &request,
+            &query,
+            now,
+            width,
+            height,
         )
     }))
     .await;
     let panels: Vec<Jinja> = entries
         .iter()
         .zip(fragments)
-        .map(|((id, panel, placement), html)| {
-            let refresh = panel
-                .config
-                .refresh_interval
-                .or(board.config.refresh_interval)
-                .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1));
+        .map(|(entry, html)| {
+            let (panel, placement) = (&entry.panel, &entry.placement);
+            let (width, height) = size(placement);
             merge(
                 json!({
-                    "id": id,
+                    "id": entry.id,
                     "title": panel.config.title,
                     "col": placement.col, "row": placement.row,
                     "width": placement.width, "height": placement.height,
-                    "refresh": refresh,
+                    "refresh": entry.refresh.map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1)),
                     // Refreshed fragments keep the size the page drew them at.
-                    "fragment_url": format!("/t/{tenant}/p/{}/fragment?w={}&h={}", panel.id, size(placement).0, size(placement).1),
+                    "fragment_url": format!("/t/{tenant}/p/{}/fragment?w={width}&h={height}", panel.id),
                     "drill_url": with_query(&format!("/t/{tenant}/p/{}", panel.id), &query),
                 }),
                 vec![("html", Jinja::from_safe_string(html))],

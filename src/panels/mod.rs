@@ -207,6 +207,27 @@ impl PanelEngine {
         Ok((store, config, generation, panel))
     }
 
+    /// Everything one request of one panel needs, with its range resolved.
+    fn prepare<'a>(
+        &'a self,
+        store: &'a Arc<TenantStore>,
+        tenant: &'a TenantPanels,
+        panel: &'a LoadedPanel,
+        request: &'a PanelRequest,
+        now_ns: i64,
+    ) -> Result<Run<'a>, PanelError> {
+        Ok(Run {
+            engine: &self.engine,
+            store,
+            tenant,
+            panel,
+            request,
+            range: request.range(now_ns)?,
+            now_ns,
+            raw_limit: self.raw_limit,
+        })
+    }
+
     /// One panel's data for `request`, from the cache when fresh.
     pub async fn data(
         &self,
@@ -225,17 +246,7 @@ impl PanelEngine {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
-        let range = request.range(now_ns)?;
-        let run = Run {
-            engine: &self.engine,
-            store: &store,
-            tenant: &config,
-            panel: &panel,
-            request,
-            range,
-            now_ns,
-            raw_limit: self.raw_limit,
-        };
+        let run = self.prepare(&store, &config, &panel, request, now_ns)?;
         let data = self.run(&run).await?;
         let data = Arc::new(data);
         let ttl = panel
@@ -257,16 +268,7 @@ impl PanelEngine {
         now_ns: i64,
     ) -> Result<(QueryOutput, String), PanelError> {
         let (store, config, _, panel) = self.lookup(tenant, panel_id).await?;
-        let run = Run {
-            engine: &self.engine,
-            store: &store,
-            tenant: &config,
-            panel: &panel,
-            request,
-            range: request.range(now_ns)?,
-            now_ns,
-            raw_limit: self.raw_limit,
-        };
+        let run = self.prepare(&store, &config, &panel, request, now_ns)?;
         let output = export::stream(&run).await?;
         Ok((output, export::file_stem(&run)))
     }

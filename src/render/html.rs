@@ -13,16 +13,19 @@ pub const APP_JS: &str = include_str!("static/app.js");
 pub const FAVICON_SVG: &str = include_str!("static/favicon.svg");
 const APP_CSS: &str = include_str!("static/app.css");
 
-/// The stylesheet: the hand-written rules plus the grid placement classes.
-pub fn app_css() -> String {
-    let mut css = String::from(APP_CSS);
-    for n in 1..=12 {
-        css.push_str(&format!(".c{n} {{ grid-column-start: {n}; }} .w{n} {{ grid-column-end: span {n}; }} .h{n} {{ grid-row-end: span {n}; }}\n"));
-    }
-    for n in 1..=48 {
-        css.push_str(&format!(".r{n} {{ grid-row-start: {n}; }}\n"));
-    }
-    css
+/// The stylesheet: the hand-written rules plus the grid placement classes (built once).
+pub fn app_css() -> &'static str {
+    static CSS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSS.get_or_init(|| {
+        let mut css = String::from(APP_CSS);
+        for n in 1..=12 {
+            css.push_str(&format!(".c{n} {{ grid-column-start: {n}; }} .w{n} {{ grid-column-end: span {n}; }} .h{n} {{ grid-row-end: span {n}; }}\n"));
+        }
+        for n in 1..=48 {
+            css.push_str(&format!(".r{n} {{ grid-row-start: {n}; }}\n"));
+        }
+        css
+    })
 }
 
 /// How to draw one fragment.
