@@ -7,6 +7,8 @@
 //! [`http`] → [`query`] (a DataFusion context holding only that tenant's tables, reading buffer ∪
 //! pruned Parquet) → [`render`] (JSON, NDJSON, CSV, Parquet or Arrow, streamed).
 
+pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod generate;

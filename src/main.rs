@@ -1,5 +1,7 @@
 //! The `opsboard` command line: parse arguments, set up logging, call into the library.
 
+mod cli_auth;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +39,9 @@ struct Common {
     /// Tenants dir: one folder per tenant (overrides the config file).
     #[arg(long, env = "OPSBOARD_TENANTS_DIR")]
     tenants_dir: Option<PathBuf>,
+    /// Central database: sqlite://… or postgres://… (overrides the config file).
+    #[arg(long, env = "OPSBOARD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 impl Common {
@@ -51,6 +56,9 @@ impl Common {
         }
         if let Some(d) = &self.tenants_dir {
             config.tenants_dir = d.clone();
+        }
+        if let Some(url) = &self.database_url {
+            config.database_url = Some(url.clone());
         }
         Ok(config)
     }
@@ -97,6 +105,16 @@ enum Command {
         #[arg(long, env = "OPSBOARD_FORMAT", default_value = "table")]
         format: String,
         sql: String,
+    },
+    /// Manage users: create, grant a tenant role, list.
+    User {
+        #[command(subcommand)]
+        command: cli_auth::UserCommand,
+    },
+    /// Manage API keys: create (prints the key once), revoke, list.
+    Apikey {
+        #[command(subcommand)]
+        command: cli_auth::KeyCommand,
     },
     /// Generate synthetic data.
     Generate {
@@ -163,6 +181,8 @@ fn main() -> Result<()> {
                 demo,
             } => run_serve(common, listen, demo).await,
             Command::Validate { dirs } => run_validate(dirs),
+            Command::User { command } => cli_auth::run_user(command).await,
+            Command::Apikey { command } => cli_auth::run_key(command).await,
             Command::Ingest {
                 common,
                 tenant,

@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Actor, AuditEvent, Auth, AuthError, Role};
+use crate::clock::SharedClock;
 use crate::config::{ConfigDirs, ServerConfig, fingerprint};
 use crate::http::{AppState, router};
 use crate::panels::{LiveConfigs, PanelEngine, Registry, ReloadOutcome, known_tables_of};
@@ -23,15 +25,19 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// Options beyond the config file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Fill the `demo` tenant with history and keep writing live rows.
     pub demo: bool,
     /// Persist every buffer at shutdown (off only in tests that exercise WAL replay).
     pub flush_on_shutdown: bool,
+    /// The time sessions, lockouts and key limits are measured against (manual in tests).
+    pub clock: SharedClock,
 }
 
 impl Default for ServeOptions {
@@ -39,6 +45,7 @@ impl Default for ServeOptions {
         Self {
             demo: false,
             flush_on_shutdown: true,
+            clock: crate::clock::system(),
         }
     }
 }
@@ -57,6 +64,16 @@ pub async fn serve(
     )
     .await?;
     let engine = Arc::new(QueryEngine::new(config.query.clone()));
+    let auth = Auth::open(&config, options.clock.clone()).await?;
+    auth.sync_tenants(&crate::config::tenant_names(&config.tenants_dir))
+        .await?;
+    if options.demo {
+        demo_users(&auth).await?;
+    } else if auth.user_count().await? == 0 {
+        tracing::warn!(
+            "no users yet: create the first admin with `opsboard user create --email you@example.com --admin --password-stdin`"
+        );
+    }
     let cancel = CancellationToken::new();
     let mut background = JoinSet::new();
     background.spawn(flush_loop(store.clone(), cancel.clone()));
@@ -64,10 +81,11 @@ pub async fn serve(
     if options.demo {
         background.spawn(crate::demo::run(store.clone(), cancel.clone()));
     }
-    let panels = build_panels(&config, &store, &engine).await;
+    let panels = build_panels(&config, &store, &engine, &auth).await;
     background.spawn(config_watch_loop(
         panels.clone(),
         store.clone(),
+        auth.clone(),
         config.panels.reload_interval.0,
         cancel.clone(),
     ));
@@ -77,10 +95,13 @@ pub async fn serve(
         config: Arc::new(config),
         panels,
         pages: Arc::new(crate::render::Pages::new()),
+        auth,
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router(state))
+    // The peer address feeds login lockouts per IP and the audit log.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     cancel.cancel();
@@ -131,6 +152,7 @@ async fn build_panels(
     config: &ServerConfig,
     store: &Arc<Store>,
     engine: &Arc<QueryEngine>,
+    auth: &Auth,
 ) -> Arc<PanelEngine> {
     let dirs = ConfigDirs {
         tenants_dir: config.tenants_dir.clone(),
@@ -148,13 +170,16 @@ async fn build_panels(
         config.panels.cache_max_bytes,
         config.panels.raw_limit,
     ));
-    reload_panels(&panels, store).await;
+    reload_panels(&panels, store, auth).await;
     panels
 }
 
 /// Reloads all tenants against their live schemas; drops the cache of each that changed.
-async fn reload_panels(panels: &PanelEngine, store: &Store) {
+async fn reload_panels(panels: &PanelEngine, store: &Store, auth: &Auth) {
     let names = crate::config::tenant_names(&panels.configs().dirs().tenants_dir);
+    if let Err(e) = auth.sync_tenants(&names).await {
+        tracing::error!(error = %e, "cannot update the tenants table");
+    }
     let mut live = BTreeMap::new();
     for name in names {
         if let Ok(tenant) = store.tenant(&name).await {
@@ -165,16 +190,50 @@ async fn reload_panels(panels: &PanelEngine, store: &Store) {
         .configs()
         .reload_all(&|name| live.get(name).cloned().unwrap_or_default());
     for (tenant, outcome) in outcomes {
-        if outcome == ReloadOutcome::Loaded {
-            panels.invalidate_tenant(&tenant);
-        }
+        let event = match outcome {
+            ReloadOutcome::Loaded => {
+                panels.invalidate_tenant(&tenant);
+                AuditEvent::ok("config.reload", serde_json::json!({}))
+            }
+            ReloadOutcome::Rejected(problems) => AuditEvent::failed(
+                "config.reload",
+                serde_json::json!({"problems": problems}),
+            ),
+        };
+        auth.audit(&Actor::system(), event.in_tenant(tenant)).await;
     }
+}
+
+/// `serve --demo`: an admin and a viewer of the demo tenant, with fresh passwords printed at
+/// each start (the demo is for trying things, not for keeping secrets).
+async fn demo_users(auth: &Auth) -> Result<(), AuthError> {
+    let actor = Actor::new("demo", None);
+    for (email, admin) in [("admin@demo.local", true), ("viewer@demo.local", false)] {
+        let password = crate::auth::random_password();
+        let user = match auth.user_by_email(email).await {
+            Ok(user) => {
+                auth.set_password(&actor, user.id, &password).await?;
+                user
+            }
+            Err(AuthError::NotFound(_)) => {
+                auth.create_user(&actor, email, "", &password, admin).await?
+            }
+            Err(e) => return Err(e),
+        };
+        if !admin && auth.tenants(true).await?.iter().any(|t| t == "demo") {
+            auth.grant(&actor, user.id, "demo", Role::Viewer).await?;
+        }
+        // stderr: stdout's first line is the listening address scripts wait for.
+        eprintln!("demo user: {email} / {password}");
+    }
+    Ok(())
 }
 
 /// Hot reload: polls the configuration trees and reloads when anything changed.
 async fn config_watch_loop(
     panels: Arc<PanelEngine>,
     store: Arc<Store>,
+    auth: Arc<Auth>,
     every: Duration,
     cancel: CancellationToken,
 ) {
@@ -196,7 +255,7 @@ async fn config_watch_loop(
         if now != last {
             last = now;
             tracing::info!("configuration changed on disk; reloading");
-            reload_panels(&panels, &store).await;
+            reload_panels(&panels, &store, &auth).await;
             continue;
         }
         for tenant in store.opened_tenants() {

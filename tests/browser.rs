@@ -47,10 +47,21 @@ async fn demo_dashboard_in_chromium() {
         &Path::new(REPO).join("panels"),
         &dirs.root.path().join("panels"),
     );
+    // The browser signs in through the login page as a viewer of the demo tenant.
+    let email = "e2e@demo.test";
+    let password = "e2e password for chromium";
+    {
+        let config = dirs.config();
+        let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system()).await.expect("auth");
+        auth.sync_tenants(&["demo".to_string()]).await.expect("tenants");
+        let actor = opsboard::auth::Actor::new("tests", None);
+        let user = auth.create_user(&actor, email, "E2E", password, false).await.expect("user");
+        auth.grant(&actor, user.id, "demo", opsboard::auth::Role::Viewer).await.expect("grant");
+    }
+    let client = common::client_with_key(&common::admin_key(&dirs.config()).await);
     let (mut child, url) = common::spawn_opsboard(&dirs, &["--demo"]);
 
     // The demo backfills a week in the background; wait for it.
-    let client = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..300 {
         let tables: serde_json::Value = match client
@@ -81,6 +92,8 @@ async fn demo_dashboard_in_chromium() {
         .arg(Path::new(REPO).join("tests/e2e/dashboard.mjs"))
         .arg(&url)
         .arg(&shots)
+        .env("OPSBOARD_E2E_EMAIL", email)
+        .env("OPSBOARD_E2E_PASSWORD", password)
         .output()
         .expect("run node");
     let _ = child.kill();

@@ -49,7 +49,7 @@ const ROWS_PER_BATCH: usize = 50;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_writes_loses_no_acknowledged_row() {
     let dirs = TestDirs::new(&["acme"]);
-    let client = reqwest::Client::new();
+    let client = common::client_with_key(&common::admin_key(&dirs.config()).await);
     // (writer, batch) pairs that got a 200, across all runs.
     let acked: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
     let mut next_batch = [0u64; WRITERS];
@@ -137,7 +137,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
     let dirs = TestDirs::new(&["acme"]);
-    let client = reqwest::Client::new();
+    let client = common::client_with_key(&common::admin_key(&dirs.config()).await);
     let mut server = spawn_server(&dirs);
     for b in 0..10 {
         let body: String = (0..10)
@@ -184,7 +184,7 @@ async fn torn_wal_tail_is_cut_and_earlier_records_survive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_buffers_to_parquet_before_exit() {
     let dirs = TestDirs::new(&["acme"]);
-    let client = reqwest::Client::new();
+    let client = common::client_with_key(&common::admin_key(&dirs.config()).await);
     let mut server = spawn_server(&dirs);
     let body: String = (0..100)
         .map(|i| format!("{{\"time\":{i},\"v\":{i}}}\n"))

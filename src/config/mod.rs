@@ -30,7 +30,9 @@ pub use panel::{
     PanelConfig, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle, TableColumn,
     Threshold,
 };
-pub use server::{IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig};
+pub use server::{
+    AuthConfig, IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig,
+};
 pub use sql_check::{parse_order_by, parse_where};
 pub use tenant::{FieldTypeName, TableConfig, TenantConfig};
 pub use validate::{ColumnType, KnownTables, Problem, SQL_PARAMETERS};

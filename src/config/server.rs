@@ -10,7 +10,7 @@ use super::{AggregationRules, ConfigError, HumanDuration, parse_yaml, read_file}
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address the HTTP server binds; loopback by default because auth lands later.
+    /// Address the HTTP server binds; loopback by default.
     pub listen: String,
     pub data_dir: PathBuf,
     pub tenants_dir: PathBuf,
@@ -21,6 +21,10 @@ pub struct ServerConfig {
     /// Default time-bucket rules for panels; tenants and panels may override.
     pub aggregation: AggregationRules,
     pub panels: PanelsConfig,
+    /// Central database (users, sessions, keys, audit, alert state): `sqlite://…` or
+    /// `postgres://…`; unset = `sqlite://<data_dir>/opsboard.db`.
+    pub database_url: Option<String>,
+    pub auth: AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +39,8 @@ impl Default for ServerConfig {
             ingest: IngestConfig::default(),
             aggregation: AggregationRules::default(),
             panels: PanelsConfig::default(),
+            database_url: None,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -56,6 +62,52 @@ impl Default for PanelsConfig {
             cache_max_bytes: 64 * 1024 * 1024,
             raw_limit: 10_000,
             reload_interval: HumanDuration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The server is reached over TLS (directly or through a proxy): cookies get `Secure` and the
+    /// `__Host-` prefix.
+    pub behind_tls: bool,
+    /// A session unused this long ends...
+    pub session_idle_timeout: HumanDuration,
+    /// ...and every session ends this long after login, used or not.
+    pub session_absolute_timeout: HumanDuration,
+    /// Global admins must use TOTP; they are sent to enrolment at their next login.
+    pub require_mfa_for_admins: bool,
+    /// Failed logins for one account (or one IP, below) within `failure_window` before a lockout.
+    pub max_failures_per_account: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window: HumanDuration,
+    /// The first lockout lasts this long; each further lockout doubles it, up to `max_lockout`.
+    pub lockout: HumanDuration,
+    pub max_lockout: HumanDuration,
+    /// Requests per second one API key may make on average, and the burst it may use at once.
+    pub api_rate_per_second: f64,
+    pub api_burst: u32,
+    /// Key for the TOTP secrets at rest (64 hex characters). Unset: a key generated into
+    /// `<data_dir>/secret.key` at first start. Several servers sharing one database need the same.
+    pub secret_key: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            behind_tls: false,
+            session_idle_timeout: HumanDuration::from_secs(8 * 3600),
+            session_absolute_timeout: HumanDuration::from_secs(7 * 86400),
+            require_mfa_for_admins: false,
+            max_failures_per_account: 5,
+            max_failures_per_ip: 20,
+            failure_window: HumanDuration::from_secs(15 * 60),
+            lockout: HumanDuration::from_secs(60),
+            max_lockout: HumanDuration::from_secs(3600),
+            api_rate_per_second: 50.0,
+            api_burst: 200,
+            secret_key: None,
         }
     }
 }
@@ -174,6 +226,17 @@ impl ServerConfig {
         if self.panels.raw_limit == 0 || self.panels.reload_interval.0.is_zero() {
             return Err(invalid(
                 "panels.raw_limit and panels.reload_interval must be > 0".into(),
+            ));
+        }
+        let auth = &self.auth;
+        if auth.max_failures_per_account == 0
+            || auth.max_failures_per_ip == 0
+            || auth.api_burst == 0
+            || auth.api_rate_per_second.is_nan()
+            || auth.api_rate_per_second <= 0.0
+        {
+            return Err(invalid(
+                "auth: failure limits, api_burst and api_rate_per_second must be > 0".into(),
             ));
         }
         if let Some(problem) = self.aggregation.problems().into_iter().next() {

@@ -3,19 +3,22 @@
 //! entry's panel, type, title, grid placement and refresh interval) and `/config/errors`.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{Value, json};
 
+use super::access::{Access, Route};
+use crate::auth::Need;
 use super::{ApiError, AppState};
 use crate::config::HumanDuration;
 use crate::panels::PanelError;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/dashboards", get(list))
-        .route("/api/v1/tenants/{tenant}/dashboards/{name}", get(resolved))
-        .route("/api/v1/tenants/{tenant}/config/errors", get(config_errors))
+pub fn routes() -> Vec<Route> {
+    let read = Access::Tenant(Need::Read);
+    vec![
+        Route::get("/api/v1/tenants/{tenant}/dashboards", read, list),
+        Route::get("/api/v1/tenants/{tenant}/dashboards/{name}", read, resolved),
+        Route::get("/api/v1/tenants/{tenant}/config/errors", read, config_errors),
+    ]
 }
 
 async fn list(

@@ -2,10 +2,11 @@
 //! renders as `{"error": "...", "details": [...]}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::AuthError;
 use crate::ingest::IngestError;
 use crate::panels::PanelError;
 use crate::query::QueryError;
@@ -24,6 +25,8 @@ pub enum ApiError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Panel(#[from] PanelError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("{0}")]
@@ -63,11 +66,28 @@ impl ApiError {
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Panel(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Auth(e) => auth_status(e),
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+fn auth_status(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::Unauthenticated | AuthError::BadKey(_) | AuthError::BadCredentials => {
+            StatusCode::UNAUTHORIZED
+        }
+        AuthError::BadMfaCode | AuthError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AuthError::LockedOut { .. } | AuthError::RateLimited { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AuthError::NotFound(_) => StatusCode::NOT_FOUND,
+        AuthError::Conflict(_) => StatusCode::CONFLICT,
+        AuthError::Database(_) | AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -92,10 +112,24 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
         }
-        (
+        let mut response = (
             status,
             Json(json!({ "error": self.to_string(), "details": details })),
         )
-            .into_response()
+            .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Auth(
+                AuthError::RateLimited { retry_after_secs }
+                | AuthError::LockedOut { retry_after_secs },
+            ) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Auth(AuthError::Unauthenticated | AuthError::BadKey(_)) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
     }
 }

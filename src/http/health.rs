@@ -4,16 +4,18 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{Value, json};
 
+use super::access::{Access, Route};
 use super::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/healthz", Access::Public, healthz),
+        // Cache and storage figures across all tenants: for operators, with a global key.
+        Route::get("/metrics", Access::GlobalAdmin, metrics),
+    ]
 }
 
 async fn healthz() -> Json<Value> {

@@ -1,15 +1,21 @@
-//! The HTTP API: an axum router built from one small `routes` function per resource. Handlers
-//! extract, make one domain call and format; errors go through [`ApiError`].
+//! The HTTP API and pages: an axum router built from one `routes` list per resource, each route
+//! declared with the [`Access`] it needs (see [`access`]). Handlers extract, make one domain call
+//! and format; errors go through [`ApiError`].
 
+mod access;
+mod account;
+mod admin;
 mod dashboards;
 mod error;
 mod health;
+mod login;
 mod pages;
 mod panels;
 mod query;
 mod tables;
 mod write;
 
+pub use access::{Access, Caller, Route};
 pub use error::ApiError;
 
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
 
+use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::panels::PanelEngine;
 use crate::query::QueryEngine;
@@ -32,6 +39,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub panels: Arc<PanelEngine>,
     pub pages: Arc<Pages>,
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
@@ -40,16 +48,34 @@ impl AppState {
     }
 }
 
+/// Every route of the server, with the access each needs. The router is built from this list
+/// and nothing else, so a route cannot exist without its check (the isolation tests walk it).
+pub fn routes() -> Vec<Route> {
+    [
+        health::routes(),
+        write::routes(),
+        query::routes(),
+        tables::routes(),
+        dashboards::routes(),
+        panels::routes(),
+        pages::routes(),
+        login::routes(),
+        account::routes(),
+        admin::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 pub fn router(state: AppState) -> Router {
     let limit = state.config.ingest.max_body_bytes;
-    Router::new()
-        .merge(health::routes())
-        .merge(write::routes())
-        .merge(query::routes())
-        .merge(tables::routes())
-        .merge(dashboards::routes())
-        .merge(panels::routes())
-        .merge(pages::routes())
+    let mut router = Router::new();
+    for route in routes() {
+        let (path, handler) = route.guarded(&state);
+        router = router.route(path, handler);
+    }
+    router
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(limit))

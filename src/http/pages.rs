@@ -6,30 +6,34 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, Query, RawQuery, State};
+use axum::Extension;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use minijinja::Value as Jinja;
 use serde_json::{Value, json};
 
+use super::access::{Access, Caller, Route};
+use super::login::user_json;
+use crate::auth::Need;
 use super::{ApiError, AppState};
 use crate::config::{Placement, TenantPanels};
 use crate::panels::{PanelError, PanelRequest};
 use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, escape_html, points_table};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/static/app.css", get(css))
-        .route("/static/app.js", get(js))
-        .route("/static/favicon.svg", get(favicon))
-        .route("/t/{tenant}", get(default_dashboard))
-        .route("/t/{tenant}/d/{dashboard}", get(dashboard))
-        .route("/t/{tenant}/p/{panel}", get(panel_page))
-        .route("/t/{tenant}/p/{panel}/fragment", get(fragment))
-        .route("/t/{tenant}/r/{panel}", get(report))
+pub fn routes() -> Vec<Route> {
+    let read = Access::Tenant(Need::Read);
+    vec![
+        Route::get("/", Access::SignedIn, home),
+        Route::get("/static/app.css", Access::Public, css),
+        Route::get("/static/app.js", Access::Public, js),
+        Route::get("/static/favicon.svg", Access::Public, favicon),
+        Route::get("/t/{tenant}", read, default_dashboard),
+        Route::get("/t/{tenant}/d/{dashboard}", read, dashboard),
+        Route::get("/t/{tenant}/p/{panel}", read, panel_page),
+        Route::get("/t/{tenant}/p/{panel}/fragment", read, fragment),
+        Route::get("/t/{tenant}/r/{panel}", read, report),
+    ]
 }
 
 /// A page that failed: the status the API would give for the same error, as an HTML page a
@@ -105,10 +109,16 @@ async fn favicon() -> Response {
     ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON_SVG).into_response()
 }
 
-async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> {
+/// The tenant picker: only the tenants the caller may read.
+async fn home(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Html<String>, PageError> {
+    let principal = caller.principal()?;
     let configs = state.panels.configs();
     let tenants: Vec<Value> = crate::config::tenant_names(&configs.dirs().tenants_dir)
         .into_iter()
+        .filter(|name| principal.allows(name, Need::Read))
         .map(|name| {
             let ok = configs.problems(&name).is_none_or(|(p, _)| p.is_empty());
             let title = configs
@@ -120,7 +130,7 @@ async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> 
         .collect();
     let html = state.pages.page(
         "home.html",
-        minijinja::context! { title => "Tenants", tenants => tenants },
+        minijinja::context! { title => "Tenants", tenants => tenants, user => user_json(principal, None) },
     )?;
     Ok(Html(html))
 }
@@ -128,6 +138,7 @@ async fn home(State(state): State<AppState>) -> Result<Html<String>, PageError> 
 /// Header data shared by tenant pages: tenant, dashboards, range presets, config errors.
 fn chrome(
     state: &AppState,
+    caller: &Caller,
     tenant: &str,
     config: Option<&TenantPanels>,
     current_dashboard: Option<&str>,
@@ -183,6 +194,7 @@ fn chrome(
         .map(|(p, _)| p.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
     json!({
+        "user": caller.principal.as_deref().map(|p| user_json(p, Some(tenant))),
         "tenant": { "name": tenant, "title": config.and_then(|c| c.settings.name.clone()).unwrap_or_else(|| tenant.to_string()) },
         "dashboards": dashboards,
         "range": { "presets": presets, "from": from.unwrap_or_else(|| "now-24h".into()), "to": to.unwrap_or_else(|| "now".into()), "hidden": hidden },
@@ -205,15 +217,17 @@ fn merge(base: Value, extra: Vec<(&str, Jinja)>) -> Jinja {
 
 async fn default_dashboard(
     state: State<AppState>,
+    caller: Extension<Caller>,
     Path(tenant): Path<String>,
     query: Query<PanelRequest>,
     raw: RawQuery,
 ) -> Result<Html<String>, PageError> {
-    dashboard(state, Path((tenant, "default".to_string())), query, raw).await
+    dashboard(state, caller, Path((tenant, "default".to_string())), query, raw).await
 }
 
 async fn dashboard(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, name)): Path<(String, String)>,
     Query(request): Query<PanelRequest>,
     RawQuery(raw): RawQuery,
@@ -224,7 +238,7 @@ async fn dashboard(
     let config = state.panels.tenant_config(&tenant).ok();
     let Some(config) = config else {
         // No good configuration yet: the banner says why.
-        let context = chrome(&state, &tenant, None, None, &path, &query);
+        let context = chrome(&state, &caller, &tenant, None, None, &path, &query);
         let html = state.pages.page(
             "dashboard.html",
             merge(
@@ -283,7 +297,7 @@ async fn dashboard(
             )
         })
         .collect();
-    let context = chrome(&state, &tenant, Some(&config), Some(&name), &path, &query);
+    let context = chrome(&state, &caller, &tenant, Some(&config), Some(&name), &path, &query);
     let html = state.pages.page(
         "dashboard.html",
         merge(
@@ -372,25 +386,28 @@ async fn fragment(
 
 async fn report(
     state: State<AppState>,
+    caller: Extension<Caller>,
     path: Path<(String, String)>,
     query: Query<PanelRequest>,
     raw: RawQuery,
 ) -> Result<Response, PageError> {
-    single_panel(state, path, query, raw, true).await
+    single_panel(state, caller, path, query, raw, true).await
 }
 
 async fn panel_page(
     state: State<AppState>,
+    caller: Extension<Caller>,
     path: Path<(String, String)>,
     query: Query<PanelRequest>,
     raw: RawQuery,
 ) -> Result<Response, PageError> {
-    single_panel(state, path, query, raw, false).await
+    single_panel(state, caller, path, query, raw, false).await
 }
 
 /// Drill-down (with navigation, aggregation toggle and the data) or report (the panel alone).
 async fn single_panel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, panel_id)): Path<(String, String)>,
     Query(request): Query<PanelRequest>,
     RawQuery(raw): RawQuery,
@@ -452,7 +469,7 @@ async fn single_panel(
         .config
         .refresh_interval
         .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1));
-    let context = chrome(&state, &tenant, Some(&config), None, &page_path, &query);
+    let context = chrome(&state, &caller, &tenant, Some(&config), None, &page_path, &query);
     let page = state.pages.page(
         "panel_page.html",
         merge(

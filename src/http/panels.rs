@@ -2,26 +2,27 @@
 //! `/panels/{panel}/image` (a custom_image panel's picture) and `/panels/{panel}/export`
 //! (the rows behind it, streamed).
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::Extension;
 use serde::Deserialize;
+use serde_json::json;
 
-use super::query::encoded_body;
+use super::access::{Access, Caller, Route};
+use crate::auth::{AuditEvent, Need};
+use super::query::{audited, encoded_body};
 use super::{ApiError, AppState};
 use crate::panels::PanelRequest;
 use crate::render::ExportFormat;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/panels/{panel}/data", get(data))
-        .route("/api/v1/tenants/{tenant}/panels/{panel}/image", get(image))
-        .route(
-            "/api/v1/tenants/{tenant}/panels/{panel}/export",
-            get(export),
-        )
+pub fn routes() -> Vec<Route> {
+    let read = Access::Tenant(Need::Read);
+    vec![
+        Route::get("/api/v1/tenants/{tenant}/panels/{panel}/data", read, data),
+        Route::get("/api/v1/tenants/{tenant}/panels/{panel}/image", read, image),
+        Route::get("/api/v1/tenants/{tenant}/panels/{panel}/export", read, export),
+    ]
 }
 
 fn now_ns() -> i64 {
@@ -68,6 +69,7 @@ struct ExportParams {
 /// as an attachment named `{tenant}-{panel}-{from}-{to}.{ext}`.
 async fn export(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, panel)): Path<(String, String)>,
     Query(format): Query<ExportParams>,
     Query(request): Query<PanelRequest>,
@@ -77,6 +79,13 @@ async fn export(
         .panels
         .export(&tenant, &panel, &request, now_ns())
         .await?;
+    let event = AuditEvent::ok(
+        "export",
+        json!({"panel": panel, "format": format.extension(), "from": request.from, "to": request.to,
+               "disable_aggregation": request.disable_aggregation}),
+    )
+    .in_tenant(&tenant);
+    let output = audited(output, &state, &caller, event);
     let body = encoded_body(format, output).await?;
     let disposition = format!("attachment; filename=\"{stem}.{}\"", format.extension());
     Ok((

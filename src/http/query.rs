@@ -2,21 +2,23 @@
 //! format. The first batch is computed before the status line goes out, so planning and most
 //! execution errors still get a proper 4xx; a failure later cuts the stream short.
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::Extension;
 use futures::StreamExt;
+use serde_json::json;
 use serde::Deserialize;
 
+use super::access::{Access, Caller, Route};
+use crate::auth::{AuditEvent, Need};
 use super::{ApiError, AppState};
 use crate::query::{BatchStream, QueryError, QueryOutput};
 use crate::render::{Encoder, ExportFormat};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/tenants/{tenant}/query", post(query))
+pub fn routes() -> Vec<Route> {
+    vec![Route::post("/api/v1/tenants/{tenant}/query", Access::Tenant(Need::Read), query)]
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +34,7 @@ struct QueryRequest {
 
 async fn query(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
     Query(params): Query<QueryParams>,
     body: Bytes,
@@ -43,8 +46,51 @@ async fn query(
     let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
     let tenant = state.tenant(&tenant).await?;
     let output = state.engine.execute(&tenant, &request.sql).await?;
+    // Downloads in file formats are exports, and exports are audited with their row count.
+    let output = if matches!(format, ExportFormat::Json | ExportFormat::Ndjson) {
+        output
+    } else {
+        let event = AuditEvent::ok("export", json!({"query": request.sql, "format": format.extension()}))
+            .in_tenant(&tenant.name);
+        audited(output, &state, &caller, event)
+    };
     let body = encoded_body(format, output).await?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// The output with its rows counted; when the stream is dropped (finished, failed or cut off by
+/// the client) the audit log gets `event` with `rows` and `complete` added.
+pub(super) fn audited(output: QueryOutput, state: &AppState, caller: &Caller, event: AuditEvent) -> QueryOutput {
+    struct Tally {
+        rows: u64,
+        complete: bool,
+        report: Option<(AuditEvent, std::sync::Arc<crate::auth::Auth>, crate::auth::Actor)>,
+    }
+    impl Drop for Tally {
+        fn drop(&mut self) {
+            if let Some((mut event, auth, actor)) = self.report.take() {
+                event.details["rows"] = json!(self.rows);
+                event.details["complete"] = json!(self.complete);
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move { auth.audit(&actor, event).await });
+                }
+            }
+        }
+    }
+    let mut tally = Tally { rows: 0, complete: false, report: Some((event, state.auth.clone(), caller.actor())) };
+    let mut inner = output.stream;
+    let stream = futures::stream::poll_fn(move |cx| {
+        // The whole tally lives in the stream (not just its fields), so it drops with the body.
+        let tally = &mut tally;
+        let next = inner.as_mut().poll_next(cx);
+        match &next {
+            std::task::Poll::Ready(Some(Ok(batch))) => tally.rows += batch.num_rows() as u64,
+            std::task::Poll::Ready(None) => tally.complete = true,
+            _ => {}
+        }
+        next
+    });
+    QueryOutput { schema: output.schema, stream: Box::pin(stream) }
 }
 
 /// The result as a streamed body. The first batch is computed (and encoded) before the

@@ -1,16 +1,17 @@
 //! `GET /api/v1/tenants/{tenant}/tables`: each table's columns, row counts and time bounds.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 
+use super::access::{Access, Route};
+use crate::auth::Need;
 use super::{ApiError, AppState};
 use crate::storage::{ColumnKind, TableStats};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/tenants/{tenant}/tables", get(list_tables))
+pub fn routes() -> Vec<Route> {
+    vec![Route::get("/api/v1/tenants/{tenant}/tables", Access::Tenant(Need::Read), list_tables)]
 }
 
 #[derive(Debug, Serialize)]

@@ -5,15 +5,16 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::access::{Access, Route};
+use crate::auth::Need;
 use super::{ApiError, AppState};
 use crate::ingest::{self, Format, Precision};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/tenants/{tenant}/write/{table}", post(write))
+pub fn routes() -> Vec<Route> {
+    vec![Route::post("/api/v1/tenants/{tenant}/write/{table}", Access::Tenant(Need::Ingest), write)]
 }
 
 #[derive(Debug, Deserialize)]

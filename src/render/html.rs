@@ -61,6 +61,12 @@ impl Pages {
             ("dashboard.html", include_str!("templates/dashboard.html")),
             ("panel_page.html", include_str!("templates/panel_page.html")),
             ("fragment.html", include_str!("templates/fragment.html")),
+            ("login.html", include_str!("templates/login.html")),
+            ("mfa.html", include_str!("templates/mfa.html")),
+            ("account.html", include_str!("templates/account.html")),
+            ("admin.html", include_str!("templates/admin.html")),
+            ("tenant_admin.html", include_str!("templates/tenant_admin.html")),
+            ("audit.html", include_str!("templates/audit.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "page template does not compile");

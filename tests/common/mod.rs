@@ -2,9 +2,12 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod pg;
+pub mod session;
 
 use std::path::{Path, PathBuf};
 
+use opsboard::auth::{Actor, Auth, NewKeyRequest, Scope};
 use opsboard::config::ServerConfig;
 use opsboard::server::{ServeOptions, ServerError, serve};
 use serde_json::Value;
@@ -75,6 +78,38 @@ impl TestDirs {
     }
 }
 
+/// A global key with every scope, created straight in the central database `config` points at
+/// (the way `opsboard apikey create --global` does), so tests can call any route.
+pub async fn admin_key(config: &ServerConfig) -> String {
+    let auth = Auth::open(config, opsboard::clock::system())
+        .await
+        .expect("open auth database");
+    let request = NewKeyRequest {
+        name: "tests".into(),
+        tenant: None,
+        scopes: Scope::parse_list("ingest,read,admin").expect("scopes"),
+        expires_at: None,
+    };
+    let (_, key) = auth
+        .create_key(&Actor::new("tests", None), request)
+        .await
+        .expect("create key");
+    key
+}
+
+/// A client that sends `key` on every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// Starts the real `opsboard serve` binary on port 0 over `dirs` with `extra` arguments;
 /// returns the process and its base URL (read from its first line of output).
 pub fn spawn_opsboard(dirs: &TestDirs, extra: &[&str]) -> (std::process::Child, String) {
@@ -117,7 +152,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 pub struct TestServer {
     pub url: String,
+    /// Sends a global admin key on every request.
     pub client: reqwest::Client,
+    pub admin_key: String,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ServerError>>>,
 }
@@ -132,11 +169,12 @@ impl TestServer {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let admin_key = admin_key(&config).await;
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(serve(config, listener, options, async {
             let _ = rx.await;
         }));
-        let client = reqwest::Client::new();
+        let client = client_with_key(&admin_key);
         // The server answers as soon as the store is open.
         for _ in 0..200 {
             if client.get(format!("{url}/healthz")).send().await.is_ok() {
@@ -147,6 +185,7 @@ impl TestServer {
         Self {
             url,
             client,
+            admin_key,
             shutdown: Some(tx),
             handle: Some(handle),
         }

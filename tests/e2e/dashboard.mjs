@@ -1,5 +1,5 @@
 // End-to-end walk through opsboard's pages in Debian's Chromium (playwright-core):
-// dashboard → change the range → drill down → toggle aggregation → export CSV → report.
+// login → dashboard → change the range → drill down → toggle aggregation → export CSV → report.
 // Usage: node dashboard.mjs BASE_URL SCREENSHOT_DIR. Exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync, rmSync } from "node:fs";
@@ -33,8 +33,16 @@ try {
   page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
 
-  // 1. The demo dashboard: every panel rendered, none failed.
+  // 0. Signed out, the dashboard sends us to the login page; signing in brings us back.
   await page.goto(`${base}/t/demo`);
+  check(new URL(page.url()).pathname === "/login", `signed out, /t/demo redirects to the login page (${page.url()})`);
+  await shot(page, "login");
+  await page.fill("input[name=email]", process.env.OPSBOARD_E2E_EMAIL);
+  await page.fill("input[name=password]", process.env.OPSBOARD_E2E_PASSWORD);
+  await Promise.all([page.waitForURL(`${base}/t/demo`), page.click("button[type=submit]")]);
+  check(true, "signed in and back on /t/demo");
+
+  // 1. The demo dashboard: every panel rendered, none failed.
   const panels = page.locator("section.panel");
   const count = await panels.count();
   check(count === 5, `default dashboard has 5 panels (found ${count})`);
@@ -105,13 +113,20 @@ try {
   await shot(report, "report");
 
   // 7. On a phone the panels stack in order, each the full width.
-  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  const phone = await context.newPage();
+  await phone.setViewportSize({ width: 390, height: 844 });
   await phone.goto(`${base}/t/demo`);
   const boxes = await phone.locator("section.panel").evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON()));
   check(boxes.every((b) => Math.abs(b.x - boxes[0].x) < 2 && b.width > 300), "panels stack full-width on a phone");
   check(boxes.every((b, i) => i === 0 || b.y > boxes[i - 1].y), "in their dashboard order");
   await shot(phone, "phone");
   await phone.close();
+
+  // 8. Sign out: the session ends and the dashboard asks for a login again.
+  await page.goto(`${base}/t/demo`);
+  await Promise.all([page.waitForURL(`${base}/login`), page.getByRole("button", { name: "Sign out" }).click()]);
+  await page.goto(`${base}/t/demo`);
+  check(new URL(page.url()).pathname === "/login", "signed out: back to the login page");
 
   check(consoleErrors.length === 0, `no script errors (${consoleErrors.join("; ")})`);
 } finally {

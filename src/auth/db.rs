@@ -1,0 +1,145 @@
+//! The central database: one sqlx `Any` pool over SQLite (default, a file in the data dir) or
+//! PostgreSQL, and the migrations in `migrations/<backend>/`, applied in order at start.
+//!
+//! Queries are written once for both backends: `$n` placeholders in order, 0/1 integers for
+//! flags, epoch milliseconds for times, `ON CONFLICT` upserts and `RETURNING`.
+
+use std::path::Path;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use super::AuthError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "auth",
+    sqlite: include_str!("../../migrations/sqlite/0001_auth.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_auth.sql"),
+}];
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// `database_url` as configured, or the SQLite file in the data dir.
+pub fn resolve_url(database_url: Option<&str>, data_dir: &Path) -> String {
+    match database_url {
+        Some(url) if !url.trim().is_empty() => url.trim().to_string(),
+        _ => format!("sqlite://{}?mode=rwc", data_dir.join("opsboard.db").display()),
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Db {
+    pub async fn connect(url: &str) -> Result<Self, AuthError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(AuthError::Invalid(format!(
+                "database_url must start with sqlite:// or postgres:// (got {})",
+                redacted(url)
+            )));
+        };
+        if backend == Backend::Sqlite
+            && let Some(path) = url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
+            && let Some(dir) = Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                AuthError::Internal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| AuthError::Invalid(format!("database_url {}: {e}", redacted(url))))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets the CLI and the server use the file at once; writers wait
+                        // for each other instead of failing.
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; \
+                             PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                AuthError::Internal(format!("cannot open database {}: {e}", redacted(url)))
+            })?;
+        let db = Self { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), AuthError> {
+        self.pool
+            .execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations \
+                 (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .await?;
+        for m in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
+                AuthError::Internal(format!("migration {:04}_{}: {e}", m.version, m.name))
+            })?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(chrono::Utc::now().timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "database migration applied");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! Brakes: progressive lockout after failed logins (per account and per client IP, in the
+//! database so every server process sees them) and a token bucket per API key (in memory).
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use sqlx::Row;
+
+use super::{Auth, AuthError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Account,
+    Ip,
+}
+
+impl Subject {
+    fn as_str(self) -> &'static str {
+        match self {
+            Subject::Account => "account",
+            Subject::Ip => "ip",
+        }
+    }
+}
+
+struct Attempts {
+    failures: i64,
+    window_start: i64,
+    lockouts: i64,
+    locked_until: i64,
+}
+
+impl Auth {
+    async fn attempts(&self, kind: Subject, subject: &str) -> Result<Option<Attempts>, AuthError> {
+        let row = sqlx::query(
+            "SELECT failures, window_start, lockouts, locked_until FROM login_attempts \
+             WHERE kind = $1 AND subject = $2",
+        )
+        .bind(kind.as_str())
+        .bind(subject)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(Attempts {
+                failures: r.try_get("failures")?,
+                window_start: r.try_get("window_start")?,
+                lockouts: r.try_get("lockouts")?,
+                locked_until: r.try_get("locked_until")?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Milliseconds until `subject` may try again, if it is locked out now.
+    pub(super) async fn locked_for(&self, kind: Subject, subject: &str) -> Result<Option<i64>, AuthError> {
+        let now = self.now_ms();
+        Ok(self
+            .attempts(kind, subject)
+            .await?
+            .filter(|a| a.locked_until > now)
+            .map(|a| a.locked_until - now))
+    }
+
+    /// Counts one failure; at the limit the subject is locked out for `lockout × 2^n` (n =
+    /// earlier lockouts), capped at `max_lockout`.
+    pub(super) async fn record_failure(&self, kind: Subject, subject: &str) -> Result<(), AuthError> {
+        let now = self.now_ms();
+        let limit = match kind {
+            Subject::Account => self.config.max_failures_per_account,
+            Subject::Ip => self.config.max_failures_per_ip,
+        } as i64;
+        let window = self.config.failure_window.0.as_millis() as i64;
+        let mut a = self.attempts(kind, subject).await?.unwrap_or(Attempts {
+            failures: 0,
+            window_start: now,
+            lockouts: 0,
+            locked_until: 0,
+        });
+        if now - a.window_start > window {
+            a.failures = 0;
+            a.window_start = now;
+        }
+        a.failures += 1;
+        if a.failures >= limit {
+            let base = self.config.lockout.0.as_millis() as i64;
+            let cap = self.config.max_lockout.0.as_millis() as i64;
+            let factor = 1i64.checked_shl(a.lockouts.clamp(0, 30) as u32).unwrap_or(i64::MAX);
+            a.locked_until = now + base.saturating_mul(factor).min(cap);
+            a.lockouts += 1;
+            a.failures = 0;
+            a.window_start = now;
+            tracing::warn!(kind = kind.as_str(), "login locked out after repeated failures");
+        }
+        sqlx::query(
+            "INSERT INTO login_attempts (kind, subject, failures, window_start, lockouts, locked_until) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, subject) DO UPDATE SET \
+             failures = excluded.failures, window_start = excluded.window_start, \
+             lockouts = excluded.lockouts, locked_until = excluded.locked_until",
+        )
+        .bind(kind.as_str())
+        .bind(subject)
+        .bind(a.failures)
+        .bind(a.window_start)
+        .bind(a.lockouts)
+        .bind(a.locked_until)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A successful login forgets the account's failures and lockout history.
+    pub(super) async fn clear_failures(&self, kind: Subject, subject: &str) -> Result<(), AuthError> {
+        sqlx::query("DELETE FROM login_attempts WHERE kind = $1 AND subject = $2")
+            .bind(kind.as_str())
+            .bind(subject)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes one request from the key's bucket, or says how long to wait.
+    pub fn take_key_token(&self, key_id: &str) -> Result<(), RateLimited> {
+        self.limiter.take(key_id, self.now_ms())
+    }
+}
+
+/// A request over the key's rate; retry after this many seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimited {
+    pub retry_after_secs: u64,
+}
+
+pub(super) struct KeyLimiter {
+    per_ms: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, i64)>>,
+}
+
+impl KeyLimiter {
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Self {
+            per_ms: per_second / 1000.0,
+            burst: burst as f64,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn take(&self, key: &str, now_ms: i64) -> Result<(), RateLimited> {
+        let mut buckets = self.buckets.lock();
+        let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.burst, now_ms));
+        *tokens = (*tokens + (now_ms - *at).max(0) as f64 * self.per_ms).min(self.burst);
+        *at = now_ms;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait_ms = (1.0 - *tokens) / self.per_ms;
+            Err(RateLimited {
+                retry_after_secs: (wait_ms / 1000.0).ceil().max(1.0) as u64,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_refills_at_rate() {
+        let l = KeyLimiter::new(2.0, 3);
+        for _ in 0..3 {
+            assert!(l.take("k", 0).is_ok());
+        }
+        let e = l.take("k", 0).unwrap_err();
+        assert_eq!(e.retry_after_secs, 1);
+        assert!(l.take("other", 0).is_ok(), "buckets are per key");
+        assert!(l.take("k", 500).is_ok(), "half a second refills one token at 2/s");
+        assert!(l.take("k", 500).is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! Secrets: random tokens, their stored hashes, the API key format with its checksum, argon2id
+//! passwords, TOTP (RFC 6238) and the small authenticated cipher that keeps TOTP secrets unreadable
+//! in the database.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use super::AuthError;
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub const MIN_PASSWORD_LEN: usize = 10;
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The OS generator failing is not something a request can recover from.
+    getrandom::fill(&mut buf).expect("operating system random generator");
+    buf
+}
+
+/// 256 random bits as 64 hex characters: session tokens, CSRF tokens.
+pub fn random_token() -> String {
+    hex(&random_bytes::<32>())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// How high-entropy secrets (tokens, keys, recovery codes) are stored: SHA-256, so a stolen
+/// database does not hand out working credentials. They are random, so no salt or stretching.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Equal-time comparison, so an attacker cannot learn a prefix from response times.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys: `opsb_<12 hex id>_<48 hex secret><8 hex crc32>`.
+
+pub const KEY_PREFIX: &str = "opsb_";
+
+pub struct NewKey {
+    pub id: String,
+    pub key: String,
+}
+
+pub fn new_api_key() -> NewKey {
+    let id = hex(&random_bytes::<6>());
+    let body = format!("{KEY_PREFIX}{id}_{}", hex(&random_bytes::<24>()));
+    let key = format!("{body}{:08x}", crc32fast::hash(body.as_bytes()));
+    NewKey { id, key }
+}
+
+/// The key's id if it is well formed and its checksum matches; a typo is caught here, before
+/// any database lookup.
+pub fn parse_api_key(key: &str) -> Result<&str, AuthError> {
+    let malformed = || AuthError::BadKey("malformed API key (expected opsb_<id>_<secret>)".into());
+    let rest = key.strip_prefix(KEY_PREFIX).ok_or_else(malformed)?;
+    let (id, secret) = rest.split_once('_').ok_or_else(malformed)?;
+    let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if id.len() != 12 || secret.len() != 56 || !is_hex(id) || !is_hex(secret) {
+        return Err(malformed());
+    }
+    let (body, sum) = key.split_at(key.len() - 8);
+    if format!("{:08x}", crc32fast::hash(body.as_bytes())) != sum {
+        return Err(AuthError::BadKey(
+            "API key checksum does not match (mistyped or truncated key)".into(),
+        ));
+    }
+    Ok(id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords.
+
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    check_password_policy(password)?;
+    let salt = SaltString::encode_b64(&random_bytes::<16>())
+        .map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Internal(format!("password hash: {e}")))
+}
+
+pub fn check_password_policy(password: &str) -> Result<(), AuthError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(AuthError::Invalid(format!(
+            "password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash no password matches; verified against when the account does not exist, so a wrong
+/// email costs the same time as a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::encode_b64(b"opsboard-dummy-salt").expect("static salt");
+        Argon2::default()
+            .hash_password(&random_bytes::<32>(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// A readable random password for generated accounts (demo users, resets): 16 characters.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    random_bytes::<16>()
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOTP (RFC 6238: HMAC-SHA1, 30 s steps, 6 digits).
+
+pub const TOTP_STEP_MS: i64 = 30_000;
+
+pub fn new_totp_secret() -> String {
+    data_encoding::BASE32_NOPAD.encode(&random_bytes::<20>())
+}
+
+pub fn totp_code(secret_b32: &str, step: i64) -> Option<String> {
+    let key = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .ok()?;
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&key).ok()?;
+    mac.update(&(step as u64).to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let bin = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    Some(format!("{:06}", bin % 1_000_000))
+}
+
+/// A code is accepted for the current step and one step either side (clock drift).
+pub fn totp_verify(secret_b32: &str, code: &str, now_ms: i64) -> bool {
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let step = now_ms.div_euclid(TOTP_STEP_MS);
+    (-1..=1).any(|d| totp_code(secret_b32, step + d).is_some_and(|c| same(&c, &code)))
+}
+
+pub fn otpauth_uri(secret_b32: &str, email: &str) -> String {
+    let label: String = url::form_urlencoded::byte_serialize(format!("opsboard:{email}").as_bytes()).collect();
+    format!("otpauth://totp/{label}?secret={secret_b32}&issuer=opsboard&algorithm=SHA1&digits=6&period=30")
+}
+
+/// Ten one-time recovery codes, `xxxxx-xxxxx`.
+pub fn new_recovery_codes() -> Vec<String> {
+    (0..10)
+        .map(|_| {
+            let raw = data_encoding::BASE32_NOPAD.encode(&random_bytes::<7>()).to_lowercase();
+            format!("{}-{}", &raw[..5], &raw[5..10])
+        })
+        .collect()
+}
+
+pub fn recovery_code_hash(code: &str) -> String {
+    let normal: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    token_hash(&normal)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealing TOTP secrets: HMAC-SHA256 in counter mode for the keystream, then HMAC-SHA256 over the
+// nonce and ciphertext (encrypt-then-MAC). Stored as hex(nonce ‖ ciphertext ‖ tag).
+
+#[derive(Clone)]
+pub struct SealKey([u8; 32]);
+
+impl SealKey {
+    pub fn from_hex(text: &str) -> Result<Self, AuthError> {
+        let bytes = unhex(text.trim())
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| AuthError::Invalid("auth.secret_key must be 64 hex characters".into()))?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes);
+        Ok(Self(key))
+    }
+
+    pub fn generate() -> (Self, String) {
+        let key = random_bytes::<32>();
+        (Self(key), hex(&key))
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0).expect("any key length");
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    fn keystream_xor(&self, nonce: &[u8], data: &mut [u8]) {
+        for (i, chunk) in data.chunks_mut(32).enumerate() {
+            let block = self.mac(&[b"enc", nonce, &(i as u32).to_be_bytes()]);
+            chunk.iter_mut().zip(block).for_each(|(d, k)| *d ^= k);
+        }
+    }
+
+    pub fn seal(&self, plain: &str) -> String {
+        let nonce = random_bytes::<16>();
+        let mut data = plain.as_bytes().to_vec();
+        self.keystream_xor(&nonce, &mut data);
+        let tag = self.mac(&[b"mac", &nonce, &data]);
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&data);
+        out.extend_from_slice(&tag[..16]);
+        hex(&out)
+    }
+
+    pub fn open(&self, sealed: &str) -> Result<String, AuthError> {
+        let broken = || AuthError::Internal("stored MFA secret cannot be decrypted (wrong auth.secret_key?)".into());
+        let bytes = unhex(sealed).filter(|b| b.len() >= 32).ok_or_else(broken)?;
+        let (nonce, rest) = bytes.split_at(16);
+        let (data, tag) = rest.split_at(rest.len() - 16);
+        let expected = self.mac(&[b"mac", nonce, data]);
+        if hex(&expected[..16]) != hex(tag) {
+            return Err(broken());
+        }
+        let mut plain = data.to_vec();
+        self.keystream_xor(nonce, &mut plain);
+        String::from_utf8(plain).map_err(|_| broken())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totp_matches_rfc_6238_vectors() {
+        // RFC 6238 appendix B, SHA-1 seed "12345678901234567890", last 6 digits.
+        let secret = data_encoding::BASE32_NOPAD.encode(b"12345678901234567890");
+        for (t, code) in [(59i64, "287082"), (1111111109, "081804"), (1234567890, "005924"), (2000000000, "279037")] {
+            assert_eq!(totp_code(&secret, t / 30).as_deref(), Some(code), "t={t}");
+        }
+        assert!(totp_verify(&secret, "287 082", 59_000));
+        assert!(totp_verify(&secret, "287082", 89_000), "one step of drift is accepted");
+        assert!(!totp_verify(&secret, "287082", 200_000));
+    }
+
+    #[test]
+    fn api_keys_carry_a_checksum() {
+        let k = new_api_key();
+        assert_eq!(parse_api_key(&k.key).unwrap(), k.id);
+        assert!(k.key.len() == KEY_PREFIX.len() + 12 + 1 + 56);
+        // One changed character anywhere in the secret is caught without a lookup.
+        let mut typo = k.key.clone().into_bytes();
+        let i = typo.len() - 20;
+        typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert!(matches!(parse_api_key(&typo), Err(AuthError::BadKey(m)) if m.contains("checksum")));
+        assert!(parse_api_key("opsb_nothex_123").is_err());
+        assert!(parse_api_key("Bearer something").is_err());
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterY", &h));
+        assert!(!verify_password("anything at all", dummy_hash()));
+        assert!(matches!(hash_password("short"), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn sealed_secrets_round_trip_and_detect_tampering() {
+        let (key, text) = SealKey::generate();
+        let sealed = key.seal("JBSWY3DPEHPK3PXP");
+        assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
+        assert_eq!(key.open(&sealed).unwrap(), "JBSWY3DPEHPK3PXP");
+        assert_eq!(SealKey::from_hex(&text).unwrap().open(&sealed).unwrap(), "JBSWY3DPEHPK3PXP");
+        let mut bad = sealed.into_bytes();
+        bad[40] = if bad[40] == b'0' { b'1' } else { b'0' };
+        assert!(key.open(&String::from_utf8(bad).unwrap()).is_err());
+        assert!(SealKey::generate().0.open(&key.seal("x")).is_err());
+    }
+
+    #[test]
+    fn recovery_codes_hash_the_same_however_typed() {
+        let codes = new_recovery_codes();
+        assert_eq!(codes.len(), 10);
+        let c = &codes[0];
+        assert_eq!(recovery_code_hash(c), recovery_code_hash(&c.to_uppercase().replace('-', " ")));
+    }
+}

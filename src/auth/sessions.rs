@@ -1,0 +1,319 @@
+//! Browser sessions: login with lockouts, the session behind a cookie (idle and absolute
+//! expiry), TOTP enrolment and verification with recovery codes, logout.
+//!
+//! Tokens are 256 random bits; only their SHA-256 is stored. Every login and every completed
+//! MFA step issues a new token, so a token seen before login is worth nothing after it.
+
+use serde_json::json;
+use sqlx::Row;
+
+use super::audit::{Actor, AuditEvent};
+use super::limits::Subject;
+use super::users::normalize_email;
+use super::{Auth, AuthError, Principal, PrincipalKind, secret};
+
+/// The session a cookie stands for: its stored hash, its CSRF token and whether the second
+/// factor is still outstanding.
+#[derive(Debug, Clone, Default)]
+pub struct SessionCookie {
+    pub token_hash: String,
+    pub csrf: String,
+    pub mfa_pending: bool,
+}
+
+/// Where a successful password check leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    SignedIn,
+    /// The account has TOTP: ask for a code (or a recovery code).
+    NeedsCode,
+    /// Admins must use TOTP and this one has none yet: enrol first.
+    NeedsEnrollment,
+}
+
+pub struct MfaEnrollment {
+    pub secret: String,
+    pub uri: String,
+    /// The otpauth URI as an SVG QR code.
+    pub qr_svg: String,
+}
+
+/// Sessions are touched at most this often, so reading a page is not a database write.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+impl Auth {
+    /// Checks a password and opens a session; returns the new token and what is still needed.
+    pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<(String, LoginOutcome), AuthError> {
+        let actor = Actor::new(format!("user:{}", email.trim().to_lowercase()), Some(ip.to_string()));
+        let email = match normalize_email(email) {
+            Ok(e) => e,
+            Err(_) => return Err(AuthError::BadCredentials),
+        };
+        for (kind, subject) in [(Subject::Ip, ip), (Subject::Account, email.as_str())] {
+            if let Some(ms) = self.locked_for(kind, subject).await? {
+                self.audit(&actor, AuditEvent::denied("login", json!({"reason": "locked out"}))).await;
+                return Err(AuthError::LockedOut {
+                    retry_after_secs: (ms as u64).div_ceil(1000),
+                });
+            }
+        }
+        let row = sqlx::query("SELECT id, password_hash, disabled, is_admin, mfa_enabled FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        let stored = match &row {
+            Some(r) => r.try_get::<String, _>("password_hash")?,
+            None => secret::dummy_hash().to_string(),
+        };
+        let matches = secret::verify_password(password, &stored);
+        let (user_id, disabled, is_admin, mfa_enabled) = match &row {
+            Some(r) => (
+                r.try_get::<i64, _>("id")?,
+                r.try_get::<i64, _>("disabled")? != 0,
+                r.try_get::<i64, _>("is_admin")? != 0,
+                r.try_get::<i64, _>("mfa_enabled")? != 0,
+            ),
+            None => (0, false, false, false),
+        };
+        if !matches || row.is_none() || disabled {
+            self.record_failure(Subject::Ip, ip).await?;
+            self.record_failure(Subject::Account, &email).await?;
+            let reason = if disabled && matches { "account disabled" } else { "wrong email or password" };
+            self.audit(&actor, AuditEvent::failed("login", json!({"reason": reason}))).await;
+            return Err(AuthError::BadCredentials);
+        }
+        self.clear_failures(Subject::Account, &email).await?;
+        let outcome = if mfa_enabled {
+            LoginOutcome::NeedsCode
+        } else if is_admin && self.config.require_mfa_for_admins {
+            LoginOutcome::NeedsEnrollment
+        } else {
+            LoginOutcome::SignedIn
+        };
+        let token = self.open_session(user_id, outcome != LoginOutcome::SignedIn, ip).await?;
+        let step = match outcome {
+            LoginOutcome::SignedIn => "complete",
+            LoginOutcome::NeedsCode => "mfa code needed",
+            LoginOutcome::NeedsEnrollment => "mfa enrolment needed",
+        };
+        self.audit(&actor, AuditEvent::ok("login", json!({"step": step}))).await;
+        Ok((token, outcome))
+    }
+
+    async fn open_session(&self, user_id: i64, mfa_pending: bool, ip: &str) -> Result<String, AuthError> {
+        let token = secret::random_token();
+        let now = self.now_ms();
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, mfa_pending, created_at, last_seen, ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(secret::token_hash(&token))
+        .bind(user_id)
+        .bind(secret::random_token())
+        .bind(mfa_pending as i64)
+        .bind(now)
+        .bind(now)
+        .bind(ip)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// The caller behind a session token, if the session is alive.
+    pub async fn session(&self, token: &str) -> Result<Option<Principal>, AuthError> {
+        let hash = secret::token_hash(token);
+        let row = sqlx::query(
+            "SELECT s.user_id, s.csrf_token, s.mfa_pending, s.created_at, s.last_seen, \
+             u.email, u.is_admin, u.disabled FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let now = self.now_ms();
+        let created: i64 = r.try_get("created_at")?;
+        let last_seen: i64 = r.try_get("last_seen")?;
+        let idle = self.config.session_idle_timeout.0.as_millis() as i64;
+        let absolute = self.config.session_absolute_timeout.0.as_millis() as i64;
+        if r.try_get::<i64, _>("disabled")? != 0 || now - last_seen > idle || now - created > absolute {
+            self.end_session(&hash).await?;
+            return Ok(None);
+        }
+        if now - last_seen > TOUCH_EVERY_MS {
+            sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")
+                .bind(now)
+                .bind(&hash)
+                .execute(&self.db.pool)
+                .await?;
+        }
+        let id: i64 = r.try_get("user_id")?;
+        Ok(Some(Principal {
+            kind: PrincipalKind::User {
+                id,
+                email: r.try_get("email")?,
+                is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+                roles: self.roles(id).await?,
+                session: super::SessionCookie {
+                    token_hash: hash,
+                    csrf: r.try_get("csrf_token")?,
+                    mfa_pending: r.try_get::<i64, _>("mfa_pending")? != 0,
+                },
+            },
+        }))
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<(), AuthError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn logout(&self, actor: &Actor, session: &super::SessionCookie) -> Result<(), AuthError> {
+        self.end_session(&session.token_hash).await?;
+        self.audit(actor, AuditEvent::ok("logout", json!({}))).await;
+        Ok(())
+    }
+
+    pub(super) async fn end_sessions(&self, user_id: i64) -> Result<(), AuthError> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a session whose second factor was just satisfied with a fresh, complete one.
+    async fn upgrade_session(&self, user_id: i64, old: &super::SessionCookie, ip: &str) -> Result<String, AuthError> {
+        self.end_session(&old.token_hash).await?;
+        self.open_session(user_id, false, ip).await
+    }
+
+    /// Second step of a login: a TOTP code or an unused recovery code.
+    pub async fn verify_mfa(&self, actor: &Actor, principal: &Principal, code: &str) -> Result<String, AuthError> {
+        let (Some(user_id), Some(session)) = (principal.user_id(), principal.session()) else {
+            return Err(AuthError::Unauthenticated);
+        };
+        let user = self.user(user_id).await?;
+        let ip = actor.ip.clone().unwrap_or_default();
+        if let Some(ms) = self.locked_for(Subject::Account, &user.email).await? {
+            return Err(AuthError::LockedOut { retry_after_secs: (ms as u64).div_ceil(1000) });
+        }
+        let sealed: Option<String> = sqlx::query_scalar("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 1")
+            .bind(user_id)
+            .fetch_one(&self.db.pool)
+            .await?;
+        let Some(sealed) = sealed else {
+            return Err(AuthError::Invalid("this account has no authenticator enrolled".into()));
+        };
+        let totp_ok = secret::totp_verify(&self.seal.open(&sealed)?, code, self.now_ms());
+        let used = if totp_ok {
+            "totp"
+        } else {
+            let hit = sqlx::query(
+                "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+            )
+            .bind(self.now_ms())
+            .bind(user_id)
+            .bind(secret::recovery_code_hash(code))
+            .execute(&self.db.pool)
+            .await?;
+            if hit.rows_affected() == 0 {
+                self.record_failure(Subject::Account, &user.email).await?;
+                self.audit(actor, AuditEvent::failed("mfa.verify", json!({}))).await;
+                return Err(AuthError::BadMfaCode);
+            }
+            "recovery code"
+        };
+        self.audit(actor, AuditEvent::ok("mfa.verify", json!({"method": used}))).await;
+        self.upgrade_session(user_id, session, &ip).await
+    }
+
+    /// Starts TOTP enrolment: a new secret, kept sealed until a code confirms it.
+    pub async fn start_mfa_enrollment(&self, user_id: i64) -> Result<MfaEnrollment, AuthError> {
+        let user = self.user(user_id).await?;
+        if user.mfa_enabled {
+            return Err(AuthError::Conflict("an authenticator is already enrolled".into()));
+        }
+        let secret = secret::new_totp_secret();
+        sqlx::query("UPDATE users SET mfa_secret = $1 WHERE id = $2 AND mfa_enabled = 0")
+            .bind(self.seal.seal(&secret))
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        let uri = secret::otpauth_uri(&secret, &user.email);
+        let qr_svg = qrcode::QrCode::new(uri.as_bytes())
+            .map_err(|e| AuthError::Internal(format!("QR code: {e}")))?
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .build();
+        Ok(MfaEnrollment { secret, uri, qr_svg })
+    }
+
+    /// Confirms enrolment with a first code; returns the recovery codes (shown once) and, for a
+    /// session that was waiting on enrolment, its replacement token.
+    pub async fn confirm_mfa_enrollment(
+        &self,
+        actor: &Actor,
+        principal: &Principal,
+        code: &str,
+    ) -> Result<(Vec<String>, Option<String>), AuthError> {
+        let (Some(user_id), Some(session)) = (principal.user_id(), principal.session()) else {
+            return Err(AuthError::Unauthenticated);
+        };
+        let sealed: Option<String> = sqlx::query_scalar("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 0")
+            .bind(user_id)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .flatten();
+        let Some(sealed) = sealed else {
+            return Err(AuthError::Invalid("start enrolment first".into()));
+        };
+        if !secret::totp_verify(&self.seal.open(&sealed)?, code, self.now_ms()) {
+            self.audit(actor, AuditEvent::failed("mfa.enable", json!({}))).await;
+            return Err(AuthError::BadMfaCode);
+        }
+        let codes = secret::new_recovery_codes();
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("UPDATE users SET mfa_enabled = 1 WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        for c in &codes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(secret::recovery_code_hash(c))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.audit(actor, AuditEvent::ok("mfa.enable", json!({}))).await;
+        let ip = actor.ip.clone().unwrap_or_default();
+        let token = match session.mfa_pending {
+            true => Some(self.upgrade_session(user_id, session, &ip).await?),
+            false => None,
+        };
+        Ok((codes, token))
+    }
+
+    /// Removes a user's authenticator (their own choice, or an admin's after a lost phone).
+    pub async fn reset_mfa(&self, actor: &Actor, user_id: i64) -> Result<(), AuthError> {
+        let user = self.user(user_id).await?;
+        sqlx::query("UPDATE users SET mfa_enabled = 0, mfa_secret = NULL WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        self.audit(actor, AuditEvent::ok("mfa.disable", json!({"email": user.email}))).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! Every route is declared with the access it needs, and the router is built from those
+//! declarations, so no route exists without a check. The guard runs on each matched route:
+//! who is calling (bearer key or session cookie), CSRF for cookie-authenticated changes, the
+//! per-key rate limit, then the route's [`Access`] against the `{tenant}` in the path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::MethodRouter;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::auth::{Actor, AuditEvent, AuthError, Need, Principal};
+
+/// What a route needs from its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Access {
+    /// Nothing: health, login, static files.
+    Public,
+    /// A session even if its second factor is still outstanding: the MFA steps and logout.
+    PartlySignedIn,
+    /// Any signed-in caller: the tenant picker, one's own account.
+    SignedIn,
+    /// The path's `{tenant}`, with this need.
+    Tenant(Need),
+    /// Global admins (or global keys with the admin scope).
+    GlobalAdmin,
+}
+
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    pub fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Self {
+        Self { method: Method::GET, path, access, handler: axum::routing::get(h) }
+    }
+
+    pub fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Self {
+        Self { method: Method::POST, path, access, handler: axum::routing::post(h) }
+    }
+
+    /// The handler behind the guard for this route's access.
+    pub(super) fn guarded(self, state: &AppState) -> (&'static str, MethodRouter<AppState>) {
+        let guard = Guard { access: self.access, api: self.path.starts_with("/api/") };
+        let layer = axum::middleware::from_fn_with_state((state.clone(), guard), guard_request);
+        (self.path, self.handler.route_layer(layer))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Guard {
+    access: Access,
+    api: bool,
+}
+
+/// The caller of a request that passed its guard, for handlers that need to know.
+#[derive(Clone)]
+pub struct Caller {
+    pub principal: Option<Arc<Principal>>,
+    pub ip: String,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        let name = self.principal.as_ref().map(|p| p.actor()).unwrap_or_else(|| "anonymous".into());
+        Actor::new(name, Some(self.ip.clone()))
+    }
+
+    /// The principal of a route whose access requires one.
+    pub fn principal(&self) -> Result<&Principal, ApiError> {
+        self.principal.as_deref().ok_or(ApiError::Auth(AuthError::Unauthenticated))
+    }
+}
+
+/// Largest form body read for its CSRF field.
+const FORM_LIMIT: usize = 64 * 1024;
+
+pub fn client_ip(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+async fn guard_request(
+    State((state, guard)): State<(AppState, Guard)>,
+    params: Option<Path<std::collections::HashMap<String, String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check(&state, guard, params, request).await {
+        Ok(request) => next.run(request).await,
+        Err(response) => response,
+    }
+}
+
+async fn check(
+    state: &AppState,
+    guard: Guard,
+    params: Option<Path<std::collections::HashMap<String, String>>>,
+    mut request: Request,
+) -> Result<Request, Response> {
+    let ip = client_ip(&request);
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let target = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let refuse = |e: AuthError| refusal(guard.api, e, &target);
+    let principal = identify(state, request.headers()).await.map_err(refuse)?.map(Arc::new);
+    let caller = Caller { principal: principal.clone(), ip };
+    let denied = |what: String, tenant: Option<&str>| {
+        let mut event = AuditEvent::denied(
+            "access",
+            json!({"method": method.as_str(), "path": path, "reason": what}),
+        );
+        event.tenant = tenant.map(String::from);
+        (event, AuthError::Forbidden(what))
+    };
+    let mut refused: Option<(AuditEvent, AuthError)> = None;
+    if guard.access != Access::Public {
+        let Some(p) = &principal else { return Err(refuse(AuthError::Unauthenticated)) };
+        let pending = p.session().is_some_and(|s| s.mfa_pending);
+        if pending && guard.access != Access::PartlySignedIn {
+            return Err(if guard.api {
+                refuse(AuthError::Unauthenticated)
+            } else {
+                Redirect::to("/login/mfa").into_response()
+            });
+        }
+        if let crate::auth::PrincipalKind::Key { id, .. } = &p.kind
+            && let Err(limited) = state.auth.take_key_token(id)
+        {
+            return Err(refuse(AuthError::RateLimited { retry_after_secs: limited.retry_after_secs }));
+        }
+        match guard.access {
+            Access::Tenant(need) => {
+                let tenant = params.as_ref().and_then(|Path(p)| p.get("tenant")).map(String::as_str).unwrap_or("");
+                if !p.allows(tenant, need) {
+                    refused = Some(denied(format!("no {} access to tenant {tenant}", need_name(need)), Some(tenant)));
+                }
+            }
+            Access::GlobalAdmin if !p.is_global_admin() => {
+                refused = Some(denied("only global admins may do this".into(), None));
+            }
+            _ => {}
+        }
+        if refused.is_none()
+            && let Some(session) = p.session()
+            && !matches!(method, Method::GET | Method::HEAD)
+        {
+            let (ok, rebuilt) = csrf_matches(request, &session.csrf).await;
+            request = rebuilt;
+            if !ok {
+                refused = Some(denied("CSRF token missing or wrong; reload the page and try again".into(), None));
+            }
+        }
+    }
+    if let Some((event, error)) = refused {
+        state.auth.audit(&caller.actor(), event).await;
+        return Err(refuse(error));
+    }
+    request.extensions_mut().insert(caller);
+    Ok(request)
+}
+
+fn need_name(need: Need) -> &'static str {
+    match need {
+        Need::Read => "read",
+        Need::Ingest => "ingest",
+        Need::Act => "editor",
+        Need::Manage => "admin",
+    }
+}
+
+/// Who is calling: a bearer key (which must be valid if given) or a live session cookie.
+async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AuthError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| AuthError::BadKey("expected `Authorization: Bearer <API key>`".into()))?;
+        return state.auth.authenticate_key(key.trim()).await.map(Some);
+    }
+    match cookie(headers, state.auth.cookie_name()) {
+        Some(token) => state.auth.session(token).await,
+        None => Ok(None),
+    }
+}
+
+/// A cookie-authenticated change must carry the session's CSRF token, in the `X-CSRF-Token`
+/// header (scripts) or the `_csrf` field of a urlencoded form. Returns the request rebuilt
+/// around the body it had to read.
+async fn csrf_matches(request: Request, expected: &str) -> (bool, Request) {
+    if let Some(v) = request.headers().get("x-csrf-token") {
+        let ok = v.to_str().is_ok_and(|v| crate::auth::same_secret(v, expected));
+        return (ok, request);
+    }
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return (false, request);
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        return (false, Request::from_parts(parts, Body::empty()));
+    };
+    let ok = url::form_urlencoded::parse(&bytes)
+        .any(|(k, v)| k == "_csrf" && crate::auth::same_secret(&v, expected));
+    (ok, Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// 401/403/429 for the API (JSON), a redirect to the login page or an HTML error for pages.
+fn refusal(api: bool, error: AuthError, target: &str) -> Response {
+    let unauthenticated = matches!(error, AuthError::Unauthenticated);
+    if !api && unauthenticated {
+        let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        return Redirect::to(&format!("/login?next={next}")).into_response();
+    }
+    let error = ApiError::Auth(error);
+    if api {
+        error.into_response()
+    } else {
+        let status = error.status();
+        let mut response = super::pages::PageError::from(error).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            *response.status_mut() = status;
+        }
+        response
+    }
+}
