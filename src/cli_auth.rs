@@ -85,7 +85,10 @@ pub enum KeyCommand {
 async fn open(common: &Common) -> Result<(ServerConfig, std::sync::Arc<Auth>)> {
     let config = common.load()?;
     let auth = Auth::open(&config, opsboard::clock::system()).await?;
-    auth.sync_tenants(&opsboard::config::tenant_names(&config.tenants_dir)).await?;
+    auth.sync_tenants(&opsboard::storage::Store::tenant_folders(
+        &config.tenants_dir,
+    ))
+    .await?;
     Ok((config, auth))
 }
 
@@ -98,7 +101,13 @@ fn date(ms: Option<i64>) -> String {
 pub async fn run_user(command: UserCommand) -> Result<()> {
     let actor = Actor::cli();
     match command {
-        UserCommand::Create { common, email, name, admin, password_stdin } => {
+        UserCommand::Create {
+            common,
+            email,
+            name,
+            admin,
+            password_stdin,
+        } => {
             let (_, auth) = open(&common).await?;
             let (password, generated) = if password_stdin {
                 let mut line = String::new();
@@ -107,13 +116,24 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
             } else {
                 (opsboard::auth::random_password(), true)
             };
-            let user = auth.create_user(&actor, &email, &name, &password, admin).await?;
+            let user = auth
+                .create_user(&actor, &email, &name, &password, admin)
+                .await?;
             if generated {
                 println!("{password}");
             }
-            eprintln!("user {} created{}", user.email, if admin { " (global admin)" } else { "" });
+            eprintln!(
+                "user {} created{}",
+                user.email,
+                if admin { " (global admin)" } else { "" }
+            );
         }
-        UserCommand::Grant { common, email, tenant, role } => {
+        UserCommand::Grant {
+            common,
+            email,
+            tenant,
+            role,
+        } => {
             let (_, auth) = open(&common).await?;
             let user = auth.user_by_email(&email).await?;
             let role = Role::parse(&role)?;
@@ -122,9 +142,17 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
         }
         UserCommand::List { common } => {
             let (_, auth) = open(&common).await?;
-            println!("{:<32} {:<6} {:<9} {:<4} roles", "email", "admin", "status", "mfa");
+            println!(
+                "{:<32} {:<6} {:<9} {:<4} roles",
+                "email", "admin", "status", "mfa"
+            );
             for u in auth.users().await? {
-                let roles: Vec<String> = auth.roles(u.id).await?.iter().map(|(t, r)| format!("{t}:{}", r.as_str())).collect();
+                let roles: Vec<String> = auth
+                    .roles(u.id)
+                    .await?
+                    .iter()
+                    .map(|(t, r)| format!("{t}:{}", r.as_str()))
+                    .collect();
                 println!(
                     "{:<32} {:<6} {:<9} {:<4} {}",
                     u.email,
@@ -142,7 +170,14 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
 pub async fn run_key(command: KeyCommand) -> Result<()> {
     let actor = Actor::cli();
     match command {
-        KeyCommand::Create { common, tenant, global, scope, expires, name } => {
+        KeyCommand::Create {
+            common,
+            tenant,
+            global,
+            scope,
+            expires,
+            name,
+        } => {
             let (_, auth) = open(&common).await?;
             if global == tenant.is_some() {
                 bail!("give either --tenant T or --global");
@@ -155,7 +190,12 @@ pub async fn run_key(command: KeyCommand) -> Result<()> {
             };
             let (info, key) = auth.create_key(&actor, request).await?;
             println!("{key}");
-            eprintln!("key {} created ({}, {})", info.id, info.tenant.as_deref().unwrap_or("global"), Scope::join(&info.scopes));
+            eprintln!(
+                "key {} created ({}, {})",
+                info.id,
+                info.tenant.as_deref().unwrap_or("global"),
+                Scope::join(&info.scopes)
+            );
         }
         KeyCommand::Revoke { common, id } => {
             let (_, auth) = open(&common).await?;
@@ -164,7 +204,10 @@ pub async fn run_key(command: KeyCommand) -> Result<()> {
         }
         KeyCommand::List { common, tenant } => {
             let (_, auth) = open(&common).await?;
-            println!("{:<12} {:<16} {:<20} {:<18} {:<17} {:<17} {:<17} status", "id", "tenant", "name", "scopes", "created", "expires", "last used");
+            println!(
+                "{:<12} {:<16} {:<20} {:<18} {:<17} {:<17} {:<17} status",
+                "id", "tenant", "name", "scopes", "created", "expires", "last used"
+            );
             let now = auth.now_ms();
             for k in auth.keys(tenant.as_deref()).await? {
                 let status = match (k.revoked_at, k.expires_at) {

@@ -65,7 +65,7 @@ pub async fn serve(
     .await?;
     let engine = Arc::new(QueryEngine::new(config.query.clone()));
     let auth = Auth::open(&config, options.clock.clone()).await?;
-    auth.sync_tenants(&crate::config::tenant_names(&config.tenants_dir))
+    auth.sync_tenants(&Store::tenant_folders(&config.tenants_dir))
         .await?;
     if options.demo {
         demo_users(&auth).await?;
@@ -177,7 +177,10 @@ async fn build_panels(
 /// Reloads all tenants against their live schemas; drops the cache of each that changed.
 async fn reload_panels(panels: &PanelEngine, store: &Store, auth: &Auth) {
     let names = crate::config::tenant_names(&panels.configs().dirs().tenants_dir);
-    if let Err(e) = auth.sync_tenants(&names).await {
+    if let Err(e) = auth
+        .sync_tenants(&Store::tenant_folders(&panels.configs().dirs().tenants_dir))
+        .await
+    {
         tracing::error!(error = %e, "cannot update the tenants table");
     }
     let mut live = BTreeMap::new();
@@ -195,10 +198,9 @@ async fn reload_panels(panels: &PanelEngine, store: &Store, auth: &Auth) {
                 panels.invalidate_tenant(&tenant);
                 AuditEvent::ok("config.reload", serde_json::json!({}))
             }
-            ReloadOutcome::Rejected(problems) => AuditEvent::failed(
-                "config.reload",
-                serde_json::json!({"problems": problems}),
-            ),
+            ReloadOutcome::Rejected(problems) => {
+                AuditEvent::failed("config.reload", serde_json::json!({"problems": problems}))
+            }
         };
         auth.audit(&Actor::system(), event.in_tenant(tenant)).await;
     }
@@ -216,7 +218,8 @@ async fn demo_users(auth: &Auth) -> Result<(), AuthError> {
                 user
             }
             Err(AuthError::NotFound(_)) => {
-                auth.create_user(&actor, email, "", &password, admin).await?
+                auth.create_user(&actor, email, "", &password, admin)
+                    .await?
             }
             Err(e) => return Err(e),
         };

@@ -24,7 +24,12 @@ fn opsboard(dirs: &TestDirs, args: &[&str], stdin: Option<&str>) -> (i32, String
         .spawn()
         .expect("spawn");
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("run");
@@ -41,9 +46,23 @@ async fn users_and_keys_from_the_command_line_and_no_secret_in_logs() {
     let mut logs = String::new();
     let password = "s3cret-password-for-root";
 
-    let (code, out, err) = opsboard(&dirs, &["user", "create", "--email", "Root@Ops.test", "--admin", "--password-stdin"], Some(&format!("{password}\n")));
+    let (code, out, err) = opsboard(
+        &dirs,
+        &[
+            "user",
+            "create",
+            "--email",
+            "Root@Ops.test",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "", "nothing on stdout when the password came from stdin");
+    assert_eq!(
+        out, "",
+        "nothing on stdout when the password came from stdin"
+    );
     logs += &err;
     let (code, out, err) = opsboard(&dirs, &["user", "create", "--email", "gen@acme.test"], None);
     assert_eq!(code, 0, "{err}");
@@ -53,30 +72,101 @@ async fn users_and_keys_from_the_command_line_and_no_secret_in_logs() {
     let (code, _, err) = opsboard(&dirs, &["user", "create", "--email", "gen@acme.test"], None);
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");
-    let (code, _, err) = opsboard(&dirs, &["user", "grant", "--email", "gen@acme.test", "--tenant", "acme", "--role", "editor"], None);
+    let (code, _, err) = opsboard(
+        &dirs,
+        &[
+            "user",
+            "grant",
+            "--email",
+            "gen@acme.test",
+            "--tenant",
+            "acme",
+            "--role",
+            "editor",
+        ],
+        None,
+    );
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = opsboard(&dirs, &["user", "grant", "--email", "gen@acme.test", "--tenant", "nope", "--role", "editor"], None);
+    let (code, _, err) = opsboard(
+        &dirs,
+        &[
+            "user",
+            "grant",
+            "--email",
+            "gen@acme.test",
+            "--tenant",
+            "nope",
+            "--role",
+            "editor",
+        ],
+        None,
+    );
     assert_eq!(code, 1);
     assert!(err.contains("no tenant nope"), "{err}");
-    let (code, _, err) = opsboard(&dirs, &["user", "grant", "--email", "gen@acme.test", "--tenant", "acme", "--role", "owner"], None);
+    let (code, _, err) = opsboard(
+        &dirs,
+        &[
+            "user",
+            "grant",
+            "--email",
+            "gen@acme.test",
+            "--tenant",
+            "acme",
+            "--role",
+            "owner",
+        ],
+        None,
+    );
     assert_eq!(code, 1);
     assert!(err.contains("unknown role"), "{err}");
     let (_, out, _) = opsboard(&dirs, &["user", "list"], None);
-    assert!(out.contains("root@ops.test") && out.contains("acme:editor"), "{out}");
+    assert!(
+        out.contains("root@ops.test") && out.contains("acme:editor"),
+        "{out}"
+    );
 
     // The key alone on stdout, once.
-    let (code, out, err) = opsboard(&dirs, &["apikey", "create", "--tenant", "acme", "--scope", "ingest,read", "--expires", "90d", "--name", "agent"], None);
+    let (code, out, err) = opsboard(
+        &dirs,
+        &[
+            "apikey",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "ingest,read",
+            "--expires",
+            "90d",
+            "--name",
+            "agent",
+        ],
+        None,
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 1);
     let key = out.trim().to_string();
     assert!(key.starts_with("opsb_") && key.len() == 74, "{key}");
     let id = key[5..17].to_string();
     logs += &err;
-    let (code, _, err) = opsboard(&dirs, &["apikey", "create", "--tenant", "acme", "--scope", "read,write"], None);
+    let (code, _, err) = opsboard(
+        &dirs,
+        &[
+            "apikey",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "read,write",
+        ],
+        None,
+    );
     assert_eq!(code, 1);
     assert!(err.contains("unknown scope \"write\""), "{err}");
     let (_, list, _) = opsboard(&dirs, &["apikey", "list"], None);
-    assert!(list.contains(&id) && list.contains("ingest,read") && !list.contains(&key[17..]), "{list}");
+    assert!(
+        list.contains(&id) && list.contains("ingest,read") && !list.contains(&key[17..]),
+        "{list}"
+    );
 
     // A server at debug level, used with the password, the key and a session.
     let mut server = Command::new(env!("CARGO_BIN_EXE_opsboard"))
@@ -91,10 +181,18 @@ async fn users_and_keys_from_the_command_line_and_no_secret_in_logs() {
         .spawn()
         .expect("serve");
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
     let browser = Browser::new(&url);
-    assert_eq!(browser.login("root@ops.test", "wrong-password-xyz").await.status(), 401);
+    assert_eq!(
+        browser
+            .login("root@ops.test", "wrong-password-xyz")
+            .await
+            .status(),
+        401
+    );
     assert_eq!(browser.login("root@ops.test", password).await.status(), 303);
     assert_eq!(browser.get("/t/acme").await.status(), 200);
     let client = reqwest::Client::new();
@@ -111,21 +209,40 @@ async fn users_and_keys_from_the_command_line_and_no_secret_in_logs() {
     let (code, _, err) = opsboard(&dirs, &["apikey", "revoke", &id], None);
     assert_eq!(code, 0, "{err}");
     assert_eq!(write().await.unwrap().status(), 401);
-    let audit = browser.get("/admin/audit?format=csv").await.text().await.unwrap();
-    assert!(audit.contains("apikey.revoke") && audit.contains("login"), "{audit}");
+    let audit = browser
+        .get("/admin/audit?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        audit.contains("apikey.revoke") && audit.contains("login"),
+        "{audit}"
+    );
     let _ = Command::new("kill").arg(server.id().to_string()).status();
     let out = server.wait_with_output().unwrap();
     logs += &String::from_utf8_lossy(&out.stderr);
-    assert!(logs.contains("DEBUG") || logs.contains("INFO"), "the logs were captured");
+    assert!(
+        logs.contains("DEBUG") || logs.contains("INFO"),
+        "the logs were captured"
+    );
 
     let session = browser.session_token().expect("signed in");
     assert_eq!(session.len(), 64);
-    for (name, secret) in [("password", password), ("generated password", generated.as_str()), ("key secret", &key[17..]), ("session token", session.as_str())] {
+    for (name, secret) in [
+        ("password", password),
+        ("generated password", generated.as_str()),
+        ("key secret", &key[17..]),
+        ("session token", session.as_str()),
+    ] {
         assert!(!secret.is_empty());
         assert!(!logs.contains(secret), "{name} in the logs");
         assert!(!audit.contains(secret), "{name} in the audit log");
     }
     let db = std::fs::read(dirs.data().join("opsboard.db")).unwrap();
     let db = String::from_utf8_lossy(&db);
-    assert!(!db.contains(password) && !db.contains(&key[17..]), "secrets are stored hashed");
+    assert!(
+        !db.contains(password) && !db.contains(&key[17..]),
+        "secrets are stored hashed"
+    );
 }

@@ -28,8 +28,16 @@ struct Ids {
 
 /// The route's path for `tenant`, every other parameter filled with something that exists.
 fn fill(path: &str, tenant: &str, ids: &Ids) -> String {
-    let action = if path.contains("/keys/") { "revoke" } else { "disable" };
-    let id = if path.contains("/keys/") { &ids.key } else { &ids.user };
+    let action = if path.contains("/keys/") {
+        "revoke"
+    } else {
+        "disable"
+    };
+    let id = if path.contains("/keys/") {
+        &ids.key
+    } else {
+        &ids.user
+    };
     path.replace("{tenant}", tenant)
         .replace("{table}", "metrics")
         .replace("{name}", "default")
@@ -60,23 +68,40 @@ async fn call(
                 .header("content-type", "application/x-ndjson")
                 .body("{\"time\":\"2024-01-01T00:00:00Z\",\"host\":\"x\",\"cpu\":1,\"mem\":1}\n")
         } else {
-            request.form(&[("_csrf", token), ("email", "victim@globex.test"), ("role", "viewer"), ("name", "x"), ("scope", "read")])
+            request.form(&[
+                ("_csrf", token),
+                ("email", "victim@globex.test"),
+                ("role", "viewer"),
+                ("name", "x"),
+                ("scope", "read"),
+            ])
         };
     }
     request.send().await.expect("request")
 }
 
 async fn matrix(db: Db) {
-    let Some(env) = Env::start(db, "isolation_matrix", |_| {}).await else { return };
-    env.user("admin@acme.test", false, &[("acme", Role::Admin)]).await;
-    let victim = env.user("victim@globex.test", false, &[("globex", Role::Admin)]).await;
+    let Some(env) = Env::start(db, "isolation_matrix", |_| {}).await else {
+        return;
+    };
+    env.user("admin@acme.test", false, &[("acme", Role::Admin)])
+        .await;
+    let victim = env
+        .user("victim@globex.test", false, &[("globex", Role::Admin)])
+        .await;
     let (_, acme_key) = env.key(Some("acme"), "ingest,read,admin").await;
     let (globex_key_id, _) = env.key(Some("globex"), "read").await;
-    let ids = Ids { user: victim.to_string(), key: globex_key_id.clone() };
+    let ids = Ids {
+        user: victim.to_string(),
+        key: globex_key_id.clone(),
+    };
     let rows_before = env.server.count("globex", "metrics").await;
     let browser = env.signed_in("admin@acme.test").await;
     let csrf = browser.csrf().await;
-    let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
 
     let table = routes();
     let mut public: Vec<String> = table
@@ -87,7 +112,10 @@ async fn matrix(db: Db) {
     public.sort();
     let mut expected = PUBLIC.to_vec();
     expected.sort();
-    assert_eq!(public, expected, "a route became public; add it here only if it must be");
+    assert_eq!(
+        public, expected,
+        "a route became public; add it here only if it must be"
+    );
 
     let mut checked = 0;
     for route in &table {
@@ -103,25 +131,45 @@ async fn matrix(db: Db) {
         if route.path.starts_with("/api/") {
             assert_eq!(status, 401, "anonymous {what}");
         } else {
-            assert!(status == 303 && location.starts_with("/login"), "anonymous {what}: {status} {location}");
+            assert!(
+                status == 303 && location.starts_with("/login"),
+                "anonymous {what}: {status} {location}"
+            );
         }
         let cross_tenant = matches!(route.access, Access::Tenant(_) | Access::GlobalAdmin);
         if !cross_tenant {
             // Routes about the caller alone (their account, sign-out): nothing of globex in them.
             if method == reqwest::Method::GET {
-                let body = browser.get(&fill(route.path, "globex", &ids)).await.text().await.unwrap();
+                let body = browser
+                    .get(&fill(route.path, "globex", &ids))
+                    .await
+                    .text()
+                    .await
+                    .unwrap();
                 assert!(!body.contains(GLOBEX_MARKER), "{what} leaked globex");
             }
             continue;
         }
         for (who, response) in [
-            ("acme admin session", call(&browser.client, &method, &target, None, Some(&csrf)).await),
-            ("acme key", call(&anonymous, &method, &target, Some(&acme_key), None).await),
+            (
+                "acme admin session",
+                call(&browser.client, &method, &target, None, Some(&csrf)).await,
+            ),
+            (
+                "acme key",
+                call(&anonymous, &method, &target, Some(&acme_key), None).await,
+            ),
         ] {
             let status = response.status().as_u16();
             let body = response.text().await.unwrap_or_default();
-            assert!(status == 403 || status == 404, "{who} on {what} for globex: {status} {body}");
-            assert!(!body.contains(GLOBEX_MARKER), "{who} on {what} got globex data: {body}");
+            assert!(
+                status == 403 || status == 404,
+                "{who} on {what} for globex: {status} {body}"
+            );
+            assert!(
+                !body.contains(GLOBEX_MARKER),
+                "{who} on {what} got globex data: {body}"
+            );
             checked += 1;
         }
         // The control: the same caller on its own tenant gets through the guard.
@@ -131,27 +179,54 @@ async fn matrix(db: Db) {
             let own = env.url(&fill(route.path, "acme", &ids));
             let r = call(&browser.client, &method, &own, None, None).await;
             let status = r.status().as_u16();
-            assert!(status != 401 && status != 403, "acme admin on own {what} ({need:?}): {status}");
+            assert!(
+                status != 401 && status != 403,
+                "acme admin on own {what} ({need:?}): {status}"
+            );
             let r = call(&anonymous, &method, &own, Some(&acme_key), None).await;
-            assert!(r.status().as_u16() != 401 && r.status().as_u16() != 403, "acme key on own {what}");
+            assert!(
+                r.status().as_u16() != 401 && r.status().as_u16() != 403,
+                "acme key on own {what}"
+            );
         }
     }
     assert!(checked >= 2 * 20, "only {checked} cross-tenant calls made");
 
     // Nothing of globex changed: rows, key, member.
     assert_eq!(env.server.count("globex", "metrics").await, rows_before);
-    assert!(env.auth.key(&globex_key_id).await.unwrap().revoked_at.is_none());
+    assert!(
+        env.auth
+            .key(&globex_key_id)
+            .await
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
     let user = env.auth.user(victim).await.unwrap();
     assert!(!user.disabled);
-    assert_eq!(env.auth.roles(victim).await.unwrap().get("globex"), Some(&Role::Admin));
+    assert_eq!(
+        env.auth.roles(victim).await.unwrap().get("globex"),
+        Some(&Role::Admin)
+    );
     // ...and the refusals are in the audit log.
     let denied = env
         .auth
-        .audit_entries(&opsboard::auth::AuditFilter { outcome: Some("denied".into()), ..Default::default() })
+        .audit_entries(&opsboard::auth::AuditFilter {
+            outcome: Some("denied".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert!(denied.iter().any(|e| e.actor == "user:admin@acme.test" && e.tenant.as_deref() == Some("globex")));
-    assert!(denied.iter().any(|e| e.actor.starts_with("key:") && e.tenant.as_deref() == Some("globex")));
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.actor == "user:admin@acme.test" && e.tenant.as_deref() == Some("globex"))
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.actor.starts_with("key:") && e.tenant.as_deref() == Some("globex"))
+    );
     env.server.stop().await;
 }
 

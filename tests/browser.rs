@@ -52,11 +52,20 @@ async fn demo_dashboard_in_chromium() {
     let password = "e2e password for chromium";
     {
         let config = dirs.config();
-        let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system()).await.expect("auth");
-        auth.sync_tenants(&["demo".to_string()]).await.expect("tenants");
+        let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system())
+            .await
+            .expect("auth");
+        auth.sync_tenants(&["demo".to_string()])
+            .await
+            .expect("tenants");
         let actor = opsboard::auth::Actor::new("tests", None);
-        let user = auth.create_user(&actor, email, "E2E", password, false).await.expect("user");
-        auth.grant(&actor, user.id, "demo", opsboard::auth::Role::Viewer).await.expect("grant");
+        let user = auth
+            .create_user(&actor, email, "E2E", password, false)
+            .await
+            .expect("user");
+        auth.grant(&actor, user.id, "demo", opsboard::auth::Role::Viewer)
+            .await
+            .expect("grant");
     }
     let client = common::client_with_key(&common::admin_key(&dirs.config()).await);
     let (mut child, url) = common::spawn_opsboard(&dirs, &["--demo"]);

@@ -41,7 +41,10 @@ pub struct Db {
 pub fn resolve_url(database_url: Option<&str>, data_dir: &Path) -> String {
     match database_url {
         Some(url) if !url.trim().is_empty() => url.trim().to_string(),
-        _ => format!("sqlite://{}?mode=rwc", data_dir.join("opsboard.db").display()),
+        _ => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("opsboard.db").display()
+        ),
     }
 }
 
@@ -70,7 +73,9 @@ impl Db {
             )));
         };
         if backend == Backend::Sqlite
-            && let Some(path) = url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
+            && let Some(path) = url
+                .strip_prefix("sqlite://")
+                .and_then(|p| p.split('?').next())
             && let Some(dir) = Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
@@ -131,14 +136,20 @@ impl Db {
             sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
                 AuthError::Internal(format!("migration {:04}_{}: {e}", m.version, m.name))
             })?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(chrono::Utc::now().timestamp_millis())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
-            tracing::info!(version = m.version, name = m.name, "database migration applied");
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "database migration applied"
+            );
         }
         Ok(())
     }

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use serde_json::json;
 // Only fixed column lists and numbered placeholders are formatted into SQL; values are bound.
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::audit::{Actor, AuditEvent};
 use super::{Auth, AuthError, Principal, PrincipalKind, Scope, secret};
@@ -32,8 +32,7 @@ pub struct NewKeyRequest {
     pub expires_at: Option<i64>,
 }
 
-const KEY_COLUMNS: &str =
-    "id, name, tenant, scopes, secret_hash, created_by, created_at, expires_at, last_used_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, tenant, scopes, secret_hash, created_by, created_at, expires_at, last_used_at, revoked_at";
 
 fn key_from_row(r: &AnyRow) -> Result<KeyInfo, AuthError> {
     let scopes: String = r.try_get("scopes")?;
@@ -55,7 +54,11 @@ const LAST_USED_EVERY_MS: i64 = 60_000;
 
 impl Auth {
     /// Creates a key and returns it with the only copy of its secret.
-    pub async fn create_key(&self, actor: &Actor, request: NewKeyRequest) -> Result<(KeyInfo, String), AuthError> {
+    pub async fn create_key(
+        &self,
+        actor: &Actor,
+        request: NewKeyRequest,
+    ) -> Result<(KeyInfo, String), AuthError> {
         if let Some(t) = &request.tenant
             && !self.tenants(true).await?.contains(t)
         {
@@ -65,7 +68,11 @@ impl Auth {
             return Err(AuthError::Invalid("at least one scope is needed".into()));
         }
         let new = secret::new_api_key();
-        let name = if request.name.trim().is_empty() { new.id.clone() } else { request.name.trim().to_string() };
+        let name = if request.name.trim().is_empty() {
+            new.id.clone()
+        } else {
+            request.name.trim().to_string()
+        };
         let row = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_by, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {KEY_COLUMNS}"
@@ -91,10 +98,12 @@ impl Auth {
     }
 
     pub async fn key(&self, id: &str) -> Result<KeyInfo, AuthError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
         match row {
             Some(r) => key_from_row(&r),
             None => Err(AuthError::NotFound(format!("no API key {id}"))),
@@ -103,19 +112,22 @@ impl Auth {
 
     /// Keys of one tenant, or every key when `tenant` is None.
     pub async fn keys(&self, tenant: Option<&str>) -> Result<Vec<KeyInfo>, AuthError> {
-        let rows = match tenant {
-            Some(t) => {
-                sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant = $1 ORDER BY created_at, id")))
-                    .bind(t)
+        let rows =
+            match tenant {
+                Some(t) => sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant = $1 ORDER BY created_at, id"
+                )))
+                .bind(t)
+                .fetch_all(&self.db.pool)
+                .await?,
+                None => {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+                    )))
                     .fetch_all(&self.db.pool)
                     .await?
-            }
-            None => {
-                sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")))
-                    .fetch_all(&self.db.pool)
-                    .await?
-            }
-        };
+                }
+            };
         rows.iter().map(key_from_row).collect()
     }
 
@@ -134,7 +146,11 @@ impl Auth {
     }
 
     /// A new key with the same name, tenant, scopes and lifetime; the old one is revoked.
-    pub async fn rotate_key(&self, actor: &Actor, id: &str) -> Result<(KeyInfo, String), AuthError> {
+    pub async fn rotate_key(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(KeyInfo, String), AuthError> {
         let old = self.key(id).await?;
         if old.revoked_at.is_some() {
             return Err(AuthError::Conflict(format!("API key {id} is revoked")));
@@ -158,12 +174,16 @@ impl Auth {
     /// The caller behind a bearer key. Malformed keys fail before any lookup.
     pub async fn authenticate_key(&self, key: &str) -> Result<Principal, AuthError> {
         let id = secret::parse_api_key(key)?;
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
         let invalid = || AuthError::BadKey("unknown, revoked or expired API key".into());
-        let Some(row) = row else { return Err(invalid()) };
+        let Some(row) = row else {
+            return Err(invalid());
+        };
         let stored: String = row.try_get("secret_hash")?;
         if !secret::same(&stored, &secret::token_hash(key)) {
             return Err(invalid());
@@ -178,7 +198,10 @@ impl Auth {
         {
             return Err(invalid());
         }
-        if info.last_used_at.is_none_or(|at| now - at > LAST_USED_EVERY_MS) {
+        if info
+            .last_used_at
+            .is_none_or(|at| now - at > LAST_USED_EVERY_MS)
+        {
             sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(id)

@@ -52,7 +52,11 @@ impl Auth {
     }
 
     /// Milliseconds until `subject` may try again, if it is locked out now.
-    pub(super) async fn locked_for(&self, kind: Subject, subject: &str) -> Result<Option<i64>, AuthError> {
+    pub(super) async fn locked_for(
+        &self,
+        kind: Subject,
+        subject: &str,
+    ) -> Result<Option<i64>, AuthError> {
         let now = self.now_ms();
         Ok(self
             .attempts(kind, subject)
@@ -63,7 +67,11 @@ impl Auth {
 
     /// Counts one failure; at the limit the subject is locked out for `lockout × 2^n` (n =
     /// earlier lockouts), capped at `max_lockout`.
-    pub(super) async fn record_failure(&self, kind: Subject, subject: &str) -> Result<(), AuthError> {
+    pub(super) async fn record_failure(
+        &self,
+        kind: Subject,
+        subject: &str,
+    ) -> Result<(), AuthError> {
         let now = self.now_ms();
         let limit = match kind {
             Subject::Account => self.config.max_failures_per_account,
@@ -84,12 +92,17 @@ impl Auth {
         if a.failures >= limit {
             let base = self.config.lockout.0.as_millis() as i64;
             let cap = self.config.max_lockout.0.as_millis() as i64;
-            let factor = 1i64.checked_shl(a.lockouts.clamp(0, 30) as u32).unwrap_or(i64::MAX);
+            let factor = 1i64
+                .checked_shl(a.lockouts.clamp(0, 30) as u32)
+                .unwrap_or(i64::MAX);
             a.locked_until = now + base.saturating_mul(factor).min(cap);
             a.lockouts += 1;
             a.failures = 0;
             a.window_start = now;
-            tracing::warn!(kind = kind.as_str(), "login locked out after repeated failures");
+            tracing::warn!(
+                kind = kind.as_str(),
+                "login locked out after repeated failures"
+            );
         }
         sqlx::query(
             "INSERT INTO login_attempts (kind, subject, failures, window_start, lockouts, locked_until) \
@@ -109,7 +122,11 @@ impl Auth {
     }
 
     /// A successful login forgets the account's failures and lockout history.
-    pub(super) async fn clear_failures(&self, kind: Subject, subject: &str) -> Result<(), AuthError> {
+    pub(super) async fn clear_failures(
+        &self,
+        kind: Subject,
+        subject: &str,
+    ) -> Result<(), AuthError> {
         sqlx::query("DELETE FROM login_attempts WHERE kind = $1 AND subject = $2")
             .bind(kind.as_str())
             .bind(subject)
@@ -147,7 +164,9 @@ impl KeyLimiter {
 
     pub fn take(&self, key: &str, now_ms: i64) -> Result<(), RateLimited> {
         let mut buckets = self.buckets.lock();
-        let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.burst, now_ms));
+        let (tokens, at) = buckets
+            .entry(key.to_string())
+            .or_insert((self.burst, now_ms));
         *tokens = (*tokens + (now_ms - *at).max(0) as f64 * self.per_ms).min(self.burst);
         *at = now_ms;
         if *tokens >= 1.0 {
@@ -175,7 +194,10 @@ mod tests {
         let e = l.take("k", 0).unwrap_err();
         assert_eq!(e.retry_after_secs, 1);
         assert!(l.take("other", 0).is_ok(), "buckets are per key");
-        assert!(l.take("k", 500).is_ok(), "half a second refills one token at 2/s");
+        assert!(
+            l.take("k", 500).is_ok(),
+            "half a second refills one token at 2/s"
+        );
         assert!(l.take("k", 500).is_err());
     }
 }

@@ -128,7 +128,11 @@ impl Scope {
     }
 
     pub fn join(scopes: &[Scope]) -> String {
-        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+        scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -289,7 +293,9 @@ fn load_or_create_key(data_dir: &Path) -> Result<secret::SealKey, AuthError> {
             let (key, hex) = secret::SealKey::generate();
             std::fs::create_dir_all(data_dir)
                 .and_then(|_| write_private(&path, &hex))
-                .map_err(|e| AuthError::Internal(format!("cannot write {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    AuthError::Internal(format!("cannot write {}: {e}", path.display()))
+                })?;
             Ok(key)
         }
         Err(e) => Err(AuthError::Internal(format!(

@@ -2,8 +2,8 @@
 //! passwords, TOTP (RFC 6238) and the small authenticated cipher that keeps TOTP secrets unreadable
 //! in the database.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -47,7 +47,11 @@ pub fn token_hash(token: &str) -> String {
 
 /// Equal-time comparison, so an attacker cannot learn a prefix from response times.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,7 +77,10 @@ pub fn parse_api_key(key: &str) -> Result<&str, AuthError> {
     let malformed = || AuthError::BadKey("malformed API key (expected opsb_<id>_<secret>)".into());
     let rest = key.strip_prefix(KEY_PREFIX).ok_or_else(malformed)?;
     let (id, secret) = rest.split_once('_').ok_or_else(malformed)?;
-    let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let is_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     if id.len() != 12 || secret.len() != 56 || !is_hex(id) || !is_hex(secret) {
         return Err(malformed());
     }
@@ -110,7 +117,11 @@ pub fn check_password_policy(password: &str) -> Result<(), AuthError> {
 
 pub fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -170,15 +181,19 @@ pub fn totp_verify(secret_b32: &str, code: &str, now_ms: i64) -> bool {
 }
 
 pub fn otpauth_uri(secret_b32: &str, email: &str) -> String {
-    let label: String = url::form_urlencoded::byte_serialize(format!("opsboard:{email}").as_bytes()).collect();
-    format!("otpauth://totp/{label}?secret={secret_b32}&issuer=opsboard&algorithm=SHA1&digits=6&period=30")
+    let account: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+    format!(
+        "otpauth://totp/opsboard:{account}?secret={secret_b32}&issuer=opsboard&algorithm=SHA1&digits=6&period=30"
+    )
 }
 
 /// Ten one-time recovery codes, `xxxxx-xxxxx`.
 pub fn new_recovery_codes() -> Vec<String> {
     (0..10)
         .map(|_| {
-            let raw = data_encoding::BASE32_NOPAD.encode(&random_bytes::<7>()).to_lowercase();
+            let raw = data_encoding::BASE32_NOPAD
+                .encode(&random_bytes::<7>())
+                .to_lowercase();
             format!("{}-{}", &raw[..5], &raw[5..10])
         })
         .collect()
@@ -204,7 +219,9 @@ impl SealKey {
     pub fn from_hex(text: &str) -> Result<Self, AuthError> {
         let bytes = unhex(text.trim())
             .filter(|b| b.len() == 32)
-            .ok_or_else(|| AuthError::Invalid("auth.secret_key must be 64 hex characters".into()))?;
+            .ok_or_else(|| {
+                AuthError::Invalid("auth.secret_key must be 64 hex characters".into())
+            })?;
         let mut key = [0u8; 32];
         key.copy_from_slice(&bytes);
         Ok(Self(key))
@@ -242,7 +259,11 @@ impl SealKey {
     }
 
     pub fn open(&self, sealed: &str) -> Result<String, AuthError> {
-        let broken = || AuthError::Internal("stored MFA secret cannot be decrypted (wrong auth.secret_key?)".into());
+        let broken = || {
+            AuthError::Internal(
+                "stored MFA secret cannot be decrypted (wrong auth.secret_key?)".into(),
+            )
+        };
         let bytes = unhex(sealed).filter(|b| b.len() >= 32).ok_or_else(broken)?;
         let (nonce, rest) = bytes.split_at(16);
         let (data, tag) = rest.split_at(rest.len() - 16);
@@ -264,11 +285,19 @@ mod tests {
     fn totp_matches_rfc_6238_vectors() {
         // RFC 6238 appendix B, SHA-1 seed "12345678901234567890", last 6 digits.
         let secret = data_encoding::BASE32_NOPAD.encode(b"12345678901234567890");
-        for (t, code) in [(59i64, "287082"), (1111111109, "081804"), (1234567890, "005924"), (2000000000, "279037")] {
+        for (t, code) in [
+            (59i64, "287082"),
+            (1111111109, "081804"),
+            (1234567890, "005924"),
+            (2000000000, "279037"),
+        ] {
             assert_eq!(totp_code(&secret, t / 30).as_deref(), Some(code), "t={t}");
         }
         assert!(totp_verify(&secret, "287 082", 59_000));
-        assert!(totp_verify(&secret, "287082", 89_000), "one step of drift is accepted");
+        assert!(
+            totp_verify(&secret, "287082", 89_000),
+            "one step of drift is accepted"
+        );
         assert!(!totp_verify(&secret, "287082", 200_000));
     }
 
@@ -282,7 +311,9 @@ mod tests {
         let i = typo.len() - 20;
         typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).unwrap();
-        assert!(matches!(parse_api_key(&typo), Err(AuthError::BadKey(m)) if m.contains("checksum")));
+        assert!(
+            matches!(parse_api_key(&typo), Err(AuthError::BadKey(m)) if m.contains("checksum"))
+        );
         assert!(parse_api_key("opsb_nothex_123").is_err());
         assert!(parse_api_key("Bearer something").is_err());
     }
@@ -303,7 +334,10 @@ mod tests {
         let sealed = key.seal("JBSWY3DPEHPK3PXP");
         assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
         assert_eq!(key.open(&sealed).unwrap(), "JBSWY3DPEHPK3PXP");
-        assert_eq!(SealKey::from_hex(&text).unwrap().open(&sealed).unwrap(), "JBSWY3DPEHPK3PXP");
+        assert_eq!(
+            SealKey::from_hex(&text).unwrap().open(&sealed).unwrap(),
+            "JBSWY3DPEHPK3PXP"
+        );
         let mut bad = sealed.into_bytes();
         bad[40] = if bad[40] == b'0' { b'1' } else { b'0' };
         assert!(key.open(&String::from_utf8(bad).unwrap()).is_err());
@@ -315,6 +349,9 @@ mod tests {
         let codes = new_recovery_codes();
         assert_eq!(codes.len(), 10);
         let c = &codes[0];
-        assert_eq!(recovery_code_hash(c), recovery_code_hash(&c.to_uppercase().replace('-', " ")));
+        assert_eq!(
+            recovery_code_hash(c),
+            recovery_code_hash(&c.to_uppercase().replace('-', " "))
+        );
     }
 }

@@ -43,24 +43,38 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 
 impl Auth {
     /// Checks a password and opens a session; returns the new token and what is still needed.
-    pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<(String, LoginOutcome), AuthError> {
-        let actor = Actor::new(format!("user:{}", email.trim().to_lowercase()), Some(ip.to_string()));
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<(String, LoginOutcome), AuthError> {
+        let actor = Actor::new(
+            format!("user:{}", email.trim().to_lowercase()),
+            Some(ip.to_string()),
+        );
         let email = match normalize_email(email) {
             Ok(e) => e,
             Err(_) => return Err(AuthError::BadCredentials),
         };
         for (kind, subject) in [(Subject::Ip, ip), (Subject::Account, email.as_str())] {
             if let Some(ms) = self.locked_for(kind, subject).await? {
-                self.audit(&actor, AuditEvent::denied("login", json!({"reason": "locked out"}))).await;
+                self.audit(
+                    &actor,
+                    AuditEvent::denied("login", json!({"reason": "locked out"})),
+                )
+                .await;
                 return Err(AuthError::LockedOut {
                     retry_after_secs: (ms as u64).div_ceil(1000),
                 });
             }
         }
-        let row = sqlx::query("SELECT id, password_hash, disabled, is_admin, mfa_enabled FROM users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, password_hash, disabled, is_admin, mfa_enabled FROM users WHERE email = $1",
+        )
+        .bind(&email)
+        .fetch_optional(&self.db.pool)
+        .await?;
         let stored = match &row {
             Some(r) => r.try_get::<String, _>("password_hash")?,
             None => secret::dummy_hash().to_string(),
@@ -78,8 +92,16 @@ impl Auth {
         if !matches || row.is_none() || disabled {
             self.record_failure(Subject::Ip, ip).await?;
             self.record_failure(Subject::Account, &email).await?;
-            let reason = if disabled && matches { "account disabled" } else { "wrong email or password" };
-            self.audit(&actor, AuditEvent::failed("login", json!({"reason": reason}))).await;
+            let reason = if disabled && matches {
+                "account disabled"
+            } else {
+                "wrong email or password"
+            };
+            self.audit(
+                &actor,
+                AuditEvent::failed("login", json!({"reason": reason})),
+            )
+            .await;
             return Err(AuthError::BadCredentials);
         }
         self.clear_failures(Subject::Account, &email).await?;
@@ -90,17 +112,25 @@ impl Auth {
         } else {
             LoginOutcome::SignedIn
         };
-        let token = self.open_session(user_id, outcome != LoginOutcome::SignedIn, ip).await?;
+        let token = self
+            .open_session(user_id, outcome != LoginOutcome::SignedIn, ip)
+            .await?;
         let step = match outcome {
             LoginOutcome::SignedIn => "complete",
             LoginOutcome::NeedsCode => "mfa code needed",
             LoginOutcome::NeedsEnrollment => "mfa enrolment needed",
         };
-        self.audit(&actor, AuditEvent::ok("login", json!({"step": step}))).await;
+        self.audit(&actor, AuditEvent::ok("login", json!({"step": step})))
+            .await;
         Ok((token, outcome))
     }
 
-    async fn open_session(&self, user_id: i64, mfa_pending: bool, ip: &str) -> Result<String, AuthError> {
+    async fn open_session(
+        &self,
+        user_id: i64,
+        mfa_pending: bool,
+        ip: &str,
+    ) -> Result<String, AuthError> {
         let token = secret::random_token();
         let now = self.now_ms();
         sqlx::query(
@@ -136,7 +166,10 @@ impl Auth {
         let last_seen: i64 = r.try_get("last_seen")?;
         let idle = self.config.session_idle_timeout.0.as_millis() as i64;
         let absolute = self.config.session_absolute_timeout.0.as_millis() as i64;
-        if r.try_get::<i64, _>("disabled")? != 0 || now - last_seen > idle || now - created > absolute {
+        if r.try_get::<i64, _>("disabled")? != 0
+            || now - last_seen > idle
+            || now - created > absolute
+        {
             self.end_session(&hash).await?;
             return Ok(None);
         }
@@ -171,7 +204,11 @@ impl Auth {
         Ok(())
     }
 
-    pub async fn logout(&self, actor: &Actor, session: &super::SessionCookie) -> Result<(), AuthError> {
+    pub async fn logout(
+        &self,
+        actor: &Actor,
+        session: &super::SessionCookie,
+    ) -> Result<(), AuthError> {
         self.end_session(&session.token_hash).await?;
         self.audit(actor, AuditEvent::ok("logout", json!({}))).await;
         Ok(())
@@ -186,27 +223,42 @@ impl Auth {
     }
 
     /// Replaces a session whose second factor was just satisfied with a fresh, complete one.
-    async fn upgrade_session(&self, user_id: i64, old: &super::SessionCookie, ip: &str) -> Result<String, AuthError> {
+    async fn upgrade_session(
+        &self,
+        user_id: i64,
+        old: &super::SessionCookie,
+        ip: &str,
+    ) -> Result<String, AuthError> {
         self.end_session(&old.token_hash).await?;
         self.open_session(user_id, false, ip).await
     }
 
     /// Second step of a login: a TOTP code or an unused recovery code.
-    pub async fn verify_mfa(&self, actor: &Actor, principal: &Principal, code: &str) -> Result<String, AuthError> {
+    pub async fn verify_mfa(
+        &self,
+        actor: &Actor,
+        principal: &Principal,
+        code: &str,
+    ) -> Result<String, AuthError> {
         let (Some(user_id), Some(session)) = (principal.user_id(), principal.session()) else {
             return Err(AuthError::Unauthenticated);
         };
         let user = self.user(user_id).await?;
         let ip = actor.ip.clone().unwrap_or_default();
         if let Some(ms) = self.locked_for(Subject::Account, &user.email).await? {
-            return Err(AuthError::LockedOut { retry_after_secs: (ms as u64).div_ceil(1000) });
+            return Err(AuthError::LockedOut {
+                retry_after_secs: (ms as u64).div_ceil(1000),
+            });
         }
-        let sealed: Option<String> = sqlx::query_scalar("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 1")
-            .bind(user_id)
-            .fetch_one(&self.db.pool)
-            .await?;
+        let sealed: Option<String> =
+            sqlx::query_scalar("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 1")
+                .bind(user_id)
+                .fetch_one(&self.db.pool)
+                .await?;
         let Some(sealed) = sealed else {
-            return Err(AuthError::Invalid("this account has no authenticator enrolled".into()));
+            return Err(AuthError::Invalid(
+                "this account has no authenticator enrolled".into(),
+            ));
         };
         let totp_ok = secret::totp_verify(&self.seal.open(&sealed)?, code, self.now_ms());
         let used = if totp_ok {
@@ -222,12 +274,14 @@ impl Auth {
             .await?;
             if hit.rows_affected() == 0 {
                 self.record_failure(Subject::Account, &user.email).await?;
-                self.audit(actor, AuditEvent::failed("mfa.verify", json!({}))).await;
+                self.audit(actor, AuditEvent::failed("mfa.verify", json!({})))
+                    .await;
                 return Err(AuthError::BadMfaCode);
             }
             "recovery code"
         };
-        self.audit(actor, AuditEvent::ok("mfa.verify", json!({"method": used}))).await;
+        self.audit(actor, AuditEvent::ok("mfa.verify", json!({"method": used})))
+            .await;
         self.upgrade_session(user_id, session, &ip).await
     }
 
@@ -235,7 +289,9 @@ impl Auth {
     pub async fn start_mfa_enrollment(&self, user_id: i64) -> Result<MfaEnrollment, AuthError> {
         let user = self.user(user_id).await?;
         if user.mfa_enabled {
-            return Err(AuthError::Conflict("an authenticator is already enrolled".into()));
+            return Err(AuthError::Conflict(
+                "an authenticator is already enrolled".into(),
+            ));
         }
         let secret = secret::new_totp_secret();
         sqlx::query("UPDATE users SET mfa_secret = $1 WHERE id = $2 AND mfa_enabled = 0")
@@ -249,7 +305,11 @@ impl Auth {
             .render::<qrcode::render::svg::Color>()
             .min_dimensions(200, 200)
             .build();
-        Ok(MfaEnrollment { secret, uri, qr_svg })
+        Ok(MfaEnrollment {
+            secret,
+            uri,
+            qr_svg,
+        })
     }
 
     /// Confirms enrolment with a first code; returns the recovery codes (shown once) and, for a
@@ -263,16 +323,18 @@ impl Auth {
         let (Some(user_id), Some(session)) = (principal.user_id(), principal.session()) else {
             return Err(AuthError::Unauthenticated);
         };
-        let sealed: Option<String> = sqlx::query_scalar("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 0")
-            .bind(user_id)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .flatten();
+        let sealed: Option<String> =
+            sqlx::query_scalar("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 0")
+                .bind(user_id)
+                .fetch_optional(&self.db.pool)
+                .await?
+                .flatten();
         let Some(sealed) = sealed else {
             return Err(AuthError::Invalid("start enrolment first".into()));
         };
         if !secret::totp_verify(&self.seal.open(&sealed)?, code, self.now_ms()) {
-            self.audit(actor, AuditEvent::failed("mfa.enable", json!({}))).await;
+            self.audit(actor, AuditEvent::failed("mfa.enable", json!({})))
+                .await;
             return Err(AuthError::BadMfaCode);
         }
         let codes = secret::new_recovery_codes();
@@ -293,7 +355,8 @@ impl Auth {
                 .await?;
         }
         tx.commit().await?;
-        self.audit(actor, AuditEvent::ok("mfa.enable", json!({}))).await;
+        self.audit(actor, AuditEvent::ok("mfa.enable", json!({})))
+            .await;
         let ip = actor.ip.clone().unwrap_or_default();
         let token = match session.mfa_pending {
             true => Some(self.upgrade_session(user_id, session, &ip).await?),
@@ -313,7 +376,11 @@ impl Auth {
             .bind(user_id)
             .execute(&self.db.pool)
             .await?;
-        self.audit(actor, AuditEvent::ok("mfa.disable", json!({"email": user.email}))).await;
+        self.audit(
+            actor,
+            AuditEvent::ok("mfa.disable", json!({"email": user.email})),
+        )
+        .await;
         Ok(())
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::json;
 // Only fixed column lists and numbered placeholders are formatted into SQL; values are bound.
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::audit::{Actor, AuditEvent};
 use super::{Auth, AuthError, Role, secret};
@@ -45,7 +45,9 @@ pub fn normalize_email(email: &str) -> Result<String, AuthError> {
             .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if !valid {
-        return Err(AuthError::Invalid(format!("{email:?} is not an email address")));
+        return Err(AuthError::Invalid(format!(
+            "{email:?} is not an email address"
+        )));
     }
     Ok(email)
 }
@@ -56,7 +58,9 @@ fn check_tenant_name(tenant: &str) -> Result<(), AuthError> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     {
-        return Err(AuthError::Invalid(format!("{tenant:?} is not a tenant name")));
+        return Err(AuthError::Invalid(format!(
+            "{tenant:?} is not a tenant name"
+        )));
     }
     Ok(())
 }
@@ -79,7 +83,11 @@ impl Auth {
         let email = normalize_email(email)?;
         let hash = secret::hash_password(password)?;
         let now = self.now_ms();
-        let name = if name.trim().is_empty() { email.as_str() } else { name.trim() };
+        let name = if name.trim().is_empty() {
+            email.as_str()
+        } else {
+            name.trim()
+        };
         let row = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO users (email, name, password_hash, is_admin, created_at, password_changed_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING RETURNING {USER_COLUMNS}"
@@ -106,10 +114,12 @@ impl Auth {
 
     pub async fn user_by_email(&self, email: &str) -> Result<User, AuthError> {
         let email = normalize_email(email)?;
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
-            .bind(&email)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        )))
+        .bind(&email)
+        .fetch_optional(&self.db.pool)
+        .await?;
         match row {
             Some(r) => Ok(user_from_row(&r)?),
             None => Err(AuthError::NotFound(format!("no user {email}"))),
@@ -117,10 +127,12 @@ impl Auth {
     }
 
     pub async fn user(&self, id: i64) -> Result<User, AuthError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
         match row {
             Some(r) => Ok(user_from_row(&r)?),
             None => Err(AuthError::NotFound(format!("no user with id {id}"))),
@@ -128,14 +140,21 @@ impl Auth {
     }
 
     pub async fn users(&self) -> Result<Vec<User>, AuthError> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users ORDER BY email")))
-            .fetch_all(&self.db.pool)
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY email"
+        )))
+        .fetch_all(&self.db.pool)
+        .await?;
         Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
     }
 
     /// Disabling ends every session of the user at once.
-    pub async fn set_disabled(&self, actor: &Actor, id: i64, disabled: bool) -> Result<(), AuthError> {
+    pub async fn set_disabled(
+        &self,
+        actor: &Actor,
+        id: i64,
+        disabled: bool,
+    ) -> Result<(), AuthError> {
         let user = self.user(id).await?;
         sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(disabled as i64)
@@ -145,8 +164,13 @@ impl Auth {
         if disabled {
             self.end_sessions(id).await?;
         }
-        let action = if disabled { "user.disable" } else { "user.enable" };
-        self.audit(actor, AuditEvent::ok(action, json!({"email": user.email}))).await;
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        self.audit(actor, AuditEvent::ok(action, json!({"email": user.email})))
+            .await;
         Ok(())
     }
 
@@ -160,7 +184,12 @@ impl Auth {
     }
 
     /// A new password ends every session of the user (the caller logs in again).
-    pub async fn set_password(&self, actor: &Actor, id: i64, password: &str) -> Result<(), AuthError> {
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        id: i64,
+        password: &str,
+    ) -> Result<(), AuthError> {
         let user = self.user(id).await?;
         let hash = secret::hash_password(password)?;
         sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
@@ -170,11 +199,21 @@ impl Auth {
             .execute(&self.db.pool)
             .await?;
         self.end_sessions(id).await?;
-        self.audit(actor, AuditEvent::ok("user.password", json!({"email": user.email}))).await;
+        self.audit(
+            actor,
+            AuditEvent::ok("user.password", json!({"email": user.email})),
+        )
+        .await;
         Ok(())
     }
 
-    pub async fn grant(&self, actor: &Actor, user_id: i64, tenant: &str, role: Role) -> Result<(), AuthError> {
+    pub async fn grant(
+        &self,
+        actor: &Actor,
+        user_id: i64,
+        tenant: &str,
+        role: Role,
+    ) -> Result<(), AuthError> {
         check_tenant_name(tenant)?;
         let user = self.user(user_id).await?;
         if !self.tenants(false).await?.iter().any(|t| t == tenant) {
@@ -191,14 +230,22 @@ impl Auth {
         .await?;
         self.audit(
             actor,
-            AuditEvent::ok("user.grant", json!({"email": user.email, "role": role.as_str()}))
-                .in_tenant(tenant),
+            AuditEvent::ok(
+                "user.grant",
+                json!({"email": user.email, "role": role.as_str()}),
+            )
+            .in_tenant(tenant),
         )
         .await;
         Ok(())
     }
 
-    pub async fn revoke_membership(&self, actor: &Actor, user_id: i64, tenant: &str) -> Result<(), AuthError> {
+    pub async fn revoke_membership(
+        &self,
+        actor: &Actor,
+        user_id: i64,
+        tenant: &str,
+    ) -> Result<(), AuthError> {
         let user = self.user(user_id).await?;
         sqlx::query("DELETE FROM user_tenants WHERE user_id = $1 AND tenant = $2")
             .bind(user_id)

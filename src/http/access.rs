@@ -41,17 +41,38 @@ pub struct Route {
 }
 
 impl Route {
-    pub fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Self {
-        Self { method: Method::GET, path, access, handler: axum::routing::get(h) }
+    pub fn get<H: Handler<T, AppState>, T: 'static>(
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            access,
+            handler: axum::routing::get(h),
+        }
     }
 
-    pub fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Self {
-        Self { method: Method::POST, path, access, handler: axum::routing::post(h) }
+    pub fn post<H: Handler<T, AppState>, T: 'static>(
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            access,
+            handler: axum::routing::post(h),
+        }
     }
 
     /// The handler behind the guard for this route's access.
     pub(super) fn guarded(self, state: &AppState) -> (&'static str, MethodRouter<AppState>) {
-        let guard = Guard { access: self.access, api: self.path.starts_with("/api/") };
+        let guard = Guard {
+            access: self.access,
+            api: self.path.starts_with("/api/"),
+        };
         let layer = axum::middleware::from_fn_with_state((state.clone(), guard), guard_request);
         (self.path, self.handler.route_layer(layer))
     }
@@ -72,13 +93,19 @@ pub struct Caller {
 
 impl Caller {
     pub fn actor(&self) -> Actor {
-        let name = self.principal.as_ref().map(|p| p.actor()).unwrap_or_else(|| "anonymous".into());
+        let name = self
+            .principal
+            .as_ref()
+            .map(|p| p.actor())
+            .unwrap_or_else(|| "anonymous".into());
         Actor::new(name, Some(self.ip.clone()))
     }
 
     /// The principal of a route whose access requires one.
     pub fn principal(&self) -> Result<&Principal, ApiError> {
-        self.principal.as_deref().ok_or(ApiError::Auth(AuthError::Unauthenticated))
+        self.principal
+            .as_deref()
+            .ok_or(ApiError::Auth(AuthError::Unauthenticated))
     }
 }
 
@@ -125,10 +152,21 @@ async fn check(
     let ip = client_ip(&request);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let target = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
     let refuse = |e: AuthError| refusal(guard.api, e, &target);
-    let principal = identify(state, request.headers()).await.map_err(refuse)?.map(Arc::new);
-    let caller = Caller { principal: principal.clone(), ip };
+    let principal = identify(state, request.headers())
+        .await
+        .map_err(refuse)?
+        .map(Arc::new);
+    let caller = Caller {
+        principal: principal.clone(),
+        ip,
+    };
     let denied = |what: String, tenant: Option<&str>| {
         let mut event = AuditEvent::denied(
             "access",
@@ -139,7 +177,9 @@ async fn check(
     };
     let mut refused: Option<(AuditEvent, AuthError)> = None;
     if guard.access != Access::Public {
-        let Some(p) = &principal else { return Err(refuse(AuthError::Unauthenticated)) };
+        let Some(p) = &principal else {
+            return Err(refuse(AuthError::Unauthenticated));
+        };
         let pending = p.session().is_some_and(|s| s.mfa_pending);
         if pending && guard.access != Access::PartlySignedIn {
             return Err(if guard.api {
@@ -151,13 +191,22 @@ async fn check(
         if let crate::auth::PrincipalKind::Key { id, .. } = &p.kind
             && let Err(limited) = state.auth.take_key_token(id)
         {
-            return Err(refuse(AuthError::RateLimited { retry_after_secs: limited.retry_after_secs }));
+            return Err(refuse(AuthError::RateLimited {
+                retry_after_secs: limited.retry_after_secs,
+            }));
         }
         match guard.access {
             Access::Tenant(need) => {
-                let tenant = params.as_ref().and_then(|Path(p)| p.get("tenant")).map(String::as_str).unwrap_or("");
+                let tenant = params
+                    .as_ref()
+                    .and_then(|Path(p)| p.get("tenant"))
+                    .map(String::as_str)
+                    .unwrap_or("");
                 if !p.allows(tenant, need) {
-                    refused = Some(denied(format!("no {} access to tenant {tenant}", need_name(need)), Some(tenant)));
+                    refused = Some(denied(
+                        format!("no {} access to tenant {tenant}", need_name(need)),
+                        Some(tenant),
+                    ));
                 }
             }
             Access::GlobalAdmin if !p.is_global_admin() => {
@@ -172,7 +221,10 @@ async fn check(
             let (ok, rebuilt) = csrf_matches(request, &session.csrf).await;
             request = rebuilt;
             if !ok {
-                refused = Some(denied("CSRF token missing or wrong; reload the page and try again".into(), None));
+                refused = Some(denied(
+                    "CSRF token missing or wrong; reload the page and try again".into(),
+                    None,
+                ));
             }
         }
     }
@@ -200,7 +252,9 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Option<Princi
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| AuthError::BadKey("expected `Authorization: Bearer <API key>`".into()))?;
+            .ok_or_else(|| {
+                AuthError::BadKey("expected `Authorization: Bearer <API key>`".into())
+            })?;
         return state.auth.authenticate_key(key.trim()).await.map(Some);
     }
     match cookie(headers, state.auth.cookie_name()) {
@@ -214,7 +268,9 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Option<Princi
 /// around the body it had to read.
 async fn csrf_matches(request: Request, expected: &str) -> (bool, Request) {
     if let Some(v) = request.headers().get("x-csrf-token") {
-        let ok = v.to_str().is_ok_and(|v| crate::auth::same_secret(v, expected));
+        let ok = v
+            .to_str()
+            .is_ok_and(|v| crate::auth::same_secret(v, expected));
         return (ok, request);
     }
     let is_form = request

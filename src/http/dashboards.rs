@@ -2,13 +2,13 @@
 //! `GET /api/v1/tenants/{tenant}/dashboards` (list), `/dashboards/{name}` (resolved: each
 //! entry's panel, type, title, grid placement and refresh interval) and `/config/errors`.
 
-use axum::extract::{Path, State};
 use axum::Json;
+use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::access::{Access, Route};
-use crate::auth::Need;
 use super::{ApiError, AppState};
+use crate::auth::Need;
 use crate::config::HumanDuration;
 use crate::panels::PanelError;
 
@@ -17,7 +17,11 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/api/v1/tenants/{tenant}/dashboards", read, list),
         Route::get("/api/v1/tenants/{tenant}/dashboards/{name}", read, resolved),
-        Route::get("/api/v1/tenants/{tenant}/config/errors", read, config_errors),
+        Route::get(
+            "/api/v1/tenants/{tenant}/config/errors",
+            read,
+            config_errors,
+        ),
     ]
 }
 

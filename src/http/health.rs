@@ -1,14 +1,14 @@
 //! `GET /healthz`: liveness for load balancers and scripts; no auth, no storage access.
 //! `GET /metrics`: the server's own counters in Prometheus text format.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde_json::{Value, json};
 
-use super::access::{Access, Route};
 use super::AppState;
+use super::access::{Access, Route};
 
 pub fn routes() -> Vec<Route> {
     vec![

@@ -2,17 +2,17 @@
 //! by a double-submit token (a cookie and a form field that must match), since there is no
 //! session yet to hold one.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Extension;
 use minijinja::context;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::access::{Access, Caller, Route, client_ip, cookie};
 use super::pages::PageError;
-use super::AppState;
 use crate::auth::{AuthError, LoginOutcome, Principal, PrincipalKind, random_token, same_secret};
 
 pub fn routes() -> Vec<Route> {
@@ -34,18 +34,31 @@ impl Form {
     }
 
     pub fn get(&self, name: &str) -> &str {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
 /// What page templates show of the signed-in user (the header's menu, forms' CSRF tokens).
 pub(super) fn user_json(principal: &Principal, tenant: Option<&str>) -> Value {
     match &principal.kind {
-        PrincipalKind::User { email, is_admin, session, .. } => json!({
+        PrincipalKind::User {
+            email,
+            is_admin,
+            session,
+            ..
+        } => json!({
             "email": email,
             "is_admin": is_admin,
             "csrf": session.csrf,
@@ -56,13 +69,21 @@ pub(super) fn user_json(principal: &Principal, tenant: Option<&str>) -> Value {
 }
 
 fn cookie_attributes(state: &AppState, max_age_secs: u64) -> String {
-    let secure = if state.auth.config().behind_tls { "; Secure" } else { "" };
+    let secure = if state.auth.config().behind_tls {
+        "; Secure"
+    } else {
+        ""
+    };
     format!("Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}")
 }
 
 pub(super) fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
     let max_age = state.auth.config().session_absolute_timeout.0.as_secs();
-    let value = format!("{}={token}; {}", state.auth.cookie_name(), cookie_attributes(state, max_age));
+    let value = format!(
+        "{}={token}; {}",
+        state.auth.cookie_name(),
+        cookie_attributes(state, max_age)
+    );
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -72,12 +93,20 @@ fn cleared_cookie(state: &AppState, name: &str) -> HeaderValue {
 }
 
 fn login_csrf_name(state: &AppState) -> &'static str {
-    if state.auth.config().behind_tls { "__Host-opsboard_login" } else { "opsboard_login" }
+    if state.auth.config().behind_tls {
+        "__Host-opsboard_login"
+    } else {
+        "opsboard_login"
+    }
 }
 
 /// Only a path on this server, so the login form cannot be used to bounce users elsewhere.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/" }
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -85,8 +114,20 @@ struct NextParam {
     next: Option<String>,
 }
 
-async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<NextParam>) -> Result<Response, PageError> {
-    render_login(&state, &headers, q.next.as_deref().unwrap_or("/"), "", None, axum::http::StatusCode::OK).await
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextParam>,
+) -> Result<Response, PageError> {
+    render_login(
+        &state,
+        &headers,
+        q.next.as_deref().unwrap_or("/"),
+        "",
+        None,
+        axum::http::StatusCode::OK,
+    )
+    .await
 }
 
 async fn render_login(
@@ -98,7 +139,9 @@ async fn render_login(
     status: axum::http::StatusCode,
 ) -> Result<Response, PageError> {
     let name = login_csrf_name(state);
-    let csrf = cookie(headers, name).map(String::from).unwrap_or_else(random_token);
+    let csrf = cookie(headers, name)
+        .map(String::from)
+        .unwrap_or_else(random_token);
     let first_run = state.auth.user_count().await? == 0;
     let html = state.pages.page(
         "login.html",
@@ -124,7 +167,15 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
     let expected = cookie(&headers, login_csrf_name(&state)).unwrap_or("");
     if expected.is_empty() || !same_secret(form.get("_csrf"), expected) {
         let error = "The sign-in form expired; please try again.".to_string();
-        return render_login(&state, &headers, &next, email, Some(error), axum::http::StatusCode::FORBIDDEN).await;
+        return render_login(
+            &state,
+            &headers,
+            &next,
+            email,
+            Some(error),
+            axum::http::StatusCode::FORBIDDEN,
+        )
+        .await;
     }
     match state.auth.login(email, form.get("password"), &ip).await {
         Ok((token, outcome)) => {
@@ -134,43 +185,73 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
                 LoginOutcome::NeedsEnrollment => "/account".to_string(),
             };
             let mut response = Redirect::to(&target).into_response();
-            response.headers_mut().append(header::SET_COOKIE, session_cookie(&state, &token));
-            response.headers_mut().append(header::SET_COOKIE, cleared_cookie(&state, login_csrf_name(&state)));
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, session_cookie(&state, &token));
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                cleared_cookie(&state, login_csrf_name(&state)),
+            );
             Ok(response)
         }
         Err(e @ (AuthError::BadCredentials | AuthError::LockedOut { .. })) => {
             let status = super::ApiError::Auth(AuthError::BadCredentials).status();
-            let status = if matches!(e, AuthError::LockedOut { .. }) { axum::http::StatusCode::TOO_MANY_REQUESTS } else { status };
+            let status = if matches!(e, AuthError::LockedOut { .. }) {
+                axum::http::StatusCode::TOO_MANY_REQUESTS
+            } else {
+                status
+            };
             render_login(&state, &headers, &next, email, Some(e.to_string()), status).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn mfa_page(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, PageError> {
+async fn mfa_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, PageError> {
     let principal = caller.principal()?;
     if principal.session().is_some_and(|s| !s.mfa_pending) {
         return Ok(Redirect::to("/").into_response());
     }
-    let user = state.auth.user(principal.user_id().unwrap_or_default()).await?;
+    let user = state
+        .auth
+        .user(principal.user_id().unwrap_or_default())
+        .await?;
     if !user.mfa_enabled {
         return Ok(Redirect::to("/account").into_response());
     }
     render_mfa(&state, principal, None, axum::http::StatusCode::OK)
 }
 
-fn render_mfa(state: &AppState, principal: &Principal, error: Option<String>, status: axum::http::StatusCode) -> Result<Response, PageError> {
+fn render_mfa(
+    state: &AppState,
+    principal: &Principal,
+    error: Option<String>,
+    status: axum::http::StatusCode,
+) -> Result<Response, PageError> {
     let html = state.pages.page("mfa.html", context! { title => "Authentication code", user => user_json(principal, None), error => error })?;
     Ok((status, Html(html)).into_response())
 }
 
-async fn mfa(State(state): State<AppState>, Extension(caller): Extension<Caller>, body: Bytes) -> Result<Response, PageError> {
+async fn mfa(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let principal = caller.principal()?;
     let form = Form::parse(&body);
-    match state.auth.verify_mfa(&caller.actor(), principal, form.get("code")).await {
+    match state
+        .auth
+        .verify_mfa(&caller.actor(), principal, form.get("code"))
+        .await
+    {
         Ok(token) => {
             let mut response = Redirect::to("/").into_response();
-            response.headers_mut().append(header::SET_COOKIE, session_cookie(&state, &token));
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, session_cookie(&state, &token));
             Ok(response)
         }
         Err(e @ (AuthError::BadMfaCode | AuthError::LockedOut { .. })) => {
@@ -181,12 +262,18 @@ async fn mfa(State(state): State<AppState>, Extension(caller): Extension<Caller>
     }
 }
 
-async fn logout(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, PageError> {
+async fn logout(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, PageError> {
     let principal = caller.principal()?;
     if let Some(session) = principal.session() {
         state.auth.logout(&caller.actor(), session).await?;
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().append(header::SET_COOKIE, cleared_cookie(&state, state.auth.cookie_name()));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cleared_cookie(&state, state.auth.cookie_name()),
+    );
     Ok(response)
 }

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, RawQuery, State};
 use axum::Extension;
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Value as Jinja;
@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::access::{Access, Caller, Route};
 use super::login::user_json;
-use crate::auth::Need;
 use super::{ApiError, AppState};
+use crate::auth::Need;
 use crate::config::{Placement, TenantPanels};
 use crate::panels::{PanelError, PanelRequest};
 use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css, escape_html, points_table};
@@ -222,7 +222,14 @@ async fn default_dashboard(
     query: Query<PanelRequest>,
     raw: RawQuery,
 ) -> Result<Html<String>, PageError> {
-    dashboard(state, caller, Path((tenant, "default".to_string())), query, raw).await
+    dashboard(
+        state,
+        caller,
+        Path((tenant, "default".to_string())),
+        query,
+        raw,
+    )
+    .await
 }
 
 async fn dashboard(
@@ -297,7 +304,15 @@ async fn dashboard(
             )
         })
         .collect();
-    let context = chrome(&state, &caller, &tenant, Some(&config), Some(&name), &path, &query);
+    let context = chrome(
+        &state,
+        &caller,
+        &tenant,
+        Some(&config),
+        Some(&name),
+        &path,
+        &query,
+    );
     let html = state.pages.page(
         "dashboard.html",
         merge(
@@ -469,7 +484,15 @@ async fn single_panel(
         .config
         .refresh_interval
         .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1));
-    let context = chrome(&state, &caller, &tenant, Some(&config), None, &page_path, &query);
+    let context = chrome(
+        &state,
+        &caller,
+        &tenant,
+        Some(&config),
+        None,
+        &page_path,
+        &query,
+    );
     let page = state.pages.page(
         "panel_page.html",
         merge(

@@ -2,17 +2,17 @@
 //! `/panels/{panel}/image` (a custom_image panel's picture) and `/panels/{panel}/export`
 //! (the rows behind it, streamed).
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, Caller, Route};
-use crate::auth::{AuditEvent, Need};
 use super::query::{audited, encoded_body};
 use super::{ApiError, AppState};
+use crate::auth::{AuditEvent, Need};
 use crate::panels::PanelRequest;
 use crate::render::ExportFormat;
 
@@ -21,7 +21,11 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/api/v1/tenants/{tenant}/panels/{panel}/data", read, data),
         Route::get("/api/v1/tenants/{tenant}/panels/{panel}/image", read, image),
-        Route::get("/api/v1/tenants/{tenant}/panels/{panel}/export", read, export),
+        Route::get(
+            "/api/v1/tenants/{tenant}/panels/{panel}/export",
+            read,
+            export,
+        ),
     ]
 }
 

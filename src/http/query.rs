@@ -2,23 +2,27 @@
 //! format. The first batch is computed before the status line goes out, so planning and most
 //! execution errors still get a proper 4xx; a failure later cuts the stream short.
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use futures::StreamExt;
-use serde_json::json;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::access::{Access, Caller, Route};
-use crate::auth::{AuditEvent, Need};
 use super::{ApiError, AppState};
+use crate::auth::{AuditEvent, Need};
 use crate::query::{BatchStream, QueryError, QueryOutput};
 use crate::render::{Encoder, ExportFormat};
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::post("/api/v1/tenants/{tenant}/query", Access::Tenant(Need::Read), query)]
+    vec![Route::post(
+        "/api/v1/tenants/{tenant}/query",
+        Access::Tenant(Need::Read),
+        query,
+    )]
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,8 +54,11 @@ async fn query(
     let output = if matches!(format, ExportFormat::Json | ExportFormat::Ndjson) {
         output
     } else {
-        let event = AuditEvent::ok("export", json!({"query": request.sql, "format": format.extension()}))
-            .in_tenant(&tenant.name);
+        let event = AuditEvent::ok(
+            "export",
+            json!({"query": request.sql, "format": format.extension()}),
+        )
+        .in_tenant(&tenant.name);
         audited(output, &state, &caller, event)
     };
     let body = encoded_body(format, output).await?;
@@ -60,11 +67,20 @@ async fn query(
 
 /// The output with its rows counted; when the stream is dropped (finished, failed or cut off by
 /// the client) the audit log gets `event` with `rows` and `complete` added.
-pub(super) fn audited(output: QueryOutput, state: &AppState, caller: &Caller, event: AuditEvent) -> QueryOutput {
+pub(super) fn audited(
+    output: QueryOutput,
+    state: &AppState,
+    caller: &Caller,
+    event: AuditEvent,
+) -> QueryOutput {
     struct Tally {
         rows: u64,
         complete: bool,
-        report: Option<(AuditEvent, std::sync::Arc<crate::auth::Auth>, crate::auth::Actor)>,
+        report: Option<(
+            AuditEvent,
+            std::sync::Arc<crate::auth::Auth>,
+            crate::auth::Actor,
+        )>,
     }
     impl Drop for Tally {
         fn drop(&mut self) {
@@ -77,7 +93,11 @@ pub(super) fn audited(output: QueryOutput, state: &AppState, caller: &Caller, ev
             }
         }
     }
-    let mut tally = Tally { rows: 0, complete: false, report: Some((event, state.auth.clone(), caller.actor())) };
+    let mut tally = Tally {
+        rows: 0,
+        complete: false,
+        report: Some((event, state.auth.clone(), caller.actor())),
+    };
     let mut inner = output.stream;
     let stream = futures::stream::poll_fn(move |cx| {
         // The whole tally lives in the stream (not just its fields), so it drops with the body.
@@ -90,7 +110,10 @@ pub(super) fn audited(output: QueryOutput, state: &AppState, caller: &Caller, ev
         }
         next
     });
-    QueryOutput { schema: output.schema, stream: Box::pin(stream) }
+    QueryOutput {
+        schema: output.schema,
+        stream: Box::pin(stream),
+    }
 }
 
 /// The result as a streamed body. The first batch is computed (and encoded) before the

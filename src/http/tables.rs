@@ -1,17 +1,21 @@
 //! `GET /api/v1/tenants/{tenant}/tables`: each table's columns, row counts and time bounds.
 
-use axum::extract::{Path, State};
 use axum::Json;
+use axum::extract::{Path, State};
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 
 use super::access::{Access, Route};
-use crate::auth::Need;
 use super::{ApiError, AppState};
+use crate::auth::Need;
 use crate::storage::{ColumnKind, TableStats};
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::get("/api/v1/tenants/{tenant}/tables", Access::Tenant(Need::Read), list_tables)]
+    vec![Route::get(
+        "/api/v1/tenants/{tenant}/tables",
+        Access::Tenant(Need::Read),
+        list_tables,
+    )]
 }
 
 #[derive(Debug, Serialize)]

@@ -1,20 +1,24 @@
 //! `POST /api/v1/tenants/{tenant}/write/{table}`: JSON array, NDJSON or CSV rows in; answered
 //! 200 only once the rows are in the fsync'd WAL.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::access::{Access, Route};
-use crate::auth::Need;
 use super::{ApiError, AppState};
+use crate::auth::Need;
 use crate::ingest::{self, Format, Precision};
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::post("/api/v1/tenants/{tenant}/write/{table}", Access::Tenant(Need::Ingest), write)]
+    vec![Route::post(
+        "/api/v1/tenants/{tenant}/write/{table}",
+        Access::Tenant(Need::Ingest),
+        write,
+    )]
 }
 
 #[derive(Debug, Deserialize)]

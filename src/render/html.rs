@@ -65,7 +65,10 @@ impl Pages {
             ("mfa.html", include_str!("templates/mfa.html")),
             ("account.html", include_str!("templates/account.html")),
             ("admin.html", include_str!("templates/admin.html")),
-            ("tenant_admin.html", include_str!("templates/tenant_admin.html")),
+            (
+                "tenant_admin.html",
+                include_str!("templates/tenant_admin.html"),
+            ),
             ("audit.html", include_str!("templates/audit.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {

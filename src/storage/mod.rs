@@ -119,6 +119,20 @@ impl Store {
         &self.tenants_dir
     }
 
+    /// Every tenant: each folder under the tenants dir with a valid tenant name.
+    pub fn tenant_folders(tenants_dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(tenants_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|name| validate_tenant_name(name).is_ok())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The tenant's store; the tenant exists when it has a folder under the tenants dir.
     pub async fn tenant(&self, name: &str) -> Result<Arc<TenantStore>, StorageError> {
         validate_tenant_name(name)?;

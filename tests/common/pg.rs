@@ -84,7 +84,10 @@ fn start() -> Result<Cluster, String> {
         .output()
         .map_err(|e| format!("initdb: {e}"))?;
     if !out.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -105,9 +108,16 @@ fn start() -> Result<Cluster, String> {
         .map_err(|e| format!("pg_ctl: {e}"))?;
     if !out.status.success() {
         let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-        return Err(format!("pg_ctl start failed: {}{log}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "pg_ctl start failed: {}{log}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
-    let stop = if is_root() { "runuser -u postgres -- " } else { "" };
+    let stop = if is_root() {
+        "runuser -u postgres -- "
+    } else {
+        ""
+    };
     let watchdog = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
         pid = std::process::id(),
@@ -133,7 +143,11 @@ pub async fn fresh_database() -> String {
         .get_or_init(start)
         .as_ref()
         .unwrap_or_else(|e| panic!("PostgreSQL test cluster: {e}"));
-    let name = format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
     let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await

@@ -32,7 +32,11 @@ pub struct Env {
 
 impl Env {
     /// None when the backend is not available here (and not required).
-    pub async fn start(db: Db, test: &str, configure: impl FnOnce(&mut ServerConfig)) -> Option<Env> {
+    pub async fn start(
+        db: Db,
+        test: &str,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Option<Env> {
         if db == Db::Postgres && super::pg::skip_unless_available(test) {
             return None;
         }
@@ -62,10 +66,19 @@ impl Env {
         for tenant in ["acme", "globex"] {
             write_fixture(&server, tenant).await;
         }
-        let marker = format!("{{\"time\":\"2024-01-01T01:00:00Z\",\"host\":\"{GLOBEX_MARKER}-host\",\"cpu\":1,\"mem\":2}}\n");
-        let (status, _) = server.write("globex", "metrics", "application/x-ndjson", marker).await;
+        let marker = format!(
+            "{{\"time\":\"2024-01-01T01:00:00Z\",\"host\":\"{GLOBEX_MARKER}-host\",\"cpu\":1,\"mem\":2}}\n"
+        );
+        let (status, _) = server
+            .write("globex", "metrics", "application/x-ndjson", marker)
+            .await;
         assert_eq!(status, 200);
-        Some(Env { dirs, server, auth, clock })
+        Some(Env {
+            dirs,
+            server,
+            auth,
+            clock,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -81,7 +94,10 @@ impl Env {
             .await
             .expect("create user");
         for (tenant, role) in roles {
-            self.auth.grant(&actor, user.id, tenant, *role).await.expect("grant");
+            self.auth
+                .grant(&actor, user.id, tenant, *role)
+                .await
+                .expect("grant");
         }
         user.id
     }
@@ -123,8 +139,15 @@ pub struct Browser {
 
 /// The value of the first `name="_csrf" value="…"` in a page.
 pub fn csrf_in(html: &str) -> String {
-    let start = html.find("name=\"_csrf\" value=\"").expect("no _csrf field in page") + 20;
-    html[start..].split('"').next().unwrap_or_default().to_string()
+    let start = html
+        .find("name=\"_csrf\" value=\"")
+        .expect("no _csrf field in page")
+        + 20;
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Browser {
@@ -135,7 +158,11 @@ impl Browser {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Self { base: base.to_string(), client, jar }
+        Self {
+            base: base.to_string(),
+            client,
+            jar,
+        }
     }
 
     /// The session token the browser holds, if any.
@@ -152,7 +179,11 @@ impl Browser {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.expect("get")
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("get")
     }
 
     pub async fn text(&self, path: &str) -> (u16, String) {
@@ -172,8 +203,16 @@ impl Browser {
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
         let (_, page) = self.text("/login").await;
         let csrf = csrf_in(&page);
-        self.post_form("/login", &[("_csrf", &csrf), ("email", email), ("password", password), ("next", "/")])
-            .await
+        self.post_form(
+            "/login",
+            &[
+                ("_csrf", &csrf),
+                ("email", email),
+                ("password", password),
+                ("next", "/"),
+            ],
+        )
+        .await
     }
 
     /// The session's CSRF token, as the account page's forms carry it.
