@@ -278,10 +278,10 @@ impl Auth {
 
     /// The tenant's members and their roles.
     pub async fn members(&self, tenant: &str) -> Result<Vec<(User, Role)>, AuthError> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let rows = sqlx::query(
             "SELECT u.id, u.email, u.name, u.is_admin, u.disabled, u.mfa_enabled, u.created_at, m.role \
-             FROM users u JOIN user_tenants m ON m.user_id = u.id WHERE m.tenant = $1 ORDER BY u.email"
-        )))
+             FROM users u JOIN user_tenants m ON m.user_id = u.id WHERE m.tenant = $1 ORDER BY u.email",
+        )
         .bind(tenant)
         .fetch_all(&self.db.pool)
         .await?;
