@@ -1,6 +1,19 @@
 //! Test harness: an in-process server on port 0 over temp dirs, plus helpers to talk to it.
 #![allow(dead_code)]
 
+/// Runs each named `async fn(Db)` as two tests, `sqlite::name` and `postgres::name`.
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name(super::Db::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name(super::Db::Postgres).await } )*
+        }
+    };
+}
+
 pub mod fixture;
 pub mod pg;
 pub mod session;

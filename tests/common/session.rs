@@ -81,6 +81,11 @@ impl Env {
         })
     }
 
+    pub fn clock_ms(&self) -> i64 {
+        use opsboard::clock::Clock;
+        self.clock.now_ms()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.url)
     }

@@ -1,0 +1,294 @@
+//! Pages of access management over HTTP on a manual clock: TOTP enrolment and sign-in with
+//! codes and recovery codes, the global admin's user pages, a tenant admin's members and keys,
+//! and the audit log with audited exports. Runs on SQLite and on PostgreSQL.
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::session::{Db, Env, PASSWORD, redirect_of};
+use opsboard::auth::{AuditFilter, Role};
+
+on_both_databases!(mfa_enrolment_and_login, admin_and_tenant_admin_pages);
+
+async fn mfa_enrolment_and_login(db: Db) {
+    let Some(env) = Env::start(db, "mfa", |c| c.auth.require_mfa_for_admins = true).await else {
+        return;
+    };
+    env.user("root@ops.test", true, &[]).await;
+    let b = env.browser().await;
+    // Password alone gets an admin only as far as enrolment.
+    let (status, location) = redirect_of(&b.login("root@ops.test", PASSWORD).await);
+    assert_eq!((status, location.as_str()), (303, "/account"));
+    assert_eq!(
+        redirect_of(&b.get("/t/acme").await),
+        (303, "/login/mfa".into())
+    );
+    let r = b
+        .client
+        .get(env.url("/api/v1/tenants/acme/tables"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a half-signed-in session reaches no API");
+    let csrf = b.csrf().await;
+    let page = b
+        .post_form("/account/mfa/start", &[("_csrf", &csrf)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let page = page.replace("&#x2f;", "/").replace("&amp;", "&");
+    assert!(
+        page.contains("otpauth://totp/opsboard:root%40ops.test?secret="),
+        "{page}"
+    );
+    assert!(page.contains("data:image/svg+xml;base64,"), "QR code");
+    let secret = page
+        .split("id=\"totp-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let code = |at_ms: i64| opsboard::auth::totp_code(&secret, at_ms / 30_000).unwrap();
+    let wrong = b
+        .post_form(
+            "/account/mfa/confirm",
+            &[("_csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 400);
+    let r = b
+        .post_form(
+            "/account/mfa/confirm",
+            &[("_csrf", &csrf), ("code", &code(env.clock_ms()))],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    let recovery: Vec<String> = page
+        .split("<li><code>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap().to_string())
+        .collect();
+    assert_eq!(recovery.len(), 10, "{page}");
+    assert_eq!(b.get("/t/acme").await.status(), 200, "enrolled: signed in");
+
+    // Next login asks for the code; a wrong one is refused, the right one signs in.
+    let b = env.browser().await;
+    assert_eq!(
+        redirect_of(&b.login("root@ops.test", PASSWORD).await),
+        (303, "/login/mfa".into())
+    );
+    let (_, mfa_page) = b.text("/login/mfa").await;
+    let csrf = common::session::csrf_in(&mfa_page);
+    assert_eq!(
+        b.post_form("/login/mfa", &[("_csrf", &csrf), ("code", "123456")])
+            .await
+            .status(),
+        400
+    );
+    let r = b
+        .post_form(
+            "/login/mfa",
+            &[("_csrf", &csrf), ("code", &code(env.clock_ms()))],
+        )
+        .await;
+    assert_eq!(redirect_of(&r), (303, "/".into()));
+    assert_eq!(b.get("/t/acme").await.status(), 200);
+
+    // A recovery code works once.
+    for expected in [303, 400] {
+        let b = env.browser().await;
+        b.login("root@ops.test", PASSWORD).await;
+        let (_, mfa_page) = b.text("/login/mfa").await;
+        let csrf = common::session::csrf_in(&mfa_page);
+        let r = b
+            .post_form(
+                "/login/mfa",
+                &[("_csrf", &csrf), ("code", &recovery[0].to_uppercase())],
+            )
+            .await;
+        assert_eq!(r.status(), expected);
+    }
+    let actions: Vec<String> = env
+        .auth
+        .audit_entries(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"mfa.enable".into()) && actions.contains(&"mfa.verify".into()));
+    env.server.stop().await;
+}
+
+async fn admin_and_tenant_admin_pages(db: Db) {
+    let Some(env) = Env::start(db, "admin_pages", |_| {}).await else {
+        return;
+    };
+    env.user("root@ops.test", true, &[]).await;
+    env.user("ta@acme.test", false, &[("acme", Role::Admin)])
+        .await;
+    env.user("viewer@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+
+    // Global admin creates a user: the generated password is shown once and works.
+    let root = env.signed_in("root@ops.test").await;
+    let csrf = root.csrf().await;
+    let page = root
+        .post_form(
+            "/admin/users",
+            &[
+                ("_csrf", &csrf),
+                ("email", "new@acme.test"),
+                ("name", "New"),
+                ("tenant", "acme"),
+                ("role", "editor"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let password = page
+        .split("Initial password (shown once): ")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let newbie = env.browser().await;
+    assert_eq!(newbie.login("new@acme.test", &password).await.status(), 303);
+    let (_, home) = newbie.text("/").await;
+    assert!(
+        home.contains(">Acme</a>") && !home.contains("globex"),
+        "the picker lists only own tenants: {home}"
+    );
+
+    // A tenant admin creates a key (shown once), uses it, rotates it, revokes the new one.
+    let ta = env.signed_in("ta@acme.test").await;
+    let csrf = ta.csrf().await;
+    let page = ta
+        .post_form(
+            "/t/acme/admin/keys",
+            &[
+                ("_csrf", &csrf),
+                ("name", "agent"),
+                ("scope", "ingest"),
+                ("scope", "read"),
+                ("expires", "90d"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = page
+        .split("id=\"new-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(key.starts_with("opsb_"));
+    let client = reqwest::Client::new();
+    let tables = |k: String| {
+        client
+            .get(env.url("/api/v1/tenants/acme/tables"))
+            .bearer_auth(k)
+            .send()
+    };
+    assert_eq!(tables(key.clone()).await.unwrap().status(), 200);
+    let (_, admin_page) = ta.text("/t/acme/admin").await;
+    assert!(
+        !admin_page.contains(&key),
+        "the secret is never shown again"
+    );
+    let id = env.auth.keys(Some("acme")).await.unwrap()[0].id.clone();
+    let page = ta
+        .post_form(
+            &format!("/t/acme/admin/keys/{id}/rotate"),
+            &[("_csrf", &csrf)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rotated = page
+        .split("id=\"new-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        tables(key).await.unwrap().status(),
+        401,
+        "rotation revokes the old key"
+    );
+    assert_eq!(tables(rotated.clone()).await.unwrap().status(), 200);
+    // A tenant admin grants a role in their tenant only.
+    let r = ta
+        .post_form(
+            "/t/acme/admin/members",
+            &[
+                ("_csrf", &csrf),
+                ("email", "root@ops.test"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = ta
+        .post_form(
+            "/t/globex/admin/members",
+            &[
+                ("_csrf", &csrf),
+                ("email", "ta@acme.test"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    // Viewers do not manage.
+    let viewer = env.signed_in("viewer@acme.test").await;
+    assert_eq!(viewer.get("/t/acme/admin").await.status(), 403);
+    assert_eq!(viewer.get("/admin").await.status(), 403);
+
+    // Exports are audited with who, what, range and rows; the audit log filters and exports.
+    let export = viewer.get("/api/v1/tenants/acme/panels/cpu/export?format=csv&from=2024-01-01T00:00:00Z&to=2024-01-01T12:00:00Z&disable_aggregation=true").await;
+    assert_eq!(export.status(), 200);
+    let lines = export.text().await.unwrap().lines().count();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let csv = root
+        .get("/admin/audit?action=export&format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let line = csv
+        .lines()
+        .find(|l| l.contains("user:viewer@acme.test"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        line.contains("cpu") && line.contains("2024-01-01T12:00:00Z"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("\"\"rows\"\":{}", lines - 1)),
+        "{line}"
+    );
+    let (status, tenant_audit) = ta.text("/t/acme/admin/audit?action=apikey.create").await;
+    assert_eq!(status, 200);
+    assert!(tenant_audit.contains("user:ta@acme.test") && tenant_audit.contains("apikey.create"));
+    assert!(!tenant_audit.contains(&rotated));
+    env.server.stop().await;
+}
