@@ -51,6 +51,9 @@ async fn write_throughput() {
         ..Default::default()
     };
     config.storage.flush_max_rows = 10_000_000;
+    // The bench measures the server, not the per-key brake.
+    config.auth.api_rate_per_second = 1e9;
+    config.auth.api_burst = u32::MAX;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -58,6 +61,7 @@ async fn write_throughput() {
         "http://{}/api/v1/tenants/bench/write/cpu",
         listener.local_addr().expect("addr")
     );
+    let client = keyed_client(&config).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         config,
@@ -85,7 +89,6 @@ async fn write_throughput() {
         .collect();
     let sent_rows: usize = bodies.len() * 4_800;
     let bodies = Arc::new(bodies);
-    let client = reqwest::Client::new();
     let t = Instant::now();
     let mut tasks = vec![];
     for c in 0..2 {
@@ -213,4 +216,18 @@ async fn query_vs_duckdb() {
         ),
         Err(e) => println!("rollup_query: duckdb not run ({e}); `pip install duckdb`"),
     }
+}
+
+/// A client carrying an operator key for the bench's server (every route needs one).
+async fn keyed_client(config: &ServerConfig) -> reqwest::Client {
+    let key = opsboard::auth::operator_key(config, "bench")
+        .await
+        .expect("bench key");
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {key}").parse().expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }

@@ -156,6 +156,9 @@ fn main() {
             ..Default::default()
         };
         config.storage.flush_max_rows = 20_000_000;
+        // The bench measures the server, not the per-key brake.
+        config.auth.api_rate_per_second = 1e9;
+        config.auth.api_burst = u32::MAX;
         config.storage.flush_max_bytes = 8 << 30;
         let end = (chrono::Utc::now().timestamp_nanos_opt().expect("now") / STEP) * STEP;
         let start = end - DAYS * 86_400_000_000_000;
@@ -166,7 +169,7 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
 
-        let client = reqwest::Client::new();
+        let client = keyed_client(&config).await;
         let range = |shift_ms: i64| {
             let fmt = |ns: i64| {
                 chrono::DateTime::from_timestamp_nanos(ns + shift_ms * 1_000_000)
@@ -328,4 +331,18 @@ fn peak_rss_mb(pid: u32) -> u64 {
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// A client carrying an operator key for the bench's server (every route needs one).
+async fn keyed_client(config: &ServerConfig) -> reqwest::Client {
+    let key = opsboard::auth::operator_key(config, "bench")
+        .await
+        .expect("bench key");
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {key}").parse().expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }

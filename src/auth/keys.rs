@@ -52,6 +52,26 @@ fn key_from_row(r: &AnyRow) -> Result<KeyInfo, AuthError> {
 /// Key use is recorded at most this often (a busy agent is not a write per request).
 const LAST_USED_EVERY_MS: i64 = 60_000;
 
+/// A global key with every scope in the database `config` names, as `opsboard apikey create
+/// --global --scope ingest,read,admin` makes one: for benchmarks and test harnesses that drive a
+/// server they start themselves.
+pub async fn operator_key(
+    config: &crate::config::ServerConfig,
+    name: &str,
+) -> Result<String, AuthError> {
+    let auth = Auth::open(config, crate::clock::system()).await?;
+    let request = NewKeyRequest {
+        name: name.to_string(),
+        tenant: None,
+        scopes: vec![Scope::Ingest, Scope::Read, Scope::Admin],
+        expires_at: None,
+    };
+    let (_, key) = auth
+        .create_key(&super::Actor::new(name.to_string(), None), request)
+        .await?;
+    Ok(key)
+}
+
 impl Auth {
     /// Creates a key and returns it with the only copy of its secret.
     pub async fn create_key(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use audit::{Actor, AuditEntry, AuditEvent, AuditFilter};
 pub use db::{Backend, Db, redacted, resolve_url};
-pub use keys::{KeyInfo, NewKeyRequest};
+pub use keys::{KeyInfo, NewKeyRequest, operator_key};
 pub use limits::RateLimited;
 pub use secret::{MIN_PASSWORD_LEN, random_password, random_token, same as same_secret, totp_code};
 pub use sessions::{LoginOutcome, MfaEnrollment, SessionCookie};

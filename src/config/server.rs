@@ -105,8 +105,8 @@ impl Default for AuthConfig {
             failure_window: HumanDuration::from_secs(15 * 60),
             lockout: HumanDuration::from_secs(60),
             max_lockout: HumanDuration::from_secs(3600),
-            api_rate_per_second: 50.0,
-            api_burst: 200,
+            api_rate_per_second: 200.0,
+            api_burst: 1000,
             secret_key: None,
         }
     }

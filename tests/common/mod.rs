@@ -20,7 +20,6 @@ pub mod session;
 
 use std::path::{Path, PathBuf};
 
-use opsboard::auth::{Actor, Auth, NewKeyRequest, Scope};
 use opsboard::config::ServerConfig;
 use opsboard::server::{ServeOptions, ServerError, serve};
 use serde_json::Value;
@@ -91,23 +90,11 @@ impl TestDirs {
     }
 }
 
-/// A global key with every scope, created straight in the central database `config` points at
-/// (the way `opsboard apikey create --global` does), so tests can call any route.
+/// A global key with every scope, so tests can call any route.
 pub async fn admin_key(config: &ServerConfig) -> String {
-    let auth = Auth::open(config, opsboard::clock::system())
+    opsboard::auth::operator_key(config, "tests")
         .await
-        .expect("open auth database");
-    let request = NewKeyRequest {
-        name: "tests".into(),
-        tenant: None,
-        scopes: Scope::parse_list("ingest,read,admin").expect("scopes"),
-        expires_at: None,
-    };
-    let (_, key) = auth
-        .create_key(&Actor::new("tests", None), request)
-        .await
-        .expect("create key");
-    key
+        .expect("create a key")
 }
 
 /// A client that sends `key` on every request.
