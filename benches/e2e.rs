@@ -11,6 +11,9 @@
 //!
 //! Run: `cargo bench --bench e2e`.
 
+mod common;
+
+use common::keyed_client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -216,18 +219,4 @@ async fn query_vs_duckdb() {
         ),
         Err(e) => println!("rollup_query: duckdb not run ({e}); `pip install duckdb`"),
     }
-}
-
-/// A client carrying an operator key for the bench's server (every route needs one).
-async fn keyed_client(config: &ServerConfig) -> reqwest::Client {
-    let key = opsboard::auth::operator_key(config, "bench")
-        .await
-        .expect("bench key");
-    let mut headers = reqwest::header::HeaderMap::new();
-    let value = format!("Bearer {key}").parse().expect("header");
-    headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .expect("client")
 }

@@ -14,6 +14,9 @@
 //!
 //! Run: `cargo bench --bench panels`.
 
+mod common;
+
+use common::keyed_client;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -331,18 +334,4 @@ fn peak_rss_mb(pid: u32) -> u64 {
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-/// A client carrying an operator key for the bench's server (every route needs one).
-async fn keyed_client(config: &ServerConfig) -> reqwest::Client {
-    let key = opsboard::auth::operator_key(config, "bench")
-        .await
-        .expect("bench key");
-    let mut headers = reqwest::header::HeaderMap::new();
-    let value = format!("Bearer {key}").parse().expect("header");
-    headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .expect("client")
 }
