@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod demo;
 pub mod generate;
 pub mod http;

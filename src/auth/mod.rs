@@ -7,7 +7,6 @@
 //! about routes or panels.
 
 mod audit;
-mod db;
 mod keys;
 mod limits;
 mod secret;
@@ -19,7 +18,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use audit::{Actor, AuditEntry, AuditEvent, AuditFilter};
-pub use db::{Backend, Db, redacted, resolve_url};
 pub use keys::{KeyInfo, NewKeyRequest, operator_key};
 pub use limits::RateLimited;
 pub use secret::{MIN_PASSWORD_LEN, random_password, random_token, same as same_secret, totp_code};
@@ -27,6 +25,7 @@ pub use sessions::{LoginOutcome, MfaEnrollment, SessionCookie};
 pub use users::User;
 
 use crate::clock::SharedClock;
+use crate::db::{Backend, Db, DbError, resolve_url};
 use crate::config::{AuthConfig, ServerConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +52,8 @@ pub enum AuthError {
     Conflict(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
     #[error("{0}")]
     Internal(String),
 }
@@ -243,9 +244,14 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Opens the central database `config` names (CLI, tests); the server shares one [`Db`]
+    /// through [`Auth::with_db`].
     pub async fn open(config: &ServerConfig, clock: SharedClock) -> Result<Arc<Self>, AuthError> {
         let url = resolve_url(config.database_url.as_deref(), &config.data_dir);
-        let db = Db::connect(&url).await?;
+        Self::with_db(Db::connect(&url).await?, config, clock)
+    }
+
+    pub fn with_db(db: Db, config: &ServerConfig, clock: SharedClock) -> Result<Arc<Self>, AuthError> {
         let seal = match &config.auth.secret_key {
             Some(hex) => secret::SealKey::from_hex(hex)?,
             None => load_or_create_key(&config.data_dir)?,

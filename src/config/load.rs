@@ -93,6 +93,8 @@ pub struct TenantPanels {
     pub dashboards: BTreeMap<String, LoadedDashboard>,
     /// Tenant panels plus the shared panels its dashboards use, by id.
     pub panels: BTreeMap<String, Arc<LoadedPanel>>,
+    /// Alert rules, channels and routes from `alerts/*.yaml`.
+    pub alerts: super::TenantAlerts,
 }
 
 struct ParsedPanel {
@@ -219,6 +221,8 @@ pub fn load_tenant(
     for (id, parsed) in own {
         panels.insert(id, Arc::new(parsed.panel));
     }
+    let panel_ids: Vec<&str> = panels.keys().map(String::as_str).collect();
+    let alerts = super::load_alerts(&dir.join("alerts"), &tables, &panel_ids, &mut problems);
     if !problems.is_empty() {
         problems.sort();
         problems.dedup();
@@ -235,6 +239,7 @@ pub fn load_tenant(
         aggregation,
         dashboards,
         panels,
+        alerts,
     })
 }
 
@@ -291,7 +296,11 @@ fn parse_panels(
             Err(errors) => problems.extend(errors.into_iter().map(Problem::from)),
             Ok(parsed) => {
                 let locator = Locator::new(&text);
-                let template_first_line = template_first_line(&text, &locator);
+                let template_first_line = block_first_line(
+                    &text,
+                    &locator,
+                    &[Step::from("panel"), Step::from("template")],
+                );
                 out.insert(
                     id.clone(),
                     ParsedPanel {
@@ -312,9 +321,8 @@ fn parse_panels(
 }
 
 /// A block scalar (`template: |`) starts on the next line; an inline one on the key's line.
-fn template_first_line(text: &str, locator: &Locator) -> usize {
-    let key = [Step::from("panel"), Step::from("template")];
-    let (line, _) = locator.locate(&key);
+pub(super) fn block_first_line(text: &str, locator: &Locator, key: &[Step]) -> usize {
+    let (line, _) = locator.locate(key);
     let block = text
         .lines()
         .nth(line.saturating_sub(1))

@@ -4,6 +4,7 @@
 //! mistake is reported here with `file:line:column`.
 
 mod aggregation;
+mod alerts;
 mod check;
 mod dashboard;
 mod duration;
@@ -17,6 +18,10 @@ mod validate;
 mod watch;
 
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
+pub use alerts::{
+    AlertRule, ChannelConfig, ChannelType, Condition, RouteConfig, RuleConfig, Severity,
+    TenantAlerts, WebhookFormat, load_alerts,
+};
 pub use check::validate_paths;
 pub use dashboard::{DashboardConfig, DashboardPanel, Layout, Placement, Position};
 pub use duration::HumanDuration;

@@ -87,7 +87,9 @@ fn auth_status(e: &AuthError) -> StatusCode {
         AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
         AuthError::NotFound(_) => StatusCode::NOT_FOUND,
         AuthError::Conflict(_) => StatusCode::CONFLICT,
-        AuthError::Database(_) | AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AuthError::Database(_) | AuthError::Db(_) | AuthError::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The central database: one sqlx `Any` pool over SQLite (default, a file in the data dir) or
+//! The central database (users, sessions, keys, audit log, alert state): one sqlx `Any` pool over SQLite (default, a file in the data dir) or
 //! PostgreSQL, and the migrations in `migrations/<backend>/`, applied in order at start.
 //!
 //! Queries are written once for both backends: `$n` placeholders in order, 0/1 integers for
@@ -9,7 +9,21 @@ use std::path::Path;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-use super::AuthError;
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Open(String),
+    #[error("migration {version:04}_{name}: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -24,12 +38,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "auth",
-    sqlite: include_str!("../../migrations/sqlite/0001_auth.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_auth.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "auth",
+        sqlite: include_str!("../migrations/sqlite/0001_auth.sql"),
+        postgres: include_str!("../migrations/postgres/0001_auth.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "alerts",
+        sqlite: include_str!("../migrations/sqlite/0002_alerts.sql"),
+        postgres: include_str!("../migrations/postgres/0002_alerts.sql"),
+    },
+];
 
 #[derive(Clone)]
 pub struct Db {
@@ -60,14 +82,14 @@ pub fn redacted(url: &str) -> String {
 }
 
 impl Db {
-    pub async fn connect(url: &str) -> Result<Self, AuthError> {
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(AuthError::Invalid(format!(
+            return Err(DbError::Invalid(format!(
                 "database_url must start with sqlite:// or postgres:// (got {})",
                 redacted(url)
             )));
@@ -80,12 +102,12 @@ impl Db {
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(dir).map_err(|e| {
-                AuthError::Internal(format!("cannot create {}: {e}", dir.display()))
+                DbError::Open(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
         let options: AnyConnectOptions = url
             .parse()
-            .map_err(|e| AuthError::Invalid(format!("database_url {}: {e}", redacted(url))))?;
+            .map_err(|e| DbError::Invalid(format!("database_url {}: {e}", redacted(url))))?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
             .after_connect(move |conn, _| {
@@ -105,14 +127,14 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(|e| {
-                AuthError::Internal(format!("cannot open database {}: {e}", redacted(url)))
+                DbError::Open(format!("cannot open database {}: {e}", redacted(url)))
             })?;
         let db = Self { pool, backend };
         db.migrate().await?;
         Ok(db)
     }
 
-    async fn migrate(&self) -> Result<(), AuthError> {
+    async fn migrate(&self) -> Result<(), DbError> {
         self.pool
             .execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations \
@@ -133,9 +155,14 @@ impl Db {
                 Backend::Sqlite => m.sqlite,
                 Backend::Postgres => m.postgres,
             };
-            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
-                AuthError::Internal(format!("migration {:04}_{}: {e}", m.version, m.name))
-            })?;
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| DbError::Migration {
+                    version: m.version,
+                    name: m.name,
+                    source,
+                })?;
             sqlx::query(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
             )

@@ -1,0 +1,377 @@
+//! `tenants/<tenant>/alerts/*.yaml`: alert rules, notification channels and the routes between
+//! them. Each file may hold any of the three lists; names are unique across a tenant's files.
+//!
+//! ```yaml
+//! rules:
+//!   - name: cpu_high
+//!     sql: SELECT host, avg(usage) AS value FROM cpu WHERE time >= $from AND time < $to GROUP BY host
+//!     condition: "> 90"        # > >= < <= == != , or "outside [a, b]" ; or absent_for: 5m
+//!     for: 5m                  # pending this long before firing
+//!     every: 1m                # evaluation interval
+//!     range: 5m                # $from = evaluation time - range, $to = evaluation time
+//!     severity: critical       # critical | high | medium | low
+//!     labels: {team: ops}
+//!     message: "CPU on {{ host }} at {{ value }}%"
+//! channels:
+//!   - {name: ops, type: webhook, url: "http://127.0.0.1:9000/hook", format: alertmanager}
+//!   - {name: mail, type: email, to: [ops@example.com]}
+//!   - {name: inbox, type: in_app}
+//! routes:
+//!   - {channels: [ops, inbox], severity: [critical, high], group_by: [host], repeat_interval: 4h}
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::load::{block_first_line, yaml_files};
+use super::sql_check::{check_sql, plan_against};
+use super::validate::{KnownTables, Problem, Report, check_template};
+use super::{HumanDuration, Locator, parse_yaml_all, read_file};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+}
+
+/// When a row's `value` is a problem.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Above(f64),
+    AtLeast(f64),
+    Below(f64),
+    AtMost(f64),
+    Equal(f64),
+    NotEqual(f64),
+    Outside(f64, f64),
+    /// `value` is the series' last time (epoch ms or a timestamp): silent longer than this.
+    AbsentFor(std::time::Duration),
+}
+
+impl Condition {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let number = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("`{}` is not a number", s.trim()))
+        };
+        if let Some(rest) = t.strip_prefix("outside") {
+            let inner = rest
+                .trim()
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .ok_or("expected `outside [low, high]`")?;
+            let (a, b) = inner.split_once(',').ok_or("expected `outside [low, high]`")?;
+            let (a, b) = (number(a)?, number(b)?);
+            if a > b {
+                return Err(format!("`outside [{a}, {b}]`: low is above high"));
+            }
+            return Ok(Condition::Outside(a, b));
+        }
+        for (op, make) in [
+            (">=", Condition::AtLeast as fn(f64) -> Condition),
+            ("<=", Condition::AtMost),
+            ("==", Condition::Equal),
+            ("!=", Condition::NotEqual),
+            (">", Condition::Above),
+            ("<", Condition::Below),
+        ] {
+            if let Some(rest) = t.strip_prefix(op) {
+                return Ok(make(number(rest)?));
+            }
+        }
+        Err(format!(
+            "condition `{t}`: expected `> N`, `>= N`, `< N`, `<= N`, `== N`, `!= N` or `outside [a, b]`"
+        ))
+    }
+
+    /// Whether `value` (at `now_ms`) meets the condition.
+    pub fn holds(&self, value: f64, now_ms: i64) -> bool {
+        match *self {
+            Condition::Above(x) => value > x,
+            Condition::AtLeast(x) => value >= x,
+            Condition::Below(x) => value < x,
+            Condition::AtMost(x) => value <= x,
+            Condition::Equal(x) => value == x,
+            Condition::NotEqual(x) => value != x,
+            Condition::Outside(a, b) => value < a || value > b,
+            Condition::AbsentFor(d) => (now_ms as f64 - value) > d.as_millis() as f64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    /// One row per series: label columns plus `value`. Binds $from, $to, $bucket, $origin.
+    pub sql: Option<String>,
+    /// Or a kpi / timeseries panel of the tenant: its value, or each series' last point.
+    pub panel: Option<String>,
+    pub condition: Option<String>,
+    pub absent_for: Option<HumanDuration>,
+    #[serde(rename = "for")]
+    pub for_: Option<HumanDuration>,
+    pub every: Option<HumanDuration>,
+    pub range: Option<HumanDuration>,
+    pub severity: Severity,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelType {
+    Webhook,
+    Email,
+    InApp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Alertmanager,
+    Slack,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ChannelType,
+    pub url: Option<String>,
+    #[serde(default)]
+    pub format: WebhookFormat,
+    #[serde(default)]
+    pub to: Vec<String>,
+    pub from: Option<String>,
+    /// SMTP server `host:port` (default: the server's `alerts.smtp`).
+    pub smtp: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub channels: Vec<String>,
+    /// Severities this route takes (default: all).
+    #[serde(default)]
+    pub severity: Vec<Severity>,
+    /// Labels that must match exactly.
+    #[serde(default, rename = "match")]
+    pub matchers: BTreeMap<String, String>,
+    /// Alerts with the same values of these labels go out in one message.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// A firing alert is sent again this often (default 4h).
+    pub repeat_interval: Option<HumanDuration>,
+    /// Stop at this route (default) or let later routes take the alert too.
+    #[serde(default)]
+    pub r#continue: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertFile {
+    #[serde(default)]
+    rules: Vec<RuleConfig>,
+    #[serde(default)]
+    channels: Vec<ChannelConfig>,
+    #[serde(default)]
+    routes: Vec<RouteConfig>,
+}
+
+/// A checked rule, ready for the evaluator.
+#[derive(Debug, Clone)]
+pub struct AlertRule {
+    pub config: RuleConfig,
+    pub condition: Condition,
+    /// Where the rule is written, for runtime errors: `alerts/cpu.yaml:3`.
+    pub origin: String,
+    /// The YAML line the message template starts on (template errors map back to it).
+    pub message_line: usize,
+}
+
+impl AlertRule {
+    pub fn every(&self) -> std::time::Duration {
+        self.config.every.map_or(std::time::Duration::from_secs(60), |d| d.0)
+    }
+
+    pub fn pending_for(&self) -> std::time::Duration {
+        self.config.for_.map_or(std::time::Duration::ZERO, |d| d.0)
+    }
+
+    pub fn range(&self) -> std::time::Duration {
+        self.config.range.map_or(std::time::Duration::from_secs(300), |d| d.0)
+    }
+}
+
+/// A tenant's alerting configuration.
+#[derive(Debug, Clone, Default)]
+pub struct TenantAlerts {
+    pub rules: Vec<AlertRule>,
+    pub channels: BTreeMap<String, ChannelConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Reads and checks `dir` (a tenant's `alerts/`); problems are appended, good rules returned.
+pub fn load_alerts(
+    dir: &Path,
+    tables: &KnownTables,
+    panel_ids: &[&str],
+    problems: &mut Vec<Problem>,
+) -> TenantAlerts {
+    let mut out = TenantAlerts::default();
+    let mut pending_routes = vec![];
+    for (stem, file) in yaml_files(dir) {
+        let text = match read_file(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(e.into());
+                continue;
+            }
+        };
+        let parsed: AlertFile = match parse_yaml_all(&file, &text) {
+            Ok(f) => f,
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(Problem::from));
+                continue;
+            }
+        };
+        let locator = Locator::new(&text);
+        let mut r = Report { file: &file, locator: &locator, problems: vec![] };
+        for (i, rule) in parsed.rules.into_iter().enumerate() {
+            let at = |key: &str| crate::yaml_path!["rules", i, key];
+            if out.rules.iter().any(|r| r.config.name == rule.name) {
+                r.at(&at("name"), format!("a rule named `{}` already exists", rule.name));
+            }
+            if let Some(sql) = &rule.sql {
+                check_sql(sql, &at("sql"), &mut r);
+                match plan_against(sql, tables) {
+                    Ok(columns) if !columns.iter().any(|c| c == "value") => r.at(
+                        &at("sql"),
+                        format!("`sql` must return a `value` column (it returns {})", columns.join(", ")),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => r.at(&at("sql"), format!("`sql`: {e}")),
+                }
+            }
+            match (&rule.sql, &rule.panel) {
+                (Some(_), Some(_)) | (None, None) => {
+                    r.at(&at("name"), "a rule needs exactly one of `sql` or `panel`")
+                }
+                (None, Some(p)) if !panel_ids.contains(&p.as_str()) => {
+                    r.at(&at("panel"), format!("no panel `{p}` in this tenant"))
+                }
+                _ => {}
+            }
+            let condition = match (&rule.condition, rule.absent_for) {
+                (Some(text), None) => Condition::parse(text).map_err(|e| r.at(&at("condition"), e)).ok(),
+                (None, Some(d)) => Some(Condition::AbsentFor(d.0)),
+                _ => {
+                    r.at(&at("name"), "a rule needs exactly one of `condition` or `absent_for`");
+                    None
+                }
+            };
+            if rule.every.is_some_and(|d| d.0.is_zero()) {
+                r.at(&at("every"), "`every` must be more than 0");
+            }
+            let message_line = block_first_line(&text, &locator, &at("message"));
+            if let Some(m) = &rule.message {
+                check_template(m, message_line, &at("message"), &mut r);
+            }
+            for (k, v) in &rule.annotations {
+                let key = crate::yaml_path!["rules", i, "annotations", k.as_str()];
+                check_template(v, block_first_line(&text, &locator, &key), &key, &mut r);
+            }
+            let (line, _) = locator.locate(&at("name"));
+            if let Some(condition) = condition {
+                out.rules.push(AlertRule {
+                    config: rule,
+                    condition,
+                    origin: format!("alerts/{stem}.yaml:{line}"),
+                    message_line,
+                });
+            }
+        }
+        for (i, channel) in parsed.channels.into_iter().enumerate() {
+            let at = |key: &str| crate::yaml_path!["channels", i, key];
+            if out.channels.contains_key(&channel.name) {
+                r.at(&at("name"), format!("a channel named `{}` already exists", channel.name));
+            }
+            match channel.kind {
+                ChannelType::Webhook => match channel.url.as_deref().map(url::Url::parse) {
+                    Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => {}
+                    Some(_) => r.at(&at("url"), "`url` must be an http:// or https:// URL"),
+                    None => r.at(&at("name"), "a webhook channel needs `url`"),
+                },
+                ChannelType::Email if channel.to.is_empty() => {
+                    r.at(&at("name"), "an email channel needs `to: [address, ...]`")
+                }
+                _ => {}
+            }
+            out.channels.insert(channel.name.clone(), channel);
+        }
+        for (i, route) in parsed.routes.into_iter().enumerate() {
+            let (line, column) = locator.locate(&crate::yaml_path!["routes", i, "channels"]);
+            pending_routes.push((file.clone(), line, column, route));
+        }
+        problems.extend(r.problems);
+    }
+    // Routes may name channels of any file, so they are checked once all are read.
+    for (file, line, column, route) in pending_routes {
+        for name in &route.channels {
+            if !out.channels.contains_key(name) {
+                problems.push(Problem {
+                    file: file.clone(),
+                    line,
+                    column,
+                    message: format!("route names channel `{name}`, which no alerts file defines"),
+                });
+            }
+        }
+        out.routes.push(route);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse_and_hold() {
+        assert_eq!(Condition::parse("> 80").unwrap(), Condition::Above(80.0));
+        assert_eq!(Condition::parse(">=0.9").unwrap(), Condition::AtLeast(0.9));
+        assert_eq!(Condition::parse("outside [1, 5]").unwrap(), Condition::Outside(1.0, 5.0));
+        assert!(Condition::parse("outside [5, 1]").is_err());
+        assert!(Condition::parse("> lots").unwrap_err().contains("not a number"));
+        assert!(Condition::parse("~ 3").is_err());
+        assert!(Condition::Above(80.0).holds(80.5, 0));
+        assert!(!Condition::Above(80.0).holds(80.0, 0));
+        assert!(Condition::Outside(1.0, 5.0).holds(0.5, 0) && !Condition::Outside(1.0, 5.0).holds(3.0, 0));
+        let absent = Condition::AbsentFor(std::time::Duration::from_secs(300));
+        assert!(absent.holds(0.0, 300_001) && !absent.holds(0.0, 300_000));
+    }
+}
