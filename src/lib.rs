@@ -7,6 +7,7 @@
 //! [`http`] → [`query`] (a DataFusion context holding only that tenant's tables, reading buffer ∪
 //! pruned Parquet) → [`render`] (JSON, NDJSON, CSV, Parquet or Arrow, streamed).
 
+pub mod alerts;
 pub mod auth;
 pub mod clock;
 pub mod config;

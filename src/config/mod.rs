@@ -36,7 +36,7 @@ pub use panel::{
     Threshold,
 };
 pub use server::{
-    AuthConfig, IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig,
+    AlertsConfig, AuthConfig, IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig,
 };
 pub use sql_check::{parse_order_by, parse_where};
 pub use tenant::{FieldTypeName, TableConfig, TenantConfig};

@@ -25,6 +25,7 @@ pub struct ServerConfig {
     /// `postgres://…`; unset = `sqlite://<data_dir>/opsboard.db`.
     pub database_url: Option<String>,
     pub auth: AuthConfig,
+    pub alerts: AlertsConfig,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +42,7 @@ impl Default for ServerConfig {
             panels: PanelsConfig::default(),
             database_url: None,
             auth: AuthConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -62,6 +64,31 @@ impl Default for PanelsConfig {
             cache_max_bytes: 64 * 1024 * 1024,
             raw_limit: 10_000,
             reload_interval: HumanDuration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How often the evaluator looks for rules that are due (each rule runs at its `every`).
+    pub tick: HumanDuration,
+    /// SMTP relay `host:port` for email channels that name none.
+    pub smtp: String,
+    pub from: String,
+    /// Tries per delivery, waiting `retry_backoff`, then twice that, ... between them.
+    pub delivery_attempts: u32,
+    pub retry_backoff: HumanDuration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            tick: HumanDuration::from_secs(1),
+            smtp: "127.0.0.1:25".into(),
+            from: "opsboard@localhost".into(),
+            delivery_attempts: 4,
+            retry_backoff: HumanDuration::from_secs(2),
         }
     }
 }

@@ -14,7 +14,7 @@ mod sqlgen;
 mod table;
 mod time_range;
 mod timeseries;
-mod values;
+pub mod values;
 
 pub use crate::config::{AggregationRule, AggregationRules, Bucket};
 pub use cache::{CacheStats, PanelCache};

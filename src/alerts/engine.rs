@@ -1,0 +1,399 @@
+//! The evaluator: every `alerts.tick` it runs the rules that are due (each at its own `every`,
+//! measured on the injected clock), turns each answer row into an observation of one alert
+//! instance, steps the instances, stores what changed (central database), appends every change
+//! to the tenant's `alerts` table, pushes it to open pages, and hands the alerts that people
+//! must hear about to the notifier (after silences).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::common::ScalarValue;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::AlertError;
+use super::notify::{Notifier, Outgoing};
+use super::state::{AlertState, Change, Instance, Labels, labels_key};
+use super::store::{AlertStore, Silence};
+use crate::clock::SharedClock;
+use crate::config::{AlertRule, TenantAlerts, TenantPanels};
+use crate::panels::{PanelEngine, PanelRequest, values};
+use crate::query::QueryEngine;
+use crate::storage::Store;
+
+/// The label set of a rule's own instance (its nodata / error state).
+const RULE_LABEL: &str = "__rule__";
+const DEFAULT_REPEAT_MS: i64 = 4 * 3_600_000;
+
+/// One change, as pushed to open pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertEvent {
+    pub tenant: String,
+    pub rule: String,
+    pub severity: String,
+    pub state: &'static str,
+    pub labels: Labels,
+    pub message: String,
+    pub at: i64,
+}
+
+struct Observation {
+    labels: Labels,
+    value: f64,
+    row: serde_json::Map<String, Value>,
+}
+
+pub struct AlertEngine {
+    store: AlertStore,
+    tenants: Arc<Store>,
+    query: Arc<QueryEngine>,
+    panels: Arc<PanelEngine>,
+    clock: SharedClock,
+    notifier: Notifier,
+    events: broadcast::Sender<AlertEvent>,
+    last_run: parking_lot::Mutex<HashMap<(String, String), i64>>,
+}
+
+fn ts(ms: i64) -> ScalarValue {
+    ScalarValue::TimestampNanosecond(Some(ms * 1_000_000), None)
+}
+
+/// A cell as a number: numbers as they are, timestamps (RFC 3339 text) as epoch milliseconds.
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(*b as u8 as f64),
+        Value::String(s) => s
+            .parse::<f64>()
+            .ok()
+            .or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis() as f64)),
+        _ => None,
+    }
+}
+
+fn label_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+impl AlertEngine {
+    pub fn new(
+        store: AlertStore,
+        tenants: Arc<Store>,
+        query: Arc<QueryEngine>,
+        panels: Arc<PanelEngine>,
+        clock: SharedClock,
+        notifier: Notifier,
+    ) -> Self {
+        Self {
+            store,
+            tenants,
+            query,
+            panels,
+            clock,
+            notifier,
+            events: broadcast::channel(1024).0,
+            last_run: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &AlertStore {
+        &self.store
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
+        self.events.subscribe()
+    }
+
+    /// Runs every rule that is due now; returns how many ran and the deliveries started.
+    pub async fn tick(&self) -> (usize, Vec<tokio::task::JoinHandle<()>>) {
+        let now = self.clock.now_ms();
+        let mut ran = 0;
+        let mut deliveries = vec![];
+        let configs = self.panels.configs();
+        for tenant in crate::config::tenant_names(&configs.dirs().tenants_dir) {
+            let Some((config, _)) = configs.current(&tenant) else { continue };
+            let silences = match self.store.silences(&tenant, now).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "cannot read silences");
+                    continue;
+                }
+            };
+            let mut outgoing = vec![];
+            for rule in &config.alerts.rules {
+                let key = (tenant.clone(), rule.config.name.clone());
+                let due = self.last_run.lock().get(&key).is_none_or(|last| now - last >= rule.every().as_millis() as i64);
+                if !due {
+                    continue;
+                }
+                self.last_run.lock().insert(key, now);
+                ran += 1;
+                match self.evaluate(&tenant, &config, rule, &silences, now).await {
+                    Ok(mut out) => outgoing.append(&mut out),
+                    Err(e) => tracing::error!(%tenant, rule = %rule.config.name, error = %e, "alert evaluation failed"),
+                }
+            }
+            if !outgoing.is_empty() {
+                deliveries.extend(self.notifier.dispatch(&tenant, &config.alerts, outgoing, now).await);
+            }
+        }
+        (ran, deliveries)
+    }
+
+    /// The rule's answer as observations, or the error that stopped it.
+    async fn observe(&self, tenant: &str, rule: &AlertRule, now: i64) -> Result<Vec<Observation>, String> {
+        let from = now - rule.range().as_millis() as i64;
+        if let Some(panel) = &rule.config.panel {
+            let request = PanelRequest {
+                from: Some(values::rfc3339(from * 1_000_000)),
+                to: Some(values::rfc3339(now * 1_000_000)),
+                ..Default::default()
+            };
+            let data = self.panels.data(tenant, panel, &request, now * 1_000_000).await.map_err(|e| e.to_string())?;
+            let answer: Value = serde_json::from_slice(&data.json).map_err(|e| e.to_string())?;
+            return Ok(panel_observations(&answer));
+        }
+        let sql = rule.config.sql.as_deref().unwrap_or_default();
+        let store = self.tenants.tenant(tenant).await.map_err(|e| e.to_string())?;
+        let mut params = crate::query::Params::new();
+        params.insert("from".into(), ts(from));
+        params.insert("to".into(), ts(now));
+        params.insert("origin".into(), ts(from));
+        params.insert(
+            "bucket".into(),
+            ScalarValue::new_interval_mdn(0, 0, rule.range().as_nanos() as i64),
+        );
+        let batches = self.query.collect_with_params(&store, sql, &params).await.map_err(|e| e.to_string())?;
+        let columns = values::column_names(&batches);
+        let mut out = vec![];
+        for row in values::json_rows(&batches) {
+            let row: serde_json::Map<String, Value> = columns.iter().cloned().zip(row).collect();
+            let Some(value) = row.get("value").and_then(as_number) else { continue };
+            let labels = row
+                .iter()
+                .filter(|(k, _)| k.as_str() != "value")
+                .filter_map(|(k, v)| label_text(v).map(|t| (k.clone(), t)))
+                .collect();
+            out.push(Observation { labels, value, row });
+        }
+        Ok(out)
+    }
+
+    async fn evaluate(
+        &self,
+        tenant: &str,
+        config: &TenantPanels,
+        rule: &AlertRule,
+        silences: &[Silence],
+        now: i64,
+    ) -> Result<Vec<Outgoing>, AlertError> {
+        let name = &rule.config.name;
+        let severity = rule.config.severity.as_str();
+        let mut instances: BTreeMap<String, Instance> = self
+            .store
+            .instances(tenant, name)
+            .await?
+            .into_iter()
+            .map(|i| (labels_key(&i.labels), i))
+            .collect();
+        let rule_labels: Labels = [(RULE_LABEL.to_string(), "rule".to_string())].into();
+        let rule_key = labels_key(&rule_labels);
+        let answer = self.observe(tenant, rule, now).await;
+        let mut changes: Vec<(String, Change)> = vec![];
+        let mut rule_instance = instances.remove(&rule_key).unwrap_or_else(|| Instance::new(rule_labels.clone(), now));
+        let (error, empty) = match &answer {
+            Err(e) => (Some(e.as_str()), false),
+            Ok(rows) => (None, rows.is_empty()),
+        };
+        if let Some(change) = rule_instance.observe_rule(error, empty, now) {
+            changes.push((rule_key.clone(), change));
+        }
+        if let Ok(rows) = answer {
+            let mut seen = vec![];
+            for obs in rows {
+                let key = labels_key(&obs.labels);
+                let instance = instances.entry(key.clone()).or_insert_with(|| Instance::new(obs.labels.clone(), now));
+                instance.value = Some(obs.value);
+                instance.message = self.message(rule, &obs);
+                if let Some(change) = instance.observe(Some(rule.condition.holds(obs.value, now)), rule.pending_for(), now) {
+                    changes.push((key.clone(), change));
+                }
+                seen.push(key);
+            }
+            // Series that stopped answering resolve (or stop pending).
+            for (key, instance) in instances.iter_mut().filter(|(k, _)| !seen.contains(k)) {
+                if let Some(change) = instance.observe(None, rule.pending_for(), now) {
+                    changes.push((key.clone(), change));
+                }
+            }
+        }
+        instances.insert(rule_key.clone(), rule_instance);
+
+        let repeat_ms = repeat_interval(&config.alerts, rule);
+        let mut outgoing = vec![];
+        let mut to_save: Vec<String> = changes.iter().map(|(k, _)| k.clone()).collect();
+        for (key, instance) in instances.iter_mut() {
+            let change = changes.iter().find(|(k, _)| k == key).map(|(_, c)| *c);
+            let silenced = silences.iter().any(|s| s.covers(name, &instance.labels, now));
+            let send = match (instance.state, change) {
+                (AlertState::Firing, _) => {
+                    !silenced && instance.last_notified.is_none_or(|t| now - t >= repeat_ms)
+                }
+                (_, Some(Change::Resolved)) => instance.last_notified.is_some() && !silenced,
+                _ => false,
+            };
+            if change == Some(Change::Resolved) || send {
+                to_save.push(key.clone());
+            }
+            if send {
+                outgoing.push(self.outgoing(rule, instance, change.unwrap_or(Change::Firing), now));
+            }
+            if instance.state == AlertState::Firing && send {
+                instance.last_notified = Some(now);
+            } else if change == Some(Change::Resolved) {
+                instance.last_notified = None;
+            }
+        }
+        to_save.sort();
+        to_save.dedup();
+        for key in &to_save {
+            if let Some(instance) = instances.get(key) {
+                self.store.save(tenant, name, severity, instance, now).await?;
+            }
+        }
+        self.record(tenant, rule, &instances, &changes, now).await;
+        Ok(outgoing)
+    }
+
+    fn message(&self, rule: &AlertRule, obs: &Observation) -> String {
+        let Some(template) = &rule.config.message else {
+            return format!("{} = {}", rule.config.name, obs.value);
+        };
+        let mut context = obs.row.clone();
+        context.insert("value".into(), json!(obs.value));
+        context.insert("labels".into(), json!(obs.labels));
+        context.insert("rule".into(), json!(rule.config.name));
+        match crate::render::render_template(template, &Value::Object(context)) {
+            Ok(text) => text,
+            Err((line, e)) => {
+                let at = line.map_or(rule.message_line, |l| rule.message_line + l - 1);
+                format!("message template error at {}: line {at}: {e}", rule.origin)
+            }
+        }
+    }
+
+    fn outgoing(&self, rule: &AlertRule, instance: &Instance, change: Change, now: i64) -> Outgoing {
+        let mut labels = instance.labels.clone();
+        labels.extend(rule.config.labels.clone());
+        labels.insert("alertname".into(), rule.config.name.clone());
+        labels.insert("severity".into(), rule.config.severity.as_str().into());
+        let mut context = serde_json::Map::new();
+        for (k, v) in &instance.labels {
+            context.insert(k.clone(), json!(v));
+        }
+        context.insert("value".into(), json!(instance.value));
+        let annotations = rule
+            .config
+            .annotations
+            .iter()
+            .map(|(k, t)| {
+                let text = crate::render::render_template(t, &Value::Object(context.clone())).unwrap_or_else(|(_, e)| e);
+                (k.clone(), text)
+            })
+            .collect();
+        Outgoing {
+            rule: rule.config.name.clone(),
+            severity: rule.config.severity.as_str().into(),
+            labels,
+            annotations,
+            message: instance.message.clone(),
+            change,
+            starts_at: instance.fired_at.unwrap_or(now),
+            ends_at: (change == Change::Resolved).then_some(now),
+            value: instance.value,
+        }
+    }
+
+    /// Appends changes to the tenant's `alerts` table and pushes them to open pages.
+    async fn record(&self, tenant: &str, rule: &AlertRule, instances: &BTreeMap<String, Instance>, changes: &[(String, Change)], now: i64) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut ndjson = String::new();
+        for (key, change) in changes {
+            let Some(i) = instances.get(key) else { continue };
+            let mut line = json!({
+                "time": now,
+                "rule": rule.config.name,
+                "severity": rule.config.severity.as_str(),
+                "state": change.as_str(),
+                "labels": key,
+                "message": i.message,
+            });
+            if let Some(v) = i.value {
+                line["value"] = json!(v);
+            }
+            ndjson.push_str(&line.to_string());
+            ndjson.push('\n');
+            let _ = self.events.send(AlertEvent {
+                tenant: tenant.to_string(),
+                rule: rule.config.name.clone(),
+                severity: rule.config.severity.as_str().into(),
+                state: change.as_str(),
+                labels: i.labels.clone(),
+                message: i.message.clone(),
+                at: now,
+            });
+        }
+        let result = async {
+            let store = self.tenants.tenant(tenant).await?;
+            let schema = store.schema_for_write("alerts");
+            let batch = crate::ingest::decode(crate::ingest::Format::Ndjson, ndjson.as_bytes(), crate::ingest::Precision::Milliseconds, &schema)
+                .map_err(|e| AlertError::History(e.to_string()))?;
+            store.write("alerts", batch).await?;
+            Ok::<_, AlertError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(%tenant, rule = %rule.config.name, error = %e, "cannot append to the alerts table");
+        }
+    }
+}
+
+/// The shortest repeat interval of the routes that would take this rule's alerts.
+fn repeat_interval(alerts: &TenantAlerts, rule: &AlertRule) -> i64 {
+    alerts
+        .routes
+        .iter()
+        .filter(|r| r.severity.is_empty() || r.severity.contains(&rule.config.severity))
+        .filter_map(|r| r.repeat_interval.map(|d| d.0.as_millis() as i64))
+        .min()
+        .unwrap_or(DEFAULT_REPEAT_MS)
+}
+
+/// A kpi's value (no labels) or each timeseries series' last point (label `series`).
+fn panel_observations(answer: &Value) -> Vec<Observation> {
+    let mut out = vec![];
+    if let Some(v) = answer.get("value").and_then(Value::as_f64) {
+        out.push(Observation { labels: Labels::new(), value: v, row: serde_json::Map::new() });
+    }
+    for series in answer.get("series").and_then(Value::as_array).into_iter().flatten() {
+        let name = series.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let last = series.get("points").and_then(Value::as_array).and_then(|p| p.iter().rev().find(|pt| pt.get(1).is_some_and(|v| v.is_number())));
+        if let Some(v) = last.and_then(|pt| pt.get(1)).and_then(Value::as_f64) {
+            let mut row = serde_json::Map::new();
+            row.insert("series".into(), json!(name));
+            out.push(Observation { labels: [("series".to_string(), name)].into(), value: v, row });
+        }
+    }
+    out
+}

@@ -1,0 +1,28 @@
+//! Alerting: rules from `tenants/<tenant>/alerts/*.yaml` (loaded and checked with the rest of
+//! the tenant's configuration), evaluated on the injected clock; instance state, silences and
+//! the delivery log in the central database; every change appended to the tenant's `alerts`
+//! table; notifications by webhook, email and in-app.
+
+mod engine;
+mod notify;
+mod state;
+mod store;
+
+pub use engine::{AlertEngine, AlertEvent};
+pub use notify::{Notifier, NotifySettings, Outgoing, alertmanager_body, slack_body};
+pub use state::{AlertState, Change, Instance, Labels, labels_key};
+pub use store::{AlertStore, Delivery, Notification, Silence, StoredInstance};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("cannot record alert history: {0}")]
+    History(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
