@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{AlertEngine, AlertStore, Notifier, NotifySettings};
 use crate::auth::{Actor, AuditEvent, Auth, AuthError, Role};
 use crate::clock::SharedClock;
 use crate::config::{ConfigDirs, ServerConfig, fingerprint};
@@ -64,7 +65,13 @@ pub async fn serve(
     )
     .await?;
     let engine = Arc::new(QueryEngine::new(config.query.clone()));
-    let auth = Auth::open(&config, options.clock.clone()).await?;
+    let db = crate::db::Db::connect(&crate::db::resolve_url(
+        config.database_url.as_deref(),
+        &config.data_dir,
+    ))
+    .await
+    .map_err(AuthError::from)?;
+    let auth = Auth::with_db(db.clone(), &config, options.clock.clone())?;
     auth.sync_tenants(&Store::tenant_folders(&config.tenants_dir))
         .await?;
     if options.demo {
@@ -89,6 +96,29 @@ pub async fn serve(
         config.panels.reload_interval.0,
         cancel.clone(),
     ));
+    let alert_store = AlertStore::new(db);
+    let notifier = Notifier::new(
+        alert_store.clone(),
+        NotifySettings {
+            smtp: config.alerts.smtp.clone(),
+            from: config.alerts.from.clone(),
+            attempts: config.alerts.delivery_attempts,
+            backoff: config.alerts.retry_backoff.0,
+        },
+    );
+    let alerts = Arc::new(AlertEngine::new(
+        alert_store,
+        store.clone(),
+        engine.clone(),
+        panels.clone(),
+        options.clock.clone(),
+        notifier,
+    ));
+    background.spawn(alert_loop(
+        alerts.clone(),
+        config.alerts.tick.0,
+        cancel.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         engine,
@@ -96,6 +126,7 @@ pub async fn serve(
         panels,
         pages: Arc::new(crate::render::Pages::new()),
         auth,
+        alerts,
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -144,6 +175,19 @@ async fn maintenance_loop(store: Arc<Store>, cancel: CancellationToken) {
                 Err(e) => tracing::error!(tenant = %tenant.name, error = %e, "maintenance failed"),
             }
         }
+    }
+}
+
+/// Runs the alert rules that are due, every `tick`.
+async fn alert_loop(alerts: Arc<AlertEngine>, tick: Duration, cancel: CancellationToken) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        alerts.tick().await;
     }
 }
 

@@ -5,6 +5,7 @@
 mod access;
 mod account;
 mod admin;
+mod alerts;
 mod dashboards;
 mod error;
 mod health;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub panels: Arc<PanelEngine>,
     pub pages: Arc<Pages>,
     pub auth: Arc<Auth>,
+    pub alerts: Arc<crate::alerts::AlertEngine>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ pub fn routes() -> Vec<Route> {
         login::routes(),
         account::routes(),
         admin::routes(),
+        alerts::routes(),
     ]
     .into_iter()
     .flatten()

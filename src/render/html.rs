@@ -70,6 +70,7 @@ impl Pages {
                 include_str!("templates/tenant_admin.html"),
             ),
             ("audit.html", include_str!("templates/audit.html")),
+            ("alerts.html", include_str!("templates/alerts.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "page template does not compile");

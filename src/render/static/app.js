@@ -66,4 +66,18 @@
       if (!document.hidden) document.querySelectorAll("[data-fragment]").forEach(refresh);
     });
   });
+
+  // Alert changes pushed by the server (server-sent events) into #alert-feed, newest first.
+  var feed = document.getElementById("alert-feed");
+  if (feed && window.EventSource) {
+    var source = new EventSource(feed.getAttribute("data-events"));
+    source.addEventListener("alert", function (ev) {
+      var a = JSON.parse(ev.data);
+      var li = document.createElement("li");
+      li.className = a.state;
+      li.textContent = new Date(a.at).toLocaleTimeString([], { hour12: false }) + " [" + a.state + "] " + a.rule + " (" + a.severity + "): " + a.message;
+      feed.insertBefore(li, feed.firstChild);
+      while (feed.children.length > 20) feed.removeChild(feed.lastChild);
+    });
+  }
 })();

@@ -1,0 +1,242 @@
+//! Alerts for people: the tenant's alerts page (active, pending, silences, history, deliveries,
+//! in-app notifications), acknowledgement and silences (editors and admins), the same data as
+//! JSON, and a server-sent event stream of changes for open pages.
+
+use std::convert::Infallible;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::context;
+use serde_json::{Value, json};
+
+use super::access::{Access, Caller, Route};
+use super::login::{Form, user_json};
+use super::pages::PageError;
+use super::{ApiError, AppState};
+use crate::alerts::{Labels, StoredInstance};
+use crate::auth::{AuditEvent, Need};
+use crate::config::HumanDuration;
+use crate::panels::values;
+
+pub fn routes() -> Vec<Route> {
+    let (read, act) = (Access::Tenant(Need::Read), Access::Tenant(Need::Act));
+    vec![
+        Route::get("/t/{tenant}/alerts", read, page),
+        Route::get("/t/{tenant}/alerts/events", read, events),
+        Route::post("/t/{tenant}/alerts/ack", act, acknowledge),
+        Route::post("/t/{tenant}/alerts/silences", act, silence),
+        Route::post("/t/{tenant}/alerts/silences/{id}/expire", act, expire),
+        Route::get("/api/v1/tenants/{tenant}/alerts", read, api_alerts),
+        Route::post("/api/v1/tenants/{tenant}/alerts/silences", act, api_silence),
+    ]
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// The newest changes from the tenant's `alerts` table (empty before the first one).
+async fn history(state: &AppState, tenant: &str) -> Vec<Value> {
+    let Ok(store) = state.tenant(tenant).await else { return vec![] };
+    if store.table("alerts").is_none() {
+        return vec![];
+    }
+    let sql = "SELECT time, rule, severity, state, labels, value, message FROM alerts ORDER BY time DESC LIMIT 200";
+    match state.engine.collect(&store, sql).await {
+        Ok(batches) => {
+            let columns = values::column_names(&batches);
+            values::json_rows(&batches)
+                .into_iter()
+                .map(|row| Value::Object(columns.iter().cloned().zip(row).collect()))
+                .collect()
+        }
+        Err(e) => {
+            tracing::warn!(%tenant, error = %e, "cannot read the alerts table");
+            vec![]
+        }
+    }
+}
+
+fn instance_json(i: &StoredInstance) -> Value {
+    json!({
+        "rule": i.rule, "severity": i.severity, "state": i.state, "labels": i.labels,
+        "labels_key": crate::alerts::labels_key(&i.labels),
+        "labels_text": i.labels.iter().filter(|(k, _)| !k.starts_with("__")).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+        "since": time(i.since), "value": i.value, "message": i.message,
+        "acked_by": i.acked_by, "acked_at": i.acked_at.map(time),
+    })
+}
+
+async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
+    state.tenant(tenant).await?;
+    let store = state.alerts.store();
+    let now = state.alerts.now_ms();
+    let internal = |e: crate::alerts::AlertError| ApiError::Internal(e.to_string());
+    let active: Vec<Value> = store.active(tenant).await.map_err(internal)?.iter().map(instance_json).collect();
+    let silences: Vec<Value> = store
+        .silences(tenant, now)
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|s| json!({"id": s.id, "matchers": s.matchers, "starts_at": time(s.starts_at), "ends_at": time(s.ends_at), "created_by": s.created_by, "comment": s.comment,
+            "matchers_text": s.matchers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")}))
+        .collect();
+    let deliveries: Vec<Value> = store
+        .deliveries(tenant, 50)
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|d| json!({"at": time(d.at), "channel": d.channel, "kind": d.kind, "alerts": d.alerts, "attempts": d.attempts, "outcome": d.outcome, "error": d.error}))
+        .collect();
+    let notifications: Vec<Value> = store
+        .notifications(tenant, 50)
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|n| json!({"at": time(n.at), "rule": n.rule, "labels": n.labels, "severity": n.severity, "state": n.state, "message": n.message}))
+        .collect();
+    Ok(json!({
+        "firing": active.iter().filter(|a| a["state"] == "firing").collect::<Vec<_>>(),
+        "pending": active.iter().filter(|a| a["state"] == "pending").collect::<Vec<_>>(),
+        "problems": active.iter().filter(|a| a["state"] == "nodata" || a["state"] == "error").collect::<Vec<_>>(),
+        "silences": silences,
+        "deliveries": deliveries,
+        "notifications": notifications,
+        "history": history(state, tenant).await,
+    }))
+}
+
+async fn render(state: &AppState, caller: &Caller, tenant: &str, message: Option<String>) -> Result<Response, PageError> {
+    let data = summary(state, tenant).await?;
+    let principal = caller.principal()?;
+    let html = state.pages.page(
+        "alerts.html",
+        context! {
+            title => format!("{tenant}: alerts"),
+            tenant => json!({"name": tenant, "title": tenant}),
+            tenant_name => tenant,
+            user => user_json(principal, Some(tenant)),
+            can_act => principal.allows(tenant, Need::Act),
+            data => data,
+            message => message,
+        },
+    )?;
+    Ok(Html(html).into_response())
+}
+
+async fn page(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>) -> Result<Response, PageError> {
+    render(&state, &caller, &tenant, None).await
+}
+
+async fn api_alerts(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
+    Ok(axum::Json(summary(&state, &tenant).await?).into_response())
+}
+
+async fn acknowledge(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>, body: Bytes) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    let labels: Labels = serde_json::from_str(form.get("labels")).map_err(|e| ApiError::BadRequest(format!("labels: {e}")))?;
+    let actor = caller.actor();
+    let now = state.alerts.now_ms();
+    let done = state
+        .alerts
+        .store()
+        .acknowledge(&tenant, form.get("rule"), &labels, &actor.name, now)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let message = if done {
+        let event = AuditEvent::ok("alert.ack", json!({"rule": form.get("rule"), "labels": labels})).in_tenant(&tenant);
+        state.auth.audit(&actor, event).await;
+        format!("Acknowledged {}.", form.get("rule"))
+    } else {
+        "That alert is no longer firing.".to_string()
+    };
+    render(&state, &caller, &tenant, Some(message)).await
+}
+
+/// `alertname=cpu_high, host=a` → matchers.
+fn parse_matchers(text: &str) -> Result<Labels, ApiError> {
+    let mut out = Labels::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| ApiError::BadRequest(format!("matcher `{part}`: expected label=value")))?;
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    if out.is_empty() {
+        return Err(ApiError::BadRequest("a silence needs at least one label=value matcher".into()));
+    }
+    Ok(out)
+}
+
+async fn add_silence(state: &AppState, caller: &Caller, tenant: &str, matchers: &str, duration: &str, comment: &str) -> Result<i64, ApiError> {
+    state.tenant(tenant).await?;
+    let matchers = parse_matchers(matchers)?;
+    let duration: HumanDuration = duration.parse().map_err(|e| ApiError::BadRequest(format!("duration: {e}")))?;
+    let now = state.alerts.now_ms();
+    let actor = caller.actor();
+    let id = state
+        .alerts
+        .store()
+        .add_silence(tenant, &matchers, now, now + duration.0.as_millis() as i64, &actor.name, comment)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let event = AuditEvent::ok("alert.silence", json!({"id": id, "matchers": matchers, "duration": duration.to_string(), "comment": comment})).in_tenant(tenant);
+    state.auth.audit(&actor, event).await;
+    Ok(id)
+}
+
+async fn silence(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>, body: Bytes) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    let id = add_silence(&state, &caller, &tenant, form.get("matchers"), form.get("duration"), form.get("comment")).await?;
+    render(&state, &caller, &tenant, Some(format!("Silence {id} created."))).await
+}
+
+#[derive(serde::Deserialize)]
+struct SilenceRequest {
+    matchers: Labels,
+    duration: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn api_silence(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let request: SilenceRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("expected {{\"matchers\": {{...}}, \"duration\": \"2h\"}}: {e}")))?;
+    let text: Vec<String> = request.matchers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let id = add_silence(&state, &caller, &tenant, &text.join(","), &request.duration, &request.comment).await?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(json!({"id": id}))).into_response())
+}
+
+async fn expire(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path((tenant, id)): Path<(String, i64)>) -> Result<Response, PageError> {
+    let now = state.alerts.now_ms();
+    let done = state.alerts.store().expire_silence(&tenant, id, now).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !done {
+        return Err(ApiError::NotFound(format!("no active silence {id} in tenant {tenant}")).into());
+    }
+    state.auth.audit(&caller.actor(), AuditEvent::ok("alert.unsilence", json!({"id": id})).in_tenant(&tenant)).await;
+    render(&state, &caller, &tenant, Some(format!("Silence {id} ended."))).await
+}
+
+/// Changes of this tenant's alerts as they happen (`event: alert`, JSON data).
+async fn events(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
+    state.tenant(&tenant).await?;
+    let rx = state.alerts.subscribe();
+    let stream = futures::stream::unfold((rx, tenant), |(mut rx, tenant)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.tenant == tenant => {
+                    let data = serde_json::to_string(&e).unwrap_or_default();
+                    let event = Event::default().event("alert").data(data);
+                    return Some((Ok::<_, Infallible>(event), (rx, tenant)));
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
