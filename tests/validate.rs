@@ -62,7 +62,9 @@ fn every_broken_file_reports_its_exact_problems() {
             .collect();
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&Path::new(CORPUS).join("base"), dir.path());
-        std::fs::write(dir.path().join(target), &text).unwrap();
+        let target = dir.path().join(target);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(&target, &text).unwrap();
         let actual = validate(dir.path());
         if actual != expected {
             failures.push(format!(
