@@ -119,6 +119,7 @@ pub async fn serve(
         config.alerts.tick.0,
         cancel.clone(),
     ));
+    let state_closing = alerts.closing();
     let state = AppState {
         store: store.clone(),
         engine,
@@ -132,6 +133,12 @@ pub async fn serve(
     tracing::info!(%addr, "listening");
     // The peer address feeds login lockouts per IP and the audit log.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Event streams never end by themselves; they are told to when shutdown starts.
+    let closing = state_closing;
+    let shutdown = async move {
+        shutdown.await;
+        closing.cancel();
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -53,6 +53,8 @@ pub struct AlertEngine {
     notifier: Notifier,
     events: broadcast::Sender<AlertEvent>,
     last_run: parking_lot::Mutex<HashMap<(String, String), i64>>,
+    /// Cancelled when the server stops, so open event streams end and let it.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 fn ts(ms: i64) -> ScalarValue {
@@ -98,6 +100,7 @@ impl AlertEngine {
             notifier,
             events: broadcast::channel(1024).0,
             last_run: parking_lot::Mutex::new(HashMap::new()),
+            closing: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -111,6 +114,11 @@ impl AlertEngine {
 
     pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
         self.events.subscribe()
+    }
+
+    /// Cancelled at shutdown: long-lived streams stop on it.
+    pub fn closing(&self) -> tokio_util::sync::CancellationToken {
+        self.closing.clone()
     }
 
     /// Runs every rule that is due now; returns how many ran and the deliveries started.

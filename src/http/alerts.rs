@@ -225,13 +225,18 @@ async fn expire(State(state): State<AppState>, Extension(caller): Extension<Call
 async fn events(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
     state.tenant(&tenant).await?;
     let rx = state.alerts.subscribe();
-    let stream = futures::stream::unfold((rx, tenant), |(mut rx, tenant)| async move {
+    let closing = state.alerts.closing();
+    let stream = futures::stream::unfold((rx, tenant, closing), |(mut rx, tenant, closing)| async move {
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                _ = closing.cancelled() => return None,
+                r = rx.recv() => r,
+            };
+            match received {
                 Ok(e) if e.tenant == tenant => {
                     let data = serde_json::to_string(&e).unwrap_or_default();
                     let event = Event::default().event("alert").data(data);
-                    return Some((Ok::<_, Infallible>(event), (rx, tenant)));
+                    return Some((Ok::<_, Infallible>(event), (rx, tenant, closing)));
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,

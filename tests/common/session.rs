@@ -24,6 +24,7 @@ pub const GLOBEX_MARKER: &str = "globex-secret";
 
 pub struct Env {
     pub dirs: TestDirs,
+    pub config: ServerConfig,
     pub server: TestServer,
     /// The test's own handle on the central database.
     pub auth: Arc<Auth>,
@@ -62,7 +63,7 @@ impl Env {
             clock: clock.clone(),
             ..Default::default()
         };
-        let server = TestServer::start_with(config, options).await;
+        let server = TestServer::start_with(config.clone(), options).await;
         for tenant in ["acme", "globex"] {
             write_fixture(&server, tenant).await;
         }
@@ -75,10 +76,35 @@ impl Env {
         assert_eq!(status, 200);
         Some(Env {
             dirs,
+            config,
             server,
             auth,
             clock,
         })
+    }
+
+    /// Stops the server (flushing) and starts a new one on the same folders, database and clock.
+    pub async fn restart(self) -> Self {
+        let Env {
+            dirs,
+            config,
+            server,
+            auth,
+            clock,
+        } = self;
+        server.stop().await;
+        let options = ServeOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        };
+        let server = TestServer::start_with(config.clone(), options).await;
+        Env {
+            dirs,
+            config,
+            server,
+            auth,
+            clock,
+        }
     }
 
     pub fn clock_ms(&self) -> i64 {
