@@ -101,9 +101,8 @@ impl Db {
             && let Some(dir) = Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                DbError::Open(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Open(format!("cannot create {}: {e}", dir.display())))?;
         }
         let options: AnyConnectOptions = url
             .parse()
@@ -126,9 +125,7 @@ impl Db {
             })
             .connect_with(options)
             .await
-            .map_err(|e| {
-                DbError::Open(format!("cannot open database {}: {e}", redacted(url)))
-            })?;
+            .map_err(|e| DbError::Open(format!("cannot open database {}: {e}", redacted(url))))?;
         let db = Self { pool, backend };
         db.migrate().await?;
         Ok(db)

@@ -32,7 +32,9 @@ async fn webhook(fail_first: usize) -> Hook {
         axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
             let (b, f) = (b.clone(), f.clone());
             async move {
-                if f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                if f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
                     return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
                 }
                 b.lock().push(body);
@@ -76,10 +78,22 @@ impl SmtpSink {
         }
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("mail");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let address = format!("127.0.0.1:{port}");
         let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &address, "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &address,
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(&maildir)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -90,7 +104,12 @@ impl SmtpSink {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Self { child, address, maildir, _dir: dir })
+        Some(Self {
+            child,
+            address,
+            maildir,
+            _dir: dir,
+        })
     }
 
     fn messages(&self) -> Vec<String> {
@@ -101,7 +120,10 @@ impl SmtpSink {
             .map(|e| e.path())
             .collect();
         files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 }
 
@@ -168,9 +190,17 @@ async fn minute(env: &Env, rows: &[(&str, f64)]) {
     let at = env.clock_ms() + 60_000;
     let body: String = rows
         .iter()
-        .map(|(host, cpu)| format!("{{\"time\":{},\"host\":\"{host}\",\"cpu\":{cpu},\"mem\":1}}\n", at - 1_000))
+        .map(|(host, cpu)| {
+            format!(
+                "{{\"time\":{},\"host\":\"{host}\",\"cpu\":{cpu},\"mem\":1}}\n",
+                at - 1_000
+            )
+        })
         .collect();
-    let (status, body) = env.server.write("acme", "metrics", "application/x-ndjson", body).await;
+    let (status, body) = env
+        .server
+        .write("acme", "metrics", "application/x-ndjson", body)
+        .await;
     assert_eq!(status, 200, "{body}");
     env.clock.advance(Duration::from_secs(60));
 }
@@ -199,7 +229,9 @@ async fn settle() {
 async fn threshold_to_webhook_email_ack_silence_and_restarts() {
     let hook = webhook(1).await;
     let smtp = SmtpSink::start();
-    let smtp_address = smtp.as_ref().map_or("127.0.0.1:9".to_string(), |s| s.address.clone());
+    let smtp_address = smtp
+        .as_ref()
+        .map_or("127.0.0.1:9".to_string(), |s| s.address.clone());
     let yaml = rules(&hook.url, &smtp_address);
     let Some(env) = Env::start(Db::Sqlite, "alerts", move |c| {
         c.alerts.tick = "100ms".parse().unwrap();
@@ -207,13 +239,17 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         let dir = c.tenants_dir.join("acme/alerts");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("rules.yaml"), &yaml).unwrap();
+        let panel = "panel:\n  type: alerts\n  title: Active alerts\n";
+        std::fs::write(c.tenants_dir.join("acme/panels/active_alerts.yaml"), panel).unwrap();
     })
     .await
     else {
         return;
     };
-    env.user("editor@acme.test", false, &[("acme", Role::Editor)]).await;
-    env.user("viewer@acme.test", false, &[("acme", Role::Viewer)]).await;
+    env.user("editor@acme.test", false, &[("acme", Role::Editor)])
+        .await;
+    env.user("viewer@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
     // Over the threshold: pending (for: 2m). The broken rule errors, the quiet one has no data.
     minute(&env, &[("hot", 95.0), ("cool", 20.0)]).await;
     let s = wait_for(&env, "pending", |s| hosts(s, "pending") == ["hot"]).await;
@@ -221,11 +257,29 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["rule"].as_str().unwrap().to_string(), p["state"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["rule"].as_str().unwrap().to_string(),
+                p["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(problems.contains(&("broken".into(), "error".into())), "{problems:?}");
-    assert!(problems.contains(&("quiet".into(), "nodata".into())), "{problems:?}");
-    assert!(s["problems"].to_string().to_lowercase().contains("divide by zero"), "the error says why: {}", s["problems"]);
+    assert!(
+        problems.contains(&("broken".into(), "error".into())),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&("quiet".into(), "nodata".into())),
+        "{problems:?}"
+    );
+    assert!(
+        s["problems"]
+            .to_string()
+            .to_lowercase()
+            .contains("divide by zero"),
+        "the error says why: {}",
+        s["problems"]
+    );
 
     // A restart in the middle of pending keeps the pending start.
     let env = env.restart().await;
@@ -233,7 +287,11 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
     let pushed_before = listen(&editor).await;
     minute(&env, &[("hot", 96.0)]).await;
     settle().await;
-    assert_eq!(hosts(&summary(&env).await, "pending"), ["hot"], "still pending after 1 of 2 minutes");
+    assert_eq!(
+        hosts(&summary(&env).await, "pending"),
+        ["hot"],
+        "still pending after 1 of 2 minutes"
+    );
     minute(&env, &[("hot", 97.0)]).await;
     wait_for(&env, "firing", |s| hosts(s, "firing") == ["hot"]).await;
     for _ in 0..50 {
@@ -253,22 +311,75 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         assert_eq!(a["labels"]["team"], "ops");
         assert_eq!(a["labels"]["severity"], "critical");
         assert_eq!(a["annotations"]["message"], "CPU on hot at 97.0%");
-        assert_eq!(a["annotations"]["runbook"], "https://runbooks.example/cpu/hot");
+        assert_eq!(
+            a["annotations"]["runbook"],
+            "https://runbooks.example/cpu/hot"
+        );
     }
+
+    // The `alerts` panel lists it, firing first, from the tenant's alerts table.
+    let (status, answer) = env
+        .server
+        .get("/api/v1/tenants/acme/panels/active_alerts/data")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let listed: Vec<(String, String)> = answer["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap().to_string(),
+                a["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed[0],
+        ("cpu_high".to_string(), "firing".to_string()),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&("broken".into(), "error".into())));
+    assert_eq!(answer["alerts"][0]["labels"]["host"], "hot");
+    assert_eq!(answer["counts"]["firing"], 1);
+    let fragment = editor
+        .text("/t/acme/p/active_alerts/fragment")
+        .await
+        .1
+        .replace("&#x2f;", "/");
+    assert!(
+        fragment.contains("state-firing")
+            && fragment.contains("host=hot")
+            && fragment.contains("/t/acme/alerts"),
+        "{fragment}"
+    );
 
     // A viewer may not acknowledge; the editor does, and it is recorded with the user.
     let viewer = env.signed_in("viewer@acme.test").await;
     let csrf = viewer.csrf().await;
     let labels = r#"{"host":"hot"}"#;
-    let r = viewer.post_form("/t/acme/alerts/ack", &[("_csrf", &csrf), ("rule", "cpu_high"), ("labels", labels)]).await;
+    let r = viewer
+        .post_form(
+            "/t/acme/alerts/ack",
+            &[("_csrf", &csrf), ("rule", "cpu_high"), ("labels", labels)],
+        )
+        .await;
     assert_eq!(r.status(), 403);
     let csrf = editor.csrf().await;
-    let r = editor.post_form("/t/acme/alerts/ack", &[("_csrf", &csrf), ("rule", "cpu_high"), ("labels", labels)]).await;
+    let r = editor
+        .post_form(
+            "/t/acme/alerts/ack",
+            &[("_csrf", &csrf), ("rule", "cpu_high"), ("labels", labels)],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let s = summary(&env).await;
     assert_eq!(s["firing"][0]["acked_by"], "user:editor@acme.test");
     let (_, page) = editor.text("/t/acme/alerts").await;
-    assert!(page.contains("user:editor@acme.test at "), "the page shows who acknowledged");
+    assert!(
+        page.contains("user:editor@acme.test at "),
+        "the page shows who acknowledged"
+    );
 
     // Still firing a minute later, and after a restart: nothing is sent twice.
     minute(&env, &[("hot", 98.0)]).await;
@@ -278,7 +389,11 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
     let pushed_after = listen(&editor).await;
     minute(&env, &[("hot", 99.0)]).await;
     settle().await;
-    assert_eq!(hook.bodies.lock().len(), 1, "no repeat before repeat_interval, none after restart");
+    assert_eq!(
+        hook.bodies.lock().len(),
+        1,
+        "no repeat before repeat_interval, none after restart"
+    );
     assert_eq!(hosts(&summary(&env).await, "firing"), ["hot"]);
 
     // Back under the threshold: one resolved message.
@@ -302,7 +417,15 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
     // A silence made by the editor keeps both messages of a matching alert from going out.
     let csrf = editor.csrf().await;
     let r = editor
-        .post_form("/t/acme/alerts/silences", &[("_csrf", &csrf), ("matchers", "alertname=cpu_high, host=muted"), ("duration", "1h"), ("comment", "maintenance")])
+        .post_form(
+            "/t/acme/alerts/silences",
+            &[
+                ("_csrf", &csrf),
+                ("matchers", "alertname=cpu_high, host=muted"),
+                ("duration", "1h"),
+                ("comment", "maintenance"),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 200);
     for _ in 0..3 {
@@ -325,30 +448,71 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
 
     // In-app notifications and the delivery log (the first webhook try failed and was retried).
     let s = summary(&env).await;
-    let inbox: Vec<String> = s["notifications"].as_array().unwrap().iter().map(|n| format!("{} {}", n["state"], n["labels"]["host"])).collect();
+    let inbox: Vec<String> = s["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| format!("{} {}", n["state"], n["labels"]["host"]))
+        .collect();
     assert_eq!(inbox, ["\"resolved\" \"hot\"", "\"firing\" \"hot\""]);
     let deliveries = s["deliveries"].as_array().unwrap();
-    let first_hook = deliveries.iter().rev().find(|d| d["channel"] == "hook").unwrap();
-    assert_eq!((first_hook["outcome"].as_str(), first_hook["attempts"].as_i64()), (Some("sent"), Some(2)));
+    let first_hook = deliveries
+        .iter()
+        .rev()
+        .find(|d| d["channel"] == "hook")
+        .unwrap();
+    assert_eq!(
+        (
+            first_hook["outcome"].as_str(),
+            first_hook["attempts"].as_i64()
+        ),
+        (Some("sent"), Some(2))
+    );
 
     // Email: one firing, one resolved, nothing for the silenced alert.
     if let Some(smtp) = &smtp {
         let mails = smtp.messages();
         assert_eq!(mails.len(), 2, "{mails:#?}");
-        assert!(mails[0].contains("[FIRING] cpu_high (critical): CPU on hot at 97.0%"), "{}", mails[0]);
+        assert!(
+            mails[0].contains("[FIRING] cpu_high (critical): CPU on hot at 97.0%"),
+            "{}",
+            mails[0]
+        );
         assert!(mails[0].contains("To: ops@acme.test"));
         assert!(mails[1].contains("[RESOLVED] cpu_high"), "{}", mails[1]);
-        assert!(deliveries.iter().any(|d| d["channel"] == "mail" && d["outcome"] == "sent"));
+        assert!(
+            deliveries
+                .iter()
+                .any(|d| d["channel"] == "mail" && d["outcome"] == "sent")
+        );
     }
 
     // Open pages were told as it happened.
     let (before, after) = (pushed_before.lock().clone(), pushed_after.lock().clone());
-    assert!(before.contains("event: alert") && before.contains("\"state\":\"firing\""), "{before}");
+    assert!(
+        before.contains("event: alert") && before.contains("\"state\":\"firing\""),
+        "{before}"
+    );
     assert!(after.contains("\"state\":\"resolved\""), "{after}");
 
     // The acknowledgement and the silence are in the audit log with the user.
-    let audit = env.auth.audit_entries(&opsboard::auth::AuditFilter { tenant: Some("acme".into()), ..Default::default() }).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "alert.ack" && e.actor == "user:editor@acme.test"));
-    assert!(audit.iter().any(|e| e.action == "alert.silence" && e.actor == "user:editor@acme.test"));
+    let audit = env
+        .auth
+        .audit_entries(&opsboard::auth::AuditFilter {
+            tenant: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "alert.ack" && e.actor == "user:editor@acme.test")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "alert.silence" && e.actor == "user:editor@acme.test")
+    );
     env.server.stop().await;
 }

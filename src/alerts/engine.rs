@@ -66,10 +66,11 @@ fn as_number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::Bool(b) => Some(*b as u8 as f64),
-        Value::String(s) => s
-            .parse::<f64>()
-            .ok()
-            .or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis() as f64)),
+        Value::String(s) => s.parse::<f64>().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_millis() as f64)
+        }),
         _ => None,
     }
 }
@@ -128,7 +129,9 @@ impl AlertEngine {
         let mut deliveries = vec![];
         let configs = self.panels.configs();
         for tenant in crate::config::tenant_names(&configs.dirs().tenants_dir) {
-            let Some((config, _)) = configs.current(&tenant) else { continue };
+            let Some((config, _)) = configs.current(&tenant) else {
+                continue;
+            };
             let silences = match self.store.silences(&tenant, now).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -139,7 +142,11 @@ impl AlertEngine {
             let mut outgoing = vec![];
             for rule in &config.alerts.rules {
                 let key = (tenant.clone(), rule.config.name.clone());
-                let due = self.last_run.lock().get(&key).is_none_or(|last| now - last >= rule.every().as_millis() as i64);
+                let due = self
+                    .last_run
+                    .lock()
+                    .get(&key)
+                    .is_none_or(|last| now - last >= rule.every().as_millis() as i64);
                 if !due {
                     continue;
                 }
@@ -147,18 +154,29 @@ impl AlertEngine {
                 ran += 1;
                 match self.evaluate(&tenant, &config, rule, &silences, now).await {
                     Ok(mut out) => outgoing.append(&mut out),
-                    Err(e) => tracing::error!(%tenant, rule = %rule.config.name, error = %e, "alert evaluation failed"),
+                    Err(e) => {
+                        tracing::error!(%tenant, rule = %rule.config.name, error = %e, "alert evaluation failed")
+                    }
                 }
             }
             if !outgoing.is_empty() {
-                deliveries.extend(self.notifier.dispatch(&tenant, &config.alerts, outgoing, now).await);
+                deliveries.extend(
+                    self.notifier
+                        .dispatch(&tenant, &config.alerts, outgoing, now)
+                        .await,
+                );
             }
         }
         (ran, deliveries)
     }
 
     /// The rule's answer as observations, or the error that stopped it.
-    async fn observe(&self, tenant: &str, rule: &AlertRule, now: i64) -> Result<Vec<Observation>, String> {
+    async fn observe(
+        &self,
+        tenant: &str,
+        rule: &AlertRule,
+        now: i64,
+    ) -> Result<Vec<Observation>, String> {
         let from = now - rule.range().as_millis() as i64;
         if let Some(panel) = &rule.config.panel {
             let request = PanelRequest {
@@ -166,12 +184,20 @@ impl AlertEngine {
                 to: Some(values::rfc3339(now * 1_000_000)),
                 ..Default::default()
             };
-            let data = self.panels.data(tenant, panel, &request, now * 1_000_000).await.map_err(|e| e.to_string())?;
+            let data = self
+                .panels
+                .data(tenant, panel, &request, now * 1_000_000)
+                .await
+                .map_err(|e| e.to_string())?;
             let answer: Value = serde_json::from_slice(&data.json).map_err(|e| e.to_string())?;
             return Ok(panel_observations(&answer));
         }
         let sql = rule.config.sql.as_deref().unwrap_or_default();
-        let store = self.tenants.tenant(tenant).await.map_err(|e| e.to_string())?;
+        let store = self
+            .tenants
+            .tenant(tenant)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut params = crate::query::Params::new();
         params.insert("from".into(), ts(from));
         params.insert("to".into(), ts(now));
@@ -180,12 +206,18 @@ impl AlertEngine {
             "bucket".into(),
             ScalarValue::new_interval_mdn(0, 0, rule.range().as_nanos() as i64),
         );
-        let batches = self.query.collect_with_params(&store, sql, &params).await.map_err(|e| e.to_string())?;
+        let batches = self
+            .query
+            .collect_with_params(&store, sql, &params)
+            .await
+            .map_err(|e| e.to_string())?;
         let columns = values::column_names(&batches);
         let mut out = vec![];
         for row in values::json_rows(&batches) {
             let row: serde_json::Map<String, Value> = columns.iter().cloned().zip(row).collect();
-            let Some(value) = row.get("value").and_then(as_number) else { continue };
+            let Some(value) = row.get("value").and_then(as_number) else {
+                continue;
+            };
             let labels = row
                 .iter()
                 .filter(|(k, _)| k.as_str() != "value")
@@ -217,7 +249,9 @@ impl AlertEngine {
         let rule_key = labels_key(&rule_labels);
         let answer = self.observe(tenant, rule, now).await;
         let mut changes: Vec<(String, Change)> = vec![];
-        let mut rule_instance = instances.remove(&rule_key).unwrap_or_else(|| Instance::new(rule_labels.clone(), now));
+        let mut rule_instance = instances
+            .remove(&rule_key)
+            .unwrap_or_else(|| Instance::new(rule_labels.clone(), now));
         let (error, empty) = match &answer {
             Err(e) => (Some(e.as_str()), false),
             Ok(rows) => (None, rows.is_empty()),
@@ -229,10 +263,16 @@ impl AlertEngine {
             let mut seen = vec![];
             for obs in rows {
                 let key = labels_key(&obs.labels);
-                let instance = instances.entry(key.clone()).or_insert_with(|| Instance::new(obs.labels.clone(), now));
+                let instance = instances
+                    .entry(key.clone())
+                    .or_insert_with(|| Instance::new(obs.labels.clone(), now));
                 instance.value = Some(obs.value);
                 instance.message = self.message(rule, &obs);
-                if let Some(change) = instance.observe(Some(rule.condition.holds(obs.value, now)), rule.pending_for(), now) {
+                if let Some(change) = instance.observe(
+                    Some(rule.condition.holds(obs.value, now)),
+                    rule.pending_for(),
+                    now,
+                ) {
                     changes.push((key.clone(), change));
                 }
                 seen.push(key);
@@ -251,7 +291,9 @@ impl AlertEngine {
         let mut to_save: Vec<String> = changes.iter().map(|(k, _)| k.clone()).collect();
         for (key, instance) in instances.iter_mut() {
             let change = changes.iter().find(|(k, _)| k == key).map(|(_, c)| *c);
-            let silenced = silences.iter().any(|s| s.covers(name, &instance.labels, now));
+            let silenced = silences
+                .iter()
+                .any(|s| s.covers(name, &instance.labels, now));
             let send = match (instance.state, change) {
                 (AlertState::Firing, _) => {
                     !silenced && instance.last_notified.is_none_or(|t| now - t >= repeat_ms)
@@ -275,7 +317,9 @@ impl AlertEngine {
         to_save.dedup();
         for key in &to_save {
             if let Some(instance) = instances.get(key) {
-                self.store.save(tenant, name, severity, instance, now).await?;
+                self.store
+                    .save(tenant, name, severity, instance, now)
+                    .await?;
             }
         }
         self.record(tenant, rule, &instances, &changes, now).await;
@@ -299,7 +343,13 @@ impl AlertEngine {
         }
     }
 
-    fn outgoing(&self, rule: &AlertRule, instance: &Instance, change: Change, now: i64) -> Outgoing {
+    fn outgoing(
+        &self,
+        rule: &AlertRule,
+        instance: &Instance,
+        change: Change,
+        now: i64,
+    ) -> Outgoing {
         let mut labels = instance.labels.clone();
         labels.extend(rule.config.labels.clone());
         labels.insert("alertname".into(), rule.config.name.clone());
@@ -314,7 +364,8 @@ impl AlertEngine {
             .annotations
             .iter()
             .map(|(k, t)| {
-                let text = crate::render::render_template(t, &Value::Object(context.clone())).unwrap_or_else(|(_, e)| e);
+                let text = crate::render::render_template(t, &Value::Object(context.clone()))
+                    .unwrap_or_else(|(_, e)| e);
                 (k.clone(), text)
             })
             .collect();
@@ -332,13 +383,22 @@ impl AlertEngine {
     }
 
     /// Appends changes to the tenant's `alerts` table and pushes them to open pages.
-    async fn record(&self, tenant: &str, rule: &AlertRule, instances: &BTreeMap<String, Instance>, changes: &[(String, Change)], now: i64) {
+    async fn record(
+        &self,
+        tenant: &str,
+        rule: &AlertRule,
+        instances: &BTreeMap<String, Instance>,
+        changes: &[(String, Change)],
+        now: i64,
+    ) {
         if changes.is_empty() {
             return;
         }
         let mut ndjson = String::new();
         for (key, change) in changes {
-            let Some(i) = instances.get(key) else { continue };
+            let Some(i) = instances.get(key) else {
+                continue;
+            };
             let mut line = json!({
                 "time": now,
                 "rule": rule.config.name,
@@ -365,8 +425,13 @@ impl AlertEngine {
         let result = async {
             let store = self.tenants.tenant(tenant).await?;
             let schema = store.schema_for_write("alerts");
-            let batch = crate::ingest::decode(crate::ingest::Format::Ndjson, ndjson.as_bytes(), crate::ingest::Precision::Milliseconds, &schema)
-                .map_err(|e| AlertError::History(e.to_string()))?;
+            let batch = crate::ingest::decode(
+                crate::ingest::Format::Ndjson,
+                ndjson.as_bytes(),
+                crate::ingest::Precision::Milliseconds,
+                &schema,
+            )
+            .map_err(|e| AlertError::History(e.to_string()))?;
             store.write("alerts", batch).await?;
             Ok::<_, AlertError>(())
         }
@@ -392,15 +457,39 @@ fn repeat_interval(alerts: &TenantAlerts, rule: &AlertRule) -> i64 {
 fn panel_observations(answer: &Value) -> Vec<Observation> {
     let mut out = vec![];
     if let Some(v) = answer.get("value").and_then(Value::as_f64) {
-        out.push(Observation { labels: Labels::new(), value: v, row: serde_json::Map::new() });
+        out.push(Observation {
+            labels: Labels::new(),
+            value: v,
+            row: serde_json::Map::new(),
+        });
     }
-    for series in answer.get("series").and_then(Value::as_array).into_iter().flatten() {
-        let name = series.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let last = series.get("points").and_then(Value::as_array).and_then(|p| p.iter().rev().find(|pt| pt.get(1).is_some_and(|v| v.is_number())));
+    for series in answer
+        .get("series")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = series
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let last = series
+            .get("points")
+            .and_then(Value::as_array)
+            .and_then(|p| {
+                p.iter()
+                    .rev()
+                    .find(|pt| pt.get(1).is_some_and(|v| v.is_number()))
+            });
         if let Some(v) = last.and_then(|pt| pt.get(1)).and_then(Value::as_f64) {
             let mut row = serde_json::Map::new();
             row.insert("series".into(), json!(name));
-            out.push(Observation { labels: [("series".to_string(), name)].into(), value: v, row });
+            out.push(Observation {
+                labels: [("series".to_string(), name)].into(),
+                value: v,
+                row,
+            });
         }
     }
     out

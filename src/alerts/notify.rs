@@ -52,7 +52,10 @@ fn rfc3339(ms: i64) -> String {
 
 fn route_takes(route: &RouteConfig, a: &Outgoing) -> bool {
     (route.severity.is_empty() || route.severity.iter().any(|s| s.as_str() == a.severity))
-        && route.matchers.iter().all(|(k, v)| a.labels.get(k) == Some(v))
+        && route
+            .matchers
+            .iter()
+            .all(|(k, v)| a.labels.get(k) == Some(v))
 }
 
 /// The alerts of one message: same route, same kind of change, same `group_by` values.
@@ -67,7 +70,11 @@ pub struct Group {
 pub fn group(routes: &[RouteConfig], alerts: Vec<Outgoing>) -> Vec<Group> {
     let mut groups: BTreeMap<(usize, &'static str, String), Group> = BTreeMap::new();
     for a in alerts {
-        let status = if a.change == Change::Resolved { "resolved" } else { "firing" };
+        let status = if a.change == Change::Resolved {
+            "resolved"
+        } else {
+            "firing"
+        };
         for (i, route) in routes.iter().enumerate() {
             if !route_takes(route, &a) {
                 continue;
@@ -80,7 +87,12 @@ pub fn group(routes: &[RouteConfig], alerts: Vec<Outgoing>) -> Vec<Group> {
             let key = (i, status, super::state::labels_key(&group_labels));
             groups
                 .entry(key)
-                .or_insert_with(|| Group { route: i, status, group_labels, alerts: vec![] })
+                .or_insert_with(|| Group {
+                    route: i,
+                    status,
+                    group_labels,
+                    alerts: vec![],
+                })
                 .alerts
                 .push(a.clone());
             if !route.r#continue {
@@ -131,7 +143,15 @@ pub fn alertmanager_body(channel: &str, g: &Group) -> Value {
 fn text_lines(g: &Group) -> String {
     g.alerts
         .iter()
-        .map(|a| format!("[{}] {} ({}): {}", g.status.to_uppercase(), a.rule, a.severity, a.message))
+        .map(|a| {
+            format!(
+                "[{}] {} ({}): {}",
+                g.status.to_uppercase(),
+                a.rule,
+                a.severity,
+                a.message
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -146,16 +166,28 @@ impl Notifier {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Self { store, http, settings }
+        Self {
+            store,
+            http,
+            settings,
+        }
     }
 
     /// Sends one cycle's alerts; each delivery runs in its own task (retries must not hold up
     /// the next evaluation).
-    pub async fn dispatch(&self, tenant: &str, config: &TenantAlerts, alerts: Vec<Outgoing>, now: i64) -> Vec<tokio::task::JoinHandle<()>> {
+    pub async fn dispatch(
+        &self,
+        tenant: &str,
+        config: &TenantAlerts,
+        alerts: Vec<Outgoing>,
+        now: i64,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![];
         for g in group(&config.routes, alerts) {
             for name in &config.routes[g.route].channels {
-                let Some(channel) = config.channels.get(name) else { continue };
+                let Some(channel) = config.channels.get(name) else {
+                    continue;
+                };
                 if channel.kind == ChannelType::InApp {
                     for a in &g.alerts {
                         let n = Notification {
@@ -177,7 +209,9 @@ impl Notifier {
                 let (tenant, channel) = (tenant.to_string(), channel.clone());
                 let (status, count) = (g.status, g.alerts.len() as i64);
                 let body = match channel.kind {
-                    ChannelType::Webhook if channel.format == WebhookFormat::Slack => slack_body(&g),
+                    ChannelType::Webhook if channel.format == WebhookFormat::Slack => {
+                        slack_body(&g)
+                    }
                     _ => alertmanager_body(&channel.name, &g),
                 };
                 let text = text_lines(&g);
@@ -204,7 +238,13 @@ impl Notifier {
         tasks
     }
 
-    async fn deliver_with_retries(&self, channel: &ChannelConfig, body: &Value, text: &str, status: &str) -> (u32, Result<(), String>) {
+    async fn deliver_with_retries(
+        &self,
+        channel: &ChannelConfig,
+        body: &Value,
+        text: &str,
+        status: &str,
+    ) -> (u32, Result<(), String>) {
         let mut delay = self.settings.backoff;
         let mut last = Err(String::new());
         for attempt in 1..=self.settings.attempts.max(1) {
@@ -224,7 +264,13 @@ impl Notifier {
 
     async fn post(&self, channel: &ChannelConfig, body: &Value) -> Result<(), String> {
         let url = channel.url.as_deref().ok_or("webhook without url")?;
-        let response = self.http.post(url).json(body).send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -235,8 +281,12 @@ impl Notifier {
     async fn email(&self, channel: &ChannelConfig, text: &str, status: &str) -> Result<(), String> {
         use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
         let server = channel.smtp.as_deref().unwrap_or(&self.settings.smtp);
-        let (host, port) = server.rsplit_once(':').ok_or_else(|| format!("smtp `{server}` is not host:port"))?;
-        let port: u16 = port.parse().map_err(|_| format!("smtp `{server}`: bad port"))?;
+        let (host, port) = server
+            .rsplit_once(':')
+            .ok_or_else(|| format!("smtp `{server}` is not host:port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("smtp `{server}`: bad port"))?;
         let from = channel.from.as_deref().unwrap_or(&self.settings.from);
         let first = text.lines().next().unwrap_or("alert");
         let mut message = Message::builder()
@@ -250,8 +300,14 @@ impl Notifier {
             .body(format!("{text}\n\n({status}, sent by opsboard)\n"))
             .map_err(|e| e.to_string())?;
         // Plain SMTP to the configured relay (a local MTA or a sink); no credentials.
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port).build();
-        transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .build();
+        transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -291,7 +347,10 @@ mod tests {
 
     #[test]
     fn routes_by_severity_and_groups_by_labels() {
-        let routes = vec![route(vec![Severity::Critical], &["alertname"], false), route(vec![], &[], false)];
+        let routes = vec![
+            route(vec![Severity::Critical], &["alertname"], false),
+            route(vec![], &[], false),
+        ];
         let alerts = vec![
             alert("cpu", "a", "critical", Change::Firing),
             alert("cpu", "b", "critical", Change::Firing),
@@ -299,22 +358,37 @@ mod tests {
             alert("cpu", "c", "critical", Change::Resolved),
         ];
         let groups = group(&routes, alerts);
-        let summary: Vec<(usize, &str, usize)> = groups.iter().map(|g| (g.route, g.status, g.alerts.len())).collect();
-        assert_eq!(summary, vec![(0, "firing", 2), (0, "resolved", 1), (1, "firing", 1)]);
+        let summary: Vec<(usize, &str, usize)> = groups
+            .iter()
+            .map(|g| (g.route, g.status, g.alerts.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(0, "firing", 2), (0, "resolved", 1), (1, "firing", 1)]
+        );
         let body = alertmanager_body("ops", &groups[0]);
         assert_eq!(body["status"], "firing");
         assert_eq!(body["groupLabels"]["alertname"], "cpu");
         assert_eq!(body["commonLabels"]["severity"], "critical");
         assert!(body["commonLabels"].get("host").is_none());
         assert_eq!(body["alerts"][1]["annotations"]["message"], "cpu on b");
-        assert_eq!(slack_body(&groups[1])["text"], "[RESOLVED] cpu (critical): cpu on c");
+        assert_eq!(
+            slack_body(&groups[1])["text"],
+            "[RESOLVED] cpu (critical): cpu on c"
+        );
     }
 
     #[test]
     fn continue_lets_later_routes_take_the_alert() {
         let routes = vec![route(vec![], &[], true), route(vec![], &[], false)];
-        assert_eq!(group(&routes, vec![alert("x", "a", "low", Change::Firing)]).len(), 2);
+        assert_eq!(
+            group(&routes, vec![alert("x", "a", "low", Change::Firing)]).len(),
+            2
+        );
         let routes = vec![route(vec![], &[], false), route(vec![], &[], false)];
-        assert_eq!(group(&routes, vec![alert("x", "a", "low", Change::Firing)]).len(), 1);
+        assert_eq!(
+            group(&routes, vec![alert("x", "a", "low", Change::Firing)]).len(),
+            1
+        );
     }
 }

@@ -121,7 +121,12 @@ impl Instance {
 
     /// One evaluation of a series instance: does the condition hold (None = the series is
     /// gone from the answer)? Returns the change, if any.
-    pub fn observe(&mut self, holds: Option<bool>, pending_for: Duration, now: i64) -> Option<Change> {
+    pub fn observe(
+        &mut self,
+        holds: Option<bool>,
+        pending_for: Duration,
+        now: i64,
+    ) -> Option<Change> {
         let holds = holds.unwrap_or(false);
         let due = |since: i64| now - since >= pending_for.as_millis() as i64;
         match (self.state, holds) {
@@ -175,7 +180,11 @@ mod tests {
 
     const MIN: i64 = 60_000;
 
-    fn run(instance: &mut Instance, steps: &[(i64, Option<bool>)], pending: Duration) -> Vec<(i64, Change)> {
+    fn run(
+        instance: &mut Instance,
+        steps: &[(i64, Option<bool>)],
+        pending: Duration,
+    ) -> Vec<(i64, Change)> {
         steps
             .iter()
             .filter_map(|(t, holds)| instance.observe(*holds, pending, *t).map(|c| (*t, c)))
@@ -187,10 +196,24 @@ mod tests {
         let mut i = Instance::new(Labels::new(), 0);
         let changes = run(
             &mut i,
-            &[(0, Some(true)), (MIN, Some(true)), (5 * MIN, Some(true)), (6 * MIN, Some(true)), (7 * MIN, Some(false)), (8 * MIN, Some(false))],
+            &[
+                (0, Some(true)),
+                (MIN, Some(true)),
+                (5 * MIN, Some(true)),
+                (6 * MIN, Some(true)),
+                (7 * MIN, Some(false)),
+                (8 * MIN, Some(false)),
+            ],
             Duration::from_secs(300),
         );
-        assert_eq!(changes, vec![(0, Change::Pending), (5 * MIN, Change::Firing), (7 * MIN, Change::Resolved)]);
+        assert_eq!(
+            changes,
+            vec![
+                (0, Change::Pending),
+                (5 * MIN, Change::Firing),
+                (7 * MIN, Change::Resolved)
+            ]
+        );
         assert_eq!(i.state, AlertState::Inactive);
         assert_eq!(i.fired_at, Some(5 * MIN));
     }
@@ -205,9 +228,15 @@ mod tests {
     #[test]
     fn flapping_never_outlasts_for() {
         let mut i = Instance::new(Labels::new(), 0);
-        let steps: Vec<(i64, Option<bool>)> = (0..20).map(|k| (k * MIN, Some(k % 2 == 0))).collect();
+        let steps: Vec<(i64, Option<bool>)> =
+            (0..20).map(|k| (k * MIN, Some(k % 2 == 0))).collect();
         let changes = run(&mut i, &steps, Duration::from_secs(120));
-        assert!(changes.iter().all(|(_, c)| matches!(c, Change::Pending | Change::Inactive)), "{changes:?}");
+        assert!(
+            changes
+                .iter()
+                .all(|(_, c)| matches!(c, Change::Pending | Change::Inactive)),
+            "{changes:?}"
+        );
         assert_eq!(changes.len(), 20);
     }
 
@@ -228,7 +257,10 @@ mod tests {
         assert_eq!(r.observe_rule(None, false, 0), None);
         assert_eq!(r.observe_rule(None, true, MIN), Some(Change::NoData));
         assert_eq!(r.observe_rule(None, true, 2 * MIN), None);
-        assert_eq!(r.observe_rule(Some("table gone"), false, 3 * MIN), Some(Change::Error));
+        assert_eq!(
+            r.observe_rule(Some("table gone"), false, 3 * MIN),
+            Some(Change::Error)
+        );
         assert_eq!(r.message, "table gone");
         assert_eq!(r.observe_rule(None, false, 4 * MIN), Some(Change::Inactive));
     }

@@ -40,7 +40,11 @@ impl Silence {
         self.starts_at <= now
             && now < self.ends_at
             && self.matchers.iter().all(|(k, v)| {
-                if k == "alertname" { v == rule } else { labels.get(k) == Some(v) }
+                if k == "alertname" {
+                    v == rule
+                } else {
+                    labels.get(k) == Some(v)
+                }
             })
     }
 }
@@ -126,7 +130,14 @@ impl AlertStore {
             .collect()
     }
 
-    pub async fn save(&self, tenant: &str, rule: &str, severity: &str, i: &Instance, now: i64) -> Result<(), AlertError> {
+    pub async fn save(
+        &self,
+        tenant: &str,
+        rule: &str,
+        severity: &str,
+        i: &Instance,
+        now: i64,
+    ) -> Result<(), AlertError> {
         sqlx::query(
             "INSERT INTO alert_instances (tenant, rule, labels, state, since, last_eval, value, message, \
              severity, fired_at, last_notified, acked_by, acked_at) \
@@ -167,7 +178,14 @@ impl AlertStore {
     }
 
     /// Records who acknowledged a firing instance; false when it is not firing.
-    pub async fn acknowledge(&self, tenant: &str, rule: &str, labels: &Labels, who: &str, now: i64) -> Result<bool, AlertError> {
+    pub async fn acknowledge(
+        &self,
+        tenant: &str,
+        rule: &str,
+        labels: &Labels,
+        who: &str,
+        now: i64,
+    ) -> Result<bool, AlertError> {
         let done = sqlx::query(
             "UPDATE alert_instances SET acked_by = $1, acked_at = $2 \
              WHERE tenant = $3 AND rule = $4 AND labels = $5 AND state = 'firing'",
@@ -182,7 +200,15 @@ impl AlertStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn add_silence(&self, tenant: &str, matchers: &Labels, starts_at: i64, ends_at: i64, who: &str, comment: &str) -> Result<i64, AlertError> {
+    pub async fn add_silence(
+        &self,
+        tenant: &str,
+        matchers: &Labels,
+        starts_at: i64,
+        ends_at: i64,
+        who: &str,
+        comment: &str,
+    ) -> Result<i64, AlertError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO alert_silences (tenant, matchers, starts_at, ends_at, created_by, comment) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -198,14 +224,21 @@ impl AlertStore {
     }
 
     /// Ends a silence now; false when the tenant has no such silence.
-    pub async fn expire_silence(&self, tenant: &str, id: i64, now: i64) -> Result<bool, AlertError> {
-        let done = sqlx::query("UPDATE alert_silences SET ends_at = $1 WHERE tenant = $2 AND id = $3 AND ends_at > $4")
-            .bind(now)
-            .bind(tenant)
-            .bind(id)
-            .bind(now)
-            .execute(&self.db.pool)
-            .await?;
+    pub async fn expire_silence(
+        &self,
+        tenant: &str,
+        id: i64,
+        now: i64,
+    ) -> Result<bool, AlertError> {
+        let done = sqlx::query(
+            "UPDATE alert_silences SET ends_at = $1 WHERE tenant = $2 AND id = $3 AND ends_at > $4",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(id)
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -293,7 +326,11 @@ impl AlertStore {
         Ok(())
     }
 
-    pub async fn notifications(&self, tenant: &str, limit: i64) -> Result<Vec<Notification>, AlertError> {
+    pub async fn notifications(
+        &self,
+        tenant: &str,
+        limit: i64,
+    ) -> Result<Vec<Notification>, AlertError> {
         let rows = sqlx::query(
             "SELECT id, at, rule, labels, severity, state, message FROM alert_notifications \
              WHERE tenant = $1 ORDER BY id DESC LIMIT $2",

@@ -25,8 +25,8 @@ pub use sessions::{LoginOutcome, MfaEnrollment, SessionCookie};
 pub use users::User;
 
 use crate::clock::SharedClock;
-use crate::db::{Backend, Db, DbError, resolve_url};
 use crate::config::{AuthConfig, ServerConfig};
+use crate::db::{Backend, Db, DbError, resolve_url};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -251,7 +251,11 @@ impl Auth {
         Self::with_db(Db::connect(&url).await?, config, clock)
     }
 
-    pub fn with_db(db: Db, config: &ServerConfig, clock: SharedClock) -> Result<Arc<Self>, AuthError> {
+    pub fn with_db(
+        db: Db,
+        config: &ServerConfig,
+        clock: SharedClock,
+    ) -> Result<Arc<Self>, AuthError> {
         let seal = match &config.auth.secret_key {
             Some(hex) => secret::SealKey::from_hex(hex)?,
             None => load_or_create_key(&config.data_dir)?,

@@ -78,7 +78,9 @@ impl Condition {
                 .strip_prefix('[')
                 .and_then(|r| r.strip_suffix(']'))
                 .ok_or("expected `outside [low, high]`")?;
-            let (a, b) = inner.split_once(',').ok_or("expected `outside [low, high]`")?;
+            let (a, b) = inner
+                .split_once(',')
+                .ok_or("expected `outside [low, high]`")?;
             let (a, b) = (number(a)?, number(b)?);
             if a > b {
                 return Err(format!("`outside [{a}, {b}]`: low is above high"));
@@ -215,7 +217,9 @@ pub struct AlertRule {
 
 impl AlertRule {
     pub fn every(&self) -> std::time::Duration {
-        self.config.every.map_or(std::time::Duration::from_secs(60), |d| d.0)
+        self.config
+            .every
+            .map_or(std::time::Duration::from_secs(60), |d| d.0)
     }
 
     pub fn pending_for(&self) -> std::time::Duration {
@@ -223,7 +227,9 @@ impl AlertRule {
     }
 
     pub fn range(&self) -> std::time::Duration {
-        self.config.range.map_or(std::time::Duration::from_secs(300), |d| d.0)
+        self.config
+            .range
+            .map_or(std::time::Duration::from_secs(300), |d| d.0)
     }
 }
 
@@ -260,18 +266,28 @@ pub fn load_alerts(
             }
         };
         let locator = Locator::new(&text);
-        let mut r = Report { file: &file, locator: &locator, problems: vec![] };
+        let mut r = Report {
+            file: &file,
+            locator: &locator,
+            problems: vec![],
+        };
         for (i, rule) in parsed.rules.into_iter().enumerate() {
             let at = |key: &str| crate::yaml_path!["rules", i, key];
             if out.rules.iter().any(|r| r.config.name == rule.name) {
-                r.at(&at("name"), format!("a rule named `{}` already exists", rule.name));
+                r.at(
+                    &at("name"),
+                    format!("a rule named `{}` already exists", rule.name),
+                );
             }
             if let Some(sql) = &rule.sql {
                 check_sql(sql, &at("sql"), &mut r);
                 match plan_against(sql, tables) {
                     Ok(columns) if !columns.iter().any(|c| c == "value") => r.at(
                         &at("sql"),
-                        format!("`sql` must return a `value` column (it returns {})", columns.join(", ")),
+                        format!(
+                            "`sql` must return a `value` column (it returns {})",
+                            columns.join(", ")
+                        ),
                     ),
                     Ok(_) => {}
                     Err(e) => r.at(&at("sql"), format!("`sql`: {e}")),
@@ -287,10 +303,15 @@ pub fn load_alerts(
                 _ => {}
             }
             let condition = match (&rule.condition, rule.absent_for) {
-                (Some(text), None) => Condition::parse(text).map_err(|e| r.at(&at("condition"), e)).ok(),
+                (Some(text), None) => Condition::parse(text)
+                    .map_err(|e| r.at(&at("condition"), e))
+                    .ok(),
                 (None, Some(d)) => Some(Condition::AbsentFor(d.0)),
                 _ => {
-                    r.at(&at("name"), "a rule needs exactly one of `condition` or `absent_for`");
+                    r.at(
+                        &at("name"),
+                        "a rule needs exactly one of `condition` or `absent_for`",
+                    );
                     None
                 }
             };
@@ -318,7 +339,10 @@ pub fn load_alerts(
         for (i, channel) in parsed.channels.into_iter().enumerate() {
             let at = |key: &str| crate::yaml_path!["channels", i, key];
             if out.channels.contains_key(&channel.name) {
-                r.at(&at("name"), format!("a channel named `{}` already exists", channel.name));
+                r.at(
+                    &at("name"),
+                    format!("a channel named `{}` already exists", channel.name),
+                );
             }
             match channel.kind {
                 ChannelType::Webhook => match channel.url.as_deref().map(url::Url::parse) {
@@ -364,13 +388,23 @@ mod tests {
     fn conditions_parse_and_hold() {
         assert_eq!(Condition::parse("> 80").unwrap(), Condition::Above(80.0));
         assert_eq!(Condition::parse(">=0.9").unwrap(), Condition::AtLeast(0.9));
-        assert_eq!(Condition::parse("outside [1, 5]").unwrap(), Condition::Outside(1.0, 5.0));
+        assert_eq!(
+            Condition::parse("outside [1, 5]").unwrap(),
+            Condition::Outside(1.0, 5.0)
+        );
         assert!(Condition::parse("outside [5, 1]").is_err());
-        assert!(Condition::parse("> lots").unwrap_err().contains("not a number"));
+        assert!(
+            Condition::parse("> lots")
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert!(Condition::parse("~ 3").is_err());
         assert!(Condition::Above(80.0).holds(80.5, 0));
         assert!(!Condition::Above(80.0).holds(80.0, 0));
-        assert!(Condition::Outside(1.0, 5.0).holds(0.5, 0) && !Condition::Outside(1.0, 5.0).holds(3.0, 0));
+        assert!(
+            Condition::Outside(1.0, 5.0).holds(0.5, 0)
+                && !Condition::Outside(1.0, 5.0).holds(3.0, 0)
+        );
         let absent = Condition::AbsentFor(std::time::Duration::from_secs(300));
         assert!(absent.holds(0.0, 300_001) && !absent.holds(0.0, 300_000));
     }

@@ -27,6 +27,8 @@ pub enum PanelType {
     Table,
     CustomImage,
     CustomTemplate,
+    /// The tenant's active alerts (from its `alerts` table).
+    Alerts,
 }
 
 impl PanelType {
@@ -38,6 +40,7 @@ impl PanelType {
             PanelType::Table => "table",
             PanelType::CustomImage => "custom_image",
             PanelType::CustomTemplate => "custom_template",
+            PanelType::Alerts => "alerts",
         }
     }
 
@@ -50,6 +53,7 @@ impl PanelType {
             PanelType::Table => (12, 3),
             PanelType::CustomImage => (6, 2),
             PanelType::CustomTemplate => (6, 2),
+            PanelType::Alerts => (6, 2),
         }
     }
 
@@ -347,7 +351,7 @@ pub fn display_keys(kind: PanelType) -> &'static [&'static str] {
             "pagination",
         ],
         PanelType::CustomImage => &["width", "height"],
-        PanelType::CustomTemplate => &[],
+        PanelType::CustomTemplate | PanelType::Alerts => &[],
     }
 }
 

@@ -42,7 +42,9 @@ fn time(ms: i64) -> String {
 
 /// The newest changes from the tenant's `alerts` table (empty before the first one).
 async fn history(state: &AppState, tenant: &str) -> Vec<Value> {
-    let Ok(store) = state.tenant(tenant).await else { return vec![] };
+    let Ok(store) = state.tenant(tenant).await else {
+        return vec![];
+    };
     if store.table("alerts").is_none() {
         return vec![];
     }
@@ -77,7 +79,13 @@ async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
     let store = state.alerts.store();
     let now = state.alerts.now_ms();
     let internal = |e: crate::alerts::AlertError| ApiError::Internal(e.to_string());
-    let active: Vec<Value> = store.active(tenant).await.map_err(internal)?.iter().map(instance_json).collect();
+    let active: Vec<Value> = store
+        .active(tenant)
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(instance_json)
+        .collect();
     let silences: Vec<Value> = store
         .silences(tenant, now)
         .await
@@ -111,7 +119,12 @@ async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
     }))
 }
 
-async fn render(state: &AppState, caller: &Caller, tenant: &str, message: Option<String>) -> Result<Response, PageError> {
+async fn render(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    message: Option<String>,
+) -> Result<Response, PageError> {
     let data = summary(state, tenant).await?;
     let principal = caller.principal()?;
     let html = state.pages.page(
@@ -129,17 +142,30 @@ async fn render(state: &AppState, caller: &Caller, tenant: &str, message: Option
     Ok(Html(html).into_response())
 }
 
-async fn page(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>) -> Result<Response, PageError> {
+async fn page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+) -> Result<Response, PageError> {
     render(&state, &caller, &tenant, None).await
 }
 
-async fn api_alerts(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
+async fn api_alerts(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(axum::Json(summary(&state, &tenant).await?).into_response())
 }
 
-async fn acknowledge(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>, body: Bytes) -> Result<Response, PageError> {
+async fn acknowledge(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let labels: Labels = serde_json::from_str(form.get("labels")).map_err(|e| ApiError::BadRequest(format!("labels: {e}")))?;
+    let labels: Labels = serde_json::from_str(form.get("labels"))
+        .map_err(|e| ApiError::BadRequest(format!("labels: {e}")))?;
     let actor = caller.actor();
     let now = state.alerts.now_ms();
     let done = state
@@ -149,7 +175,11 @@ async fn acknowledge(State(state): State<AppState>, Extension(caller): Extension
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let message = if done {
-        let event = AuditEvent::ok("alert.ack", json!({"rule": form.get("rule"), "labels": labels})).in_tenant(&tenant);
+        let event = AuditEvent::ok(
+            "alert.ack",
+            json!({"rule": form.get("rule"), "labels": labels}),
+        )
+        .in_tenant(&tenant);
         state.auth.audit(&actor, event).await;
         format!("Acknowledged {}.", form.get("rule"))
     } else {
@@ -162,27 +192,45 @@ async fn acknowledge(State(state): State<AppState>, Extension(caller): Extension
 fn parse_matchers(text: &str) -> Result<Labels, ApiError> {
     let mut out = Labels::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| ApiError::BadRequest(format!("matcher `{part}`: expected label=value")))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            ApiError::BadRequest(format!("matcher `{part}`: expected label=value"))
+        })?;
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
     if out.is_empty() {
-        return Err(ApiError::BadRequest("a silence needs at least one label=value matcher".into()));
+        return Err(ApiError::BadRequest(
+            "a silence needs at least one label=value matcher".into(),
+        ));
     }
     Ok(out)
 }
 
-async fn add_silence(state: &AppState, caller: &Caller, tenant: &str, matchers: &str, duration: &str, comment: &str) -> Result<i64, ApiError> {
+async fn add_silence(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    matchers: &str,
+    duration: &str,
+    comment: &str,
+) -> Result<i64, ApiError> {
     state.tenant(tenant).await?;
     let matchers = parse_matchers(matchers)?;
-    let duration: HumanDuration = duration.parse().map_err(|e| ApiError::BadRequest(format!("duration: {e}")))?;
+    let duration: HumanDuration = duration
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("duration: {e}")))?;
     let now = state.alerts.now_ms();
     let actor = caller.actor();
     let id = state
         .alerts
         .store()
-        .add_silence(tenant, &matchers, now, now + duration.0.as_millis() as i64, &actor.name, comment)
+        .add_silence(
+            tenant,
+            &matchers,
+            now,
+            now + duration.0.as_millis() as i64,
+            &actor.name,
+            comment,
+        )
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let event = AuditEvent::ok("alert.silence", json!({"id": id, "matchers": matchers, "duration": duration.to_string(), "comment": comment})).in_tenant(tenant);
@@ -190,10 +238,29 @@ async fn add_silence(state: &AppState, caller: &Caller, tenant: &str, matchers: 
     Ok(id)
 }
 
-async fn silence(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>, body: Bytes) -> Result<Response, PageError> {
+async fn silence(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let id = add_silence(&state, &caller, &tenant, form.get("matchers"), form.get("duration"), form.get("comment")).await?;
-    render(&state, &caller, &tenant, Some(format!("Silence {id} created."))).await
+    let id = add_silence(
+        &state,
+        &caller,
+        &tenant,
+        form.get("matchers"),
+        form.get("duration"),
+        form.get("comment"),
+    )
+    .await?;
+    render(
+        &state,
+        &caller,
+        &tenant,
+        Some(format!("Silence {id} created.")),
+    )
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -204,44 +271,100 @@ struct SilenceRequest {
     comment: String,
 }
 
-async fn api_silence(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(tenant): Path<String>, body: Bytes) -> Result<Response, ApiError> {
-    let request: SilenceRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("expected {{\"matchers\": {{...}}, \"duration\": \"2h\"}}: {e}")))?;
-    let text: Vec<String> = request.matchers.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let id = add_silence(&state, &caller, &tenant, &text.join(","), &request.duration, &request.comment).await?;
-    Ok((axum::http::StatusCode::CREATED, axum::Json(json!({"id": id}))).into_response())
+async fn api_silence(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: SilenceRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"matchers\": {{...}}, \"duration\": \"2h\"}}: {e}"
+        ))
+    })?;
+    let text: Vec<String> = request
+        .matchers
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let id = add_silence(
+        &state,
+        &caller,
+        &tenant,
+        &text.join(","),
+        &request.duration,
+        &request.comment,
+    )
+    .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        axum::Json(json!({"id": id})),
+    )
+        .into_response())
 }
 
-async fn expire(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path((tenant, id)): Path<(String, i64)>) -> Result<Response, PageError> {
+async fn expire(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((tenant, id)): Path<(String, i64)>,
+) -> Result<Response, PageError> {
     let now = state.alerts.now_ms();
-    let done = state.alerts.store().expire_silence(&tenant, id, now).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let done = state
+        .alerts
+        .store()
+        .expire_silence(&tenant, id, now)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     if !done {
-        return Err(ApiError::NotFound(format!("no active silence {id} in tenant {tenant}")).into());
+        return Err(
+            ApiError::NotFound(format!("no active silence {id} in tenant {tenant}")).into(),
+        );
     }
-    state.auth.audit(&caller.actor(), AuditEvent::ok("alert.unsilence", json!({"id": id})).in_tenant(&tenant)).await;
-    render(&state, &caller, &tenant, Some(format!("Silence {id} ended."))).await
+    state
+        .auth
+        .audit(
+            &caller.actor(),
+            AuditEvent::ok("alert.unsilence", json!({"id": id})).in_tenant(&tenant),
+        )
+        .await;
+    render(
+        &state,
+        &caller,
+        &tenant,
+        Some(format!("Silence {id} ended.")),
+    )
+    .await
 }
 
 /// Changes of this tenant's alerts as they happen (`event: alert`, JSON data).
-async fn events(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
+async fn events(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
     state.tenant(&tenant).await?;
     let rx = state.alerts.subscribe();
     let closing = state.alerts.closing();
-    let stream = futures::stream::unfold((rx, tenant, closing), |(mut rx, tenant, closing)| async move {
-        loop {
-            let received = tokio::select! {
-                _ = closing.cancelled() => return None,
-                r = rx.recv() => r,
-            };
-            match received {
-                Ok(e) if e.tenant == tenant => {
-                    let data = serde_json::to_string(&e).unwrap_or_default();
-                    let event = Event::default().event("alert").data(data);
-                    return Some((Ok::<_, Infallible>(event), (rx, tenant, closing)));
+    let stream = futures::stream::unfold(
+        (rx, tenant, closing),
+        |(mut rx, tenant, closing)| async move {
+            loop {
+                let received = tokio::select! {
+                    _ = closing.cancelled() => return None,
+                    r = rx.recv() => r,
+                };
+                match received {
+                    Ok(e) if e.tenant == tenant => {
+                        let data = serde_json::to_string(&e).unwrap_or_default();
+                        let event = Event::default().event("alert").data(data);
+                        return Some((Ok::<_, Infallible>(event), (rx, tenant, closing)));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

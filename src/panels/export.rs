@@ -21,6 +21,7 @@ pub async fn query(run: &Run<'_>) -> Result<(String, Params), PanelError> {
             Ok((plan.all_rows_sql(), plan.params))
         }
         PanelType::HealthStatus => Ok(health::query(run)),
+        PanelType::Alerts => Ok(super::alerts::query(run)),
         PanelType::Kpi => {
             let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
             let sql = match &config.sql {

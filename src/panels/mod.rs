@@ -3,6 +3,7 @@
 //! every request value bound as a parameter, shapes the result per panel type (one file each)
 //! and caches the answer for the panel's refresh interval.
 
+mod alerts;
 mod cache;
 mod custom;
 mod export;
@@ -286,6 +287,7 @@ impl PanelEngine {
                 value
             }
             PanelType::CustomTemplate => custom::run_template(&self.registry, run).await?,
+            PanelType::Alerts => alerts::run(run).await?,
         };
         let json = serde_json::to_vec(&value).map_err(|e| run.shape_error(e.to_string()))?;
         Ok(PanelData {

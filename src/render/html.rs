@@ -257,6 +257,11 @@ fn fragment_context(answer: &Value, o: &FragmentOptions) -> Result<Jinja, Render
                 );
             }
         }
+        "alerts" => {
+            // The tenant's alerts page, from the panel's own link `/t/{tenant}/...`.
+            let tenant_root: String = o.link_path.split('/').take(3).collect::<Vec<_>>().join("/");
+            map.insert("alerts_url".into(), json!(format!("{tenant_root}/alerts")));
+        }
         "health_status" => {
             if let Some(services) = map.get_mut("services").and_then(Value::as_array_mut) {
                 for s in services {
