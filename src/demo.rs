@@ -27,6 +27,8 @@ const HISTORY_STEP: Duration = Duration::from_secs(60);
 const LIVE_STEP: Duration = Duration::from_secs(5);
 
 const SERVERS: [&str; 5] = ["web-01", "web-02", "web-03", "db-01", "cache-01"];
+/// Edge devices for the alerting examples; `cam-lobby` stops reporting (no heartbeat).
+const DEVICES: [&str; 4] = ["cam-lobby", "cam-dock", "sensor-roof", "gw-01"];
 const SERVICES: [&str; 6] = ["api", "auth", "billing", "search", "queue", "legacy-ftp"];
 /// `legacy-ftp` stops reporting this long before now.
 const SILENT_FOR_NS: i64 = 2 * 3_600 * 1_000_000_000;
@@ -67,6 +69,7 @@ impl DemoGenerator {
             ("metrics", self.metrics(times)),
             ("service_health", self.health(times, now_ns)),
             ("error_logs", self.errors(times)),
+            ("devices", self.devices(times, now_ns)),
         ] {
             if batch.1.num_rows() > 0 {
                 rows += batch.1.num_rows() as u64;
@@ -104,6 +107,42 @@ impl DemoGenerator {
             ("disk_percent", Arc::new(Float64Array::from(disk))),
             ("requests", Arc::new(Int64Array::from(requests))),
             ("response_ms", Arc::new(Float64Array::from(response))),
+        ])
+    }
+
+    /// Disk use (GB), API spend (USD per step), request latency (ms) and failed logins per
+    /// device: cam-dock's disk sits above 80 GB, sensor-roof's above 90, latency spikes now and
+    /// then, and a burst of failed logins happens about once an hour.
+    fn devices(&mut self, times: &[i64], now_ns: i64) -> RecordBatch {
+        let mut t = vec![];
+        let mut device = vec![];
+        let (mut disk, mut cost, mut latency, mut failed) = (vec![], vec![], vec![], vec![]);
+        for &time in times {
+            for (i, name) in DEVICES.iter().enumerate() {
+                if *name == "cam-lobby" && time > now_ns - SILENT_FOR_NS {
+                    continue;
+                }
+                t.push(time);
+                device.push(*name);
+                disk.push([42.0, 84.0, 91.5, 63.0][i] + self.rng.next_f64() * 2.0);
+                cost.push(0.0012 + self.rng.next_f64() * 0.0006);
+                let spike = self.rng.next_f64() < 0.01;
+                latency.push(if spike { 1_500.0 } else { 180.0 } + self.rng.next_f64() * 150.0);
+                let burst = self.rng.next_f64() < 0.0005;
+                failed.push(if burst {
+                    25
+                } else {
+                    (self.rng.next_f64() * 1.3) as i64
+                });
+            }
+        }
+        batch(vec![
+            ("time", time_column(t)),
+            ("device", tags(&device)),
+            ("disk_used_gb", Arc::new(Float64Array::from(disk))),
+            ("api_cost_usd", Arc::new(Float64Array::from(cost))),
+            ("latency_ms", Arc::new(Float64Array::from(latency))),
+            ("failed_logins", Arc::new(Int64Array::from(failed))),
         ])
     }
 
