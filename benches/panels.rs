@@ -21,9 +21,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use opsboard::config::ServerConfig;
-use opsboard::generate::{CpuGenerator, FIELDS};
+use opsboard::generate::FIELDS;
 use opsboard::server::{ServeOptions, serve};
-use opsboard::storage::{OpenMode, Store};
 
 const STEP: i64 = 10_000_000_000;
 const DAYS: i64 = 7;
@@ -74,26 +73,7 @@ fn write_config(tenant: &Path) {
 }
 
 async fn fill(config: &ServerConfig, hosts: usize, start: i64) -> usize {
-    let store = Store::open(
-        config.storage.clone(),
-        &config.data_dir,
-        &config.tenants_dir,
-        OpenMode::ReadWrite,
-    )
-    .await
-    .expect("store");
-    let tenant = store.tenant("bench").await.expect("tenant");
-    let times: Vec<i64> = (0..DAYS * 8640).map(|i| start + i * STEP).collect();
-    let mut generator = CpuGenerator::new(hosts, 1);
-    let per_batch = (100_000 / hosts).max(1);
-    for chunk in times.chunks(per_batch) {
-        tenant
-            .write("cpu", generator.batch(chunk))
-            .await
-            .expect("write");
-    }
-    tenant.persist_all().await.expect("persist");
-    times.len() * hosts
+    common::fill_tsbs(config, "bench", hosts, start, DAYS * 8640, STEP).await
 }
 
 struct Server {
