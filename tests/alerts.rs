@@ -222,7 +222,7 @@ async fn listen(browser: &common::session::Browser) -> Arc<Mutex<String>> {
 
 /// Lets a few evaluation ticks pass (for checks that nothing more happened).
 async fn settle() {
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
 }
 
 #[tokio::test]
@@ -428,10 +428,12 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    for _ in 0..3 {
-        minute(&env, &[("muted", 95.0)]).await;
-        settle().await;
-    }
+    minute(&env, &[("muted", 95.0)]).await;
+    wait_for(&env, "muted pending", |s| hosts(s, "pending") == ["muted"]).await;
+    // Two more minutes: firing at the latest evaluation, however many ticks ran between.
+    minute(&env, &[("muted", 95.0)]).await;
+    settle().await;
+    minute(&env, &[("muted", 95.0)]).await;
     wait_for(&env, "muted firing", |s| hosts(s, "firing") == ["muted"]).await;
     minute(&env, &[("muted", 5.0)]).await;
     wait_for(&env, "muted resolved", |s| hosts(s, "firing").is_empty()).await;
