@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::env_usize;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +25,6 @@ use opsboard::storage::{OpenMode, Store};
 
 const STEP: i64 = 10_000_000_000;
 const DAYS: i64 = 7;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn write_config(dir: &std::path::Path, rules: usize) {
     std::fs::create_dir_all(dir.join("dashboards")).expect("dirs");

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::keyed_client;
+use common::{env_usize, keyed_client};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,13 +25,6 @@ use opsboard::storage::{OpenMode, Store};
 
 const START: i64 = 1_704_067_200_000_000_000;
 const STEP: i64 = 10_000_000_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::keyed_client;
+use common::{env_usize, keyed_client};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,13 +26,6 @@ use opsboard::server::{ServeOptions, serve};
 
 const STEP: i64 = 10_000_000_000;
 const DAYS: i64 = 7;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn write_config(tenant: &Path) {
     std::fs::create_dir_all(tenant.join("dashboards")).expect("dirs");

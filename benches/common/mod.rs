@@ -4,6 +4,15 @@ use opsboard::config::ServerConfig;
 use opsboard::generate::CpuGenerator;
 use opsboard::storage::{OpenMode, Store};
 
+/// A bench knob from the environment (to shrink a run), or its default.
+#[allow(dead_code)]
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Writes `steps` TSBS cpu rows per host, `step_ns` apart from `start`, into `tenant`'s `cpu`
 /// table and persists them; returns the rows written.
 #[allow(dead_code)]
