@@ -455,3 +455,51 @@ async fn removed_tenant_folder_makes_tenant_inactive(db: Db) {
     );
     env.server.stop().await;
 }
+
+/// Behind TLS the session cookie is `Secure` and `__Host-` prefixed (browsers then refuse it
+/// from any other path, domain or plain-HTTP origin).
+#[tokio::test]
+async fn cookies_behind_tls_are_secure_and_host_prefixed() {
+    let Some(env) = Env::start(Db::Sqlite, "behind_tls", |c| c.auth.behind_tls = true).await else {
+        return;
+    };
+    env.user("tls@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+    let b = env.browser().await;
+    let page = b.get("/login").await;
+    let login_cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        login_cookie.starts_with("__Host-opsboard_login=") && login_cookie.contains("; Secure"),
+        "{login_cookie}"
+    );
+    let csrf = common::session::csrf_in(&page.text().await.unwrap());
+    let token = login_cookie.split(';').next().unwrap().to_string();
+    let r = b
+        .client
+        .post(env.url("/login"))
+        .header("cookie", token)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", "tls@acme.test"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookies: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-opsboard_session="))
+        .expect("session cookie");
+    for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Strict", "; Secure"] {
+        assert!(session.contains(attribute), "{session} lacks {attribute}");
+    }
+    assert!(!session.contains("Domain="));
+    env.server.stop().await;
+}
