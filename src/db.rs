@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0002_alerts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "totp_last_step",
+        sqlite: include_str!("../migrations/sqlite/0003_totp_last_step.sql"),
+        postgres: include_str!("../migrations/postgres/0003_totp_last_step.sql"),
+    },
 ];
 
 #[derive(Clone)]

@@ -91,14 +91,28 @@ async fn mfa_enrolment_and_login(db: Db) {
             .status(),
         400
     );
+    // The code that confirmed enrolment is spent: the same code, still inside its window, is
+    // refused; the next step's code signs in, once.
+    let enrolment_code = code(env.clock_ms());
     let r = b
-        .post_form(
-            "/login/mfa",
-            &[("_csrf", &csrf), ("code", &code(env.clock_ms()))],
-        )
+        .post_form("/login/mfa", &[("_csrf", &csrf), ("code", &enrolment_code)])
+        .await;
+    assert_eq!(r.status(), 400, "a used TOTP code is not accepted again");
+    env.clock.advance(std::time::Duration::from_secs(30));
+    let fresh = code(env.clock_ms());
+    let r = b
+        .post_form("/login/mfa", &[("_csrf", &csrf), ("code", &fresh)])
         .await;
     assert_eq!(redirect_of(&r), (303, "/".into()));
     assert_eq!(b.get("/t/acme").await.status(), 200);
+    let replay = env.browser().await;
+    replay.login("root@ops.test", PASSWORD).await;
+    let (_, mfa_page) = replay.text("/login/mfa").await;
+    let csrf = common::session::csrf_in(&mfa_page);
+    let r = replay
+        .post_form("/login/mfa", &[("_csrf", &csrf), ("code", &fresh)])
+        .await;
+    assert_eq!(r.status(), 400, "a code replayed in its window is refused");
 
     // A recovery code works once.
     for expected in [303, 400] {

@@ -173,11 +173,12 @@ pub fn totp_code(secret_b32: &str, step: i64) -> Option<String> {
     Some(format!("{:06}", bin % 1_000_000))
 }
 
-/// A code is accepted for the current step and one step either side (clock drift).
-pub fn totp_verify(secret_b32: &str, code: &str, now_ms: i64) -> bool {
+/// The time step a code belongs to, if it is the code of the current step or of one step either
+/// side (clock drift). Callers remember the step so that a code is never accepted twice.
+pub fn totp_step(secret_b32: &str, code: &str, now_ms: i64) -> Option<i64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    let step = now_ms.div_euclid(TOTP_STEP_MS);
-    (-1..=1).any(|d| totp_code(secret_b32, step + d).is_some_and(|c| same(&c, &code)))
+    let now = now_ms.div_euclid(TOTP_STEP_MS);
+    (now - 1..=now + 1).find(|&step| totp_code(secret_b32, step).is_some_and(|c| same(&c, &code)))
 }
 
 pub fn otpauth_uri(secret_b32: &str, email: &str) -> String {
@@ -293,12 +294,13 @@ mod tests {
         ] {
             assert_eq!(totp_code(&secret, t / 30).as_deref(), Some(code), "t={t}");
         }
-        assert!(totp_verify(&secret, "287 082", 59_000));
-        assert!(
-            totp_verify(&secret, "287082", 89_000),
-            "one step of drift is accepted"
+        assert_eq!(totp_step(&secret, "287 082", 59_000), Some(1));
+        assert_eq!(
+            totp_step(&secret, "287082", 89_000),
+            Some(1),
+            "one step of drift is accepted, and named"
         );
-        assert!(!totp_verify(&secret, "287082", 200_000));
+        assert_eq!(totp_step(&secret, "287082", 200_000), None);
     }
 
     #[test]

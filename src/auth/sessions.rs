@@ -260,8 +260,7 @@ impl Auth {
                 "this account has no authenticator enrolled".into(),
             ));
         };
-        let totp_ok = secret::totp_verify(&self.seal.open(&sealed)?, code, self.now_ms());
-        let used = if totp_ok {
+        let used = if self.claim_totp_code(user_id, &sealed, code).await? {
             "totp"
         } else {
             let hit = sqlx::query(
@@ -283,6 +282,29 @@ impl Auth {
         self.audit(actor, AuditEvent::ok("mfa.verify", json!({"method": used})))
             .await;
         self.upgrade_session(user_id, session, &ip).await
+    }
+
+    /// Accepts a TOTP code at most once: its time step must be later than the last one this user
+    /// signed in with, and claiming the step is one conditional update, so two requests racing
+    /// with the same code cannot both win.
+    async fn claim_totp_code(
+        &self,
+        user_id: i64,
+        sealed: &str,
+        code: &str,
+    ) -> Result<bool, AuthError> {
+        let Some(step) = secret::totp_step(&self.seal.open(sealed)?, code, self.now_ms()) else {
+            return Ok(false);
+        };
+        let claimed = sqlx::query(
+            "UPDATE users SET mfa_last_step = $1 \
+             WHERE id = $2 AND (mfa_last_step IS NULL OR mfa_last_step < $1)",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     /// Starts TOTP enrolment: a new secret, kept sealed until a code confirms it.
@@ -332,7 +354,7 @@ impl Auth {
         let Some(sealed) = sealed else {
             return Err(AuthError::Invalid("start enrolment first".into()));
         };
-        if !secret::totp_verify(&self.seal.open(&sealed)?, code, self.now_ms()) {
+        if !self.claim_totp_code(user_id, &sealed, code).await? {
             self.audit(actor, AuditEvent::failed("mfa.enable", json!({})))
                 .await;
             return Err(AuthError::BadMfaCode);
@@ -368,7 +390,7 @@ impl Auth {
     /// Removes a user's authenticator (their own choice, or an admin's after a lost phone).
     pub async fn reset_mfa(&self, actor: &Actor, user_id: i64) -> Result<(), AuthError> {
         let user = self.user(user_id).await?;
-        sqlx::query("UPDATE users SET mfa_enabled = 0, mfa_secret = NULL WHERE id = $1")
+        sqlx::query("UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_last_step = NULL WHERE id = $1")
             .bind(user_id)
             .execute(&self.db.pool)
             .await?;
