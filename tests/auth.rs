@@ -12,6 +12,7 @@ use opsboard::auth::{AuditFilter, Role};
 on_both_databases!(
     lockout_per_account_grows_and_ends,
     lockout_per_ip,
+    lockout_per_forwarded_ip_behind_trusted_proxy,
     csrf_is_required_for_cookie_changes,
     sessions_expire_when_idle_and_absolutely,
     keys_are_scoped_revocable_and_rate_limited,
@@ -103,8 +104,57 @@ async fn lockout_per_ip(db: Db) {
         );
     }
     assert_eq!(b.login("bob@acme.test", PASSWORD).await.status(), 429);
+    // No proxy is trusted, so a client cannot step out of its lockout by naming another address.
+    let forged = Browser::forwarded_for(&env.server.url, "203.0.113.9");
+    assert_eq!(forged.login("bob@acme.test", PASSWORD).await.status(), 429);
     env.clock.advance(Duration::from_secs(61));
     assert_eq!(b.login("bob@acme.test", PASSWORD).await.status(), 303);
+    env.server.stop().await;
+}
+
+async fn lockout_per_forwarded_ip_behind_trusted_proxy(db: Db) {
+    let Some(env) = Env::start(db, "lockout_proxy", |c| {
+        c.auth.max_failures_per_ip = 3;
+        c.auth.trusted_proxies = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    env.user("bob@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+    // Both clients reach the server through the same (trusted, loopback) proxy.
+    let attacker = Browser::forwarded_for(&env.server.url, "203.0.113.7");
+    let colleague = Browser::forwarded_for(&env.server.url, "198.51.100.20");
+    for i in 0..3 {
+        let r = attacker
+            .login(&format!("guess{i}@acme.test"), "password123")
+            .await;
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(
+        attacker.login("bob@acme.test", PASSWORD).await.status(),
+        429
+    );
+    assert_eq!(
+        colleague.login("bob@acme.test", PASSWORD).await.status(),
+        303,
+        "the lockout is the forwarded client's, not the proxy's"
+    );
+    let entries = env
+        .auth
+        .audit_entries(&AuditFilter {
+            action: Some("login".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let ips: Vec<_> = entries.iter().filter_map(|e| e.ip.as_deref()).collect();
+    assert!(
+        ips.contains(&"203.0.113.7") && ips.contains(&"198.51.100.20"),
+        "{ips:?}"
+    );
+    assert!(!ips.contains(&"127.0.0.1"), "{ips:?}");
     env.server.stop().await;
 }
 

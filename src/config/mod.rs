@@ -10,6 +10,7 @@ mod dashboard;
 mod duration;
 mod load;
 mod locate;
+mod network;
 mod panel;
 mod server;
 mod sql_check;
@@ -30,6 +31,7 @@ pub use load::{
     check_shared_panels, load_tenant, tenant_names, yaml_files,
 };
 pub use locate::{Locator, Step};
+pub use network::IpNetwork;
 pub use panel::{
     AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
     PanelConfig, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle, TableColumn,

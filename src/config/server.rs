@@ -118,6 +118,9 @@ pub struct AuthConfig {
     /// Key for the TOTP secrets at rest (64 hex characters). Unset: a key generated into
     /// `<data_dir>/secret.key` at first start. Several servers sharing one database need the same.
     pub secret_key: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or networks such as
+    /// `10.0.0.0/8`). Empty: the client is the TCP peer, whatever the header says.
+    pub trusted_proxies: Vec<super::IpNetwork>,
 }
 
 impl Default for AuthConfig {
@@ -135,6 +138,7 @@ impl Default for AuthConfig {
             api_rate_per_second: 200.0,
             api_burst: 1000,
             secret_key: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -287,6 +291,23 @@ mod tests {
         .to_string();
         assert!(err.starts_with("opsboard.yaml:3:3: "), "{err}");
         assert!(err.contains("flush_max_rowz"), "{err}");
+    }
+
+    #[test]
+    fn bad_trusted_proxy_names_its_place() {
+        let err = parse_yaml::<ServerConfig>(
+            Path::new("opsboard.yaml"),
+            "auth:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - proxy.lan\n",
+        )
+        .unwrap_err()
+        .to_string();
+        // serde_yaml places errors inside a list at the list; the key path and the value name
+        // the entry.
+        assert!(err.starts_with("opsboard.yaml:3:"), "{err}");
+        assert!(
+            err.contains("auth.trusted_proxies: \"proxy.lan\" is not an IP address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! who is calling (bearer key or session cookie), CSRF for cookie-authenticated changes, the
 //! per-key rate limit, then the route's [`Access`] against the `{tenant}` in the path.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -112,12 +112,41 @@ impl Caller {
 /// Largest form body read for its CSRF field.
 const FORM_LIMIT: usize = 64 * 1024;
 
-pub fn client_ip(request: &Request) -> String {
-    request
+/// The client's address for lockouts and the audit log: the TCP peer, unless the peer is a
+/// trusted proxy — then `X-Forwarded-For` is read from the right, skipping trusted proxies, and the
+/// first other address is the client. Addresses left of it could be forged by the client itself.
+pub fn client_ip(state: &AppState, request: &Request) -> String {
+    let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+        .map(|c| c.0.ip())
+    else {
+        return "unknown".into();
+    };
+    let trusted = &state.config.auth.trusted_proxies;
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer.to_string();
+    }
+    let mut client = peer;
+    let hops = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client.to_string()
 }
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -149,7 +178,7 @@ async fn check(
     params: Option<Path<std::collections::HashMap<String, String>>>,
     mut request: Request,
 ) -> Result<Request, Response> {
-    let ip = client_ip(&request);
+    let ip = client_ip(state, &request);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let target = request

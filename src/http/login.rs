@@ -156,7 +156,7 @@ async fn render_login(
 }
 
 async fn login(State(state): State<AppState>, request: Request) -> Result<Response, PageError> {
-    let ip = client_ip(&request);
+    let ip = client_ip(&state, &request);
     let headers = request.headers().clone();
     let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
         .await

@@ -183,8 +183,25 @@ pub fn csrf_in(html: &str) -> String {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        Self::with_headers(base, reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser behind a proxy that says it forwards for `client`.
+    pub fn forwarded_for(base: &str, client: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            format!("{client}, 127.0.0.1")
+                .parse()
+                .expect("header value"),
+        );
+        Self::with_headers(base, headers)
+    }
+
+    fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Self {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .build()
