@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::session::{Db, Env};
 use opsboard::auth::Role;
 use parking_lot::Mutex;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 struct Hook {
     url: String,
@@ -252,26 +252,27 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         .await;
     // Over the threshold: pending (for: 2m). The broken rule errors, the quiet one has no data.
     minute(&env, &[("hot", 95.0), ("cool", 20.0)]).await;
-    let s = wait_for(&env, "pending", |s| hosts(s, "pending") == ["hot"]).await;
-    let problems: Vec<(String, String)> = s["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["rule"].as_str().unwrap().to_string(),
-                p["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert!(
-        problems.contains(&("broken".into(), "error".into())),
-        "{problems:?}"
-    );
-    assert!(
-        problems.contains(&("quiet".into(), "nodata".into())),
-        "{problems:?}"
-    );
+    let problems = |s: &Value| -> Vec<(String, String)> {
+        s["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["rule"].as_str().unwrap_or_default().to_string(),
+                    p["state"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    // Rules of one cycle run one after another: wait for the cycle's last rule too.
+    let s = wait_for(&env, "pending, error and nodata", |s| {
+        let problems = problems(s);
+        hosts(s, "pending") == ["hot"]
+            && problems.contains(&("broken".into(), "error".into()))
+            && problems.contains(&("quiet".into(), "nodata".into()))
+    })
+    .await;
     assert!(
         s["problems"]
             .to_string()
@@ -421,13 +422,44 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
             "/t/acme/alerts/silences",
             &[
                 ("_csrf", &csrf),
-                ("matchers", "alertname=cpu_high, host=muted"),
+                ("matchers", "alertname=cpu_high, host=~\"mut(e|ed)\""),
                 ("duration", "1h"),
                 ("comment", "maintenance"),
             ],
         )
         .await;
     assert_eq!(r.status(), 200);
+    // Scripts use Alertmanager's matcher shape; a bad regex is refused and says why.
+    let api = |body: Value| {
+        env.server
+            .client
+            .post(env.server.url.clone() + "/api/v1/tenants/acme/alerts/silences")
+            .json(&body)
+            .send()
+    };
+    let r = api(json!({"matchers": [
+        {"name": "alertname", "value": "cpu_high", "isRegex": false, "isEqual": true},
+        {"name": "host", "value": "db-.*", "isRegex": true, "isEqual": true}],
+        "duration": "30m"}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let r = api(json!({"matchers": "host=~(", "duration": "30m"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("regex parse error"));
+    let listed: Vec<String> = summary(&env).await["silences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["matchers_text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        listed.contains(&"alertname=cpu_high, host=~mut(e|ed)".to_string())
+            && listed.contains(&"alertname=cpu_high, host=~db-.*".to_string()),
+        "{listed:?}"
+    );
     minute(&env, &[("muted", 95.0)]).await;
     wait_for(&env, "muted pending", |s| hosts(s, "pending") == ["muted"]).await;
     // Two more minutes: firing at the latest evaluation, however many ticks ran between.

@@ -4,11 +4,13 @@
 //! table; notifications by webhook, email and in-app.
 
 mod engine;
+mod matcher;
 mod notify;
 mod state;
 mod store;
 
 pub use engine::{AlertEngine, AlertEvent};
+pub use matcher::{MatchOp, Matcher, Matchers};
 pub use notify::{Notifier, NotifySettings, Outgoing, alertmanager_body, slack_body};
 pub use state::{AlertState, Change, Instance, Labels, labels_key};
 pub use store::{AlertStore, Delivery, Notification, Silence, StoredInstance};

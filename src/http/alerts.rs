@@ -16,7 +16,7 @@ use super::access::{Access, Caller, Route};
 use super::login::{Form, user_json};
 use super::pages::PageError;
 use super::{ApiError, AppState};
-use crate::alerts::{Labels, StoredInstance};
+use crate::alerts::{Labels, Matchers, StoredInstance};
 use crate::auth::{AuditEvent, Need};
 use crate::config::HumanDuration;
 use crate::panels::values;
@@ -92,7 +92,7 @@ async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
         .map_err(internal)?
         .iter()
         .map(|s| json!({"id": s.id, "matchers": s.matchers, "starts_at": time(s.starts_at), "ends_at": time(s.ends_at), "created_by": s.created_by, "comment": s.comment,
-            "matchers_text": s.matchers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")}))
+            "matchers_text": s.matchers.to_string()}))
         .collect();
     let deliveries: Vec<Value> = store
         .deliveries(tenant, 50)
@@ -188,33 +188,15 @@ async fn acknowledge(
     render(&state, &caller, &tenant, Some(message)).await
 }
 
-/// `alertname=cpu_high, host=a` → matchers.
-fn parse_matchers(text: &str) -> Result<Labels, ApiError> {
-    let mut out = Labels::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| {
-            ApiError::BadRequest(format!("matcher `{part}`: expected label=value"))
-        })?;
-        out.insert(k.trim().to_string(), v.trim().to_string());
-    }
-    if out.is_empty() {
-        return Err(ApiError::BadRequest(
-            "a silence needs at least one label=value matcher".into(),
-        ));
-    }
-    Ok(out)
-}
-
 async fn add_silence(
     state: &AppState,
     caller: &Caller,
     tenant: &str,
-    matchers: &str,
+    matchers: &Matchers,
     duration: &str,
     comment: &str,
 ) -> Result<i64, ApiError> {
     state.tenant(tenant).await?;
-    let matchers = parse_matchers(matchers)?;
     let duration: HumanDuration = duration
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("duration: {e}")))?;
@@ -225,7 +207,7 @@ async fn add_silence(
         .store()
         .add_silence(
             tenant,
-            &matchers,
+            matchers,
             now,
             now + duration.0.as_millis() as i64,
             &actor.name,
@@ -233,7 +215,7 @@ async fn add_silence(
         )
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let event = AuditEvent::ok("alert.silence", json!({"id": id, "matchers": matchers, "duration": duration.to_string(), "comment": comment})).in_tenant(tenant);
+    let event = AuditEvent::ok("alert.silence", json!({"id": id, "matchers": matchers.to_string(), "duration": duration.to_string(), "comment": comment})).in_tenant(tenant);
     state.auth.audit(&actor, event).await;
     Ok(id)
 }
@@ -245,11 +227,13 @@ async fn silence(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
+    let matchers = Matchers::parse(form.get("matchers"))
+        .map_err(|e| ApiError::BadRequest(format!("matchers: {e}")))?;
     let id = add_silence(
         &state,
         &caller,
         &tenant,
-        form.get("matchers"),
+        &matchers,
         form.get("duration"),
         form.get("comment"),
     )
@@ -265,7 +249,7 @@ async fn silence(
 
 #[derive(serde::Deserialize)]
 struct SilenceRequest {
-    matchers: Labels,
+    matchers: Matchers,
     duration: String,
     #[serde(default)]
     comment: String,
@@ -279,19 +263,14 @@ async fn api_silence(
 ) -> Result<Response, ApiError> {
     let request: SilenceRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
-            "expected {{\"matchers\": {{...}}, \"duration\": \"2h\"}}: {e}"
+            "expected {{\"matchers\": \"alertname=disk_high, host=~web-.*\" (or a label map, or a list of {{name, op, value}}), \"duration\": \"2h\"}}: {e}"
         ))
     })?;
-    let text: Vec<String> = request
-        .matchers
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
     let id = add_silence(
         &state,
         &caller,
         &tenant,
-        &text.join(","),
+        &request.matchers,
         &request.duration,
         &request.comment,
     )
