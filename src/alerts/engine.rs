@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::AlertError;
+use super::cycle::{self, Answer, Notice, Policy, Seen};
 use super::notify::{Notifier, Outgoing};
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
 use super::store::{AlertStore, Silence};
@@ -247,81 +248,55 @@ impl AlertEngine {
             .collect();
         let rule_labels: Labels = [(RULE_LABEL.to_string(), "rule".to_string())].into();
         let rule_key = labels_key(&rule_labels);
-        let answer = self.observe(tenant, rule, now).await;
-        let mut changes: Vec<(String, Change)> = vec![];
-        let mut rule_instance = instances
-            .remove(&rule_key)
-            .unwrap_or_else(|| Instance::new(rule_labels.clone(), now));
-        let (error, empty) = match &answer {
-            Err(e) => (Some(e.as_str()), false),
-            Ok(rows) => (None, rows.is_empty()),
+        let answer = match self.observe(tenant, rule, now).await {
+            Err(e) => Answer::Error(e),
+            Ok(rows) if rows.is_empty() => Answer::NoData,
+            Ok(rows) => Answer::Series(
+                rows.iter()
+                    .map(|obs| Seen {
+                        labels: obs.labels.clone(),
+                        value: obs.value,
+                        holds: rule.condition.holds(obs.value, now),
+                        message: self.message(rule, obs),
+                    })
+                    .collect(),
+            ),
         };
-        if let Some(change) = rule_instance.observe_rule(error, empty, now) {
-            changes.push((rule_key.clone(), change));
-        }
-        if let Ok(rows) = answer {
-            let mut seen = vec![];
-            for obs in rows {
-                let key = labels_key(&obs.labels);
-                let instance = instances
-                    .entry(key.clone())
-                    .or_insert_with(|| Instance::new(obs.labels.clone(), now));
-                instance.value = Some(obs.value);
-                instance.message = self.message(rule, &obs);
-                if let Some(change) = instance.observe(
-                    Some(rule.condition.holds(obs.value, now)),
-                    rule.pending_for(),
-                    now,
-                ) {
-                    changes.push((key.clone(), change));
-                }
-                seen.push(key);
-            }
-            // Series that stopped answering resolve (or stop pending).
-            for (key, instance) in instances.iter_mut().filter(|(k, _)| !seen.contains(k)) {
-                if let Some(change) = instance.observe(None, rule.pending_for(), now) {
-                    changes.push((key.clone(), change));
-                }
-            }
-        }
-        instances.insert(rule_key.clone(), rule_instance);
-
-        let repeat_ms = repeat_interval(&config.alerts, rule);
+        let policy = Policy {
+            pending_for: rule.pending_for(),
+            no_data: rule.no_data_policy(),
+            error: rule.error_policy(),
+            repeat_ms: repeat_interval(&config.alerts, rule),
+        };
+        let step = cycle::step(
+            &mut instances,
+            &rule_key,
+            &rule_labels,
+            answer,
+            &policy,
+            |labels| silences.iter().any(|s| s.covers(name, labels, now)),
+            now,
+        );
         let mut outgoing = vec![];
-        let mut to_save: Vec<String> = changes.iter().map(|(k, _)| k.clone()).collect();
-        for (key, instance) in instances.iter_mut() {
-            let change = changes.iter().find(|(k, _)| k == key).map(|(_, c)| *c);
-            let silenced = silences
-                .iter()
-                .any(|s| s.covers(name, &instance.labels, now));
-            let send = match (instance.state, change) {
-                (AlertState::Firing, _) => {
-                    !silenced && instance.last_notified.is_none_or(|t| now - t >= repeat_ms)
-                }
-                (_, Some(Change::Resolved)) => instance.last_notified.is_some() && !silenced,
-                _ => false,
+        for (key, notice) in &step.notices {
+            let Some(instance) = instances.get(key) else {
+                continue;
             };
-            if change == Some(Change::Resolved) || send {
-                to_save.push(key.clone());
-            }
-            if send {
-                outgoing.push(self.outgoing(rule, instance, change.unwrap_or(Change::Firing), now));
-            }
-            if instance.state == AlertState::Firing && send {
-                instance.last_notified = Some(now);
-            } else if change == Some(Change::Resolved) {
-                instance.last_notified = None;
-            }
+            outgoing.push(match *notice {
+                Notice::Firing => self.outgoing(rule, instance, Change::Firing, now),
+                Notice::Resolved => self.outgoing(rule, instance, Change::Resolved, now),
+                Notice::Problem(state) => problem_outgoing(rule, instance, state, false, now),
+                Notice::ProblemCleared(state) => problem_outgoing(rule, instance, state, true, now),
+            });
         }
-        to_save.sort();
-        to_save.dedup();
-        for key in &to_save {
+        for key in &step.save {
             if let Some(instance) = instances.get(key) {
                 self.store
                     .save(tenant, name, severity, instance, now)
                     .await?;
             }
         }
+        let changes = step.changes;
         self.record(tenant, rule, &instances, &changes, now).await;
         Ok(outgoing)
     }
@@ -439,6 +414,47 @@ impl AlertEngine {
         if let Err(e) = result {
             tracing::error!(%tenant, rule = %rule.config.name, error = %e, "cannot append to the alerts table");
         }
+    }
+}
+
+/// The rule's own problem as Grafana sends it: `DatasourceNoData` / `DatasourceError`, with the
+/// rule's name in `rulename` and its labels and severity, so routes and silences apply.
+fn problem_outgoing(
+    rule: &AlertRule,
+    instance: &Instance,
+    state: AlertState,
+    cleared: bool,
+    now: i64,
+) -> Outgoing {
+    let (alertname, change) = match state {
+        AlertState::Error => ("DatasourceError", Change::Error),
+        _ => ("DatasourceNoData", Change::NoData),
+    };
+    let mut labels = rule.config.labels.clone();
+    labels.insert("alertname".into(), alertname.into());
+    labels.insert("rulename".into(), rule.config.name.clone());
+    labels.insert("severity".into(), rule.config.severity.as_str().into());
+    let message = match state {
+        AlertState::Error => format!(
+            "{} cannot be evaluated: {}",
+            rule.config.name, instance.message
+        ),
+        _ => format!("{} has no data", rule.config.name),
+    };
+    let mut annotations = BTreeMap::new();
+    if state == AlertState::Error {
+        annotations.insert("error".to_string(), instance.message.clone());
+    }
+    Outgoing {
+        rule: rule.config.name.clone(),
+        severity: rule.config.severity.as_str().into(),
+        labels,
+        annotations,
+        message,
+        change: if cleared { Change::Resolved } else { change },
+        starts_at: instance.since,
+        ends_at: cleared.then_some(now),
+        value: None,
     }
 }
 

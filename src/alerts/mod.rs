@@ -3,6 +3,7 @@
 //! the delivery log in the central database; every change appended to the tenant's `alerts`
 //! table; notifications by webhook, email and in-app.
 
+mod cycle;
 mod engine;
 mod matcher;
 mod notify;

@@ -12,6 +12,8 @@
 //!     severity: critical       # critical | high | medium | low
 //!     labels: {team: ops}
 //!     message: "CPU on {{ host }} at {{ value }}%"
+//!     no_data_state: nodata    # empty answer: nodata | alerting | ok | keep_last
+//!     exec_err_state: error    # failing query: error | alerting | ok | keep_last
 //! channels:
 //!   - {name: ops, type: webhook, url: "http://127.0.0.1:9000/hook", format: alertmanager}
 //!   - {name: mail, type: email, to: [ops@example.com]}
@@ -139,6 +141,47 @@ pub struct RuleConfig {
     pub message: Option<String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// What an empty answer does (Grafana's `noDataState`).
+    #[serde(default)]
+    pub no_data_state: NoDataState,
+    /// What a failing query does (Grafana's `execErrState`).
+    #[serde(default)]
+    pub exec_err_state: ExecErrState,
+}
+
+/// `nodata` (default): the rule is in nodata, and after `for` a `DatasourceNoData` alert goes to
+/// the rule's routes; `alerting`: its series (or, without any, the rule itself) count as over
+/// the threshold; `ok`: its series count as fine and resolve; `keep_last`: nothing changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoDataState {
+    #[default]
+    #[serde(rename = "nodata")]
+    NoData,
+    Alerting,
+    Ok,
+    KeepLast,
+}
+
+/// As [`NoDataState`], for a failing query: `error` (default) sends `DatasourceError` after `for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecErrState {
+    #[default]
+    Error,
+    Alerting,
+    Ok,
+    KeepLast,
+}
+
+/// How the evaluator treats a rule's series when the rule has no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemPolicy {
+    /// The rule's own nodata/error instance is what people hear about.
+    Report,
+    Alerting,
+    Ok,
+    KeepLast,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -220,6 +263,24 @@ impl AlertRule {
         self.config
             .every
             .map_or(std::time::Duration::from_secs(60), |d| d.0)
+    }
+
+    pub fn no_data_policy(&self) -> ProblemPolicy {
+        match self.config.no_data_state {
+            NoDataState::NoData => ProblemPolicy::Report,
+            NoDataState::Alerting => ProblemPolicy::Alerting,
+            NoDataState::Ok => ProblemPolicy::Ok,
+            NoDataState::KeepLast => ProblemPolicy::KeepLast,
+        }
+    }
+
+    pub fn error_policy(&self) -> ProblemPolicy {
+        match self.config.exec_err_state {
+            ExecErrState::Error => ProblemPolicy::Report,
+            ExecErrState::Alerting => ProblemPolicy::Alerting,
+            ExecErrState::Ok => ProblemPolicy::Ok,
+            ExecErrState::KeepLast => ProblemPolicy::KeepLast,
+        }
     }
 
     pub fn pending_for(&self) -> std::time::Duration {

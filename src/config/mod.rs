@@ -20,8 +20,8 @@ mod watch;
 
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
 pub use alerts::{
-    AlertRule, ChannelConfig, ChannelType, Condition, RouteConfig, RuleConfig, Severity,
-    TenantAlerts, WebhookFormat, load_alerts,
+    AlertRule, ChannelConfig, ChannelType, Condition, ExecErrState, NoDataState, ProblemPolicy,
+    RouteConfig, RuleConfig, Severity, TenantAlerts, WebhookFormat, load_alerts,
 };
 pub use check::validate_paths;
 pub use dashboard::{DashboardConfig, DashboardPanel, Layout, Placement, Position};

@@ -14,6 +14,7 @@ macro_rules! on_both_databases {
     };
 }
 
+pub mod alerting;
 pub mod fixture;
 pub mod pg;
 pub mod session;
