@@ -5,6 +5,9 @@
 //! to the database and the tenant's alerts table), a steady cycle (a minute later, few changes)
 //! and the mean of six steady cycles.
 //!
+//! The rules use ten distinct queries (one per field), so rules with the same query share its
+//! answer within a cycle; `OPSBOARD_BENCH_DISTINCT=1` gives every rule its own query instead.
+//!
 //! `cargo bench --bench alerts` (release). `OPSBOARD_BENCH_HOSTS` and `OPSBOARD_BENCH_RULES`
 //! shrink it.
 
@@ -26,7 +29,7 @@ use opsboard::storage::{OpenMode, Store};
 const STEP: i64 = 10_000_000_000;
 const DAYS: i64 = 7;
 
-fn write_config(dir: &std::path::Path, rules: usize) {
+fn write_config(dir: &std::path::Path, rules: usize, distinct: bool) {
     std::fs::create_dir_all(dir.join("dashboards")).expect("dirs");
     std::fs::create_dir_all(dir.join("panels")).expect("dirs");
     std::fs::create_dir_all(dir.join("alerts")).expect("dirs");
@@ -51,8 +54,13 @@ fn write_config(dir: &std::path::Path, rules: usize) {
         let field = FIELDS[i % FIELDS.len()];
         // Thresholds from 0 to 99: some rules fire for most hosts, some for none.
         let threshold = (i / FIELDS.len()) % 100;
+        // Distinct: a no-op HAVING per rule, so no two rules share a query (the worst case).
+        let having = match distinct {
+            true => format!(" HAVING count(*) > -{i}"),
+            false => String::new(),
+        };
         yaml.push_str(&format!(
-            "  - name: r{i}\n    sql: SELECT hostname, avg({field}) AS value FROM cpu WHERE time >= $from AND time < $to GROUP BY hostname\n    condition: \"> {threshold}\"\n    for: 2m\n    range: 5m\n    severity: medium\n    message: \"{field} on {{{{ hostname }}}} at {{{{ value }}}}\"\n"
+            "  - name: r{i}\n    sql: SELECT hostname, avg({field}) AS value FROM cpu WHERE time >= $from AND time < $to GROUP BY hostname{having}\n    condition: \"> {threshold}\"\n    for: 2m\n    range: 5m\n    severity: medium\n    message: \"{field} on {{{{ hostname }}}} at {{{{ value }}}}\"\n"
         ));
     }
     std::fs::write(dir.join("alerts/rules.yaml"), yaml).expect("rules");
@@ -66,8 +74,13 @@ fn main() {
     runtime.block_on(async {
         let hosts = env_usize("OPSBOARD_BENCH_HOSTS", 170);
         let rules = env_usize("OPSBOARD_BENCH_RULES", 1_000);
+        let distinct = env_usize("OPSBOARD_BENCH_DISTINCT", 0) == 1;
         let dir = tempfile::tempdir().expect("tempdir");
-        write_config(&dir.path().join("tenants/bench"), rules);
+        write_config(&dir.path().join("tenants/bench"), rules, distinct);
+        println!(
+            "{rules} rules over {} distinct queries",
+            if distinct { rules } else { FIELDS.len().min(rules) }
+        );
         let mut config = ServerConfig {
             data_dir: dir.path().join("data"),
             tenants_dir: dir.path().join("tenants"),

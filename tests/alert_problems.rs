@@ -3,6 +3,7 @@
 //! `for`, once, then resolved), or counts as alerting / fine, as each rule's
 //! `no_data_state` / `exec_err_state` says.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -110,11 +111,12 @@ fn got(list: &[(String, String, String)], status: &str, alertname: &str, rule: &
         .count()
 }
 
-#[tokio::test]
-async fn nodata_and_error_follow_each_rules_policy() {
+on_both_databases!(nodata_and_error_follow_each_rules_policy);
+
+async fn nodata_and_error_follow_each_rules_policy(db: Db) {
     let hook = webhook(0).await;
     let yaml = rules(&hook.url);
-    let Some(env) = Env::start(Db::Sqlite, "alert_problems", move |c| {
+    let Some(env) = Env::start(db, "alert_problems", move |c| {
         c.alerts.tick = "100ms".parse().unwrap();
         c.alerts.retry_backoff = "50ms".parse().unwrap();
         let dir = c.tenants_dir.join("acme/alerts");

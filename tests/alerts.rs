@@ -284,7 +284,12 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         1,
         "no repeat before repeat_interval, none after restart"
     );
-    assert_eq!(hosts(&summary(&env).await, "firing"), ["hot"]);
+    let s = summary(&env).await;
+    assert_eq!(hosts(&s, "firing"), ["hot"]);
+    assert_eq!(
+        s["firing"][0]["acked_by"], "user:editor@acme.test",
+        "the acknowledgement outlives evaluations and a restart"
+    );
 
     // Back under the threshold: one resolved message.
     minute(&env, &[("hot", 10.0)]).await;

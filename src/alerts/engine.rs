@@ -27,6 +27,10 @@ use crate::storage::Store;
 const RULE_LABEL: &str = "__rule__";
 const DEFAULT_REPEAT_MS: i64 = 4 * 3_600_000;
 
+/// One cycle's answers of one tenant, by query (or panel) and range: evaluated at the same time,
+/// they are the same answer.
+type Answers = HashMap<(Option<String>, Option<String>, u128), Result<Vec<Observation>, String>>;
+
 /// One change, as pushed to open pages.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertEvent {
@@ -39,6 +43,7 @@ pub struct AlertEvent {
     pub at: i64,
 }
 
+#[derive(Clone)]
 struct Observation {
     labels: Labels,
     value: f64,
@@ -141,6 +146,7 @@ impl AlertEngine {
                 }
             };
             let mut outgoing = vec![];
+            let mut answers = Answers::new();
             for rule in &config.alerts.rules {
                 let key = (tenant.clone(), rule.config.name.clone());
                 let due = self
@@ -153,7 +159,9 @@ impl AlertEngine {
                 }
                 self.last_run.lock().insert(key, now);
                 ran += 1;
-                match self.evaluate(&tenant, &config, rule, &silences, now).await {
+                let evaluation =
+                    self.evaluate(&tenant, &config, rule, &silences, &mut answers, now);
+                match evaluation.await {
                     Ok(mut out) => outgoing.append(&mut out),
                     Err(e) => {
                         tracing::error!(%tenant, rule = %rule.config.name, error = %e, "alert evaluation failed")
@@ -235,6 +243,7 @@ impl AlertEngine {
         config: &TenantPanels,
         rule: &AlertRule,
         silences: &[Silence],
+        answers: &mut Answers,
         now: i64,
     ) -> Result<Vec<Outgoing>, AlertError> {
         let name = &rule.config.name;
@@ -248,7 +257,21 @@ impl AlertEngine {
             .collect();
         let rule_labels: Labels = [(RULE_LABEL.to_string(), "rule".to_string())].into();
         let rule_key = labels_key(&rule_labels);
-        let answer = match self.observe(tenant, rule, now).await {
+        // Rules sharing a query and range (say disk > 80 and disk > 90) share one run of it.
+        let source = (
+            rule.config.sql.clone(),
+            rule.config.panel.clone(),
+            rule.range().as_millis(),
+        );
+        let observed = match answers.get(&source) {
+            Some(answer) => answer.clone(),
+            None => {
+                let answer = self.observe(tenant, rule, now).await;
+                answers.insert(source, answer.clone());
+                answer
+            }
+        };
+        let answer = match observed {
             Err(e) => Answer::Error(e),
             Ok(rows) if rows.is_empty() => Answer::NoData,
             Ok(rows) => Answer::Series(
@@ -289,13 +312,10 @@ impl AlertEngine {
                 Notice::ProblemCleared(state) => problem_outgoing(rule, instance, state, true, now),
             });
         }
-        for key in &step.save {
-            if let Some(instance) = instances.get(key) {
-                self.store
-                    .save(tenant, name, severity, instance, now)
-                    .await?;
-            }
-        }
+        let changed: Vec<&Instance> = step.save.iter().filter_map(|k| instances.get(k)).collect();
+        self.store
+            .save(tenant, name, severity, &changed, now)
+            .await?;
         let changes = step.changes;
         self.record(tenant, rule, &instances, &changes, now).await;
         Ok(outgoing)

@@ -123,38 +123,49 @@ impl AlertStore {
             .collect()
     }
 
+    /// Stores a rule's changed instances in one transaction (one sync to disk, not one per
+    /// instance). An acknowledgement is the user's, not the evaluator's: while an instance stays
+    /// firing the stored one is kept, even if it arrived during this evaluation.
     pub async fn save(
         &self,
         tenant: &str,
         rule: &str,
         severity: &str,
-        i: &Instance,
+        instances: &[&Instance],
         now: i64,
     ) -> Result<(), AlertError> {
-        sqlx::query(
-            "INSERT INTO alert_instances (tenant, rule, labels, state, since, last_eval, value, message, \
-             severity, fired_at, last_notified, acked_by, acked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (tenant, rule, labels) DO UPDATE SET state = excluded.state, since = excluded.since, \
-             last_eval = excluded.last_eval, value = excluded.value, message = excluded.message, \
-             severity = excluded.severity, fired_at = excluded.fired_at, last_notified = excluded.last_notified, \
-             acked_by = excluded.acked_by, acked_at = excluded.acked_at",
-        )
-        .bind(tenant)
-        .bind(rule)
-        .bind(labels_key(&i.labels))
-        .bind(i.state.as_str())
-        .bind(i.since)
-        .bind(now)
-        .bind(i.value)
-        .bind(&i.message)
-        .bind(severity)
-        .bind(i.fired_at)
-        .bind(i.last_notified)
-        .bind(i.acked_by.as_deref())
-        .bind(i.acked_at)
-        .execute(&self.db.pool)
-        .await?;
+        if instances.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.pool.begin().await?;
+        for i in instances {
+            sqlx::query(
+                "INSERT INTO alert_instances (tenant, rule, labels, state, since, last_eval, value, message, \
+                 severity, fired_at, last_notified, acked_by, acked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL) \
+                 ON CONFLICT (tenant, rule, labels) DO UPDATE SET state = excluded.state, since = excluded.since, \
+                 last_eval = excluded.last_eval, value = excluded.value, message = excluded.message, \
+                 severity = excluded.severity, fired_at = excluded.fired_at, last_notified = excluded.last_notified, \
+                 acked_by = CASE WHEN excluded.state = 'firing' AND alert_instances.state = 'firing' \
+                     THEN alert_instances.acked_by END, \
+                 acked_at = CASE WHEN excluded.state = 'firing' AND alert_instances.state = 'firing' \
+                     THEN alert_instances.acked_at END",
+            )
+            .bind(tenant)
+            .bind(rule)
+            .bind(labels_key(&i.labels))
+            .bind(i.state.as_str())
+            .bind(i.since)
+            .bind(now)
+            .bind(i.value)
+            .bind(&i.message)
+            .bind(severity)
+            .bind(i.fired_at)
+            .bind(i.last_notified)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
