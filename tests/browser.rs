@@ -50,7 +50,8 @@ async fn demo_dashboard_in_chromium() {
     // The browser signs in through the login page as a viewer of the demo tenant.
     let email = "e2e@demo.test";
     let password = "e2e password for chromium";
-    {
+    // The walk also plays a device: it writes a reading that crosses an alert threshold.
+    let ingest_key = {
         let config = dirs.config();
         let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system())
             .await
@@ -66,7 +67,14 @@ async fn demo_dashboard_in_chromium() {
         auth.grant(&actor, user.id, "demo", opsboard::auth::Role::Viewer)
             .await
             .expect("grant");
-    }
+        let request = opsboard::auth::NewKeyRequest {
+            name: "e2e device".into(),
+            tenant: Some("demo".into()),
+            scopes: vec![opsboard::auth::Scope::Ingest],
+            expires_at: None,
+        };
+        auth.create_key(&actor, request).await.expect("key").1
+    };
     let client = common::client_with_key(&common::admin_key(&dirs.config()).await);
     let (mut child, url) = common::spawn_opsboard(&dirs, &["--demo"]);
 
@@ -103,6 +111,7 @@ async fn demo_dashboard_in_chromium() {
         .arg(&shots)
         .env("OPSBOARD_E2E_EMAIL", email)
         .env("OPSBOARD_E2E_PASSWORD", password)
+        .env("OPSBOARD_E2E_KEY", &ingest_key)
         .output()
         .expect("run node");
     let _ = child.kill();

@@ -59,6 +59,10 @@ pub struct AlertEngine {
     notifier: Notifier,
     events: broadcast::Sender<AlertEvent>,
     last_run: parking_lot::Mutex<HashMap<(String, String), i64>>,
+    /// Each rule's instances as last stored, so a cycle reads the database only for a rule it
+    /// has not seen since start (or whose last store failed). This evaluator is the only writer
+    /// of instance state; acknowledgements are kept by the database (see `AlertStore::save`).
+    instances: parking_lot::Mutex<HashMap<(String, String), BTreeMap<String, Instance>>>,
     /// Cancelled when the server stops, so open event streams end and let it.
     closing: tokio_util::sync::CancellationToken,
 }
@@ -107,6 +111,7 @@ impl AlertEngine {
             notifier,
             events: broadcast::channel(1024).0,
             last_run: parking_lot::Mutex::new(HashMap::new()),
+            instances: parking_lot::Mutex::new(HashMap::new()),
             closing: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -248,13 +253,18 @@ impl AlertEngine {
     ) -> Result<Vec<Outgoing>, AlertError> {
         let name = &rule.config.name;
         let severity = rule.config.severity.as_str();
-        let mut instances: BTreeMap<String, Instance> = self
-            .store
-            .instances(tenant, name)
-            .await?
-            .into_iter()
-            .map(|i| (labels_key(&i.labels), i))
-            .collect();
+        let cache_key = (tenant.to_string(), name.clone());
+        let cached = self.instances.lock().remove(&cache_key);
+        let mut instances: BTreeMap<String, Instance> = match cached {
+            Some(instances) => instances,
+            None => self
+                .store
+                .instances(tenant, name)
+                .await?
+                .into_iter()
+                .map(|i| (labels_key(&i.labels), i))
+                .collect(),
+        };
         let rule_labels: Labels = [(RULE_LABEL.to_string(), "rule".to_string())].into();
         let rule_key = labels_key(&rule_labels);
         // Rules sharing a query and range (say disk > 80 and disk > 90) share one run of it.
@@ -318,6 +328,7 @@ impl AlertEngine {
             .await?;
         let changes = step.changes;
         self.record(tenant, rule, &instances, &changes, now).await;
+        self.instances.lock().insert(cache_key, instances);
         Ok(outgoing)
     }
 

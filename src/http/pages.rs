@@ -298,6 +298,8 @@ async fn dashboard(
                     "refresh": entry.refresh.map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1)),
                     // Refreshed fragments keep the size the page drew them at.
                     "fragment_url": format!("/t/{tenant}/p/{}/fragment?w={width}&h={height}", panel.id),
+                    // Alert panels also refresh when the page hears of an alert change.
+                    "live": panel.config.kind == crate::config::PanelType::Alerts,
                     "drill_url": with_query(&format!("/t/{tenant}/p/{}", panel.id), &query),
                 }),
                 vec![("html", Jinja::from_safe_string(html))],
@@ -527,6 +529,7 @@ async fn single_panel(
                             "description": panel.config.description,
                             "refresh": refresh,
                             "fragment_url": format!("/t/{tenant}/p/{panel_id}/fragment"),
+                            "live": panel.config.kind == crate::config::PanelType::Alerts,
                         }),
                         vec![("html", Jinja::from_safe_string(html))],
                     ),

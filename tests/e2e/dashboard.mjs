@@ -1,5 +1,6 @@
 // End-to-end walk through opsboard's pages in Debian's Chromium (playwright-core):
-// login → dashboard → change the range → drill down → toggle aggregation → export CSV → report.
+// login → dashboard → change the range → drill down → toggle aggregation → export CSV → report
+// → phone layout → an alert pushed to the open page → sign out.
 // Usage: node dashboard.mjs BASE_URL SCREENSHOT_DIR. Exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync, rmSync } from "node:fs";
@@ -122,7 +123,31 @@ try {
   await shot(phone, "phone");
   await phone.close();
 
-  // 8. Sign out: the session ends and the dashboard asks for a login again.
+  // 8. Alerts are pushed: a device reports a full disk; within an evaluation cycle the open
+  // dashboard hears of it (server-sent events) and its alerts panel redraws without a reload.
+  // Timed refreshes are switched off on this page, so a redraw can only come from the push.
+  const watch = await context.newPage();
+  watch.on("pageerror", (e) => consoleErrors.push(String(e)));
+  await watch.addInitScript(() => { window.setInterval = () => 0; });
+  await watch.goto(`${base}/t/demo/d/performance`);
+  const live = watch.locator("section.panel[data-live=alerts]");
+  check(await live.count() === 1, "the alerts panel listens for alert changes");
+  const redraws = [];
+  watch.on("request", (r) => { if (r.url().includes("/p/active_alerts/fragment")) redraws.push(r.url()); });
+  const written = await fetch(`${base}/api/v1/tenants/demo/write/devices`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${process.env.OPSBOARD_E2E_KEY}`, "content-type": "application/x-ndjson" },
+    body: JSON.stringify({ time: Date.now(), device: "e2e-probe", disk_used_gb: 97.5, api_cost_usd: 0, latency_ms: 100, failed_logins: 0 }) + "\n",
+  });
+  check(written.ok, `the device's reading is stored (${written.status})`);
+  await watch.locator("#alert-feed li", { hasText: "e2e-probe" }).first().waitFor({ timeout: 90000 });
+  check(true, "the page is told of the e2e-probe alert");
+  await live.locator("text=e2e-probe").first().waitFor({ timeout: 15000 });
+  check(redraws.length >= 1, `the alerts panel redrew itself (${redraws.length} fetches)`);
+  await shot(watch, "alert-pushed");
+  await watch.close();
+
+  // 9. Sign out: the session ends and the dashboard asks for a login again.
   await page.goto(`${base}/t/demo`);
   await Promise.all([page.waitForURL(`${base}/login`), page.getByRole("button", { name: "Sign out" }).click()]);
   await page.goto(`${base}/t/demo`);

@@ -78,6 +78,7 @@
       li.textContent = new Date(a.at).toLocaleTimeString([], { hour12: false }) + " [" + a.state + "] " + a.rule + " (" + a.severity + "): " + a.message;
       feed.insertBefore(li, feed.firstChild);
       while (feed.children.length > 20) feed.removeChild(feed.lastChild);
+      document.querySelectorAll("[data-live=alerts]").forEach(refresh);
     });
   }
 })();
