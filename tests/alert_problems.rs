@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::alerting::{Hook, webhook};
+use common::alerting::{Hook, problems, webhook};
 use common::session::{Db, Env};
 use serde_json::Value;
 
@@ -213,17 +213,7 @@ async fn nodata_and_error_follow_each_rules_policy(db: Db) {
 
     // The page and the API show each rule's problem with its state.
     let (_, summary) = env.server.get("/api/v1/tenants/acme/alerts").await;
-    let problems: Vec<(String, String)> = summary["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["rule"].as_str().unwrap_or_default().to_string(),
-                p["state"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let problems = problems(&summary);
     assert!(
         problems.contains(&("broken_ok".into(), "error".into())),
         "{problems:?}"

@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::alerting::{SmtpSink, webhook};
+use common::alerting::{SmtpSink, problems, webhook};
 use common::session::{Db, Env};
 use opsboard::auth::Role;
 use parking_lot::Mutex;
@@ -141,19 +141,6 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         .await;
     // Over the threshold: pending (for: 2m). The broken rule errors, the quiet one has no data.
     minute(&env, &[("hot", 95.0), ("cool", 20.0)]).await;
-    let problems = |s: &Value| -> Vec<(String, String)> {
-        s["problems"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                (
-                    p["rule"].as_str().unwrap_or_default().to_string(),
-                    p["state"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
-    };
     // Rules of one cycle run one after another: wait for the cycle's last rule too.
     let s = wait_for(&env, "pending, error and nodata", |s| {
         let problems = problems(s);

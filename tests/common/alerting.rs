@@ -117,3 +117,19 @@ impl SmtpSink {
             .collect()
     }
 }
+
+/// `(rule, state)` of each rule in nodata or error, from the alerts summary of
+/// `GET /api/v1/tenants/{t}/alerts`.
+pub fn problems(summary: &Value) -> Vec<(String, String)> {
+    summary["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["rule"].as_str().unwrap_or_default().to_string(),
+                p["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
