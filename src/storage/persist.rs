@@ -120,9 +120,6 @@ pub fn sort_by_series(
     Ok(take_record_batch(batch, &UInt32Array::from(order))?)
 }
 
-/// Rows per data page (the writer checks the limit once per write batch of as many rows).
-const DATA_PAGE_ROWS: usize = 1024;
-
 fn encode_file(
     schema: &TableSchema,
     arrow_schema: &SchemaRef,
@@ -143,10 +140,6 @@ fn encode_file(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_statistics_enabled(EnabledStatistics::Page)
-        // Small pages: rows are sorted by series then time, so a page holds a few hours of one
-        // series, and the page index lets a query over minutes skip the rest of the day.
-        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
-        .set_write_batch_size(DATA_PAGE_ROWS)
         .set_sorting_columns(Some(sorting))
         .build();
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
@@ -217,38 +210,5 @@ mod tests {
         let b = pretty.find("| b ").unwrap();
         assert!(a < b, "{pretty}");
         assert_eq!(files[1].day, NaiveDate::from_ymd_opt(1970, 1, 2).unwrap());
-    }
-
-    #[test]
-    fn pages_are_small_enough_for_short_ranges_to_skip_most_of_a_day() {
-        use parquet::file::reader::{FileReader, SerializedFileReader};
-        use parquet::file::serialized_reader::ReadOptionsBuilder;
-        // Two series, a day at 10 s each: 8,640 rows per series.
-        let step = NANOS_PER_DAY / 8_640;
-        let times: Vec<i64> = (0..2 * 8_640).map(|i| (i % 8_640) * step).collect();
-        let hosts: Vec<&str> = (0..2 * 8_640).map(|i| ["a", "b"][i / 8_640]).collect();
-        let b = batch(hosts, times);
-        let schema = TableSchema::default().merge("t", &b.schema()).unwrap();
-        let files = encode_by_day(&schema, &[b]).unwrap();
-        let options = ReadOptionsBuilder::new().with_page_index().build();
-        let reader =
-            SerializedFileReader::new_with_options(files[0].bytes.clone(), options).unwrap();
-        let offsets = reader
-            .metadata()
-            .offset_index()
-            .expect("page index written");
-        let time_column = reader
-            .metadata()
-            .file_metadata()
-            .schema_descr()
-            .columns()
-            .iter()
-            .position(|c| c.name() == "time")
-            .unwrap();
-        let pages = offsets[0][time_column].page_locations().len();
-        assert!(
-            pages >= 2 * 8_640 / DATA_PAGE_ROWS,
-            "{pages} pages: each should hold at most {DATA_PAGE_ROWS} rows"
-        );
     }
 }
