@@ -2,7 +2,7 @@
 //! an error), its policies and the time, step every instance and say what changed, what people
 //! must hear about, and what must be stored. The engine does the I/O around it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
@@ -90,7 +90,7 @@ pub fn step(
     };
     let (problem, problem_policy) = match answer {
         Answer::Series(rows) => {
-            let mut seen = vec![];
+            let mut seen = HashSet::new();
             for row in rows {
                 let key = labels_key(&row.labels);
                 let i = instances
@@ -99,10 +99,10 @@ pub fn step(
                 i.value = Some(row.value);
                 i.message = row.message;
                 observe(&key, Some(row.holds), instances);
-                seen.push(key);
+                seen.insert(key);
             }
             // Series that stopped answering resolve (or stop pending).
-            for key in series_keys.iter().filter(|k| !seen.contains(k)) {
+            for key in series_keys.iter().filter(|k| !seen.contains(*k)) {
                 observe(key, None, instances);
             }
             (None, None)
@@ -143,10 +143,15 @@ pub fn step(
     }
 
     out.save = out.changes.iter().map(|(k, _)| k.clone()).collect();
+    // An instance changes at most once per evaluation; the first change is the one.
+    let mut changed: HashMap<String, Change> = HashMap::with_capacity(out.changes.len());
+    for (k, c) in &out.changes {
+        changed.entry(k.clone()).or_insert(*c);
+    }
     let pending_ms = policy.pending_for.as_millis() as i64;
     let repeat_due = |i: &Instance| i.last_notified.is_none_or(|t| now - t >= policy.repeat_ms);
     for (key, i) in instances.iter_mut() {
-        let change = out.changes.iter().find(|(k, _)| k == key).map(|(_, c)| *c);
+        let change = changed.get(key).copied();
         let silenced = silenced(&i.labels);
         let mut notice = |n: Notice, save: &mut Vec<String>| {
             if !silenced {
