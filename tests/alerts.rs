@@ -330,6 +330,12 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("regex parse error"));
+    // A silence that would also cover alerts without the label (so, everything) is refused.
+    let r = api(json!({"matchers": "team!=dev", "duration": "30m"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("needs a value"));
     let listed: Vec<String> = summary(&env).await["silences"]
         .as_array()
         .unwrap()

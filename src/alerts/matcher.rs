@@ -156,10 +156,22 @@ impl Matchers {
                 }
             };
         }
-        if out.is_empty() {
+        Self::new(out)
+    }
+
+    /// As Alertmanager: some matcher must need a label to have a value, so that a silence
+    /// cannot cover every alert by accident (`team!=dev` alone would).
+    pub fn new(matchers: Vec<Matcher>) -> Result<Self, String> {
+        if matchers.is_empty() {
             return Err("at least one matcher is needed, e.g. alertname=disk_high".into());
         }
-        Ok(Self(out))
+        if matchers.iter().all(|m| m.matches(None)) {
+            return Err(
+                "every matcher also matches alerts without that label; add one that needs a value, e.g. alertname=disk_high"
+                    .into(),
+            );
+        }
+        Ok(Self(matchers))
     }
 }
 
@@ -284,10 +296,7 @@ impl<'de> Deserialize<'de> for Matchers {
                 .collect(),
         }
         .map_err(serde::de::Error::custom)?;
-        if matchers.is_empty() {
-            return Err(serde::de::Error::custom("at least one matcher is needed"));
-        }
-        Ok(Matchers(matchers))
+        Matchers::new(matchers).map_err(serde::de::Error::custom)
     }
 }
 
@@ -311,11 +320,14 @@ mod tests {
         assert!(covers("alertname=disk_high, host=web-12"));
         assert!(covers("host=~web-1[0-9]"));
         assert!(!covers("host=~web-1"), "regexes are anchored");
-        assert!(covers("host!~db-.*, team!=dev"));
-        assert!(!covers("team!=ops"));
-        assert!(covers("region!=eu"), "a missing label reads as empty");
+        assert!(covers("alertname=disk_high, host!~db-.*, team!=dev"));
+        assert!(!covers("alertname=disk_high, team!=ops"));
+        assert!(
+            covers("host=web-12, region!=eu"),
+            "a missing label reads as empty"
+        );
         assert!(!covers("region=~.+"));
-        assert!(covers("region=~\"\""));
+        assert!(covers("host=~web.*, region=~\"\""));
         assert!(covers(
             r#"{alertname=~"disk_(high|critical)", host=~"web-(12|13),?"}"#
         ));
@@ -326,7 +338,7 @@ mod tests {
         for text in [
             "alertname=disk_high",
             "alertname=disk_high, host!=web-1, team=~\"a,b\", x!~\"say \\\"hi\\\"\"",
-            "a=\"\"",
+            "alertname=x, a=\"\"",
         ] {
             let parsed = Matchers::parse(text).unwrap();
             assert_eq!(parsed.to_string(), text);
@@ -352,6 +364,8 @@ mod tests {
         assert!(err("9x=1").contains("not a label name"));
         assert!(err("a=\"open").contains("unterminated"));
         assert!(err("a=\"b\" c=d").contains("expected `,`"));
+        assert!(err("team!=dev").contains("also matches alerts without that label"));
+        assert!(err("a=~.*, b=\"\"").contains("also matches alerts without that label"));
     }
 
     #[test]
