@@ -22,7 +22,8 @@ use opsboard::alerts::{AlertEngine, AlertStore, Notifier, NotifySettings};
 use opsboard::clock::ManualClock;
 use opsboard::config::{ConfigDirs, ServerConfig};
 use opsboard::generate::FIELDS;
-use opsboard::panels::{LiveConfigs, PanelEngine, Registry, known_tables_of};
+use opsboard::live::LiveConfigs;
+use opsboard::panels::{PanelEngine, Registry};
 use opsboard::query::QueryEngine;
 use opsboard::storage::{OpenMode, Store};
 
@@ -100,11 +101,10 @@ fn main() {
             .expect("store");
         let query = Arc::new(QueryEngine::new(config.query.clone()));
         let dirs = ConfigDirs { tenants_dir: config.tenants_dir.clone(), panels_dir: config.panels_dir.clone() };
-        let configs = Arc::new(LiveConfigs::new(dirs, config.aggregation.clone(), &Registry::builtin()));
-        let tenant = store.tenant("bench").await.expect("tenant");
-        let live = known_tables_of(&tenant);
+        let registry = Registry::builtin();
+        let configs = Arc::new(LiveConfigs::new(dirs, config.aggregation.clone(), registry.image_names(), registry.data_names()));
         let t = Instant::now();
-        configs.reload_all(&|_| live.clone());
+        configs.reload_all(&store).await;
         let (loaded, _) = configs.current("bench").expect("configuration loads");
         println!("{} rules loaded and checked in {:.2} s", loaded.alerts.rules.len(), t.elapsed().as_secs_f64());
         let panels = Arc::new(PanelEngine::new(store.clone(), query.clone(), configs, 64 << 20, 10_000));

@@ -85,10 +85,8 @@ pub enum KeyCommand {
 async fn open(common: &Common) -> Result<(ServerConfig, std::sync::Arc<Auth>)> {
     let config = common.load()?;
     let auth = Auth::open(&config, opsboard::clock::system()).await?;
-    auth.sync_tenants(&opsboard::storage::Store::tenant_folders(
-        &config.tenants_dir,
-    ))
-    .await?;
+    auth.sync_tenants(&opsboard::config::tenant_folders(&config.tenants_dir))
+        .await?;
     Ok((config, auth))
 }
 

@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -16,8 +17,10 @@ pub mod demo;
 pub mod generate;
 pub mod http;
 pub mod ingest;
+pub mod live;
 pub mod panels;
 pub mod query;
 pub mod render;
+pub mod schema;
 pub mod server;
 pub mod storage;

@@ -281,7 +281,7 @@ fn run_validate(paths: Vec<PathBuf>) -> Result<()> {
         image: &registry.image_names(),
         data: &registry.data_names(),
     };
-    let (tenants, problems) = opsboard::config::validate_paths(&paths, functions);
+    let (tenants, problems) = opsboard::check::validate_paths(&paths, functions);
     for p in &problems {
         println!("{p}");
     }
@@ -302,6 +302,7 @@ async fn open_store(common: &Common, mode: OpenMode) -> Result<(ServerConfig, Ar
         mode,
     )
     .await?;
+    opsboard::live::apply_tenant_settings(&store).await?;
     Ok((config, store))
 }
 
@@ -323,8 +324,7 @@ async fn run_ingest(
             "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
         )?);
     // Decode everything first: a bad line anywhere means nothing is written.
-    let mut schema = tenant.schema_for_write(table);
-    let mut batches = vec![];
+    let mut write = ingest::Write::to(tenant.clone(), table)?;
     let is_parquet = file.extension().is_some_and(|e| e == "parquet");
     if is_parquet {
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
@@ -332,9 +332,7 @@ async fn run_ingest(
         )?
         .build()?;
         for batch in reader {
-            let batch = ingest::normalize(&batch?, &schema)?;
-            schema = schema.merge(table, &batch.schema())?;
-            batches.push(batch);
+            write.arrow(&batch?)?;
         }
         bar.set_position(bytes);
     } else {
@@ -349,18 +347,14 @@ async fn run_ingest(
         let text = std::fs::read(file)?;
         let chunks = split_lines(&text, format, 50_000);
         for (first_line, chunk) in chunks {
-            let batch = ingest::decode(format, &chunk.body, precision, &schema)
+            write
+                .decode(format, &chunk.body, precision)
                 .map_err(|e| relocate(e, file, first_line))?;
-            schema = schema.merge(table, &batch.schema())?;
-            batches.push(batch);
             bar.inc(chunk.source_len as u64);
         }
     }
     bar.set_message("writing");
-    let mut rows = 0;
-    for batch in batches {
-        rows += tenant.write(table, batch).await?;
-    }
+    let rows = write.validated().append().await?;
     tenant.persist_all().await?;
     bar.finish_with_message(format!("{rows} rows written to {}/{table}", tenant.name));
     Ok(())

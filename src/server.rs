@@ -16,7 +16,8 @@ use crate::auth::{Actor, AuditEvent, Auth, AuthError, Role};
 use crate::clock::SharedClock;
 use crate::config::{ConfigDirs, ServerConfig, fingerprint};
 use crate::http::{AppState, router};
-use crate::panels::{LiveConfigs, PanelEngine, Registry, ReloadOutcome, known_tables_of};
+use crate::live::{LiveConfigs, ReloadOutcome};
+use crate::panels::{PanelEngine, Registry};
 use crate::query::QueryEngine;
 use crate::storage::{OpenMode, StorageError, Store};
 
@@ -72,7 +73,7 @@ pub async fn serve(
     .await
     .map_err(AuthError::from)?;
     let auth = Auth::with_db(db.clone(), &config, options.clock.clone())?;
-    auth.sync_tenants(&Store::tenant_folders(&config.tenants_dir))
+    auth.sync_tenants(&crate::config::tenant_folders(&config.tenants_dir))
         .await?;
     if options.demo {
         demo_users(&auth).await?;
@@ -209,10 +210,12 @@ async fn build_panels(
         tenants_dir: config.tenants_dir.clone(),
         panels_dir: config.panels_dir.clone(),
     };
+    let registry = Registry::builtin();
     let configs = Arc::new(LiveConfigs::new(
         dirs,
         config.aggregation.clone(),
-        &Registry::builtin(),
+        registry.image_names(),
+        registry.data_names(),
     ));
     let panels = Arc::new(PanelEngine::new(
         store.clone(),
@@ -227,24 +230,13 @@ async fn build_panels(
 
 /// Reloads all tenants against their live schemas; drops the cache of each that changed.
 async fn reload_panels(panels: &PanelEngine, store: &Store, auth: &Auth) {
-    let names = crate::config::tenant_names(&panels.configs().dirs().tenants_dir);
-    if let Err(e) = auth
-        .sync_tenants(&Store::tenant_folders(&panels.configs().dirs().tenants_dir))
-        .await
-    {
+    if let Err(e) = auth.sync_tenants(&panels.configs().tenants()).await {
         tracing::error!(error = %e, "cannot update the tenants table");
     }
-    let mut live = BTreeMap::new();
-    for name in names {
-        if let Ok(tenant) = store.tenant(&name).await {
-            live.insert(name, known_tables_of(&tenant));
-        }
-    }
-    let outcomes = panels
-        .configs()
-        .reload_all(&|name| live.get(name).cloned().unwrap_or_default());
+    let outcomes = panels.configs().reload_all(store).await;
     for (tenant, outcome) in outcomes {
         let event = match outcome {
+            ReloadOutcome::DataOnly => continue,
             ReloadOutcome::Loaded => {
                 panels.invalidate_tenant(&tenant);
                 AuditEvent::ok("config.reload", serde_json::json!({}))
@@ -320,14 +312,14 @@ async fn config_watch_loop(
             if !rejected {
                 continue;
             }
-            let tables = known_tables_of(&tenant);
-            let signature: Vec<String> = tables
+            let signature: Vec<String> = tenant
+                .tables()
                 .iter()
-                .map(|(name, columns)| format!("{name}:{}", columns.len()))
+                .map(|table| format!("{}:{}", table.name, table.schema().columns().len()))
                 .collect();
             if tables_seen.get(&tenant.name) != Some(&signature) {
                 tables_seen.insert(tenant.name.clone(), signature);
-                if panels.configs().reload(&tenant.name, &tables) == ReloadOutcome::Loaded {
+                if panels.configs().reload(&tenant) == ReloadOutcome::Loaded {
                     panels.invalidate_tenant(&tenant.name);
                 }
             }

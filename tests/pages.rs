@@ -8,7 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::{TestDirs, TestServer, copy_dir};
-use opsboard::render::{FragmentOptions, Pages};
+use opsboard::panels::PanelAnswer;
+use opsboard::render::FragmentOptions;
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/acme");
@@ -27,9 +28,10 @@ fn assert_golden(name: &str, actual: &str) {
     assert_eq!(actual, expected, "golden fragment {name} differs");
 }
 
+/// The golden chain: each golden JSON answer reads back into its typed answer, writes out as
+/// the same JSON, and draws the golden fragment.
 #[test]
 fn golden_fragments_per_panel_type() {
-    let pages = Pages::new();
     let options = FragmentOptions {
         tz: chrono_tz::UTC,
         // 2024-01-01T12:00:00Z, the fixture range's end.
@@ -48,11 +50,18 @@ fn golden_fragments_per_panel_type() {
         "custom_template",
         "custom_image",
     ] {
-        let answer: Value = serde_json::from_str(
+        let json: Value = serde_json::from_str(
             &std::fs::read_to_string(Path::new(ANSWERS).join(format!("{name}.json"))).unwrap(),
         )
         .unwrap();
-        let html = pages.fragment(&answer, &options).unwrap();
+        let answer: PanelAnswer = serde_json::from_value(json.clone())
+            .unwrap_or_else(|e| panic!("{name}: the golden answer does not read back: {e}"));
+        assert_eq!(
+            serde_json::to_value(&answer).unwrap(),
+            json,
+            "{name}: the typed answer writes other JSON than it read"
+        );
+        let html = answer.fragment(&options).unwrap();
         assert_golden(name, &html);
     }
 }

@@ -19,6 +19,7 @@ async fn open(dirs: &TestDirs, config: StorageConfig) -> (Arc<Store>, Arc<Tenant
     let store = Store::open(config, &dirs.data(), &dirs.tenants(), OpenMode::ReadWrite)
         .await
         .unwrap();
+    opsboard::live::apply_tenant_settings(&store).await.unwrap();
     let tenant = store.tenant("acme").await.unwrap();
     (store, tenant)
 }
@@ -138,6 +139,55 @@ async fn retention_drops_expired_days_from_catalog_then_disk() {
     // The catalog survives a reopen with the same live files.
     let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
     assert_eq!(tenant.table("cpu").unwrap().stats().files, 7);
+}
+
+/// The live configuration owns tenant.yaml: a retention added while the store runs applies at
+/// the next maintenance after the reload the file watcher makes — no restart — and a later
+/// broken tenant.yaml keeps the last good settings.
+#[tokio::test]
+async fn a_retention_edit_applies_on_reload_without_restart() {
+    let dirs = TestDirs::new(&["acme"]);
+    let (store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let configs = opsboard::live::LiveConfigs::new(
+        opsboard::config::ConfigDirs {
+            tenants_dir: dirs.tenants(),
+            panels_dir: dirs.root.path().join("panels"),
+        },
+        Default::default(),
+        vec![],
+        vec![],
+    );
+    write_days(&tenant, 10).await;
+    let now_ms = (START_NS + 10 * DAY_NS) / 1_000_000;
+    assert_eq!(tenant.maintain(now_ms).await.unwrap().expired_files, 0);
+
+    let yaml = dirs.tenants().join("acme/tenant.yaml");
+    std::fs::write(&yaml, "tables:\n  cpu:\n    retention: 7d\n").unwrap();
+    assert_eq!(
+        tenant.maintain(now_ms).await.unwrap().expired_files,
+        0,
+        "not before the reload"
+    );
+    configs.reload_all(&store).await;
+    assert_eq!(tenant.maintain(now_ms).await.unwrap().expired_files, 3);
+
+    std::fs::write(&yaml, "tables:\n  cpu:\n    retention: [7d\n").unwrap();
+    configs.reload_all(&store).await;
+    let retention = tenant.settings().tables["cpu"].retention;
+    assert_eq!(
+        retention.map(|r| r.0.as_secs()),
+        Some(7 * 86_400),
+        "last good kept"
+    );
+
+    // A declared column that contradicts stored data is refused; the stored type stays.
+    std::fs::write(&yaml, "tables:\n  cpu:\n    fields: {usage_user: string}\n").unwrap();
+    let refused = tenant.apply_settings(
+        opsboard::config::TenantConfig::load(&dirs.tenants().join("acme")).unwrap(),
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let kind = tenant.table("cpu").unwrap().schema().kind_of("usage_user");
+    assert_eq!(kind.map(|k| k.describe()), Some("float field"));
 }
 
 #[tokio::test]

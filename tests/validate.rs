@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::copy_dir;
 
-use opsboard::config::{Functions, validate_paths};
+use opsboard::check::validate_paths;
+use opsboard::config::Functions;
 use opsboard::panels::Registry;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate");

@@ -14,12 +14,14 @@ use tokio::sync::broadcast;
 
 use super::AlertError;
 use super::cycle::{self, Answer, Notice, Policy, Seen};
-use super::notify::{Notifier, Outgoing};
+use super::notify::Notifier;
+use super::routing::Outgoing;
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
 use super::store::{AlertStore, Silence};
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, Timestamp};
 use crate::config::{AlertRule, TenantAlerts, TenantPanels};
-use crate::panels::{PanelEngine, PanelRequest, values};
+use crate::ingest::{BatchBuilder, Precision, Value as Cell, Write};
+use crate::panels::{ALERTS_TABLE, PanelAnswer, PanelEngine, PanelRequest, RequestedRange, values};
 use crate::query::QueryEngine;
 use crate::storage::Store;
 
@@ -139,7 +141,7 @@ impl AlertEngine {
         let mut ran = 0;
         let mut deliveries = vec![];
         let configs = self.panels.configs();
-        for tenant in crate::config::tenant_names(&configs.dirs().tenants_dir) {
+        for tenant in configs.dashboard_tenants() {
             let Some((config, _)) = configs.current(&tenant) else {
                 continue;
             };
@@ -194,8 +196,10 @@ impl AlertEngine {
         let from = now - rule.range().as_millis() as i64;
         if let Some(panel) = &rule.config.panel {
             let request = PanelRequest {
-                from: Some(values::rfc3339(from * 1_000_000)),
-                to: Some(values::rfc3339(now * 1_000_000)),
+                between: Some(RequestedRange {
+                    from_ns: Timestamp::from_ms(from).ns(),
+                    to_ns: Timestamp::from_ms(now).ns(),
+                }),
                 ..Default::default()
             };
             let data = self
@@ -203,8 +207,7 @@ impl AlertEngine {
                 .data(tenant, panel, &request, now * 1_000_000)
                 .await
                 .map_err(|e| e.to_string())?;
-            let answer: Value = serde_json::from_slice(&data.json).map_err(|e| e.to_string())?;
-            return Ok(panel_observations(&answer));
+            return Ok(panel_observations(&data.answer));
         }
         let sql = rule.config.sql.as_deref().unwrap_or_default();
         let store = self
@@ -400,24 +403,12 @@ impl AlertEngine {
         if changes.is_empty() {
             return;
         }
-        let mut ndjson = String::new();
+        let mut rows = vec![];
         for (key, change) in changes {
             let Some(i) = instances.get(key) else {
                 continue;
             };
-            let mut line = json!({
-                "time": now,
-                "rule": rule.config.name,
-                "severity": rule.config.severity.as_str(),
-                "state": change.as_str(),
-                "labels": key,
-                "message": i.message,
-            });
-            if let Some(v) = i.value {
-                line["value"] = json!(v);
-            }
-            ndjson.push_str(&line.to_string());
-            ndjson.push('\n');
+            rows.push((key.as_str(), change.as_str(), i));
             let _ = self.events.send(AlertEvent {
                 tenant: tenant.to_string(),
                 rule: rule.config.name.clone(),
@@ -428,17 +419,28 @@ impl AlertEngine {
                 at: now,
             });
         }
+        let fill = |b: &mut BatchBuilder| {
+            for (line, (key, state, i)) in rows.iter().enumerate() {
+                b.begin_row(line + 1);
+                b.set("time", Cell::Int(now));
+                b.set("rule", Cell::Str(rule.config.name.as_str().into()));
+                b.set("severity", Cell::Str(rule.config.severity.as_str().into()));
+                b.set("state", Cell::Str((*state).into()));
+                b.set("labels", Cell::Str((*key).into()));
+                b.set("message", Cell::Str(i.message.as_str().into()));
+                if let Some(v) = i.value.filter(|v| v.is_finite()) {
+                    b.set("value", Cell::Float(v));
+                }
+                b.end_row();
+            }
+        };
         let result = async {
             let store = self.tenants.tenant(tenant).await?;
-            let schema = store.schema_for_write("alerts");
-            let batch = crate::ingest::decode(
-                crate::ingest::Format::Ndjson,
-                ndjson.as_bytes(),
-                crate::ingest::Precision::Milliseconds,
-                &schema,
-            )
-            .map_err(|e| AlertError::History(e.to_string()))?;
-            store.write("alerts", batch).await?;
+            let mut write = Write::to(store, ALERTS_TABLE)?;
+            write
+                .rows(Precision::Milliseconds, fill)
+                .map_err(|e| AlertError::History(e.to_string()))?;
+            write.validated().append().await?;
             Ok::<_, AlertError>(())
         }
         .await;
@@ -501,43 +503,32 @@ fn repeat_interval(alerts: &TenantAlerts, rule: &AlertRule) -> i64 {
 }
 
 /// A kpi's value (no labels) or each timeseries series' last point (label `series`).
-fn panel_observations(answer: &Value) -> Vec<Observation> {
-    let mut out = vec![];
-    if let Some(v) = answer.get("value").and_then(Value::as_f64) {
-        out.push(Observation {
-            labels: Labels::new(),
-            value: v,
-            row: serde_json::Map::new(),
-        });
+fn panel_observations(answer: &PanelAnswer) -> Vec<Observation> {
+    match answer {
+        PanelAnswer::Kpi(kpi) => kpi
+            .value
+            .map(|value| Observation {
+                labels: Labels::new(),
+                value,
+                row: serde_json::Map::new(),
+            })
+            .into_iter()
+            .collect(),
+        PanelAnswer::Timeseries(chart) => chart
+            .series
+            .iter()
+            .filter_map(|series| {
+                let value =
+                    (series.points.iter().rev()).find_map(|p| p.value.filter(|v| v.is_finite()))?;
+                let mut row = serde_json::Map::new();
+                row.insert("series".into(), json!(series.name));
+                Some(Observation {
+                    labels: [("series".to_string(), series.name.clone())].into(),
+                    value,
+                    row,
+                })
+            })
+            .collect(),
+        _ => vec![],
     }
-    for series in answer
-        .get("series")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = series
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let last = series
-            .get("points")
-            .and_then(Value::as_array)
-            .and_then(|p| {
-                p.iter()
-                    .rev()
-                    .find(|pt| pt.get(1).is_some_and(|v| v.is_number()))
-            });
-        if let Some(v) = last.and_then(|pt| pt.get(1)).and_then(Value::as_f64) {
-            let mut row = serde_json::Map::new();
-            row.insert("series".into(), json!(name));
-            out.push(Observation {
-                labels: [("series".to_string(), name)].into(),
-                value: v,
-                row,
-            });
-        }
-    }
-    out
 }

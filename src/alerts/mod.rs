@@ -1,18 +1,23 @@
 //! Alerting: rules from `tenants/<tenant>/alerts/*.yaml` (loaded and checked with the rest of
 //! the tenant's configuration), evaluated on the injected clock; instance state, silences and
 //! the delivery log in the central database; every change appended to the tenant's `alerts`
-//! table; notifications by webhook, email and in-app.
+//! table; notifications routed and grouped, then sent by one [`Channel`] per type (webhook,
+//! email, in-app; `channels/`).
 
+mod channels;
 mod cycle;
 mod engine;
 mod matcher;
 mod notify;
+mod routing;
 mod state;
 mod store;
 
+pub use channels::{Channel, ChannelError, Message, alertmanager_body, slack_body};
 pub use engine::{AlertEngine, AlertEvent};
 pub use matcher::{MatchOp, Matcher, Matchers};
-pub use notify::{Notifier, NotifySettings, Outgoing, alertmanager_body, slack_body};
+pub use notify::{Notifier, NotifySettings};
+pub use routing::{Group, Outgoing, group};
 pub use state::{AlertState, Change, Instance, Labels, labels_key};
 pub use store::{AlertStore, Delivery, Notification, Silence, StoredInstance};
 

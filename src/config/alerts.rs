@@ -23,14 +23,10 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 
-use super::load::{block_first_line, yaml_files};
-use super::sql_check::{check_sql, plan_against};
-use super::validate::{KnownTables, Problem, Report, check_template};
-use super::{HumanDuration, Locator, parse_yaml_all, read_file};
+use super::HumanDuration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -236,15 +232,16 @@ pub struct RouteConfig {
     pub r#continue: bool,
 }
 
+/// One file of `alerts/`: any of the three lists.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AlertFile {
+pub struct AlertFile {
     #[serde(default)]
-    rules: Vec<RuleConfig>,
+    pub rules: Vec<RuleConfig>,
     #[serde(default)]
-    channels: Vec<ChannelConfig>,
+    pub channels: Vec<ChannelConfig>,
     #[serde(default)]
-    routes: Vec<RouteConfig>,
+    pub routes: Vec<RouteConfig>,
 }
 
 /// A checked rule, ready for the evaluator.
@@ -300,145 +297,6 @@ pub struct TenantAlerts {
     pub rules: Vec<AlertRule>,
     pub channels: BTreeMap<String, ChannelConfig>,
     pub routes: Vec<RouteConfig>,
-}
-
-/// Reads and checks `dir` (a tenant's `alerts/`); problems are appended, good rules returned.
-pub fn load_alerts(
-    dir: &Path,
-    tables: &KnownTables,
-    panel_ids: &[&str],
-    problems: &mut Vec<Problem>,
-) -> TenantAlerts {
-    let mut out = TenantAlerts::default();
-    let mut pending_routes = vec![];
-    for (stem, file) in yaml_files(dir) {
-        let text = match read_file(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(e.into());
-                continue;
-            }
-        };
-        let parsed: AlertFile = match parse_yaml_all(&file, &text) {
-            Ok(f) => f,
-            Err(errors) => {
-                problems.extend(errors.into_iter().map(Problem::from));
-                continue;
-            }
-        };
-        let locator = Locator::new(&text);
-        let mut r = Report {
-            file: &file,
-            locator: &locator,
-            problems: vec![],
-        };
-        for (i, rule) in parsed.rules.into_iter().enumerate() {
-            let at = |key: &str| crate::yaml_path!["rules", i, key];
-            if out.rules.iter().any(|r| r.config.name == rule.name) {
-                r.at(
-                    &at("name"),
-                    format!("a rule named `{}` already exists", rule.name),
-                );
-            }
-            if let Some(sql) = &rule.sql {
-                check_sql(sql, &at("sql"), &mut r);
-                match plan_against(sql, tables) {
-                    Ok(columns) if !columns.iter().any(|c| c == "value") => r.at(
-                        &at("sql"),
-                        format!(
-                            "`sql` must return a `value` column (it returns {})",
-                            columns.join(", ")
-                        ),
-                    ),
-                    Ok(_) => {}
-                    Err(e) => r.at(&at("sql"), format!("`sql`: {e}")),
-                }
-            }
-            match (&rule.sql, &rule.panel) {
-                (Some(_), Some(_)) | (None, None) => {
-                    r.at(&at("name"), "a rule needs exactly one of `sql` or `panel`")
-                }
-                (None, Some(p)) if !panel_ids.contains(&p.as_str()) => {
-                    r.at(&at("panel"), format!("no panel `{p}` in this tenant"))
-                }
-                _ => {}
-            }
-            let condition = match (&rule.condition, rule.absent_for) {
-                (Some(text), None) => Condition::parse(text)
-                    .map_err(|e| r.at(&at("condition"), e))
-                    .ok(),
-                (None, Some(d)) => Some(Condition::AbsentFor(d.0)),
-                _ => {
-                    r.at(
-                        &at("name"),
-                        "a rule needs exactly one of `condition` or `absent_for`",
-                    );
-                    None
-                }
-            };
-            if rule.every.is_some_and(|d| d.0.is_zero()) {
-                r.at(&at("every"), "`every` must be more than 0");
-            }
-            let message_line = block_first_line(&text, &locator, &at("message"));
-            if let Some(m) = &rule.message {
-                check_template(m, message_line, &at("message"), &mut r);
-            }
-            for (k, v) in &rule.annotations {
-                let key = crate::yaml_path!["rules", i, "annotations", k.as_str()];
-                check_template(v, block_first_line(&text, &locator, &key), &key, &mut r);
-            }
-            let (line, _) = locator.locate(&at("name"));
-            if let Some(condition) = condition {
-                out.rules.push(AlertRule {
-                    config: rule,
-                    condition,
-                    origin: format!("alerts/{stem}.yaml:{line}"),
-                    message_line,
-                });
-            }
-        }
-        for (i, channel) in parsed.channels.into_iter().enumerate() {
-            let at = |key: &str| crate::yaml_path!["channels", i, key];
-            if out.channels.contains_key(&channel.name) {
-                r.at(
-                    &at("name"),
-                    format!("a channel named `{}` already exists", channel.name),
-                );
-            }
-            match channel.kind {
-                ChannelType::Webhook => match channel.url.as_deref().map(url::Url::parse) {
-                    Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => {}
-                    Some(_) => r.at(&at("url"), "`url` must be an http:// or https:// URL"),
-                    None => r.at(&at("name"), "a webhook channel needs `url`"),
-                },
-                ChannelType::Email if channel.to.is_empty() => {
-                    r.at(&at("name"), "an email channel needs `to: [address, ...]`")
-                }
-                _ => {}
-            }
-            out.channels.insert(channel.name.clone(), channel);
-        }
-        for (i, route) in parsed.routes.into_iter().enumerate() {
-            let (line, column) = locator.locate(&crate::yaml_path!["routes", i, "channels"]);
-            pending_routes.push((file.clone(), line, column, route));
-        }
-        problems.extend(r.problems);
-    }
-    // Routes may name channels of any file, so they are checked once all are read.
-    for (file, line, column, route) in pending_routes {
-        for name in &route.channels {
-            if !out.channels.contains_key(name) {
-                problems.push(Problem {
-                    file: file.clone(),
-                    line,
-                    column,
-                    message: format!("route names channel `{name}`, which no alerts file defines"),
-                });
-            }
-        }
-        out.routes.push(route);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::locate::Step;
 use super::panel::PanelType;
-use super::validate::Report;
+use super::problem::Report;
 
 use super::HumanDuration;
 

@@ -1,48 +1,47 @@
-//! Server and tenant configuration: serde models of `config/opsboard.yaml`,
-//! `tenants/<t>/tenant.yaml`, dashboards and panels, their loading and validation. Everything
-//! downstream (storage, query, panels, http) receives these already-parsed structs; a YAML
-//! mistake is reported here with `file:line:column`.
+//! Server and tenant configuration, the ground floor above `schema`: serde models of
+//! `config/opsboard.yaml`, `tenants/<t>/tenant.yaml`, dashboards, panels and alert rules,
+//! reading YAML with positions, and problems with `file:line:column`. Checks that need SQL
+//! planning or templates live a floor up, in `check/`. Everything downstream receives these
+//! already-parsed structs.
 
 mod aggregation;
 mod alerts;
-mod check;
 mod dashboard;
 mod duration;
-mod load;
+mod loaded;
 mod locate;
 mod network;
 mod panel;
+mod problem;
 mod server;
-mod sql_check;
 mod tenant;
-mod validate;
 mod watch;
 
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
 pub use alerts::{
-    AlertRule, ChannelConfig, ChannelType, Condition, ExecErrState, NoDataState, ProblemPolicy,
-    RouteConfig, RuleConfig, Severity, TenantAlerts, WebhookFormat, load_alerts,
+    AlertFile, AlertRule, ChannelConfig, ChannelType, Condition, ExecErrState, NoDataState,
+    ProblemPolicy, RouteConfig, RuleConfig, Severity, TenantAlerts, WebhookFormat,
 };
-pub use check::validate_paths;
-pub use dashboard::{DashboardConfig, DashboardPanel, Layout, Placement, Position};
+pub use dashboard::{
+    DashboardConfig, DashboardFile, DashboardPanel, Layout, Placement, Position, check_dashboard,
+};
 pub use duration::HumanDuration;
-pub use load::{
+pub use loaded::{
     ConfigDirs, DashboardEntry, Functions, LoadedDashboard, LoadedPanel, TenantPanels,
-    check_shared_panels, load_tenant, tenant_names, yaml_files,
+    block_first_line, has_dashboards, tenant_folders, yaml_files,
 };
 pub use locate::{Locator, Step};
 pub use network::IpNetwork;
 pub use panel::{
     AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
-    PanelConfig, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle, TableColumn,
-    Threshold,
+    PanelConfig, PanelFile, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle,
+    TableColumn, Threshold, display_keys,
 };
+pub use problem::{KnownTables, Problem, Report};
 pub use server::{
     AlertsConfig, AuthConfig, IngestConfig, PanelsConfig, QueryConfig, ServerConfig, StorageConfig,
 };
-pub use sql_check::{parse_order_by, parse_where};
-pub use tenant::{FieldTypeName, TableConfig, TenantConfig};
-pub use validate::{ColumnType, KnownTables, Problem, SQL_PARAMETERS};
+pub use tenant::{TableConfig, TenantConfig};
 pub use watch::fingerprint;
 
 use std::path::{Path, PathBuf};

@@ -288,7 +288,7 @@ pub struct DrillDown {
 }
 
 /// Every type's display keys; the validator rejects keys that do not apply to the type.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Display {
     // timeseries

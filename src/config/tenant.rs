@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{AggregationRules, ConfigError, HumanDuration, parse_yaml, read_file};
+use crate::schema::FieldType;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,20 +25,9 @@ pub struct TableConfig {
     /// Columns that identify a series; stored dictionary-encoded, sorted on first.
     pub tags: Vec<String>,
     /// Declared field types; a write with another type for these columns is rejected.
-    pub fields: BTreeMap<String, FieldTypeName>,
+    pub fields: BTreeMap<String, FieldType>,
     /// How long rows are kept; overrides the server default.
     pub retention: Option<HumanDuration>,
-}
-
-/// Field type names as operators write them in tenant.yaml.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FieldTypeName {
-    Float,
-    Integer,
-    Uinteger,
-    Boolean,
-    String,
 }
 
 impl TenantConfig {

@@ -3,11 +3,10 @@
 //! who is calling (bearer key or session cookie), CSRF for cookie-authenticated changes, the
 //! per-key rate limit, then the route's [`Access`] against the `{tenant}` in the path.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -15,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::MethodRouter;
 use serde_json::json;
 
+use super::extract::{client_ip, cookie};
 use super::{ApiError, AppState};
 use crate::auth::{Actor, AuditEvent, AuthError, Need, Principal};
 
@@ -112,54 +112,6 @@ impl Caller {
 /// Largest form body read for its CSRF field.
 const FORM_LIMIT: usize = 64 * 1024;
 
-/// The client's address for lockouts and the audit log: the TCP peer, unless the peer is a
-/// trusted proxy — then `X-Forwarded-For` is read from the right, skipping trusted proxies, and the
-/// first other address is the client. Addresses left of it could be forged by the client itself.
-pub fn client_ip(state: &AppState, request: &Request) -> String {
-    let Some(peer) = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
-        return "unknown".into();
-    };
-    let trusted = &state.config.auth.trusted_proxies;
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(peer) {
-        return peer.to_string();
-    }
-    let mut client = peer;
-    let hops = request
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect::<Vec<_>>();
-    for hop in hops.into_iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
-            break;
-        };
-        client = ip;
-        if !is_trusted(ip) {
-            break;
-        }
-    }
-    client.to_string()
-}
-
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 async fn guard_request(
     State((state, guard)): State<(AppState, Guard)>,
     params: Option<Path<std::collections::HashMap<String, String>>>,
@@ -196,53 +148,18 @@ async fn check(
         principal: principal.clone(),
         ip,
     };
-    let denied = |what: String, tenant: Option<&str>| {
-        let mut event = AuditEvent::denied(
-            "access",
-            json!({"method": method.as_str(), "path": path, "reason": what}),
-        );
-        event.tenant = tenant.map(String::from);
-        (event, AuthError::Forbidden(what))
-    };
-    let mut refused: Option<(AuditEvent, AuthError)> = None;
+    let mut refused: Option<(String, Option<String>)> = None;
     if guard.access != Access::Public {
         let Some(p) = &principal else {
             return Err(refuse(AuthError::Unauthenticated));
         };
-        let pending = p.session().is_some_and(|s| s.mfa_pending);
-        if pending && guard.access != Access::PartlySignedIn {
-            return Err(if guard.api {
-                refuse(AuthError::Unauthenticated)
-            } else {
-                Redirect::to("/login/mfa").into_response()
-            });
-        }
-        if let crate::auth::PrincipalKind::Key { id, .. } = &p.kind
-            && let Err(limited) = state.auth.take_key_token(id)
-        {
-            return Err(refuse(AuthError::RateLimited {
-                retry_after_secs: limited.retry_after_secs,
-            }));
-        }
-        match guard.access {
-            Access::Tenant(need) => {
-                let tenant = params
-                    .as_ref()
-                    .and_then(|Path(p)| p.get("tenant"))
-                    .map(String::as_str)
-                    .unwrap_or("");
-                if !p.allows(tenant, need) {
-                    refused = Some(denied(
-                        format!("no {} access to tenant {tenant}", need_name(need)),
-                        Some(tenant),
-                    ));
-                }
-            }
-            Access::GlobalAdmin if !p.is_global_admin() => {
-                refused = Some(denied("only global admins may do this".into(), None));
-            }
-            _ => {}
-        }
+        admit(state, &guard, p, &target)?;
+        let tenant = params
+            .as_ref()
+            .and_then(|Path(p)| p.get("tenant"))
+            .map(String::as_str)
+            .unwrap_or("");
+        refused = permission_refusal(&guard, p, tenant);
         if refused.is_none()
             && let Some(session) = p.session()
             && !matches!(method, Method::GET | Method::HEAD)
@@ -250,19 +167,62 @@ async fn check(
             let (ok, rebuilt) = csrf_matches(request, &session.csrf).await;
             request = rebuilt;
             if !ok {
-                refused = Some(denied(
-                    "CSRF token missing or wrong; reload the page and try again".into(),
-                    None,
-                ));
+                let reason = "CSRF token missing or wrong; reload the page and try again";
+                refused = Some((reason.into(), None));
             }
         }
     }
-    if let Some((event, error)) = refused {
+    if let Some((reason, tenant)) = refused {
+        let mut event = AuditEvent::denied(
+            "access",
+            json!({"method": method.as_str(), "path": path, "reason": reason}),
+        );
+        event.tenant = tenant;
         state.auth.audit(&caller.actor(), event).await;
-        return Err(refuse(error));
+        return Err(refuse(AuthError::Forbidden(reason)));
     }
     request.extensions_mut().insert(caller);
     Ok(request)
+}
+
+/// Before any permission: a half-signed-in session reaches only the MFA pages, and a key
+/// over its rate is turned away.
+fn admit(state: &AppState, guard: &Guard, p: &Principal, target: &str) -> Result<(), Response> {
+    let pending = p.session().is_some_and(|s| s.mfa_pending);
+    if pending && guard.access != Access::PartlySignedIn {
+        return Err(if guard.api {
+            refusal(true, AuthError::Unauthenticated, target)
+        } else {
+            Redirect::to("/login/mfa").into_response()
+        });
+    }
+    if let crate::auth::PrincipalKind::Key { id, .. } = &p.kind
+        && let Err(limited) = state.auth.take_key_token(id)
+    {
+        let error = AuthError::RateLimited {
+            retry_after_secs: limited.retry_after_secs,
+        };
+        return Err(refusal(guard.api, error, target));
+    }
+    Ok(())
+}
+
+/// Why the route's access refuses `p`, and in which tenant; none when it is allowed.
+fn permission_refusal(
+    guard: &Guard,
+    p: &Principal,
+    tenant: &str,
+) -> Option<(String, Option<String>)> {
+    match guard.access {
+        Access::Tenant(need) if !p.allows(tenant, need) => Some((
+            format!("no {} access to tenant {tenant}", need_name(need)),
+            Some(tenant.to_string()),
+        )),
+        Access::GlobalAdmin if !p.is_global_admin() => {
+            Some(("only global admins may do this".into(), None))
+        }
+        _ => None,
+    }
 }
 
 fn need_name(need: Need) -> &'static str {
@@ -331,7 +291,7 @@ fn refusal(api: bool, error: AuthError, target: &str) -> Response {
         error.into_response()
     } else {
         let status = error.status();
-        let mut response = super::pages::PageError::from(error).into_response();
+        let mut response = super::error::PageError::from(error).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
             *response.status_mut() = status;
         }

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::{Access, Caller, Route};
-use super::login::{Form, session_cookie, user_json};
-use super::pages::PageError;
+use super::error::PageError;
+use super::extract::{Form, user_json};
+use super::login::session_cookie;
 use crate::auth::{AuthError, MIN_PASSWORD_LEN, Principal};
 
 pub fn routes() -> Vec<Route> {

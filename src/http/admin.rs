@@ -1,22 +1,19 @@
-//! Administration pages. Global admins: users (create, disable, reset password or MFA) and the
-//! whole audit log. Tenant admins: their tenant's members and API keys, and its audit log.
+//! Administration pages. Global admins: users (create, disable, reset password or MFA). Tenant
+//! admins: their tenant's members and API keys. The audit log pages are `audit.rs`.
 //! Secrets (a generated password, a new key) are shown once, on the page answering the POST.
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::context;
 use serde_json::{Value, json};
 
 use super::access::{Access, Caller, Route};
-use super::login::{Form, user_json};
-use super::pages::PageError;
+use super::error::PageError;
+use super::extract::{Form, user_json};
 use super::{ApiError, AppState};
-use crate::auth::{
-    AuditFilter, AuthError, KeyInfo, Need, NewKeyRequest, Role, Scope, random_password,
-};
+use crate::auth::{AuthError, KeyInfo, Need, NewKeyRequest, Role, Scope, random_password};
 use crate::config::HumanDuration;
 
 pub fn routes() -> Vec<Route> {
@@ -29,7 +26,6 @@ pub fn routes() -> Vec<Route> {
             Access::GlobalAdmin,
             user_action,
         ),
-        Route::get("/admin/audit", Access::GlobalAdmin, audit_all),
         Route::get("/t/{tenant}/admin", manage, tenant_page),
         Route::post("/t/{tenant}/admin/members", manage, grant),
         Route::post(
@@ -39,7 +35,6 @@ pub fn routes() -> Vec<Route> {
         ),
         Route::post("/t/{tenant}/admin/keys", manage, create_key),
         Route::post("/t/{tenant}/admin/keys/{id}/{action}", manage, key_action),
-        Route::get("/t/{tenant}/admin/audit", manage, audit_tenant),
     ]
 }
 
@@ -176,7 +171,7 @@ async fn user_action(
     render_users(&state, &caller, Notice::from_result(result)?).await
 }
 
-fn time(ms: Option<i64>) -> String {
+pub(super) fn time(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "—".into())
@@ -350,154 +345,4 @@ async fn key_action(
         other => return Err(ApiError::NotFound(format!("no key action {other}")).into()),
     };
     render_tenant(&state, &caller, &tenant, notice).await
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct AuditQuery {
-    actor: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    format: Option<String>,
-}
-
-async fn audit_all(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Response, PageError> {
-    audit_page(&state, &caller, None, q).await
-}
-
-async fn audit_tenant(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(tenant): Path<String>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Response, PageError> {
-    audit_page(&state, &caller, Some(tenant), q).await
-}
-
-fn parse_time(text: Option<&str>, name: &str, now_ms: i64) -> Result<Option<i64>, ApiError> {
-    match text.filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(t) => crate::panels::parse_instant(t, now_ms * 1_000_000)
-            .map(|ns| Some(ns / 1_000_000))
-            .map_err(|e| ApiError::BadRequest(format!("{name}: {e}"))),
-    }
-}
-
-async fn audit_page(
-    state: &AppState,
-    caller: &Caller,
-    tenant: Option<String>,
-    q: AuditQuery,
-) -> Result<Response, PageError> {
-    let now = state.auth.now_ms();
-    let filter = AuditFilter {
-        tenant: tenant.clone(),
-        actor: q.actor.clone(),
-        action: q.action.clone(),
-        outcome: q.outcome.clone(),
-        from_ms: parse_time(q.from.as_deref(), "from", now)?,
-        to_ms: parse_time(q.to.as_deref(), "to", now)?,
-        limit: Some(if q.format.is_some() { 100_000 } else { 500 }),
-    };
-    let entries = state.auth.audit_entries(&filter).await?;
-    let scope = tenant.as_deref().unwrap_or("all");
-    let audit_event = |rows: usize| {
-        let mut e = crate::auth::AuditEvent::ok(
-            "audit.export",
-            json!({"rows": rows, "filter": {"actor": q.actor, "action": q.action, "outcome": q.outcome, "from": q.from, "to": q.to}}),
-        );
-        e.tenant = tenant.clone();
-        e
-    };
-    match q.format.as_deref() {
-        Some("csv") => {
-            let mut out = csv::Writer::from_writer(vec![]);
-            let _ = out.write_record([
-                "time", "actor", "tenant", "ip", "action", "outcome", "details",
-            ]);
-            for e in &entries {
-                let _ = out.write_record([
-                    chrono::DateTime::from_timestamp_millis(e.at)
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default(),
-                    e.actor.clone(),
-                    e.tenant.clone().unwrap_or_default(),
-                    e.ip.clone().unwrap_or_default(),
-                    e.action.clone(),
-                    e.outcome.clone(),
-                    e.details.to_string(),
-                ]);
-            }
-            let body = out
-                .into_inner()
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            state
-                .auth
-                .audit(&caller.actor(), audit_event(entries.len()))
-                .await;
-            let disposition = format!("attachment; filename=\"audit-{scope}.csv\"");
-            Ok((
-                [
-                    (header::CONTENT_TYPE, "text/csv".to_string()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                ],
-                body,
-            )
-                .into_response())
-        }
-        Some("json") => {
-            state
-                .auth
-                .audit(&caller.actor(), audit_event(entries.len()))
-                .await;
-            Ok(axum::Json(entries).into_response())
-        }
-        Some(other) => {
-            Err(ApiError::BadRequest(format!("format must be csv or json, not {other:?}")).into())
-        }
-        None => {
-            let rows: Vec<Value> = entries
-                .iter()
-                .map(|e| {
-                    json!({
-                        "time": time(Some(e.at)), "actor": e.actor, "tenant": e.tenant, "ip": e.ip,
-                        "action": e.action, "outcome": e.outcome, "details": e.details.to_string(),
-                    })
-                })
-                .collect();
-            let mut csv_query = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in [
-                ("actor", &q.actor),
-                ("action", &q.action),
-                ("outcome", &q.outcome),
-                ("from", &q.from),
-                ("to", &q.to),
-            ] {
-                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                    csv_query.append_pair(k, v);
-                }
-            }
-            csv_query.append_pair("format", "csv");
-            let base = match &tenant {
-                Some(t) => format!("/t/{t}/admin/audit"),
-                None => "/admin/audit".into(),
-            };
-            let html = state.pages.page(
-                "audit.html",
-                context! {
-                    title => "Audit log", user => user_json(caller.principal()?, tenant.as_deref()),
-                    tenant_name => tenant, entries => rows, filter => json!({"actor": q.actor, "action": q.action, "outcome": q.outcome}),
-                    from => q.from.clone().unwrap_or_default(), to => q.to.clone().unwrap_or_default(),
-                    csv_url => format!("{base}?{}", csv_query.finish()),
-                },
-            )?;
-            Ok(Html(html).into_response())
-        }
-    }
 }

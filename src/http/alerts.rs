@@ -13,8 +13,8 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use super::access::{Access, Caller, Route};
-use super::login::{Form, user_json};
-use super::pages::PageError;
+use super::error::PageError;
+use super::extract::{Form, user_json};
 use super::{ApiError, AppState};
 use crate::alerts::{Labels, Matchers, StoredInstance};
 use crate::auth::{AuditEvent, Need};
@@ -78,18 +78,16 @@ async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
     state.tenant(tenant).await?;
     let store = state.alerts.store();
     let now = state.alerts.now_ms();
-    let internal = |e: crate::alerts::AlertError| ApiError::Internal(e.to_string());
     let active: Vec<Value> = store
         .active(tenant)
-        .await
-        .map_err(internal)?
+        .await?
         .iter()
         .map(instance_json)
         .collect();
     let silences: Vec<Value> = store
         .silences(tenant, now)
         .await
-        .map_err(internal)?
+        ?
         .iter()
         .map(|s| json!({"id": s.id, "matchers": s.matchers, "starts_at": time(s.starts_at), "ends_at": time(s.ends_at), "created_by": s.created_by, "comment": s.comment,
             "matchers_text": s.matchers.to_string()}))
@@ -97,14 +95,14 @@ async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
     let deliveries: Vec<Value> = store
         .deliveries(tenant, 50)
         .await
-        .map_err(internal)?
+        ?
         .iter()
         .map(|d| json!({"at": time(d.at), "channel": d.channel, "kind": d.kind, "alerts": d.alerts, "attempts": d.attempts, "outcome": d.outcome, "error": d.error}))
         .collect();
     let notifications: Vec<Value> = store
         .notifications(tenant, 50)
         .await
-        .map_err(internal)?
+        ?
         .iter()
         .map(|n| json!({"at": time(n.at), "rule": n.rule, "labels": n.labels, "severity": n.severity, "state": n.state, "message": n.message}))
         .collect();
@@ -172,8 +170,7 @@ async fn acknowledge(
         .alerts
         .store()
         .acknowledge(&tenant, form.get("rule"), &labels, &actor.name, now)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     let message = if done {
         let event = AuditEvent::ok(
             "alert.ack",
@@ -213,8 +210,7 @@ async fn add_silence(
             &actor.name,
             comment,
         )
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     let event = AuditEvent::ok("alert.silence", json!({"id": id, "matchers": matchers.to_string(), "duration": duration.to_string(), "comment": comment})).in_tenant(tenant);
     state.auth.audit(&actor, event).await;
     Ok(id)
@@ -292,8 +288,7 @@ async fn expire(
         .alerts
         .store()
         .expire_silence(&tenant, id, now)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     if !done {
         return Err(
             ApiError::NotFound(format!("no active silence {id} in tenant {tenant}")).into(),

@@ -1,16 +1,18 @@
 //! The one place errors become HTTP responses: every module's error maps to a status here and
-//! renders as `{"error": "...", "details": [...]}`.
+//! renders as `{"error": "...", "details": [...]}` for the API ([`ApiError`]) or as a page a
+//! person can read, with the same status ([`PageError`]).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
+use crate::alerts::AlertError;
 use crate::auth::AuthError;
 use crate::ingest::IngestError;
 use crate::panels::PanelError;
 use crate::query::QueryError;
-use crate::render::RenderError;
+use crate::render::{RenderError, escape_html};
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,8 @@ pub enum ApiError {
     Panel(#[from] PanelError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Alert(#[from] AlertError),
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("{0}")]
@@ -44,6 +48,7 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             ApiError::Ingest(IngestError::Arrow(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Ingest(IngestError::Schema(e)) => storage_status(e),
             ApiError::Ingest(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage(e) | ApiError::Panel(PanelError::Storage(e)) => storage_status(e),
             ApiError::Query(QueryError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
@@ -67,6 +72,10 @@ impl ApiError {
             },
             ApiError::Panel(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Auth(e) => auth_status(e),
+            ApiError::Alert(AlertError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Alert(AlertError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Alert(AlertError::Storage(e)) => storage_status(e),
+            ApiError::Alert(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -133,5 +142,33 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// A page that failed: the status the API would give for the same error, as an HTML page a
+/// person can read (the API's JSON stays for API routes).
+pub struct PageError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self.0, "page failed");
+        }
+        let html = format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{code} · opsboard</title>\n\
+             <link rel=\"stylesheet\" href=\"/static/app.css\">\n</head>\n<body>\n<main>\n<h1>{code} {reason}</h1>\n\
+             <p class=\"panel-error\">{message}</p>\n<p><a href=\"/\">All tenants</a></p>\n</main>\n</body>\n</html>\n",
+            code = status.as_u16(),
+            reason = status.canonical_reason().unwrap_or(""),
+            message = escape_html(&self.0.to_string()),
+        );
+        (status, Html(html)).into_response()
     }
 }

@@ -8,12 +8,12 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::context;
-use serde_json::{Value, json};
 
 use super::AppState;
-use super::access::{Access, Caller, Route, client_ip, cookie};
-use super::pages::PageError;
-use crate::auth::{AuthError, LoginOutcome, Principal, PrincipalKind, random_token, same_secret};
+use super::access::{Access, Caller, Route};
+use super::error::PageError;
+use super::extract::{Form, client_ip, cookie, user_json};
+use crate::auth::{AuthError, LoginOutcome, Principal, random_token, same_secret};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -23,49 +23,6 @@ pub fn routes() -> Vec<Route> {
         Route::post("/login/mfa", Access::PartlySignedIn, mfa),
         Route::post("/logout", Access::PartlySignedIn, logout),
     ]
-}
-
-/// The fields of a urlencoded form body.
-pub(super) struct Form(Vec<(String, String)>);
-
-impl Form {
-    pub fn parse(body: &Bytes) -> Self {
-        Self(url::form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// What page templates show of the signed-in user (the header's menu, forms' CSRF tokens).
-pub(super) fn user_json(principal: &Principal, tenant: Option<&str>) -> Value {
-    match &principal.kind {
-        PrincipalKind::User {
-            email,
-            is_admin,
-            session,
-            ..
-        } => json!({
-            "email": email,
-            "is_admin": is_admin,
-            "csrf": session.csrf,
-            "manages": tenant.is_some_and(|t| principal.allows(t, crate::auth::Need::Manage)),
-        }),
-        PrincipalKind::Key { .. } => Value::Null,
-    }
 }
 
 fn cookie_attributes(state: &AppState, max_age_secs: u64) -> String {

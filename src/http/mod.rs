@@ -6,14 +6,18 @@ mod access;
 mod account;
 mod admin;
 mod alerts;
+mod audit;
 mod dashboards;
 mod error;
+mod extract;
 mod health;
 mod login;
 mod pages;
+mod panel_page;
 mod panels;
 mod query;
 mod tables;
+mod views;
 mod write;
 
 pub use access::{Access, Caller, Route};
@@ -61,9 +65,11 @@ pub fn routes() -> Vec<Route> {
         dashboards::routes(),
         panels::routes(),
         pages::routes(),
+        panel_page::routes(),
         login::routes(),
         account::routes(),
         admin::routes(),
+        audit::routes(),
         alerts::routes(),
     ]
     .into_iter()

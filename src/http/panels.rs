@@ -13,7 +13,7 @@ use super::access::{Access, Caller, Route};
 use super::query::{audited, encoded_body};
 use super::{ApiError, AppState};
 use crate::auth::{AuditEvent, Need};
-use crate::panels::PanelRequest;
+use crate::panels::{PanelAnswer, PanelRequest};
 use crate::render::ExportFormat;
 
 pub fn routes() -> Vec<Route> {
@@ -42,11 +42,7 @@ async fn data(
         .panels
         .data(&tenant, &panel, &request, now_ns())
         .await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        data.json.clone(),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], data.json()).into_response())
 }
 
 async fn image(
@@ -58,10 +54,16 @@ async fn image(
         .panels
         .data(&tenant, &panel, &request, now_ns())
         .await?;
-    let (content_type, bytes) = data.image.clone().ok_or_else(|| {
-        ApiError::BadRequest(format!("panel `{panel}` is not a custom_image panel"))
-    })?;
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+    let PanelAnswer::CustomImage(image) = &data.answer else {
+        return Err(ApiError::BadRequest(format!(
+            "panel `{panel}` is not a custom_image panel"
+        )));
+    };
+    Ok((
+        [(header::CONTENT_TYPE, image.content_type.clone())],
+        image.bytes.clone(),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

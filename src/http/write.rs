@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{Access, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
-use crate::ingest::{self, Format, Precision};
+use crate::ingest::{Format, Precision, Write};
 
 pub fn routes() -> Vec<Route> {
     vec![Route::post(
@@ -45,18 +45,20 @@ async fn write(
         _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
     })?;
     let tenant = state.tenant(&tenant).await?;
-    crate::storage::validate_table_name(&table)?;
+    let mut write = Write::to(tenant, &table)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let format = Format::from_content_type(content_type)?;
     let precision: Precision = params.precision.as_deref().unwrap_or("ms").parse()?;
-    let schema = tenant.schema_for_write(&table);
     // Decoding a large body is CPU work; keep it off the async workers.
-    let batch =
-        tokio::task::spawn_blocking(move || ingest::decode(format, &body, precision, &schema))
-            .await
-            .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
-    let rows_written = tenant.write(&table, batch).await?;
+    let checked = tokio::task::spawn_blocking(move || {
+        write
+            .decode(format, &body, precision)
+            .map(|_| write.validated())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
+    let rows_written = checked.append().await?;
     Ok(Json(WriteResponse { rows_written }))
 }

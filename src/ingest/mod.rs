@@ -2,16 +2,19 @@
 //! nanosecond `time` column, dictionary-encoded tags and typed fields. Types come from the
 //! table's current (or declared) schema; new columns are inferred (strings → tags, numbers →
 //! float fields, booleans → boolean fields). A body is all or nothing: any bad line fails the
-//! whole request with every problem found, each naming its line and column.
+//! whole request with every problem found, each naming its line and column. [`Write`] is the
+//! one path from a body to storage.
 
 mod arrow_input;
 mod builder;
 mod csv;
 mod json;
+mod pipeline;
 mod time;
 
 pub use arrow_input::normalize;
-pub use builder::BatchBuilder;
+pub use builder::{BatchBuilder, Value};
+pub use pipeline::{Validated, Write};
 pub use time::Precision;
 
 use arrow::record_batch::RecordBatch;
@@ -50,6 +53,9 @@ pub enum IngestError {
     InvalidPrecision(String),
     #[error("building the batch failed: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// A later chunk of one write contradicts an earlier one (the `ingest` CLI's chunks).
+    #[error(transparent)]
+    Schema(#[from] crate::storage::StorageError),
 }
 
 /// Body formats the write endpoint accepts.

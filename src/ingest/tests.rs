@@ -1,7 +1,8 @@
 //! Decoder tests: each body format, type rules, and every bad-input case naming its place.
 
 use super::*;
-use crate::config::{FieldTypeName, TableConfig};
+use crate::config::TableConfig;
+use crate::schema::FieldType;
 use arrow::util::pretty::pretty_format_batches;
 use proptest::prelude::*;
 
@@ -56,7 +57,7 @@ fn json_array_and_csv_give_the_same_rows() {
 #[test]
 fn declared_types_are_enforced() {
     let mut table = TableConfig::default();
-    table.fields.insert("count".into(), FieldTypeName::Integer);
+    table.fields.insert("count".into(), FieldType::Integer);
     let schema = TableSchema::declared(&table);
     let ok = decode(
         Format::Ndjson,

@@ -1,4 +1,4 @@
-//! Panel answers cached in moka, keyed by tenant + config generation + panel + the request's
+//! Typed panel answers cached in moka, keyed by tenant + config generation + panel + the request's
 //! parameters as sent. Each entry lives for its panel's refresh interval; the whole cache is
 //! bounded by bytes. A config reload bumps the tenant's generation (old keys can no longer
 //! match) and drops its entries.
@@ -55,8 +55,7 @@ impl PanelCache {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &Key, entry: &Entry| {
-                let size = entry.data.json.len()
-                    + entry.data.image.as_ref().map_or(0, |(_, b)| b.len())
+                let size = entry.data.weight()
                     + key.params.len()
                     + key.panel.len()
                     + key.tenant.len()
@@ -113,7 +112,8 @@ impl PanelCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+    use crate::clock::Timestamp;
+    use crate::panels::{Header, PanelAnswer, Range, TemplateAnswer};
 
     fn key(tenant: &str, generation: u64) -> Key {
         Key {
@@ -125,10 +125,20 @@ mod tests {
     }
 
     fn data(len: usize) -> Arc<PanelData> {
-        Arc::new(PanelData {
-            json: Bytes::from(vec![b'x'; len]),
-            image: None,
-        })
+        Arc::new(PanelData::new(PanelAnswer::CustomTemplate(
+            TemplateAnswer {
+                header: Header {
+                    panel: "p".into(),
+                    title: "t".into(),
+                    description: None,
+                    range: Range {
+                        from: Timestamp::from_ms(0),
+                        to: Timestamp::from_ms(1),
+                    },
+                },
+                html: "x".repeat(len),
+            },
+        )))
     }
 
     #[test]

@@ -4,53 +4,12 @@
 //! `sql:` rows. Images have no rows.
 
 use super::values::rfc3339;
-use super::{Bucket, PanelError, Run, health, sqlgen, table, timeseries};
-use crate::config::PanelType;
-use crate::query::{Params, QueryOutput};
+use super::{PanelError, Run, kinds};
+use crate::query::QueryOutput;
 
-/// The query to stream for `run`'s panel.
-pub async fn query(run: &Run<'_>) -> Result<(String, Params), PanelError> {
-    let config = &run.panel.config;
-    match config.kind {
-        PanelType::Timeseries => {
-            let (sql, params, _, _) = timeseries::query(run, None)?;
-            Ok((sql, params))
-        }
-        PanelType::Table => {
-            let plan = table::plan(run).await?;
-            Ok((plan.all_rows_sql(), plan.params))
-        }
-        PanelType::HealthStatus => Ok(health::query(run)),
-        PanelType::Alerts => Ok(super::alerts::query(run)),
-        PanelType::Kpi => {
-            let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
-            let sql = match &config.sql {
-                Some(sql) => sql.clone(),
-                None => {
-                    let ts = sqlgen::ident(sqlgen::time_column(config));
-                    let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
-                    format!(
-                        "SELECT {ts} AS time, {value} AS value {} ORDER BY {ts}",
-                        sqlgen::from_where(config, &[])
-                    )
-                }
-            };
-            Ok((sql, params))
-        }
-        PanelType::CustomTemplate if config.sql.is_some() => {
-            let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
-            Ok((config.sql.clone().unwrap_or_default(), params))
-        }
-        kind => Err(PanelError::NotExportable {
-            panel: run.panel.id.clone(),
-            kind: kind.name(),
-        }),
-    }
-}
-
-/// Starts the export stream.
+/// Starts the export stream: the kind's export query, uncapped.
 pub async fn stream(run: &Run<'_>) -> Result<QueryOutput, PanelError> {
-    let (sql, params) = query(run).await?;
+    let (sql, params) = kinds::kind(run.panel.config.kind).export_query(run).await?;
     run.engine
         .execute_with_params(run.store, &sql, &params)
         .await

@@ -21,6 +21,10 @@ pub struct PanelRequest {
     pub page_size: Option<String>,
     pub disable_aggregation: Option<String>,
     pub filter: Option<String>,
+    /// A range already resolved by the server itself (the alert evaluator's window): used
+    /// instead of `from`/`to`, never read from a URL, part of the cache key.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub between: Option<RequestedRange>,
 }
 
 impl PanelRequest {
@@ -31,6 +35,9 @@ impl PanelRequest {
     }
 
     pub fn range(&self, now_ns: i64) -> Result<RequestedRange, ParamError> {
+        if let Some(range) = self.between {
+            return Ok(range);
+        }
         RequestedRange::parse(self.from.as_deref(), self.to.as_deref(), now_ns)
     }
 
@@ -123,5 +130,22 @@ mod tests {
         };
         assert!(big.page_size(25).is_err());
         assert_eq!(PanelRequest::default().page_size(25), Ok(25));
+    }
+
+    #[test]
+    fn a_resolved_range_is_used_and_keyed_but_never_read_from_a_url() {
+        let range = RequestedRange {
+            from_ns: 1,
+            to_ns: 2,
+        };
+        let request = PanelRequest {
+            between: Some(range),
+            ..PanelRequest::default()
+        };
+        assert_eq!(request.range(99), Ok(range));
+        assert_ne!(request.cache_key(), PanelRequest::default().cache_key());
+        let from_url: PanelRequest =
+            serde_json::from_str(r#"{"between": {"from_ns": 1, "to_ns": 2}}"#).unwrap();
+        assert_eq!(from_url.between, None);
     }
 }

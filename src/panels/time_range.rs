@@ -12,7 +12,7 @@ use super::ParamError;
 const DEFAULT_SPAN: Duration = Duration::from_secs(24 * 3600);
 
 /// A resolved, half-open time range `[from, to)` in nanoseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RequestedRange {
     pub from_ns: i64,
     pub to_ns: i64,

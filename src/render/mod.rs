@@ -19,7 +19,8 @@ pub use chart::{
 };
 pub use heatmap::{Heatmap, heatmap_svg};
 pub use html::{
-    APP_JS, FAVICON_SVG, FragmentOptions, Pages, ago, app_css, local_time, points_table,
+    APP_JS, FAVICON_SVG, FragmentOptions, Pages, ago, app_css, fragment_environment, link,
+    local_time, render_fragment,
 };
 pub use template::{render_template, template_environment};
 

@@ -53,7 +53,7 @@ impl TenantStore {
     }
 
     fn retention_ms(&self, table: &str) -> Option<i64> {
-        self.declared
+        self.settings()
             .tables
             .get(table)
             .and_then(|t| t.retention)

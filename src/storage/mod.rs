@@ -1,7 +1,9 @@
 //! Per-tenant tables: WAL → in-memory Arrow buffer → Parquet on object_store, with an
 //! atomically versioned file catalog. `ingest` hands decoded RecordBatches to
 //! [`TenantStore::write`]; `query` reads [`Table::snapshot`]s. Nothing here knows about panels or
-//! HTTP.
+//! HTTP, and nothing here reads YAML: each tenant's table settings (declared schemas,
+//! retention) are pushed in by the live configuration on every reload
+//! ([`TenantStore::apply_settings`]).
 
 mod catalog;
 mod error;
@@ -32,7 +34,7 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use parking_lot::RwLock;
 
-use crate::config::{StorageConfig, TenantConfig};
+use crate::config::StorageConfig;
 use writer::WalWriter;
 
 /// Whether this process may write. The CLI's `query` opens read-only so it can run beside a
@@ -91,18 +93,8 @@ impl Store {
         // Open every tenant with a WAL (so acknowledged rows are queryable and get persisted
         // even if no request names that tenant again) and every tenant folder (so retention and
         // compaction reach tenants nobody is writing to).
-        let wal_root = store.data_dir.join("wal");
-        let mut names = vec![];
-        for dir in [&wal_root, &store.tenants_dir] {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                if let Some(name) = entry.file_name().to_str()
-                    && validate_tenant_name(name).is_ok()
-                    && entry.path().is_dir()
-                {
-                    names.push(name.to_string());
-                }
-            }
-        }
+        let mut names = crate::config::tenant_folders(&store.data_dir.join("wal"));
+        names.extend(crate::config::tenant_folders(&store.tenants_dir));
         names.sort();
         names.dedup();
         for name in names {
@@ -117,20 +109,6 @@ impl Store {
 
     pub fn tenants_dir(&self) -> &Path {
         &self.tenants_dir
-    }
-
-    /// Every tenant: each folder under the tenants dir with a valid tenant name.
-    pub fn tenant_folders(tenants_dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(tenants_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|name| validate_tenant_name(name).is_ok())
-            .collect();
-        names.sort();
-        names
     }
 
     /// The tenant's store; the tenant exists when it has a folder under the tenants dir.
@@ -149,14 +127,9 @@ impl Store {
         if let Some(t) = tenants.get(name) {
             return Ok(t.clone());
         }
-        let declared = match self.tenants_dir.join(name) {
-            dir if dir.is_dir() => TenantConfig::load(&dir)?,
-            _ => TenantConfig::default(),
-        };
         let objects: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(self.root.clone(), name));
         let tenant = TenantStore::open(
             name,
-            declared,
             self.config.clone(),
             objects,
             self.data_dir.join("wal").join(name),
@@ -217,12 +190,7 @@ fn object_store_for(url: &str, data_dir: &Path) -> Result<Arc<dyn ObjectStore>, 
 
 /// Tenant names become folder names and object-store prefixes.
 pub fn validate_tenant_name(name: &str) -> Result<(), StorageError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let ok = crate::schema::is_valid_tenant_name(name);
     if ok {
         Ok(())
     } else {

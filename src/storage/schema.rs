@@ -4,93 +4,12 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use super::StorageError;
-use crate::config::{FieldTypeName, TableConfig};
-
-pub const TIME_COLUMN: &str = "time";
-
-/// Field value types a table can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FieldType {
-    Float,
-    Integer,
-    UInteger,
-    Boolean,
-    String,
-}
-
-/// What a column is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind", content = "type")]
-pub enum ColumnKind {
-    Time,
-    Tag,
-    Field(FieldType),
-}
-
-impl ColumnKind {
-    pub fn data_type(self) -> DataType {
-        match self {
-            ColumnKind::Time => time_type(),
-            ColumnKind::Tag => tag_type(),
-            ColumnKind::Field(FieldType::Float) => DataType::Float64,
-            ColumnKind::Field(FieldType::Integer) => DataType::Int64,
-            ColumnKind::Field(FieldType::UInteger) => DataType::UInt64,
-            ColumnKind::Field(FieldType::Boolean) => DataType::Boolean,
-            ColumnKind::Field(FieldType::String) => DataType::Utf8,
-        }
-    }
-
-    /// Maps an Arrow type back to a column kind; `None` for types a table cannot hold.
-    pub fn from_data_type(name: &str, data_type: &DataType) -> Option<Self> {
-        Some(match data_type {
-            DataType::Timestamp(TimeUnit::Nanosecond, _) if name == TIME_COLUMN => ColumnKind::Time,
-            DataType::Dictionary(_, value) if value.as_ref() == &DataType::Utf8 => ColumnKind::Tag,
-            DataType::Float64 => ColumnKind::Field(FieldType::Float),
-            DataType::Int64 => ColumnKind::Field(FieldType::Integer),
-            DataType::UInt64 => ColumnKind::Field(FieldType::UInteger),
-            DataType::Boolean => ColumnKind::Field(FieldType::Boolean),
-            DataType::Utf8 => ColumnKind::Field(FieldType::String),
-            _ => return None,
-        })
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            ColumnKind::Time => "time",
-            ColumnKind::Tag => "tag",
-            ColumnKind::Field(FieldType::Float) => "float field",
-            ColumnKind::Field(FieldType::Integer) => "integer field",
-            ColumnKind::Field(FieldType::UInteger) => "uinteger field",
-            ColumnKind::Field(FieldType::Boolean) => "boolean field",
-            ColumnKind::Field(FieldType::String) => "string field",
-        }
-    }
-}
-
-impl From<FieldTypeName> for FieldType {
-    fn from(t: FieldTypeName) -> Self {
-        match t {
-            FieldTypeName::Float => FieldType::Float,
-            FieldTypeName::Integer => FieldType::Integer,
-            FieldTypeName::Uinteger => FieldType::UInteger,
-            FieldTypeName::Boolean => FieldType::Boolean,
-            FieldTypeName::String => FieldType::String,
-        }
-    }
-}
-
-pub fn time_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
-}
-
-pub fn tag_type() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
+use crate::config::TableConfig;
+pub use crate::schema::{ColumnKind, FieldType, TIME_COLUMN, tag_type, time_type};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
@@ -124,7 +43,7 @@ impl TableSchema {
             schema.push(tag, ColumnKind::Tag);
         }
         for (name, t) in &config.fields {
-            schema.push(name, ColumnKind::Field((*t).into()));
+            schema.push(name, ColumnKind::Field(*t));
         }
         schema
     }
@@ -197,6 +116,7 @@ impl TableSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::DataType;
 
     fn schema(fields: Vec<(&str, DataType)>) -> Schema {
         Schema::new(
@@ -242,7 +162,7 @@ mod tests {
     fn declared_tables_start_with_their_columns() {
         let config = TableConfig {
             tags: vec!["host".into()],
-            fields: [("load".to_string(), FieldTypeName::Integer)].into(),
+            fields: [("load".to_string(), FieldType::Integer)].into(),
             ..Default::default()
         };
         let s = TableSchema::declared(&config);

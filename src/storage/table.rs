@@ -116,8 +116,18 @@ impl Table {
     /// Validates the batch's columns against the table and grows the schema; on a type
     /// conflict nothing changes and the error names the column.
     pub(super) fn accept_schema(&self, batch: &RecordBatch) -> Result<(), StorageError> {
+        self.grow_schema(&batch.schema())
+    }
+
+    /// Adds the declared columns this table lacks; a declared type that differs from the
+    /// stored one is a conflict and changes nothing.
+    pub(super) fn declare(&self, declared: &TableSchema) -> Result<(), StorageError> {
+        self.grow_schema(&declared.arrow_schema())
+    }
+
+    fn grow_schema(&self, incoming: &arrow::datatypes::Schema) -> Result<(), StorageError> {
         let mut inner = self.inner.lock();
-        let merged = inner.schema.merge(&self.name, &batch.schema())?;
+        let merged = inner.schema.merge(&self.name, incoming)?;
         if merged != inner.schema {
             inner.arrow_schema = merged.arrow_schema();
             inner.schema = merged;

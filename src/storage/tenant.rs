@@ -22,7 +22,8 @@ use crate::config::{StorageConfig, TenantConfig};
 #[derive(Debug)]
 pub struct TenantStore {
     pub name: String,
-    pub(super) declared: TenantConfig,
+    /// Table settings from tenant.yaml, as last pushed by the live configuration.
+    declared: RwLock<Arc<TenantConfig>>,
     pub(super) config: StorageConfig,
     /// Scoped to `{tenant}/`: this tenant cannot address another's objects.
     pub(super) objects: Arc<dyn ObjectStore>,
@@ -43,7 +44,6 @@ pub struct PersistStats {
 impl TenantStore {
     pub(super) async fn open(
         name: &str,
-        declared: TenantConfig,
         config: StorageConfig,
         objects: Arc<dyn ObjectStore>,
         wal_dir: PathBuf,
@@ -62,22 +62,13 @@ impl TenantStore {
                 names.push(n.to_string());
             }
         }
-        // Declared tables exist (empty) before their first write, so they can be queried.
-        for n in declared.tables.keys() {
-            if validate_table_name(n).is_ok() && !names.iter().any(|x| x == n) {
-                names.push(n.clone());
-            }
-        }
         for table_name in names {
             let persisted = manifest
                 .tables
                 .get(&table_name)
                 .cloned()
                 .unwrap_or_default();
-            let mut schema = persisted.schema.clone();
-            if let Some(decl) = declared.tables.get(&table_name) {
-                schema = TableSchema::declared(decl).merge(&table_name, &schema.arrow_schema())?;
-            }
+            let schema = persisted.schema.clone();
             let table_wal = wal_dir.join(&table_name);
             let segments = wal::list_segments(&table_wal)?;
             let next = segments
@@ -130,7 +121,7 @@ impl TenantStore {
         );
         Ok(Self {
             name: name.to_string(),
-            declared,
+            declared: RwLock::new(Arc::default()),
             config,
             objects,
             catalog,
@@ -148,6 +139,35 @@ impl TenantStore {
         self.tables.read().values().cloned().collect()
     }
 
+    /// Takes the tenant's table settings from tenant.yaml (at start and on every reload):
+    /// retention applies from the next maintenance run, declared tables exist (empty) before
+    /// their first write, and declared columns join existing tables. A declaration that
+    /// contradicts stored data is refused for that table (the stored type wins) and returned.
+    pub fn apply_settings(&self, settings: TenantConfig) -> Vec<StorageError> {
+        let mut refused = vec![];
+        for (name, table) in &settings.tables {
+            if let Err(e) = validate_table_name(name) {
+                refused.push(e);
+                continue;
+            }
+            let declared = TableSchema::declared(table);
+            if let Err(e) = self
+                .table_or_create(name)
+                .and_then(|t| t.declare(&declared))
+            {
+                tracing::warn!(tenant = %self.name, table = %name, error = %e, "declared schema refused");
+                refused.push(e);
+            }
+        }
+        *self.declared.write() = Arc::new(settings);
+        refused
+    }
+
+    /// The settings last pushed by [`apply_settings`](Self::apply_settings).
+    pub fn settings(&self) -> Arc<TenantConfig> {
+        self.declared.read().clone()
+    }
+
     /// The schema a write to `table` will be checked against: the live one, else the one
     /// declared in tenant.yaml, else empty (`time` only).
     pub fn schema_for_write(&self, table: &str) -> TableSchema {
@@ -155,6 +175,7 @@ impl TenantStore {
             return t.schema();
         }
         self.declared
+            .read()
             .tables
             .get(table)
             .map(TableSchema::declared)
@@ -170,6 +191,7 @@ impl TenantStore {
         let table = tables.entry(name.to_string()).or_insert_with(|| {
             let schema = self
                 .declared
+                .read()
                 .tables
                 .get(name)
                 .map(TableSchema::declared)

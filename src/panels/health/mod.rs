@@ -7,19 +7,63 @@
 //! last_checked, error, stale}], summary: {label: count}}`. A `sql:` panel returns columns
 //! `service`, `status`, `time` and optionally `error`.
 
+mod fragment;
+
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
+use super::answer::Header;
+use super::kind::PanelKind;
+use super::kinds::PanelAnswer;
 use super::values::{has_column, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
+use crate::clock::{Timestamp, epoch_ms};
 use crate::config::StatusKey;
+use crate::query::Params;
 
 const UNKNOWN_COLOR: &str = "#EF4444";
 const UNMAPPED_COLOR: &str = "#9CA3AF";
 const LOOKBACK_NS: i64 = 7 * 86_400 * 1_000_000_000;
 
-pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthAnswer {
+    #[serde(flatten)]
+    pub header: Header,
+    pub services: Vec<ServiceHealth>,
+    /// How many services show each label.
+    pub summary: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    pub name: String,
+    /// The newest status as stored.
+    pub status: Option<String>,
+    /// The status through `status_mapping` (`unknown` when stale).
+    pub label: String,
+    pub color: String,
+    #[serde(with = "epoch_ms::option")]
+    pub last_checked: Option<Timestamp>,
+    pub error: Option<String>,
+    pub stale: bool,
+}
+
+pub struct Health;
+
+#[async_trait]
+impl PanelKind for Health {
+    async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
+        answer(run).await.map(PanelAnswer::HealthStatus)
+    }
+
+    async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
+        Ok(query(run))
+    }
+}
+
+async fn answer(run: &Run<'_>) -> Result<HealthAnswer, PanelError> {
     let config = &run.panel.config;
     let (sql, params) = query(run);
     let batches = run.rows(&sql, &params).await?;
@@ -66,24 +110,25 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
             ),
         };
         *summary.entry(label.clone()).or_default() += 1;
-        rows.push(json!({
-            "name": name,
-            "status": status,
-            "label": label,
-            "color": color,
-            "last_checked": time.map(|t| t.div_euclid(1_000_000)),
-            "error": errors.get(i).cloned().flatten(),
-            "stale": stale,
-        }));
+        rows.push(ServiceHealth {
+            name: name.clone(),
+            status,
+            label,
+            color,
+            last_checked: time.map(Timestamp::from_ns),
+            error: errors.get(i).cloned().flatten(),
+            stale,
+        });
     }
-    let mut out = run.header();
-    out.insert("services".into(), Value::Array(rows));
-    out.insert("summary".into(), json!(summary));
-    Ok(Value::Object(out))
+    Ok(HealthAnswer {
+        header: run.header(),
+        services: rows,
+        summary,
+    })
 }
 
 /// The query behind the panel: each service's newest status, time and error.
-pub(super) fn query(run: &Run<'_>) -> (String, crate::query::Params) {
+fn query(run: &Run<'_>) -> (String, Params) {
     let config = &run.panel.config;
     // Look back at least a week, so a device that went silent before `from` still shows (as
     // unknown) instead of vanishing from the list.

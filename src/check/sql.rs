@@ -12,14 +12,14 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{Field, Schema};
 use datafusion::catalog::empty::EmptyTable;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 
-use super::locate::Step;
-use super::validate::{ColumnType, KnownTables, Report, SQL_PARAMETERS};
+use super::panel::SQL_PARAMETERS;
+use crate::config::{KnownTables, Report, Step};
 
 /// Checks operator SQL: one read-only query whose `$name` placeholders are ones we bind.
 pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
@@ -118,7 +118,7 @@ pub fn plan_against(sql: &str, tables: &KnownTables) -> Result<Vec<String>, Stri
     for (name, columns) in tables {
         let fields: Vec<Field> = columns
             .iter()
-            .map(|(column, kind)| Field::new(column, arrow_type(*kind), true))
+            .map(|(column, kind)| Field::new(column, kind.data_type(), true))
             .collect();
         let table = EmptyTable::new(Arc::new(Schema::new(fields)));
         ctx.register_table(name.as_str(), Arc::new(table))
@@ -133,16 +133,4 @@ pub fn plan_against(sql: &str, tables: &KnownTables) -> Result<Vec<String>, Stri
         .iter()
         .map(|f| f.name().clone())
         .collect())
-}
-
-fn arrow_type(kind: ColumnType) -> DataType {
-    match kind {
-        ColumnType::Time => crate::storage::time_type(),
-        ColumnType::Tag => crate::storage::tag_type(),
-        ColumnType::Float => DataType::Float64,
-        ColumnType::Integer => DataType::Int64,
-        ColumnType::UInteger => DataType::UInt64,
-        ColumnType::Boolean => DataType::Boolean,
-        ColumnType::String => DataType::Utf8,
-    }
 }

@@ -7,13 +7,74 @@
 //! label, previous, delta, delta_percent}`. A `sql:` panel returns a column `value` (first row
 //! counts) and optionally `time`.
 
-use serde_json::{Value, json};
+mod fragment;
 
-use super::values::{floats, number, timestamps_ns};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::answer::Header;
+use super::kind::PanelKind;
+use super::kinds::PanelAnswer;
+use super::values::{floats, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
+use crate::clock::{Timestamp, epoch_ms};
 use crate::config::{PanelConfig, Threshold};
+use crate::query::Params;
 
-pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KpiAnswer {
+    #[serde(flatten)]
+    pub header: Header,
+    pub value: Option<f64>,
+    /// The value with its unit and decimals, as shown.
+    pub formatted: String,
+    pub unit: Option<String>,
+    pub decimals: u32,
+    /// When the value was measured (the newest row it covers).
+    #[serde(with = "epoch_ms::option")]
+    pub time: Option<Timestamp>,
+    /// The reached threshold's colour and label.
+    pub color: Option<String>,
+    pub label: Option<String>,
+    /// The same measure over the previous period of equal length (`display.show_delta`).
+    pub previous: Option<f64>,
+    pub delta: Option<f64>,
+    pub delta_percent: Option<f64>,
+}
+
+pub struct Kpi;
+
+#[async_trait]
+impl PanelKind for Kpi {
+    async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
+        answer(run).await.map(PanelAnswer::Kpi)
+    }
+
+    /// The readings in the range, oldest first.
+    async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
+        let config = &run.panel.config;
+        let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
+        let sql = match &config.sql {
+            Some(sql) => sql.clone(),
+            None => {
+                let ts = sqlgen::ident(sqlgen::time_column(config));
+                let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
+                format!(
+                    "SELECT {ts} AS time, {value} AS value {} ORDER BY {ts}",
+                    sqlgen::from_where(config, &[])
+                )
+            }
+        };
+        Ok((sql, params))
+    }
+}
+
+/// A finite number, else none (NaN and infinities have no JSON form).
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite())
+}
+
+async fn answer(run: &Run<'_>) -> Result<KpiAnswer, PanelError> {
     let config = &run.panel.config;
     let (value, time) = value_in(run, run.range.from_ns, run.range.to_ns).await?;
     let previous = if config.display.show_delta == Some(true) {
@@ -27,24 +88,19 @@ pub async fn run(run: &Run<'_>) -> Result<Value, PanelError> {
         .zip(previous)
         .and_then(|(d, p)| (p != 0.0).then(|| d / p.abs() * 100.0));
     let threshold = value.and_then(|v| pick_threshold(&config.display.thresholds, v));
-    let mut out = run.header();
-    out.insert("value".into(), number(value));
-    out.insert("formatted".into(), json!(format_value(config, value)));
-    out.insert("unit".into(), json!(config.display.unit));
-    out.insert(
-        "decimals".into(),
-        json!(config.display.decimals.unwrap_or(2)),
-    );
-    out.insert("time".into(), json!(time.map(|t| t.div_euclid(1_000_000))));
-    out.insert("color".into(), json!(threshold.map(|t| &t.color)));
-    out.insert(
-        "label".into(),
-        json!(threshold.and_then(|t| t.label.as_ref())),
-    );
-    out.insert("previous".into(), number(previous));
-    out.insert("delta".into(), number(delta));
-    out.insert("delta_percent".into(), number(delta_percent));
-    Ok(Value::Object(out))
+    Ok(KpiAnswer {
+        header: run.header(),
+        value: finite(value),
+        formatted: format_value(config, value),
+        unit: config.display.unit.clone(),
+        decimals: config.display.decimals.unwrap_or(2),
+        time: time.map(Timestamp::from_ns),
+        color: threshold.map(|t| t.color.clone()),
+        label: threshold.and_then(|t| t.label.clone()),
+        previous: finite(previous),
+        delta: finite(delta),
+        delta_percent: finite(delta_percent),
+    })
 }
 
 /// The highest threshold at or below `value` (thresholds ascend; validated at load).

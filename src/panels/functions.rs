@@ -1,8 +1,7 @@
-//! Custom panels: Rust functions registered by name. A `custom_image` panel names an
-//! [`ImageFunction`] in `endpoint`; a `custom_template` panel renders its minijinja template
-//! with rows from its `sql:` or the JSON of a [`DataFunction`]. The built-ins are
-//! `cpu_heatmap` (a plotters heatmap of a value by host × time) and `table_summary` (rows and
-//! time bounds of every table).
+//! The Rust functions custom panels name, registered by name. A `custom_image` panel names an
+//! [`ImageFunction`] in `endpoint`; a `custom_template` panel may fill its template with the
+//! JSON of a [`DataFunction`]. The built-ins are `cpu_heatmap` (a plotters heatmap of a value
+//! by host × time) and `table_summary` (rows and time bounds of every table).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +11,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::values::{column_names, floats, json_rows, texts, timestamps_ns};
+use super::values::{floats, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
-use crate::render::{Heatmap, heatmap_svg, render_template};
+use crate::render::{Heatmap, heatmap_svg};
 
 /// Draws a panel image. Returns (content type, bytes).
 #[async_trait]
@@ -58,92 +57,30 @@ impl Registry {
     pub fn data_names(&self) -> Vec<&'static str> {
         self.data.keys().copied().collect()
     }
+
+    /// The image function `name`, or an error naming the panel.
+    pub fn image(&self, run: &Run<'_>, name: &str) -> Result<Arc<dyn ImageFunction>, PanelError> {
+        self.images
+            .get(name)
+            .cloned()
+            .ok_or_else(|| function_error(run, format!("no image function `{name}`")))
+    }
+
+    /// The data function `name`, or an error naming the panel.
+    pub fn data(&self, run: &Run<'_>, name: &str) -> Result<Arc<dyn DataFunction>, PanelError> {
+        self.data
+            .get(name)
+            .cloned()
+            .ok_or_else(|| function_error(run, format!("no data function `{name}`")))
+    }
 }
 
-fn function_error(run: &Run<'_>, message: String) -> PanelError {
+/// A function's own failure, naming the panel.
+pub fn function_error(run: &Run<'_>, message: String) -> PanelError {
     PanelError::Function {
         panel: run.panel.id.clone(),
         message,
     }
-}
-
-/// Answer: `{panel, type, title, description, range, content_type, image}` (`image` is the
-/// SVG text; `/panels/{id}/image` serves the bytes).
-pub async fn run_image(
-    registry: &Registry,
-    run: &Run<'_>,
-) -> Result<(Value, String, Bytes), PanelError> {
-    let name = run.panel.config.endpoint_name().unwrap_or_default();
-    let function = registry
-        .images
-        .get(name)
-        .ok_or_else(|| function_error(run, format!("no image function `{name}`")))?;
-    let (content_type, bytes) = function
-        .render(run)
-        .await
-        .map_err(|m| function_error(run, m))?;
-    let mut out = run.header();
-    out.insert("content_type".into(), json!(content_type));
-    if content_type.starts_with("image/svg") {
-        out.insert("image".into(), json!(String::from_utf8_lossy(&bytes)));
-    }
-    Ok((Value::Object(out), content_type, bytes))
-}
-
-/// Answer: `{panel, type, title, description, range, html}`.
-pub async fn run_template(registry: &Registry, run: &Run<'_>) -> Result<Value, PanelError> {
-    let config = &run.panel.config;
-    let mut context = serde_json::Map::new();
-    if let Some(sql) = &config.sql {
-        let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
-        let batches = run.rows(sql, &params).await?;
-        let names = column_names(&batches);
-        let rows: Vec<Value> = json_rows(&batches)
-            .into_iter()
-            .map(|row| Value::Object(names.iter().cloned().zip(row).collect()))
-            .collect();
-        // The first row's columns are also top-level names: `{{ total_requests }}`.
-        if let Some(Value::Object(first)) = rows.first() {
-            context.extend(first.clone());
-        }
-        context.insert("rows".into(), Value::Array(rows));
-    }
-    if let Some(name) = config.endpoint_name() {
-        let function = registry
-            .data
-            .get(name)
-            .ok_or_else(|| function_error(run, format!("no data function `{name}`")))?;
-        match function
-            .data(run)
-            .await
-            .map_err(|m| function_error(run, m))?
-        {
-            Value::Object(map) => context.extend(map),
-            other => {
-                context.insert("data".into(), other);
-            }
-        }
-    }
-    context.insert("parameters".into(), json!(config.parameters));
-    context.insert("title".into(), json!(config.title));
-    context.insert("tenant".into(), json!(run.tenant.tenant));
-    context.insert(
-        "from".into(),
-        json!(super::values::rfc3339(run.range.from_ns)),
-    );
-    context.insert("to".into(), json!(super::values::rfc3339(run.range.to_ns)));
-    let template = config.template.as_deref().unwrap_or_default();
-    let html = render_template(template, &Value::Object(context)).map_err(|(line, message)| {
-        PanelError::Template {
-            panel: run.panel.id.clone(),
-            file: run.panel.file.clone(),
-            line: run.panel.template_first_line + line.unwrap_or(1) - 1,
-            message,
-        }
-    })?;
-    let mut out = run.header();
-    out.insert("html".into(), json!(html));
-    Ok(Value::Object(out))
 }
 
 /// A parameter naming a column, checked against the table's live schema before use.

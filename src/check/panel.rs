@@ -1,92 +1,16 @@
-//! The validation pass after serde: every problem in a panel or dashboard, each with its
-//! `file:line:column` (positions come from [`Locator`]). Identifiers are checked against the
-//! tenant's tables (declared in tenant.yaml, or live when the server runs), operator SQL and
-//! filter fragments against DataFusion's parser, templates against minijinja.
+//! The validation pass after serde for one panel: every problem with its `file:line:column`.
+//! Identifiers are checked against the tenant's tables (declared in tenant.yaml, or live when
+//! the server runs), operator SQL and filter fragments against DataFusion's parser and
+//! planner, templates against minijinja.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::path::{Path, PathBuf};
 
-use super::locate::{Locator, Step};
-use super::panel::{Columns, PanelConfig, PanelType, display_keys};
-use super::sql_check::{check_sql, parse_order_by, parse_where, plan_against};
-use super::{AggregationRules, ConfigError};
-
-/// One thing wrong with the configuration, where it is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
-    }
-}
-
-impl From<ConfigError> for Problem {
-    fn from(e: ConfigError) -> Self {
-        match e {
-            ConfigError::Parse {
-                path,
-                line,
-                column,
-                message,
-            } => Problem {
-                file: path,
-                line,
-                column,
-                message,
-            },
-            ConfigError::Read { path, source } => Problem {
-                file: path,
-                line: 1,
-                column: 1,
-                message: format!("cannot read: {source}"),
-            },
-            ConfigError::Invalid { path, message } => Problem {
-                file: path,
-                line: 1,
-                column: 1,
-                message,
-            },
-        }
-    }
-}
-
-/// Column types, as far as panels care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnType {
-    Time,
-    Tag,
-    Float,
-    Integer,
-    UInteger,
-    Boolean,
-    String,
-}
-
-impl ColumnType {
-    pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            ColumnType::Float | ColumnType::Integer | ColumnType::UInteger | ColumnType::Boolean
-        )
-    }
-}
-
-/// table → column → type.
-pub type KnownTables = BTreeMap<String, BTreeMap<String, ColumnType>>;
+use super::sql::{check_sql, parse_order_by, parse_where, plan_against};
+use crate::config::{
+    AggregationRules, Columns, DataSource, KnownTables, PanelConfig, PanelType, Report, Step,
+    display_keys,
+};
+use crate::schema::ColumnKind;
 
 /// What a panel is checked against.
 pub struct Context<'a> {
@@ -95,29 +19,6 @@ pub struct Context<'a> {
     pub tables: Option<&'a KnownTables>,
     pub image_functions: &'a [&'a str],
     pub data_functions: &'a [&'a str],
-}
-
-/// Collects problems for one file.
-pub struct Report<'a> {
-    pub file: &'a Path,
-    pub locator: &'a Locator,
-    pub problems: Vec<Problem>,
-}
-
-impl Report<'_> {
-    pub fn at(&mut self, path: &[Step], message: impl Into<String>) {
-        let (line, column) = self.locator.locate(path);
-        self.at_position(line, column, message);
-    }
-
-    pub fn at_position(&mut self, line: usize, column: usize, message: impl Into<String>) {
-        self.problems.push(Problem {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        });
-    }
 }
 
 /// Columns a `sql:` panel's query must return, by type.
@@ -290,7 +191,7 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
 
 fn check_data_source(
     panel: &PanelConfig,
-    source: &super::panel::DataSource,
+    source: &DataSource,
     ctx: &Context<'_>,
     r: &mut Report<'_>,
 ) {
@@ -326,7 +227,7 @@ fn check_data_source(
         },
     };
     let column_type = |name: &str| columns.map(|c| c.get(name).copied());
-    let check_column = |r: &mut Report<'_>, path: Vec<Step>, name: &str| -> Option<ColumnType> {
+    let check_column = |r: &mut Report<'_>, path: Vec<Step>, name: &str| -> Option<ColumnKind> {
         match column_type(name) {
             None => None,
             Some(Some(t)) => Some(t),
@@ -398,7 +299,7 @@ fn check_data_source(
                 }
                 let found = check_column(r, path.clone(), column);
                 match (role.as_str(), found) {
-                    ("timestamp", Some(t)) if t != ColumnType::Time => {
+                    ("timestamp", Some(t)) if t != ColumnKind::Time => {
                         r.at(&path, format!("`{column}` is not a timestamp column"))
                     }
                     ("value", Some(t))

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{
-    AggregationRules, ConfigDirs, Functions, KnownTables, Problem, ServerConfig,
-    check_shared_panels, load_tenant, tenant_names,
+use super::tenant::{check_shared_panels, load_tenant};
+use crate::config::{
+    AggregationRules, ConfigDirs, Functions, KnownTables, Problem, ServerConfig, has_dashboards,
+    tenant_folders,
 };
 
 /// What to check, worked out from the paths given.
@@ -91,7 +92,7 @@ fn plan_path(path: &Path, plan: &mut Plan) {
         let panels = join(path, "panels");
         plan.shared_panel_dirs
             .insert((tenants.clone(), panels.clone()));
-        for tenant in tenant_names(&tenants) {
+        for tenant in configured_tenants(&tenants) {
             plan.tenants
                 .insert((tenants.clone(), panels.clone(), tenant));
         }
@@ -106,7 +107,7 @@ fn plan_path(path: &Path, plan: &mut Plan) {
     }
     // A tenants folder: shared panels sit beside it.
     let panels = join(path.parent().unwrap_or(Path::new("")), "panels");
-    for tenant in tenant_names(path) {
+    for tenant in configured_tenants(path) {
         plan.tenants
             .insert((path.to_path_buf(), panels.clone(), tenant));
     }
@@ -121,7 +122,15 @@ fn plan_tenant(dir: &Path, plan: &mut Plan) {
 }
 
 fn is_tenant_dir(dir: &Path) -> bool {
-    dir.join("tenant.yaml").is_file() || dir.join("dashboards").is_dir()
+    has_dashboards(dir)
+}
+
+/// The tenants of a tenants folder that have dashboards configuration to check.
+fn configured_tenants(tenants_dir: &Path) -> Vec<String> {
+    tenant_folders(tenants_dir)
+        .into_iter()
+        .filter(|name| has_dashboards(&tenants_dir.join(name)))
+        .collect()
 }
 
 /// `base/name`, without a leading `./` when base is the current directory.

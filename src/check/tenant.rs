@@ -1,101 +1,19 @@
-//! Loads one tenant's panel configuration — tenant.yaml, its dashboards, its panels and the
-//! shared panels its dashboards use — into a [`TenantPanels`], or returns every problem found.
-//! The server keeps the last good `TenantPanels` per tenant when a reload fails.
+//! Loads one tenant's configuration — tenant.yaml, its dashboards, its panels and the shared
+//! panels its dashboards use, its alert rules — into a [`TenantPanels`], or returns every
+//! problem found. The live configuration keeps the last good one when a reload fails.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use super::dashboard::{DashboardConfig, DashboardFile, Placement, check_dashboard};
-use super::locate::{Locator, Step};
-use super::panel::{PanelConfig, PanelFile};
-use super::validate::{
-    ColumnType, Context, KnownTables, Problem, Report, check_panel, check_template,
+use super::alerts::load_alerts;
+use super::panel::{Context, check_panel, check_template};
+use crate::config::{
+    AggregationRules, ConfigDirs, DashboardFile, Functions, KnownTables, LoadedDashboard,
+    LoadedPanel, Locator, PanelFile, Problem, Report, Step, TenantConfig, TenantPanels,
+    block_first_line, check_dashboard, parse_yaml_all, read_file, yaml_files,
 };
-use super::{
-    AggregationRules, FieldTypeName, HumanDuration, TenantConfig, parse_yaml_all, read_file,
-};
-
-/// Where configuration lives: `tenants/` and the shared `panels/`.
-#[derive(Debug, Clone)]
-pub struct ConfigDirs {
-    pub tenants_dir: PathBuf,
-    pub panels_dir: PathBuf,
-}
-
-/// Registered Rust functions panels may name (the panel engine supplies the lists).
-#[derive(Debug, Clone, Copy)]
-pub struct Functions<'a> {
-    pub image: &'a [&'a str],
-    pub data: &'a [&'a str],
-}
-
-#[derive(Debug)]
-pub struct LoadedPanel {
-    pub id: String,
-    pub file: PathBuf,
-    pub config: PanelConfig,
-    /// Line of the template's first line in `file` (template errors are reported there).
-    pub template_first_line: usize,
-    pub shared: bool,
-}
-
-#[derive(Debug)]
-pub struct LoadedDashboard {
-    /// File stem: the name in URLs.
-    pub name: String,
-    pub config: DashboardConfig,
-    pub placements: Vec<Placement>,
-}
-
-/// One placed panel of a dashboard, resolved.
-#[derive(Debug, Clone)]
-pub struct DashboardEntry {
-    /// The entry's id in the dashboard.
-    pub id: String,
-    pub panel: Arc<LoadedPanel>,
-    pub placement: Placement,
-    /// The panel's refresh interval, else the dashboard's.
-    pub refresh: Option<HumanDuration>,
-}
-
-impl LoadedDashboard {
-    /// The dashboard's panels with their placements, in order.
-    pub fn entries(&self, panels: &BTreeMap<String, Arc<LoadedPanel>>) -> Vec<DashboardEntry> {
-        self.config
-            .panels
-            .iter()
-            .zip(&self.placements)
-            .filter_map(|(entry, placement)| {
-                let panel = panels.get(entry.panel_id())?.clone();
-                Some(DashboardEntry {
-                    id: entry.id.clone(),
-                    refresh: panel
-                        .config
-                        .refresh_interval
-                        .or(self.config.refresh_interval),
-                    panel,
-                    placement: *placement,
-                })
-            })
-            .collect()
-    }
-}
-
-/// A tenant's validated panel configuration.
-#[derive(Debug)]
-pub struct TenantPanels {
-    pub tenant: String,
-    pub settings: TenantConfig,
-    pub timezone: chrono_tz::Tz,
-    /// The tenant's aggregation rules (its own, else the server's).
-    pub aggregation: AggregationRules,
-    pub dashboards: BTreeMap<String, LoadedDashboard>,
-    /// Tenant panels plus the shared panels its dashboards use, by id.
-    pub panels: BTreeMap<String, Arc<LoadedPanel>>,
-    /// Alert rules, channels and routes from `alerts/*.yaml`.
-    pub alerts: super::TenantAlerts,
-}
+use crate::schema::{ColumnKind, TIME_COLUMN};
 
 struct ParsedPanel {
     panel: LoadedPanel,
@@ -222,7 +140,7 @@ pub fn load_tenant(
         panels.insert(id, Arc::new(parsed.panel));
     }
     let panel_ids: Vec<&str> = panels.keys().map(String::as_str).collect();
-    let alerts = super::load_alerts(&dir.join("alerts"), &tables, &panel_ids, &mut problems);
+    let alerts = load_alerts(&dir.join("alerts"), &tables, &panel_ids, &mut problems);
     if !problems.is_empty() {
         problems.sort();
         problems.dedup();
@@ -320,67 +238,17 @@ fn parse_panels(
     out
 }
 
-/// A block scalar (`template: |`) starts on the next line; an inline one on the key's line.
-pub(super) fn block_first_line(text: &str, locator: &Locator, key: &[Step]) -> usize {
-    let (line, _) = locator.locate(key);
-    let block = text
-        .lines()
-        .nth(line.saturating_sub(1))
-        .and_then(|l| l.split_once(':'))
-        .is_some_and(|(_, v)| v.trim_start().starts_with(['|', '>']));
-    if block { line + 1 } else { line }
-}
-
-/// `*.yaml` / `*.yml` files directly in `dir`, by stem, sorted.
-pub fn yaml_files(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return vec![];
-    };
-    let mut files: Vec<(String, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
-        .collect();
-    files.sort();
-    files
-}
-
-/// Tenant folders under `tenants_dir` (those holding a tenant.yaml or dashboards/).
-pub fn tenant_names(tenants_dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(tenants_dir) else {
-        return vec![];
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .filter(|e| e.path().join("tenant.yaml").exists() || e.path().join("dashboards").is_dir())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Declared tables (tenant.yaml) merged with live ones; every table has `time`.
 fn known_tables(settings: &TenantConfig, live: &KnownTables) -> KnownTables {
     let mut tables = live.clone();
     for (name, table) in &settings.tables {
         let columns = tables.entry(name.clone()).or_default();
-        columns.insert(crate::storage::TIME_COLUMN.to_string(), ColumnType::Time);
+        columns.insert(TIME_COLUMN.to_string(), ColumnKind::Time);
         for tag in &table.tags {
-            columns.insert(tag.clone(), ColumnType::Tag);
+            columns.insert(tag.clone(), ColumnKind::Tag);
         }
         for (field, kind) in &table.fields {
-            columns.insert(
-                field.clone(),
-                match kind {
-                    FieldTypeName::Float => ColumnType::Float,
-                    FieldTypeName::Integer => ColumnType::Integer,
-                    FieldTypeName::Uinteger => ColumnType::UInteger,
-                    FieldTypeName::Boolean => ColumnType::Boolean,
-                    FieldTypeName::String => ColumnType::String,
-                },
-            );
+            columns.insert(field.clone(), ColumnKind::Field(*kind));
         }
     }
     tables

@@ -1,0 +1,95 @@
+//! Webhook channels: an HTTP POST of Alertmanager's JSON (`format: alertmanager`, version 4,
+//! what most receivers take) or Slack's (`format: slack`); any 2xx is a delivery.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::super::routing::{Group, common_labels, text_lines};
+use super::super::state::{Change, labels_key};
+use super::{Channel, ChannelError, Message};
+use crate::config::{ChannelConfig, WebhookFormat};
+
+pub struct Webhook {
+    pub url: String,
+    pub format: WebhookFormat,
+    pub http: reqwest::Client,
+}
+
+impl Webhook {
+    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Result<Self, ChannelError> {
+        Ok(Self {
+            url: config.url.clone().ok_or(ChannelError::NoUrl)?,
+            format: config.format,
+            http,
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for Webhook {
+    async fn send(&self, message: &Message<'_>) -> Result<(), ChannelError> {
+        let body = match self.format {
+            WebhookFormat::Slack => slack_body(message.group),
+            _ => alertmanager_body(message.channel, message.group),
+        };
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|source| ChannelError::Request {
+                url: self.url.clone(),
+                source,
+            })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(ChannelError::Status {
+                url: self.url.clone(),
+                status: response.status().as_u16(),
+            })
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Alertmanager's webhook body (version 4).
+pub fn alertmanager_body(channel: &str, g: &Group) -> Value {
+    let alerts: Vec<Value> = g
+        .alerts
+        .iter()
+        .map(|a| {
+            let mut annotations = a.annotations.clone();
+            annotations.insert("message".into(), a.message.clone());
+            json!({
+                "status": if a.change == Change::Resolved { "resolved" } else { "firing" },
+                "labels": a.labels,
+                "annotations": annotations,
+                "startsAt": rfc3339(a.starts_at),
+                "endsAt": a.ends_at.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                "fingerprint": format!("{:016x}", crc32fast::hash(labels_key(&a.labels).as_bytes())),
+                "value": a.value,
+            })
+        })
+        .collect();
+    json!({
+        "version": "4",
+        "status": g.status,
+        "receiver": channel,
+        "groupLabels": g.group_labels,
+        "commonLabels": common_labels(&g.alerts),
+        "commonAnnotations": {},
+        "groupKey": format!("{channel}:{}", labels_key(&g.group_labels)),
+        "alerts": alerts,
+    })
+}
+
+pub fn slack_body(g: &Group) -> Value {
+    json!({ "text": text_lines(g) })
+}

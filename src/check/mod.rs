@@ -1,0 +1,16 @@
+//! Checks of configuration that need more than serde: operator SQL parsed and planned against
+//! the tenant's tables (`query`'s guard and DataFusion), templates compiled (`render`'s
+//! environment), references between files. It sits above `config`, `query` and `render` and
+//! below the live configuration, which loads every tenant through [`load_tenant`]; `opsboard
+//! validate` runs the same checks through [`validate_paths`].
+
+mod alerts;
+mod panel;
+mod paths;
+mod sql;
+mod tenant;
+
+pub use panel::SQL_PARAMETERS;
+pub use paths::validate_paths;
+pub use sql::{parse_order_by, parse_where};
+pub use tenant::{check_shared_panels, load_tenant};

@@ -1,0 +1,105 @@
+//! What handlers take out of a request besides axum's own extractors: a urlencoded form, a
+//! cookie, the client's address (behind trusted proxies), and what templates show of the
+//! signed-in user. Shared by the access guard and the page handlers, so neither imports the
+//! other.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, header};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::auth::{Principal, PrincipalKind};
+
+/// The fields of a urlencoded form body.
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(body: &Bytes) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// What page templates show of the signed-in user (the header's menu, forms' CSRF tokens).
+pub fn user_json(principal: &Principal, tenant: Option<&str>) -> Value {
+    match &principal.kind {
+        PrincipalKind::User {
+            email,
+            is_admin,
+            session,
+            ..
+        } => json!({
+            "email": email,
+            "is_admin": is_admin,
+            "csrf": session.csrf,
+            "manages": tenant.is_some_and(|t| principal.allows(t, crate::auth::Need::Manage)),
+        }),
+        PrincipalKind::Key { .. } => Value::Null,
+    }
+}
+
+/// The client's address for lockouts and the audit log: the TCP peer, unless the peer is a
+/// trusted proxy — then `X-Forwarded-For` is read from the right, skipping trusted proxies, and the
+/// first other address is the client. Addresses left of it could be forged by the client itself.
+pub fn client_ip(state: &AppState, request: &Request) -> String {
+    let Some(peer) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return "unknown".into();
+    };
+    let trusted = &state.config.auth.trusted_proxies;
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer.to_string();
+    }
+    let mut client = peer;
+    let hops = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client.to_string()
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}

@@ -1,0 +1,166 @@
+//! [`PanelEngine`]: what the HTTP layer, the alert evaluator and the benches call. It finds the
+//! tenant's store and live configuration, answers from the cache when fresh, and otherwise
+//! hands the request to the panel's kind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cache::{self, CacheStats, PanelCache};
+use super::kinds;
+use super::{PanelData, PanelError, PanelRequest, Registry, Run, export};
+use crate::config::{LoadedPanel, TenantPanels};
+use crate::live::LiveConfigs;
+use crate::query::{QueryEngine, QueryOutput};
+use crate::storage::{Store, TenantStore};
+
+/// Runs panels for the HTTP layer (and benches): config lookup, cache, dispatch by type.
+pub struct PanelEngine {
+    store: Arc<Store>,
+    engine: Arc<QueryEngine>,
+    configs: Arc<LiveConfigs>,
+    cache: PanelCache,
+    registry: Registry,
+    raw_limit: usize,
+}
+
+impl PanelEngine {
+    pub fn new(
+        store: Arc<Store>,
+        engine: Arc<QueryEngine>,
+        configs: Arc<LiveConfigs>,
+        cache_max_bytes: u64,
+        raw_limit: usize,
+    ) -> Self {
+        Self {
+            store,
+            engine,
+            configs,
+            cache: PanelCache::new(cache_max_bytes),
+            registry: Registry::builtin(),
+            raw_limit,
+        }
+    }
+
+    pub fn configs(&self) -> &Arc<LiveConfigs> {
+        &self.configs
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Drops a tenant's cached answers (its configuration changed).
+    pub fn invalidate_tenant(&self, tenant: &str) {
+        self.cache.invalidate_tenant(tenant);
+    }
+
+    /// The tenant's current configuration, or why there is none.
+    pub fn tenant_config(&self, tenant: &str) -> Result<Arc<TenantPanels>, PanelError> {
+        self.configs
+            .current(tenant)
+            .map(|(config, _)| config)
+            .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))
+    }
+
+    /// The tenant's store, its current configuration and generation, and the panel.
+    async fn lookup(
+        &self,
+        tenant: &str,
+        panel_id: &str,
+    ) -> Result<(Arc<TenantStore>, Arc<TenantPanels>, u64, Arc<LoadedPanel>), PanelError> {
+        let store = self.store.tenant(tenant).await?;
+        let (config, generation) = self
+            .configs
+            .current(tenant)
+            .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))?;
+        let panel =
+            config
+                .panels
+                .get(panel_id)
+                .cloned()
+                .ok_or_else(|| PanelError::UnknownPanel {
+                    tenant: tenant.to_string(),
+                    panel: panel_id.to_string(),
+                })?;
+        Ok((store, config, generation, panel))
+    }
+
+    /// Everything one request of one panel needs, with its range resolved.
+    fn prepare<'a>(
+        &'a self,
+        store: &'a Arc<TenantStore>,
+        tenant: &'a TenantPanels,
+        panel: &'a LoadedPanel,
+        request: &'a PanelRequest,
+        now_ns: i64,
+    ) -> Result<Run<'a>, PanelError> {
+        Ok(Run {
+            engine: &self.engine,
+            store,
+            tenant,
+            panel,
+            request,
+            functions: &self.registry,
+            range: request.range(now_ns)?,
+            now_ns,
+            raw_limit: self.raw_limit,
+        })
+    }
+
+    /// One panel's data for `request`, from the cache when fresh.
+    pub async fn data(
+        &self,
+        tenant: &str,
+        panel_id: &str,
+        request: &PanelRequest,
+        now_ns: i64,
+    ) -> Result<Arc<PanelData>, PanelError> {
+        let (store, config, generation, panel) = self.lookup(tenant, panel_id).await?;
+        let key = cache::Key {
+            tenant: tenant.to_string(),
+            generation,
+            panel: panel_id.to_string(),
+            params: request.cache_key(),
+        };
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
+        let run = self.prepare(&store, &config, &panel, request, now_ns)?;
+        let data = self.run(&run).await?;
+        let data = Arc::new(data);
+        let ttl = panel
+            .config
+            .refresh_interval
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_REFRESH);
+        self.cache.insert(key, data.clone(), ttl);
+        Ok(data)
+    }
+
+    /// Streams the rows behind a panel (never cached); returns them with the file stem
+    /// `{tenant}-{panel}-{from}-{to}`.
+    pub async fn export(
+        &self,
+        tenant: &str,
+        panel_id: &str,
+        request: &PanelRequest,
+        now_ns: i64,
+    ) -> Result<(QueryOutput, String), PanelError> {
+        let (store, config, _, panel) = self.lookup(tenant, panel_id).await?;
+        let run = self.prepare(&store, &config, &panel, request, now_ns)?;
+        let output = export::stream(&run).await?;
+        Ok((output, export::file_stem(&run)))
+    }
+
+    async fn run(&self, run: &Run<'_>) -> Result<PanelData, PanelError> {
+        let answer = kinds::kind(run.panel.config.kind).run(run).await?;
+        Ok(PanelData::new(answer))
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Cache lifetime of a panel that sets no `refresh_interval`.
+const DEFAULT_REFRESH: Duration = Duration::from_secs(60);

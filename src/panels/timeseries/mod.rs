@@ -1,0 +1,137 @@
+//! `timeseries`: one line per series, one point per bucket (or per row when raw).
+//!
+//! Answer: `{panel, type, title, description, range, bucket, aggregation, truncated,
+//! series: [{name, points: [[epoch_ms, value], ...]}], display}`. Structured sources group by
+//! `date_bin($bucket, time, $origin)`; a `sql:` panel returns columns `time`, `value` and
+//! optionally `series`.
+
+mod fragment;
+mod query;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::answer::Header;
+use super::kind::PanelKind;
+use super::kinds::PanelAnswer;
+use super::values::{floats, has_column, texts, timestamps_ns};
+use super::{Bucket, PanelError, Run};
+use crate::clock::Timestamp;
+use crate::config::{AggregateFn, Display};
+use crate::query::Params;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeseriesAnswer {
+    #[serde(flatten)]
+    pub header: Header,
+    pub bucket: Bucket,
+    /// The function per bucket; none for raw rows.
+    pub aggregation: Option<AggregateFn>,
+    /// Raw rows stopped at the server's `raw_limit`.
+    pub truncated: bool,
+    pub series: Vec<Series>,
+    pub display: Display,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<Point>,
+}
+
+/// One point; in JSON `[epoch_ms, value]`, a missing or non-finite value as `null`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub time: Timestamp,
+    pub value: Option<f64>,
+}
+
+impl Serialize for Point {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.time.ms(), self.value.filter(|v| v.is_finite())).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Point {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (ms, value) = <(i64, Option<f64>)>::deserialize(d)?;
+        Ok(Self {
+            time: Timestamp::from_ms(ms),
+            value,
+        })
+    }
+}
+
+pub struct Timeseries;
+
+#[async_trait]
+impl PanelKind for Timeseries {
+    async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
+        answer(run).await.map(PanelAnswer::Timeseries)
+    }
+
+    async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
+        let (sql, params, _, _) = query::query(run, None)?;
+        Ok((sql, params))
+    }
+}
+
+async fn answer(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
+    let config = &run.panel.config;
+    let (sql, params, bucket, function) = query::query(run, Some(run.raw_limit + 1))?;
+    let batches = run.rows(&sql, &params).await?;
+    let times = timestamps_ns(&batches, "time")
+        .ok_or_else(|| run.shape_error("the query must return a timestamp column `time`"))?;
+    let values = floats(&batches, "value")
+        .ok_or_else(|| run.shape_error("the query must return a numeric column `value`"))?;
+    let labels = if has_column(&batches, "series") {
+        texts(&batches, "series").unwrap_or_default()
+    } else {
+        vec![]
+    };
+    let truncated = bucket == Bucket::Raw && times.len() > run.raw_limit;
+    let default_name = config
+        .data_source
+        .as_ref()
+        .and_then(|d| d.columns.as_ref())
+        .and_then(|c| c.role("value"))
+        .unwrap_or("value")
+        .to_string();
+    let mut series: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    // Raw answers stop at the limit (`truncated` says so); aggregated ones are bounded by the
+    // points-per-series guard instead and are never cut.
+    let keep = if bucket == Bucket::Raw {
+        run.raw_limit
+    } else {
+        usize::MAX
+    };
+    for (i, (t, v)) in times.iter().zip(&values).enumerate().take(keep) {
+        let Some(t) = t else { continue };
+        let name = labels
+            .get(i)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| default_name.clone());
+        series.entry(name).or_default().push(Point {
+            time: Timestamp::from_ns(*t),
+            value: *v,
+        });
+    }
+    let series = series
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by_key(|p| p.time);
+            Series { name, points }
+        })
+        .collect();
+    Ok(TimeseriesAnswer {
+        header: run.header(),
+        bucket,
+        aggregation: (bucket != Bucket::Raw).then_some(function),
+        truncated,
+        series,
+        display: config.display.clone(),
+    })
+}
