@@ -7,7 +7,7 @@ use arrow::array::{ArrayRef, DictionaryArray, Float64Array, TimestampNanosecondA
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::storage::{tag_type, time_type};
+use crate::schema::{tag_type, time_type};
 
 pub const TAGS: [&str; 10] = [
     "hostname",

@@ -17,6 +17,7 @@ use crate::config::{
     AggregationRules, ConfigDirs, Functions, KnownTables, Problem, TenantConfig, TenantPanels,
     has_dashboards, tenant_folders,
 };
+use crate::panels::TenantConfigs;
 use crate::storage::{Store, TenantStore};
 
 #[derive(Default)]
@@ -173,6 +174,12 @@ pub async fn apply_tenant_settings(store: &Store) -> Result<(), crate::storage::
         store.tenant(&name).await?.apply_settings(settings);
     }
     Ok(())
+}
+
+impl TenantConfigs for LiveConfigs {
+    fn current(&self, tenant: &str) -> Option<(Arc<TenantPanels>, u64)> {
+        LiveConfigs::current(self, tenant)
+    }
 }
 
 /// The tables a running tenant has, for validation.

@@ -89,8 +89,9 @@ pub async fn serve(
     if options.demo {
         background.spawn(crate::demo::run(store.clone(), cancel.clone()));
     }
-    let panels = build_panels(&config, &store, &engine, &auth).await;
+    let (configs, panels) = build_panels(&config, &store, &engine, &auth).await;
     background.spawn(config_watch_loop(
+        configs.clone(),
         panels.clone(),
         store.clone(),
         auth.clone(),
@@ -111,6 +112,7 @@ pub async fn serve(
         alert_store,
         store.clone(),
         engine.clone(),
+        configs.clone(),
         panels.clone(),
         options.clock.clone(),
         notifier,
@@ -125,6 +127,7 @@ pub async fn serve(
         store: store.clone(),
         engine,
         config: Arc::new(config),
+        configs,
         panels,
         pages: Arc::new(crate::render::Pages::new()),
         auth,
@@ -205,7 +208,7 @@ async fn build_panels(
     store: &Arc<Store>,
     engine: &Arc<QueryEngine>,
     auth: &Auth,
-) -> Arc<PanelEngine> {
+) -> (Arc<LiveConfigs>, Arc<PanelEngine>) {
     let dirs = ConfigDirs {
         tenants_dir: config.tenants_dir.clone(),
         panels_dir: config.panels_dir.clone(),
@@ -220,20 +223,20 @@ async fn build_panels(
     let panels = Arc::new(PanelEngine::new(
         store.clone(),
         engine.clone(),
-        configs,
+        configs.clone(),
         config.panels.cache_max_bytes,
         config.panels.raw_limit,
     ));
-    reload_panels(&panels, store, auth).await;
-    panels
+    reload_panels(&configs, &panels, store, auth).await;
+    (configs, panels)
 }
 
 /// Reloads all tenants against their live schemas; drops the cache of each that changed.
-async fn reload_panels(panels: &PanelEngine, store: &Store, auth: &Auth) {
-    if let Err(e) = auth.sync_tenants(&panels.configs().tenants()).await {
+async fn reload_panels(configs: &LiveConfigs, panels: &PanelEngine, store: &Store, auth: &Auth) {
+    if let Err(e) = auth.sync_tenants(&configs.tenants()).await {
         tracing::error!(error = %e, "cannot update the tenants table");
     }
-    let outcomes = panels.configs().reload_all(store).await;
+    let outcomes = configs.reload_all(store).await;
     for (tenant, outcome) in outcomes {
         let event = match outcome {
             ReloadOutcome::DataOnly => continue,
@@ -277,13 +280,14 @@ async fn demo_users(auth: &Auth) -> Result<(), AuthError> {
 
 /// Hot reload: polls the configuration trees and reloads when anything changed.
 async fn config_watch_loop(
+    configs: Arc<LiveConfigs>,
     panels: Arc<PanelEngine>,
     store: Arc<Store>,
     auth: Arc<Auth>,
     every: Duration,
     cancel: CancellationToken,
 ) {
-    let mut last = fingerprint(panels.configs().dirs());
+    let mut last = fingerprint(configs.dirs());
     // Tables of tenants whose configuration was rejected: a panel may name a table that only
     // its first write creates, so a new table is a reason to try again.
     let mut tables_seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -294,19 +298,18 @@ async fn config_watch_loop(
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let dirs = panels.configs().dirs().clone();
+        let dirs = configs.dirs().clone();
         let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&dirs)).await else {
             continue;
         };
         if now != last {
             last = now;
             tracing::info!("configuration changed on disk; reloading");
-            reload_panels(&panels, &store, &auth).await;
+            reload_panels(&configs, &panels, &store, &auth).await;
             continue;
         }
         for tenant in store.opened_tenants() {
-            let rejected = panels
-                .configs()
+            let rejected = configs
                 .problems(&tenant.name)
                 .is_some_and(|(problems, _)| !problems.is_empty());
             if !rejected {
@@ -319,7 +322,7 @@ async fn config_watch_loop(
                 .collect();
             if tables_seen.get(&tenant.name) != Some(&signature) {
                 tables_seen.insert(tenant.name.clone(), signature);
-                if panels.configs().reload(&tenant) == ReloadOutcome::Loaded {
+                if configs.reload(&tenant) == ReloadOutcome::Loaded {
                     panels.invalidate_tenant(&tenant.name);
                 }
             }

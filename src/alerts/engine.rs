@@ -21,6 +21,7 @@ use super::store::{AlertStore, Silence};
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::{AlertRule, TenantAlerts, TenantPanels};
 use crate::ingest::{BatchBuilder, Precision, Value as Cell, Write};
+use crate::live::LiveConfigs;
 use crate::panels::{ALERTS_TABLE, PanelAnswer, PanelEngine, PanelRequest, RequestedRange, values};
 use crate::query::QueryEngine;
 use crate::storage::Store;
@@ -56,6 +57,7 @@ pub struct AlertEngine {
     store: AlertStore,
     tenants: Arc<Store>,
     query: Arc<QueryEngine>,
+    configs: Arc<LiveConfigs>,
     panels: Arc<PanelEngine>,
     clock: SharedClock,
     notifier: Notifier,
@@ -100,6 +102,7 @@ impl AlertEngine {
         store: AlertStore,
         tenants: Arc<Store>,
         query: Arc<QueryEngine>,
+        configs: Arc<LiveConfigs>,
         panels: Arc<PanelEngine>,
         clock: SharedClock,
         notifier: Notifier,
@@ -108,6 +111,7 @@ impl AlertEngine {
             store,
             tenants,
             query,
+            configs,
             panels,
             clock,
             notifier,
@@ -140,7 +144,7 @@ impl AlertEngine {
         let now = self.clock.now_ms();
         let mut ran = 0;
         let mut deliveries = vec![];
-        let configs = self.panels.configs();
+        let configs = &self.configs;
         for tenant in configs.dashboard_tenants() {
             let Some((config, _)) = configs.current(&tenant) else {
                 continue;

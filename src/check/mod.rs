@@ -10,7 +10,6 @@ mod paths;
 mod sql;
 mod tenant;
 
-pub use panel::SQL_PARAMETERS;
 pub use paths::validate_paths;
-pub use sql::{parse_order_by, parse_where};
+pub use sql::{SQL_PARAMETERS, parse_order_by, parse_where};
 pub use tenant::{check_shared_panels, load_tenant};

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::sql::{check_sql, parse_order_by, parse_where, plan_against};
 use crate::config::{
-    AggregationRules, Columns, DataSource, KnownTables, PanelConfig, PanelType, Report, Step,
-    display_keys,
+    AggregationRules, Columns, DataSource, KnownTables, PanelConfig, Report, Step,
 };
+use crate::panels::{Endpoint, KindSpec, Source, kinds};
 use crate::schema::ColumnKind;
 
 /// What a panel is checked against.
@@ -21,181 +21,194 @@ pub struct Context<'a> {
     pub data_functions: &'a [&'a str],
 }
 
-/// Columns a `sql:` panel's query must return, by type.
-fn sql_output_columns(kind: PanelType) -> &'static [&'static str] {
-    match kind {
-        PanelType::Timeseries => &["time", "value"],
-        PanelType::Kpi => &["value"],
-        PanelType::HealthStatus => &["service", "status", "time"],
-        _ => &[],
-    }
+fn at(steps: &[&str]) -> Vec<Step> {
+    std::iter::once("panel")
+        .chain(steps.iter().copied())
+        .map(Step::from)
+        .collect()
 }
 
-/// Placeholders the engine binds in `sql:` panels.
-pub const SQL_PARAMETERS: [&str; 4] = ["from", "to", "bucket", "origin"];
-
-const ALL_DISPLAY_KEYS: [PanelType; 6] = [
-    PanelType::Timeseries,
-    PanelType::Kpi,
-    PanelType::HealthStatus,
-    PanelType::Table,
-    PanelType::CustomImage,
-    PanelType::CustomTemplate,
-];
-
 pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
-    let kind = panel.kind;
-    let p = |steps: &[&str]| -> Vec<Step> {
-        std::iter::once("panel")
-            .chain(steps.iter().copied())
-            .map(Step::from)
-            .collect()
+    let Some(spec) = kinds::spec(&panel.kind) else {
+        r.at(
+            &at(&["type"]),
+            format!(
+                "unknown panel type `{}`, expected one of {}",
+                panel.kind,
+                kinds::names()
+            ),
+        );
+        return;
     };
-    for other in ALL_DISPLAY_KEYS {
-        for key in display_keys(other) {
-            if !display_keys(kind).contains(key) && r.locator.contains(&p(&["display", key])) {
-                r.at(
-                    &p(&["display", key]),
-                    format!("`display.{key}` does not apply to a {} panel", kind.name()),
-                );
-            }
-        }
-    }
-    let needs_data = matches!(
-        kind,
-        PanelType::Timeseries | PanelType::Kpi | PanelType::HealthStatus | PanelType::Table
-    );
+    check_keys(panel, spec, r);
     match (&panel.data_source, &panel.sql) {
-        (Some(_), Some(_)) => r.at(&p(&["sql"]), "give either `data_source` or `sql`, not both"),
-        (None, None) if needs_data => r.at(
-            &p(&["type"]),
-            format!("a {} panel needs `data_source` or `sql`", kind.name()),
+        (Some(_), Some(_)) => r.at(
+            &at(&["sql"]),
+            "give either `data_source` or `sql`, not both",
+        ),
+        (None, None) if !matches!(spec.source, Source::None | Source::SqlOnly) => r.at(
+            &at(&["type"]),
+            format!("a {} panel needs `data_source` or `sql`", spec.name),
         ),
         _ => {}
     }
-    if panel.stale_after.is_some() && kind != PanelType::HealthStatus {
-        r.at(
-            &p(&["stale_after"]),
-            "`stale_after` applies to health_status panels only",
-        );
-    }
     if let Some(source) = &panel.data_source {
-        check_data_source(panel, source, ctx, r);
+        check_data_source(panel, spec, source, ctx, r);
     }
     if let Some(sql) = &panel.sql {
-        let problems_before = r.problems.len();
-        check_sql(sql, &p(&["sql"]), r);
-        if let (Some(tables), true) = (ctx.tables, r.problems.len() == problems_before) {
-            match plan_against(sql, tables) {
-                Err(message) => r.at(&p(&["sql"]), format!("`sql`: {message}")),
-                Ok(columns) => {
-                    let missing: Vec<&str> = sql_output_columns(kind)
-                        .iter()
-                        .filter(|c| !columns.iter().any(|have| have == *c))
-                        .copied()
-                        .collect();
-                    if !missing.is_empty() {
-                        r.at(
-                            &p(&["sql"]),
-                            format!(
-                                "`sql` must return column(s) {} for a {} panel (it returns: {})",
-                                missing.join(", "),
-                                kind.name(),
-                                columns.join(", ")
-                            ),
-                        );
-                    }
-                }
-            }
-        }
+        check_panel_sql(sql, spec, ctx, r);
     }
     if let Some(refresh) = panel.refresh_interval
         && refresh.0.is_zero()
     {
         r.at(
-            &p(&["refresh_interval"]),
+            &at(&["refresh_interval"]),
             "`refresh_interval` must be longer than zero",
         );
     }
     check_display(panel, r);
-    if let Some(agg) = &panel.aggregation {
-        if let Some(rules) = &agg.rules {
-            let rules = AggregationRules {
-                rules: rules.clone(),
-                max_points_per_series: agg.max_points_per_series.unwrap_or(1),
-            };
-            for problem in rules.problems() {
-                r.at(&p(&["aggregation", "rules"]), problem);
-            }
-        }
-        if agg.max_points_per_series == Some(0) {
-            r.at(
-                &p(&["aggregation", "max_points_per_series"]),
-                "`max_points_per_series` must be > 0",
-            );
-        }
-    }
-    match kind {
-        PanelType::CustomImage => match panel.endpoint_name() {
-            None => r.at(
-                &p(&["type"]),
-                "a custom_image panel needs `endpoint` naming a registered image function",
-            ),
-            Some(name) if !ctx.image_functions.contains(&name) => r.at(
-                &p(&["endpoint"]),
-                format!(
-                    "no image function `{name}` is registered (known: {})",
-                    ctx.image_functions.join(", ")
-                ),
-            ),
-            Some(_) => {}
-        },
-        PanelType::CustomTemplate => {
-            if panel.template.is_none() {
-                r.at(&p(&["type"]), "a custom_template panel needs `template`");
-            }
-            if let Some(name) = panel.endpoint_name() {
-                if !ctx.data_functions.contains(&name) {
-                    r.at(
-                        &p(&["endpoint"]),
-                        format!(
-                            "no data function `{name}` is registered (known: {})",
-                            ctx.data_functions.join(", ")
-                        ),
-                    );
-                }
-                if panel.sql.is_some() {
-                    r.at(
-                        &p(&["endpoint"]),
-                        "give either `endpoint` or `sql`, not both",
-                    );
-                }
-            }
-        }
-        _ => {
-            if panel.endpoint.is_some() {
+    check_aggregation(panel, r);
+    check_functions(panel, spec, ctx, r);
+}
+
+/// Keys that belong to other kinds: display keys, `stale_after`, `template`.
+fn check_keys(panel: &PanelConfig, spec: &KindSpec, r: &mut Report<'_>) {
+    let mut refused = BTreeSet::new();
+    for other in kinds::ALL {
+        for key in other.spec().display_keys {
+            if !spec.display_keys.contains(key)
+                && r.locator.contains(&at(&["display", key]))
+                && refused.insert(*key)
+            {
                 r.at(
-                    &p(&["endpoint"]),
-                    "`endpoint` applies to custom panels only",
+                    &at(&["display", key]),
+                    format!("`display.{key}` does not apply to a {} panel", spec.name),
                 );
             }
         }
     }
-    if panel.template.is_some() && kind != PanelType::CustomTemplate {
+    if panel.stale_after.is_some() && !spec.stale_after {
         r.at(
-            &p(&["template"]),
+            &at(&["stale_after"]),
+            "`stale_after` applies to health_status panels only",
+        );
+    }
+    if panel.template.is_some() && !spec.template {
+        r.at(
+            &at(&["template"]),
             "`template` applies to custom_template panels only",
         );
+    }
+    if spec.template && panel.template.is_none() {
+        r.at(
+            &at(&["type"]),
+            format!("a {} panel needs `template`", spec.name),
+        );
+    }
+}
+
+/// A `sql:` query: read-only, known placeholders, planned against the tenant's tables, and
+/// returning the columns the kind reads.
+fn check_panel_sql(sql: &str, spec: &KindSpec, ctx: &Context<'_>, r: &mut Report<'_>) {
+    let problems_before = r.problems.len();
+    check_sql(sql, &at(&["sql"]), r);
+    let (Some(tables), true) = (ctx.tables, r.problems.len() == problems_before) else {
+        return;
+    };
+    match plan_against(sql, tables) {
+        Err(message) => r.at(&at(&["sql"]), format!("`sql`: {message}")),
+        Ok(columns) => {
+            let missing: Vec<&str> = spec
+                .sql_columns
+                .iter()
+                .filter(|c| !columns.iter().any(|have| have == *c))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                r.at(
+                    &at(&["sql"]),
+                    format!(
+                        "`sql` must return column(s) {} for a {} panel (it returns: {})",
+                        missing.join(", "),
+                        spec.name,
+                        columns.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_aggregation(panel: &PanelConfig, r: &mut Report<'_>) {
+    let Some(agg) = &panel.aggregation else {
+        return;
+    };
+    if let Some(rules) = &agg.rules {
+        let rules = AggregationRules {
+            rules: rules.clone(),
+            max_points_per_series: agg.max_points_per_series.unwrap_or(1),
+        };
+        for problem in rules.problems() {
+            r.at(&at(&["aggregation", "rules"]), problem);
+        }
+    }
+    if agg.max_points_per_series == Some(0) {
+        r.at(
+            &at(&["aggregation", "max_points_per_series"]),
+            "`max_points_per_series` must be > 0",
+        );
+    }
+}
+
+/// `endpoint:` names a registered function of the kind's sort, or is refused.
+fn check_functions(panel: &PanelConfig, spec: &KindSpec, ctx: &Context<'_>, r: &mut Report<'_>) {
+    let unknown = |what: &str, name: &str, known: &[&str]| {
+        format!(
+            "no {what} function `{name}` is registered (known: {})",
+            known.join(", ")
+        )
+    };
+    match (&spec.endpoint, panel.endpoint_name()) {
+        (Endpoint::Image, None) => r.at(
+            &at(&["type"]),
+            format!(
+                "a {} panel needs `endpoint` naming a registered image function",
+                spec.name
+            ),
+        ),
+        (Endpoint::Image, Some(name)) if !ctx.image_functions.contains(&name) => r.at(
+            &at(&["endpoint"]),
+            unknown("image", name, ctx.image_functions),
+        ),
+        (Endpoint::Data, Some(name)) => {
+            if !ctx.data_functions.contains(&name) {
+                r.at(
+                    &at(&["endpoint"]),
+                    unknown("data", name, ctx.data_functions),
+                );
+            }
+            if panel.sql.is_some() {
+                r.at(
+                    &at(&["endpoint"]),
+                    "give either `endpoint` or `sql`, not both",
+                );
+            }
+        }
+        (Endpoint::None, Some(_)) => r.at(
+            &at(&["endpoint"]),
+            "`endpoint` applies to custom panels only",
+        ),
+        _ => {}
     }
 }
 
 fn check_data_source(
     panel: &PanelConfig,
+    spec: &KindSpec,
     source: &DataSource,
     ctx: &Context<'_>,
     r: &mut Report<'_>,
 ) {
-    let kind = panel.kind;
     let ds = |steps: &[&str]| -> Vec<Step> {
         ["panel", "data_source"]
             .iter()
@@ -240,22 +253,35 @@ fn check_data_source(
             }
         }
     };
-    match (&source.columns, kind) {
-        (Some(Columns::List(_)), t) if t != PanelType::Table => r.at(
+    let is_table = matches!(spec.source, Source::Columns);
+    let (roles, required, numeric_value) = match spec.source {
+        Source::Roles {
+            roles,
+            required,
+            numeric_value,
+        } => (roles, required, numeric_value),
+        _ => (&[][..], &[][..], false),
+    };
+    match &source.columns {
+        Some(Columns::List(_)) if !is_table => r.at(
             &ds(&["columns"]),
             format!(
                 "a {} panel maps roles to columns (e.g. `value: cpu`), not a list",
-                t.name()
+                spec.name
             ),
         ),
-        (Some(Columns::Roles(_)), PanelType::Table) => r.at(
+        Some(Columns::Roles(_)) if is_table => r.at(
             &ds(&["columns"]),
-            "a table panel lists its columns (`- name: ...`), not a map",
+            format!(
+                "a {} panel lists its columns (`- name: ...`), not a map",
+                spec.name
+            ),
         ),
-        (None, PanelType::Table) => {
-            r.at(&ds(&["table"]), "a table panel needs `data_source.columns`")
-        }
-        (Some(Columns::List(list)), PanelType::Table) => {
+        None if is_table => r.at(
+            &ds(&["table"]),
+            format!("a {} panel needs `data_source.columns`", spec.name),
+        ),
+        Some(Columns::List(list)) => {
             let mut seen = BTreeSet::new();
             for (i, column) in list.iter().enumerate() {
                 let path: Vec<Step> = ds(&["columns"])
@@ -278,21 +304,21 @@ fn check_data_source(
                 );
             }
         }
-        (roles, _) => {
+        columns => {
             let empty = BTreeMap::new();
-            let map = match roles {
+            let map = match columns {
                 Some(Columns::Roles(map)) => map,
                 _ => &empty,
             };
             for (role, column) in map {
                 let path: Vec<Step> = ds(&["columns", role]);
-                if !kind.column_roles().contains(&role.as_str()) {
+                if !roles.contains(&role.as_str()) {
                     r.at(
                         &path,
                         format!(
                             "unknown column role `{role}` for a {} panel (expected one of: {})",
-                            kind.name(),
-                            kind.column_roles().join(", ")
+                            spec.name,
+                            roles.join(", ")
                         ),
                     );
                     continue;
@@ -302,23 +328,18 @@ fn check_data_source(
                     ("timestamp", Some(t)) if t != ColumnKind::Time => {
                         r.at(&path, format!("`{column}` is not a timestamp column"))
                     }
-                    ("value", Some(t))
-                        if matches!(kind, PanelType::Timeseries | PanelType::Kpi)
-                            && !t.is_numeric() =>
-                    {
-                        r.at(
-                            &path,
-                            format!("`{column}` is not numeric; a {} value must be", kind.name()),
-                        )
-                    }
+                    ("value", Some(t)) if numeric_value && !t.is_numeric() => r.at(
+                        &path,
+                        format!("`{column}` is not numeric; a {} value must be", spec.name),
+                    ),
                     _ => {}
                 }
             }
-            for role in kind.required_roles() {
+            for role in required {
                 if !map.contains_key(*role) {
                     r.at(
                         &ds(&["columns"]),
-                        format!("a {} panel needs `data_source.columns.{role}`", kind.name()),
+                        format!("a {} panel needs `data_source.columns.{role}`", spec.name),
                     );
                 }
             }

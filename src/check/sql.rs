@@ -18,10 +18,12 @@ use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 
-use super::panel::SQL_PARAMETERS;
 use crate::config::{KnownTables, Report, Step};
 
 /// Checks operator SQL: one read-only query whose `$name` placeholders are ones we bind.
+/// Placeholders the engine binds in `sql:` panels.
+pub const SQL_PARAMETERS: [&str; 4] = ["from", "to", "bucket", "origin"];
+
 pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
     if let Err(e) = crate::query::check_read_only(sql) {
         r.at(path, format!("`sql`: {e}"));

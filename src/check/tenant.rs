@@ -13,6 +13,7 @@ use crate::config::{
     LoadedPanel, Locator, PanelFile, Problem, Report, Step, TenantConfig, TenantPanels,
     block_first_line, check_dashboard, parse_yaml_all, read_file, yaml_files,
 };
+use crate::panels::kinds;
 use crate::schema::{ColumnKind, TIME_COLUMN};
 
 struct ParsedPanel {
@@ -101,17 +102,18 @@ pub fn load_tenant(
             locator: &locator,
             problems: vec![],
         };
-        let kind_of = |id: &str| {
+        // An unknown kind is reported on its panel; here it takes the smallest box.
+        let size_of = |id: &str| {
             own.get(id)
                 .or_else(|| shared.get(id))
-                .map(|p| p.panel.config.kind)
+                .map(|p| kinds::spec(&p.panel.config.kind).map_or((1, 1), |spec| spec.default_size))
         };
         let hint = |id: &str| {
             format!(
                 "panel `{id}` not found: no {id}.yaml in the tenant's panels/ or the shared panels/"
             )
         };
-        let placements = check_dashboard(&parsed.dashboard, &kind_of, &hint, &mut report);
+        let placements = check_dashboard(&parsed.dashboard, &size_of, &hint, &mut report);
         for entry in &parsed.dashboard.panels {
             let id = entry.panel_id();
             if !own.contains_key(id) && shared.contains_key(id) {

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::locate::Step;
-use super::panel::PanelType;
 use super::problem::Report;
 
 use super::HumanDuration;
@@ -153,11 +152,11 @@ fn first_free(placed: &[Placement], columns: u32, width: u32, height: u32) -> Pl
     }
 }
 
-/// Grid and reference checks for one dashboard. `kind_of` resolves a panel id to its type
-/// (None: no such panel); returns the placements for the resolved dashboard.
+/// Grid and reference checks for one dashboard. `size_of` resolves a panel id to its kind's
+/// default size (None: no such panel); returns the placements for the resolved dashboard.
 pub fn check_dashboard(
     dashboard: &DashboardConfig,
-    kind_of: &dyn Fn(&str) -> Option<PanelType>,
+    size_of: &dyn Fn(&str) -> Option<(u32, u32)>,
     missing_hint: &dyn Fn(&str) -> String,
     r: &mut Report<'_>,
 ) -> Vec<Placement> {
@@ -186,8 +185,8 @@ pub fn check_dashboard(
                 format!("panel id `{}` is used twice in this dashboard", panel.id),
             );
         }
-        let kind = kind_of(panel.panel_id());
-        if kind.is_none() {
+        let size = size_of(panel.panel_id());
+        if size.is_none() {
             let at = if panel.config_file.is_some() {
                 "config_file"
             } else {
@@ -195,7 +194,7 @@ pub fn check_dashboard(
             };
             r.at(&entry(i, &[at]), missing_hint(panel.panel_id()));
         }
-        let size = kind.map(PanelType::default_size).unwrap_or((1, 1));
+        let size = size.unwrap_or((1, 1));
         if let Some(pos) = panel.position {
             for (key, value) in [
                 ("row", pos.row),

@@ -35,7 +35,7 @@ pub use network::IpNetwork;
 pub use panel::{
     AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
     PanelConfig, PanelFile, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle,
-    TableColumn, Threshold, display_keys,
+    TableColumn, Threshold,
 };
 pub use problem::{KnownTables, Problem, Report};
 pub use server::{

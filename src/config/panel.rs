@@ -18,65 +18,21 @@ pub struct PanelFile {
     pub panel: PanelConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PanelType {
-    Timeseries,
-    Kpi,
-    HealthStatus,
-    Table,
-    CustomImage,
-    CustomTemplate,
-    /// The tenant's active alerts (from its `alerts` table).
-    Alerts,
-}
+/// A panel's `type:` as written. Which types exist is the panel engine's registry
+/// (`panels::kinds`); the checks report an unknown one with its position.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct PanelType(pub String);
 
 impl PanelType {
-    pub fn name(self) -> &'static str {
-        match self {
-            PanelType::Timeseries => "timeseries",
-            PanelType::Kpi => "kpi",
-            PanelType::HealthStatus => "health_status",
-            PanelType::Table => "table",
-            PanelType::CustomImage => "custom_image",
-            PanelType::CustomTemplate => "custom_template",
-            PanelType::Alerts => "alerts",
-        }
+    pub fn name(&self) -> &str {
+        &self.0
     }
+}
 
-    /// Seed 003's default grid size (width, height) for a panel placed without one.
-    pub fn default_size(self) -> (u32, u32) {
-        match self {
-            PanelType::Timeseries => (8, 2),
-            PanelType::Kpi => (4, 1),
-            PanelType::HealthStatus => (4, 1),
-            PanelType::Table => (12, 3),
-            PanelType::CustomImage => (6, 2),
-            PanelType::CustomTemplate => (6, 2),
-            PanelType::Alerts => (6, 2),
-        }
-    }
-
-    /// The `data_source.columns` roles this type reads (tables list columns instead).
-    pub fn column_roles(self) -> &'static [&'static str] {
-        match self {
-            PanelType::Timeseries => &["timestamp", "value", "series_label"],
-            PanelType::Kpi => &["value", "timestamp"],
-            PanelType::HealthStatus => {
-                &["service_name", "status_value", "timestamp", "error_message"]
-            }
-            _ => &[],
-        }
-    }
-
-    /// Roles that must be present.
-    pub fn required_roles(self) -> &'static [&'static str] {
-        match self {
-            PanelType::Timeseries => &["value"],
-            PanelType::Kpi => &["value"],
-            PanelType::HealthStatus => &["service_name", "status_value"],
-            _ => &[],
-        }
+impl fmt::Display for PanelType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -330,29 +286,6 @@ pub struct Display {
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
-}
-
-/// Display keys that belong to each panel type (the validator's list).
-pub fn display_keys(kind: PanelType) -> &'static [&'static str] {
-    match kind {
-        PanelType::Timeseries => &[
-            "y_axis_label",
-            "y_axis_range",
-            "line_color",
-            "colors",
-            "fill_area",
-        ],
-        PanelType::Kpi => &["unit", "decimals", "thresholds", "show_delta"],
-        PanelType::HealthStatus => &["status_mapping", "unknown_color"],
-        PanelType::Table => &[
-            "sortable",
-            "default_sort",
-            "default_sort_order",
-            "pagination",
-        ],
-        PanelType::CustomImage => &["width", "height"],
-        PanelType::CustomTemplate | PanelType::Alerts => &[],
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -153,7 +153,7 @@ async fn check(
         let Some(p) = &principal else {
             return Err(refuse(AuthError::Unauthenticated));
         };
-        admit(state, &guard, p, &target)?;
+        admit(state, &guard, p, &target).map_err(|refused| *refused)?;
         let tenant = params
             .as_ref()
             .and_then(|Path(p)| p.get("tenant"))
@@ -187,14 +187,19 @@ async fn check(
 
 /// Before any permission: a half-signed-in session reaches only the MFA pages, and a key
 /// over its rate is turned away.
-fn admit(state: &AppState, guard: &Guard, p: &Principal, target: &str) -> Result<(), Response> {
+fn admit(
+    state: &AppState,
+    guard: &Guard,
+    p: &Principal,
+    target: &str,
+) -> Result<(), Box<Response>> {
     let pending = p.session().is_some_and(|s| s.mfa_pending);
     if pending && guard.access != Access::PartlySignedIn {
-        return Err(if guard.api {
+        return Err(Box::new(if guard.api {
             refusal(true, AuthError::Unauthenticated, target)
         } else {
             Redirect::to("/login/mfa").into_response()
-        });
+        }));
     }
     if let crate::auth::PrincipalKind::Key { id, .. } = &p.kind
         && let Err(limited) = state.auth.take_key_token(id)
@@ -202,7 +207,7 @@ fn admit(state: &AppState, guard: &Guard, p: &Principal, target: &str) -> Result
         let error = AuthError::RateLimited {
             retry_after_secs: limited.retry_after_secs,
         };
-        return Err(refusal(guard.api, error, target));
+        return Err(Box::new(refusal(guard.api, error, target)));
     }
     Ok(())
 }

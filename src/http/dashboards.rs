@@ -99,8 +99,7 @@ async fn config_errors(
 ) -> Result<Json<Value>, ApiError> {
     state.tenant(&tenant).await?;
     let (problems, checked_at) = state
-        .panels
-        .configs()
+        .configs
         .problems(&tenant)
         .ok_or_else(|| PanelError::NoConfig(tenant.clone()))?;
     let errors: Vec<Value> = problems
@@ -119,7 +118,7 @@ async fn config_errors(
     Ok(Json(json!({
         "tenant": tenant,
         "ok": errors.is_empty(),
-        "serving_last_good": state.panels.configs().current(&tenant).is_some(),
+        "serving_last_good": state.configs.current(&tenant).is_some(),
         "errors": errors,
         "checked_at": checked_at,
     })))

@@ -42,6 +42,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub engine: Arc<QueryEngine>,
     pub config: Arc<ServerConfig>,
+    /// Each tenant's configuration as last reloaded.
+    pub configs: Arc<crate::live::LiveConfigs>,
     pub panels: Arc<PanelEngine>,
     pub pages: Arc<Pages>,
     pub auth: Arc<Auth>,

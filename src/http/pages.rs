@@ -18,8 +18,8 @@ use super::error::PageError;
 use super::extract::user_json;
 use super::views::{Chrome, DashboardPage, Heading, PageAt, PanelBox, with_query};
 use crate::auth::Need;
-use crate::config::{DashboardEntry, PanelType, TenantPanels};
-use crate::panels::{PanelError, PanelRequest};
+use crate::config::{DashboardEntry, TenantPanels};
+use crate::panels::{PanelError, PanelRequest, kinds};
 use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css};
 
 pub fn routes() -> Vec<Route> {
@@ -50,8 +50,7 @@ pub(super) fn pairs(raw: &Option<String>) -> Vec<(String, String)> {
 /// The configuration problems banner of a tenant's pages.
 pub(super) fn config_errors(state: &AppState, tenant: &str) -> Vec<String> {
     state
-        .panels
-        .configs()
+        .configs
         .problems(tenant)
         .map(|(p, _)| p.iter().map(ToString::to_string).collect())
         .unwrap_or_default()
@@ -83,7 +82,7 @@ async fn home(
     Extension(caller): Extension<Caller>,
 ) -> Result<Html<String>, PageError> {
     let principal = caller.principal()?;
-    let configs = state.panels.configs();
+    let configs = state.configs;
     let tenants: Vec<Value> = configs
         .dashboard_tenants()
         .into_iter()
@@ -213,7 +212,7 @@ async fn panel_box(
             .refresh
             .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1)),
         fragment_url: format!("/t/{tenant}/p/{}/fragment?w={width}&h={height}", panel.id),
-        live: panel.config.kind == PanelType::Alerts,
+        live: kinds::spec(&panel.config.kind).is_some_and(|s| s.live),
         drill_url: with_query(&format!("/t/{tenant}/p/{}", panel.id), at.query),
         html: Jinja::from_safe_string(html),
     }

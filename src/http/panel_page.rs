@@ -17,8 +17,8 @@ use super::pages::{DEFAULT_REFRESH_SECS, Size, config_errors, now_ns, pairs, ren
 use super::views::{Chrome, Link, PageAt, PanelBox, PanelPage, with_query};
 use super::{ApiError, AppState};
 use crate::auth::Need;
-use crate::config::{LoadedPanel, PanelType, TenantPanels};
-use crate::panels::{PanelAnswer, PanelError, PanelRequest};
+use crate::config::{LoadedPanel, TenantPanels};
+use crate::panels::{PanelAnswer, PanelError, PanelRequest, kinds};
 use crate::render::FragmentOptions;
 
 pub fn routes() -> Vec<Route> {
@@ -93,7 +93,7 @@ async fn single_panel(
         &state, &config, &tenant, &panel_id, &request, &query, now, PAGE_CHART,
     )
     .await;
-    let is_timeseries = panel.config.kind == PanelType::Timeseries;
+    let is_timeseries = kinds::spec(&panel.config.kind).is_some_and(|s| s.chart);
     let data_table = if is_timeseries && !bare {
         timeseries_table(&state, &tenant, &panel_id, &request, now, config.timezone).await
     } else {
@@ -181,7 +181,7 @@ fn page_box(at: &PageAt<'_>, panel: &LoadedPanel, html: String) -> PanelBox {
             .refresh_interval
             .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1)),
         fragment_url: format!("{}/fragment", at.path),
-        live: panel.config.kind == PanelType::Alerts,
+        live: kinds::spec(&panel.config.kind).is_some_and(|s| s.live),
         drill_url: at.path.to_string(),
         html: Jinja::from_safe_string(html),
     }

@@ -1,4 +1,5 @@
-//! Typed panel answers cached in moka, keyed by tenant + config generation + panel + the request's
+//! Typed panel answers cached in moka (each with its JSON made once, on the first API request
+//! that needs it), keyed by tenant + config generation + panel + the request's
 //! parameters as sent. Each entry lives for its panel's refresh interval; the whole cache is
 //! bounded by bytes. A config reload bumps the tenant's generation (old keys can no longer
 //! match) and drops its entries.
@@ -7,11 +8,68 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use moka::Expiry;
 use moka::sync::Cache;
 use serde::Serialize;
 
-use super::PanelData;
+use super::kinds::PanelAnswer;
+
+/// One answer as the cache keeps it.
+#[derive(Debug)]
+pub struct PanelData {
+    pub answer: PanelAnswer,
+    json: OnceLock<Bytes>,
+}
+
+impl PanelData {
+    pub fn new(answer: PanelAnswer) -> Self {
+        Self {
+            answer,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The answer as the API sends it; serialised once, then shared by every cache hit.
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                // Every answer type serialises (no maps with non-string keys, no failing
+                // serialisers), so the error arm only guards against a future mistake.
+                serde_json::to_vec(&self.answer)
+                    .map(Bytes::from)
+                    .unwrap_or_else(|e| Bytes::from(format!("{{\"error\":\"{e}\"}}")))
+            })
+            .clone()
+    }
+
+    /// Bytes the entry holds, for the cache's weigher: the JSON length, counted without
+    /// keeping it, twice (the typed value and the JSON made later are of that order).
+    pub fn weight(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        let _ = serde_json::to_writer(&mut counter, &self.answer);
+        let image = match &self.answer {
+            PanelAnswer::CustomImage(image) => image.bytes.len(),
+            _ => 0,
+        };
+        counter.0 * 2 + image
+    }
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub struct Key {

@@ -6,18 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{self, CacheStats, PanelCache};
-use super::kinds;
 use super::{PanelData, PanelError, PanelRequest, Registry, Run, export};
 use crate::config::{LoadedPanel, TenantPanels};
-use crate::live::LiveConfigs;
 use crate::query::{QueryEngine, QueryOutput};
 use crate::storage::{Store, TenantStore};
+
+/// Where the engine finds each tenant's current configuration and its generation (the live
+/// configuration, a floor up, implements it).
+pub trait TenantConfigs: Send + Sync {
+    fn current(&self, tenant: &str) -> Option<(Arc<TenantPanels>, u64)>;
+}
 
 /// Runs panels for the HTTP layer (and benches): config lookup, cache, dispatch by type.
 pub struct PanelEngine {
     store: Arc<Store>,
     engine: Arc<QueryEngine>,
-    configs: Arc<LiveConfigs>,
+    configs: Arc<dyn TenantConfigs>,
     cache: PanelCache,
     registry: Registry,
     raw_limit: usize,
@@ -27,7 +31,7 @@ impl PanelEngine {
     pub fn new(
         store: Arc<Store>,
         engine: Arc<QueryEngine>,
-        configs: Arc<LiveConfigs>,
+        configs: Arc<dyn TenantConfigs>,
         cache_max_bytes: u64,
         raw_limit: usize,
     ) -> Self {
@@ -39,10 +43,6 @@ impl PanelEngine {
             registry: Registry::builtin(),
             raw_limit,
         }
-    }
-
-    pub fn configs(&self) -> &Arc<LiveConfigs> {
-        &self.configs
     }
 
     pub fn cache_stats(&self) -> CacheStats {
@@ -153,7 +153,7 @@ impl PanelEngine {
     }
 
     async fn run(&self, run: &Run<'_>) -> Result<PanelData, PanelError> {
-        let answer = kinds::kind(run.panel.config.kind).run(run).await?;
+        let answer = run.kind()?.run(run).await?;
         Ok(PanelData::new(answer))
     }
 

@@ -4,12 +4,12 @@
 //! `sql:` rows. Images have no rows.
 
 use super::values::rfc3339;
-use super::{PanelError, Run, kinds};
+use super::{PanelError, Run};
 use crate::query::QueryOutput;
 
 /// Starts the export stream: the kind's export query, uncapped.
 pub async fn stream(run: &Run<'_>) -> Result<QueryOutput, PanelError> {
-    let (sql, params) = kinds::kind(run.panel.config.kind).export_query(run).await?;
+    let (sql, params) = run.kind()?.export_query(run).await?;
     run.engine
         .execute_with_params(run.store, &sql, &params)
         .await

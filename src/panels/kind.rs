@@ -1,7 +1,9 @@
-//! The boundary of a panel kind: what the engine asks of each one. A kind runs a request into
-//! its typed answer and names the rows an export streams; its answer draws its own HTML
-//! fragment (see [`super::kinds::PanelAnswer::fragment`]). Kinds are listed in one registry,
-//! `kinds.rs`; everything else about a kind lives in its own folder.
+//! The boundary of a panel kind: what the engine, the configuration checks and the pages ask
+//! of each one. A kind describes itself ([`KindSpec`]: its YAML name, default size, the data
+//! and keys it takes), runs a request into its typed answer and names the rows an export
+//! streams; its answer draws its own HTML fragment (see
+//! [`super::kinds::PanelAnswer::fragment`]). Kinds are listed in one registry, `kinds.rs`;
+//! everything else about a kind lives in its own folder.
 
 use async_trait::async_trait;
 
@@ -9,8 +11,63 @@ use super::kinds::PanelAnswer;
 use super::{PanelError, Run};
 use crate::query::Params;
 
+/// What is known of a kind before any request.
+#[derive(Debug)]
+pub struct KindSpec {
+    /// The YAML `type:`.
+    pub name: &'static str,
+    /// Grid (width, height) of a panel placed without a size (seed 003's defaults).
+    pub default_size: (u32, u32),
+    /// What a structured `data_source` gives it; `None`: it takes no data source or `sql:`.
+    pub source: Source,
+    /// Columns a `sql:` query must return.
+    pub sql_columns: &'static [&'static str],
+    /// The `display:` keys it reads (others are refused).
+    pub display_keys: &'static [&'static str],
+    /// Whether `endpoint:` names a registered function, and which kind of function.
+    pub endpoint: Endpoint,
+    /// Takes (and needs) `template:`.
+    pub template: bool,
+    /// Takes `stale_after:`.
+    pub stale_after: bool,
+    /// Redrawn as soon as the page hears of an alert change.
+    pub live: bool,
+    /// Drawn as a time chart: its drill-down adds the aggregation toggle and the points.
+    pub chart: bool,
+}
+
+/// The data a kind reads.
+#[derive(Debug)]
+pub enum Source {
+    /// No data source (images, the alerts panel).
+    None,
+    /// Optional data: a `sql:` query only (custom_template).
+    SqlOnly,
+    /// Columns by role: `columns: {value: usage, series_label: host}`.
+    Roles {
+        roles: &'static [&'static str],
+        required: &'static [&'static str],
+        /// The `value` role must be numeric.
+        numeric_value: bool,
+    },
+    /// A list of columns to show (`columns: [{name: …}]`).
+    Columns,
+}
+
+/// What `endpoint:` may name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    None,
+    /// A registered image function, required.
+    Image,
+    /// A registered data function, optional, instead of `sql:`.
+    Data,
+}
+
 #[async_trait]
 pub trait PanelKind: Send + Sync {
+    fn spec(&self) -> &'static KindSpec;
+
     /// The panel's answer for one request.
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError>;
 
@@ -19,7 +76,7 @@ pub trait PanelKind: Send + Sync {
     async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
         Err(PanelError::NotExportable {
             panel: run.panel.id.clone(),
-            kind: run.panel.config.kind.name(),
+            kind: self.spec().name,
         })
     }
 }

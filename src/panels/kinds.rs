@@ -1,11 +1,12 @@
 //! The registry of panel kinds: the one place that lists them. Each kind's folder holds its
-//! answer type, its run (query and shaping), its export query and its HTML fragment; adding a
-//! kind means a folder and three lines here.
+//! spec (name, size, the data and keys it takes), its answer type, its run (query and
+//! shaping), its export query and its HTML fragment; adding a kind means a folder and a line
+//! in each list here.
 
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::PanelKind;
+use super::kind::{KindSpec, PanelKind};
 use crate::config::PanelType;
 use crate::render::{FragmentOptions, RenderError};
 
@@ -31,17 +32,34 @@ pub enum PanelAnswer {
     Alerts(AlertsAnswer),
 }
 
-/// The component that runs panels of `kind`.
-pub fn kind(kind: PanelType) -> &'static dyn PanelKind {
-    match kind {
-        PanelType::Timeseries => &super::timeseries::Timeseries,
-        PanelType::Kpi => &super::kpi::Kpi,
-        PanelType::HealthStatus => &super::health::Health,
-        PanelType::Table => &super::table::Table,
-        PanelType::CustomImage => &super::custom_image::CustomImage,
-        PanelType::CustomTemplate => &super::custom_template::CustomTemplate,
-        PanelType::Alerts => &super::alerts::Alerts,
-    }
+/// Every kind, in the order error messages list them.
+pub const ALL: [&dyn PanelKind; 7] = [
+    &super::timeseries::Timeseries,
+    &super::kpi::Kpi,
+    &super::health::Health,
+    &super::table::Table,
+    &super::custom_image::CustomImage,
+    &super::custom_template::CustomTemplate,
+    &super::alerts::Alerts,
+];
+
+/// The component that runs panels of `kind`; none for a type no kind has (the configuration
+/// checks refuse those, so a loaded panel always has its kind).
+pub fn kind(kind: &PanelType) -> Option<&'static dyn PanelKind> {
+    ALL.into_iter().find(|k| k.spec().name == kind.name())
+}
+
+/// What is known of `kind` before any request.
+pub fn spec(kind: &PanelType) -> Option<&'static KindSpec> {
+    self::kind(kind).map(|k| k.spec())
+}
+
+/// The YAML names of every kind: `` `timeseries`, `kpi`, … ``.
+pub fn names() -> String {
+    ALL.iter()
+        .map(|k| format!("`{}`", k.spec().name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl PanelAnswer {

@@ -13,7 +13,7 @@ mod export;
 mod functions;
 mod health;
 mod kind;
-mod kinds;
+pub mod kinds;
 mod kpi;
 mod request;
 mod sqlgen;
@@ -24,12 +24,12 @@ pub mod values;
 
 pub use crate::config::{AggregationRule, AggregationRules, Bucket};
 pub use alerts::{ActiveAlert, TABLE as ALERTS_TABLE};
-pub use answer::{Header, PanelData, Range};
-pub use cache::{CacheStats, PanelCache};
-pub use engine::PanelEngine;
+pub use answer::{Header, Range};
+pub use cache::{CacheStats, PanelCache, PanelData};
+pub use engine::{PanelEngine, TenantConfigs};
 pub use functions::{DataFunction, ImageFunction, Registry};
 pub use health::ServiceHealth;
-pub use kind::PanelKind;
+pub use kind::{Endpoint, KindSpec, PanelKind, Source};
 pub use kinds::{
     AlertsAnswer, HealthAnswer, ImageAnswer, KpiAnswer, PanelAnswer, TableAnswer, TemplateAnswer,
     TimeseriesAnswer,
@@ -89,6 +89,9 @@ pub enum PanelError {
     Function { panel: String, message: String },
     #[error("panel `{panel}` is a {kind} panel; it has no rows to export")]
     NotExportable { panel: String, kind: &'static str },
+    /// A panel whose `type:` no kind has; the configuration checks refuse it before this.
+    #[error("panel `{panel}`: no panel type `{kind}`")]
+    UnknownKind { panel: String, kind: String },
 }
 
 /// Everything a panel type needs to run one request.
@@ -114,6 +117,14 @@ impl Run<'_> {
                 panel: self.panel.id.clone(),
                 source,
             })
+    }
+
+    /// The panel's kind.
+    pub fn kind(&self) -> Result<&'static dyn PanelKind, PanelError> {
+        kinds::kind(&self.panel.config.kind).ok_or_else(|| PanelError::UnknownKind {
+            panel: self.panel.id.clone(),
+            kind: self.panel.config.kind.to_string(),
+        })
     }
 
     pub fn shape_error(&self, message: impl Into<String>) -> PanelError {

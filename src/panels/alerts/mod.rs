@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::PanelKind;
+use super::kind::{Endpoint, KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{floats, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
@@ -55,8 +55,25 @@ pub struct ActiveAlert {
 
 pub struct Alerts;
 
+static SPEC: KindSpec = KindSpec {
+    name: "alerts",
+    default_size: (6, 2),
+    source: Source::None,
+    sql_columns: &[],
+    display_keys: &[],
+    endpoint: Endpoint::None,
+    template: false,
+    stale_after: false,
+    live: true,
+    chart: false,
+};
+
 #[async_trait]
 impl PanelKind for Alerts {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
         answer(run).await.map(PanelAnswer::Alerts)
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
 use super::functions::function_error;
-use super::kind::PanelKind;
+use super::kind::{Endpoint, KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::{PanelError, Run};
 use crate::render::{RenderError, fragment_environment, render_fragment};
@@ -32,8 +32,25 @@ pub struct ImageAnswer {
 
 pub struct CustomImage;
 
+static SPEC: KindSpec = KindSpec {
+    name: "custom_image",
+    default_size: (6, 2),
+    source: Source::None,
+    sql_columns: &[],
+    display_keys: &["width", "height"],
+    endpoint: Endpoint::Image,
+    template: false,
+    stale_after: false,
+    live: false,
+    chart: false,
+};
+
 #[async_trait]
 impl PanelKind for CustomImage {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
         let name = run.panel.config.endpoint_name().unwrap_or_default();
         let function = run.functions.image(run, name)?;

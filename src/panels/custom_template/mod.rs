@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::answer::Header;
 use super::functions::function_error;
-use super::kind::PanelKind;
+use super::kind::{Endpoint, KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{column_names, json_rows};
 use super::{Bucket, PanelError, Run, sqlgen};
@@ -29,8 +29,25 @@ pub struct TemplateAnswer {
 
 pub struct CustomTemplate;
 
+static SPEC: KindSpec = KindSpec {
+    name: "custom_template",
+    default_size: (6, 2),
+    source: Source::SqlOnly,
+    sql_columns: &[],
+    display_keys: &[],
+    endpoint: Endpoint::Data,
+    template: true,
+    stale_after: false,
+    live: false,
+    chart: false,
+};
+
 #[async_trait]
 impl PanelKind for CustomTemplate {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
         answer(run).await.map(PanelAnswer::CustomTemplate)
     }
@@ -40,7 +57,7 @@ impl PanelKind for CustomTemplate {
             Some(sql) => Ok((sql.clone(), range_params(run))),
             None => Err(PanelError::NotExportable {
                 panel: run.panel.id.clone(),
-                kind: run.panel.config.kind.name(),
+                kind: SPEC.name,
             }),
         }
     }

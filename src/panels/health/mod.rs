@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::PanelKind;
+use super::kind::{Endpoint, KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{has_column, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
@@ -52,8 +52,29 @@ pub struct ServiceHealth {
 
 pub struct Health;
 
+static SPEC: KindSpec = KindSpec {
+    name: "health_status",
+    default_size: (4, 1),
+    source: Source::Roles {
+        roles: &["service_name", "status_value", "timestamp", "error_message"],
+        required: &["service_name", "status_value"],
+        numeric_value: false,
+    },
+    sql_columns: &["service", "status", "time"],
+    display_keys: &["status_mapping", "unknown_color"],
+    endpoint: Endpoint::None,
+    template: false,
+    stale_after: true,
+    live: false,
+    chart: false,
+};
+
 #[async_trait]
 impl PanelKind for Health {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
         answer(run).await.map(PanelAnswer::HealthStatus)
     }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::PanelKind;
+use super::kind::{Endpoint, KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{floats, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
@@ -44,8 +44,29 @@ pub struct KpiAnswer {
 
 pub struct Kpi;
 
+static SPEC: KindSpec = KindSpec {
+    name: "kpi",
+    default_size: (4, 1),
+    source: Source::Roles {
+        roles: &["value", "timestamp"],
+        required: &["value"],
+        numeric_value: true,
+    },
+    sql_columns: &["value"],
+    display_keys: &["unit", "decimals", "thresholds", "show_delta"],
+    endpoint: Endpoint::None,
+    template: false,
+    stale_after: false,
+    live: false,
+    chart: false,
+};
+
 #[async_trait]
 impl PanelKind for Kpi {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
         answer(run).await.map(PanelAnswer::Kpi)
     }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::answer::Header;
-use super::kind::PanelKind;
+use super::kind::{Endpoint, KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{floats, json_rows};
 use super::{PanelError, Run};
@@ -55,8 +55,30 @@ pub struct ColumnHeading {
 
 pub struct Table;
 
+static SPEC: KindSpec = KindSpec {
+    name: "table",
+    default_size: (12, 3),
+    source: Source::Columns,
+    sql_columns: &[],
+    display_keys: &[
+        "sortable",
+        "default_sort",
+        "default_sort_order",
+        "pagination",
+    ],
+    endpoint: Endpoint::None,
+    template: false,
+    stale_after: false,
+    live: false,
+    chart: false,
+};
+
 #[async_trait]
 impl PanelKind for Table {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
         answer(run).await.map(PanelAnswer::Table)
     }

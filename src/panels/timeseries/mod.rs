@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::PanelKind;
+use super::kind::{Endpoint, KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{floats, has_column, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run};
@@ -66,8 +66,35 @@ impl<'de> Deserialize<'de> for Point {
 
 pub struct Timeseries;
 
+static SPEC: KindSpec = KindSpec {
+    name: "timeseries",
+    default_size: (8, 2),
+    source: Source::Roles {
+        roles: &["timestamp", "value", "series_label"],
+        required: &["value"],
+        numeric_value: true,
+    },
+    sql_columns: &["time", "value"],
+    display_keys: &[
+        "y_axis_label",
+        "y_axis_range",
+        "line_color",
+        "colors",
+        "fill_area",
+    ],
+    endpoint: Endpoint::None,
+    template: false,
+    stale_after: false,
+    live: false,
+    chart: true,
+};
+
 #[async_trait]
 impl PanelKind for Timeseries {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError> {
         answer(run).await.map(PanelAnswer::Timeseries)
     }
