@@ -101,3 +101,85 @@ impl Validated {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::storage::{OpenMode, Store};
+
+    async fn tenant(dir: &std::path::Path) -> (Arc<Store>, Arc<TenantStore>) {
+        std::fs::create_dir_all(dir.join("tenants/acme")).unwrap();
+        let config = StorageConfig {
+            object_store: "memory://".into(),
+            ..Default::default()
+        };
+        let store = Store::open(
+            config,
+            &dir.join("data"),
+            &dir.join("tenants"),
+            OpenMode::ReadWrite,
+        )
+        .await
+        .unwrap();
+        let tenant = store.tenant("acme").await.unwrap();
+        (store, tenant)
+    }
+
+    #[tokio::test]
+    async fn a_later_chunk_that_contradicts_an_earlier_one_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, tenant) = tenant(dir.path()).await;
+        let mut write = Write::to(tenant.clone(), "events").unwrap();
+        let first = "{\"time\": 1, \"host\": \"a\", \"n\": 1.5}\n";
+        assert_eq!(
+            write
+                .decode(Format::Ndjson, first.as_bytes(), Precision::Milliseconds)
+                .unwrap(),
+            1
+        );
+        // `n` became a float field in the first chunk; a string now is a conflict.
+        let second = "{\"time\": 2, \"n\": \"many\"}\n";
+        let err = write
+            .decode(Format::Ndjson, second.as_bytes(), Precision::Milliseconds)
+            .unwrap_err();
+        assert!(err.to_string().contains('n'), "{err}");
+        assert!(tenant.table("events").is_none(), "nothing appended yet");
+        let rows = write.validated().append().await.unwrap();
+        assert_eq!(rows, 1, "only the chunk that decoded");
+    }
+
+    #[tokio::test]
+    async fn rows_made_by_the_server_take_the_same_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, tenant) = tenant(dir.path()).await;
+        assert!(
+            Write::to(tenant.clone(), "../etc").is_err(),
+            "bad table name"
+        );
+        let mut write = Write::to(tenant.clone(), "alerts").unwrap();
+        let err = write
+            .rows(Precision::Milliseconds, |b| {
+                b.begin_row(1);
+                b.set("rule", super::super::Value::Str("cpu".into()));
+                b.end_row();
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("invalid line"),
+            "a row without time: {err}"
+        );
+        write
+            .rows(Precision::Milliseconds, |b| {
+                b.begin_row(1);
+                b.set("time", super::super::Value::Int(1_000));
+                b.set("rule", super::super::Value::Str("cpu".into()));
+                b.end_row();
+            })
+            .unwrap();
+        let checked = write.validated();
+        assert_eq!(checked.rows(), 1);
+        assert_eq!(checked.append().await.unwrap(), 1);
+        assert_eq!(tenant.table("alerts").unwrap().stats().buffered_rows, 1);
+    }
+}

@@ -79,3 +79,62 @@ pub fn channel_for(
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::routing::Group;
+    use crate::config::WebhookFormat;
+
+    fn config(kind: ChannelType, url: Option<&str>) -> ChannelConfig {
+        ChannelConfig {
+            name: "ops".into(),
+            kind,
+            url: url.map(str::to_string),
+            format: WebhookFormat::Alertmanager,
+            to: vec![],
+            from: None,
+            smtp: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_are_typed_and_name_the_place() {
+        let http = reqwest::Client::new();
+        assert!(matches!(
+            Webhook::new(&config(ChannelType::Webhook, None), http.clone()),
+            Err(ChannelError::NoUrl)
+        ));
+        // Nothing listens on port 9 of loopback: the request itself fails, naming the URL.
+        let hook = Webhook::new(
+            &config(ChannelType::Webhook, Some("http://127.0.0.1:9/hook")),
+            http,
+        )
+        .unwrap();
+        let group = Group {
+            route: 0,
+            status: "firing",
+            group_labels: Default::default(),
+            alerts: vec![],
+        };
+        let message = Message {
+            tenant: "acme",
+            channel: "ops",
+            group: &group,
+            at: 0,
+        };
+        let err = hook.send(&message).await.unwrap_err();
+        assert!(matches!(err, ChannelError::Request { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("http://127.0.0.1:9/hook"),
+            "{err}"
+        );
+        let email = EmailChannel::new(
+            &config(ChannelType::Email, None),
+            "no-port-here",
+            "opsboard@example.test",
+        );
+        let err = email.send(&message).await.unwrap_err();
+        assert_eq!(err.to_string(), "smtp `no-port-here`: not host:port");
+    }
+}
