@@ -313,7 +313,7 @@ async fn run_ingest(
     precision: &str,
     file: &Path,
 ) -> Result<()> {
-    let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
+    let (config, store) = open_store(&common, OpenMode::ReadWrite).await?;
     let tenant = store.tenant(tenant).await?;
     let precision: Precision = precision.parse()?;
     let bytes = std::fs::metadata(file)
@@ -324,7 +324,7 @@ async fn run_ingest(
             "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
         )?);
     // Decode everything first: a bad line anywhere means nothing is written.
-    let mut write = ingest::Write::to(tenant.clone(), table)?;
+    let mut write = ingest::Write::to(tenant.clone(), table, (&config.ingest).into())?;
     let is_parquet = file.extension().is_some_and(|e| e == "parquet");
     if is_parquet {
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(

@@ -282,3 +282,75 @@ async fn query_limits_give_clear_errors() {
     );
     server.stop().await;
 }
+
+/// Writes the server would have to undo or that reshape what it owns: rows past retention
+/// (422 naming the lines, or dropped on request), the alert history (403), shapes past the
+/// limits (400 naming the limit). Each leaves the stored data as it was.
+#[tokio::test]
+async fn writes_past_retention_limits_or_into_system_tables_are_refused() {
+    let dirs = TestDirs::new(&["acme"]);
+    std::fs::write(
+        dirs.tenants().join("acme/tenant.yaml"),
+        "tables:\n  cpu:\n    retention: 7d\n",
+    )
+    .unwrap();
+    let mut config = dirs.config();
+    config.ingest.max_columns_per_write = 3;
+    let server = TestServer::start(config).await;
+    let nd = "application/x-ndjson";
+    let now = chrono::Utc::now().timestamp_millis();
+    let old = now - 8 * 86_400_000;
+    let body = format!("{{\"time\":{now},\"v\":1}}\n{{\"time\":{old},\"v\":2}}\n");
+
+    let (status, answer) = server.write("acme", "cpu", nd, body.clone()).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["details"][0]["line"], 2, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("retention of 7days"),
+        "{answer}"
+    );
+    assert_eq!(server.count("acme", "cpu").await, 0, "nothing written");
+
+    let (status, answer) = server
+        .write_with("acme", "cpu", nd, "?on_expired=drop", body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            answer["rows_written"].as_u64(),
+            answer["rows_dropped"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let (status, answer) = server
+        .write_with("acme", "cpu", nd, "?on_expired=maybe", "{\"time\":1}\n")
+        .await;
+    assert_eq!(status, 400, "{answer}");
+
+    let history = format!("{{\"time\":{now},\"rule\":\"fake\",\"state\":\"firing\"}}\n");
+    let (status, answer) = server.write("acme", "alerts", nd, history).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("alerts"),
+        "{answer}"
+    );
+    let (status, _) = server.query("acme", "SELECT * FROM alerts").await;
+    assert_ne!(status, 200, "no alerts table was made by the write");
+
+    let wide = format!("{{\"time\":{now},\"a\":1,\"b\":2,\"c\":3}}\n");
+    let (status, answer) = server.write("acme", "wide", nd, wide).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("columns per write limit of 3"),
+        "{answer}"
+    );
+    let (status, _) = server.query("acme", "SELECT * FROM wide").await;
+    assert_ne!(status, 200, "the wide table does not exist");
+    server.stop().await;
+}

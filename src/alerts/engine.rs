@@ -19,8 +19,9 @@ use super::routing::Outgoing;
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
 use super::store::{AlertStore, Silence};
 use crate::clock::{SharedClock, Timestamp};
+use crate::config::IngestConfig;
 use crate::config::{AlertRule, TenantAlerts, TenantPanels};
-use crate::ingest::{BatchBuilder, Precision, Value as Cell, Write};
+use crate::ingest::{BatchBuilder, Limits, Precision, Value as Cell, Write};
 use crate::live::LiveConfigs;
 use crate::panels::{ALERTS_TABLE, PanelAnswer, PanelEngine, PanelRequest, RequestedRange, values};
 use crate::query::QueryEngine;
@@ -440,7 +441,8 @@ impl AlertEngine {
         };
         let result = async {
             let store = self.tenants.tenant(tenant).await?;
-            let mut write = Write::to(store, ALERTS_TABLE)?;
+            let mut write =
+                Write::system(store, ALERTS_TABLE, Limits::from(&IngestConfig::default()))?;
             write
                 .rows(Precision::Milliseconds, fill)
                 .map_err(|e| AlertError::History(e.to_string()))?;

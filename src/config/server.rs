@@ -210,12 +210,21 @@ impl Default for QueryConfig {
 pub struct IngestConfig {
     /// Largest accepted write body; bigger bodies get 413.
     pub max_body_bytes: usize,
+    /// Most columns one write may carry (time included).
+    pub max_columns_per_write: usize,
+    /// Most columns a table may grow to (time included).
+    pub max_columns_per_table: usize,
+    /// Most tables a tenant may have.
+    pub max_tables_per_tenant: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024 * 1024,
+            max_columns_per_write: 500,
+            max_columns_per_table: 500,
+            max_tables_per_tenant: 2_000,
         }
     }
 }

@@ -49,6 +49,8 @@ impl ApiError {
             }
             ApiError::Ingest(IngestError::Arrow(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Ingest(IngestError::Schema(e)) => storage_status(e),
+            ApiError::Ingest(IngestError::Expired { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Ingest(IngestError::SystemTable(_)) => StatusCode::FORBIDDEN,
             ApiError::Ingest(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage(e) | ApiError::Panel(PanelError::Storage(e)) => storage_status(e),
             ApiError::Query(QueryError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
@@ -115,7 +117,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let details = match &self {
-            ApiError::Ingest(IngestError::InvalidLines { details, .. }) => json!(details),
+            ApiError::Ingest(
+                IngestError::InvalidLines { details, .. } | IngestError::Expired { details, .. },
+            ) => json!(details),
             _ => json!([]),
         };
         if status.is_server_error() {

@@ -57,12 +57,22 @@ fn login_csrf_name(state: &AppState) -> &'static str {
     }
 }
 
-/// Only a path on this server, so the login form cannot be used to bounce users elsewhere.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
+/// Only a path on this server, so the login form cannot be used to bounce users elsewhere. The
+/// path is judged as a browser will read it — tabs, CR and LF removed, `\` taken as `/` — so
+/// `/\t/evil.example` (which a browser follows as `//evil.example`) becomes `/`.
+fn safe_next(next: &str) -> String {
+    let as_browser_reads: String = next
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let same_origin = as_browser_reads.starts_with('/')
+        && !as_browser_reads.starts_with("//")
+        && !as_browser_reads.chars().any(char::is_control);
+    if same_origin {
+        as_browser_reads
     } else {
-        "/"
+        "/".into()
     }
 }
 
@@ -119,7 +129,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
         .await
         .map_err(|e| super::ApiError::BadRequest(format!("cannot read the form: {e}")))?;
     let form = Form::parse(&body);
-    let next = safe_next(form.get("next")).to_string();
+    let next = safe_next(form.get("next"));
     let email = form.get("email");
     let expected = cookie(&headers, login_csrf_name(&state)).unwrap_or("");
     if expected.is_empty() || !same_secret(form.get("_csrf"), expected) {
@@ -233,4 +243,34 @@ async fn logout(
         cleared_cookie(&state, state.auth.cookie_name()),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_server_as_a_browser_reads_it() {
+        assert_eq!(safe_next("/t/acme?from=now-1h"), "/t/acme?from=now-1h");
+        for hostile in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\\\\evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "https://evil.example",
+            " //evil.example",
+            "/\u{0}/evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
+        }
+        assert_eq!(
+            safe_next("/t/a\\b"),
+            "/t/a/b",
+            "as the browser will request it"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{Access, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
-use crate::ingest::{Format, Precision, Write};
+use crate::ingest::{Format, Limits, OnExpired, Precision, Write};
 
 pub fn routes() -> Vec<Route> {
     vec![Route::post(
@@ -24,11 +24,16 @@ pub fn routes() -> Vec<Route> {
 #[derive(Debug, Deserialize)]
 struct WriteParams {
     precision: Option<String>,
+    /// `refuse` (default) or `drop` rows older than the table's retention.
+    on_expired: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 struct WriteResponse {
     rows_written: usize,
+    /// Rows past the table's retention left out (`on_expired=drop` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows_dropped: Option<usize>,
 }
 
 async fn write(
@@ -45,7 +50,9 @@ async fn write(
         _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
     })?;
     let tenant = state.tenant(&tenant).await?;
-    let mut write = Write::to(tenant, &table)?;
+    let on_expired: OnExpired = params.on_expired.as_deref().unwrap_or("").parse()?;
+    let limits = Limits::from(&state.config.ingest);
+    let mut write = Write::to(tenant, &table, limits)?.on_expired(on_expired);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -59,6 +66,10 @@ async fn write(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
+    let dropped = checked.dropped();
     let rows_written = checked.append().await?;
-    Ok(Json(WriteResponse { rows_written }))
+    Ok(Json(WriteResponse {
+        rows_written,
+        rows_dropped: (on_expired == OnExpired::Drop).then_some(dropped),
+    }))
 }

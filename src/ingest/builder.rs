@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondArray, UInt64Builder,
+    ArrayRef, BooleanArray, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    StringDictionaryBuilder, TimestampNanosecondArray, UInt64Builder,
 };
 use arrow::datatypes::{Field, Int32Type, Schema};
 use arrow::record_batch::RecordBatch;
@@ -178,6 +178,10 @@ pub struct BatchBuilder {
     line: usize,
     errors: Vec<LineError>,
     error_count: usize,
+    /// Rows older than this (epoch ns) are past the table's retention.
+    oldest_ns: Option<i64>,
+    /// (row, line) of each such row.
+    expired: Vec<(usize, usize)>,
 }
 
 impl BatchBuilder {
@@ -193,7 +197,15 @@ impl BatchBuilder {
             line: 0,
             errors: vec![],
             error_count: 0,
+            oldest_ns: None,
+            expired: vec![],
         }
+    }
+
+    /// Marks rows older than `oldest_ns` as expired (see [`Self::finish_within`]).
+    pub fn with_oldest(mut self, oldest_ns: Option<i64>) -> Self {
+        self.oldest_ns = oldest_ns;
+        self
     }
 
     pub fn rows(&self) -> usize {
@@ -296,6 +308,9 @@ impl BatchBuilder {
             Ok(ns) => {
                 self.row_has_time = true;
                 self.times.push(ns);
+                if self.oldest_ns.is_some_and(|oldest| ns < oldest) {
+                    self.expired.push((self.completed, self.line));
+                }
             }
             Err(message) => {
                 // Keep columns aligned: the row still counts, the request fails anyway.
@@ -321,6 +336,45 @@ impl BatchBuilder {
             self.times.push(0);
         }
         self.completed += 1;
+    }
+
+    /// The batch and how many expired rows were dropped from it. Rows past the retention make
+    /// the whole body fail with their lines ([`IngestError::Expired`]), unless `drop_expired`.
+    pub fn finish_within(
+        mut self,
+        retention: &str,
+        drop_expired: bool,
+    ) -> Result<(RecordBatch, usize), IngestError> {
+        let expired = std::mem::take(&mut self.expired);
+        let batch = self.finish()?;
+        if expired.is_empty() {
+            return Ok((batch, 0));
+        }
+        if !drop_expired {
+            let details = expired
+                .iter()
+                .take(MAX_DETAILS)
+                .map(|(_, line)| LineError {
+                    line: *line,
+                    column: Some(TIME_COLUMN.into()),
+                    message: format!(
+                        "older than the table's retention of {retention}: it would be dropped \
+                         at the next maintenance (`on_expired=drop` writes the other rows)"
+                    ),
+                })
+                .collect();
+            return Err(IngestError::Expired {
+                details,
+                total: expired.len(),
+                retention: retention.to_string(),
+            });
+        }
+        let mut keep = vec![true; batch.num_rows()];
+        for (row, _) in &expired {
+            keep[*row] = false;
+        }
+        let kept = arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep))?;
+        Ok((kept, expired.len()))
     }
 
     /// The batch, or every problem found.

@@ -14,7 +14,7 @@ mod time;
 
 pub use arrow_input::normalize;
 pub use builder::{BatchBuilder, Value};
-pub use pipeline::{Validated, Write};
+pub use pipeline::{Limits, OnExpired, Validated, Write};
 pub use time::Precision;
 
 use arrow::record_batch::RecordBatch;
@@ -43,14 +43,30 @@ pub enum IngestError {
         details: Vec<LineError>,
         total: usize,
     },
+    #[error("{total} line(s) older than the table's retention of {retention}; nothing was written")]
+    Expired {
+        details: Vec<LineError>,
+        total: usize,
+        retention: String,
+    },
     #[error("the body holds no rows")]
     Empty,
+    #[error("table `{0}` is written by the server itself; it can be read, not written")]
+    SystemTable(String),
+    #[error("{what} limit of {limit} reached ({found}); nothing was written")]
+    Limit {
+        what: String,
+        limit: usize,
+        found: usize,
+    },
     #[error(
         "unsupported content type {0:?}: use application/json, application/x-ndjson or text/csv"
     )]
     UnsupportedFormat(String),
     #[error("invalid precision {0:?}: use s, ms, us or ns")]
     InvalidPrecision(String),
+    #[error("invalid on_expired {0:?}: use refuse or drop")]
+    InvalidOnExpired(String),
     #[error("building the batch failed: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     /// A later chunk of one write contradicts an earlier one (the `ingest` CLI's chunks).
@@ -108,12 +124,17 @@ pub fn decode(
     schema: &TableSchema,
 ) -> Result<RecordBatch, IngestError> {
     let mut builder = BatchBuilder::new(schema, precision);
-    match format {
-        Format::Json => json::decode_array(body, &mut builder),
-        Format::Ndjson => json::decode_ndjson(body, &mut builder),
-        Format::Csv => csv::decode(body, &mut builder),
-    }
+    decode_into(format, body, &mut builder);
     builder.finish()
+}
+
+/// Feeds a whole body to `builder`, row by row.
+pub fn decode_into(format: Format, body: &[u8], builder: &mut BatchBuilder) {
+    match format {
+        Format::Json => json::decode_array(body, builder),
+        Format::Ndjson => json::decode_ndjson(body, builder),
+        Format::Csv => csv::decode(body, builder),
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,60 @@
 //! The one write path every protocol and the CLI take: [`Write::to`] fixes the table's schema
-//! for this write (live, else declared, else `time` only), each body or batch is decoded and
-//! checked against it (the schema grows as new columns are seen), and only the [`Validated`]
-//! result of that can be appended — durably, all or nothing per append. A step cannot be
-//! skipped: `Validated` is made nowhere else.
+//! for this write (live, else declared, else `time` only) and refuses system tables and tables
+//! past the tenant's limit; each body or batch is decoded and checked against the schema (which
+//! grows as new columns are seen, within the column limits) and against the table's retention
+//! (a row that maintenance would drop at once is refused, or dropped on request); only the
+//! [`Validated`] result of that can be appended — durably, all or nothing per append. A step
+//! cannot be skipped: `Validated` is made nowhere else.
 
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use super::{BatchBuilder, Format, IngestError, Precision, decode, normalize};
+use super::{BatchBuilder, Format, IngestError, Precision, decode_into, normalize};
+use crate::config::{HumanDuration, IngestConfig};
+use crate::schema::SYSTEM_TABLES;
 use crate::storage::{StorageError, TableSchema, TenantStore, validate_table_name};
+
+/// The shape a write may have (`ingest.*` in opsboard.yaml).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub columns_per_write: usize,
+    pub columns_per_table: usize,
+    pub tables_per_tenant: usize,
+}
+
+impl From<&IngestConfig> for Limits {
+    fn from(c: &IngestConfig) -> Self {
+        Self {
+            columns_per_write: c.max_columns_per_write,
+            columns_per_table: c.max_columns_per_table,
+            tables_per_tenant: c.max_tables_per_tenant,
+        }
+    }
+}
+
+/// What to do with rows older than the table's retention, which maintenance would drop at
+/// once after acknowledging them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnExpired {
+    /// Refuse the whole write, naming the lines (422).
+    #[default]
+    Refuse,
+    /// Write the other rows and say how many were dropped.
+    Drop,
+}
+
+impl std::str::FromStr for OnExpired {
+    type Err = IngestError;
+
+    fn from_str(s: &str) -> Result<Self, IngestError> {
+        match s {
+            "refuse" | "" => Ok(Self::Refuse),
+            "drop" => Ok(Self::Drop),
+            other => Err(IngestError::InvalidOnExpired(other.to_string())),
+        }
+    }
+}
 
 /// A write being assembled: decoded batches not yet stored.
 pub struct Write {
@@ -17,6 +62,12 @@ pub struct Write {
     table: String,
     schema: TableSchema,
     batches: Vec<RecordBatch>,
+    limits: Limits,
+    on_expired: OnExpired,
+    /// Rows older than this (epoch ns) are past the table's retention.
+    oldest_ns: Option<i64>,
+    retention: Option<HumanDuration>,
+    dropped: usize,
 }
 
 /// Batches that decoded and type-checked, ready to append.
@@ -24,19 +75,56 @@ pub struct Validated {
     tenant: Arc<TenantStore>,
     table: String,
     batches: Vec<RecordBatch>,
+    dropped: usize,
 }
 
 impl Write {
-    /// Starts a write to `table` of `tenant`; a bad table name is refused here.
-    pub fn to(tenant: Arc<TenantStore>, table: &str) -> Result<Self, StorageError> {
+    /// Starts a write to `table` of `tenant` from a request or the CLI: a bad table name, a
+    /// system table or a new table past the tenant's limit is refused here.
+    pub fn to(tenant: Arc<TenantStore>, table: &str, limits: Limits) -> Result<Self, IngestError> {
+        if SYSTEM_TABLES.contains(&table) {
+            return Err(IngestError::SystemTable(table.to_string()));
+        }
+        let tables = tenant.tables().len();
+        if tenant.table(table).is_none() && tables >= limits.tables_per_tenant {
+            return Err(IngestError::Limit {
+                what: "tables per tenant".into(),
+                limit: limits.tables_per_tenant,
+                found: tables + 1,
+            });
+        }
+        Ok(Self::system(tenant, table, limits)?)
+    }
+
+    /// A write of rows the server makes itself (the alert history), system tables included.
+    pub fn system(
+        tenant: Arc<TenantStore>,
+        table: &str,
+        limits: Limits,
+    ) -> Result<Self, StorageError> {
         validate_table_name(table)?;
         let schema = tenant.schema_for_write(table);
+        let retention = tenant.retention(table).map(HumanDuration);
+        let oldest_ns = retention.map(|r| {
+            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+            now.saturating_sub(r.0.as_nanos().min(i64::MAX as u128) as i64)
+        });
         Ok(Self {
             tenant,
             table: table.to_string(),
             schema,
             batches: vec![],
+            limits,
+            on_expired: OnExpired::Refuse,
+            oldest_ns,
+            retention,
+            dropped: 0,
         })
+    }
+
+    pub fn on_expired(mut self, policy: OnExpired) -> Self {
+        self.on_expired = policy;
+        self
     }
 
     /// A body in one of the text formats; returns its rows. CPU work: run it off the async
@@ -47,8 +135,7 @@ impl Write {
         body: &[u8],
         precision: Precision,
     ) -> Result<usize, IngestError> {
-        let batch = decode(format, body, precision, &self.schema)?;
-        self.accept(batch)
+        self.rows(precision, |builder| decode_into(format, body, builder))
     }
 
     /// An Arrow batch from a file (Parquet), cast to the table's column types.
@@ -57,20 +144,43 @@ impl Write {
         self.accept(batch)
     }
 
-    /// Rows the server makes itself (the alert history), set value by value as a decoder would.
+    /// Rows set value by value, as a decoder or the server itself does (the alert history).
     pub fn rows(
         &mut self,
         precision: Precision,
         fill: impl FnOnce(&mut BatchBuilder),
     ) -> Result<usize, IngestError> {
-        let mut builder = BatchBuilder::new(&self.schema, precision);
+        let mut builder = BatchBuilder::new(&self.schema, precision).with_oldest(self.oldest_ns);
         fill(&mut builder);
-        let batch = builder.finish()?;
+        let retention = self.retention.map(|r| r.to_string()).unwrap_or_default();
+        let drop = self.on_expired == OnExpired::Drop;
+        let (batch, dropped) = builder.finish_within(&retention, drop)?;
+        self.dropped += dropped;
+        if batch.num_rows() == 0 {
+            return Ok(0);
+        }
         self.accept(batch)
     }
 
     fn accept(&mut self, batch: RecordBatch) -> Result<usize, IngestError> {
-        self.schema = self.schema.merge(&self.table, &batch.schema())?;
+        let columns = batch.num_columns();
+        if columns > self.limits.columns_per_write {
+            return Err(IngestError::Limit {
+                what: "columns per write".into(),
+                limit: self.limits.columns_per_write,
+                found: columns,
+            });
+        }
+        let merged = self.schema.merge(&self.table, &batch.schema())?;
+        let columns = merged.columns().len();
+        if columns > self.limits.columns_per_table && columns > self.schema.columns().len() {
+            return Err(IngestError::Limit {
+                what: format!("columns per table (`{}`)", self.table),
+                limit: self.limits.columns_per_table,
+                found: columns,
+            });
+        }
+        self.schema = merged;
         let rows = batch.num_rows();
         self.batches.push(batch);
         Ok(rows)
@@ -82,6 +192,7 @@ impl Write {
             tenant: self.tenant,
             table: self.table,
             batches: self.batches,
+            dropped: self.dropped,
         }
     }
 }
@@ -89,6 +200,11 @@ impl Write {
 impl Validated {
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Rows left out because they were past the table's retention (`on_expired=drop`).
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 
     /// Appends every batch (WAL + fsync, then visible); returns the rows written. A single
@@ -107,6 +223,12 @@ mod tests {
     use super::*;
     use crate::config::StorageConfig;
     use crate::storage::{OpenMode, Store};
+
+    const LIMITS: Limits = Limits {
+        columns_per_write: 4,
+        columns_per_table: 5,
+        tables_per_tenant: 3,
+    };
 
     async fn tenant(dir: &std::path::Path) -> (Arc<Store>, Arc<TenantStore>) {
         std::fs::create_dir_all(dir.join("tenants/acme")).unwrap();
@@ -130,7 +252,7 @@ mod tests {
     async fn a_later_chunk_that_contradicts_an_earlier_one_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (_store, tenant) = tenant(dir.path()).await;
-        let mut write = Write::to(tenant.clone(), "events").unwrap();
+        let mut write = Write::to(tenant.clone(), "events", LIMITS).unwrap();
         let first = "{\"time\": 1, \"host\": \"a\", \"n\": 1.5}\n";
         assert_eq!(
             write
@@ -154,10 +276,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_store, tenant) = tenant(dir.path()).await;
         assert!(
-            Write::to(tenant.clone(), "../etc").is_err(),
+            Write::to(tenant.clone(), "../etc", LIMITS).is_err(),
             "bad table name"
         );
-        let mut write = Write::to(tenant.clone(), "alerts").unwrap();
+        assert!(matches!(
+            Write::to(tenant.clone(), "alerts", LIMITS),
+            Err(IngestError::SystemTable(_))
+        ));
+        let mut write = Write::system(tenant.clone(), "alerts", LIMITS).unwrap();
         let err = write
             .rows(Precision::Milliseconds, |b| {
                 b.begin_row(1);
@@ -181,5 +307,112 @@ mod tests {
         assert_eq!(checked.rows(), 1);
         assert_eq!(checked.append().await.unwrap(), 1);
         assert_eq!(tenant.table("alerts").unwrap().stats().buffered_rows, 1);
+    }
+
+    #[tokio::test]
+    async fn shape_limits_name_the_limit_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, tenant) = tenant(dir.path()).await;
+        let wide = "{\"time\": 1, \"a\": 1, \"b\": 2, \"c\": 3, \"d\": 4}\n";
+        let mut write = Write::to(tenant.clone(), "wide", LIMITS).unwrap();
+        let err = write
+            .decode(Format::Ndjson, wide.as_bytes(), Precision::Milliseconds)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "columns per write limit of 4 reached (5); nothing was written"
+        );
+        // Two writes of four columns each would grow the table to six.
+        let mut write = Write::to(tenant.clone(), "grow", LIMITS).unwrap();
+        let first = "{\"time\": 1, \"a\": 1, \"b\": 2, \"c\": 3}\n";
+        write
+            .decode(Format::Ndjson, first.as_bytes(), Precision::Milliseconds)
+            .unwrap();
+        write.validated().append().await.unwrap();
+        let mut write = Write::to(tenant.clone(), "grow", LIMITS).unwrap();
+        let second = "{\"time\": 2, \"d\": 1, \"e\": 2}\n";
+        let err = write
+            .decode(Format::Ndjson, second.as_bytes(), Precision::Milliseconds)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("columns per table (`grow`)"),
+            "{err}"
+        );
+        let mut ok = Write::to(tenant.clone(), "grow", LIMITS).unwrap();
+        let narrow = "{\"time\": 3, \"a\": 9}\n";
+        ok.decode(Format::Ndjson, narrow.as_bytes(), Precision::Milliseconds)
+            .unwrap();
+        for table in ["t2", "t3"] {
+            Write::to(tenant.clone(), table, LIMITS).unwrap();
+            tenant
+                .write(
+                    table,
+                    crate::ingest::decode(
+                        Format::Ndjson,
+                        b"{\"time\": 1}\n",
+                        Precision::Milliseconds,
+                        &TableSchema::default(),
+                    )
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        let err = Write::to(tenant.clone(), "t4", LIMITS).err().unwrap();
+        assert!(
+            err.to_string().starts_with("tables per tenant limit of 3"),
+            "{err}"
+        );
+        assert!(
+            Write::to(tenant.clone(), "grow", LIMITS).is_ok(),
+            "existing tables still take writes"
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_past_retention_are_refused_with_their_lines_or_dropped_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, tenant) = tenant(dir.path()).await;
+        let mut settings = crate::config::TenantConfig::default();
+        settings.tables.insert(
+            "cpu".into(),
+            crate::config::TableConfig {
+                retention: Some(HumanDuration::from_secs(7 * 86_400)),
+                ..Default::default()
+            },
+        );
+        tenant.apply_settings(settings);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let old = now_ms - 8 * 86_400_000;
+        let body = format!(
+            "{{\"time\": {now_ms}, \"v\": 1}}\n\n{{\"time\": {old}, \"v\": 2}}\n{{\"time\": {now_ms}, \"v\": 3}}\n"
+        );
+        let mut write = Write::to(tenant.clone(), "cpu", LIMITS).unwrap();
+        let err = write
+            .decode(Format::Ndjson, body.as_bytes(), Precision::Milliseconds)
+            .unwrap_err();
+        match &err {
+            IngestError::Expired {
+                details,
+                total,
+                retention,
+            } => {
+                assert_eq!((*total, retention.as_str()), (1, "7days"));
+                assert_eq!(details[0].line, 3, "the blank line counts");
+            }
+            other => panic!("expected Expired, got {other}"),
+        }
+        let mut write = Write::to(tenant.clone(), "cpu", LIMITS)
+            .unwrap()
+            .on_expired(OnExpired::Drop);
+        assert_eq!(
+            write
+                .decode(Format::Ndjson, body.as_bytes(), Precision::Milliseconds)
+                .unwrap(),
+            2
+        );
+        let checked = write.validated();
+        assert_eq!((checked.rows(), checked.dropped()), (2, 1));
+        assert_eq!(checked.append().await.unwrap(), 2);
     }
 }

@@ -53,12 +53,17 @@ impl TenantStore {
     }
 
     fn retention_ms(&self, table: &str) -> Option<i64> {
+        self.retention(table).map(|d| d.as_millis() as i64)
+    }
+
+    /// How long `table` keeps rows: its own retention, else the server's; none keeps them.
+    pub fn retention(&self, table: &str) -> Option<std::time::Duration> {
         self.settings()
             .tables
             .get(table)
             .and_then(|t| t.retention)
             .or(self.config.retention)
-            .map(|d| d.0.as_millis() as i64)
+            .map(|d| d.0)
     }
 
     fn delete_after(&self, now_ms: i64) -> i64 {

@@ -21,7 +21,7 @@ use super::{Bucket, PanelError, Run, sqlgen};
 use crate::clock::Timestamp;
 use crate::query::Params;
 
-pub const TABLE: &str = "alerts";
+pub const TABLE: &str = crate::schema::SYSTEM_TABLES[0];
 
 /// The newest change of every rule × label set, kept when it is not at rest.
 const ACTIVE_SQL: &str = "SELECT rule, severity, state, labels, value, message, time AS since FROM \
