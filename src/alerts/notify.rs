@@ -1,14 +1,25 @@
 //! Getting alerts to people: each cycle's alerts are grouped per route ([`super::routing`]),
 //! and each group goes to each of the route's channels ([`super::channels`]). Remote channels
 //! are retried with exponential backoff in their own task (retries must not hold up the next
-//! evaluation) and every attempt's outcome is written to the tenant's delivery log.
+//! evaluation) and every outcome is written to the tenant's delivery log.
+//!
+//! Messages of one alert group to one channel go out in the order they were dispatched, one
+//! at a time (a [`Lane`]), and an alert a newer message speaks of is taken out of an older
+//! message still waiting to retry: a "firing" that failed once can never arrive after the
+//! "resolved" that followed it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 use super::channels::{Channel, ChannelContext, ChannelError, Message, channel_for};
 use super::routing::{Group, Outgoing, group};
-use super::store::{AlertStore, Delivery};
+use super::state::labels_key;
+use super::store::{AlertStore, Delivery as LoggedDelivery};
 use crate::config::TenantAlerts;
 
 #[derive(Debug, Clone)]
@@ -19,11 +30,73 @@ pub struct NotifySettings {
     pub backoff: Duration,
 }
 
+/// One message's place: whose, which channel, which lane and its number there.
+struct Delivery<'a> {
+    tenant: &'a str,
+    channel: &'a str,
+    lane: &'a Lane,
+    number: u64,
+    at: i64,
+}
+
 #[derive(Clone)]
 pub struct Notifier {
     store: AlertStore,
     context: ChannelContext,
     settings: NotifySettings,
+    lanes: Arc<parking_lot::Mutex<HashMap<String, Arc<Lane>>>>,
+}
+
+/// The deliveries of one alert group to one channel.
+#[derive(Default)]
+struct Lane {
+    /// Numbers the messages in dispatch order.
+    next: AtomicU64,
+    /// The newest message that speaks of each alert (by label set).
+    newest: parking_lot::Mutex<HashMap<String, u64>>,
+    /// Completion of the last message dispatched: the next one waits for it.
+    tail: parking_lot::Mutex<Option<Shared<BoxFuture<'static, ()>>>>,
+}
+
+impl Lane {
+    /// Takes a place in the lane: the message's number and the delivery it must wait for.
+    fn enter(&self, g: &Group) -> (u64, Option<Shared<BoxFuture<'static, ()>>>, Done) {
+        let number = self.next.fetch_add(1, Ordering::SeqCst);
+        let mut newest = self.newest.lock();
+        for a in &g.alerts {
+            newest.insert(labels_key(&a.labels), number);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let done: BoxFuture<'static, ()> = rx.map(|_| ()).boxed();
+        let previous = self.tail.lock().replace(done.shared());
+        (number, previous, Done(Some(tx)))
+    }
+
+    /// The group without the alerts a newer message speaks of; none when nothing is left.
+    fn current(&self, g: &Group, number: u64) -> Option<Group> {
+        let newest = self.newest.lock();
+        let alerts: Vec<Outgoing> = g
+            .alerts
+            .iter()
+            .filter(|a| newest.get(&labels_key(&a.labels)) == Some(&number))
+            .cloned()
+            .collect();
+        (!alerts.is_empty()).then(|| Group {
+            alerts,
+            ..g.clone()
+        })
+    }
+}
+
+/// Signals the next message of the lane when dropped (sent, failed, superseded or panicked).
+struct Done(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 impl Notifier {
@@ -42,7 +115,17 @@ impl Notifier {
             store,
             context,
             settings,
+            lanes: Arc::default(),
         }
+    }
+
+    fn lane(&self, tenant: &str, channel: &str, g: &Group) -> Arc<Lane> {
+        let key = format!(
+            "{tenant}\u{1f}{channel}\u{1f}{}\u{1f}{}",
+            g.route,
+            labels_key(&g.group_labels)
+        );
+        self.lanes.lock().entry(key).or_default().clone()
     }
 
     /// Sends one cycle's alerts; returns the tasks of remote deliveries.
@@ -63,7 +146,7 @@ impl Notifier {
                 let channel = match channel_for(channel_config, &self.context) {
                     Ok(channel) => Arc::<dyn Channel>::from(channel),
                     Err(e) => {
-                        self.log(tenant, name, &g, now, 0, Err(e)).await;
+                        self.log(tenant, name, &g, now, 0, Some(Err(e))).await;
                         continue;
                     }
                 };
@@ -79,16 +162,23 @@ impl Notifier {
                     }
                     continue;
                 }
+                let lane = self.lane(tenant, name, &g);
+                let (number, previous, done) = lane.enter(&g);
                 let (this, tenant, name, g) =
                     (self.clone(), tenant.to_string(), name.clone(), g.clone());
                 tasks.push(tokio::spawn(async move {
-                    let message = Message {
+                    let _done = done;
+                    if let Some(previous) = previous {
+                        previous.await;
+                    }
+                    let delivery = Delivery {
                         tenant: &tenant,
                         channel: &name,
-                        group: &g,
+                        lane: &lane,
+                        number,
                         at: now,
                     };
-                    let (attempts, result) = this.send_with_retries(&*channel, &message).await;
+                    let (attempts, result) = this.send_in_turn(&*channel, &delivery, &g).await;
                     this.log(&tenant, &name, &g, now, attempts, result).await;
                 }));
             }
@@ -96,18 +186,31 @@ impl Notifier {
         tasks
     }
 
-    async fn send_with_retries(
+    /// Sends the message's alerts no newer message speaks of, retrying with backoff; none
+    /// when every alert was superseded before it went out.
+    async fn send_in_turn(
         &self,
         channel: &dyn Channel,
-        message: &Message<'_>,
-    ) -> (u32, Result<(), ChannelError>) {
+        d: &Delivery<'_>,
+        g: &Group,
+    ) -> (u32, Option<Result<(), ChannelError>>) {
         let attempts = self.settings.attempts.max(1);
         let mut delay = self.settings.backoff;
         let mut attempt = 1;
         loop {
-            let result = channel.send(message).await;
+            let Some(current) = d.lane.current(g, d.number) else {
+                tracing::info!(tenant = %d.tenant, channel = %d.channel, "delivery superseded by a newer message");
+                return (attempt - 1, None);
+            };
+            let message = Message {
+                tenant: d.tenant,
+                channel: d.channel,
+                group: &current,
+                at: d.at,
+            };
+            let result = channel.send(&message).await;
             if result.is_ok() || attempt == attempts {
-                return (attempt, result);
+                return (attempt, Some(result));
             }
             tokio::time::sleep(delay).await;
             delay *= 2;
@@ -123,16 +226,24 @@ impl Notifier {
         g: &Group,
         now: i64,
         attempts: u32,
-        result: Result<(), ChannelError>,
+        result: Option<Result<(), ChannelError>>,
     ) {
-        let delivery = Delivery {
+        let outcome = match &result {
+            Some(Ok(())) => "sent",
+            Some(Err(_)) => "failed",
+            None => "superseded",
+        };
+        let delivery = LoggedDelivery {
             at: now,
             channel: channel.to_string(),
             kind: g.status.to_string(),
             alerts: g.alerts.len() as i64,
             attempts: attempts as i64,
-            outcome: if result.is_ok() { "sent" } else { "failed" }.into(),
-            error: result.err().map(|e| e.to_string()).unwrap_or_default(),
+            outcome: outcome.into(),
+            error: result
+                .and_then(Result::err)
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
         };
         if delivery.outcome == "failed" {
             tracing::warn!(%tenant, %channel, error = %delivery.error, "alert delivery failed");
@@ -140,5 +251,111 @@ impl Notifier {
         if let Err(e) = self.store.log_delivery(tenant, &delivery).await {
             tracing::error!(%tenant, error = %e, "cannot write the delivery log");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::state::Change;
+    use crate::config::{ChannelConfig, ChannelType, RouteConfig, WebhookFormat};
+    use std::collections::BTreeMap;
+
+    /// A receiver that fails its first request and records the status of every body it took.
+    async fn flaky_receiver() -> (String, Arc<parking_lot::Mutex<Vec<String>>>) {
+        let seen: Arc<parking_lot::Mutex<Vec<String>>> = Arc::default();
+        let calls = Arc::new(AtomicU64::new(0));
+        let (seen2, calls2) = (seen.clone(), calls.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+                let (seen, calls) = (seen2.clone(), calls2.clone());
+                async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    seen.lock()
+                        .push(body["status"].as_str().unwrap_or("").to_string());
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn alert(change: Change) -> Outgoing {
+        Outgoing {
+            rule: "cpu".into(),
+            severity: "high".into(),
+            labels: [("alertname", "cpu"), ("host", "a")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: BTreeMap::new(),
+            message: "cpu on a".into(),
+            change,
+            starts_at: 0,
+            ends_at: None,
+            value: Some(95.0),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_firing_never_arrives_after_its_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::connect(&crate::db::resolve_url(None, dir.path()))
+            .await
+            .unwrap();
+        let store = AlertStore::new(db);
+        let settings = NotifySettings {
+            smtp: "127.0.0.1:25".into(),
+            from: "opsboard@example.test".into(),
+            attempts: 3,
+            backoff: Duration::from_millis(300),
+        };
+        let notifier = Notifier::new(store.clone(), settings);
+        let (url, seen) = flaky_receiver().await;
+        let channel = ChannelConfig {
+            name: "chat".into(),
+            kind: ChannelType::Webhook,
+            url: Some(url),
+            format: WebhookFormat::Alertmanager,
+            to: vec![],
+            from: None,
+            smtp: None,
+        };
+        let config = TenantAlerts {
+            rules: vec![],
+            channels: [("chat".to_string(), channel)].into(),
+            routes: vec![RouteConfig {
+                channels: vec!["chat".into()],
+                severity: vec![],
+                matchers: BTreeMap::new(),
+                group_by: vec![],
+                repeat_interval: None,
+                r#continue: false,
+            }],
+        };
+        let mut tasks = notifier
+            .dispatch("acme", &config, vec![alert(Change::Firing)], 1_000)
+            .await;
+        // The firing failed once and waits to retry when the alert resolves.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tasks.extend(
+            notifier
+                .dispatch("acme", &config, vec![alert(Change::Resolved)], 2_000)
+                .await,
+        );
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*seen.lock(), vec!["resolved".to_string()]);
+        let log = store.deliveries("acme", 10).await.unwrap();
+        let outcomes: Vec<&str> = log.iter().map(|d| d.outcome.as_str()).collect();
+        assert!(outcomes.contains(&"superseded"), "{outcomes:?}");
+        assert!(outcomes.contains(&"sent"), "{outcomes:?}");
     }
 }

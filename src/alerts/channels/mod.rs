@@ -105,12 +105,10 @@ mod tests {
             Webhook::new(&config(ChannelType::Webhook, None), http.clone()),
             Err(ChannelError::NoUrl)
         ));
-        // Nothing listens on port 9 of loopback: the request itself fails, naming the URL.
-        let hook = Webhook::new(
-            &config(ChannelType::Webhook, Some("http://127.0.0.1:9/hook")),
-            http,
-        )
-        .unwrap();
+        // Nothing listens on port 9 of loopback: the request itself fails, naming the host but
+        // not the secret path or query.
+        let secret = "http://127.0.0.1:9/hooks/T0SECRET/B1SECRET?token=XSECRET";
+        let hook = Webhook::new(&config(ChannelType::Webhook, Some(secret)), http).unwrap();
         let group = Group {
             route: 0,
             status: "firing",
@@ -126,9 +124,15 @@ mod tests {
         let err = hook.send(&message).await.unwrap_err();
         assert!(matches!(err, ChannelError::Request { .. }), "{err}");
         assert!(
-            err.to_string().starts_with("http://127.0.0.1:9/hook"),
+            err.to_string().starts_with("http://127.0.0.1:9/…: "),
             "{err}"
         );
+        assert!(!format!("{err} {err:?}").contains("SECRET"), "{err:?}");
+        assert_eq!(
+            webhook::redacted("https://hooks.example/"),
+            "https://hooks.example"
+        );
+        assert_eq!(webhook::redacted("not a url"), "(webhook url)");
         let email = EmailChannel::new(
             &config(ChannelType::Email, None),
             "no-port-here",

@@ -39,17 +39,38 @@ impl Channel for Webhook {
             .send()
             .await
             .map_err(|source| ChannelError::Request {
-                url: self.url.clone(),
-                source,
+                url: redacted(&self.url),
+                source: source.without_url(),
             })?;
         if response.status().is_success() {
             Ok(())
         } else {
             Err(ChannelError::Status {
-                url: self.url.clone(),
+                url: redacted(&self.url),
                 status: response.status().as_u16(),
             })
         }
+    }
+}
+
+/// A webhook URL as logs and the delivery log may show it: scheme, host and port only. Paths
+/// and queries of chat webhooks are their secrets.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let hidden = if u.path() == "/" && u.query().is_none() {
+                ""
+            } else {
+                "/…"
+            };
+            format!(
+                "{}://{}{port}{hidden}",
+                u.scheme(),
+                u.host_str().unwrap_or("")
+            )
+        }
+        Err(_) => "(webhook url)".into(),
     }
 }
 
