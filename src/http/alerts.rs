@@ -54,7 +54,17 @@ async fn history(state: &AppState, tenant: &str) -> Vec<Value> {
             let columns = values::column_names(&batches);
             values::json_rows(&batches)
                 .into_iter()
-                .map(|row| Value::Object(columns.iter().cloned().zip(row).collect()))
+                .map(|row| {
+                    let mut h: serde_json::Map<String, Value> =
+                        columns.iter().cloned().zip(row).collect();
+                    let labels: Labels = h
+                        .get("labels")
+                        .and_then(Value::as_str)
+                        .and_then(|t| serde_json::from_str(t).ok())
+                        .unwrap_or_default();
+                    h.insert("labels_text".into(), json!(labels_text(&labels)));
+                    Value::Object(h)
+                })
                 .collect()
         }
         Err(e) => {
@@ -64,11 +74,21 @@ async fn history(state: &AppState, tenant: &str) -> Vec<Value> {
     }
 }
 
+/// `host=a, dc=x`, without the evaluator's own `__` labels: a rule-level alert shows none.
+fn labels_text(labels: &Labels) -> String {
+    labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn instance_json(i: &StoredInstance) -> Value {
     json!({
         "rule": i.rule, "severity": i.severity, "state": i.state, "labels": i.labels,
         "labels_key": crate::alerts::labels_key(&i.labels),
-        "labels_text": i.labels.iter().filter(|(k, _)| !k.starts_with("__")).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+        "labels_text": labels_text(&i.labels),
         "since": time(i.since), "value": i.value, "message": i.message,
         "acked_by": i.acked_by, "acked_at": i.acked_at.map(time),
     })
@@ -341,4 +361,40 @@ async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_level_alerts_show_no_internal_labels_and_a_dash_for_no_value() {
+        let rule_level: Labels = [("__rule__".to_string(), "rule".to_string())].into();
+        assert_eq!(labels_text(&rule_level), "");
+        let series: Labels = [
+            ("host".to_string(), "a".to_string()),
+            ("__rule__".to_string(), "x".to_string()),
+        ]
+        .into();
+        assert_eq!(labels_text(&series), "host=a");
+        let alert = json!({"rule": "sensor", "severity": "high", "state": "nodata",
+            "labels_text": "", "value": null, "since": "—", "message": "no data"});
+        let history = json!({"time": "t", "rule": "sensor", "severity": "high", "state": "nodata",
+            "labels": "{\"__rule__\":\"rule\"}", "labels_text": "", "value": null, "message": null});
+        let data = json!({"firing": [alert.clone()], "pending": [alert.clone()],
+            "problems": [alert], "silences": [], "deliveries": [], "notifications": [],
+            "history": [history]});
+        let html = crate::render::Pages::new()
+            .page(
+                "alerts.html",
+                context! { title => "t", tenant_name => "acme", data => data, can_act => false },
+            )
+            .unwrap();
+        assert!(!html.contains("__rule__"), "{html}");
+        assert!(
+            !html.contains(">none<") && !html.contains("= none"),
+            "{html}"
+        );
+        assert!(html.contains("<td>–</td>"), "{html}");
+    }
 }
