@@ -62,6 +62,50 @@ pub fn parse_color(text: &str) -> Option<RGBColor> {
     }
 }
 
+/// Cuts runs of points to the band `lo..=hi`: a line leaving the band ends at the crossing and
+/// a new run starts where it comes back, so nothing is drawn outside the plot area.
+pub fn clip_to_band(runs: Vec<Vec<(i64, f64)>>, lo: f64, hi: f64) -> Vec<Vec<(i64, f64)>> {
+    let inside = |v: f64| (lo..=hi).contains(&v);
+    // Where the segment a→b crosses `edge`, as a point on the edge.
+    let cross = |a: (i64, f64), b: (i64, f64), edge: f64| -> (i64, f64) {
+        let t = (edge - a.1) / (b.1 - a.1);
+        (a.0 + ((b.0 - a.0) as f64 * t).round() as i64, edge)
+    };
+    let mut out = vec![];
+    for run in runs {
+        let mut current: Vec<(i64, f64)> = vec![];
+        for (i, &p) in run.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|k| run[k]);
+            match (previous, inside(p.1)) {
+                (_, true) if current.is_empty() => {
+                    // Coming back in: start at the edge it crossed.
+                    if let Some(prev) = previous.filter(|q| !inside(q.1)) {
+                        let edge = if prev.1 > hi { hi } else { lo };
+                        current.push(cross(prev, p, edge));
+                    }
+                    current.push(p);
+                }
+                (_, true) => current.push(p),
+                (Some(prev), false) if inside(prev.1) => {
+                    let edge = if p.1 > hi { hi } else { lo };
+                    current.push(cross(prev, p, edge));
+                    out.push(std::mem::take(&mut current));
+                }
+                (Some(prev), false) if (prev.1 > hi && p.1 < lo) || (prev.1 < lo && p.1 > hi) => {
+                    // Straight across the band between two outside points.
+                    let (enter, exit) = if prev.1 > hi { (hi, lo) } else { (lo, hi) };
+                    out.push(vec![cross(prev, p, enter), cross(prev, p, exit)]);
+                }
+                _ => {}
+            }
+        }
+        if !current.is_empty() {
+            out.push(current);
+        }
+    }
+    out
+}
+
 /// Splits a series into runs of consecutive points with no gap between them.
 pub fn segments(points: &[(i64, Option<f64>)], step_ms: Option<i64>) -> Vec<Vec<(i64, f64)>> {
     // Data coarser than the bucket (5-minute samples in 1-minute buckets) is not a gap at
@@ -187,7 +231,8 @@ where
             .get(i)
             .and_then(|c| parse_color(c))
             .unwrap_or(PALETTE[i % PALETTE.len()]);
-        let runs = segments(&series.points, chart.step_ms);
+        // A fixed `y_axis_range` may cut the data: lines and fills stay inside the plot.
+        let runs = clip_to_band(segments(&series.points, chart.step_ms), y0, y1);
         for (r, run) in runs.iter().enumerate() {
             if chart.fill {
                 ctx.draw_series(AreaSeries::new(
@@ -212,7 +257,9 @@ where
         }
         if with_hover && total_points <= MAX_HOVER_POINTS {
             for &(t, v) in &series.points {
-                let Some(v) = v else { continue };
+                let Some(v) = v.filter(|v| (y0..=y1).contains(v)) else {
+                    continue;
+                };
                 let (px, py) = ctx.backend_coord(&(t, v));
                 hover.push_str(&format!(
                     "<circle cx=\"{px}\" cy=\"{py}\" r=\"4\" class=\"hover-point\"><title>{} · {} · {}</title></circle>",
@@ -398,5 +445,36 @@ mod tests {
         assert_eq!(parse_color("blue"), None);
         assert_eq!(format_value(12.5), "12.5");
         assert_eq!(format_value(3.0), "3");
+    }
+
+    #[test]
+    fn lines_are_cut_at_the_band() {
+        let run = vec![(0, 50.0), (10, 150.0), (20, 50.0), (30, -50.0), (40, 20.0)];
+        let clipped = clip_to_band(vec![run], 0.0, 100.0);
+        assert_eq!(
+            clipped,
+            vec![
+                vec![(0, 50.0), (5, 100.0)],
+                vec![(15, 100.0), (20, 50.0), (25, 0.0)],
+                vec![(37, 0.0), (40, 20.0)],
+            ]
+        );
+        let across = clip_to_band(vec![vec![(0, 200.0), (10, -100.0)]], 0.0, 100.0);
+        assert_eq!(across, vec![vec![(3, 100.0), (7, 0.0)]]);
+        assert!(clip_to_band(vec![vec![(0, 200.0), (10, 300.0)]], 0.0, 100.0).is_empty());
+        for run in clip_to_band(
+            vec![
+                (0..50)
+                    .map(|i| (i, (i as f64 * 0.7).sin() * 150.0))
+                    .collect(),
+            ],
+            -100.0,
+            100.0,
+        ) {
+            assert!(
+                run.iter().all(|p| (-100.0..=100.0).contains(&p.1)),
+                "{run:?}"
+            );
+        }
     }
 }
