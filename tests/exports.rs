@@ -100,3 +100,39 @@ async fn export_file_names_are_safe_whatever_the_panel_file_is_called() {
     );
     server.stop().await;
 }
+
+/// Text that a spreadsheet would run as a formula is quoted in CSV from queries and panel
+/// exports, unless `csv_formulas=keep` asks for the cells as written.
+#[tokio::test]
+async fn csv_downloads_quote_formulas_unless_asked_not_to() {
+    let (_dirs, server) = start(|_| {}).await;
+    let body = "{\"time\":1704067200000,\"note\":\"=HYPERLINK(\\\"http://evil.example\\\")\",\"who\":\"@admin\",\"n\":-3}\n";
+    let (status, answer) = server
+        .write("acme", "notes", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let sql = "SELECT note, who, n FROM notes";
+    let (status, csv) = server.query_raw("acme", sql, "csv").await;
+    assert_eq!(status, 200);
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.contains("\"'=HYPERLINK("), "{csv}");
+    assert!(csv.contains(",'@admin,-3"), "numbers stay numbers: {csv}");
+    let (status, raw) = server.query_raw("acme", sql, "csv&csv_formulas=keep").await;
+    assert_eq!(status, 200);
+    let raw = String::from_utf8(raw).unwrap();
+    assert!(
+        raw.contains("\"=HYPERLINK(") && raw.contains(",@admin,"),
+        "{raw}"
+    );
+    let (status, _) = server
+        .query_raw("acme", sql, "csv&csv_formulas=maybe")
+        .await;
+    assert_eq!(status, 400);
+    // The panel export of the fixture's errors table goes through the same encoder.
+    let (status, _, body) = export(&server, "errors", &format!("{DAY}&format=csv")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !String::from_utf8_lossy(&body).contains("\n="),
+        "no bare formula cell"
+    );
+}

@@ -56,7 +56,9 @@ impl ApiError {
             ApiError::Query(QueryError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Query(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
             ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Render(RenderError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Render(RenderError::UnknownFormat(_) | RenderError::BadOption(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Panel(PanelError::Param(_) | PanelError::NotExportable { .. }) => {
                 StatusCode::BAD_REQUEST

@@ -69,6 +69,8 @@ async fn image(
 #[derive(Debug, Deserialize)]
 struct ExportParams {
     format: Option<String>,
+    /// `keep`: CSV cells as written, formulas included (default `quote`).
+    csv_formulas: Option<String>,
 }
 
 /// The rows behind the panel as CSV, JSON, NDJSON, Parquet or Arrow, streamed batch by batch,
@@ -80,7 +82,12 @@ async fn export(
     Query(format): Query<ExportParams>,
     Query(request): Query<PanelRequest>,
 ) -> Result<Response, ApiError> {
-    let format: ExportFormat = format.format.as_deref().unwrap_or("csv").parse()?;
+    let format: ExportFormat = (format
+        .format
+        .as_deref()
+        .unwrap_or("csv")
+        .parse::<ExportFormat>())?
+    .with_csv_formulas(format.csv_formulas.as_deref())?;
     let (output, stem) = state
         .panels
         .export(&tenant, &panel, &request, now_ns())

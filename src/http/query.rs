@@ -28,6 +28,8 @@ pub fn routes() -> Vec<Route> {
 #[derive(Debug, Deserialize)]
 struct QueryParams {
     format: Option<String>,
+    /// `keep`: CSV cells as written, formulas included (default `quote`).
+    csv_formulas: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +50,7 @@ async fn query(
         ApiError::BadRequest(format!("expected a JSON body {{\"sql\": \"...\"}}: {e}"))
     })?;
     let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
+    let format = format.with_csv_formulas(params.csv_formulas.as_deref())?;
     let tenant = state.tenant(&tenant).await?;
     let output = state.engine.execute(&tenant, &request.sql).await?;
     // Downloads in file formats are exports, and exports are audited with their row count.

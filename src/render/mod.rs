@@ -31,6 +31,8 @@ use arrow::record_batch::RecordBatch;
 pub enum RenderError {
     #[error("unknown format {0:?}: use json, ndjson, csv, parquet or arrow")]
     UnknownFormat(String),
+    #[error("invalid {0}")]
+    BadOption(String),
     #[error("encoding failed: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("encoding failed: {0}")]
@@ -44,7 +46,10 @@ pub enum RenderError {
 pub enum ExportFormat {
     Json,
     Ndjson,
+    /// CSV with formula-looking text cells quoted (the default).
     Csv,
+    /// CSV with every cell as written (`csv_formulas=keep`, for machine consumers).
+    CsvRaw,
     Parquet,
     Arrow,
 }
@@ -65,11 +70,23 @@ impl std::str::FromStr for ExportFormat {
 }
 
 impl ExportFormat {
+    /// CSV cells as written when `csv_formulas` is `keep`; any other format as it is.
+    pub fn with_csv_formulas(self, csv_formulas: Option<&str>) -> Result<Self, RenderError> {
+        match (self, csv_formulas) {
+            (_, None | Some("quote")) => Ok(self),
+            (Self::Csv, Some("keep")) => Ok(Self::CsvRaw),
+            (_, Some("keep")) => Ok(self),
+            (_, Some(other)) => Err(RenderError::BadOption(format!(
+                "csv_formulas={other:?}: use quote or keep"
+            ))),
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/json",
             Self::Ndjson => "application/x-ndjson",
-            Self::Csv => "text/csv; charset=utf-8",
+            Self::Csv | Self::CsvRaw => "text/csv; charset=utf-8",
             Self::Parquet => "application/vnd.apache.parquet",
             Self::Arrow => "application/vnd.apache.arrow.stream",
         }
@@ -79,7 +96,7 @@ impl ExportFormat {
         match self {
             Self::Json => "json",
             Self::Ndjson => "ndjson",
-            Self::Csv => "csv",
+            Self::Csv | Self::CsvRaw => "csv",
             Self::Parquet => "parquet",
             Self::Arrow => "arrows",
         }
@@ -90,7 +107,8 @@ impl ExportFormat {
         Ok(match self {
             Self::Json => Box::new(json::JsonEncoder::array()),
             Self::Ndjson => Box::new(json::JsonEncoder::lines()),
-            Self::Csv => Box::new(csv::CsvEncoder::new(schema)),
+            Self::Csv => Box::new(csv::CsvEncoder::new(schema, true)),
+            Self::CsvRaw => Box::new(csv::CsvEncoder::new(schema, false)),
             Self::Parquet => Box::new(parquet::ParquetEncoder::new(schema)?),
             Self::Arrow => Box::new(arrow_ipc::ArrowEncoder::new(schema)?),
         })
