@@ -196,6 +196,21 @@ async fn nodata_and_error_follow_each_rules_policy(db: Db) {
             && got(l, "resolved", "sensor_alerting", "") == 1
     })
     .await;
+    // The resolution says when the problem began, as its firing did.
+    let starts_at = |status: &str| {
+        hook.bodies
+            .lock()
+            .iter()
+            .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+            .find(|a| {
+                a["status"] == status
+                    && a["labels"]["alertname"] == "DatasourceNoData"
+                    && a["labels"]["rulename"] == "sensor_silent"
+            })
+            .map(|a| a["startsAt"].clone())
+    };
+    assert!(starts_at("firing").is_some());
+    assert_eq!(starts_at("resolved"), starts_at("firing"));
     tokio::time::sleep(Duration::from_millis(800)).await;
     let end = received(&hook);
     // The broken rules still fail while rows exist: their error stays, unrepeated.

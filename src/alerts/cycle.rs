@@ -41,8 +41,11 @@ pub enum Notice {
     /// The rule itself has had no data (or has failed) for `for`: `DatasourceNoData` /
     /// `DatasourceError`, as Grafana names them.
     Problem(AlertState),
-    /// That problem (the state named) is over.
-    ProblemCleared(AlertState),
+    /// That problem (the state named, which began at `since`) is over.
+    ProblemCleared {
+        state: AlertState,
+        since: i64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +70,7 @@ pub fn step(
     let rule = instances
         .entry(rule_key.to_string())
         .or_insert_with(|| Instance::new(rule_labels.clone(), now));
-    let rule_before = rule.state;
+    let (rule_before, rule_since_before) = (rule.state, rule.since);
     let (error, empty) = match &answer {
         Answer::Error(e) => (Some(e.as_str()), false),
         Answer::NoData => (None, true),
@@ -167,7 +170,11 @@ pub fn step(
             };
             // A problem people heard about ended, or became the other problem.
             if change.is_some() && i.last_notified.is_some() && rule_before != i.state {
-                notice(Notice::ProblemCleared(rule_before), &mut out.save);
+                let cleared = Notice::ProblemCleared {
+                    state: rule_before,
+                    since: rule_since_before,
+                };
+                notice(cleared, &mut out.save);
                 i.last_notified = None;
             }
             if reported && now - i.since >= pending_ms && repeat_due(i) {
@@ -307,7 +314,14 @@ mod tests {
         assert_eq!(r.at(3 * MIN, Answer::NoData), vec![], "not repeated early");
         assert_eq!(
             r.at(4 * MIN, series(&[("a", false)])),
-            n("rule", Notice::ProblemCleared(AlertState::NoData))
+            n(
+                "rule",
+                Notice::ProblemCleared {
+                    state: AlertState::NoData,
+                    since: 0
+                }
+            ),
+            "the resolution carries when the problem began, not when it ended"
         );
         // A short gap never reaches people.
         assert_eq!(r.at(5 * MIN, Answer::NoData), vec![]);
@@ -326,7 +340,13 @@ mod tests {
         assert_eq!(
             r.at(MIN, Answer::NoData),
             vec![
-                ("rule".into(), Notice::ProblemCleared(AlertState::Error)),
+                (
+                    "rule".into(),
+                    Notice::ProblemCleared {
+                        state: AlertState::Error,
+                        since: 0
+                    }
+                ),
                 ("rule".into(), Notice::Problem(AlertState::NoData)),
             ]
         );

@@ -326,8 +326,12 @@ impl AlertEngine {
             outgoing.push(match *notice {
                 Notice::Firing => self.outgoing(rule, instance, Change::Firing, now),
                 Notice::Resolved => self.outgoing(rule, instance, Change::Resolved, now),
-                Notice::Problem(state) => problem_outgoing(rule, instance, state, false, now),
-                Notice::ProblemCleared(state) => problem_outgoing(rule, instance, state, true, now),
+                Notice::Problem(state) => {
+                    problem_outgoing(rule, instance, state, instance.since, None)
+                }
+                Notice::ProblemCleared { state, since } => {
+                    problem_outgoing(rule, instance, state, since, Some(now))
+                }
             });
         }
         let changed: Vec<&Instance> = step.save.iter().filter_map(|k| instances.get(k)).collect();
@@ -458,12 +462,13 @@ impl AlertEngine {
 
 /// The rule's own problem as Grafana sends it: `DatasourceNoData` / `DatasourceError`, with the
 /// rule's name in `rulename` and its labels and severity, so routes and silences apply.
+/// `started`: when the problem began; `cleared`: when it ended, for a resolution.
 fn problem_outgoing(
     rule: &AlertRule,
     instance: &Instance,
     state: AlertState,
-    cleared: bool,
-    now: i64,
+    started: i64,
+    cleared: Option<i64>,
 ) -> Outgoing {
     let (alertname, change) = match state {
         AlertState::Error => ("DatasourceError", Change::Error),
@@ -490,9 +495,13 @@ fn problem_outgoing(
         labels,
         annotations,
         message,
-        change: if cleared { Change::Resolved } else { change },
-        starts_at: instance.since,
-        ends_at: cleared.then_some(now),
+        change: if cleared.is_some() {
+            Change::Resolved
+        } else {
+            change
+        },
+        starts_at: started,
+        ends_at: cleared,
         value: None,
     }
 }
