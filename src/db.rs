@@ -87,6 +87,18 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// Creates `path` if missing and makes it readable and writable by its owner only.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
+}
+
 impl Db {
     pub async fn connect(url: &str) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
@@ -109,6 +121,10 @@ impl Db {
         {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Open(format!("cannot create {}: {e}", dir.display())))?;
+            // Password hashes and sealed secrets live here: readable by the server's user only
+            // (SQLite gives its WAL and shared-memory files the same mode).
+            owner_only(Path::new(path))
+                .map_err(|e| DbError::Open(format!("cannot create {path}: {e}")))?;
         }
         let options: AnyConnectOptions = url
             .parse()
@@ -182,5 +198,24 @@ impl Db {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_sqlite_file_is_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("opsboard.db");
+        // An existing file made world-readable by some other tool is tightened too.
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Db::connect(&resolve_url(None, dir.path())).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -190,6 +190,18 @@ async fn a_retention_edit_applies_on_reload_without_restart() {
     assert_eq!(kind.map(|k| k.describe()), Some("float field"));
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_is_the_servers_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dirs = TestDirs::new(&["acme"]);
+    std::fs::create_dir_all(dirs.data()).unwrap();
+    std::fs::set_permissions(dirs.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_store, _tenant) = open(&dirs, StorageConfig::default()).await;
+    let mode = std::fs::metadata(dirs.data()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
 #[tokio::test]
 async fn a_second_writer_cannot_open_the_data_dir() {
     let dirs = TestDirs::new(&["acme"]);

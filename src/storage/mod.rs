@@ -73,6 +73,17 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        // Everything under it is the tenants' data: the server's user alone may enter.
+        #[cfg(unix)]
+        if mode == OpenMode::ReadWrite {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| StorageError::Io {
+                    path: data_dir.to_path_buf(),
+                    source,
+                },
+            )?;
+        }
         let lock = match mode {
             OpenMode::ReadOnly => None,
             OpenMode::ReadWrite => Some(lock_data_dir(data_dir)?),
