@@ -135,17 +135,20 @@ pub async fn serve(
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    // The peer address feeds login lockouts per IP and the audit log.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let limits = crate::http::ConnectionLimits {
+        header_read_timeout: state.config.http.header_read_timeout.0,
+        max_connections: state.config.http.max_connections,
+    };
+    // The peer address (which feeds login lockouts per IP and the audit log) reaches handlers
+    // as ConnectInfo.
+    let app = router(state);
     // Event streams never end by themselves; they are told to when shutdown starts.
     let closing = state_closing;
     let shutdown = async move {
         shutdown.await;
         closing.cancel();
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::http::serve(listener, app, limits, shutdown).await;
     cancel.cancel();
     while background.join_next().await.is_some() {}
     if options.flush_on_shutdown {

@@ -354,3 +354,51 @@ async fn writes_past_retention_limits_or_into_system_tables_are_refused() {
     assert_ne!(status, 200, "the wide table does not exist");
     server.stop().await;
 }
+
+/// A client that sends half a request head is disconnected after `http.header_read_timeout`,
+/// and connections past `http.max_connections` are closed as they arrive; the server keeps
+/// answering others.
+#[tokio::test]
+async fn slow_headers_and_too_many_connections_are_cut_off() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dirs = TestDirs::new(&["acme"]);
+    let mut config = dirs.config();
+    config.http.header_read_timeout = "400ms".parse().unwrap();
+    config.http.max_connections = 1;
+    let server = TestServer::start(config).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // The start-up probe's keep-alive connection is idle: the same deadline closes it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The one connection allowed is taken: another is closed at once, unanswered.
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = vec![0u8; 256];
+    let read = tokio::time::timeout(Duration::from_millis(300), extra.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a connection past the cap is closed: {read:?}"
+    );
+
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
+    let waited = started.elapsed();
+    assert!(read.is_ok(), "the half-sent request is not left open");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "served, then cut off at the header deadline: {waited:?}"
+    );
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200, "the slot is free again");
+    server.stop().await;
+}

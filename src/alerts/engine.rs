@@ -400,7 +400,9 @@ impl AlertEngine {
         }
     }
 
-    /// Appends changes to the tenant's `alerts` table and pushes them to open pages.
+    /// Appends changes to the tenant's `alerts` table, then drops the cached answers of the
+    /// panels that read it and pushes the changes to open pages — in that order, so a page
+    /// that redraws on the push reads the new rows, not a cached answer from before them.
     async fn record(
         &self,
         tenant: &str,
@@ -418,15 +420,6 @@ impl AlertEngine {
                 continue;
             };
             rows.push((key.as_str(), change.as_str(), i));
-            let _ = self.events.send(AlertEvent {
-                tenant: tenant.to_string(),
-                rule: rule.config.name.clone(),
-                severity: rule.config.severity.as_str().into(),
-                state: change.as_str(),
-                labels: i.labels.clone(),
-                message: i.message.clone(),
-                at: now,
-            });
         }
         let fill = |b: &mut BatchBuilder| {
             for (line, (key, state, i)) in rows.iter().enumerate() {
@@ -456,6 +449,18 @@ impl AlertEngine {
         .await;
         if let Err(e) = result {
             tracing::error!(%tenant, rule = %rule.config.name, error = %e, "cannot append to the alerts table");
+        }
+        self.panels.invalidate_live(tenant);
+        for (_, state, i) in &rows {
+            let _ = self.events.send(AlertEvent {
+                tenant: tenant.to_string(),
+                rule: rule.config.name.clone(),
+                severity: rule.config.severity.as_str().into(),
+                state,
+                labels: i.labels.clone(),
+                message: i.message.clone(),
+                at: now,
+            });
         }
     }
 }

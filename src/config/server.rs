@@ -18,6 +18,7 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     pub query: QueryConfig,
     pub ingest: IngestConfig,
+    pub http: HttpConfig,
     /// Default time-bucket rules for panels; tenants and panels may override.
     pub aggregation: AggregationRules,
     pub panels: PanelsConfig,
@@ -38,11 +39,30 @@ impl Default for ServerConfig {
             storage: StorageConfig::default(),
             query: QueryConfig::default(),
             ingest: IngestConfig::default(),
+            http: HttpConfig::default(),
             aggregation: AggregationRules::default(),
             panels: PanelsConfig::default(),
             database_url: None,
             auth: AuthConfig::default(),
             alerts: AlertsConfig::default(),
+        }
+    }
+}
+
+/// Connections: how long a client may take to send a request's headers (also how long an idle
+/// keep-alive connection stays open), and how many connections are served at once.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub header_read_timeout: HumanDuration,
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HumanDuration::from_secs(10),
+            max_connections: 4096,
         }
     }
 }

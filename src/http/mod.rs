@@ -16,12 +16,14 @@ mod pages;
 mod panel_page;
 mod panels;
 mod query;
+mod serve;
 mod tables;
 mod views;
 mod write;
 
 pub use access::{Access, Caller, Route};
 pub use error::ApiError;
+pub use serve::{Limits as ConnectionLimits, serve};
 
 use std::sync::Arc;
 

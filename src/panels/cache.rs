@@ -155,6 +155,14 @@ impl PanelCache {
             .invalidate_entries_if(move |k, _| k.tenant == tenant);
     }
 
+    /// Drops the cached answers of `panels` of `tenant`.
+    pub fn invalidate_panels(&self, tenant: &str, panels: Vec<String>) {
+        let tenant = tenant.to_string();
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |k, _| k.tenant == tenant && panels.contains(&k.panel));
+    }
+
     pub fn stats(&self) -> CacheStats {
         self.cache.run_pending_tasks();
         CacheStats {
@@ -212,6 +220,20 @@ mod tests {
         assert!(cache.get(&key("a", 1)).is_none());
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 3));
+    }
+
+    #[test]
+    fn live_panels_are_dropped_alone() {
+        let cache = PanelCache::new(1 << 20);
+        let key = |panel: &str| Key {
+            panel: panel.into(),
+            ..key("a", 1)
+        };
+        cache.insert(key("alerts"), data(10), Duration::from_secs(60));
+        cache.insert(key("cpu"), data(10), Duration::from_secs(60));
+        cache.invalidate_panels("a", vec!["alerts".into()]);
+        assert!(cache.get(&key("alerts")).is_none());
+        assert!(cache.get(&key("cpu")).is_some());
     }
 
     #[test]

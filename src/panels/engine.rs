@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{self, CacheStats, PanelCache};
-use super::{PanelData, PanelError, PanelRequest, Registry, Run, export};
+use super::{PanelData, PanelError, PanelRequest, Registry, Run, export, kinds};
 use crate::config::{LoadedPanel, TenantPanels};
 use crate::query::{QueryEngine, QueryOutput};
 use crate::storage::{Store, TenantStore};
@@ -52,6 +52,22 @@ impl PanelEngine {
     /// Drops a tenant's cached answers (its configuration changed).
     pub fn invalidate_tenant(&self, tenant: &str) {
         self.cache.invalidate_tenant(tenant);
+    }
+
+    /// Drops the tenant's cached answers of live panels (those that read alert changes).
+    pub fn invalidate_live(&self, tenant: &str) {
+        let Some((config, _)) = self.configs.current(tenant) else {
+            return;
+        };
+        let live: Vec<String> = config
+            .panels
+            .values()
+            .filter(|p| kinds::spec(&p.config.kind).is_some_and(|s| s.live))
+            .map(|p| p.id.clone())
+            .collect();
+        if !live.is_empty() {
+            self.cache.invalidate_panels(tenant, live);
+        }
     }
 
     /// The tenant's current configuration, or why there is none.
