@@ -123,6 +123,7 @@ pub async fn serve(
         cancel.clone(),
     ));
     let state_closing = alerts.closing();
+    let config_behind_tls = config.auth.behind_tls;
     let state = AppState {
         store: store.clone(),
         engine,
@@ -132,6 +133,10 @@ pub async fn serve(
         pages: Arc::new(crate::render::Pages::new()),
         auth,
         alerts,
+        secure_cookies: crate::http::cookies_must_be_secure(
+            config_behind_tls,
+            listener.local_addr()?.ip(),
+        ),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");

@@ -517,6 +517,12 @@ async fn cookies_behind_tls_are_secure_and_host_prefixed() {
         .await;
     let b = env.browser().await;
     let page = b.get("/login").await;
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "HSTS behind TLS"
+    );
+    assert_eq!(page.headers()["cache-control"], "no-store");
     let login_cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
         login_cookie.starts_with("__Host-opsboard_login=") && login_cookie.contains("; Secure"),

@@ -26,11 +26,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 fn cookie_attributes(state: &AppState, max_age_secs: u64) -> String {
-    let secure = if state.auth.config().behind_tls {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
     format!("Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}")
 }
 

@@ -50,6 +50,15 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     pub auth: Arc<Auth>,
     pub alerts: Arc<crate::alerts::AlertEngine>,
+    /// Cookies carry `Secure` (see [`cookies_must_be_secure`]).
+    pub secure_cookies: bool,
+}
+
+/// Cookies are `Secure` behind TLS, and whenever the server listens beyond loopback: a session
+/// must not cross a network in the clear (serve plain HTTP on loopback only, or put TLS in
+/// front and set `auth.behind_tls`).
+pub fn cookies_must_be_secure(behind_tls: bool, listening_on: std::net::IpAddr) -> bool {
+    behind_tls || !listening_on.is_loopback()
 }
 
 impl AppState {
@@ -88,9 +97,21 @@ pub fn router(state: AppState) -> Router {
         let (path, handler) = route.guarded(&state);
         router = router.route(path, handler);
     }
+    let behind_tls = state.config.auth.behind_tls;
     router
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(
+            move |mut response: axum::response::Response| async move {
+                if behind_tls {
+                    response.headers_mut().insert(
+                        axum::http::header::STRICT_TRANSPORT_SECURITY,
+                        axum::http::HeaderValue::from_static("max-age=31536000"),
+                    );
+                }
+                response
+            },
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -117,5 +138,25 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // New keys, generated passwords, TOTP secrets and recovery codes appear in answers: nothing
+    // is kept by the browser or a proxy unless the handler says so (static files do).
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cookies_must_be_secure;
+
+    #[test]
+    fn cookies_are_secure_off_loopback_or_behind_tls() {
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(!cookies_must_be_secure(false, ip("127.0.0.1")));
+        assert!(!cookies_must_be_secure(false, ip("::1")));
+        assert!(cookies_must_be_secure(true, ip("127.0.0.1")));
+        assert!(cookies_must_be_secure(false, ip("0.0.0.0")));
+        assert!(cookies_must_be_secure(false, ip("192.0.2.10")));
+    }
 }

@@ -56,24 +56,31 @@ pub(super) fn config_errors(state: &AppState, tenant: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Static files may be kept a few minutes (every other answer is `no-store`).
+const STATIC_CACHE: &str = "public, max-age=300";
+
 async fn css() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        app_css(),
-    )
-        .into_response()
+    let headers = [
+        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+        (header::CACHE_CONTROL, STATIC_CACHE),
+    ];
+    (headers, app_css()).into_response()
 }
 
 async fn js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        APP_JS,
-    )
-        .into_response()
+    let headers = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+        (header::CACHE_CONTROL, STATIC_CACHE),
+    ];
+    (headers, APP_JS).into_response()
 }
 
 async fn favicon() -> Response {
-    ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON_SVG).into_response()
+    let headers = [
+        (header::CONTENT_TYPE, "image/svg+xml"),
+        (header::CACHE_CONTROL, STATIC_CACHE),
+    ];
+    (headers, FAVICON_SVG).into_response()
 }
 
 /// The tenant picker: only the tenants the caller may read.
