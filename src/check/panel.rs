@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::sql::{check_sql, parse_order_by, parse_where, plan_against};
 use crate::config::{
-    AggregationRules, Columns, DataSource, KnownTables, PanelConfig, Report, Step,
+    AggregationRules, Columns, DataSource, KnownTables, PanelConfig, Report, Step, TableColumn,
 };
 use crate::panels::{Endpoint, KindSpec, Source, kinds};
 use crate::schema::ColumnKind;
@@ -202,6 +202,36 @@ fn check_functions(panel: &PanelConfig, spec: &KindSpec, ctx: &Context<'_>, r: &
     }
 }
 
+/// `panel.data_source.<steps>`.
+fn ds(steps: &[&str]) -> Vec<Step> {
+    ["panel", "data_source"]
+        .iter()
+        .chain(steps.iter())
+        .map(|s| Step::from(*s))
+        .collect()
+}
+
+/// The columns of a data source's table, when the tables are known.
+struct TableColumns<'a> {
+    table: &'a str,
+    columns: Option<&'a BTreeMap<String, ColumnKind>>,
+}
+
+impl TableColumns<'_> {
+    /// The column's kind; an unknown column is reported at `path`.
+    fn check(&self, r: &mut Report<'_>, path: Vec<Step>, name: &str) -> Option<ColumnKind> {
+        let columns = self.columns?;
+        let kind = columns.get(name).copied();
+        if kind.is_none() {
+            r.at(
+                &path,
+                format!("unknown column `{name}` in table `{}`", self.table),
+            );
+        }
+        kind
+    }
+}
+
 fn check_data_source(
     panel: &PanelConfig,
     spec: &KindSpec,
@@ -209,51 +239,84 @@ fn check_data_source(
     ctx: &Context<'_>,
     r: &mut Report<'_>,
 ) {
-    let ds = |steps: &[&str]| -> Vec<Step> {
-        ["panel", "data_source"]
-            .iter()
-            .chain(steps.iter())
-            .map(|s| Step::from(*s))
-            .collect()
-    };
-    let columns = match ctx.tables {
+    let columns = match ctx.tables.map(|tables| (tables.get(&source.table), tables)) {
         None => None,
-        Some(tables) => match tables.get(&source.table) {
-            Some(columns) => Some(columns),
-            None => {
-                let known: Vec<&str> = tables.keys().map(String::as_str).collect();
-                r.at(
-                    &ds(&["table"]),
-                    format!(
-                        "unknown table `{}` in tenant `{}` (known: {})",
-                        source.table,
-                        ctx.tenant,
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                );
-                return;
-            }
-        },
-    };
-    let column_type = |name: &str| columns.map(|c| c.get(name).copied());
-    let check_column = |r: &mut Report<'_>, path: Vec<Step>, name: &str| -> Option<ColumnKind> {
-        match column_type(name) {
-            None => None,
-            Some(Some(t)) => Some(t),
-            Some(None) => {
-                r.at(
-                    &path,
-                    format!("unknown column `{name}` in table `{}`", source.table),
-                );
-                None
-            }
+        Some((Some(columns), _)) => Some(columns),
+        Some((None, tables)) => {
+            let known: Vec<&str> = tables.keys().map(String::as_str).collect();
+            let known = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            r.at(
+                &ds(&["table"]),
+                format!(
+                    "unknown table `{}` in tenant `{}` (known: {known})",
+                    source.table, ctx.tenant
+                ),
+            );
+            return;
         }
     };
+    let table = TableColumns {
+        table: &source.table,
+        columns,
+    };
     let is_table = matches!(spec.source, Source::Columns);
+    let misplaced = |what: &str| format!("a {} panel {what}", spec.name);
+    match &source.columns {
+        Some(Columns::List(_)) if !is_table => r.at(
+            &ds(&["columns"]),
+            misplaced("maps roles to columns (e.g. `value: cpu`), not a list"),
+        ),
+        Some(Columns::Roles(_)) if is_table => r.at(
+            &ds(&["columns"]),
+            misplaced("lists its columns (`- name: ...`), not a map"),
+        ),
+        None if is_table => r.at(&ds(&["table"]), misplaced("needs `data_source.columns`")),
+        Some(Columns::List(list)) => check_column_list(panel, list, &table, r),
+        Some(Columns::Roles(map)) => check_roles(spec, map, &table, r),
+        None => check_roles(spec, &BTreeMap::new(), &table, r),
+    }
+    check_clauses(panel, source, &table, r);
+}
+
+/// A table panel's columns: each exists once, and `default_sort` is one of them.
+fn check_column_list(
+    panel: &PanelConfig,
+    list: &[TableColumn],
+    table: &TableColumns<'_>,
+    r: &mut Report<'_>,
+) {
+    let mut seen = BTreeSet::new();
+    for (i, column) in list.iter().enumerate() {
+        let path: Vec<Step> = ds(&["columns"])
+            .into_iter()
+            .chain([Step::Index(i), Step::from("name")])
+            .collect();
+        if !seen.insert(column.name.as_str()) {
+            r.at(&path, format!("column `{}` is listed twice", column.name));
+        }
+        table.check(r, path, &column.name);
+    }
+    if let Some(sort) = &panel.display.default_sort
+        && !list.iter().any(|c| &c.name == sort)
+    {
+        r.at(
+            &["panel", "display", "default_sort"].map(Step::from),
+            format!("`default_sort` names `{sort}`, which is not one of the panel's columns"),
+        );
+    }
+}
+
+/// Columns by role: known roles, existing columns of the right kind, required roles given.
+fn check_roles(
+    spec: &KindSpec,
+    map: &BTreeMap<String, String>,
+    table: &TableColumns<'_>,
+    r: &mut Report<'_>,
+) {
     let (roles, required, numeric_value) = match spec.source {
         Source::Roles {
             roles,
@@ -262,128 +325,87 @@ fn check_data_source(
         } => (roles, required, numeric_value),
         _ => (&[][..], &[][..], false),
     };
-    match &source.columns {
-        Some(Columns::List(_)) if !is_table => r.at(
-            &ds(&["columns"]),
-            format!(
-                "a {} panel maps roles to columns (e.g. `value: cpu`), not a list",
-                spec.name
-            ),
-        ),
-        Some(Columns::Roles(_)) if is_table => r.at(
-            &ds(&["columns"]),
-            format!(
-                "a {} panel lists its columns (`- name: ...`), not a map",
-                spec.name
-            ),
-        ),
-        None if is_table => r.at(
-            &ds(&["table"]),
-            format!("a {} panel needs `data_source.columns`", spec.name),
-        ),
-        Some(Columns::List(list)) => {
-            let mut seen = BTreeSet::new();
-            for (i, column) in list.iter().enumerate() {
-                let path: Vec<Step> = ds(&["columns"])
-                    .into_iter()
-                    .chain([Step::Index(i), Step::from("name")])
-                    .collect();
-                if !seen.insert(column.name.as_str()) {
-                    r.at(&path, format!("column `{}` is listed twice", column.name));
-                }
-                check_column(r, path, &column.name);
-            }
-            if let Some(sort) = &panel.display.default_sort
-                && !list.iter().any(|c| &c.name == sort)
-            {
-                r.at(
-                    &["panel", "display", "default_sort"].map(Step::from),
-                    format!(
-                        "`default_sort` names `{sort}`, which is not one of the panel's columns"
-                    ),
-                );
-            }
+    for (role, column) in map {
+        let path: Vec<Step> = ds(&["columns", role]);
+        if !roles.contains(&role.as_str()) {
+            r.at(
+                &path,
+                format!(
+                    "unknown column role `{role}` for a {} panel (expected one of: {})",
+                    spec.name,
+                    roles.join(", ")
+                ),
+            );
+            continue;
         }
-        columns => {
-            let empty = BTreeMap::new();
-            let map = match columns {
-                Some(Columns::Roles(map)) => map,
-                _ => &empty,
-            };
-            for (role, column) in map {
-                let path: Vec<Step> = ds(&["columns", role]);
-                if !roles.contains(&role.as_str()) {
-                    r.at(
-                        &path,
-                        format!(
-                            "unknown column role `{role}` for a {} panel (expected one of: {})",
-                            spec.name,
-                            roles.join(", ")
-                        ),
-                    );
-                    continue;
-                }
-                let found = check_column(r, path.clone(), column);
-                match (role.as_str(), found) {
-                    ("timestamp", Some(t)) if t != ColumnKind::Time => {
-                        r.at(&path, format!("`{column}` is not a timestamp column"))
-                    }
-                    ("value", Some(t)) if numeric_value && !t.is_numeric() => r.at(
-                        &path,
-                        format!("`{column}` is not numeric; a {} value must be", spec.name),
-                    ),
-                    _ => {}
-                }
+        match (role.as_str(), table.check(r, path.clone(), column)) {
+            ("timestamp", Some(t)) if t != ColumnKind::Time => {
+                r.at(&path, format!("`{column}` is not a timestamp column"))
             }
-            for role in required {
-                if !map.contains_key(*role) {
-                    r.at(
-                        &ds(&["columns"]),
-                        format!("a {} panel needs `data_source.columns.{role}`", spec.name),
-                    );
-                }
-            }
-            if !map.contains_key("timestamp") {
-                check_column(r, ds(&["columns"]), "time");
-            }
+            ("value", Some(t)) if numeric_value && !t.is_numeric() => r.at(
+                &path,
+                format!("`{column}` is not numeric; a {} value must be", spec.name),
+            ),
+            _ => {}
         }
     }
+    for role in required {
+        if !map.contains_key(*role) {
+            r.at(
+                &ds(&["columns"]),
+                format!("a {} panel needs `data_source.columns.{role}`", spec.name),
+            );
+        }
+    }
+    if !map.contains_key("timestamp") {
+        table.check(r, ds(&["columns"]), "time");
+    }
+}
+
+/// `where` and `order_by`: valid SQL fragments naming existing columns.
+fn check_clauses(
+    panel: &PanelConfig,
+    source: &DataSource,
+    table: &TableColumns<'_>,
+    r: &mut Report<'_>,
+) {
+    let Some(clauses) = panel.clauses() else {
+        return;
+    };
     let clauses_path: Vec<Step> = if source.query.is_some() {
         ds(&["query"])
     } else {
         vec![Step::from("panel"), Step::from("query")]
     };
-    if let Some(clauses) = panel.clauses() {
-        if let Some(text) = &clauses.where_clause {
-            let mut path = clauses_path.clone();
-            if r.locator
-                .contains(&[clauses_path.clone(), vec![Step::from("where")]].concat())
-            {
-                path.push(Step::from("where"));
-            }
-            match parse_where(text) {
-                Err(message) => r.at(
-                    &path,
-                    format!("`where` is not a valid SQL expression: {message}"),
-                ),
-                Ok(idents) => {
-                    for ident in idents {
-                        check_column(r, path.clone(), &ident);
-                    }
+    if let Some(text) = &clauses.where_clause {
+        let mut path = clauses_path.clone();
+        if r.locator
+            .contains(&[clauses_path.clone(), vec![Step::from("where")]].concat())
+        {
+            path.push(Step::from("where"));
+        }
+        match parse_where(text) {
+            Err(message) => r.at(
+                &path,
+                format!("`where` is not a valid SQL expression: {message}"),
+            ),
+            Ok(idents) => {
+                for ident in idents {
+                    table.check(r, path.clone(), &ident);
                 }
             }
         }
-        if let Some(text) = &clauses.order_by {
-            let path = [clauses_path.clone(), vec![Step::from("order_by")]].concat();
-            match parse_order_by(text) {
-                Err(message) => r.at(
-                    &path,
-                    format!("`order_by` is not a valid SQL ORDER BY list: {message}"),
-                ),
-                Ok(idents) => {
-                    for ident in idents {
-                        check_column(r, path.clone(), &ident);
-                    }
+    }
+    if let Some(text) = &clauses.order_by {
+        let path = [clauses_path, vec![Step::from("order_by")]].concat();
+        match parse_order_by(text) {
+            Err(message) => r.at(
+                &path,
+                format!("`order_by` is not a valid SQL ORDER BY list: {message}"),
+            ),
+            Ok(idents) => {
+                for ident in idents {
+                    table.check(r, path.clone(), &ident);
                 }
             }
         }
