@@ -402,3 +402,28 @@ async fn slow_headers_and_too_many_connections_are_cut_off() {
     assert_eq!(status, 200, "the slot is free again");
     server.stop().await;
 }
+
+/// Bodies are bounded per route: writes may be large, queries and forms may not.
+#[tokio::test]
+async fn request_bodies_are_bounded_per_route() {
+    let dirs = TestDirs::new(&["acme"]);
+    let mut config = dirs.config();
+    config.http.max_request_bytes = 4096;
+    let server = TestServer::start(config).await;
+    let big_sql = format!("{{\"sql\": \"SELECT 1 -- {}\"}}", "x".repeat(8192));
+    let resp = server
+        .client
+        .post(format!("{}/api/v1/tenants/acme/query", server.url))
+        .header("content-type", "application/json")
+        .body(big_sql)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let rows = "{\"time\":1000,\"v\":1}\n".repeat(1000);
+    let (status, body) = server
+        .write("acme", "big_enough", "application/x-ndjson", rows)
+        .await;
+    assert_eq!(status, 200, "a write larger than that is fine: {body}");
+    server.stop().await;
+}

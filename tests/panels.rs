@@ -402,7 +402,10 @@ async fn tenant_panels_override_shared_ones_and_template_errors_name_the_line() 
     assert_eq!(body["html"], "<p>shared</p>");
     // A render-time error names the panel and the line in its YAML file.
     let (status, body) = data(&server, "broken", DAY).await;
-    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        status, 422,
+        "a configuration fault, not the server's: {body}"
+    );
     let error = body["error"].as_str().unwrap();
     assert!(
         error.starts_with("panel `broken` template error at "),

@@ -21,6 +21,19 @@ impl Subject {
             Subject::Ip => "ip",
         }
     }
+
+    /// The key counters are kept under. An IPv6 client is counted by its /64, the smallest
+    /// block one subscriber is usually given: otherwise it could take a fresh address for
+    /// every attempt.
+    fn key(self, subject: &str) -> String {
+        match (self, subject.parse::<std::net::IpAddr>()) {
+            (Subject::Ip, Ok(std::net::IpAddr::V6(v6))) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            _ => subject.to_string(),
+        }
+    }
 }
 
 struct Attempts {
@@ -37,7 +50,7 @@ impl Auth {
              WHERE kind = $1 AND subject = $2",
         )
         .bind(kind.as_str())
-        .bind(subject)
+        .bind(kind.key(subject))
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(match row {
@@ -111,7 +124,7 @@ impl Auth {
              lockouts = excluded.lockouts, locked_until = excluded.locked_until",
         )
         .bind(kind.as_str())
-        .bind(subject)
+        .bind(kind.key(subject))
         .bind(a.failures)
         .bind(a.window_start)
         .bind(a.lockouts)
@@ -129,7 +142,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         sqlx::query("DELETE FROM login_attempts WHERE kind = $1 AND subject = $2")
             .bind(kind.as_str())
-            .bind(subject)
+            .bind(kind.key(subject))
             .execute(&self.db.pool)
             .await?;
         Ok(())
@@ -184,6 +197,22 @@ impl KeyLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        assert_eq!(
+            Subject::Ip.key("2001:db8:1:2:aaaa::1"),
+            Subject::Ip.key("2001:db8:1:2:bbbb::9")
+        );
+        assert_eq!(Subject::Ip.key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(
+            Subject::Ip.key("2001:db8:1:3::1"),
+            Subject::Ip.key("2001:db8:1:2::1")
+        );
+        assert_eq!(Subject::Ip.key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(Subject::Ip.key("::ffff:192.0.2.7"), "::ffff:192.0.2.7");
+        assert_eq!(Subject::Account.key("2001:db8::1"), "2001:db8::1");
+    }
 
     #[test]
     fn bucket_allows_burst_then_refills_at_rate() {

@@ -125,6 +125,41 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Argon2 costs tens of milliseconds of CPU by design: it runs on the blocking pool, at most
+/// one per core at a time, so a burst of logins queues instead of starving the async workers
+/// that serve everything else.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+async fn on_hashing_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AuthError> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| AuthError::Internal(format!("hashing pool: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AuthError::Internal(format!("hashing task: {e}")))
+}
+
+/// [`verify_password`] off the async workers.
+pub async fn verify_password_off_thread(password: &str, stored: String) -> Result<bool, AuthError> {
+    let password = password.to_string();
+    on_hashing_pool(move || verify_password(&password, &stored)).await
+}
+
+/// [`hash_password`] off the async workers.
+pub async fn hash_password_off_thread(password: &str) -> Result<String, AuthError> {
+    let password = password.to_string();
+    on_hashing_pool(move || hash_password(&password)).await?
+}
+
 /// A hash no password matches; verified against when the account does not exist, so a wrong
 /// email costs the same time as a wrong password.
 pub fn dummy_hash() -> &'static str {

@@ -79,7 +79,7 @@ impl Auth {
             Some(r) => r.try_get::<String, _>("password_hash")?,
             None => secret::dummy_hash().to_string(),
         };
-        let matches = secret::verify_password(password, &stored);
+        let matches = secret::verify_password_off_thread(password, stored).await?;
         let (user_id, disabled, is_admin, mfa_enabled) = match &row {
             Some(r) => (
                 r.try_get::<i64, _>("id")?,

@@ -81,7 +81,7 @@ impl Auth {
         is_admin: bool,
     ) -> Result<User, AuthError> {
         let email = normalize_email(email)?;
-        let hash = secret::hash_password(password)?;
+        let hash = secret::hash_password_off_thread(password).await?;
         let now = self.now_ms();
         let name = if name.trim().is_empty() {
             email.as_str()
@@ -180,7 +180,7 @@ impl Auth {
             .bind(id)
             .fetch_one(&self.db.pool)
             .await?;
-        Ok(secret::verify_password(password, &stored))
+        secret::verify_password_off_thread(password, stored).await
     }
 
     /// A new password ends every session of the user (the caller logs in again).
@@ -191,7 +191,7 @@ impl Auth {
         password: &str,
     ) -> Result<(), AuthError> {
         let user = self.user(id).await?;
-        let hash = secret::hash_password(password)?;
+        let hash = secret::hash_password_off_thread(password).await?;
         sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
             .bind(hash)
             .bind(self.now_ms())

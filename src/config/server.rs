@@ -56,6 +56,9 @@ impl Default for ServerConfig {
 pub struct HttpConfig {
     pub header_read_timeout: HumanDuration,
     pub max_connections: usize,
+    /// Largest body of any request but writes (queries, forms, JSON APIs); writes have
+    /// `ingest.max_body_bytes`.
+    pub max_request_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -63,6 +66,7 @@ impl Default for HttpConfig {
         Self {
             header_read_timeout: HumanDuration::from_secs(10),
             max_connections: 4096,
+            max_request_bytes: 1024 * 1024,
         }
     }
 }

@@ -74,6 +74,11 @@ impl ApiError {
                 e if e.is_client_error() => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            // The panel's YAML (its template, or the columns its `sql:` returns) is at fault:
+            // the operator's to fix, and the message names the file and line.
+            ApiError::Panel(PanelError::Template { .. } | PanelError::Shape { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Panel(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Auth(e) => auth_status(e),
             ApiError::Alert(AlertError::NotFound(_)) => StatusCode::NOT_FOUND,
@@ -84,6 +89,21 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// What the caller is told. A server fault's text may name files, queries or addresses: it
+    /// goes to the log, and the caller gets an id to quote that finds it there.
+    fn public_message(&self, status: StatusCode) -> String {
+        if status.is_server_error() {
+            let id = crate::auth::random_token()[..16].to_string();
+            tracing::error!(status = status.as_u16(), request_id = %id, error = %self, "request failed");
+            format!("internal error; request id {id}")
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
+            self.to_string()
         }
     }
 }
@@ -124,14 +144,10 @@ impl IntoResponse for ApiError {
             ) => json!(details),
             _ => json!([]),
         };
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), error = %self, "request failed");
-        } else {
-            tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
-        }
+        let message = self.public_message(status);
         let mut response = (
             status,
-            Json(json!({ "error": self.to_string(), "details": details })),
+            Json(json!({ "error": message, "details": details })),
         )
             .into_response();
         let headers = response.headers_mut();
@@ -164,17 +180,46 @@ impl<E: Into<ApiError>> From<E> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), error = %self.0, "page failed");
-        }
+        let message = self.0.public_message(status);
         let html = format!(
             "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{code} · opsboard</title>\n\
              <link rel=\"stylesheet\" href=\"/static/app.css\">\n</head>\n<body>\n<main>\n<h1>{code} {reason}</h1>\n\
              <p class=\"panel-error\">{message}</p>\n<p><a href=\"/\">All tenants</a></p>\n</main>\n</body>\n</html>\n",
             code = status.as_u16(),
             reason = status.canonical_reason().unwrap_or(""),
-            message = escape_html(&self.0.to_string()),
+            message = escape_html(&message),
         );
         (status, Html(html)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn server_faults_answer_a_request_id_not_their_text() {
+        let fault = ApiError::Internal("cannot open /srv/secret/catalog.json".into());
+        let response = fault.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = body(response).await;
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("internal error; request id "), "{text}");
+        let page = PageError::from(ApiError::Internal("/srv/secret".into())).into_response();
+        let text = body(page).await;
+        assert!(
+            !text.contains("secret") && text.contains("request id"),
+            "{text}"
+        );
+        // A caller's mistake keeps its message: it is theirs to fix.
+        let mistake = ApiError::BadRequest("`from` must be before `to`".into()).into_response();
+        assert!(body(mistake).await.contains("must be before"));
     }
 }

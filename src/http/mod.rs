@@ -91,11 +91,16 @@ pub fn routes() -> Vec<Route> {
 }
 
 pub fn router(state: AppState) -> Router {
-    let limit = state.config.ingest.max_body_bytes;
     let mut router = Router::new();
     for route in routes() {
+        // Writes may carry large bodies; forms and JSON requests need little.
+        let limit = if route.access == Access::Tenant(crate::auth::Need::Ingest) {
+            state.config.ingest.max_body_bytes
+        } else {
+            state.config.http.max_request_bytes
+        };
         let (path, handler) = route.guarded(&state);
-        router = router.route(path, handler);
+        router = router.route(path, handler.layer(DefaultBodyLimit::max(limit)));
     }
     let behind_tls = state.config.auth.behind_tls;
     router
@@ -112,7 +117,6 @@ pub fn router(state: AppState) -> Router {
                 response
             },
         ))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
