@@ -86,6 +86,7 @@ pub async fn serve(
     let mut background = JoinSet::new();
     background.spawn(flush_loop(store.clone(), cancel.clone()));
     background.spawn(maintenance_loop(store.clone(), cancel.clone()));
+    background.spawn(auth_upkeep_loop(auth.clone(), cancel.clone()));
     if options.demo {
         background.spawn(crate::demo::run(store.clone(), cancel.clone()));
     }
@@ -175,6 +176,29 @@ async fn flush_loop(store: Arc<Store>, cancel: CancellationToken) {
             if let Err(e) = tenant.flush_due().await {
                 tracing::error!(tenant = %tenant.name, error = %e, "flush failed; rows stay in the WAL and buffer");
             }
+        }
+    }
+}
+
+/// Every ten minutes: sessions past their timeouts and stale login counters are deleted.
+async fn auth_upkeep_loop(auth: Arc<Auth>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match auth.prune_expired().await {
+            Ok((sessions, attempts)) if sessions + attempts > 0 => {
+                tracing::info!(
+                    sessions,
+                    attempts,
+                    "expired sessions and login counters pruned"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
         }
     }
 }

@@ -255,7 +255,12 @@ async fn sessions_expire_when_idle_and_absolutely(db: Db) {
         200,
         "25 min since the last use"
     );
+    // A session nobody comes back to is pruned once past its timeout; a live one stays.
+    let forgotten = env.signed_in("dan@acme.test").await;
+    drop(forgotten);
+    assert_eq!(env.auth.prune_expired().await.unwrap().0, 0);
     env.clock.advance(Duration::from_secs(31 * 60));
+    assert!(env.auth.prune_expired().await.unwrap().0 >= 1);
     let (status, location) = redirect_of(&b.get("/t/acme").await);
     assert_eq!(
         (status, location.as_str()),

@@ -89,7 +89,7 @@ async fn matrix(db: Db) {
     let victim = env
         .user("victim@globex.test", false, &[("globex", Role::Admin)])
         .await;
-    let (_, acme_key) = env.key(Some("acme"), "ingest,read,admin").await;
+    let (_, acme_key) = env.key(Some("acme"), "ingest,read,act,admin").await;
     let (globex_key_id, _) = env.key(Some("globex"), "read").await;
     let ids = Ids {
         user: victim.to_string(),

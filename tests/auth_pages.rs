@@ -249,18 +249,36 @@ async fn admin_and_tenant_admin_pages(db: Db) {
         "rotation revokes the old key"
     );
     assert_eq!(tables(rotated.clone()).await.unwrap().status(), 200);
-    // A tenant admin grants a role in their tenant only.
-    let r = ta
-        .post_form(
-            "/t/acme/admin/members",
-            &[
-                ("_csrf", &csrf),
-                ("email", "root@ops.test"),
-                ("role", "viewer"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    // A tenant admin changes roles of their tenant's members only: an account outside the
+    // tenant and no account at all get the same answer.
+    let grant = |email: &'static str, role: &'static str| {
+        let (ta, csrf) = (&ta, csrf.clone());
+        async move {
+            let r = ta
+                .post_form(
+                    "/t/acme/admin/members",
+                    &[("_csrf", &csrf), ("email", email), ("role", role)],
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let outsider = grant("root@ops.test", "viewer").await;
+    let nobody = grant("nobody@nowhere.test", "viewer").await;
+    assert!(
+        outsider.contains("acme has no member with that email"),
+        "{outsider}"
+    );
+    assert!(
+        nobody.contains("acme has no member with that email"),
+        "{nobody}"
+    );
+    let member = grant("viewer@acme.test", "viewer").await;
+    assert!(
+        member.contains("viewer@acme.test is now viewer of acme"),
+        "{member}"
+    );
     let r = ta
         .post_form(
             "/t/globex/admin/members",

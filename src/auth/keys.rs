@@ -63,7 +63,7 @@ pub async fn operator_key(
     let request = NewKeyRequest {
         name: name.to_string(),
         tenant: None,
-        scopes: vec![Scope::Ingest, Scope::Read, Scope::Admin],
+        scopes: vec![Scope::Ingest, Scope::Read, Scope::Act, Scope::Admin],
         expires_at: None,
     };
     let (_, key) = auth

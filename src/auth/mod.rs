@@ -94,6 +94,9 @@ impl Role {
 pub enum Scope {
     Ingest,
     Read,
+    /// Acknowledge alerts, silence them, run actions: what editors do besides writing.
+    Act,
+    /// Manage the tenant's keys and members.
     Admin,
 }
 
@@ -104,10 +107,11 @@ impl Scope {
             scopes.push(match part {
                 "ingest" => Scope::Ingest,
                 "read" => Scope::Read,
+                "act" => Scope::Act,
                 "admin" => Scope::Admin,
                 other => {
                     return Err(AuthError::Invalid(format!(
-                        "unknown scope {other:?} (ingest, read or admin)"
+                        "unknown scope {other:?} (ingest, read, act or admin)"
                     )));
                 }
             });
@@ -124,6 +128,7 @@ impl Scope {
         match self {
             Scope::Ingest => "ingest",
             Scope::Read => "read",
+            Scope::Act => "act",
             Scope::Admin => "admin",
         }
     }
@@ -208,7 +213,8 @@ impl Principal {
                     && match need {
                         Need::Read => scopes.contains(&Scope::Read),
                         Need::Ingest => scopes.contains(&Scope::Ingest),
-                        Need::Act | Need::Manage => scopes.contains(&Scope::Admin),
+                        Need::Act => scopes.contains(&Scope::Act),
+                        Need::Manage => scopes.contains(&Scope::Admin),
                     }
             }
         }
@@ -376,6 +382,11 @@ mod tests {
         let global = key(None, "read,admin");
         assert!(global.is_global_admin() && global.allows("b", Need::Manage));
         assert!(!key(Some("a"), "admin").is_global_admin());
+        // Acting on alerts is its own scope: an admin key manages keys, an act key silences.
+        let admin = key(Some("a"), "admin");
+        assert!(admin.allows("a", Need::Manage) && !admin.allows("a", Need::Act));
+        let act = key(Some("a"), "act");
+        assert!(act.allows("a", Need::Act) && !act.allows("a", Need::Manage));
         assert!(Scope::parse_list("ingest,nope").is_err());
         assert!(Scope::parse_list("").is_err());
     }

@@ -42,6 +42,32 @@ pub struct MfaEnrollment {
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 impl Auth {
+    /// Deletes sessions past their idle or absolute timeout (a session nobody uses again is
+    /// never checked, so never ended) and login counters that no longer matter: past their
+    /// window, or past their lockout by more than the longest lockout. Returns how many of
+    /// each went.
+    pub async fn prune_expired(&self) -> Result<(u64, u64), AuthError> {
+        let now = self.now_ms();
+        let idle = self.config.session_idle_timeout.0.as_millis() as i64;
+        let absolute = self.config.session_absolute_timeout.0.as_millis() as i64;
+        let sessions = sqlx::query("DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2")
+            .bind(now - idle)
+            .bind(now - absolute)
+            .execute(&self.db.pool)
+            .await?
+            .rows_affected();
+        let window = self.config.failure_window.0.as_millis() as i64;
+        let longest = self.config.max_lockout.0.as_millis() as i64;
+        let attempts =
+            sqlx::query("DELETE FROM login_attempts WHERE locked_until < $1 AND window_start < $2")
+                .bind(now - longest)
+                .bind(now - window)
+                .execute(&self.db.pool)
+                .await?
+                .rows_affected();
+        Ok((sessions, attempts))
+    }
+
     /// Checks a password and opens a session; returns the new token and what is still needed.
     pub async fn login(
         &self,

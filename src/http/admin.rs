@@ -240,8 +240,8 @@ async fn grant(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let result = async {
-        let user = state.auth.user_by_email(form.get("email")).await?;
         let role = Role::parse(form.get("role"))?;
+        let user = member(&state, &caller, &tenant, form.get("email")).await?;
         state
             .auth
             .grant(&caller.actor(), user.id, &tenant, role)
@@ -256,16 +256,47 @@ async fn grant(
     render_tenant(&state, &caller, &tenant, Notice::from_result(result)?).await
 }
 
+/// The user a tenant admin may change: one already in the tenant (global admins: anyone). An
+/// email of nobody and an email of someone outside the tenant get the same answer, so the
+/// form cannot be used to find out who has an account.
+async fn member(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    email: &str,
+) -> Result<crate::auth::User, AuthError> {
+    let unknown = || AuthError::NotFound(format!("{tenant} has no member with that email"));
+    let Ok(user) = state.auth.user_by_email(email).await else {
+        return Err(unknown());
+    };
+    let global = caller
+        .principal
+        .as_deref()
+        .is_some_and(|p| p.is_global_admin());
+    if global || state.auth.roles(user.id).await?.contains_key(tenant) {
+        Ok(user)
+    } else {
+        Err(unknown())
+    }
+}
+
 async fn remove_member(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((tenant, id)): Path<(String, i64)>,
 ) -> Result<Response, PageError> {
-    let result = state
-        .auth
-        .revoke_membership(&caller.actor(), id, &tenant)
-        .await
-        .map(|_| "Member removed.".to_string());
+    let result = async {
+        let is_member = state.auth.roles(id).await?.contains_key(&tenant);
+        if !is_member {
+            return Err(AuthError::NotFound(format!("{tenant} has no such member")));
+        }
+        state
+            .auth
+            .revoke_membership(&caller.actor(), id, &tenant)
+            .await
+            .map(|_| "Member removed.".to_string())
+    }
+    .await;
     render_tenant(&state, &caller, &tenant, Notice::from_result(result)?).await
 }
 
