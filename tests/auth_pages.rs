@@ -10,7 +10,11 @@ use std::time::Duration;
 use common::session::{Db, Env, PASSWORD, redirect_of};
 use opsboard::auth::{AuditFilter, Role};
 
-on_both_databases!(mfa_enrolment_and_login, admin_and_tenant_admin_pages);
+on_both_databases!(
+    mfa_enrolment_and_login,
+    wrong_codes_lock_out_on_their_own_counters,
+    admin_and_tenant_admin_pages
+);
 
 async fn mfa_enrolment_and_login(db: Db) {
     let Some(env) = Env::start(db, "mfa", |c| c.auth.require_mfa_for_admins = true).await else {
@@ -137,6 +141,91 @@ async fn mfa_enrolment_and_login(db: Db) {
         .map(|e| e.action)
         .collect();
     assert!(actions.contains(&"mfa.enable".into()) && actions.contains(&"mfa.verify".into()));
+    env.server.stop().await;
+}
+
+/// Enrols `email` in TOTP through the account page; returns its secret.
+async fn enrol(env: &Env, email: &str) -> String {
+    let b = env.browser().await;
+    b.login(email, PASSWORD).await;
+    let csrf = b.csrf().await;
+    let page = b
+        .post_form("/account/mfa/start", &[("_csrf", &csrf)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let secret = page
+        .split("id=\"totp-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let code = opsboard::auth::totp_code(&secret, env.clock_ms() / 30_000).unwrap();
+    let r = b
+        .post_form("/account/mfa/confirm", &[("_csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(r.status(), 200);
+    secret
+}
+
+/// Wrong codes count against the account and the client on counters a correct password does
+/// not clear: "sign in, send a few wrong codes" repeated runs into a lockout (429 with
+/// Retry-After) that even the right code cannot pass; and a half-signed-in session ends after
+/// three wrong codes.
+async fn wrong_codes_lock_out_on_their_own_counters(db: Db) {
+    let Some(env) = Env::start(db, "mfa_brute", |c| c.auth.max_failures_per_account = 5).await
+    else {
+        return;
+    };
+    env.user("mo@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+    let secret = enrol(&env, "mo@acme.test").await;
+    env.clock.advance(Duration::from_secs(30));
+
+    let half_signed_in = || async {
+        let b = env.browser().await;
+        assert_eq!(
+            redirect_of(&b.login("mo@acme.test", PASSWORD).await),
+            (303, "/login/mfa".into())
+        );
+        let (_, page) = b.text("/login/mfa").await;
+        let csrf = common::session::csrf_in(&page);
+        (b, csrf)
+    };
+    // Three wrong codes end the session: the password is asked again.
+    let (b, csrf) = half_signed_in().await;
+    for _ in 0..2 {
+        let r = b
+            .post_form("/login/mfa", &[("_csrf", &csrf), ("code", "000000")])
+            .await;
+        assert_eq!(r.status(), 400);
+    }
+    let r = b
+        .post_form("/login/mfa", &[("_csrf", &csrf), ("code", "000000")])
+        .await;
+    assert_eq!(redirect_of(&r), (303, "/login".into()), "session ended");
+    assert_eq!(redirect_of(&b.get("/t/acme").await).0, 303);
+
+    // Each new login may not reset the count: the fifth wrong code locks the second factor.
+    let (b, csrf) = half_signed_in().await;
+    let r = b
+        .post_form("/login/mfa", &[("_csrf", &csrf), ("code", "111111")])
+        .await;
+    assert_eq!(r.status(), 400, "fourth wrong code");
+    let (b, csrf) = half_signed_in().await;
+    let r = b
+        .post_form("/login/mfa", &[("_csrf", &csrf), ("code", "222222")])
+        .await;
+    assert_eq!(r.status(), 429, "fifth wrong code locks");
+    assert!(r.headers().contains_key("retry-after"));
+    let right = opsboard::auth::totp_code(&secret, env.clock_ms() / 30_000).unwrap();
+    let r = b
+        .post_form("/login/mfa", &[("_csrf", &csrf), ("code", &right)])
+        .await;
+    assert_eq!(r.status(), 429, "not even the right code while locked");
     env.server.stop().await;
 }
 

@@ -8,17 +8,29 @@ use sqlx::Row;
 
 use super::{Auth, AuthError};
 
+/// What failures are counted against. The second factor has counters of its own, which only a
+/// completed MFA clears: a correct password must not wipe the wrong codes sent after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     Account,
     Ip,
+    MfaAccount,
+    MfaIp,
+    /// One half-signed-in session: ended after a few wrong codes.
+    MfaSession,
 }
+
+/// Wrong codes one half-signed-in session may send before it ends (the password is asked again).
+pub const CODES_PER_SESSION: u32 = 3;
 
 impl Subject {
     fn as_str(self) -> &'static str {
         match self {
             Subject::Account => "account",
             Subject::Ip => "ip",
+            Subject::MfaAccount => "mfa_account",
+            Subject::MfaIp => "mfa_ip",
+            Subject::MfaSession => "mfa_session",
         }
     }
 
@@ -27,7 +39,9 @@ impl Subject {
     /// every attempt.
     fn key(self, subject: &str) -> String {
         match (self, subject.parse::<std::net::IpAddr>()) {
-            (Subject::Ip, Ok(std::net::IpAddr::V6(v6))) if v6.to_ipv4_mapped().is_none() => {
+            (Subject::Ip | Subject::MfaIp, Ok(std::net::IpAddr::V6(v6)))
+                if v6.to_ipv4_mapped().is_none() =>
+            {
                 let s = v6.segments();
                 format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
             }
@@ -87,8 +101,9 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let now = self.now_ms();
         let limit = match kind {
-            Subject::Account => self.config.max_failures_per_account,
-            Subject::Ip => self.config.max_failures_per_ip,
+            Subject::Account | Subject::MfaAccount => self.config.max_failures_per_account,
+            Subject::Ip | Subject::MfaIp => self.config.max_failures_per_ip,
+            Subject::MfaSession => CODES_PER_SESSION,
         } as i64;
         let window = self.config.failure_window.0.as_millis() as i64;
         let mut a = self.attempts(kind, subject).await?.unwrap_or(Attempts {

@@ -38,6 +38,8 @@ pub enum AuthError {
     BadCredentials,
     #[error("wrong authentication code")]
     BadMfaCode,
+    #[error("too many wrong authentication codes; sign in again")]
+    MfaSessionEnded,
     #[error("too many failed logins; try again in {retry_after_secs} s")]
     LockedOut { retry_after_secs: u64 },
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]

@@ -271,10 +271,17 @@ impl Auth {
         };
         let user = self.user(user_id).await?;
         let ip = actor.ip.clone().unwrap_or_default();
-        if let Some(ms) = self.locked_for(Subject::Account, &user.email).await? {
-            return Err(AuthError::LockedOut {
-                retry_after_secs: (ms as u64).div_ceil(1000),
-            });
+        for (kind, subject) in [(Subject::MfaIp, &ip), (Subject::MfaAccount, &user.email)] {
+            if let Some(ms) = self.locked_for(kind, subject).await? {
+                self.audit(
+                    actor,
+                    AuditEvent::denied("mfa.verify", json!({"reason": "locked out"})),
+                )
+                .await;
+                return Err(AuthError::LockedOut {
+                    retry_after_secs: (ms as u64).div_ceil(1000),
+                });
+            }
         }
         let sealed: Option<String> =
             sqlx::query_scalar("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 1")
@@ -298,16 +305,50 @@ impl Auth {
             .execute(&self.db.pool)
             .await?;
             if hit.rows_affected() == 0 {
-                self.record_failure(Subject::Account, &user.email).await?;
-                self.audit(actor, AuditEvent::failed("mfa.verify", json!({})))
-                    .await;
-                return Err(AuthError::BadMfaCode);
+                return Err(self.wrong_code(actor, &user.email, &ip, session).await?);
             }
             "recovery code"
         };
+        self.clear_failures(Subject::MfaAccount, &user.email)
+            .await?;
+        self.clear_failures(Subject::MfaSession, &session.token_hash)
+            .await?;
         self.audit(actor, AuditEvent::ok("mfa.verify", json!({"method": used})))
             .await;
         self.upgrade_session(user_id, session, &ip).await
+    }
+
+    /// Counts a wrong code against the account, the client and the session; the session ends
+    /// at its limit. Returns the error to answer.
+    async fn wrong_code(
+        &self,
+        actor: &Actor,
+        email: &str,
+        ip: &str,
+        session: &super::SessionCookie,
+    ) -> Result<AuthError, AuthError> {
+        self.record_failure(Subject::MfaIp, ip).await?;
+        self.record_failure(Subject::MfaAccount, email).await?;
+        self.record_failure(Subject::MfaSession, &session.token_hash)
+            .await?;
+        self.audit(actor, AuditEvent::failed("mfa.verify", json!({})))
+            .await;
+        if self
+            .locked_for(Subject::MfaSession, &session.token_hash)
+            .await?
+            .is_some()
+        {
+            self.end_session(&session.token_hash).await?;
+            self.clear_failures(Subject::MfaSession, &session.token_hash)
+                .await?;
+            return Ok(AuthError::MfaSessionEnded);
+        }
+        Ok(match self.locked_for(Subject::MfaAccount, email).await? {
+            Some(ms) => AuthError::LockedOut {
+                retry_after_secs: (ms as u64).div_ceil(1000),
+            },
+            None => AuthError::BadMfaCode,
+        })
     }
 
     /// Accepts a TOTP code at most once: its time step must be later than the last one this user

@@ -110,9 +110,10 @@ impl ApiError {
 
 fn auth_status(e: &AuthError) -> StatusCode {
     match e {
-        AuthError::Unauthenticated | AuthError::BadKey(_) | AuthError::BadCredentials => {
-            StatusCode::UNAUTHORIZED
-        }
+        AuthError::Unauthenticated
+        | AuthError::BadKey(_)
+        | AuthError::BadCredentials
+        | AuthError::MfaSessionEnded => StatusCode::UNAUTHORIZED,
         AuthError::BadMfaCode | AuthError::Invalid(_) => StatusCode::BAD_REQUEST,
         AuthError::LockedOut { .. } | AuthError::RateLimited { .. } => {
             StatusCode::TOO_MANY_REQUESTS

@@ -53,6 +53,14 @@ fn login_csrf_name(state: &AppState) -> &'static str {
     }
 }
 
+/// Seconds a locked-out caller should wait, for `Retry-After`.
+fn retry_after(e: &AuthError) -> Option<u64> {
+    match e {
+        AuthError::LockedOut { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    }
+}
+
 /// Only a path on this server, so the login form cannot be used to bounce users elsewhere. The
 /// path is judged as a browser will read it — tabs, CR and LF removed, `\` taken as `/` — so
 /// `/\t/evil.example` (which a browser follows as `//evil.example`) becomes `/`.
@@ -164,7 +172,15 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
             } else {
                 status
             };
-            render_login(&state, &headers, &next, email, Some(e.to_string()), status).await
+            let retry = retry_after(&e);
+            let mut response =
+                render_login(&state, &headers, &next, email, Some(e.to_string()), status).await?;
+            if let Some(secs) = retry {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Ok(response)
         }
         Err(e) => Err(e.into()),
     }
@@ -217,9 +233,27 @@ async fn mfa(
                 .append(header::SET_COOKIE, session_cookie(&state, &token));
             Ok(response)
         }
+        Err(AuthError::MfaSessionEnded) => {
+            let mut response = Redirect::to("/login").into_response();
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                cleared_cookie(&state, state.auth.cookie_name()),
+            );
+            Ok(response)
+        }
         Err(e @ (AuthError::BadMfaCode | AuthError::LockedOut { .. })) => {
-            let status = super::ApiError::Auth(AuthError::BadMfaCode).status();
-            render_mfa(&state, principal, Some(e.to_string()), status)
+            let retry = retry_after(&e);
+            let status = match retry {
+                Some(_) => axum::http::StatusCode::TOO_MANY_REQUESTS,
+                None => super::ApiError::Auth(AuthError::BadMfaCode).status(),
+            };
+            let mut response = render_mfa(&state, principal, Some(e.to_string()), status)?;
+            if let Some(secs) = retry {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Ok(response)
         }
         Err(e) => Err(e.into()),
     }
