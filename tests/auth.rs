@@ -11,6 +11,7 @@ use opsboard::auth::{AuditFilter, Role};
 
 on_both_databases!(
     lockout_per_account_grows_and_ends,
+    parallel_wrong_passwords_are_checked_no_more_than_the_limit,
     lockout_per_ip,
     lockout_per_forwarded_ip_behind_trusted_proxy,
     csrf_is_required_for_cookie_changes,
@@ -80,6 +81,35 @@ async fn lockout_per_account_grows_and_ends(db: Db) {
             .iter()
             .all(|e| e.actor == "user:ann@acme.test" && e.ip.as_deref() == Some("127.0.0.1"))
     );
+    env.server.stop().await;
+}
+
+/// Thirty wrong passwords at once: each attempt is counted before the slow password check, so
+/// no more than the limit are checked and the rest are refused as locked out (before, every
+/// one was checked: the counter was read and written after argon2).
+async fn parallel_wrong_passwords_are_checked_no_more_than_the_limit(db: Db) {
+    let Some(env) = Env::start(db, "lockout_race", |c| {
+        c.auth.max_failures_per_account = 5;
+        c.auth.max_failures_per_ip = 1000;
+    })
+    .await
+    else {
+        return;
+    };
+    env.user("race@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+    let browsers: Vec<_> = futures::future::join_all((0..30).map(|_| env.browser())).await;
+    let statuses: Vec<u16> = futures::future::join_all(browsers.iter().map(|b| async {
+        b.login("race@acme.test", "wrong password!")
+            .await
+            .status()
+            .as_u16()
+    }))
+    .await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(checked <= 5, "at most the limit are checked: {statuses:?}");
+    assert_eq!(checked + refused, 30, "{statuses:?}");
     env.server.stop().await;
 }
 

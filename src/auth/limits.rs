@@ -99,12 +99,22 @@ impl Auth {
         kind: Subject,
         subject: &str,
     ) -> Result<(), AuthError> {
+        self.count_failure(kind, subject, 1).await
+    }
+
+    /// A reserved attempt (already counted, see [`Self::reserve_attempt`]) failed: at the limit,
+    /// the subject is locked out.
+    pub(super) async fn attempt_failed(
+        &self,
+        kind: Subject,
+        subject: &str,
+    ) -> Result<(), AuthError> {
+        self.count_failure(kind, subject, 0).await
+    }
+
+    async fn count_failure(&self, kind: Subject, subject: &str, add: i64) -> Result<(), AuthError> {
         let now = self.now_ms();
-        let limit = match kind {
-            Subject::Account | Subject::MfaAccount => self.config.max_failures_per_account,
-            Subject::Ip | Subject::MfaIp => self.config.max_failures_per_ip,
-            Subject::MfaSession => CODES_PER_SESSION,
-        } as i64;
+        let limit = self.limit(kind);
         let window = self.config.failure_window.0.as_millis() as i64;
         let mut a = self.attempts(kind, subject).await?.unwrap_or(Attempts {
             failures: 0,
@@ -116,7 +126,7 @@ impl Auth {
             a.failures = 0;
             a.window_start = now;
         }
-        a.failures += 1;
+        a.failures += add;
         if a.failures >= limit {
             let base = self.config.lockout.0.as_millis() as i64;
             let cap = self.config.max_lockout.0.as_millis() as i64;
@@ -147,6 +157,74 @@ impl Auth {
         .execute(&self.db.pool)
         .await?;
         Ok(())
+    }
+
+    /// Counts an attempt before it is checked, in one atomic statement, so that parallel
+    /// attempts cannot all pass the count while the slow password check runs. A subject that is
+    /// locked, or that this attempt takes past its limit (which locks it), is refused.
+    pub(super) async fn reserve_attempt(
+        &self,
+        kind: Subject,
+        subject: &str,
+    ) -> Result<(), AuthError> {
+        let now = self.now_ms();
+        let window_start_before = now - self.config.failure_window.0.as_millis() as i64;
+        let row = sqlx::query(
+            "INSERT INTO login_attempts (kind, subject, failures, window_start, lockouts, locked_until) \
+             VALUES ($1, $2, 1, $3, 0, 0) ON CONFLICT (kind, subject) DO UPDATE SET \
+             failures = CASE WHEN login_attempts.locked_until > $3 THEN login_attempts.failures \
+                 WHEN login_attempts.window_start < $4 THEN 1 \
+                 ELSE login_attempts.failures + 1 END, \
+             window_start = CASE WHEN login_attempts.locked_until <= $3 \
+                 AND login_attempts.window_start < $4 THEN $3 ELSE login_attempts.window_start END \
+             RETURNING failures, locked_until",
+        )
+        .bind(kind.as_str())
+        .bind(kind.key(subject))
+        .bind(now)
+        .bind(window_start_before)
+        .fetch_one(&self.db.pool)
+        .await?;
+        let failures: i64 = row.try_get("failures")?;
+        let locked_until: i64 = row.try_get("locked_until")?;
+        if locked_until > now {
+            return Err(AuthError::LockedOut {
+                retry_after_secs: ((locked_until - now) as u64).div_ceil(1000),
+            });
+        }
+        if failures > self.limit(kind) {
+            self.attempt_failed(kind, subject).await?;
+            let ms = self.locked_for(kind, subject).await?.unwrap_or(1000);
+            return Err(AuthError::LockedOut {
+                retry_after_secs: (ms as u64).div_ceil(1000),
+            });
+        }
+        Ok(())
+    }
+
+    /// A reserved attempt that succeeded is not a failure: its count is given back.
+    pub(super) async fn release_attempt(
+        &self,
+        kind: Subject,
+        subject: &str,
+    ) -> Result<(), AuthError> {
+        sqlx::query(
+            "UPDATE login_attempts SET failures = failures - 1 \
+             WHERE kind = $1 AND subject = $2 AND failures > 0",
+        )
+        .bind(kind.as_str())
+        .bind(kind.key(subject))
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn limit(&self, kind: Subject) -> i64 {
+        (match kind {
+            Subject::Account | Subject::MfaAccount => self.config.max_failures_per_account,
+            Subject::Ip | Subject::MfaIp => self.config.max_failures_per_ip,
+            Subject::MfaSession => CODES_PER_SESSION,
+        }) as i64
     }
 
     /// A successful login forgets the account's failures and lockout history.

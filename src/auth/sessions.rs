@@ -83,17 +83,22 @@ impl Auth {
             Ok(e) => e,
             Err(_) => return Err(AuthError::BadCredentials),
         };
+        // Both counters are taken before the password is checked: parallel attempts cannot all
+        // slip under the limit while argon2 runs.
+        let mut reserved = vec![];
         for (kind, subject) in [(Subject::Ip, ip), (Subject::Account, email.as_str())] {
-            if let Some(ms) = self.locked_for(kind, subject).await? {
+            if let Err(e) = self.reserve_attempt(kind, subject).await {
+                for (kind, subject) in reserved {
+                    self.release_attempt(kind, subject).await?;
+                }
                 self.audit(
                     &actor,
                     AuditEvent::denied("login", json!({"reason": "locked out"})),
                 )
                 .await;
-                return Err(AuthError::LockedOut {
-                    retry_after_secs: (ms as u64).div_ceil(1000),
-                });
+                return Err(e);
             }
+            reserved.push((kind, subject));
         }
         let row = sqlx::query(
             "SELECT id, password_hash, disabled, is_admin, mfa_enabled FROM users WHERE email = $1",
@@ -116,8 +121,8 @@ impl Auth {
             None => (0, false, false, false),
         };
         if !matches || row.is_none() || disabled {
-            self.record_failure(Subject::Ip, ip).await?;
-            self.record_failure(Subject::Account, &email).await?;
+            self.attempt_failed(Subject::Ip, ip).await?;
+            self.attempt_failed(Subject::Account, &email).await?;
             let reason = if disabled && matches {
                 "account disabled"
             } else {
@@ -131,6 +136,7 @@ impl Auth {
             return Err(AuthError::BadCredentials);
         }
         self.clear_failures(Subject::Account, &email).await?;
+        self.release_attempt(Subject::Ip, ip).await?;
         let outcome = if mfa_enabled {
             LoginOutcome::NeedsCode
         } else if is_admin && self.config.require_mfa_for_admins {
