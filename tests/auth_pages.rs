@@ -36,27 +36,12 @@ async fn mfa_enrolment_and_login(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "a half-signed-in session reaches no API");
-    let csrf = b.csrf().await;
-    let page = b
-        .post_form("/account/mfa/start", &[("_csrf", &csrf)])
-        .await
-        .text()
-        .await
-        .unwrap();
-    let page = page.replace("&#x2f;", "/").replace("&amp;", "&");
+    let (csrf, page, secret) = start_enrolment(&b).await;
     assert!(
         page.contains("otpauth://totp/opsboard:root%40ops.test?secret="),
         "{page}"
     );
     assert!(page.contains("data:image/svg+xml;base64,"), "QR code");
-    let secret = page
-        .split("id=\"totp-secret\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
     let code = |at_ms: i64| opsboard::auth::totp_code(&secret, at_ms / 30_000).unwrap();
     let wrong = b
         .post_form(
@@ -144,10 +129,9 @@ async fn mfa_enrolment_and_login(db: Db) {
     env.server.stop().await;
 }
 
-/// Enrols `email` in TOTP through the account page; returns its secret.
-async fn enrol(env: &Env, email: &str) -> String {
-    let b = env.browser().await;
-    b.login(email, PASSWORD).await;
+/// Starts TOTP enrolment on the account page: the form's CSRF token, the page (unescaped)
+/// and the secret it shows.
+async fn start_enrolment(b: &common::session::Browser) -> (String, String, String) {
     let csrf = b.csrf().await;
     let page = b
         .post_form("/account/mfa/start", &[("_csrf", &csrf)])
@@ -155,6 +139,7 @@ async fn enrol(env: &Env, email: &str) -> String {
         .text()
         .await
         .unwrap();
+    let page = page.replace("&#x2f;", "/").replace("&amp;", "&");
     let secret = page
         .split("id=\"totp-secret\">")
         .nth(1)
@@ -163,6 +148,14 @@ async fn enrol(env: &Env, email: &str) -> String {
         .next()
         .unwrap()
         .to_string();
+    (csrf, page, secret)
+}
+
+/// Enrols `email` in TOTP through the account page; returns its secret.
+async fn enrol(env: &Env, email: &str) -> String {
+    let b = env.browser().await;
+    b.login(email, PASSWORD).await;
+    let (csrf, _, secret) = start_enrolment(&b).await;
     let code = opsboard::auth::totp_code(&secret, env.clock_ms() / 30_000).unwrap();
     let r = b
         .post_form("/account/mfa/confirm", &[("_csrf", &csrf), ("code", &code)])

@@ -36,6 +36,22 @@ pub struct KindSpec {
     pub chart: bool,
 }
 
+impl KindSpec {
+    /// What a kind is unless it says otherwise: no data source, no keys of its own.
+    pub const PLAIN: KindSpec = KindSpec {
+        name: "",
+        default_size: (6, 2),
+        source: Source::None,
+        sql_columns: &[],
+        display_keys: &[],
+        endpoint: Endpoint::None,
+        template: false,
+        stale_after: false,
+        live: false,
+        chart: false,
+    };
+}
+
 /// The data a kind reads.
 #[derive(Debug)]
 pub enum Source {

@@ -57,15 +57,8 @@ pub struct Alerts;
 
 static SPEC: KindSpec = KindSpec {
     name: "alerts",
-    default_size: (6, 2),
-    source: Source::None,
-    sql_columns: &[],
-    display_keys: &[],
-    endpoint: Endpoint::None,
-    template: false,
-    stale_after: false,
     live: true,
-    chart: false,
+    ..KindSpec::PLAIN
 };
 
 #[async_trait]

@@ -34,15 +34,9 @@ pub struct CustomImage;
 
 static SPEC: KindSpec = KindSpec {
     name: "custom_image",
-    default_size: (6, 2),
-    source: Source::None,
-    sql_columns: &[],
     display_keys: &["width", "height"],
     endpoint: Endpoint::Image,
-    template: false,
-    stale_after: false,
-    live: false,
-    chart: false,
+    ..KindSpec::PLAIN
 };
 
 #[async_trait]

@@ -31,15 +31,10 @@ pub struct CustomTemplate;
 
 static SPEC: KindSpec = KindSpec {
     name: "custom_template",
-    default_size: (6, 2),
     source: Source::SqlOnly,
-    sql_columns: &[],
-    display_keys: &[],
     endpoint: Endpoint::Data,
     template: true,
-    stale_after: false,
-    live: false,
-    chart: false,
+    ..KindSpec::PLAIN
 };
 
 #[async_trait]

@@ -62,11 +62,8 @@ static SPEC: KindSpec = KindSpec {
     },
     sql_columns: &["service", "status", "time"],
     display_keys: &["status_mapping", "unknown_color"],
-    endpoint: Endpoint::None,
-    template: false,
     stale_after: true,
-    live: false,
-    chart: false,
+    ..KindSpec::PLAIN
 };
 
 #[async_trait]

@@ -54,11 +54,7 @@ static SPEC: KindSpec = KindSpec {
     },
     sql_columns: &["value"],
     display_keys: &["unit", "decimals", "thresholds", "show_delta"],
-    endpoint: Endpoint::None,
-    template: false,
-    stale_after: false,
-    live: false,
-    chart: false,
+    ..KindSpec::PLAIN
 };
 
 #[async_trait]

@@ -59,18 +59,13 @@ static SPEC: KindSpec = KindSpec {
     name: "table",
     default_size: (12, 3),
     source: Source::Columns,
-    sql_columns: &[],
     display_keys: &[
         "sortable",
         "default_sort",
         "default_sort_order",
         "pagination",
     ],
-    endpoint: Endpoint::None,
-    template: false,
-    stale_after: false,
-    live: false,
-    chart: false,
+    ..KindSpec::PLAIN
 };
 
 #[async_trait]

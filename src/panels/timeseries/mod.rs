@@ -82,11 +82,8 @@ static SPEC: KindSpec = KindSpec {
         "colors",
         "fill_area",
     ],
-    endpoint: Endpoint::None,
-    template: false,
-    stale_after: false,
-    live: false,
     chart: true,
+    ..KindSpec::PLAIN
 };
 
 #[async_trait]
