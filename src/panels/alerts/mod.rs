@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::{Endpoint, KindSpec, PanelKind, Source};
+use super::kind::{KindSpec, PanelKind};
 use super::kinds::PanelAnswer;
 use super::values::{floats, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};

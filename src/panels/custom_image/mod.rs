@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
 use super::functions::function_error;
-use super::kind::{Endpoint, KindSpec, PanelKind, Source};
+use super::kind::{Endpoint, KindSpec, PanelKind};
 use super::kinds::PanelAnswer;
 use super::{PanelError, Run};
 use crate::render::{RenderError, fragment_environment, render_fragment};

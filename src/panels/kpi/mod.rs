@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::{Endpoint, KindSpec, PanelKind, Source};
+use super::kind::{KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{floats, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};

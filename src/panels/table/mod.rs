@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::answer::Header;
-use super::kind::{Endpoint, KindSpec, PanelKind, Source};
+use super::kind::{KindSpec, PanelKind, Source};
 use super::kinds::PanelAnswer;
 use super::values::{floats, json_rows};
 use super::{PanelError, Run};
