@@ -107,6 +107,7 @@ pub async fn serve(
             from: config.alerts.from.clone(),
             attempts: config.alerts.delivery_attempts,
             backoff: config.alerts.retry_backoff.0,
+            allowed_targets: config.alerts.allowed_targets.clone(),
         },
     );
     let alerts = Arc::new(AlertEngine::new(

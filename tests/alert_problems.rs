@@ -119,6 +119,7 @@ async fn nodata_and_error_follow_each_rules_policy(db: Db) {
     let Some(env) = Env::start(db, "alert_problems", move |c| {
         c.alerts.tick = "100ms".parse().unwrap();
         c.alerts.retry_backoff = "50ms".parse().unwrap();
+        c.alerts.allowed_targets = vec!["127.0.0.1".parse().unwrap()];
         let dir = c.tenants_dir.join("acme/alerts");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("rules.yaml"), &yaml).unwrap();

@@ -28,6 +28,8 @@ pub struct NotifySettings {
     pub from: String,
     pub attempts: u32,
     pub backoff: Duration,
+    /// Internal addresses webhooks may reach (`alerts.allowed_targets`).
+    pub allowed_targets: Vec<crate::config::IpNetwork>,
 }
 
 /// One message's place: whose, which channel, which lane and its number there.
@@ -101,8 +103,10 @@ impl Drop for Done {
 
 impl Notifier {
     pub fn new(store: AlertStore, settings: NotifySettings) -> Self {
+        // A receiver's redirect could lead anywhere, past the target check: none are followed.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         let context = ChannelContext {
@@ -110,6 +114,7 @@ impl Notifier {
             http,
             smtp: settings.smtp.clone(),
             from: settings.from.clone(),
+            allowed_targets: Arc::new(settings.allowed_targets.clone()),
         };
         Self {
             store,
@@ -117,6 +122,11 @@ impl Notifier {
             settings,
             lanes: Arc::default(),
         }
+    }
+
+    /// The HTTP client webhooks are sent with (no redirects followed).
+    pub fn http_client(&self) -> reqwest::Client {
+        self.context.http.clone()
     }
 
     fn lane(&self, tenant: &str, channel: &str, g: &Group) -> Arc<Lane> {
@@ -315,6 +325,7 @@ mod tests {
             from: "opsboard@example.test".into(),
             attempts: 3,
             backoff: Duration::from_millis(300),
+            allowed_targets: vec!["127.0.0.1".parse().unwrap()],
         };
         let notifier = Notifier::new(store.clone(), settings);
         let (url, seen) = flaky_receiver().await;

@@ -103,6 +103,9 @@ pub struct AlertsConfig {
     /// Tries per delivery, waiting `retry_backoff`, then twice that, ... between them.
     pub delivery_attempts: u32,
     pub retry_backoff: HumanDuration,
+    /// Loopback, private and link-local addresses webhooks may reach (none by default: a
+    /// webhook URL from a tenant's YAML must not probe the server's own network).
+    pub allowed_targets: Vec<super::IpNetwork>,
 }
 
 impl Default for AlertsConfig {
@@ -113,6 +116,7 @@ impl Default for AlertsConfig {
             from: "opsboard@localhost".into(),
             delivery_attempts: 4,
             retry_backoff: HumanDuration::from_secs(2),
+            allowed_targets: vec![],
         }
     }
 }

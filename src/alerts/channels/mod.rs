@@ -49,6 +49,13 @@ pub enum ChannelError {
     },
     #[error("{url} answered {status}")]
     Status { url: String, status: u16 },
+    #[error("{url}: cannot resolve: {message}")]
+    Resolve { url: String, message: String },
+    #[error("{url} resolves to {address}, an internal address not in alerts.allowed_targets")]
+    Refused {
+        url: String,
+        address: std::net::IpAddr,
+    },
     #[error("smtp `{server}`: {message}")]
     Smtp { server: String, message: String },
     #[error("address `{address}`: {message}")]
@@ -64,6 +71,7 @@ pub struct ChannelContext {
     pub http: reqwest::Client,
     pub smtp: String,
     pub from: String,
+    pub allowed_targets: std::sync::Arc<Vec<crate::config::IpNetwork>>,
 }
 
 /// The channel that sends for `config`.
@@ -72,7 +80,11 @@ pub fn channel_for(
     context: &ChannelContext,
 ) -> Result<Box<dyn Channel>, ChannelError> {
     Ok(match config.kind {
-        ChannelType::Webhook => Box::new(Webhook::new(config, context.http.clone())?),
+        ChannelType::Webhook => Box::new(Webhook::new(
+            config,
+            context.http.clone(),
+            context.allowed_targets.clone(),
+        )?),
         ChannelType::Email => Box::new(EmailChannel::new(config, &context.smtp, &context.from)),
         ChannelType::InApp => Box::new(InApp {
             store: context.store.clone(),
@@ -102,13 +114,118 @@ mod tests {
     async fn failures_are_typed_and_name_the_place() {
         let http = reqwest::Client::new();
         assert!(matches!(
-            Webhook::new(&config(ChannelType::Webhook, None), http.clone()),
+            Webhook::new(
+                &config(ChannelType::Webhook, None),
+                http.clone(),
+                Default::default()
+            ),
             Err(ChannelError::NoUrl)
         ));
         // Nothing listens on port 9 of loopback: the request itself fails, naming the host but
         // not the secret path or query.
         let secret = "http://127.0.0.1:9/hooks/T0SECRET/B1SECRET?token=XSECRET";
-        let hook = Webhook::new(&config(ChannelType::Webhook, Some(secret)), http).unwrap();
+        let channel = config(ChannelType::Webhook, Some(secret));
+        let group = Group {
+            route: 0,
+            status: "firing",
+            group_labels: Default::default(),
+            alerts: vec![],
+        };
+        let message = Message {
+            tenant: "acme",
+            channel: "ops",
+            group: &group,
+            at: 0,
+        };
+        // Loopback is internal: refused unless listed in alerts.allowed_targets.
+        let closed = Webhook::new(&channel, http.clone(), Default::default()).unwrap();
+        let err = closed.send(&message).await.unwrap_err();
+        assert!(matches!(err, ChannelError::Refused { .. }), "{err}");
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+        let allowed = std::sync::Arc::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        let hook = Webhook::new(&channel, http, allowed).unwrap();
+        let err = hook.send(&message).await.unwrap_err();
+        assert!(matches!(err, ChannelError::Request { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("http://127.0.0.1:9/…: "),
+            "{err}"
+        );
+        assert!(!format!("{err} {err:?}").contains("SECRET"), "{err:?}");
+        assert_eq!(
+            webhook::redacted("https://hooks.example/"),
+            "https://hooks.example"
+        );
+        assert_eq!(webhook::redacted("not a url"), "(webhook url)");
+        for internal in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(
+                webhook::is_internal(internal.parse().unwrap()),
+                "{internal}"
+            );
+        }
+        for public in ["93.184.216.34", "2606:4700::1111"] {
+            assert!(!webhook::is_internal(public.parse().unwrap()), "{public}");
+        }
+        let email = EmailChannel::new(
+            &config(ChannelType::Email, None),
+            "no-port-here",
+            "opsboard@example.test",
+        );
+        let err = email.send(&message).await.unwrap_err();
+        assert_eq!(err.to_string(), "smtp `no-port-here`: not host:port");
+    }
+
+    /// A receiver's redirect is not followed: it could point anywhere, past the target check.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let followed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = followed.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(|| async { axum::response::Redirect::temporary("/elsewhere") }),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::post(move || {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    async { "ok" }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::connect(&crate::db::resolve_url(None, dir.path()))
+            .await
+            .unwrap();
+        let store = crate::alerts::store::AlertStore::new(db);
+        let notifier = crate::alerts::Notifier::new(
+            store,
+            crate::alerts::NotifySettings {
+                smtp: "127.0.0.1:25".into(),
+                from: "a@b.test".into(),
+                attempts: 1,
+                backoff: std::time::Duration::from_millis(1),
+                allowed_targets: vec!["127.0.0.1".parse().unwrap()],
+            },
+        );
+        let hook = Webhook::new(
+            &config(ChannelType::Webhook, Some(&url)),
+            notifier.http_client(),
+            std::sync::Arc::new(vec!["127.0.0.1".parse().unwrap()]),
+        )
+        .unwrap();
         let group = Group {
             route: 0,
             status: "firing",
@@ -122,23 +239,10 @@ mod tests {
             at: 0,
         };
         let err = hook.send(&message).await.unwrap_err();
-        assert!(matches!(err, ChannelError::Request { .. }), "{err}");
         assert!(
-            err.to_string().starts_with("http://127.0.0.1:9/…: "),
+            matches!(err, ChannelError::Status { status: 307, .. }),
             "{err}"
         );
-        assert!(!format!("{err} {err:?}").contains("SECRET"), "{err:?}");
-        assert_eq!(
-            webhook::redacted("https://hooks.example/"),
-            "https://hooks.example"
-        );
-        assert_eq!(webhook::redacted("not a url"), "(webhook url)");
-        let email = EmailChannel::new(
-            &config(ChannelType::Email, None),
-            "no-port-here",
-            "opsboard@example.test",
-        );
-        let err = email.send(&message).await.unwrap_err();
-        assert_eq!(err.to_string(), "smtp `no-port-here`: not host:port");
+        assert!(!followed.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

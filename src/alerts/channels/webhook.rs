@@ -1,33 +1,93 @@
 //! Webhook channels: an HTTP POST of Alertmanager's JSON (`format: alertmanager`, version 4,
 //! what most receivers take) or Slack's (`format: slack`); any 2xx is a delivery.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::super::routing::{Group, common_labels, text_lines};
 use super::super::state::{Change, labels_key};
 use super::{Channel, ChannelError, Message};
-use crate::config::{ChannelConfig, WebhookFormat};
+use crate::config::{ChannelConfig, IpNetwork, WebhookFormat};
 
 pub struct Webhook {
     pub url: String,
     pub format: WebhookFormat,
     pub http: reqwest::Client,
+    pub allowed_targets: Arc<Vec<IpNetwork>>,
 }
 
 impl Webhook {
-    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Result<Self, ChannelError> {
+    pub fn new(
+        config: &ChannelConfig,
+        http: reqwest::Client,
+        allowed_targets: Arc<Vec<IpNetwork>>,
+    ) -> Result<Self, ChannelError> {
         Ok(Self {
             url: config.url.clone().ok_or(ChannelError::NoUrl)?,
             format: config.format,
             http,
+            allowed_targets,
         })
+    }
+
+    /// Refuses a URL whose host resolves to a loopback, private, link-local or unspecified
+    /// address not listed in `alerts.allowed_targets`.
+    async fn check_target(&self) -> Result<(), ChannelError> {
+        let parsed = url::Url::parse(&self.url).map_err(|_| ChannelError::NoUrl)?;
+        let host = parsed.host_str().unwrap_or("").trim_matches(['[', ']']);
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let addresses =
+            tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| ChannelError::Resolve {
+                    url: redacted(&self.url),
+                    message: e.to_string(),
+                })?;
+        for address in addresses {
+            let ip = address.ip();
+            if is_internal(ip) && !self.allowed_targets.iter().any(|n| n.contains(ip)) {
+                return Err(ChannelError::Refused {
+                    url: redacted(&self.url),
+                    address: ip,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Addresses a webhook from a tenant's YAML must not reach unless allowed.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // Carrier-grade NAT, 100.64.0.0/10.
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_internal(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+            }
+        },
     }
 }
 
 #[async_trait]
 impl Channel for Webhook {
     async fn send(&self, message: &Message<'_>) -> Result<(), ChannelError> {
+        self.check_target().await?;
         let body = match self.format {
             WebhookFormat::Slack => slack_body(message.group),
             _ => alertmanager_body(message.channel, message.group),
