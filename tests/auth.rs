@@ -456,6 +456,24 @@ async fn password_change_and_disable_end_sessions(db: Db) {
     let laptop = env.signed_in("eve@acme.test").await;
     let phone = env.signed_in("eve@acme.test").await;
     let csrf = laptop.csrf().await;
+    // The current-password check is a guess like a login: it takes the account's lockout.
+    let mut statuses = vec![];
+    for _ in 0..6 {
+        let r = laptop
+            .post_form(
+                "/account/password",
+                &[
+                    ("_csrf", &csrf),
+                    ("current", "not the password"),
+                    ("password", "a much newer password"),
+                ],
+            )
+            .await;
+        statuses.push((r.status().as_u16(), r.headers().contains_key("retry-after")));
+    }
+    assert_eq!(statuses[..5], [(400, false); 5], "{statuses:?}");
+    assert_eq!(statuses[5], (429, true), "{statuses:?}");
+    env.clock.advance(Duration::from_secs(3600));
     let r = laptop
         .post_form(
             "/account/password",

@@ -175,12 +175,23 @@ impl Auth {
     }
 
     /// Whether `password` is the user's current one (re-authentication before a sensitive change).
+    /// The current-password check of `/account`: a guess like any login, so it takes the
+    /// account's lockout (429 once locked) and counts against it.
     pub async fn check_password(&self, id: i64, password: &str) -> Result<bool, AuthError> {
+        use super::limits::Subject;
+        let user = self.user(id).await?;
+        self.reserve_attempt(Subject::Account, &user.email).await?;
         let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
             .bind(id)
             .fetch_one(&self.db.pool)
             .await?;
-        secret::verify_password_off_thread(password, stored).await
+        let matches = secret::verify_password_off_thread(password, stored).await?;
+        if matches {
+            self.clear_failures(Subject::Account, &user.email).await?;
+        } else {
+            self.attempt_failed(Subject::Account, &user.email).await?;
+        }
+        Ok(matches)
     }
 
     /// A new password ends every session of the user (the caller logs in again).

@@ -182,6 +182,13 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
         let message = self.0.public_message(status);
+        let retry_after = match &self.0 {
+            ApiError::Auth(
+                AuthError::RateLimited { retry_after_secs }
+                | AuthError::LockedOut { retry_after_secs },
+            ) => Some(*retry_after_secs),
+            _ => None,
+        };
         let html = format!(
             "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{code} · opsboard</title>\n\
              <link rel=\"stylesheet\" href=\"/static/app.css\">\n</head>\n<body>\n<main>\n<h1>{code} {reason}</h1>\n\
@@ -190,7 +197,13 @@ impl IntoResponse for PageError {
             reason = status.canonical_reason().unwrap_or(""),
             message = escape_html(&message),
         );
-        (status, Html(html)).into_response()
+        let mut response = (status, Html(html)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
