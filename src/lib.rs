@@ -5,7 +5,14 @@
 //! at once) → later a flush writes sorted Parquet files to the object store and records them in
 //! the tenant's versioned catalog, and the covered WAL segments are deleted. `POST query` →
 //! [`http`] → [`query`] (a DataFusion context holding only that tenant's tables, reading buffer ∪
-//! pruned Parquet) → [`render`] (JSON, NDJSON, CSV, Parquet or Arrow, streamed).
+//! pruned Parquet) → [`render`] (JSON, NDJSON, CSV, Parquet or Arrow, streamed). `GET panel` →
+//! [`http`] → [`panels`] (the cache, else the panel kind's query) → a typed answer → JSON or the
+//! kind's HTML fragment.
+//!
+//! Layers, each using only those before it: [`schema`], [`clock`], [`db`], [`generate`] (the
+//! ground floor) → [`config`] → [`storage`] → [`ingest`] → [`query`] → [`render`] → [`panels`]
+//! → [`check`] → [`live`] (the one owner of each tenant's configuration) → [`alerts`] →
+//! [`auth`] → [`http`] → [`server`].
 
 pub mod alerts;
 pub mod auth;
