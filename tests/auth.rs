@@ -12,6 +12,7 @@ use opsboard::auth::{AuditFilter, Role};
 on_both_databases!(
     lockout_per_account_grows_and_ends,
     parallel_wrong_passwords_are_checked_no_more_than_the_limit,
+    audit_entries_are_bounded,
     lockout_per_ip,
     lockout_per_forwarded_ip_behind_trusted_proxy,
     csrf_is_required_for_cookie_changes,
@@ -110,6 +111,31 @@ async fn parallel_wrong_passwords_are_checked_no_more_than_the_limit(db: Db) {
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert!(checked <= 5, "at most the limit are checked: {statuses:?}");
     assert_eq!(checked + refused, 30, "{statuses:?}");
+    env.server.stop().await;
+}
+
+/// What a request puts in the audit log is bounded: a tenant that is no tenant name stays out
+/// of the tenant column, long details and actor names are cut.
+async fn audit_entries_are_bounded(db: Db) {
+    let Some(env) = Env::start(db, "audit_bounds", |_| {}).await else {
+        return;
+    };
+    let actor = opsboard::auth::Actor::new("x".repeat(10_000), None);
+    let event = opsboard::auth::AuditEvent::denied(
+        "access",
+        serde_json::json!({"path": "/".repeat(100_000)}),
+    )
+    .in_tenant("../../etc/passwd");
+    env.auth.audit(&actor, event).await;
+    let entries = env
+        .auth
+        .audit_entries(&AuditFilter::default())
+        .await
+        .unwrap();
+    let entry = entries.iter().find(|e| e.action == "access").unwrap();
+    assert_eq!(entry.tenant, None);
+    assert!(entry.details.to_string().len() <= 4200, "details cut");
+    assert!(entry.actor.len() <= 210, "actor cut");
     env.server.stop().await;
 }
 

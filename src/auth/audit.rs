@@ -9,6 +9,21 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{Auth, AuthError};
 
+/// Longest details text kept per entry, in bytes.
+const MAX_DETAILS: usize = 4096;
+
+/// At most `max` bytes of `text`, cut at a character boundary, with `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Who is acting, for the audit log.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -102,17 +117,36 @@ impl Auth {
     /// Appends one entry. A failure to audit is logged, never turned into a failed request:
     /// the action it describes has already happened.
     pub async fn audit(&self, actor: &Actor, event: AuditEvent) {
+        // Parts of an entry can come from a request (a path's tenant, a typed email, a URL):
+        // a tenant that is no valid tenant name is kept out of the tenant column, and long
+        // text is cut, so the log stays searchable and small whatever a caller sends.
+        let mut details = event.details.clone();
+        let tenant = match event.tenant.as_deref() {
+            Some(t) if crate::schema::is_valid_tenant_name(t) => Some(t),
+            Some(t) => {
+                if let Value::Object(map) = &mut details {
+                    map.insert("tenant_given".into(), Value::from(cut(t, 64)));
+                }
+                None
+            }
+            None => None,
+        };
+        let mut details = details.to_string();
+        if details.len() > MAX_DETAILS {
+            details = serde_json::json!({"truncated": cut(&details, MAX_DETAILS / 2)}).to_string();
+        }
+        let actor_name = cut(&actor.name, 200);
         let result = sqlx::query(
             "INSERT INTO audit_log (at, actor, tenant, ip, action, outcome, details) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(self.now_ms())
-        .bind(&actor.name)
-        .bind(event.tenant.as_deref())
+        .bind(&actor_name)
+        .bind(tenant)
         .bind(actor.ip.as_deref())
         .bind(event.action)
         .bind(event.outcome)
-        .bind(event.details.to_string())
+        .bind(details)
         .execute(&self.db.pool)
         .await;
         if let Err(e) = result {
