@@ -58,7 +58,7 @@ pub enum KeyCommand {
         /// ...or no tenant at all (an operator's key for every tenant).
         #[arg(long)]
         global: bool,
-        /// Comma-separated: ingest, read, admin.
+        /// Comma-separated: ingest, read, act (acknowledge, silence), admin (keys, members).
         #[arg(long)]
         scope: String,
         /// Lifetime, e.g. 90d; none = no expiry.
