@@ -291,6 +291,28 @@ impl ServerConfig {
         if self.ingest.max_body_bytes == 0 {
             return Err(invalid("ingest.max_body_bytes must be > 0".into()));
         }
+        let ingest = &self.ingest;
+        // `time` is a column: a limit under 2 would refuse every write.
+        if ingest.max_columns_per_write < 2
+            || ingest.max_columns_per_table < 2
+            || ingest.max_tables_per_tenant == 0
+        {
+            return Err(invalid(
+                "ingest.max_columns_per_write and max_columns_per_table must be at least 2, \
+                 max_tables_per_tenant at least 1"
+                    .into(),
+            ));
+        }
+        let http = &self.http;
+        if http.header_read_timeout.0.is_zero()
+            || http.max_connections == 0
+            || http.max_request_bytes == 0
+        {
+            return Err(invalid(
+                "http.header_read_timeout, max_connections and max_request_bytes must be > 0"
+                    .into(),
+            ));
+        }
         if self.panels.raw_limit == 0 || self.panels.reload_interval.0.is_zero() {
             return Err(invalid(
                 "panels.raw_limit and panels.reload_interval must be > 0".into(),
@@ -345,6 +367,33 @@ mod tests {
             err.contains("auth.trusted_proxies: \"proxy.lan\" is not an IP address"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limits_that_would_refuse_everything_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (yaml, names) in [
+            (
+                "ingest:\n  max_columns_per_write: 1\n",
+                "max_columns_per_write",
+            ),
+            (
+                "ingest:\n  max_tables_per_tenant: 0\n",
+                "max_tables_per_tenant",
+            ),
+            ("http:\n  max_connections: 0\n", "max_connections"),
+            ("http:\n  header_read_timeout: 0s\n", "header_read_timeout"),
+            (
+                "alerts:\n  allowed_targets: [internal.lan]\n",
+                "allowed_targets",
+            ),
+        ] {
+            let path = dir.path().join("opsboard.yaml");
+            std::fs::write(&path, yaml).unwrap();
+            let err = ServerConfig::load(&path, true).unwrap_err().to_string();
+            assert!(err.starts_with(&path.display().to_string()), "{err}");
+            assert!(err.contains(names), "{yaml}: {err}");
+        }
     }
 
     #[test]
