@@ -31,3 +31,6 @@ pub mod render;
 pub mod schema;
 pub mod server;
 pub mod storage;
+
+#[cfg(test)]
+mod layering;

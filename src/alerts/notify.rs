@@ -74,6 +74,18 @@ impl Lane {
         (number, previous, Done(Some(tx)))
     }
 
+    /// Once a message is done, the alerts it was the newest word on need no entry: messages
+    /// finish in order, so no older one can still ask. Keeps the map to alerts in flight.
+    fn forget(&self, g: &Group, number: u64) {
+        let mut newest = self.newest.lock();
+        for a in &g.alerts {
+            let key = labels_key(&a.labels);
+            if newest.get(&key) == Some(&number) {
+                newest.remove(&key);
+            }
+        }
+    }
+
     /// The group without the alerts a newer message speaks of; none when nothing is left.
     fn current(&self, g: &Group, number: u64) -> Option<Group> {
         let newest = self.newest.lock();
@@ -189,6 +201,7 @@ impl Notifier {
                         at: now,
                     };
                     let (attempts, result) = this.send_in_turn(&*channel, &delivery, &g).await;
+                    lane.forget(&g, number);
                     this.log(&tenant, &name, &g, now, attempts, result).await;
                 }));
             }
@@ -368,5 +381,10 @@ mod tests {
         let outcomes: Vec<&str> = log.iter().map(|d| d.outcome.as_str()).collect();
         assert!(outcomes.contains(&"superseded"), "{outcomes:?}");
         assert!(outcomes.contains(&"sent"), "{outcomes:?}");
+        let lanes = notifier.lanes.lock();
+        assert!(
+            lanes.values().all(|lane| lane.newest.lock().is_empty()),
+            "nothing kept once every message is done"
+        );
     }
 }

@@ -1,15 +1,6 @@
-//! The boundary of a panel kind: what the engine, the configuration checks and the pages ask
-//! of each one. A kind describes itself ([`KindSpec`]: its YAML name, default size, the data
-//! and keys it takes), runs a request into its typed answer and names the rows an export
-//! streams; its answer draws its own HTML fragment (see
-//! [`super::kinds::PanelAnswer::fragment`]). Kinds are listed in one registry, `kinds.rs`;
-//! everything else about a kind lives in its own folder.
-
-use async_trait::async_trait;
-
-use super::kinds::PanelAnswer;
-use super::{PanelError, Run};
-use crate::query::Params;
+//! What a panel kind says of itself before any request ([`KindSpec`]: its YAML name, default
+//! size, the data and keys it takes), read by the configuration checks, the grid and the
+//! pages. The behaviour (`PanelKind`) and the registry are `kinds.rs`.
 
 /// What is known of a kind before any request.
 #[derive(Debug)]
@@ -78,21 +69,4 @@ pub enum Endpoint {
     Image,
     /// A registered data function, optional, instead of `sql:`.
     Data,
-}
-
-#[async_trait]
-pub trait PanelKind: Send + Sync {
-    fn spec(&self) -> &'static KindSpec;
-
-    /// The panel's answer for one request.
-    async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError>;
-
-    /// The query (and its parameters) whose rows an export streams, uncapped. Kinds without
-    /// rows (images) keep the default refusal.
-    async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
-        Err(PanelError::NotExportable {
-            panel: run.panel.id.clone(),
-            kind: self.spec().name,
-        })
-    }
 }

@@ -6,8 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::{KindSpec, PanelKind};
+use async_trait::async_trait;
+
+use super::kind::KindSpec;
+use super::{PanelError, Run};
 use crate::config::PanelType;
+use crate::query::Params;
 use crate::render::{FragmentOptions, RenderError};
 
 pub use super::alerts::AlertsAnswer;
@@ -30,6 +34,25 @@ pub enum PanelAnswer {
     CustomImage(ImageAnswer),
     CustomTemplate(TemplateAnswer),
     Alerts(AlertsAnswer),
+}
+
+/// The boundary of a panel kind: it describes itself, runs a request into its typed answer
+/// and names the rows an export streams; its answer draws its own HTML fragment.
+#[async_trait]
+pub trait PanelKind: Send + Sync {
+    fn spec(&self) -> &'static KindSpec;
+
+    /// The panel's answer for one request.
+    async fn run(&self, run: &Run<'_>) -> Result<PanelAnswer, PanelError>;
+
+    /// The query (and its parameters) whose rows an export streams, uncapped. Kinds without
+    /// rows (images) keep the default refusal.
+    async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
+        Err(PanelError::NotExportable {
+            panel: run.panel.id.clone(),
+            kind: self.spec().name,
+        })
+    }
 }
 
 /// Every kind, in the order error messages list them.

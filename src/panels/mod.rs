@@ -29,10 +29,10 @@ pub use cache::{CacheStats, PanelCache, PanelData};
 pub use engine::{PanelEngine, TenantConfigs};
 pub use functions::{DataFunction, ImageFunction, Registry};
 pub use health::ServiceHealth;
-pub use kind::{Endpoint, KindSpec, PanelKind, Source};
+pub use kind::{Endpoint, KindSpec, Source};
 pub use kinds::{
-    AlertsAnswer, HealthAnswer, ImageAnswer, KpiAnswer, PanelAnswer, TableAnswer, TemplateAnswer,
-    TimeseriesAnswer,
+    AlertsAnswer, HealthAnswer, ImageAnswer, KpiAnswer, PanelAnswer, PanelKind, TableAnswer,
+    TemplateAnswer, TimeseriesAnswer,
 };
 pub use request::PanelRequest;
 pub use table::{ColumnHeading, format_cell};

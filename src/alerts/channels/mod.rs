@@ -110,6 +110,24 @@ mod tests {
         }
     }
 
+    fn firing_group() -> Group {
+        Group {
+            route: 0,
+            status: "firing",
+            group_labels: Default::default(),
+            alerts: vec![],
+        }
+    }
+
+    fn message_of(group: &Group) -> Message<'_> {
+        Message {
+            tenant: "acme",
+            channel: "ops",
+            group,
+            at: 0,
+        }
+    }
+
     #[tokio::test]
     async fn failures_are_typed_and_name_the_place() {
         let http = reqwest::Client::new();
@@ -125,18 +143,8 @@ mod tests {
         // not the secret path or query.
         let secret = "http://127.0.0.1:9/hooks/T0SECRET/B1SECRET?token=XSECRET";
         let channel = config(ChannelType::Webhook, Some(secret));
-        let group = Group {
-            route: 0,
-            status: "firing",
-            group_labels: Default::default(),
-            alerts: vec![],
-        };
-        let message = Message {
-            tenant: "acme",
-            channel: "ops",
-            group: &group,
-            at: 0,
-        };
+        let group = firing_group();
+        let message = message_of(&group);
         // Loopback is internal: refused unless listed in alerts.allowed_targets.
         let closed = Webhook::new(&channel, http.clone(), Default::default()).unwrap();
         let err = closed.send(&message).await.unwrap_err();
@@ -226,18 +234,8 @@ mod tests {
             std::sync::Arc::new(vec!["127.0.0.1".parse().unwrap()]),
         )
         .unwrap();
-        let group = Group {
-            route: 0,
-            status: "firing",
-            group_labels: Default::default(),
-            alerts: vec![],
-        };
-        let message = Message {
-            tenant: "acme",
-            channel: "ops",
-            group: &group,
-            at: 0,
-        };
+        let group = firing_group();
+        let message = message_of(&group);
         let err = hook.send(&message).await.unwrap_err();
         assert!(
             matches!(err, ChannelError::Status { status: 307, .. }),

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::{KindSpec, PanelKind};
-use super::kinds::PanelAnswer;
+use super::kind::KindSpec;
+use super::kinds::{PanelAnswer, PanelKind};
 use super::values::{floats, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
 use crate::clock::Timestamp;

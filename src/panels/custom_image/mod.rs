@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
 use super::functions::function_error;
-use super::kind::{Endpoint, KindSpec, PanelKind};
-use super::kinds::PanelAnswer;
+use super::kind::{Endpoint, KindSpec};
+use super::kinds::{PanelAnswer, PanelKind};
 use super::{PanelError, Run};
 use crate::render::{RenderError, fragment_environment, render_fragment};
 

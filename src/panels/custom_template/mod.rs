@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::answer::Header;
 use super::functions::function_error;
-use super::kind::{Endpoint, KindSpec, PanelKind, Source};
-use super::kinds::PanelAnswer;
+use super::kind::{Endpoint, KindSpec, Source};
+use super::kinds::{PanelAnswer, PanelKind};
 use super::values::{column_names, json_rows};
 use super::{Bucket, PanelError, Run, sqlgen};
 use crate::query::Params;

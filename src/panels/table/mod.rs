@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::answer::Header;
-use super::kind::{KindSpec, PanelKind, Source};
-use super::kinds::PanelAnswer;
+use super::kind::{KindSpec, Source};
+use super::kinds::{PanelAnswer, PanelKind};
 use super::values::{floats, json_rows};
 use super::{PanelError, Run};
 use crate::config::{ColumnFormat, SortOrder, TableColumn};

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::answer::Header;
-use super::kind::{KindSpec, PanelKind, Source};
-use super::kinds::PanelAnswer;
+use super::kind::{KindSpec, Source};
+use super::kinds::{PanelAnswer, PanelKind};
 use super::values::{floats, has_column, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run};
 use crate::clock::Timestamp;
