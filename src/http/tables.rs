@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 
 use super::access::{Access, Route};
@@ -38,7 +37,7 @@ struct ColumnView {
 }
 
 fn rfc3339(ns: Option<i64>) -> Option<String> {
-    ns.map(|ns| DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    ns.map(|ns| crate::clock::Timestamp::from_ns(ns).rfc3339())
 }
 
 impl From<TableStats> for TableView {

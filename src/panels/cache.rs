@@ -45,29 +45,14 @@ impl PanelData {
             .clone()
     }
 
-    /// Bytes the entry holds, for the cache's weigher: the JSON length, counted without
-    /// keeping it, twice (the typed value and the JSON made later are of that order).
+    /// Bytes the entry holds, for the cache's weigher: its JSON (made now, once — an API
+    /// request would make it anyway) twice, the typed value being of that order too.
     pub fn weight(&self) -> usize {
-        let mut counter = ByteCounter(0);
-        let _ = serde_json::to_writer(&mut counter, &self.answer);
         let image = match &self.answer {
             PanelAnswer::CustomImage(image) => image.bytes.len(),
             _ => 0,
         };
-        counter.0 * 2 + image
-    }
-}
-
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.json().len() * 2 + image
     }
 }
 
