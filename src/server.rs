@@ -75,6 +75,13 @@ pub async fn serve(
     let auth = Auth::with_db(db.clone(), &config, options.clock.clone())?;
     auth.sync_tenants(&crate::config::tenant_folders(&config.tenants_dir))
         .await?;
+    let resealed = auth.reseal_mfa_secrets().await?;
+    if resealed > 0 {
+        tracing::info!(
+            resealed,
+            "TOTP secrets resealed with the current auth.secret_key"
+        );
+    }
     if options.demo {
         demo_users(&auth).await?;
     } else if auth.user_count().await? == 0 {

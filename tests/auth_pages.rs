@@ -13,6 +13,7 @@ use opsboard::auth::{AuditFilter, Role};
 on_both_databases!(
     mfa_enrolment_and_login,
     wrong_codes_lock_out_on_their_own_counters,
+    rotated_server_key_keeps_second_factors_working,
     admin_and_tenant_admin_pages
 );
 
@@ -151,8 +152,8 @@ async fn start_enrolment(b: &common::session::Browser) -> (String, String, Strin
     (csrf, page, secret)
 }
 
-/// Enrols `email` in TOTP through the account page; returns its secret.
-async fn enrol(env: &Env, email: &str) -> String {
+/// Enrols `email` in TOTP through the account page; returns its secret and recovery codes.
+async fn enrol(env: &Env, email: &str) -> (String, Vec<String>) {
     let b = env.browser().await;
     b.login(email, PASSWORD).await;
     let (csrf, _, secret) = start_enrolment(&b).await;
@@ -161,7 +162,79 @@ async fn enrol(env: &Env, email: &str) -> String {
         .post_form("/account/mfa/confirm", &[("_csrf", &csrf), ("code", &code)])
         .await;
     assert_eq!(r.status(), 200);
-    secret
+    let page = r.text().await.unwrap();
+    let recovery = page
+        .split("<li><code>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap().to_string())
+        .collect();
+    (secret, recovery)
+}
+
+/// Signs `email` in with a code (TOTP or recovery); the final status (303 signed in).
+async fn second_factor(env: &Env, email: &str, code: &str) -> u16 {
+    let b = env.browser().await;
+    assert_eq!(
+        redirect_of(&b.login(email, PASSWORD).await),
+        (303, "/login/mfa".into())
+    );
+    let (_, page) = b.text("/login/mfa").await;
+    let csrf = common::session::csrf_in(&page);
+    b.post_form("/login/mfa", &[("_csrf", &csrf), ("code", code)])
+        .await
+        .status()
+        .as_u16()
+}
+
+/// The server key is rotated (`secret_key` new, the old one under `previous_secret_keys`):
+/// TOTP and recovery codes made under the old key keep working, the TOTP secret is resealed at
+/// start so the old key can then leave the ring, and the recovery codes it hashed then stop.
+async fn rotated_server_key_keeps_second_factors_working(db: Db) {
+    const OLD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const NEW: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    let Some(env) = Env::start(db, "key_rotation", |c| c.auth.secret_key = Some(OLD.into())).await
+    else {
+        return;
+    };
+    env.user("kai@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+    let (secret, recovery) = enrol(&env, "kai@acme.test").await;
+    assert!(
+        recovery.iter().all(|c| c.len() == 19),
+        "80-bit codes: {recovery:?}"
+    );
+    let code_at = |env: &Env| opsboard::auth::totp_code(&secret, env.clock_ms() / 30_000).unwrap();
+
+    let env = env
+        .restart_with(|c| {
+            c.auth.secret_key = Some(NEW.into());
+            c.auth.previous_secret_keys = vec![OLD.into()];
+        })
+        .await;
+    env.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        second_factor(&env, "kai@acme.test", &code_at(&env)).await,
+        303
+    );
+    assert_eq!(
+        second_factor(&env, "kai@acme.test", &recovery[0]).await,
+        303
+    );
+
+    // The old key leaves: the resealed TOTP secret still opens, old recovery codes do not.
+    let env = env
+        .restart_with(|c| c.auth.previous_secret_keys.clear())
+        .await;
+    env.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        second_factor(&env, "kai@acme.test", &code_at(&env)).await,
+        303
+    );
+    assert_eq!(
+        second_factor(&env, "kai@acme.test", &recovery[1]).await,
+        400
+    );
+    env.server.stop().await;
 }
 
 /// Wrong codes count against the account and the client on counters a correct password does
@@ -175,7 +248,7 @@ async fn wrong_codes_lock_out_on_their_own_counters(db: Db) {
     };
     env.user("mo@acme.test", false, &[("acme", Role::Viewer)])
         .await;
-    let secret = enrol(&env, "mo@acme.test").await;
+    let (secret, _) = enrol(&env, "mo@acme.test").await;
     env.clock.advance(Duration::from_secs(30));
 
     let half_signed_in = || async {

@@ -9,6 +9,8 @@
 mod audit;
 mod keys;
 mod limits;
+mod mfa;
+mod sealing;
 mod secret;
 mod sessions;
 mod users;
@@ -20,8 +22,9 @@ use std::sync::Arc;
 pub use audit::{Actor, AuditEntry, AuditEvent, AuditFilter};
 pub use keys::{KeyInfo, NewKeyRequest, operator_key};
 pub use limits::RateLimited;
+pub use mfa::MfaEnrollment;
 pub use secret::{MIN_PASSWORD_LEN, random_password, random_token, same as same_secret, totp_code};
-pub use sessions::{LoginOutcome, MfaEnrollment, SessionCookie};
+pub use sessions::{LoginOutcome, SessionCookie};
 pub use users::User;
 
 use crate::clock::SharedClock;
@@ -247,7 +250,7 @@ pub struct Auth {
     db: Db,
     clock: SharedClock,
     config: AuthConfig,
-    seal: secret::SealKey,
+    seal: sealing::Keyring,
     limiter: limits::KeyLimiter,
 }
 
@@ -264,9 +267,10 @@ impl Auth {
         config: &ServerConfig,
         clock: SharedClock,
     ) -> Result<Arc<Self>, AuthError> {
+        let previous = &config.auth.previous_secret_keys;
         let seal = match &config.auth.secret_key {
-            Some(hex) => secret::SealKey::from_hex(hex)?,
-            None => load_or_create_key(&config.data_dir)?,
+            Some(hex) => sealing::Keyring::from_hex(hex, previous)?,
+            None => load_or_create_key(&config.data_dir, previous)?,
         };
         Ok(Arc::new(Self {
             db,
@@ -303,12 +307,12 @@ impl Auth {
     }
 }
 
-fn load_or_create_key(data_dir: &Path) -> Result<secret::SealKey, AuthError> {
+fn load_or_create_key(data_dir: &Path, previous: &[String]) -> Result<sealing::Keyring, AuthError> {
     let path = data_dir.join("secret.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => secret::SealKey::from_hex(&text),
+        Ok(text) => sealing::Keyring::from_hex(&text, previous),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let (key, hex) = secret::SealKey::generate();
+            let (key, hex) = sealing::Keyring::generate();
             std::fs::create_dir_all(data_dir)
                 .and_then(|_| write_private(&path, &hex))
                 .map_err(|e| {

@@ -1,6 +1,5 @@
 //! Secrets: random tokens, their stored hashes, the API key format with its checksum, argon2id
-//! passwords, TOTP (RFC 6238) and the small authenticated cipher that keeps TOTP secrets unreadable
-//! in the database.
+//! passwords, TOTP (RFC 6238) and recovery codes. Sealing and keyed hashes: `sealing.rs`.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -8,8 +7,6 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::AuthError;
-
-type HmacSha256 = Hmac<Sha256>;
 
 pub const MIN_PASSWORD_LEN: usize = 10;
 
@@ -29,7 +26,7 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -45,13 +42,11 @@ pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// Equal-time comparison, so an attacker cannot learn a prefix from response times.
+/// Equal-time comparison (`subtle`), so an attacker cannot learn a prefix from response times.
+/// The lengths compared are public (hashes, codes of a fixed form).
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,94 +218,17 @@ pub fn otpauth_uri(secret_b32: &str, email: &str) -> String {
     )
 }
 
-/// Ten one-time recovery codes, `xxxxx-xxxxx`.
+/// Ten one-time recovery codes of 80 random bits each, `xxxx-xxxx-xxxx-xxxx` (base32).
 pub fn new_recovery_codes() -> Vec<String> {
     (0..10)
         .map(|_| {
             let raw = data_encoding::BASE32_NOPAD
-                .encode(&random_bytes::<7>())
+                .encode(&random_bytes::<10>())
                 .to_lowercase();
-            format!("{}-{}", &raw[..5], &raw[5..10])
+            let groups: Vec<&str> = (0..4).map(|i| &raw[i * 4..i * 4 + 4]).collect();
+            groups.join("-")
         })
         .collect()
-}
-
-pub fn recovery_code_hash(code: &str) -> String {
-    let normal: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    token_hash(&normal)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sealing TOTP secrets: HMAC-SHA256 in counter mode for the keystream, then HMAC-SHA256 over the
-// nonce and ciphertext (encrypt-then-MAC). Stored as hex(nonce ‖ ciphertext ‖ tag).
-
-#[derive(Clone)]
-pub struct SealKey([u8; 32]);
-
-impl SealKey {
-    pub fn from_hex(text: &str) -> Result<Self, AuthError> {
-        let bytes = unhex(text.trim())
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| {
-                AuthError::Invalid("auth.secret_key must be 64 hex characters".into())
-            })?;
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&bytes);
-        Ok(Self(key))
-    }
-
-    pub fn generate() -> (Self, String) {
-        let key = random_bytes::<32>();
-        (Self(key), hex(&key))
-    }
-
-    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0).expect("any key length");
-        for p in parts {
-            mac.update(p);
-        }
-        mac.finalize().into_bytes().into()
-    }
-
-    fn keystream_xor(&self, nonce: &[u8], data: &mut [u8]) {
-        for (i, chunk) in data.chunks_mut(32).enumerate() {
-            let block = self.mac(&[b"enc", nonce, &(i as u32).to_be_bytes()]);
-            chunk.iter_mut().zip(block).for_each(|(d, k)| *d ^= k);
-        }
-    }
-
-    pub fn seal(&self, plain: &str) -> String {
-        let nonce = random_bytes::<16>();
-        let mut data = plain.as_bytes().to_vec();
-        self.keystream_xor(&nonce, &mut data);
-        let tag = self.mac(&[b"mac", &nonce, &data]);
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&data);
-        out.extend_from_slice(&tag[..16]);
-        hex(&out)
-    }
-
-    pub fn open(&self, sealed: &str) -> Result<String, AuthError> {
-        let broken = || {
-            AuthError::Internal(
-                "stored MFA secret cannot be decrypted (wrong auth.secret_key?)".into(),
-            )
-        };
-        let bytes = unhex(sealed).filter(|b| b.len() >= 32).ok_or_else(broken)?;
-        let (nonce, rest) = bytes.split_at(16);
-        let (data, tag) = rest.split_at(rest.len() - 16);
-        let expected = self.mac(&[b"mac", nonce, data]);
-        if hex(&expected[..16]) != hex(tag) {
-            return Err(broken());
-        }
-        let mut plain = data.to_vec();
-        self.keystream_xor(nonce, &mut plain);
-        String::from_utf8(plain).map_err(|_| broken())
-    }
 }
 
 #[cfg(test)]
@@ -366,29 +284,27 @@ mod tests {
     }
 
     #[test]
-    fn sealed_secrets_round_trip_and_detect_tampering() {
-        let (key, text) = SealKey::generate();
-        let sealed = key.seal("JBSWY3DPEHPK3PXP");
-        assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
-        assert_eq!(key.open(&sealed).unwrap(), "JBSWY3DPEHPK3PXP");
-        assert_eq!(
-            SealKey::from_hex(&text).unwrap().open(&sealed).unwrap(),
-            "JBSWY3DPEHPK3PXP"
-        );
-        let mut bad = sealed.into_bytes();
-        bad[40] = if bad[40] == b'0' { b'1' } else { b'0' };
-        assert!(key.open(&String::from_utf8(bad).unwrap()).is_err());
-        assert!(SealKey::generate().0.open(&key.seal("x")).is_err());
+    fn recovery_codes_carry_80_bits() {
+        let codes = new_recovery_codes();
+        assert_eq!(codes.len(), 10);
+        for c in &codes {
+            let raw: String = c.chars().filter(|c| *c != '-').collect();
+            // 16 base32 characters of 5 bits each.
+            assert_eq!(raw.len(), 16, "{c}");
+            assert!(
+                data_encoding::BASE32_NOPAD
+                    .decode(raw.to_uppercase().as_bytes())
+                    .is_ok()
+            );
+        }
+        let distinct: std::collections::HashSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), 10);
     }
 
     #[test]
-    fn recovery_codes_hash_the_same_however_typed() {
-        let codes = new_recovery_codes();
-        assert_eq!(codes.len(), 10);
-        let c = &codes[0];
-        assert_eq!(
-            recovery_code_hash(c),
-            recovery_code_hash(&c.to_uppercase().replace('-', " "))
-        );
+    fn same_compares_whole_values() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "abcd"));
     }
 }

@@ -146,6 +146,10 @@ pub struct AuthConfig {
     /// Key for the TOTP secrets at rest (64 hex characters). Unset: a key generated into
     /// `<data_dir>/secret.key` at first start. Several servers sharing one database need the same.
     pub secret_key: Option<String>,
+    /// Keys `secret_key` replaced: still used to open TOTP secrets and check recovery codes they
+    /// made. TOTP secrets are resealed with the current key at start; recovery codes hashed by
+    /// an old key work while it stays listed here.
+    pub previous_secret_keys: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or networks such as
     /// `10.0.0.0/8`). Empty: the client is the TCP peer, whatever the header says.
     pub trusted_proxies: Vec<super::IpNetwork>,
@@ -166,6 +170,7 @@ impl Default for AuthConfig {
             api_rate_per_second: 200.0,
             api_burst: 1000,
             secret_key: None,
+            previous_secret_keys: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }

@@ -85,14 +85,20 @@ impl Env {
 
     /// Stops the server (flushing) and starts a new one on the same folders, database and clock.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`Env::restart`] with a changed configuration.
+    pub async fn restart_with(self, configure: impl FnOnce(&mut ServerConfig)) -> Self {
         let Env {
             dirs,
-            config,
+            mut config,
             server,
             auth,
             clock,
         } = self;
         server.stop().await;
+        configure(&mut config);
         let options = ServeOptions {
             clock: clock.clone(),
             ..Default::default()
