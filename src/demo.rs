@@ -263,8 +263,11 @@ pub async fn fill_history(
     Ok(rows)
 }
 
-pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
-    if let Err(e) = run_inner(&store, &cancel).await {
+/// Writes the demo history, cancels `history_written` (also when it fails: waiting for it
+/// would then be forever), then keeps the live data coming until `cancel`.
+pub async fn run(store: Arc<Store>, cancel: CancellationToken, history_written: CancellationToken) {
+    let _signal = history_written.clone().drop_guard();
+    if let Err(e) = run_inner(&store, &cancel, &history_written).await {
         tracing::error!(error = %e, "demo data writer stopped");
     }
 }
@@ -272,6 +275,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
 async fn run_inner(
     store: &Arc<Store>,
     cancel: &CancellationToken,
+    history_written: &CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let dir = store.tenants_dir().join(TENANT);
     if !dir.is_dir() {
@@ -288,6 +292,7 @@ async fn run_inner(
         let rows = fill_history(&tenant, now, HISTORY, 42).await?;
         tracing::info!(tenant = TENANT, rows, "demo history written");
     }
+    history_written.cancel();
     let mut generator = DemoGenerator::new(now as u64);
     let mut tick = tokio::time::interval(LIVE_STEP);
     loop {

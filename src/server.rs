@@ -65,7 +65,10 @@ pub async fn serve(
         OpenMode::ReadWrite,
     )
     .await?;
-    let engine = Arc::new(QueryEngine::new(config.query.clone()));
+    let engine = Arc::new(QueryEngine::with_spill_dir(
+        config.query.clone(),
+        config.data_dir.join("spill"),
+    ));
     let db = crate::db::Db::connect(&crate::db::resolve_url(
         config.database_url.as_deref(),
         &config.data_dir,
@@ -94,8 +97,17 @@ pub async fn serve(
     background.spawn(flush_loop(store.clone(), cancel.clone()));
     background.spawn(maintenance_loop(store.clone(), cancel.clone()));
     background.spawn(auth_upkeep_loop(auth.clone(), cancel.clone()));
+    // Rules are first evaluated once the demo history is in: before it, every rule would see
+    // no data and say so.
+    let data_ready = CancellationToken::new();
     if options.demo {
-        background.spawn(crate::demo::run(store.clone(), cancel.clone()));
+        background.spawn(crate::demo::run(
+            store.clone(),
+            cancel.clone(),
+            data_ready.clone(),
+        ));
+    } else {
+        data_ready.cancel();
     }
     let (configs, panels) = build_panels(&config, &store, &engine, &auth).await;
     background.spawn(config_watch_loop(
@@ -129,6 +141,7 @@ pub async fn serve(
     background.spawn(alert_loop(
         alerts.clone(),
         config.alerts.tick.0,
+        data_ready,
         cancel.clone(),
     ));
     let state_closing = alerts.closing();
@@ -146,6 +159,7 @@ pub async fn serve(
             config_behind_tls,
             listener.local_addr()?.ip(),
         ),
+        streams: Arc::default(),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -230,7 +244,16 @@ async fn maintenance_loop(store: Arc<Store>, cancel: CancellationToken) {
 }
 
 /// Runs the alert rules that are due, every `tick`.
-async fn alert_loop(alerts: Arc<AlertEngine>, tick: Duration, cancel: CancellationToken) {
+async fn alert_loop(
+    alerts: Arc<AlertEngine>,
+    tick: Duration,
+    data_ready: CancellationToken,
+    cancel: CancellationToken,
+) {
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = data_ready.cancelled() => {}
+    }
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

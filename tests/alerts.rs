@@ -438,3 +438,73 @@ async fn threshold_to_webhook_email_ack_silence_and_restarts() {
     );
     env.server.stop().await;
 }
+
+/// An open event stream asks again (here every 200 ms) whether its caller may still read: a
+/// removed role ends a user's stream, a revoked key a key's. Each caller holds at most
+/// `http.max_streams_per_user` streams (429 beyond).
+#[tokio::test]
+async fn event_streams_end_when_access_is_withdrawn_and_are_capped() {
+    let Some(env) = Env::start(Db::Sqlite, "streams", |c| {
+        c.http.stream_recheck = "200ms".parse().unwrap();
+        c.http.max_streams_per_user = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let ana = env
+        .user("ana@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+    let browser = env.signed_in("ana@acme.test").await;
+    let first = browser.get("/t/acme/alerts/events").await;
+    let second = browser.get("/t/acme/alerts/events").await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = browser.get("/t/acme/alerts/events").await;
+    assert_eq!(third.status(), 429);
+    assert!(third.headers().contains_key("retry-after"));
+    drop(second);
+    // The dropped stream's place comes back once the server notices the closed connection.
+    let mut reopened = None;
+    for _ in 0..50 {
+        let r = browser.get("/t/acme/alerts/events").await;
+        if r.status() == 200 {
+            reopened = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reopened = reopened.expect("a place freed by the closed stream");
+
+    let (key_id, key) = env.key(Some("acme"), "read").await;
+    let by_key = reqwest::Client::new()
+        .get(env.url("/t/acme/alerts/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_key.status(), 200);
+
+    env.auth
+        .revoke_membership(&opsboard::auth::Actor::new("tests", None), ana, "acme")
+        .await
+        .unwrap();
+    env.auth
+        .revoke_key(&opsboard::auth::Actor::new("tests", None), &key_id)
+        .await
+        .unwrap();
+    for (name, mut stream) in [
+        ("role removed", first),
+        ("role removed", reopened),
+        ("key revoked", by_key),
+    ] {
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(_)) = stream.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "{name}: the stream stayed open");
+    }
+    env.server.stop().await;
+}

@@ -247,6 +247,7 @@ async fn query_limits_give_clear_errors() {
     let dirs = TestDirs::new(&["acme"]);
     let mut config = dirs.config();
     config.query.memory_limit_bytes = 64 * 1024;
+    config.query.spill_bytes = 0;
     let server = TestServer::start(config).await;
     // A sort over many distinct strings needs far more than 64 KiB.
     let body: String = (0..20_000)
@@ -267,6 +268,12 @@ async fn query_limits_give_clear_errors() {
         body["error"].as_str().unwrap().contains("memory limit"),
         "{body}"
     );
+
+    // A sort past the limit, with spilling off: refused too (spilling: query::budget's tests).
+    let (s, body) = server
+        .query("acme", "SELECT v FROM big ORDER BY s DESC")
+        .await;
+    assert_eq!(s, 400, "{body}");
     server.stop().await;
 
     let mut config = dirs.config();
@@ -280,6 +287,76 @@ async fn query_limits_give_clear_errors() {
         body["error"].as_str().unwrap().contains("time limit"),
         "{body}"
     );
+    server.stop().await;
+}
+
+/// Hostile but authorised SQL: functions that would allocate outside the memory pool are
+/// refused naming the limit; a tenant's queries beyond its concurrency wait, then get 429 with
+/// Retry-After; and a query whose client stopped reading ends at its deadline, giving its
+/// place back.
+#[tokio::test]
+async fn hostile_queries_are_capped_queued_and_ended() {
+    let dirs = TestDirs::new(&["acme"]);
+    let mut config = dirs.config();
+    config.query.max_concurrent_per_tenant = 1;
+    config.query.queue_timeout = "300ms".parse().unwrap();
+    config.query.timeout = "2s".parse().unwrap();
+    let server = TestServer::start(config).await;
+    for (sql, mentions) in [
+        ("SELECT repeat('x', 100000000)", "query.max_value_bytes"),
+        (
+            "SELECT count(*) FROM range(100000000000)",
+            "query.max_generated_rows",
+        ),
+        (
+            "SELECT cardinality(range(1000000000))",
+            "query.max_value_bytes",
+        ),
+    ] {
+        let (s, body) = server.query("acme", sql).await;
+        assert_eq!(s, 400, "{sql}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(mentions),
+            "{sql}: {body}"
+        );
+    }
+
+    // A big answer nobody reads: the query holds acme's one place...
+    let stalled = server
+        .client
+        .post(format!("{}/api/v1/tenants/acme/query?format=csv", server.url))
+        .json(&serde_json::json!({"sql": "SELECT value, repeat('x', 1000) AS pad FROM range(5000000)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stalled.status(), 200);
+    let (s, body) = server.query("acme", "SELECT 1 AS one").await;
+    assert_eq!(s, 429, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("too many queries"),
+        "{body}"
+    );
+    let resp = server
+        .client
+        .post(format!("{}/api/v1/tenants/acme/query", server.url))
+        .json(&serde_json::json!({"sql": "SELECT 1 AS one"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // ...until its deadline, though the client still holds the connection open.
+    let mut answered = None;
+    for _ in 0..60 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let (s, body) = server.query("acme", "SELECT 1 AS one").await;
+        if s == 200 {
+            answered = Some(body);
+            break;
+        }
+    }
+    assert_eq!(answered.expect("the stalled query ended")[0]["one"], 1);
+    drop(stalled);
     server.stop().await;
 }
 

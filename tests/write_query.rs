@@ -233,14 +233,23 @@ async fn size_threshold_flushes_while_serving() {
     server.stop().await;
 }
 
+/// `--demo` fills a week of history, and the demo's alert rules are first evaluated after it:
+/// none of them reports "no data" for the moments before the history landed.
 #[tokio::test]
 async fn demo_mode_fills_the_demo_tenant() {
     let dirs = TestDirs::new(&[]);
+    common::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tenants/demo"),
+        &dirs.tenants().join("demo"),
+    );
     let options = ServeOptions {
         demo: true,
         ..Default::default()
     };
-    let server = TestServer::start_with(dirs.config(), options).await;
+    let mut config = dirs.config();
+    config.alerts.tick = "100ms".parse().unwrap();
+    let server = TestServer::start_with(config, options).await;
+    let (_, early) = server.get("/api/v1/tenants/demo/alerts").await;
     // The backfill runs in the background; a week of 5-minute steps for 10 hosts.
     let mut rows = 0;
     for _ in 0..200 {
@@ -255,6 +264,16 @@ async fn demo_mode_fills_the_demo_tenant() {
     }
     assert!(rows >= 20_160, "{rows}");
     assert!(dirs.tenants().join("demo/tenant.yaml").exists());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, alerts) = server.get("/api/v1/tenants/demo/alerts").await;
+    assert_eq!(status, 200, "{alerts}");
+    for answer in [&early, &alerts] {
+        let text = answer.to_string();
+        assert!(
+            !text.contains("nodata") && !text.contains("no data"),
+            "{text}"
+        );
+    }
     server.stop().await;
 }
 

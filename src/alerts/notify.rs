@@ -115,18 +115,13 @@ impl Drop for Done {
 
 impl Notifier {
     pub fn new(store: AlertStore, settings: NotifySettings) -> Self {
-        // A receiver's redirect could lead anywhere, past the target check: none are followed.
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let allowed_targets = Arc::new(settings.allowed_targets.clone());
         let context = ChannelContext {
             store: store.clone(),
-            http,
+            http: super::channels::webhook_client(allowed_targets.clone()),
             smtp: settings.smtp.clone(),
             from: settings.from.clone(),
-            allowed_targets: Arc::new(settings.allowed_targets.clone()),
+            allowed_targets,
         };
         Self {
             store,

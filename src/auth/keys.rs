@@ -208,7 +208,36 @@ impl Auth {
         if !secret::same(&stored, &secret::token_hash(key)) {
             return Err(invalid());
         }
-        let info = key_from_row(&row)?;
+        self.usable_key(&row, true).await
+    }
+
+    /// A key already authenticated once, looked up again by id: still the caller while it is
+    /// neither revoked nor expired (and its tenant still exists).
+    pub(super) async fn key_by_id(&self, id: &str) -> Result<Option<Principal>, AuthError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        match row {
+            Some(row) => match self.usable_key(&row, false).await {
+                Ok(p) => Ok(Some(p)),
+                Err(AuthError::BadKey(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    async fn usable_key(
+        &self,
+        row: &sqlx::any::AnyRow,
+        touch: bool,
+    ) -> Result<Principal, AuthError> {
+        let invalid = || AuthError::BadKey("unknown, revoked or expired API key".into());
+        let info = key_from_row(row)?;
+        let id = info.id.as_str();
         let now = self.now_ms();
         if info.revoked_at.is_some() || info.expires_at.is_some_and(|e| e <= now) {
             return Err(invalid());
@@ -218,9 +247,10 @@ impl Auth {
         {
             return Err(invalid());
         }
-        if info
-            .last_used_at
-            .is_none_or(|at| now - at > LAST_USED_EVERY_MS)
+        if touch
+            && info
+                .last_used_at
+                .is_none_or(|at| now - at > LAST_USED_EVERY_MS)
         {
             sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                 .bind(now)

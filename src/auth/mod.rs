@@ -296,6 +296,19 @@ impl Auth {
         self.clock.now_ms()
     }
 
+    /// The caller of a long-lived answer (an event stream), asked again: the same principal
+    /// with its current roles, or None once its session ended (logout, expiry, disabled user)
+    /// or its key was revoked or expired.
+    pub async fn recheck(&self, principal: &Principal) -> Result<Option<Principal>, AuthError> {
+        match &principal.kind {
+            PrincipalKind::User { session, .. } => {
+                self.session_by_hash(session.token_hash.clone(), false)
+                    .await
+            }
+            PrincipalKind::Key { id, .. } => self.key_by_id(id).await,
+        }
+    }
+
     /// The session cookie's name: `__Host-` prefixed (which browsers only accept with Secure,
     /// Path=/ and no Domain) when served over TLS.
     pub fn cookie_name(&self) -> &'static str {

@@ -176,7 +176,16 @@ impl Auth {
 
     /// The caller behind a session token, if the session is alive.
     pub async fn session(&self, token: &str) -> Result<Option<Principal>, AuthError> {
-        let hash = secret::token_hash(token);
+        self.session_by_hash(secret::token_hash(token), true).await
+    }
+
+    /// The session behind a stored token hash, if it is still alive; `touch` counts this as
+    /// activity (a request does; a stream's periodic re-check does not).
+    pub(super) async fn session_by_hash(
+        &self,
+        hash: String,
+        touch: bool,
+    ) -> Result<Option<Principal>, AuthError> {
         let row = sqlx::query(
             "SELECT s.user_id, s.csrf_token, s.mfa_pending, s.created_at, s.last_seen, \
              u.email, u.is_admin, u.disabled FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -198,7 +207,7 @@ impl Auth {
             self.end_session(&hash).await?;
             return Ok(None);
         }
-        if now - last_seen > TOUCH_EVERY_MS {
+        if touch && now - last_seen > TOUCH_EVERY_MS {
             sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")
                 .bind(now)
                 .bind(&hash)

@@ -59,6 +59,11 @@ pub struct HttpConfig {
     /// Largest body of any request but writes (queries, forms, JSON APIs); writes have
     /// `ingest.max_body_bytes`.
     pub max_request_bytes: usize,
+    /// Event streams one user (or key) may hold open at once; more get 429.
+    pub max_streams_per_user: usize,
+    /// How often an open event stream asks again whether its caller may still read (a logout,
+    /// a revoked key or a removed role ends it within this time).
+    pub stream_recheck: HumanDuration,
 }
 
 impl Default for HttpConfig {
@@ -67,6 +72,8 @@ impl Default for HttpConfig {
             header_read_timeout: HumanDuration::from_secs(10),
             max_connections: 4096,
             max_request_bytes: 1024 * 1024,
+            max_streams_per_user: 16,
+            stream_recheck: HumanDuration::from_secs(60),
         }
     }
 }
@@ -223,17 +230,41 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
-    /// Memory one query may use for sorts, joins and aggregations before it fails.
+    /// Memory all running queries share for sorts, joins and aggregations.
+    pub memory_budget_bytes: usize,
+    /// Memory one query may use of that budget before it spills or fails.
     pub memory_limit_bytes: usize,
-    /// Wall-clock limit for one query, planning and streaming included.
+    /// Disk the queries may spill to, together, under `<data_dir>/spill`; 0: no spilling.
+    pub spill_bytes: u64,
+    /// Wall-clock limit for one query, planning and streaming included — also when the client
+    /// stops reading the answer.
     pub timeout: HumanDuration,
+    /// Queries running at once, in all and per tenant; more wait up to `queue_timeout`, then
+    /// get 429.
+    pub max_concurrent: usize,
+    pub max_concurrent_per_tenant: usize,
+    pub queue_timeout: HumanDuration,
+    /// Threads that run queries, apart from the ones that serve HTTP (0: one per core).
+    pub threads: usize,
+    /// Largest value one function call may make (`repeat`, `lpad`, `array_repeat`, `range`, …).
+    pub max_value_bytes: usize,
+    /// Most rows `generate_series`/`range` may make as a table.
+    pub max_generated_rows: u64,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
-            memory_limit_bytes: 1024 * 1024 * 1024,
+            memory_budget_bytes: 512 * 1024 * 1024,
+            memory_limit_bytes: 256 * 1024 * 1024,
+            spill_bytes: 1024 * 1024 * 1024,
             timeout: HumanDuration::from_secs(30),
+            max_concurrent: 8,
+            max_concurrent_per_tenant: 4,
+            queue_timeout: HumanDuration::from_secs(10),
+            threads: 0,
+            max_value_bytes: 1024 * 1024,
+            max_generated_rows: 10_000_000,
         }
     }
 }
@@ -312,15 +343,33 @@ impl ServerConfig {
         if http.header_read_timeout.0.is_zero()
             || http.max_connections == 0
             || http.max_request_bytes == 0
+            || http.max_streams_per_user == 0
+            || http.stream_recheck.0.is_zero()
         {
             return Err(invalid(
-                "http.header_read_timeout, max_connections and max_request_bytes must be > 0"
+                "http.header_read_timeout, max_connections, max_request_bytes, \
+                 max_streams_per_user and stream_recheck must be > 0"
                     .into(),
             ));
         }
         if self.panels.raw_limit == 0 || self.panels.reload_interval.0.is_zero() {
             return Err(invalid(
                 "panels.raw_limit and panels.reload_interval must be > 0".into(),
+            ));
+        }
+        let query = &self.query;
+        if query.memory_budget_bytes == 0
+            || query.memory_limit_bytes == 0
+            || query.timeout.0.is_zero()
+            || query.max_concurrent == 0
+            || query.max_concurrent_per_tenant == 0
+            || query.max_value_bytes == 0
+            || query.max_generated_rows == 0
+        {
+            return Err(invalid(
+                "query: memory_budget_bytes, memory_limit_bytes, timeout, max_concurrent, \
+                 max_concurrent_per_tenant, max_value_bytes and max_generated_rows must be > 0"
+                    .into(),
             ));
         }
         let auth = &self.auth;

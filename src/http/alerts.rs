@@ -333,13 +333,17 @@ async fn expire(
 /// Changes of this tenant's alerts as they happen (`event: alert`, JSON data).
 async fn events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
 ) -> Result<Response, ApiError> {
     state.tenant(&tenant).await?;
+    let slot = state
+        .streams
+        .acquire(&caller.actor().name, state.config.http.max_streams_per_user)?;
     let rx = state.alerts.subscribe();
     let closing = state.alerts.closing();
-    let stream = futures::stream::unfold(
-        (rx, tenant, closing),
+    let changes = futures::stream::unfold(
+        (rx, tenant.clone(), closing),
         |(mut rx, tenant, closing)| async move {
             loop {
                 let received = tokio::select! {
@@ -357,6 +361,14 @@ async fn events(
                 }
             }
         },
+    );
+    let stream = super::streams::rechecked(
+        Box::pin(changes),
+        slot,
+        state.auth.clone(),
+        caller,
+        tenant,
+        state.config.http.stream_recheck.0,
     );
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())

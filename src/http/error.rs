@@ -37,6 +37,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("no route for {0}")]
     NotFound(String),
+    #[error(
+        "at most {limit} event streams per user at once (http.max_streams_per_user); close one first"
+    )]
+    TooManyStreams { limit: usize },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -54,6 +58,7 @@ impl ApiError {
             ApiError::Ingest(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage(e) | ApiError::Panel(PanelError::Storage(e)) => storage_status(e),
             ApiError::Query(QueryError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Query(QueryError::Busy { .. }) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Query(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
             ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Render(RenderError::UnknownFormat(_) | RenderError::BadOption(_)) => {
@@ -70,6 +75,7 @@ impl ApiError {
             ) => StatusCode::NOT_FOUND,
             ApiError::Panel(PanelError::Query { source, .. }) => match source {
                 QueryError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+                QueryError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
                 // The panel's own SQL failed: a configuration fault, not the caller's.
                 e if e.is_client_error() => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,6 +92,7 @@ impl ApiError {
             ApiError::Alert(AlertError::Storage(e)) => storage_status(e),
             ApiError::Alert(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -94,6 +101,23 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// Seconds to wait before trying again, for answers that have one.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Auth(
+                AuthError::RateLimited { retry_after_secs }
+                | AuthError::LockedOut { retry_after_secs },
+            )
+            | ApiError::Query(QueryError::Busy { retry_after_secs })
+            | ApiError::Panel(PanelError::Query {
+                source: QueryError::Busy { retry_after_secs },
+                ..
+            }) => Some(*retry_after_secs),
+            ApiError::TooManyStreams { .. } => Some(60),
+            _ => None,
+        }
+    }
+
     /// What the caller is told. A server fault's text may name files, queries or addresses: it
     /// goes to the log, and the caller gets an id to quote that finds it there.
     fn public_message(&self, status: StatusCode) -> String {
@@ -152,17 +176,11 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         let headers = response.headers_mut();
-        match &self {
-            ApiError::Auth(
-                AuthError::RateLimited { retry_after_secs }
-                | AuthError::LockedOut { retry_after_secs },
-            ) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            }
-            ApiError::Auth(AuthError::Unauthenticated | AuthError::BadKey(_)) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            _ => {}
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ApiError::Auth(AuthError::Unauthenticated | AuthError::BadKey(_)) = &self {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -182,13 +200,7 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
         let message = self.0.public_message(status);
-        let retry_after = match &self.0 {
-            ApiError::Auth(
-                AuthError::RateLimited { retry_after_secs }
-                | AuthError::LockedOut { retry_after_secs },
-            ) => Some(*retry_after_secs),
-            _ => None,
-        };
+        let retry_after = self.0.retry_after();
         let html = format!(
             "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{code} · opsboard</title>\n\
              <link rel=\"stylesheet\" href=\"/static/app.css\">\n</head>\n<body>\n<main>\n<h1>{code} {reason}</h1>\n\

@@ -70,6 +70,13 @@ pub fn client_ip(state: &AppState, request: &Request) -> String {
     let trusted = &state.config.auth.trusted_proxies;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(peer) {
+        if request.headers().contains_key("x-forwarded-for") && UNTRUSTED_FORWARDING.first() {
+            tracing::warn!(
+                %peer,
+                "X-Forwarded-For from a peer not in auth.trusted_proxies is ignored (the peer is \
+                 taken as the client); list the reverse proxy there if this server sits behind one"
+            );
+        }
         return peer.to_string();
     }
     let mut client = peer;
@@ -93,6 +100,23 @@ pub fn client_ip(state: &AppState, request: &Request) -> String {
     client.to_string()
 }
 
+/// Says once per process that forwarded headers arrive from an untrusted peer: worth knowing
+/// (a proxy not listed means every user shares the proxy's lockouts), not worth a line per request.
+static UNTRUSTED_FORWARDING: Once = Once::new();
+
+struct Once(std::sync::atomic::AtomicBool);
+
+impl Once {
+    const fn new() -> Self {
+        Self(std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// True the first time only.
+    fn first(&self) -> bool {
+        !self.0.swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -102,4 +126,17 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_untrusted_forwarding_warning_is_given_once() {
+        let once = Once::new();
+        assert!(once.first());
+        assert!(!once.first());
+        assert!(!once.first());
+    }
 }

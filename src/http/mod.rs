@@ -17,6 +17,7 @@ mod panel_page;
 mod panels;
 mod query;
 mod serve;
+mod streams;
 mod tables;
 mod views;
 mod write;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub alerts: Arc<crate::alerts::AlertEngine>,
     /// Cookies carry `Secure` (see [`cookies_must_be_secure`]).
     pub secure_cookies: bool,
+    /// Event streams open per caller.
+    pub streams: Arc<streams::StreamCounts>,
 }
 
 /// Cookies are `Secure` behind TLS, and whenever the server listens beyond loopback: a session

@@ -19,6 +19,7 @@ use super::extract::user_json;
 use super::views::{Chrome, DashboardPage, Heading, PageAt, PanelBox, with_query};
 use crate::auth::Need;
 use crate::config::{DashboardEntry, TenantPanels};
+use crate::panels::render_pool::off_workers;
 use crate::panels::{PanelError, PanelRequest, kinds};
 use crate::render::{APP_JS, FAVICON_SVG, FragmentOptions, app_css};
 
@@ -253,13 +254,11 @@ pub(super) async fn render_fragment(
         link_path: format!("/t/{tenant}/p/{panel}"),
         query: query.to_vec(),
     };
-    match answer {
-        Ok(data) => data
-            .answer
-            .fragment(&options)
-            .unwrap_or_else(|e| state.pages.error_fragment(&e.to_string())),
-        Err(e) => state.pages.error_fragment(&e.to_string()),
-    }
+    let drawn = match answer {
+        Ok(data) => off_workers(move || data.answer.fragment(&options)).await,
+        Err(e) => return state.pages.error_fragment(&e.to_string()),
+    };
+    drawn.unwrap_or_else(|e| state.pages.error_fragment(&e.to_string()))
 }
 
 async fn fragment(

@@ -18,6 +18,7 @@ use super::views::{Chrome, Link, PageAt, PanelBox, PanelPage, with_query};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::config::{LoadedPanel, TenantPanels};
+use crate::panels::render_pool::off_workers;
 use crate::panels::{PanelAnswer, PanelError, PanelRequest, kinds};
 use crate::render::FragmentOptions;
 
@@ -215,7 +216,7 @@ async fn chart_image(
     png: bool,
 ) -> Result<Response, PageError> {
     let data = state.panels.data(tenant, panel, request, now_ns()).await?;
-    let answer = match &data.answer {
+    match &data.answer {
         PanelAnswer::CustomImage(image) => {
             return Ok((
                 [(header::CONTENT_TYPE, image.content_type.clone())],
@@ -223,7 +224,7 @@ async fn chart_image(
             )
                 .into_response());
         }
-        PanelAnswer::Timeseries(answer) => answer,
+        PanelAnswer::Timeseries(_) => {}
         _ => return Err(ApiError::BadRequest(format!("panel `{panel}` has no chart")).into()),
     };
     let options = FragmentOptions {
@@ -234,10 +235,12 @@ async fn chart_image(
         link_path: String::new(),
         query: vec![],
     };
-    if png {
-        let bytes = answer.chart_png(&options)?;
-        return Ok(([(header::CONTENT_TYPE, "image/png")], bytes).into_response());
-    }
-    let svg = answer.chart_svg(&options)?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+    let draw = move || match &data.answer {
+        PanelAnswer::Timeseries(answer) if png => answer.chart_png(&options),
+        PanelAnswer::Timeseries(answer) => answer.chart_svg(&options).map(String::into_bytes),
+        _ => Ok(Vec::new()),
+    };
+    let bytes = off_workers(draw).await?;
+    let content_type = if png { "image/png" } else { "image/svg+xml" };
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }

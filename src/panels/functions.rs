@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::values::{floats, texts, timestamps_ns};
 use super::{Bucket, PanelError, Run, sqlgen};
-use crate::render::{Heatmap, heatmap_svg};
+use crate::render::{Heatmap, RenderError, heatmap_svg};
 
 /// Draws a panel image. Returns (content type, bytes).
 #[async_trait]
@@ -199,7 +199,10 @@ impl ImageFunction for CpuHeatmap {
         };
         let width = run.panel.config.display.width.unwrap_or(720);
         let height = run.panel.config.display.height.unwrap_or(360);
-        let svg = heatmap_svg(&map, width, height)?;
+        let draw = move || heatmap_svg(&map, width, height).map_err(RenderError::Template);
+        let svg = super::render_pool::off_workers(draw)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(("image/svg+xml".into(), Bytes::from(svg)))
     }
 }

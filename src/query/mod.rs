@@ -1,10 +1,14 @@
 //! SQL over a tenant's tables. Each query gets a fresh DataFusion `SessionContext` whose only
 //! catalog is the tenant's own ([`provider::TenantSchema`]) and whose only object store is the
 //! tenant's prefix, so another tenant's data cannot be named — by table, by schema or through
-//! `information_schema`. Each query also gets its own memory pool (the configured limit) and a
-//! deadline that covers planning and streaming.
+//! `information_schema`. Each query also gets its own memory pool within the shared budget, a
+//! place in the admission queues, capped allocating functions, and a deadline that covers
+//! planning and streaming; it runs on the query threads ([`executor`]).
 
 mod bind;
+mod budget;
+mod caps;
+mod executor;
 mod guard;
 mod provider;
 mod pruning;
@@ -52,6 +56,8 @@ pub enum QueryError {
     MemoryLimit { limit_bytes: usize, message: String },
     #[error("query exceeded its time limit of {0:?}")]
     Timeout(Duration),
+    #[error("too many queries running; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error("query failed: {message}")]
     Execution { message: String },
     #[error("query failed reading storage: {message}")]
@@ -69,6 +75,9 @@ impl QueryError {
 #[derive(Debug)]
 pub struct QueryEngine {
     config: QueryConfig,
+    budget: budget::Budget,
+    executor: executor::Executor,
+    caps: caps::Caps,
     /// Parquet footers and page indexes, per tenant, kept across queries.
     metadata_caches: Mutex<HashMap<String, Arc<FileMetadataCache>>>,
     /// Parquet files planned for reading since start, after pruning (a metric, and what the
@@ -85,12 +94,31 @@ pub struct QueryOutput {
 const STORE_URL: &str = "opsboard://tenant";
 
 impl QueryEngine {
+    /// An engine that does not spill (CLI, tools); the server uses [`QueryEngine::with_spill_dir`].
     pub fn new(config: QueryConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    /// An engine whose sorts and joins may spill, together at most `query.spill_bytes`, to
+    /// `dir` (emptied now: what a killed process left there is nobody's).
+    pub fn with_spill_dir(config: QueryConfig, dir: std::path::PathBuf) -> Self {
+        Self::build(config, Some(dir))
+    }
+
+    fn build(config: QueryConfig, spill_dir: Option<std::path::PathBuf>) -> Self {
         Self {
+            budget: budget::Budget::new(&config, spill_dir),
+            executor: executor::Executor::new(config.threads),
+            caps: caps::Caps::new(&config),
             config,
             metadata_caches: Mutex::new(HashMap::new()),
             files_scanned: Arc::default(),
         }
+    }
+
+    /// Bytes the running queries hold of `query.memory_budget_bytes`.
+    pub fn memory_in_use(&self) -> usize {
+        self.budget.memory_in_use()
     }
 
     /// Parquet files scans have planned to open so far.
@@ -114,18 +142,25 @@ impl QueryEngine {
     /// A SessionContext that can see exactly this tenant's tables.
     pub fn context(&self, tenant: &Arc<TenantStore>) -> Result<SessionContext, QueryError> {
         let url = ObjectStoreUrl::parse(STORE_URL).map_err(|e| self.classify(e))?;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(self.config.memory_limit_bytes, 1.0)
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(self.budget.query_pool())
             .with_cache_manager(
                 CacheManagerConfig::default()
                     .with_file_metadata_cache(Some(self.metadata_cache(&tenant.name)?)),
             )
-            .build_arc()
+            .build()
             .map_err(|e| self.classify(e))?;
+        // One disk manager for all queries, so `query.spill_bytes` bounds them together.
+        runtime.disk_manager = self.budget.disk();
+        let runtime = Arc::new(runtime);
         runtime.register_object_store(url.as_ref(), tenant.object_store());
+        // A sort keeps this much aside to merge what it spilled: DataFusion's 10 MiB, or an
+        // eighth of a smaller query limit, so that small limits spill instead of failing.
+        let merge_reserve = (10 << 20).min(self.config.memory_limit_bytes / 8);
         let config = SessionConfig::new()
             .with_information_schema(true)
-            .with_default_catalog_and_schema("datafusion", "public");
+            .with_default_catalog_and_schema("datafusion", "public")
+            .with_sort_spill_reservation_bytes(merge_reserve);
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -144,6 +179,7 @@ impl QueryEngine {
             )
             .map_err(|e| self.classify(e))?;
         ctx.register_catalog("datafusion", Arc::new(catalog));
+        self.caps.install(&ctx);
         Ok(ctx)
     }
 
@@ -173,43 +209,37 @@ impl QueryEngine {
                 message: "empty statement".into(),
             })?;
         bind::type_placeholders(&mut statement, params)?;
+        let admission = self.budget.admit(&tenant.name).await?;
         let timeout = self.config.timeout.0;
         let deadline = Instant::now() + timeout;
         let ctx = self.context(tenant)?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let plan = async {
-            let plan = ctx.state().statement_to_plan(statement).await?;
-            options.verify_plan(&plan)?;
-            let plan = if params.is_empty() {
-                plan
-            } else {
-                plan.with_param_values(ParamValues::from(params.clone()))?
-            };
-            ctx.execute_logical_plan(plan).await?.execute_stream().await
-        };
-        let stream = tokio::time::timeout_at(deadline, plan)
-            .await
-            .map_err(|_| QueryError::Timeout(timeout))?
-            .map_err(|e| self.classify(e))?;
-        let schema = stream.schema();
         let limit = self.config.memory_limit_bytes;
-        let stream = futures::stream::unfold(Some(stream), move |state| async move {
-            let mut inner = state?;
-            match tokio::time::timeout_at(deadline, inner.next()).await {
-                Err(_) => Some((Err(QueryError::Timeout(timeout)), None)),
-                Ok(None) => None,
-                Ok(Some(Ok(batch))) => Some((Ok(batch), Some(inner))),
-                Ok(Some(Err(e))) => Some((Err(classify_with_limit(e, limit)), None)),
-            }
-        });
-        Ok(QueryOutput {
-            schema,
-            // Fused: callers may poll again after the end (the HTTP layer peeks the first batch).
-            stream: Box::pin(stream.fuse()),
-        })
+        let classify: Arc<dyn Fn(DataFusionError) -> QueryError + Send + Sync> =
+            Arc::new(move |e| classify_with_limit(e, limit));
+        let plan_classify = classify.clone();
+        let params = params.clone();
+        let start = async move {
+            let options = SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let planned = async {
+                let plan = ctx.state().statement_to_plan(statement).await?;
+                options.verify_plan(&plan)?;
+                let plan = if params.is_empty() {
+                    plan
+                } else {
+                    plan.with_param_values(ParamValues::from(params))?
+                };
+                ctx.execute_logical_plan(plan).await?.execute_stream().await
+            };
+            planned.await.map_err(|e| plan_classify(e))
+        };
+        let (schema, stream) = self
+            .executor
+            .run(start, deadline, timeout, classify, admission)
+            .await?;
+        Ok(QueryOutput { schema, stream })
     }
 
     /// Runs `sql` to completion (CLI, tests).

@@ -8,7 +8,7 @@ mod webhook;
 
 pub use email::EmailChannel;
 pub use in_app::InApp;
-pub use webhook::{Webhook, alertmanager_body, slack_body};
+pub use webhook::{Webhook, alertmanager_body, slack_body, webhook_client};
 
 use async_trait::async_trait;
 
@@ -126,6 +126,35 @@ mod tests {
             group,
             at: 0,
         }
+    }
+
+    /// The connection itself resolves through the guard: a name that leads to an internal
+    /// address is refused at connect time, whatever an earlier check saw — the answer to DNS
+    /// rebinding. Listed networks pass.
+    #[tokio::test]
+    async fn the_webhook_client_refuses_internal_addresses_when_it_connects() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let url = format!("http://localhost:{port}/hook");
+        let guarded = webhook_client(Default::default());
+        let err = guarded.post(&url).send().await.unwrap_err();
+        let chain = format!("{:?}", err);
+        assert!(chain.contains("not in alerts.allowed_targets"), "{chain}");
+        let allowed = webhook_client(std::sync::Arc::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]));
+        assert_eq!(allowed.post(&url).send().await.unwrap().status(), 200);
     }
 
     #[tokio::test]

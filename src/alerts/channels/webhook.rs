@@ -59,6 +59,51 @@ impl Webhook {
     }
 }
 
+/// The HTTP client webhooks are sent with: no redirects (a receiver's redirect could lead
+/// anywhere), and a resolver that drops internal addresses not in `allowed_targets` — so the
+/// address a connection uses is the one that was checked, and a name that resolves to a public
+/// address for the check and to an internal one a moment later (DNS rebinding) gets nowhere.
+pub fn webhook_client(allowed_targets: Arc<Vec<IpNetwork>>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(GuardedResolver { allowed_targets }))
+        .build()
+        .unwrap_or_default()
+}
+
+struct GuardedResolver {
+    allowed_targets: Arc<Vec<IpNetwork>>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allowed = self.allowed_targets.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let usable: Vec<std::net::SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| !is_internal(a.ip()) || allowed.iter().any(|n| n.contains(a.ip())))
+                .collect();
+            if usable.is_empty() {
+                let first = found
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{host} resolves to {first}, an internal address not in alerts.allowed_targets"
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(usable.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 /// Addresses a webhook from a tenant's YAML must not reach unless allowed.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {

@@ -1,0 +1,130 @@
+//! Answers that stay open (event streams): at most `http.max_streams_per_user` per user or key,
+//! and each asks again every `http.stream_recheck` whether its caller may still read the tenant
+//! — a logout, an expired session, a revoked key or a removed role ends the stream then,
+//! instead of never.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use parking_lot::Mutex;
+
+use super::access::Caller;
+use super::error::ApiError;
+use crate::auth::{Auth, Need};
+
+/// Open streams per caller.
+#[derive(Debug, Default)]
+pub struct StreamCounts {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open stream's place; given back when the stream is dropped.
+pub struct StreamSlot {
+    counts: Arc<StreamCounts>,
+    who: String,
+}
+
+impl StreamCounts {
+    pub fn acquire(self: &Arc<Self>, who: &str, limit: usize) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock();
+        let n = open.entry(who.to_string()).or_default();
+        if *n >= limit {
+            return Err(ApiError::TooManyStreams { limit });
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            counts: self.clone(),
+            who: who.to_string(),
+        })
+    }
+
+    #[cfg(test)]
+    fn open(&self, who: &str) -> usize {
+        self.open.lock().get(who).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock();
+        if let Some(n) = open.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
+}
+
+/// `stream`, ended once its caller may no longer read `tenant` (checked every `every`).
+pub fn rechecked<S>(
+    stream: S,
+    slot: StreamSlot,
+    auth: Arc<Auth>,
+    caller: Caller,
+    tenant: String,
+    every: Duration,
+) -> impl Stream<Item = S::Item> + Send
+where
+    S: Stream + Send + Unpin + 'static,
+    S::Item: Send,
+{
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = (stream, tick, slot, auth, caller, tenant);
+    futures::stream::unfold(Some(state), |state| async move {
+        let (mut stream, mut tick, slot, auth, caller, tenant) = state?;
+        loop {
+            tokio::select! {
+                item = stream.next() => {
+                    let item = item?;
+                    return Some((item, Some((stream, tick, slot, auth, caller, tenant))));
+                }
+                _ = tick.tick() => {
+                    if !may_still_read(&auth, &caller, &tenant).await {
+                        tracing::info!(%tenant, caller = %caller.actor().name, "event stream ended: access withdrawn");
+                        return None;
+                    }
+                }
+            }
+        }
+    })
+}
+
+async fn may_still_read(auth: &Auth, caller: &Caller, tenant: &str) -> bool {
+    let Some(principal) = &caller.principal else {
+        // Anonymous access is a property of the route, not of a caller: nothing to withdraw.
+        return true;
+    };
+    match auth.recheck(principal).await {
+        Ok(Some(now)) => now.allows(tenant, Need::Read),
+        Ok(None) => false,
+        // The database is unreachable for a moment: keep the stream, ask again next time.
+        Err(e) => {
+            tracing::warn!("event stream re-check failed: {e}");
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_counted_per_caller_and_given_back() {
+        let counts = Arc::new(StreamCounts::default());
+        let a = counts.acquire("ana", 2).unwrap();
+        let b = counts.acquire("ana", 2).unwrap();
+        let err = counts.acquire("ana", 2).err().unwrap();
+        assert!(err.to_string().contains("at most 2"), "{err}");
+        let _other = counts.acquire("bo", 2).unwrap();
+        drop(a);
+        assert_eq!(counts.open("ana"), 1);
+        let _c = counts.acquire("ana", 2).unwrap();
+        drop(b);
+        assert_eq!(counts.open("ana"), 1);
+    }
+}
