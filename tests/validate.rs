@@ -106,3 +106,61 @@ fn a_single_file_checks_the_tenant_it_belongs_to() {
         "unknown column `cpux` in table `metrics`"
     );
 }
+
+/// One edit of a YAML file: at a position (taken modulo the length), delete a byte, insert
+/// one, or replace one — biased towards the characters YAML gives meaning to.
+fn mutate(text: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    const SIGNIFICANT: &[u8] = b" :-\n\t'\"{}[]#&*!|>%@`,?$";
+    let mut out = text.to_vec();
+    for &(at, op, byte) in edits {
+        let byte = match byte % 3 {
+            0 => SIGNIFICANT[byte as usize % SIGNIFICANT.len()],
+            _ => byte,
+        };
+        let at = at % (out.len() + 1);
+        match op % 3 {
+            0 if at < out.len() => {
+                out.remove(at);
+            }
+            1 => out.insert(at, byte),
+            _ if at < out.len() => out[at] = byte,
+            _ => out.push(byte),
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        // `PROPTEST_CASES` raises this for long runs outside CI (benches/fuzz.sh).
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..Default::default()
+    })]
+
+    /// Damaged YAML never panics the loader; every problem names a file of the checked tree.
+    #[test]
+    fn damaged_yaml_is_reported_never_a_panic(
+        file in 0usize..3,
+        edits in proptest::collection::vec((proptest::prelude::any::<usize>(), 0u8..3, proptest::prelude::any::<u8>()), 1..8),
+    ) {
+        let base = Path::new(CORPUS).join("base");
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&base, dir.path());
+        let target = dir.path().join([
+            "tenants/t/tenant.yaml",
+            "tenants/t/dashboards/default.yaml",
+            "tenants/t/panels/good.yaml",
+        ][file]);
+        let text = std::fs::read(&target).unwrap();
+        std::fs::write(&target, mutate(&text, &edits)).unwrap();
+        let registry = Registry::builtin();
+        let functions = Functions {
+            image: &registry.image_names(),
+            data: &registry.data_names(),
+        };
+        let (_, problems) = validate_paths(&[dir.path().to_path_buf()], functions);
+        for p in &problems {
+            proptest::prop_assert!(p.file.starts_with(dir.path()), "{p}");
+        }
+    }
+}

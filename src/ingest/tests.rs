@@ -153,7 +153,71 @@ fn content_types_pick_formats() {
     assert!(Format::from_content_type(Some("application/xml")).is_err());
 }
 
+/// Valid bodies the mutation test starts from, one per format.
+const SEEDS: [(Format, &str); 3] = [
+    (
+        Format::Ndjson,
+        "{\"time\":1000,\"host\":\"a\",\"v\":1.5,\"up\":true}\n{\"time\":\"1970-01-01T00:00:02Z\",\"host\":\"b\",\"n\":3}\n",
+    ),
+    (
+        Format::Csv,
+        "time,host,v,up\n1000,a,1.5,true\n\"1970-01-01T00:00:02Z\",\"b,c\",-2e3,false\n",
+    ),
+    (
+        Format::Json,
+        "[{\"time\":1000,\"host\":\"a\",\"v\":1.5},{\"time\":2000,\"host\":null,\"v\":[1]}]",
+    ),
+];
+
+/// Deletes, inserts or replaces bytes (positions modulo the length), preferring the
+/// characters the formats give meaning to.
+fn mutate(body: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    const SIGNIFICANT: &[u8] = b"{}[]\",:\\\n\r0123456789.eE-+tfn ";
+    let mut out = body.to_vec();
+    for &(at, op, byte) in edits {
+        let byte = match byte % 3 {
+            0 => SIGNIFICANT[byte as usize % SIGNIFICANT.len()],
+            _ => byte,
+        };
+        let at = at % (out.len() + 1);
+        match op % 3 {
+            0 if at < out.len() => {
+                out.remove(at);
+            }
+            1 => out.insert(at, byte),
+            _ if at < out.len() => out[at] = byte,
+            _ => out.push(byte),
+        }
+    }
+    out
+}
+
 proptest! {
+    // `PROPTEST_CASES` raises the case count for long runs outside CI (benches/fuzz.sh).
+
+    // Valid bodies with a few damaged bytes: never a panic; a refusal names lines of the body.
+    #[test]
+    fn damaged_bodies_are_refused_by_line(
+        seed in 0usize..3,
+        edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<u8>()), 1..10),
+    ) {
+        let (format, text) = SEEDS[seed];
+        let body = mutate(text.as_bytes(), &edits);
+        let lines = body.split(|b| *b == b'\n').count();
+        match decode(format, &body, Precision::Nanoseconds, &TableSchema::default()) {
+            Ok(batch) => prop_assert!(batch.num_rows() <= body.len()),
+            Err(IngestError::InvalidLines { details, total }) => {
+                prop_assert!(!details.is_empty() && total >= details.len());
+                if format != Format::Json {
+                    for d in &details {
+                        prop_assert!(d.line >= 1 && d.line <= lines, "line {} of {}", d.line, lines);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
     // Arbitrary bytes never panic the decoders; they either decode or report lines.
     #[test]
     fn decoders_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400)) {
