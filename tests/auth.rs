@@ -15,6 +15,7 @@ on_both_databases!(
     audit_entries_are_bounded,
     lockout_per_ip,
     lockout_per_forwarded_ip_behind_trusted_proxy,
+    a_stranger_locks_only_themselves_out_and_sign_ins_share_a_rate,
     csrf_is_required_for_cookie_changes,
     sessions_expire_when_idle_and_absolutely,
     keys_are_scoped_revocable_and_rate_limited,
@@ -636,5 +637,54 @@ async fn cookies_behind_tls_are_secure_and_host_prefixed() {
         assert!(session.contains(attribute), "{session} lacks {attribute}");
     }
     assert!(!session.contains("Domain="));
+    env.server.stop().await;
+}
+
+/// Wrong passwords for someone's account lock that account for the client that sent them, not
+/// for its owner; and all sign-ins together are held to `auth.logins_per_second` (429 with
+/// Retry-After before any password is checked).
+async fn a_stranger_locks_only_themselves_out_and_sign_ins_share_a_rate(db: Db) {
+    let Some(env) = Env::start(db, "lockout_pair", |c| {
+        c.auth.max_failures_per_account = 3;
+        c.auth.trusted_proxies = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        c.auth.logins_per_second = 0.001;
+        c.auth.login_burst = 8;
+    })
+    .await
+    else {
+        return;
+    };
+    env.user("cy@acme.test", false, &[("acme", Role::Viewer)])
+        .await;
+    let stranger = Browser::forwarded_for(&env.server.url, "203.0.113.7");
+    let owner = Browser::forwarded_for(&env.server.url, "198.51.100.20");
+    for _ in 0..3 {
+        assert_eq!(
+            stranger
+                .login("cy@acme.test", "guess guess!")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(stranger.login("cy@acme.test", PASSWORD).await.status(), 429);
+    assert_eq!(
+        owner.login("cy@acme.test", PASSWORD).await.status(),
+        303,
+        "the owner is not locked out by a stranger's guesses"
+    );
+    // Five sign-ins so far; the burst of eight runs out within the next few, whoever sends them.
+    let mut refused = None;
+    for i in 0..4 {
+        let b = Browser::forwarded_for(&env.server.url, &format!("192.0.2.{i}"));
+        let r = b.login("cy@acme.test", PASSWORD).await;
+        if r.status() == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("the sign-in rate runs out");
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused.text().await.unwrap().contains("rate limit"));
     env.server.stop().await;
 }

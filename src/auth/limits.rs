@@ -20,6 +20,13 @@ pub enum Subject {
     MfaSession,
 }
 
+/// The subject of the password counter: one account as tried from one client, so a stranger
+/// who guesses at someone's account locks only themselves out of it (their address has its own
+/// counter too, and all sign-ins share `auth.logins_per_second`).
+pub fn account_from(email: &str, ip: &str) -> String {
+    format!("{email} from {ip}")
+}
+
 /// Wrong codes one half-signed-in session may send before it ends (the password is asked again).
 pub const CODES_PER_SESSION: u32 = 3;
 
@@ -38,6 +45,9 @@ impl Subject {
     /// block one subscriber is usually given: otherwise it could take a fresh address for
     /// every attempt.
     fn key(self, subject: &str) -> String {
+        if let (Subject::Account, Some((account, client))) = (self, subject.split_once(" from ")) {
+            return format!("{account} from {}", Subject::Ip.key(client));
+        }
         match (self, subject.parse::<std::net::IpAddr>()) {
             (Subject::Ip | Subject::MfaIp, Ok(std::net::IpAddr::V6(v6)))
                 if v6.to_ipv4_mapped().is_none() =>
@@ -239,6 +249,15 @@ impl Auth {
             .execute(&self.db.pool)
             .await?;
         Ok(())
+    }
+
+    /// Takes one sign-in from the process-wide bucket, or says how long to wait.
+    pub(super) fn take_login_token(&self) -> Result<(), AuthError> {
+        self.logins
+            .take("all", self.now_ms())
+            .map_err(|r| AuthError::RateLimited {
+                retry_after_secs: r.retry_after_secs,
+            })
     }
 
     /// Takes one request from the key's bucket, or says how long to wait.

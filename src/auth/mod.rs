@@ -252,6 +252,9 @@ pub struct Auth {
     config: AuthConfig,
     seal: sealing::Keyring,
     limiter: limits::KeyLimiter,
+    /// All sign-ins of this process together (`auth.logins_per_second`): password checks cost
+    /// CPU by design, so their total rate is bounded before any is made.
+    logins: limits::KeyLimiter,
 }
 
 impl Auth {
@@ -278,6 +281,7 @@ impl Auth {
                 config.auth.api_rate_per_second,
                 config.auth.api_burst,
             ),
+            logins: limits::KeyLimiter::new(config.auth.logins_per_second, config.auth.login_burst),
             clock,
             config: config.auth.clone(),
             seal,

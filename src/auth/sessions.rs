@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::audit::{Actor, AuditEvent};
-use super::limits::Subject;
+use super::limits::{Subject, account_from};
 use super::users::normalize_email;
 use super::{Auth, AuthError, Principal, PrincipalKind, secret};
 
@@ -76,10 +76,19 @@ impl Auth {
             Ok(e) => e,
             Err(_) => return Err(AuthError::BadCredentials),
         };
+        if let Err(e) = self.take_login_token() {
+            self.audit(
+                &actor,
+                AuditEvent::denied("login", json!({"reason": "sign-in rate"})),
+            )
+            .await;
+            return Err(e);
+        }
         // Both counters are taken before the password is checked: parallel attempts cannot all
         // slip under the limit while argon2 runs.
+        let pair = account_from(&email, ip);
         let mut reserved = vec![];
-        for (kind, subject) in [(Subject::Ip, ip), (Subject::Account, email.as_str())] {
+        for (kind, subject) in [(Subject::Ip, ip), (Subject::Account, pair.as_str())] {
             if let Err(e) = self.reserve_attempt(kind, subject).await {
                 for (kind, subject) in reserved {
                     self.release_attempt(kind, subject).await?;
@@ -115,7 +124,7 @@ impl Auth {
         };
         if !matches || row.is_none() || disabled {
             self.attempt_failed(Subject::Ip, ip).await?;
-            self.attempt_failed(Subject::Account, &email).await?;
+            self.attempt_failed(Subject::Account, &pair).await?;
             let reason = if disabled && matches {
                 "account disabled"
             } else {
@@ -128,7 +137,7 @@ impl Auth {
             .await;
             return Err(AuthError::BadCredentials);
         }
-        self.clear_failures(Subject::Account, &email).await?;
+        self.clear_failures(Subject::Account, &pair).await?;
         self.release_attempt(Subject::Ip, ip).await?;
         let outcome = if mfa_enabled {
             LoginOutcome::NeedsCode

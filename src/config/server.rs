@@ -150,6 +150,9 @@ pub struct AuthConfig {
     /// Requests per second one API key may make on average, and the burst it may use at once.
     pub api_rate_per_second: f64,
     pub api_burst: u32,
+    /// Sign-ins per second the whole server checks (each costs an argon2 hash), and the burst.
+    pub logins_per_second: f64,
+    pub login_burst: u32,
     /// Key for the TOTP secrets at rest (64 hex characters). Unset: a key generated into
     /// `<data_dir>/secret.key` at first start. Several servers sharing one database need the same.
     pub secret_key: Option<String>,
@@ -176,6 +179,8 @@ impl Default for AuthConfig {
             max_lockout: HumanDuration::from_secs(3600),
             api_rate_per_second: 200.0,
             api_burst: 1000,
+            logins_per_second: 20.0,
+            login_burst: 100,
             secret_key: None,
             previous_secret_keys: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -378,9 +383,14 @@ impl ServerConfig {
             || auth.api_burst == 0
             || auth.api_rate_per_second.is_nan()
             || auth.api_rate_per_second <= 0.0
+            || auth.login_burst == 0
+            || auth.logins_per_second.is_nan()
+            || auth.logins_per_second <= 0.0
         {
             return Err(invalid(
-                "auth: failure limits, api_burst and api_rate_per_second must be > 0".into(),
+                "auth: failure limits, api_burst, api_rate_per_second, login_burst and \
+                 logins_per_second must be > 0"
+                    .into(),
             ));
         }
         if let Some(problem) = self.aggregation.problems().into_iter().next() {

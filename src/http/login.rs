@@ -56,7 +56,9 @@ fn login_csrf_name(state: &AppState) -> &'static str {
 /// Seconds a locked-out caller should wait, for `Retry-After`.
 fn retry_after(e: &AuthError) -> Option<u64> {
     match e {
-        AuthError::LockedOut { retry_after_secs } => Some(*retry_after_secs),
+        AuthError::LockedOut { retry_after_secs } | AuthError::RateLimited { retry_after_secs } => {
+            Some(*retry_after_secs)
+        }
         _ => None,
     }
 }
@@ -165,9 +167,13 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
             );
             Ok(response)
         }
-        Err(e @ (AuthError::BadCredentials | AuthError::LockedOut { .. })) => {
+        Err(
+            e @ (AuthError::BadCredentials
+            | AuthError::LockedOut { .. }
+            | AuthError::RateLimited { .. }),
+        ) => {
             let status = super::ApiError::Auth(AuthError::BadCredentials).status();
-            let status = if matches!(e, AuthError::LockedOut { .. }) {
+            let status = if retry_after(&e).is_some() {
                 axum::http::StatusCode::TOO_MANY_REQUESTS
             } else {
                 status
