@@ -107,7 +107,7 @@ fn main() {
         configs.reload_all(&store).await;
         let (loaded, _) = configs.current("bench").expect("configuration loads");
         println!("{} rules loaded and checked in {:.2} s", loaded.alerts.rules.len(), t.elapsed().as_secs_f64());
-        let panels = Arc::new(PanelEngine::new(store.clone(), query.clone(), configs.clone(), 64 << 20, 10_000));
+        let panels = Arc::new(PanelEngine::new(store.clone(), query.clone(), configs.clone(), &config.panels));
         let db = opsboard::db::Db::connect(&opsboard::db::resolve_url(None, &config.data_dir)).await.expect("db");
         let alert_store = AlertStore::new(db);
         let settings = NotifySettings { smtp: "127.0.0.1:9".into(), from: "bench@localhost".into(), attempts: 1, backoff: Duration::from_millis(1), allowed_targets: vec![] };

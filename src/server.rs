@@ -287,8 +287,7 @@ async fn build_panels(
         store.clone(),
         engine.clone(),
         configs.clone(),
-        config.panels.cache_max_bytes,
-        config.panels.raw_limit,
+        &config.panels,
     ));
     reload_panels(&configs, &panels, store, auth).await;
     (configs, panels)

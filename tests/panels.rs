@@ -250,6 +250,23 @@ async fn buckets_align_to_the_tenant_timezone() {
     server.stop().await;
 }
 
+/// An answer with more series than `panels.max_series` is a 422 naming the limit; narrowed
+/// to one series it answers.
+#[tokio::test]
+async fn answers_past_the_series_limit_are_refused_naming_it() {
+    let (_dirs, server) = start(|c| c.panels.max_series = 1).await;
+    let (status, body) = data(&server, "cpu", DAY).await;
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("panels.max_series (1)") && error.contains("?series="),
+        "{error}"
+    );
+    let (status, body) = data(&server, "cpu", &format!("{DAY}&series=a")).await;
+    assert_eq!(status, 200, "{body}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn request_values_are_data_never_sql() {
     let (_dirs, server) = start(|_| {}).await;

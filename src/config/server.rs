@@ -85,6 +85,8 @@ pub struct PanelsConfig {
     pub cache_max_bytes: u64,
     /// Most rows a raw (unaggregated) panel returns; more sets `truncated`.
     pub raw_limit: usize,
+    /// Most series (lines) one timeseries answer may hold; more is a 422 naming this limit.
+    pub max_series: usize,
     /// How often `tenants/` and `panels/` are checked for changes.
     pub reload_interval: HumanDuration,
 }
@@ -94,6 +96,7 @@ impl Default for PanelsConfig {
         Self {
             cache_max_bytes: 64 * 1024 * 1024,
             raw_limit: 10_000,
+            max_series: 1_000,
             reload_interval: HumanDuration::from_secs(1),
         }
     }
@@ -357,9 +360,12 @@ impl ServerConfig {
                     .into(),
             ));
         }
-        if self.panels.raw_limit == 0 || self.panels.reload_interval.0.is_zero() {
+        if self.panels.raw_limit == 0
+            || self.panels.max_series == 0
+            || self.panels.reload_interval.0.is_zero()
+        {
             return Err(invalid(
-                "panels.raw_limit and panels.reload_interval must be > 0".into(),
+                "panels.raw_limit, max_series and reload_interval must be > 0".into(),
             ));
         }
         let query = &self.query;

@@ -82,9 +82,11 @@ impl ApiError {
             },
             // The panel's YAML (its template, or the columns its `sql:` returns) is at fault:
             // the operator's to fix, and the message names the file and line.
-            ApiError::Panel(PanelError::Template { .. } | PanelError::Shape { .. }) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Panel(
+                PanelError::Template { .. }
+                | PanelError::Shape { .. }
+                | PanelError::TooManySeries { .. },
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Panel(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Auth(e) => auth_status(e),
             ApiError::Alert(AlertError::NotFound(_)) => StatusCode::NOT_FOUND,

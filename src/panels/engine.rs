@@ -25,6 +25,7 @@ pub struct PanelEngine {
     cache: PanelCache,
     registry: Registry,
     raw_limit: usize,
+    max_series: usize,
 }
 
 impl PanelEngine {
@@ -32,16 +33,16 @@ impl PanelEngine {
         store: Arc<Store>,
         engine: Arc<QueryEngine>,
         configs: Arc<dyn TenantConfigs>,
-        cache_max_bytes: u64,
-        raw_limit: usize,
+        settings: &crate::config::PanelsConfig,
     ) -> Self {
         Self {
             store,
             engine,
             configs,
-            cache: PanelCache::new(cache_max_bytes),
+            cache: PanelCache::new(settings.cache_max_bytes),
             registry: Registry::builtin(),
-            raw_limit,
+            raw_limit: settings.raw_limit,
+            max_series: settings.max_series,
         }
     }
 
@@ -120,6 +121,7 @@ impl PanelEngine {
             range: request.range(now_ns)?,
             now_ns,
             raw_limit: self.raw_limit,
+            max_series: self.max_series,
         })
     }
 

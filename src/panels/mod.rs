@@ -88,6 +88,15 @@ pub enum PanelError {
     },
     #[error("panel `{panel}`: {message}")]
     Function { panel: String, message: String },
+    #[error(
+        "panel `{panel}`: {found} series, more than panels.max_series ({limit}); narrow it with \
+         `?series=`, a `where:` or a coarser grouping"
+    )]
+    TooManySeries {
+        panel: String,
+        found: usize,
+        limit: usize,
+    },
     #[error("panel `{panel}` is a {kind} panel; it has no rows to export")]
     NotExportable { panel: String, kind: &'static str },
     /// A panel whose `type:` no kind has; the configuration checks refuse it before this.
@@ -106,6 +115,8 @@ pub struct Run<'a> {
     pub range: RequestedRange,
     pub now_ns: i64,
     pub raw_limit: usize,
+    /// Most series one answer may hold (`panels.max_series`).
+    pub max_series: usize,
 }
 
 impl Run<'_> {

@@ -143,6 +143,13 @@ async fn answer(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
             value: *v,
         });
     }
+    if series.len() > run.max_series {
+        return Err(PanelError::TooManySeries {
+            panel: run.panel.id.clone(),
+            found: series.len(),
+            limit: run.max_series,
+        });
+    }
     let series = series
         .into_iter()
         .map(|(name, mut points)| {
