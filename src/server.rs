@@ -69,29 +69,7 @@ pub async fn serve(
         config.query.clone(),
         config.data_dir.join("spill"),
     ));
-    let db = crate::db::Db::connect(&crate::db::resolve_url(
-        config.database_url.as_deref(),
-        &config.data_dir,
-    ))
-    .await
-    .map_err(AuthError::from)?;
-    let auth = Auth::with_db(db.clone(), &config, options.clock.clone())?;
-    auth.sync_tenants(&crate::config::tenant_folders(&config.tenants_dir))
-        .await?;
-    let resealed = auth.reseal_mfa_secrets().await?;
-    if resealed > 0 {
-        tracing::info!(
-            resealed,
-            "TOTP secrets resealed with the current auth.secret_key"
-        );
-    }
-    if options.demo {
-        demo_users(&auth).await?;
-    } else if auth.user_count().await? == 0 {
-        tracing::warn!(
-            "no users yet: create the first admin with `opsboard user create --email you@example.com --admin --password-stdin`"
-        );
-    }
+    let (db, auth) = open_auth(&config, &options).await?;
     let cancel = CancellationToken::new();
     let mut background = JoinSet::new();
     background.spawn(flush_loop(store.clone(), cancel.clone()));
@@ -118,26 +96,7 @@ pub async fn serve(
         config.panels.reload_interval.0,
         cancel.clone(),
     ));
-    let alert_store = AlertStore::new(db);
-    let notifier = Notifier::new(
-        alert_store.clone(),
-        NotifySettings {
-            smtp: config.alerts.smtp.clone(),
-            from: config.alerts.from.clone(),
-            attempts: config.alerts.delivery_attempts,
-            backoff: config.alerts.retry_backoff.0,
-            allowed_targets: config.alerts.allowed_targets.clone(),
-        },
-    );
-    let alerts = Arc::new(AlertEngine::new(
-        alert_store,
-        store.clone(),
-        engine.clone(),
-        configs.clone(),
-        panels.clone(),
-        options.clock.clone(),
-        notifier,
-    ));
+    let alerts = alert_engine(&config, db, &store, &engine, &configs, &panels, &options);
     background.spawn(alert_loop(
         alerts.clone(),
         config.alerts.tick.0,
@@ -244,6 +203,70 @@ async fn maintenance_loop(store: Arc<Store>, cancel: CancellationToken) {
 }
 
 /// Runs the alert rules that are due, every `tick`.
+/// The alert evaluator with its notifier, on the shared store, engines and configuration.
+fn alert_engine(
+    config: &ServerConfig,
+    db: crate::db::Db,
+    store: &Arc<Store>,
+    engine: &Arc<QueryEngine>,
+    configs: &Arc<LiveConfigs>,
+    panels: &Arc<PanelEngine>,
+    options: &ServeOptions,
+) -> Arc<AlertEngine> {
+    let alert_store = AlertStore::new(db);
+    let notifier = Notifier::new(
+        alert_store.clone(),
+        NotifySettings {
+            smtp: config.alerts.smtp.clone(),
+            from: config.alerts.from.clone(),
+            attempts: config.alerts.delivery_attempts,
+            backoff: config.alerts.retry_backoff.0,
+            allowed_targets: config.alerts.allowed_targets.clone(),
+        },
+    );
+    Arc::new(AlertEngine::new(
+        alert_store,
+        store.clone(),
+        engine.clone(),
+        configs.clone(),
+        panels.clone(),
+        options.clock.clone(),
+        notifier,
+    ))
+}
+
+/// The central database and the auth service on it, brought up to date: tenants synced, TOTP
+/// secrets resealed with the current key, demo users made (or a hint when there are no users).
+async fn open_auth(
+    config: &ServerConfig,
+    options: &ServeOptions,
+) -> Result<(crate::db::Db, Arc<Auth>), ServerError> {
+    let db = crate::db::Db::connect(&crate::db::resolve_url(
+        config.database_url.as_deref(),
+        &config.data_dir,
+    ))
+    .await
+    .map_err(AuthError::from)?;
+    let auth = Auth::with_db(db.clone(), config, options.clock.clone())?;
+    auth.sync_tenants(&crate::config::tenant_folders(&config.tenants_dir))
+        .await?;
+    let resealed = auth.reseal_mfa_secrets().await?;
+    if resealed > 0 {
+        tracing::info!(
+            resealed,
+            "TOTP secrets resealed with the current auth.secret_key"
+        );
+    }
+    if options.demo {
+        demo_users(&auth).await?;
+    } else if auth.user_count().await? == 0 {
+        tracing::warn!(
+            "no users yet: create the first admin with `opsboard user create --email you@example.com --admin --password-stdin`"
+        );
+    }
+    Ok((db, auth))
+}
+
 async fn alert_loop(
     alerts: Arc<AlertEngine>,
     tick: Duration,

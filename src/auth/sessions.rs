@@ -76,31 +76,14 @@ impl Auth {
             Ok(e) => e,
             Err(_) => return Err(AuthError::BadCredentials),
         };
-        if let Err(e) = self.take_login_token() {
+        let pair = account_from(&email, ip);
+        if let Err((e, reason)) = self.admit_login(ip, &pair).await {
             self.audit(
                 &actor,
-                AuditEvent::denied("login", json!({"reason": "sign-in rate"})),
+                AuditEvent::denied("login", json!({ "reason": reason })),
             )
             .await;
             return Err(e);
-        }
-        // Both counters are taken before the password is checked: parallel attempts cannot all
-        // slip under the limit while argon2 runs.
-        let pair = account_from(&email, ip);
-        let mut reserved = vec![];
-        for (kind, subject) in [(Subject::Ip, ip), (Subject::Account, pair.as_str())] {
-            if let Err(e) = self.reserve_attempt(kind, subject).await {
-                for (kind, subject) in reserved {
-                    self.release_attempt(kind, subject).await?;
-                }
-                self.audit(
-                    &actor,
-                    AuditEvent::denied("login", json!({"reason": "locked out"})),
-                )
-                .await;
-                return Err(e);
-            }
-            reserved.push((kind, subject));
         }
         let row = sqlx::query(
             "SELECT id, password_hash, disabled, is_admin, mfa_enabled FROM users WHERE email = $1",
@@ -157,6 +140,26 @@ impl Auth {
         self.audit(&actor, AuditEvent::ok("login", json!({"step": step})))
             .await;
         Ok((token, outcome))
+    }
+
+    /// Takes the sign-in rate's token and both counters before the password is checked:
+    /// parallel attempts cannot all slip under the limit while argon2 runs. On refusal, the
+    /// error and the reason for the audit log.
+    async fn admit_login(&self, ip: &str, pair: &str) -> Result<(), (AuthError, &'static str)> {
+        self.take_login_token().map_err(|e| (e, "sign-in rate"))?;
+        let mut reserved = vec![];
+        for (kind, subject) in [(Subject::Ip, ip), (Subject::Account, pair)] {
+            if let Err(e) = self.reserve_attempt(kind, subject).await {
+                for (kind, subject) in reserved {
+                    self.release_attempt(kind, subject)
+                        .await
+                        .map_err(|e| (e, "counter"))?;
+                }
+                return Err((e, "locked out"));
+            }
+            reserved.push((kind, subject));
+        }
+        Ok(())
     }
 
     async fn open_session(

@@ -318,91 +318,86 @@ impl ServerConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        if self.storage.flush_max_rows == 0 || self.storage.flush_max_bytes == 0 {
-            return Err(invalid(
-                "storage.flush_max_rows and flush_max_bytes must be > 0".into(),
-            ));
+        let problem = self
+            .limit_problems()
+            .into_iter()
+            .chain(self.aggregation.problems())
+            .next();
+        match problem {
+            Some(message) => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            }),
+            None => Ok(()),
         }
-        if self.storage.compaction_min_files < 2 {
-            return Err(invalid(
-                "storage.compaction_min_files must be at least 2".into(),
-            ));
-        }
-        if self.ingest.max_body_bytes == 0 {
-            return Err(invalid("ingest.max_body_bytes must be > 0".into()));
-        }
-        let ingest = &self.ingest;
-        // `time` is a column: a limit under 2 would refuse every write.
-        if ingest.max_columns_per_write < 2
-            || ingest.max_columns_per_table < 2
-            || ingest.max_tables_per_tenant == 0
-        {
-            return Err(invalid(
-                "ingest.max_columns_per_write and max_columns_per_table must be at least 2, \
-                 max_tables_per_tenant at least 1"
-                    .into(),
-            ));
-        }
-        let http = &self.http;
-        if http.header_read_timeout.0.is_zero()
-            || http.max_connections == 0
-            || http.max_request_bytes == 0
-            || http.max_streams_per_user == 0
-            || http.stream_recheck.0.is_zero()
-        {
-            return Err(invalid(
+    }
+
+    /// Limits that would refuse every request or never let one finish, each with its message.
+    fn limit_problems(&self) -> Vec<String> {
+        let (storage, ingest, http) = (&self.storage, &self.ingest, &self.http);
+        let (panels, query, auth) = (&self.panels, &self.query, &self.auth);
+        // NaN is not positive either.
+        let positive = |x: f64| x > 0.0;
+        let checks = [
+            (
+                storage.flush_max_rows == 0 || storage.flush_max_bytes == 0,
+                "storage.flush_max_rows and flush_max_bytes must be > 0",
+            ),
+            (
+                storage.compaction_min_files < 2,
+                "storage.compaction_min_files must be at least 2",
+            ),
+            // `time` is a column: a column limit under 2 would refuse every write.
+            (
+                ingest.max_body_bytes == 0
+                    || ingest.max_columns_per_write < 2
+                    || ingest.max_columns_per_table < 2
+                    || ingest.max_tables_per_tenant == 0,
+                "ingest.max_body_bytes must be > 0, max_columns_per_write and \
+                 max_columns_per_table at least 2, max_tables_per_tenant at least 1",
+            ),
+            (
+                http.header_read_timeout.0.is_zero()
+                    || http.max_connections == 0
+                    || http.max_request_bytes == 0
+                    || http.max_streams_per_user == 0
+                    || http.stream_recheck.0.is_zero(),
                 "http.header_read_timeout, max_connections, max_request_bytes, \
-                 max_streams_per_user and stream_recheck must be > 0"
-                    .into(),
-            ));
-        }
-        if self.panels.raw_limit == 0
-            || self.panels.max_series == 0
-            || self.panels.reload_interval.0.is_zero()
-        {
-            return Err(invalid(
-                "panels.raw_limit, max_series and reload_interval must be > 0".into(),
-            ));
-        }
-        let query = &self.query;
-        if query.memory_budget_bytes == 0
-            || query.memory_limit_bytes == 0
-            || query.timeout.0.is_zero()
-            || query.max_concurrent == 0
-            || query.max_concurrent_per_tenant == 0
-            || query.max_value_bytes == 0
-            || query.max_generated_rows == 0
-        {
-            return Err(invalid(
+                 max_streams_per_user and stream_recheck must be > 0",
+            ),
+            (
+                panels.raw_limit == 0
+                    || panels.max_series == 0
+                    || panels.reload_interval.0.is_zero(),
+                "panels.raw_limit, max_series and reload_interval must be > 0",
+            ),
+            (
+                query.memory_budget_bytes == 0
+                    || query.memory_limit_bytes == 0
+                    || query.timeout.0.is_zero()
+                    || query.max_concurrent == 0
+                    || query.max_concurrent_per_tenant == 0
+                    || query.max_value_bytes == 0
+                    || query.max_generated_rows == 0,
                 "query: memory_budget_bytes, memory_limit_bytes, timeout, max_concurrent, \
-                 max_concurrent_per_tenant, max_value_bytes and max_generated_rows must be > 0"
-                    .into(),
-            ));
-        }
-        let auth = &self.auth;
-        if auth.max_failures_per_account == 0
-            || auth.max_failures_per_ip == 0
-            || auth.api_burst == 0
-            || auth.api_rate_per_second.is_nan()
-            || auth.api_rate_per_second <= 0.0
-            || auth.login_burst == 0
-            || auth.logins_per_second.is_nan()
-            || auth.logins_per_second <= 0.0
-        {
-            return Err(invalid(
+                 max_concurrent_per_tenant, max_value_bytes and max_generated_rows must be > 0",
+            ),
+            (
+                auth.max_failures_per_account == 0
+                    || auth.max_failures_per_ip == 0
+                    || auth.api_burst == 0
+                    || !positive(auth.api_rate_per_second)
+                    || auth.login_burst == 0
+                    || !positive(auth.logins_per_second),
                 "auth: failure limits, api_burst, api_rate_per_second, login_burst and \
-                 logins_per_second must be > 0"
-                    .into(),
-            ));
-        }
-        if let Some(problem) = self.aggregation.problems().into_iter().next() {
-            return Err(invalid(problem));
-        }
-        Ok(())
+                 logins_per_second must be > 0",
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter(|(bad, _)| *bad)
+            .map(|(_, message)| message.to_string())
+            .collect()
     }
 }
 
@@ -453,6 +448,14 @@ mod tests {
             ),
             ("http:\n  max_connections: 0\n", "max_connections"),
             ("http:\n  header_read_timeout: 0s\n", "header_read_timeout"),
+            ("http:\n  max_streams_per_user: 0\n", "max_streams_per_user"),
+            (
+                "query:\n  max_concurrent_per_tenant: 0\n",
+                "max_concurrent_per_tenant",
+            ),
+            ("query:\n  memory_budget_bytes: 0\n", "memory_budget_bytes"),
+            ("auth:\n  logins_per_second: .nan\n", "logins_per_second"),
+            ("panels:\n  max_series: 0\n", "max_series"),
             (
                 "alerts:\n  allowed_targets: [internal.lan]\n",
                 "allowed_targets",
