@@ -134,22 +134,51 @@ async fn dashboards_resolve_with_default_sizes() {
 #[tokio::test]
 async fn aggregation_rules_overrides_and_raw_limit() {
     let (dirs, server) = start(|c| c.panels.raw_limit = 10).await;
-    // ≤ 8 h: raw rows, capped by raw_limit with `truncated`.
+    // ≤ 8 h: raw rows. 32 rows is past raw_limit (10): the whole range is downsampled (M4)
+    // to the chart's columns — each host's line runs to its newest row and keeps its true
+    // minimum and maximum — never cut.
     let (_, raw) = data(
         &server,
         "cpu",
-        "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00Z",
+        "from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00Z&max_points=2",
     )
     .await;
     assert_eq!(raw["bucket"], "raw");
-    assert_eq!(raw["truncated"], true);
-    let points: usize = raw["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["points"].as_array().unwrap().len())
-        .sum();
-    assert_eq!(points, 10);
+    assert_eq!(raw["truncated"], false);
+    assert_eq!(raw["downsample"]["method"], "m4", "{raw}");
+    assert_eq!(raw["downsample"]["columns"], 2);
+    assert_eq!(raw["downsample"]["points_in"], 32);
+    let out = raw["downsample"]["points_out"].as_u64().unwrap();
+    assert!(out <= 16, "{raw}");
+    let newest = chrono::DateTime::parse_from_rfc3339(&common::fixture::ts(450)).unwrap();
+    for (h, host) in raw["series"].as_array().unwrap().iter().enumerate() {
+        let points = host["points"].as_array().unwrap();
+        assert_eq!(points[0][0], 1_704_067_200_000_i64, "{host}");
+        assert_eq!(
+            points.last().unwrap()[0],
+            newest.timestamp_millis(),
+            "{host}"
+        );
+        let cpus: Vec<f64> = (0..16i64)
+            .map(|i| ((i * 7 + h as i64 * 13) % 100) as f64 + 0.5)
+            .collect();
+        let kept: Vec<f64> = points.iter().map(|p| p[1].as_f64().unwrap()).collect();
+        let min = cpus.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = cpus.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        assert!(kept.contains(&min) && kept.contains(&max), "{host}");
+    }
+    // The panel's export still gives every raw row.
+    let export = server
+        .client
+        .get(format!(
+            "{}/api/v1/tenants/acme/panels/cpu/export?from=2024-01-01T00:00:00Z&to=2024-01-01T08:00:00Z&format=ndjson",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.text().await.unwrap().lines().count(), 32);
     // Just past 8 h: one-minute buckets; disable_aggregation turns them off again.
     let (_, one_minute) = data(
         &server,

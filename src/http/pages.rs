@@ -245,7 +245,12 @@ pub(super) async fn render_fragment(
     now: i64,
     size: Size,
 ) -> String {
-    let answer = state.panels.data(tenant, panel, request, now).await;
+    // A raw chart is downsampled to the pixels it is drawn in.
+    let mut request = request.clone();
+    if request.max_points.is_none() {
+        request.max_points = Some(size.width.to_string());
+    }
+    let answer = state.panels.data(tenant, panel, &request, now).await;
     let options = FragmentOptions {
         tz: config.timezone,
         now_ms: now / 1_000_000,

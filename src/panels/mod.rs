@@ -131,6 +131,23 @@ impl Run<'_> {
             })
     }
 
+    /// Runs `sql` with `params`, its batches as they come (for answers folded as they stream).
+    pub async fn stream(
+        &self,
+        sql: &str,
+        params: &Params,
+    ) -> Result<crate::query::BatchStream, PanelError> {
+        let to_panel_error = |source| PanelError::Query {
+            panel: self.panel.id.clone(),
+            source,
+        };
+        self.engine
+            .execute_with_params(self.store, sql, params)
+            .await
+            .map(|output| output.stream)
+            .map_err(to_panel_error)
+    }
+
     /// The panel's kind.
     pub fn kind(&self) -> Result<&'static dyn PanelKind, PanelError> {
         kinds::kind(&self.panel.config.kind).ok_or_else(|| PanelError::UnknownKind {

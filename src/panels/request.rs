@@ -21,6 +21,10 @@ pub struct PanelRequest {
     pub page_size: Option<String>,
     pub disable_aggregation: Option<String>,
     pub filter: Option<String>,
+    /// Pixel columns a raw chart is drawn in: raw ranges with more rows than `raw_limit` are
+    /// downsampled (M4) to this many columns. The page sends its chart's width.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_points: Option<String>,
     /// A range already resolved by the server itself (the alert evaluator's window): used
     /// instead of `from`/`to`, never read from a URL, part of the cache key.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
@@ -75,6 +79,11 @@ impl PanelRequest {
             default,
             MAX_PAGE_SIZE,
         )
+    }
+
+    /// Columns for M4 downsampling: `max_points`, 1,000 when absent.
+    pub fn max_points(&self) -> Result<usize, ParamError> {
+        positive(self.max_points.as_deref(), "max_points", 1_000, 20_000).map(|n| n as usize)
     }
 
     /// A non-empty `series` filter.

@@ -121,6 +121,7 @@ mod tests {
 
     fn answer(series: Vec<Series>) -> TimeseriesAnswer {
         TimeseriesAnswer {
+            downsample: None,
             header: Header {
                 panel: "cpu".into(),
                 title: "CPU".into(),

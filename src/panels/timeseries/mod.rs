@@ -5,8 +5,11 @@
 //! `date_bin($bucket, time, $origin)`; a `sql:` panel returns columns `time`, `value` and
 //! optionally `series`.
 
+mod downsample;
 mod fragment;
 mod query;
+
+pub use downsample::Downsample;
 
 use std::collections::BTreeMap;
 
@@ -29,8 +32,12 @@ pub struct TimeseriesAnswer {
     pub bucket: Bucket,
     /// The function per bucket; none for raw rows.
     pub aggregation: Option<AggregateFn>,
-    /// Raw rows stopped at the server's `raw_limit`.
+    /// Raw rows stopped at the server's `raw_limit` (kept for older clients: raw ranges past
+    /// it are downsampled instead, so this stays false).
     pub truncated: bool,
+    /// Set when raw rows past `raw_limit` were downsampled to the chart's width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downsample: Option<Downsample>,
     pub series: Vec<Series>,
     pub display: Display,
 }
@@ -115,23 +122,12 @@ async fn answer(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
     } else {
         vec![]
     };
-    let truncated = bucket == Bucket::Raw && times.len() > run.raw_limit;
-    let default_name = config
-        .data_source
-        .as_ref()
-        .and_then(|d| d.columns.as_ref())
-        .and_then(|c| c.role("value"))
-        .unwrap_or("value")
-        .to_string();
+    if bucket == Bucket::Raw && times.len() > run.raw_limit {
+        return downsampled(run).await;
+    }
+    let default_name = default_series_name(config);
     let mut series: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-    // Raw answers stop at the limit (`truncated` says so); aggregated ones are bounded by the
-    // points-per-series guard instead and are never cut.
-    let keep = if bucket == Bucket::Raw {
-        run.raw_limit
-    } else {
-        usize::MAX
-    };
-    for (i, (t, v)) in times.iter().zip(&values).enumerate().take(keep) {
+    for (i, (t, v)) in times.iter().zip(&values).enumerate() {
         let Some(t) = t else { continue };
         let name = labels
             .get(i)
@@ -143,13 +139,7 @@ async fn answer(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
             value: *v,
         });
     }
-    if series.len() > run.max_series {
-        return Err(PanelError::TooManySeries {
-            panel: run.panel.id.clone(),
-            found: series.len(),
-            limit: run.max_series,
-        });
-    }
+    check_series_count(run, series.len())?;
     let series = series
         .into_iter()
         .map(|(name, mut points)| {
@@ -161,8 +151,74 @@ async fn answer(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
         header: run.header(),
         bucket,
         aggregation: (bucket != Bucket::Raw).then_some(function),
-        truncated,
+        truncated: false,
+        downsample: None,
         series,
+        display: config.display.clone(),
+    })
+}
+
+fn default_series_name(config: &crate::config::PanelConfig) -> String {
+    config
+        .data_source
+        .as_ref()
+        .and_then(|d| d.columns.as_ref())
+        .and_then(|c| c.role("value"))
+        .unwrap_or("value")
+        .to_string()
+}
+
+fn check_series_count(run: &Run<'_>, found: usize) -> Result<(), PanelError> {
+    if found > run.max_series {
+        return Err(PanelError::TooManySeries {
+            panel: run.panel.id.clone(),
+            found,
+            limit: run.max_series,
+        });
+    }
+    Ok(())
+}
+
+/// A raw range with more rows than `raw_limit`: every row of the range streams through M4,
+/// so the whole range is drawn (the newest rows too) in at most four points per column.
+async fn downsampled(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
+    use futures::StreamExt;
+    let config = &run.panel.config;
+    let columns = run.request.max_points()?;
+    let (sql, params, _, _) = query::query(run, None)?;
+    let mut stream = run.stream(&sql, &params).await?;
+    let mut m4 = downsample::M4::new(run.range.from_ns, run.range.to_ns, columns);
+    let default_name = default_series_name(config);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|source| PanelError::Query {
+            panel: run.panel.id.clone(),
+            source,
+        })?;
+        let batch = std::slice::from_ref(&batch);
+        let times = timestamps_ns(batch, "time")
+            .ok_or_else(|| run.shape_error("the query must return a timestamp column `time`"))?;
+        let values = floats(batch, "value")
+            .ok_or_else(|| run.shape_error("the query must return a numeric column `value`"))?;
+        let labels = texts(batch, "series").unwrap_or_default();
+        for (i, (t, v)) in times.iter().zip(&values).enumerate() {
+            let Some(t) = t else { continue };
+            let name = labels.get(i).and_then(|l| l.as_deref());
+            m4.push(name.unwrap_or(&default_name), *t, *v);
+        }
+        // Checked as rows come, so a range of a million series stops early.
+        check_series_count(run, m4.series_count())?;
+    }
+    let (series, done) = m4.finish();
+    Ok(TimeseriesAnswer {
+        header: run.header(),
+        bucket: Bucket::Raw,
+        aggregation: None,
+        truncated: false,
+        downsample: Some(done),
+        series: series
+            .into_iter()
+            .map(|(name, points)| Series { name, points })
+            .collect(),
         display: config.display.clone(),
     })
 }
