@@ -110,7 +110,7 @@ def writer(port, key, stats, stop, rate, wid):
             json.dumps({"time": now_ns + i, "batch": batch, "host": f"h{i % 400}", "v": i * 0.5}) + "\n"
             for i in range(rows_per_batch))
         try:
-            status, text = request(port, "POST", "/api/v1/tenants/demo/write/soak", key, body.encode(),
+            status, text = request(port, "POST", "/api/v1/tenants/demo/write/soak?precision=ns", key, body.encode(),
                                    "application/x-ndjson")
             stats.count("write", status, text)
             if status == 200:
