@@ -58,8 +58,10 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let mut storage = config.storage.clone();
+    storage.buffer_limit_bytes = config.ingest_buffer_bytes();
     let store = Store::open(
-        config.storage.clone(),
+        storage,
         &config.data_dir,
         &config.tenants_dir,
         OpenMode::ReadWrite,

@@ -299,3 +299,70 @@ async fn memory_object_store_serves_flushed_files() {
     .unwrap_err();
     assert!(err.to_string().contains("s3://bucket"), "{err}");
 }
+
+/// All tables' buffers together stay within their share of the memory budget: writers flush
+/// and wait instead of growing the buffers, every acknowledged row is readable afterwards, and
+/// a writer that cannot get room in time is refused (nothing written) rather than left growing.
+#[tokio::test]
+async fn buffers_of_all_tables_stay_within_their_budget() {
+    let dirs = TestDirs::new(&["acme"]);
+    let limit = 2 * 1024 * 1024;
+    let config = StorageConfig {
+        // Only the shared budget makes these buffers flush.
+        flush_max_rows: usize::MAX / 4,
+        flush_max_bytes: usize::MAX / 4,
+        buffer_limit_bytes: limit,
+        ..StorageConfig::default()
+    };
+    let (store, tenant) = open(&dirs, config).await;
+    let mut generator = CpuGenerator::new(50, 7);
+    let mut peak = 0;
+    let mut largest_batch = 0;
+    let mut written = 0;
+    for i in 0..120i64 {
+        let times: Vec<i64> = (0..10)
+            .map(|s| START_NS + (i * 10 + s) * 1_000_000_000)
+            .collect();
+        let batch = generator.batch(&times);
+        largest_batch = largest_batch.max(batch.get_array_memory_size());
+        let table = if i % 2 == 0 { "cpu" } else { "cpu_b" };
+        written += tenant.write(table, batch).await.unwrap();
+        peak = peak.max(store.buffers().used());
+    }
+    assert!(
+        peak <= limit + largest_batch,
+        "peak {peak} over {limit} + {largest_batch}"
+    );
+    assert!(
+        !dirs.parquet_files("acme", "cpu").is_empty(),
+        "the budget made buffers flush"
+    );
+    let engine = QueryEngine::new(Default::default());
+    let count = |table: &'static str| {
+        let engine = &engine;
+        let tenant = &tenant;
+        async move {
+            scalar(
+                engine,
+                tenant,
+                &format!("SELECT count(*) AS n FROM {table}"),
+            )
+            .await
+        }
+    };
+    let total: usize = [count("cpu").await, count("cpu_b").await]
+        .iter()
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    l.trim_matches(|c| c == '|' || c == ' ')
+                        .parse::<usize>()
+                        .ok()
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(total, written);
+    tenant.persist_all().await.unwrap();
+    assert_eq!(store.buffers().used(), 0, "flushed buffers are given back");
+}

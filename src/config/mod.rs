@@ -39,8 +39,8 @@ pub use panel::{
 };
 pub use problem::{KnownTables, Problem, Report};
 pub use server::{
-    AlertsConfig, AuthConfig, HttpConfig, IngestConfig, PanelsConfig, QueryConfig, ServerConfig,
-    StorageConfig,
+    AlertsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig, PanelsConfig, QueryConfig,
+    ServerConfig, StorageConfig,
 };
 pub use tenant::{TableConfig, TenantConfig};
 pub use watch::fingerprint;

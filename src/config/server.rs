@@ -16,6 +16,7 @@ pub struct ServerConfig {
     pub tenants_dir: PathBuf,
     pub panels_dir: PathBuf,
     pub storage: StorageConfig,
+    pub memory: MemoryConfig,
     pub query: QueryConfig,
     pub ingest: IngestConfig,
     pub http: HttpConfig,
@@ -37,6 +38,7 @@ impl Default for ServerConfig {
             tenants_dir: "./tenants".into(),
             panels_dir: "./panels".into(),
             storage: StorageConfig::default(),
+            memory: MemoryConfig::default(),
             query: QueryConfig::default(),
             ingest: IngestConfig::default(),
             http: HttpConfig::default(),
@@ -213,6 +215,12 @@ pub struct StorageConfig {
     pub compaction_min_files: usize,
     /// Files with fewer rows than this count as small; compaction output stops growing here.
     pub compaction_target_rows: usize,
+    /// How long a write waits for flushes to make room when all buffers together are at
+    /// their share of `memory.budget`; then it is answered 503 with Retry-After.
+    pub buffer_wait: HumanDuration,
+    /// The buffers' share of `memory.budget`, worked out by the server (not a setting).
+    #[serde(skip)]
+    pub buffer_limit_bytes: usize,
     /// Files dropped from the catalog are deleted only after this grace period, so queries
     /// already planned against them finish.
     pub delete_grace: HumanDuration,
@@ -230,7 +238,29 @@ impl Default for StorageConfig {
             maintenance_interval: HumanDuration::from_secs(60),
             compaction_min_files: 4,
             compaction_target_rows: 2_000_000,
+            buffer_wait: HumanDuration::from_secs(5),
+            buffer_limit_bytes: MemoryConfig::default().budget
+                - QueryConfig::default().memory_budget_bytes
+                - PanelsConfig::default().cache_max_bytes as usize,
             delete_grace: HumanDuration::from_secs(60),
+        }
+    }
+}
+
+/// The memory the whole server keeps to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Bytes for query execution (`query.memory_budget_bytes`), the panel cache
+    /// (`panels.cache_max_bytes`) and the write buffers of all tables (the rest) together.
+    /// Resident memory runs above it by the program itself and allocator slack.
+    pub budget: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            budget: 1024 * 1024 * 1024,
         }
     }
 }
@@ -317,6 +347,15 @@ impl ServerConfig {
         Ok(config)
     }
 
+    /// The write buffers' share of `memory.budget`: what query execution and the panel cache
+    /// leave (0 when they take it all, which validation refuses).
+    pub fn ingest_buffer_bytes(&self) -> usize {
+        self.memory
+            .budget
+            .saturating_sub(self.query.memory_budget_bytes)
+            .saturating_sub(self.panels.cache_max_bytes as usize)
+    }
+
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let problem = self
             .limit_problems()
@@ -339,6 +378,11 @@ impl ServerConfig {
         // NaN is not positive either.
         let positive = |x: f64| x > 0.0;
         let checks = [
+            (
+                self.ingest_buffer_bytes() < 32 * 1024 * 1024,
+                "memory.budget must leave at least 32 MiB for write buffers after \
+                 query.memory_budget_bytes and panels.cache_max_bytes",
+            ),
             (
                 storage.flush_max_rows == 0 || storage.flush_max_bytes == 0,
                 "storage.flush_max_rows and flush_max_bytes must be > 0",
@@ -456,6 +500,7 @@ mod tests {
             ("query:\n  memory_budget_bytes: 0\n", "memory_budget_bytes"),
             ("auth:\n  logins_per_second: .nan\n", "logins_per_second"),
             ("panels:\n  max_series: 0\n", "max_series"),
+            ("memory:\n  budget: 600000000\n", "memory.budget"),
             (
                 "alerts:\n  allowed_targets: [internal.lan]\n",
                 "allowed_targets",

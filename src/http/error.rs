@@ -116,6 +116,9 @@ impl ApiError {
                 ..
             }) => Some(*retry_after_secs),
             ApiError::TooManyStreams { .. } => Some(60),
+            ApiError::Storage(StorageError::BuffersFull {
+                retry_after_secs, ..
+            }) => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -156,7 +159,9 @@ fn auth_status(e: &AuthError) -> StatusCode {
 fn storage_status(e: &StorageError) -> StatusCode {
     match e {
         StorageError::UnknownTenant { .. } => StatusCode::NOT_FOUND,
-        StorageError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        StorageError::ShuttingDown | StorageError::BuffersFull { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         e if e.is_client_error() => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -1,4 +1,5 @@
-//! `GET /healthz`: liveness for load balancers and scripts; no auth, no storage access.
+//! `GET /healthz`: liveness for load balancers and scripts (with memory by consumer against
+//! `memory.budget`); no auth, no storage access.
 //! `GET /metrics`: the server's own counters in Prometheus text format.
 
 use axum::Json;
@@ -18,15 +19,60 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    let consumers: serde_json::Map<String, Value> = memory(&state)
+        .into_iter()
+        .map(|(name, used, limit)| (name.to_string(), json!({"used": used, "limit": limit})))
+        .collect();
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "memory": {"budget": state.config.memory.budget, "consumers": consumers},
+    }))
+}
+
+/// Each consumer of `memory.budget`: its name, the bytes it holds, its share.
+fn memory(state: &AppState) -> [(&'static str, u64, u64); 3] {
+    let buffers = state.store.buffers();
+    let cache = state.panels.cache_stats();
+    [
+        (
+            "write_buffers",
+            buffers.used() as u64,
+            buffers.limit() as u64,
+        ),
+        (
+            "queries",
+            state.engine.memory_in_use() as u64,
+            state.config.query.memory_budget_bytes as u64,
+        ),
+        ("panel_cache", cache.weighted_bytes, cache.max_bytes),
+    ]
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let cache = state.panels.cache_stats();
     let files = state.engine.parquet_files_scanned();
-    let body = format!(
-        "# HELP opsboard_panel_cache_hits_total Panel answers served from the cache.\n\
+    let mut held = String::from(
+        "# HELP opsboard_memory_bytes Bytes each consumer holds of memory.budget.\n\
+         # TYPE opsboard_memory_bytes gauge\n",
+    );
+    let mut limits = String::from(
+        "# HELP opsboard_memory_limit_bytes Each consumer's share of memory.budget.\n\
+         # TYPE opsboard_memory_limit_bytes gauge\n",
+    );
+    for (name, used, limit) in memory(&state) {
+        held.push_str(&format!(
+            "opsboard_memory_bytes{{consumer=\"{name}\"}} {used}\n"
+        ));
+        limits.push_str(&format!(
+            "opsboard_memory_limit_bytes{{consumer=\"{name}\"}} {limit}\n"
+        ));
+    }
+    let body = held
+        + &limits
+        + &format!(
+            "# HELP opsboard_panel_cache_hits_total Panel answers served from the cache.\n\
          # TYPE opsboard_panel_cache_hits_total counter\n\
          opsboard_panel_cache_hits_total {}\n\
          # HELP opsboard_panel_cache_misses_total Panel answers computed.\n\
@@ -43,7 +89,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP opsboard_parquet_files_scanned_total Parquet files opened by queries after pruning.\n\
          # TYPE opsboard_parquet_files_scanned_total counter\n\
          opsboard_parquet_files_scanned_total {files}\n",
-        cache.hits, cache.misses, cache.entries, cache.weighted_bytes, cache.max_bytes
-    );
+            cache.hits, cache.misses, cache.entries, cache.weighted_bytes, cache.max_bytes
+        );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -39,6 +39,15 @@ pub enum StorageError {
     WalSync { message: String },
     #[error("server is shutting down")]
     ShuttingDown,
+    #[error(
+        "write buffers hold {used} of their {limit} bytes (memory.budget) and flushes have not \
+         caught up; retry in {retry_after_secs} s"
+    )]
+    BuffersFull {
+        used: usize,
+        limit: usize,
+        retry_after_secs: u64,
+    },
     #[error("catalog: {message}")]
     Catalog { message: String },
     #[error("{path}: {source}")]

@@ -25,12 +25,15 @@ pub struct MaintenanceReport {
 }
 
 impl TenantStore {
-    /// Flushes tables whose buffer is over the size limit or older than `flush_max_age`.
+    /// Flushes tables whose buffer is over the size limit or older than `flush_max_age` — and
+    /// every buffer while all of them together are near their share of the memory budget.
     pub async fn flush_due(&self) -> Result<usize, StorageError> {
         let mut flushed = 0;
+        let pressed = self.buffer_budget().pressed();
         for table in self.tables() {
             let (rows, bytes, age) = table.buffer_size();
-            let due = rows >= self.config.flush_max_rows
+            let due = pressed
+                || rows >= self.config.flush_max_rows
                 || bytes >= self.config.flush_max_bytes
                 || age.is_some_and(|a| a >= self.config.flush_max_age.0);
             if rows > 0 && due {

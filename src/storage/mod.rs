@@ -5,6 +5,7 @@
 //! retention) are pushed in by the live configuration on every reload
 //! ([`TenantStore::apply_settings`]).
 
+mod buffers;
 mod catalog;
 mod error;
 mod maintenance;
@@ -16,6 +17,7 @@ mod tenant;
 mod wal;
 mod writer;
 
+pub use buffers::BufferBudget;
 pub use catalog::{Manifest, ParquetFile};
 pub use error::StorageError;
 pub use maintenance::MaintenanceReport;
@@ -57,6 +59,8 @@ pub struct Store {
     tenants: tokio::sync::Mutex<HashMap<String, Arc<TenantStore>>>,
     /// The tenants opened so far, readable without awaiting (background tasks, tables API).
     opened: RwLock<Vec<Arc<TenantStore>>>,
+    /// Bytes buffered in all tables of all tenants, against the ingest share of the budget.
+    buffers: Arc<BufferBudget>,
     _lock: Option<File>,
 }
 
@@ -91,6 +95,7 @@ impl Store {
         let root = object_store_for(&config.object_store, data_dir)?;
         let writer = (mode == OpenMode::ReadWrite).then(|| WalWriter::start().0);
         let store = Arc::new(Self {
+            buffers: Arc::new(BufferBudget::new(config.buffer_limit_bytes)),
             config,
             data_dir: data_dir.to_path_buf(),
             tenants_dir: tenants_dir.to_path_buf(),
@@ -116,6 +121,11 @@ impl Store {
 
     pub fn config(&self) -> &StorageConfig {
         &self.config
+    }
+
+    /// The ingest buffers' share of the memory budget, and what they hold now.
+    pub fn buffers(&self) -> &BufferBudget {
+        &self.buffers
     }
 
     pub fn tenants_dir(&self) -> &Path {
@@ -146,6 +156,7 @@ impl Store {
             self.data_dir.join("wal").join(name),
             self.writer.clone(),
             self.mode,
+            self.buffers.clone(),
         )
         .await?;
         let tenant = Arc::new(tenant);

@@ -4,6 +4,7 @@
 //! buffer into a file can never make a reader see them twice or not at all.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
 
 use super::StorageError;
+use super::buffers::BufferBudget;
 use super::catalog::{Manifest, ParquetFile};
 use super::schema::TableSchema;
 use super::wal::ActiveSegment;
@@ -28,6 +30,26 @@ pub struct Table {
     pub(super) persist_lock: tokio::sync::Mutex<()>,
     /// Set while a size-triggered flush is queued, so writes do not queue one each.
     pub(super) persist_requested: AtomicBool,
+    /// The process-wide ingest budget this table's buffer counts against.
+    pub(super) budget: Arc<BufferBudget>,
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        let inner = self.inner.lock();
+        self.budget
+            .release(inner.active_bytes + inner.persisting_bytes);
+    }
+}
+
+impl Table {
+    /// Gives the flushed rows' bytes back to the budget; under the table's lock, with the
+    /// buffer cleared.
+    pub(super) fn release_persisted(&self, inner: &mut TableInner) {
+        inner.persisting.clear();
+        self.budget
+            .release(std::mem::take(&mut inner.persisting_bytes));
+    }
 }
 
 #[derive(Debug)]
@@ -39,6 +61,8 @@ pub(super) struct TableInner {
     pub active_bytes: usize,
     pub oldest_active: Option<Instant>,
     pub persisting: Vec<RecordBatch>,
+    /// Bytes of `persisting`, given back to the budget when the flush commits.
+    pub persisting_bytes: usize,
     pub files: Vec<ParquetFile>,
     /// Catalog version `files` came from; an older commit result never overwrites a newer one.
     pub files_version: u64,
@@ -86,6 +110,7 @@ impl Table {
         schema: TableSchema,
         files: Vec<ParquetFile>,
         next_segment: u64,
+        budget: Arc<BufferBudget>,
     ) -> Self {
         let arrow_schema = schema.arrow_schema();
         Self {
@@ -99,6 +124,7 @@ impl Table {
                 active_bytes: 0,
                 oldest_active: None,
                 persisting: vec![],
+                persisting_bytes: 0,
                 files,
                 files_version: 0,
                 next_segment,
@@ -106,6 +132,7 @@ impl Table {
             segment: Mutex::new(None),
             persist_lock: tokio::sync::Mutex::new(()),
             persist_requested: AtomicBool::new(false),
+            budget,
         }
     }
 
@@ -139,7 +166,9 @@ impl Table {
     pub(super) fn push_active(&self, batch: RecordBatch) {
         let mut inner = self.inner.lock();
         inner.active_rows += batch.num_rows();
-        inner.active_bytes += batch.get_array_memory_size();
+        let bytes = batch.get_array_memory_size();
+        inner.active_bytes += bytes;
+        self.budget.take(bytes);
         inner.oldest_active.get_or_insert_with(Instant::now);
         inner.active.push(batch);
     }

@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parking_lot::RwLock;
 
+use super::buffers::BufferBudget;
 use super::catalog::{Catalog, CatalogChange, ParquetFile};
 use super::paths::ParquetFilePath;
 use super::persist::encode_by_day;
@@ -31,6 +32,7 @@ pub struct TenantStore {
     wal_dir: PathBuf,
     writer: Option<WalWriter>,
     tables: RwLock<BTreeMap<String, Arc<Table>>>,
+    budget: Arc<BufferBudget>,
 }
 
 /// What one flush did.
@@ -49,6 +51,7 @@ impl TenantStore {
         wal_dir: PathBuf,
         writer: Option<WalWriter>,
         mode: OpenMode,
+        budget: Arc<BufferBudget>,
     ) -> Result<Self, StorageError> {
         let catalog = Catalog::load(objects.clone()).await?;
         let manifest = catalog.current().await;
@@ -83,6 +86,7 @@ impl TenantStore {
                 schema,
                 persisted.files.clone(),
                 next,
+                budget.clone(),
             ));
             for (seq, path) in segments {
                 if seq <= persisted.wal_persisted_through {
@@ -128,7 +132,12 @@ impl TenantStore {
             wal_dir,
             writer,
             tables: RwLock::new(tables),
+            budget,
         })
+    }
+
+    pub(super) fn buffer_budget(&self) -> &BufferBudget {
+        &self.budget
     }
 
     pub fn table(&self, name: &str) -> Option<Arc<Table>> {
@@ -196,7 +205,14 @@ impl TenantStore {
                 .get(name)
                 .map(TableSchema::declared)
                 .unwrap_or_default();
-            Arc::new(Table::new(name, self.wal_dir.join(name), schema, vec![], 1))
+            Arc::new(Table::new(
+                name,
+                self.wal_dir.join(name),
+                schema,
+                vec![],
+                1,
+                self.budget.clone(),
+            ))
         });
         Ok(table.clone())
     }
@@ -220,6 +236,7 @@ impl TenantStore {
         }
         let handle = self.table_or_create(table)?;
         handle.accept_schema(&batch)?;
+        self.make_room(&handle).await?;
         // Backpressure: when writes outrun the background flush, the writer waits for one
         // instead of letting the buffer grow without bound.
         let (buffered_rows, buffered_bytes, _) = handle.buffer_size();
@@ -247,6 +264,28 @@ impl TenantStore {
         Ok(rows)
     }
 
+    /// Before an append when all buffers together are at their share of the memory budget:
+    /// this table's own buffer is flushed, then the writer waits (up to
+    /// `storage.buffer_wait`) for flushes elsewhere to make room; past that, 503 with a retry
+    /// hint — nothing is appended that would take buffers past the budget.
+    async fn make_room(&self, table: &Arc<Table>) -> Result<(), StorageError> {
+        if !self.budget.full() {
+            return Ok(());
+        }
+        if table.buffer_size().0 > 0 {
+            self.persist_table(table).await?;
+        }
+        let wait = self.config.buffer_wait.0;
+        if self.budget.room(wait).await {
+            return Ok(());
+        }
+        Err(StorageError::BuffersFull {
+            used: self.budget.used(),
+            limit: self.budget.limit(),
+            retry_after_secs: wait.as_secs().max(1),
+        })
+    }
+
     /// Moves everything buffered in `table` into Parquet files.
     pub async fn persist_table(&self, table: &Arc<Table>) -> Result<PersistStats, StorageError> {
         let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
@@ -272,7 +311,7 @@ impl TenantStore {
         {
             // Files in, buffer out, under one lock: readers see one or the other, never both.
             let mut inner = table.inner.lock();
-            inner.persisting.clear();
+            table.release_persisted(&mut inner);
             inner.set_files(&manifest, &table.name);
         }
         self.remove_segments_through(table, rotation.through_segment)?;

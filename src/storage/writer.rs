@@ -189,6 +189,7 @@ fn rotate(table: &Table) -> Rotation {
     let mut inner = table.inner.lock();
     let active = std::mem::take(&mut inner.active);
     inner.persisting.extend(active);
+    inner.persisting_bytes += inner.active_bytes;
     inner.active_rows = 0;
     inner.active_bytes = 0;
     inner.oldest_active = None;
