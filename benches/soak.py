@@ -83,7 +83,9 @@ class Stats:
         with self.lock:
             key = f"{route} {status}"
             self.statuses[key] = self.statuses.get(key, 0) + 1
-            if status >= 500:
+            # 503 + Retry-After on a write is backpressure (memory.budget), which clients
+            # retry; every other 5xx is a fault.
+            if status >= 500 and not (route == "write" and status == 503):
                 self.server_errors.append((time.time(), route, status, body[:200]))
 
 
@@ -109,15 +111,20 @@ def writer(port, key, stats, stop, rate, wid):
         body = "".join(
             json.dumps({"time": now_ns + i, "batch": batch, "host": f"h{i % 400}", "v": i * 0.5}) + "\n"
             for i in range(rows_per_batch))
-        try:
-            status, text = request(port, "POST", "/api/v1/tenants/demo/write/soak?precision=ns", key, body.encode(),
-                                   "application/x-ndjson")
-            stats.count("write", status, text)
-            if status == 200:
-                with stats.lock:
-                    stats.acked[batch] = rows_per_batch
-        except OSError:
-            stats.count("write", 0)
+        for _attempt in range(10):
+            try:
+                status, text = request(port, "POST", "/api/v1/tenants/demo/write/soak?precision=ns", key,
+                                       body.encode(), "application/x-ndjson")
+                stats.count("write", status, text)
+                if status == 200:
+                    with stats.lock:
+                        stats.acked[batch] = rows_per_batch
+                if status != 503:
+                    break
+            except OSError:
+                stats.count("write", 0)
+                break
+            time.sleep(1)
         time.sleep(max(0.0, interval - (time.time() - started)))
 
 
