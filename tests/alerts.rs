@@ -495,6 +495,45 @@ async fn event_streams_end_when_access_is_withdrawn_and_are_capped() {
         .revoke_key(&opsboard::auth::Actor::new("tests", None), &key_id)
         .await
         .unwrap();
+    // An export running when its key is revoked ends with an error, never as a whole file.
+    let (_, export_key) = env.key(Some("acme"), "read").await;
+    let export_id = env
+        .auth
+        .keys(Some("acme"))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.revoked_at.is_none() && k.id != key_id)
+        .map(|k| k.id)
+        .unwrap();
+    let mut export = reqwest::Client::new()
+        .post(env.url("/api/v1/tenants/acme/query?format=csv"))
+        .bearer_auth(&export_key)
+        .json(&json!({"sql": "SELECT value, repeat('x', 200) AS pad FROM range(9000000)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    env.auth
+        .revoke_key(&opsboard::auth::Actor::new("tests", None), &export_id)
+        .await
+        .unwrap();
+    let cut = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut received = 0usize;
+        loop {
+            match export.chunk().await {
+                Ok(Some(chunk)) => received += chunk.len(),
+                Ok(None) => return Ok(received),
+                Err(_) => return Err(received),
+            }
+        }
+    })
+    .await
+    .expect("the export ended");
+    assert!(
+        cut.is_err(),
+        "the cut export must fail, not end as a whole file: {cut:?}"
+    );
     for (name, mut stream) in [
         ("role removed", first),
         ("role removed", reopened),

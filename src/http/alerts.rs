@@ -337,9 +337,7 @@ async fn events(
     Path(tenant): Path<String>,
 ) -> Result<Response, ApiError> {
     state.tenant(&tenant).await?;
-    let slot = state
-        .streams
-        .acquire(&caller.actor().name, state.config.http.max_streams_per_user)?;
+    let recheck = super::streams::Recheck::new(&state, &caller, &tenant, true)?;
     let rx = state.alerts.subscribe();
     let closing = state.alerts.closing();
     let changes = futures::stream::unfold(
@@ -362,14 +360,7 @@ async fn events(
             }
         },
     );
-    let stream = super::streams::rechecked(
-        Box::pin(changes),
-        slot,
-        state.auth.clone(),
-        caller,
-        tenant,
-        state.config.http.stream_recheck.0,
-    );
+    let stream = super::streams::rechecked(Box::pin(changes), recheck, None);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -88,10 +88,12 @@ async fn export(
         .unwrap_or("csv")
         .parse::<ExportFormat>())?
     .with_csv_formulas(format.csv_formulas.as_deref())?;
+    let recheck = super::streams::Recheck::new(&state, &caller, &tenant, true)?;
     let (output, stem) = state
         .panels
         .export(&tenant, &panel, &request, now_ns())
         .await?;
+    let output = super::query::rechecked(output, recheck);
     let event = AuditEvent::ok(
         "export",
         json!({"panel": panel, "format": format.extension(), "from": request.from, "to": request.to,

@@ -52,9 +52,13 @@ async fn query(
     let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
     let format = format.with_csv_formulas(params.csv_formulas.as_deref())?;
     let tenant = state.tenant(&tenant).await?;
+    // Downloads in file formats are exports: each takes one of the caller's stream places.
+    let download = !matches!(format, ExportFormat::Json | ExportFormat::Ndjson);
+    let recheck = super::streams::Recheck::new(&state, &caller, &tenant.name, download)?;
     let output = state.engine.execute(&tenant, &request.sql).await?;
-    // Downloads in file formats are exports, and exports are audited with their row count.
-    let output = if matches!(format, ExportFormat::Json | ExportFormat::Ndjson) {
+    let output = rechecked(output, recheck);
+    // Exports are audited with their row count.
+    let output = if !download {
         output
     } else {
         let event = AuditEvent::ok(
@@ -116,6 +120,22 @@ pub(super) fn audited(
     QueryOutput {
         schema: output.schema,
         stream: Box::pin(stream),
+    }
+}
+
+/// The output, ended with an error once its caller may no longer read it (see
+/// [`super::streams`]).
+pub(super) fn rechecked(output: QueryOutput, recheck: super::streams::Recheck) -> QueryOutput {
+    let withdrawn = Err(QueryError::Execution {
+        message: "access to the tenant was withdrawn during the answer".into(),
+    });
+    QueryOutput {
+        schema: output.schema,
+        stream: Box::pin(super::streams::rechecked(
+            output.stream,
+            recheck,
+            Some(withdrawn),
+        )),
     }
 }
 

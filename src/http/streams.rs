@@ -1,7 +1,7 @@
-//! Answers that stay open (event streams): at most `http.max_streams_per_user` per user or key,
-//! and each asks again every `http.stream_recheck` whether its caller may still read the tenant
-//! — a logout, an expired session, a revoked key or a removed role ends the stream then,
-//! instead of never.
+//! Answers that stay open (event streams, exports): at most `http.max_streams_per_user` per
+//! user or key, and each asks again every `http.stream_recheck` whether its caller may still
+//! read the tenant — a logout, an expired session, a revoked key or a removed role ends the
+//! stream then, instead of never (an export with an error, so it cannot pass for complete).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 
+use super::AppState;
 use super::access::Caller;
 use super::error::ApiError;
 use crate::auth::{Auth, Need};
@@ -58,34 +59,71 @@ impl Drop for StreamSlot {
     }
 }
 
-/// `stream`, ended once its caller may no longer read `tenant` (checked every `every`).
+/// Who a long-lived answer is for, how often to ask again, and its place (if it takes one).
+pub struct Recheck {
+    /// Held for its place: given back when the stream is dropped.
+    _slot: Option<StreamSlot>,
+    pub auth: Arc<Auth>,
+    pub caller: Caller,
+    pub tenant: String,
+    pub every: Duration,
+}
+
+impl Recheck {
+    /// For `caller` reading `tenant`, with the server's `http.stream_recheck`; `slot` counts
+    /// it against `http.max_streams_per_user`.
+    pub fn new(
+        state: &AppState,
+        caller: &Caller,
+        tenant: &str,
+        slot: bool,
+    ) -> Result<Self, ApiError> {
+        let slot = match slot {
+            true => Some(
+                state
+                    .streams
+                    .acquire(&caller.actor().name, state.config.http.max_streams_per_user)?,
+            ),
+            false => None,
+        };
+        Ok(Self {
+            _slot: slot,
+            auth: state.auth.clone(),
+            caller: caller.clone(),
+            tenant: tenant.to_string(),
+            every: state.config.http.stream_recheck.0,
+        })
+    }
+}
+
+/// `stream`, ended once its caller may no longer read the tenant (asked every
+/// `recheck.every`); `withdrawn` is its last item then — an error for downloads, so a cut-off
+/// file is never mistaken for a whole one.
 pub fn rechecked<S>(
     stream: S,
-    slot: StreamSlot,
-    auth: Arc<Auth>,
-    caller: Caller,
-    tenant: String,
-    every: Duration,
+    recheck: Recheck,
+    withdrawn: Option<S::Item>,
 ) -> impl Stream<Item = S::Item> + Send
 where
     S: Stream + Send + Unpin + 'static,
     S::Item: Send,
 {
+    let every = recheck.every;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = (stream, tick, slot, auth, caller, tenant);
+    let state = (stream, tick, recheck, withdrawn);
     futures::stream::unfold(Some(state), |state| async move {
-        let (mut stream, mut tick, slot, auth, caller, tenant) = state?;
+        let (mut stream, mut tick, recheck, mut withdrawn) = state?;
         loop {
             tokio::select! {
                 item = stream.next() => {
                     let item = item?;
-                    return Some((item, Some((stream, tick, slot, auth, caller, tenant))));
+                    return Some((item, Some((stream, tick, recheck, withdrawn))));
                 }
                 _ = tick.tick() => {
-                    if !may_still_read(&auth, &caller, &tenant).await {
-                        tracing::info!(%tenant, caller = %caller.actor().name, "event stream ended: access withdrawn");
-                        return None;
+                    if !may_still_read(&recheck.auth, &recheck.caller, &recheck.tenant).await {
+                        tracing::info!(tenant = %recheck.tenant, caller = %recheck.caller.actor().name, "stream ended: access withdrawn");
+                        return withdrawn.take().map(|last| (last, None));
                     }
                 }
             }
