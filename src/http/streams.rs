@@ -129,6 +129,8 @@ where
             }
         }
     })
+    // Callers may poll again after the end (the HTTP layer peeks the first batch).
+    .fuse()
 }
 
 async fn may_still_read(auth: &Auth, caller: &Caller, tenant: &str) -> bool {
