@@ -33,4 +33,6 @@ pub mod server;
 pub mod storage;
 
 #[cfg(test)]
+mod damage;
+#[cfg(test)]
 mod layering;

@@ -208,35 +208,26 @@ impl Auth {
         if !secret::same(&stored, &secret::token_hash(key)) {
             return Err(invalid());
         }
-        self.usable_key(&row, true).await
+        self.usable_key(key_from_row(&row)?, true).await
     }
 
     /// A key already authenticated once, looked up again by id: still the caller while it is
     /// neither revoked nor expired (and its tenant still exists).
     pub(super) async fn key_by_id(&self, id: &str) -> Result<Option<Principal>, AuthError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        match row {
-            Some(row) => match self.usable_key(&row, false).await {
-                Ok(p) => Ok(Some(p)),
-                Err(AuthError::BadKey(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            None => Ok(None),
+        let info = match self.key(id).await {
+            Ok(info) => info,
+            Err(AuthError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match self.usable_key(info, false).await {
+            Ok(p) => Ok(Some(p)),
+            Err(AuthError::BadKey(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    async fn usable_key(
-        &self,
-        row: &sqlx::any::AnyRow,
-        touch: bool,
-    ) -> Result<Principal, AuthError> {
+    async fn usable_key(&self, info: KeyInfo, touch: bool) -> Result<Principal, AuthError> {
         let invalid = || AuthError::BadKey("unknown, revoked or expired API key".into());
-        let info = key_from_row(row)?;
         let id = info.id.as_str();
         let now = self.now_ms();
         if info.revoked_at.is_some() || info.expires_at.is_some_and(|e| e <= now) {

@@ -141,3 +141,59 @@ fn join(base: &Path, name: &str) -> PathBuf {
         base.join(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::damage::{Edit, damage};
+    use proptest::prelude::*;
+
+    /// The characters YAML gives meaning to.
+    const SIGNIFICANT: &[u8] = b" :-\n\t'\"{}[]#&*!|>%@`,?$";
+    /// The validation corpus' clean tree (tests/validate/base).
+    const BASE: [&str; 3] = [
+        "tenants/t/tenant.yaml",
+        "tenants/t/dashboards/default.yaml",
+        "tenants/t/panels/good.yaml",
+    ];
+
+    fn check(file: usize, edits: &[Edit]) -> Result<(), TestCaseError> {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate/base");
+        let dir = tempfile::tempdir().unwrap();
+        for name in BASE {
+            let to = dir.path().join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(base.join(name), &to).unwrap();
+        }
+        let target = dir.path().join(BASE[file]);
+        let text = std::fs::read(&target).unwrap();
+        std::fs::write(&target, damage(&text, edits, SIGNIFICANT)).unwrap();
+        let registry = crate::panels::Registry::builtin();
+        let functions = Functions {
+            image: &registry.image_names(),
+            data: &registry.data_names(),
+        };
+        let (_, problems) = validate_paths(&[dir.path().to_path_buf()], functions);
+        for p in &problems {
+            prop_assert!(p.file.starts_with(dir.path()), "{p}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            // `PROPTEST_CASES` raises this for long runs outside CI (benches/fuzz.sh).
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
+
+        /// Damaged YAML never panics the loader; every problem names a file of the checked tree.
+        #[test]
+        fn damaged_yaml_is_reported_never_a_panic(
+            file in 0usize..3,
+            edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<u8>()), 1..8),
+        ) {
+            check(file, &edits)?;
+        }
+    }
+}

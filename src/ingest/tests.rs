@@ -169,28 +169,8 @@ const SEEDS: [(Format, &str); 3] = [
     ),
 ];
 
-/// Deletes, inserts or replaces bytes (positions modulo the length), preferring the
-/// characters the formats give meaning to.
-fn mutate(body: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    const SIGNIFICANT: &[u8] = b"{}[]\",:\\\n\r0123456789.eE-+tfn ";
-    let mut out = body.to_vec();
-    for &(at, op, byte) in edits {
-        let byte = match byte % 3 {
-            0 => SIGNIFICANT[byte as usize % SIGNIFICANT.len()],
-            _ => byte,
-        };
-        let at = at % (out.len() + 1);
-        match op % 3 {
-            0 if at < out.len() => {
-                out.remove(at);
-            }
-            1 => out.insert(at, byte),
-            _ if at < out.len() => out[at] = byte,
-            _ => out.push(byte),
-        }
-    }
-    out
-}
+/// The characters the body formats give meaning to.
+const SIGNIFICANT: &[u8] = b"{}[]\",:\\\n\r0123456789.eE-+tfn ";
 
 proptest! {
     // `PROPTEST_CASES` raises the case count for long runs outside CI (benches/fuzz.sh).
@@ -202,7 +182,7 @@ proptest! {
         edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<u8>()), 1..10),
     ) {
         let (format, text) = SEEDS[seed];
-        let body = mutate(text.as_bytes(), &edits);
+        let body = crate::damage::damage(text.as_bytes(), &edits, SIGNIFICANT);
         let lines = body.split(|b| *b == b'\n').count();
         match decode(format, &body, Precision::Nanoseconds, &TableSchema::default()) {
             Ok(batch) => prop_assert!(batch.num_rows() <= body.len()),
