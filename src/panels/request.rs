@@ -142,6 +142,27 @@ mod tests {
     }
 
     #[test]
+    fn max_points_is_a_bounded_whole_number_named_in_its_error() {
+        assert_eq!(PanelRequest::default().max_points(), Ok(1_000));
+        for bad in ["0", "20001", "1e3", "640px"] {
+            let request = PanelRequest {
+                max_points: Some(bad.into()),
+                ..PanelRequest::default()
+            };
+            assert_eq!(
+                request.max_points().unwrap_err().param,
+                "max_points",
+                "{bad}"
+            );
+        }
+        let request = PanelRequest {
+            max_points: Some(" 640 ".into()),
+            ..PanelRequest::default()
+        };
+        assert_eq!(request.max_points(), Ok(640));
+    }
+
+    #[test]
     fn a_resolved_range_is_used_and_keyed_but_never_read_from_a_url() {
         let range = RequestedRange {
             from_ns: 1,
