@@ -2,10 +2,15 @@
 //! (rows not yet in Parquet, including those being flushed). Writers check it before they
 //! append: over the limit they flush their own table and wait (bounded) for flushes to bring
 //! the total down, and only then are refused with a retry hint — buffers never grow without
-//! bound, and nothing is acknowledged that is not in the WAL.
+//! bound, and nothing is acknowledged that is not in the WAL. Flushes and compactions draw
+//! their working memory (the sorted copy, the merge's batches) from the same share, so writers
+//! feel a heavy compaction as pressure instead of the process growing past the budget.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use datafusion::execution::memory_pool::{MemoryPool, MemoryReservation};
 
 use tokio::sync::Notify;
 
@@ -59,6 +64,15 @@ impl BufferBudget {
         self.released.notify_waiters();
     }
 
+    /// Counts `bytes` of flush working memory until the guard drops.
+    pub(super) fn hold(&self, bytes: usize) -> Held<'_> {
+        self.take(bytes);
+        Held {
+            budget: self,
+            bytes,
+        }
+    }
+
     /// Waits until there is room, at most `wait`; false if there still is none.
     pub async fn room(&self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
@@ -74,10 +88,93 @@ impl BufferBudget {
     }
 }
 
+/// Working memory a flush holds, given back when it ends (also on error).
+pub(super) struct Held<'a> {
+    budget: &'a BufferBudget,
+    bytes: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+/// The budget as a DataFusion memory pool, for the merge of flushes and compactions. It never
+/// refuses: a flush that failed for want of memory would keep the buffers full; the merge's
+/// needs are bounded by design (a batch per input), and what it holds pushes writers back.
+#[derive(Debug)]
+pub(super) struct WorkingMemory {
+    budget: Arc<BufferBudget>,
+    reserved: AtomicUsize,
+}
+
+impl WorkingMemory {
+    pub(super) fn new(budget: Arc<BufferBudget>) -> Self {
+        Self {
+            budget,
+            reserved: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl std::fmt::Display for WorkingMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "flush and compaction working memory")
+    }
+}
+
+impl MemoryPool for WorkingMemory {
+    fn name(&self) -> &str {
+        "flush_and_compaction"
+    }
+
+    fn grow(&self, _reservation: &MemoryReservation, additional: usize) {
+        self.reserved.fetch_add(additional, Ordering::Relaxed);
+        self.budget.take(additional);
+    }
+
+    fn shrink(&self, _reservation: &MemoryReservation, shrink: usize) {
+        self.reserved.fetch_sub(shrink, Ordering::Relaxed);
+        self.budget.release(shrink);
+    }
+
+    fn try_grow(
+        &self,
+        reservation: &MemoryReservation,
+        additional: usize,
+    ) -> datafusion::error::Result<()> {
+        self.grow(reservation, additional);
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+
+    #[test]
+    fn flush_working_memory_counts_while_held() {
+        let budget = Arc::new(BufferBudget::new(100));
+        {
+            let _held = budget.hold(80);
+            assert!(budget.pressed());
+        }
+        assert_eq!(budget.used(), 0, "given back on drop");
+        let pool: Arc<dyn MemoryPool> = Arc::new(WorkingMemory::new(budget.clone()));
+        let merge =
+            datafusion::execution::memory_pool::MemoryConsumer::new("merge").register(&pool);
+        merge.try_grow(150).unwrap();
+        assert!(budget.full(), "a merge never fails, but writers feel it");
+        merge.shrink(100);
+        assert_eq!((budget.used(), pool.reserved()), (50, 50));
+        drop(merge);
+        assert_eq!(budget.used(), 0);
+    }
 
     #[tokio::test]
     async fn writers_wait_for_room_and_give_up_after_their_wait() {

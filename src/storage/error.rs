@@ -65,6 +65,8 @@ pub enum StorageError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[error("merging sorted rows: {0}")]
+    Merge(#[from] datafusion::error::DataFusionError),
     #[error("internal: {message}")]
     Internal { message: String },
 }

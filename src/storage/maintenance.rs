@@ -1,5 +1,6 @@
 //! Background upkeep of a tenant's tables: age/size-triggered flushes, retention, compaction
-//! of a day's small files, and deferred deletion of files dropped from the catalog. Every step
+//! of a day's small files (a streaming merge of the already-sorted files, so its memory is a
+//! batch per file, not the day), and deferred deletion of files dropped from the catalog. Every step
 //! changes the catalog first and deletes objects last (after a grace period), so a query that
 //! planned against the old file list still finds its files. Time comes in as `now_ms` so tests
 //! drive it without sleeping.
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use object_store::ObjectStoreExt;
 
 use super::catalog::{CatalogChange, ParquetFile};
+use super::merge;
 use super::paths::day_of;
-use super::persist::decode_file;
 use super::table::Table;
 use super::{StorageError, TenantStore};
 
@@ -129,17 +130,16 @@ impl TenantStore {
             if files.len() < 2 {
                 continue;
             }
-            let mut batches = vec![];
+            let arrow_schema = table.schema().arrow_schema();
+            let mut inputs = Vec::with_capacity(files.len());
             for f in &files {
-                let bytes = self
-                    .objects
-                    .get(&f.path.as_str().into())
-                    .await?
-                    .bytes()
-                    .await?;
-                batches.extend(decode_file(bytes)?);
+                inputs.push(merge::file_input(&self.objects, &f.path, &arrow_schema).await?);
             }
-            let (added, _) = self.write_files(table, batches, 0).await?;
+            let added: Vec<ParquetFile> = self
+                .write_merged(table, day, inputs, 0)
+                .await?
+                .into_iter()
+                .collect();
             let removed: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
             // One commit adds the merged file and removes its inputs: no version of the catalog
             // has both (duplicates) or neither (a gap).

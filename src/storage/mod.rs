@@ -9,6 +9,7 @@ mod buffers;
 mod catalog;
 mod error;
 mod maintenance;
+mod merge;
 mod paths;
 mod persist;
 mod schema;
@@ -244,15 +245,34 @@ pub fn validate_table_name(name: &str) -> Result<(), StorageError> {
     }
 }
 
-/// The flush's CPU part (sort + Parquet encode), exposed for benchmarks.
+/// The flush's CPU part (sort, merge, Parquet encode into memory), exposed for benchmarks.
 pub fn encode_for_bench(
     schema: &TableSchema,
     batches: &[arrow::record_batch::RecordBatch],
 ) -> Result<usize, StorageError> {
-    Ok(persist::encode_by_day(schema, batches)?
-        .iter()
-        .map(|f| f.bytes.len())
-        .sum())
+    use datafusion::execution::memory_pool::{MemoryPool, UnboundedMemoryPool};
+    let objects: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::memory::InMemory::new());
+    let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+    let arrow_schema = schema.arrow_schema();
+    let mut bytes = 0;
+    for day in persist::sorted_runs_by_day(schema, batches)? {
+        let inputs = day
+            .runs
+            .into_iter()
+            .map(|run| merge::batches_input(&arrow_schema, vec![run]))
+            .collect();
+        let path = object_store::path::Path::from(day.day.to_string());
+        let written = futures::executor::block_on(merge::merge_into_file(
+            objects.clone(),
+            &path,
+            schema,
+            inputs,
+            &pool,
+        ))?;
+        bytes += written.map_or(0, |w| w.bytes as usize);
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -1,81 +1,127 @@
-//! Buffer → Parquet. Rows are split by UTC day, sorted by tags then time (so a series is
-//! contiguous and row-group statistics prune well), and written as zstd Parquet with page-level
-//! statistics and the page index. Pure CPU work: callers run it on a blocking thread.
+//! Buffer → sorted runs, one set per UTC day. Rows are split by day and cut into chunks of at
+//! most `SORT_CHUNK_ROWS`, each sorted by tags then time (so a series is contiguous and
+//! row-group statistics prune well); `merge` then interleaves the runs into the day's Parquet
+//! file. Sorting chunk by chunk keeps the flush's extra memory to one sorted copy of the
+//! buffer instead of a concatenated copy, its row keys and a sorted copy. Pure CPU work:
+//! callers run it on a blocking thread.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use bytes::Bytes;
 use chrono::NaiveDate;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::StorageError;
+use super::merge::sort_columns;
 use super::paths::day_of;
 use super::schema::{TIME_COLUMN, TableSchema};
 use super::table::align_batch;
 
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+/// Rows sorted at once: bounds the row keys a sort builds.
+const SORT_CHUNK_ROWS: usize = 64 * 1024;
 
-/// One Parquet file ready to upload.
+/// One UTC day of buffered rows as sorted runs, ready to merge.
 #[derive(Debug)]
-pub struct EncodedFile {
+pub struct DayRuns {
     pub day: NaiveDate,
-    pub bytes: Bytes,
-    pub rows: u64,
-    pub min_time: i64,
-    pub max_time: i64,
+    pub runs: Vec<RecordBatch>,
 }
 
-/// Encodes `batches` (any older schemas of the table) into one sorted Parquet file per day.
-pub fn encode_by_day(
+impl DayRuns {
+    pub fn memory_size(&self) -> usize {
+        self.runs.iter().map(|b| b.get_array_memory_size()).sum()
+    }
+}
+
+/// Splits `batches` (any older schemas of the table) by UTC day and sorts each day's rows in
+/// chunks.
+pub fn sorted_runs_by_day(
     schema: &TableSchema,
     batches: &[RecordBatch],
-) -> Result<Vec<EncodedFile>, StorageError> {
+) -> Result<Vec<DayRuns>, StorageError> {
     let arrow_schema = schema.arrow_schema();
-    let aligned = batches
-        .iter()
-        .map(|b| align_batch(b, &arrow_schema))
-        .collect::<Result<Vec<_>, _>>()?;
-    let all = concat_batches(&arrow_schema, &aligned)?;
-    if all.num_rows() == 0 {
-        return Ok(vec![]);
+    let mut days: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+    for batch in batches {
+        let batch = align_batch(batch, &arrow_schema)?;
+        split_days(&batch, &mut days)?;
     }
-    let time = time_column(&all)?;
-    let mut days: Vec<i64> = time
-        .values()
-        .iter()
-        .map(|t| t.div_euclid(NANOS_PER_DAY))
-        .collect();
-    days.sort_unstable();
-    days.dedup();
-    let mut files = Vec::with_capacity(days.len());
-    for day in days {
-        let part = if files.is_empty() && all_in_day(time, day) {
-            all.clone()
-        } else {
-            let mask: BooleanArray = time
-                .values()
+    days.into_iter()
+        .map(|(day, parts)| {
+            let runs = chunks(&arrow_schema, parts)?
                 .iter()
-                .map(|t| Some(t.div_euclid(NANOS_PER_DAY) == day))
-                .collect();
-            filter_record_batch(&all, &mask)?
-        };
-        let sorted = sort_by_series(schema, &part)?;
-        files.push(encode_file(schema, &arrow_schema, &sorted)?);
-    }
-    Ok(files)
+                .map(|chunk| sort_by_series(schema, chunk))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(DayRuns {
+                day: day_of(day * NANOS_PER_DAY),
+                runs,
+            })
+        })
+        .collect()
 }
 
-fn all_in_day(time: &TimestampNanosecondArray, day: i64) -> bool {
-    time.values()
-        .iter()
-        .all(|t| t.div_euclid(NANOS_PER_DAY) == day)
+fn split_days(
+    batch: &RecordBatch,
+    days: &mut BTreeMap<i64, Vec<RecordBatch>>,
+) -> Result<(), StorageError> {
+    if batch.num_rows() == 0 {
+        return Ok(());
+    }
+    let time = time_column(batch)?;
+    let day_at = |i: usize| time.value(i).div_euclid(NANOS_PER_DAY);
+    let first = day_at(0);
+    if (0..time.len()).all(|i| day_at(i) == first) {
+        days.entry(first).or_default().push(batch.clone());
+        return Ok(());
+    }
+    let mut present: Vec<i64> = (0..time.len()).map(day_at).collect();
+    present.sort_unstable();
+    present.dedup();
+    for day in present {
+        let mask: BooleanArray = (0..time.len()).map(|i| Some(day_at(i) == day)).collect();
+        days.entry(day)
+            .or_default()
+            .push(filter_record_batch(batch, &mask)?);
+    }
+    Ok(())
+}
+
+/// Regroups batches into chunks of at most `SORT_CHUNK_ROWS`: small write batches are joined,
+/// large uploads cut (zero-copy slices).
+fn chunks(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, StorageError> {
+    let mut out = vec![];
+    let mut pending: Vec<RecordBatch> = vec![];
+    let mut pending_rows = 0;
+    let slices = parts.into_iter().flat_map(|b| {
+        let rows = b.num_rows();
+        (0..rows)
+            .step_by(SORT_CHUNK_ROWS)
+            .map(move |start| b.slice(start, SORT_CHUNK_ROWS.min(rows - start)))
+            .collect::<Vec<_>>()
+    });
+    for slice in slices {
+        if pending_rows + slice.num_rows() > SORT_CHUNK_ROWS && !pending.is_empty() {
+            out.push(join(schema, &mut pending)?);
+            pending_rows = 0;
+        }
+        pending_rows += slice.num_rows();
+        pending.push(slice);
+    }
+    if !pending.is_empty() {
+        out.push(join(schema, &mut pending)?);
+    }
+    Ok(out)
+}
+
+fn join(schema: &SchemaRef, pending: &mut Vec<RecordBatch>) -> Result<RecordBatch, StorageError> {
+    let joined = match pending.as_slice() {
+        [one] => one.clone(),
+        many => concat_batches(schema, many)?,
+    };
+    pending.clear();
+    Ok(joined)
 }
 
 fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
@@ -85,15 +131,6 @@ fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, Storage
         .ok_or_else(|| StorageError::Internal {
             message: "buffered batch has no nanosecond `time` column".into(),
         })
-}
-
-/// Sort keys: every tag in schema order, then time.
-fn sort_columns(schema: &TableSchema) -> Vec<String> {
-    schema
-        .tags()
-        .map(str::to_string)
-        .chain(std::iter::once(TIME_COLUMN.to_string()))
-        .collect()
 }
 
 /// Sorts rows by tags then time; the row format handles dictionaries and nulls uniformly.
@@ -120,54 +157,13 @@ pub fn sort_by_series(
     Ok(take_record_batch(batch, &UInt32Array::from(order))?)
 }
 
-fn encode_file(
-    schema: &TableSchema,
-    arrow_schema: &SchemaRef,
-    batch: &RecordBatch,
-) -> Result<EncodedFile, StorageError> {
-    let time = time_column(batch)?;
-    let min_time = arrow::compute::min(time).unwrap_or_default();
-    let max_time = arrow::compute::max(time).unwrap_or_default();
-    let sorting: Vec<SortingColumn> = sort_columns(schema)
-        .iter()
-        .filter_map(|k| arrow_schema.index_of(k).ok())
-        .map(|i| SortingColumn {
-            column_idx: i as i32,
-            descending: false,
-            nulls_first: true,
-        })
-        .collect();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(Some(sorting))
-        .build();
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
-    let mut writer = ArrowWriter::try_new(&mut out, Arc::clone(arrow_schema), Some(props))?;
-    writer.write(batch)?;
-    writer.close()?;
-    Ok(EncodedFile {
-        day: day_of(min_time),
-        bytes: Bytes::from(out),
-        rows: batch.num_rows() as u64,
-        min_time,
-        max_time,
-    })
-}
-
-/// Decodes a whole Parquet file (used by compaction).
-pub fn decode_file(bytes: Bytes) -> Result<Vec<RecordBatch>, StorageError> {
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::schema::{tag_type, time_type};
     use arrow::array::{DictionaryArray, Float64Array};
     use arrow::datatypes::{Field, Int32Type, Schema};
+    use std::sync::Arc;
 
     fn batch(hosts: Vec<&str>, times: Vec<i64>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -189,26 +185,60 @@ mod tests {
         .unwrap()
     }
 
+    fn hosts_of(batch: &RecordBatch) -> Vec<String> {
+        let col = arrow::compute::cast(
+            batch.column_by_name("host").unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let col = col
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        col.iter().map(|v| v.unwrap_or("").to_string()).collect()
+    }
+
     #[test]
-    fn splits_by_day_and_sorts_by_series_then_time() {
+    fn splits_by_day_and_sorts_each_run_by_series_then_time() {
         let b = batch(
             vec!["b", "a", "b", "a"],
             vec![NANOS_PER_DAY + 5, 3, 2, NANOS_PER_DAY + 1],
         );
         let schema = TableSchema::default().merge("t", &b.schema()).unwrap();
-        let files = encode_by_day(&schema, &[b]).unwrap();
-        assert_eq!(files.len(), 2);
-        assert_eq!(
-            (files[0].min_time, files[0].max_time, files[0].rows),
-            (2, 3, 2)
+        let days = sorted_runs_by_day(&schema, &[b]).unwrap();
+        assert_eq!(days.len(), 2);
+        assert_eq!(days[0].day, NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(days[1].day, NaiveDate::from_ymd_opt(1970, 1, 2).unwrap());
+        assert_eq!(hosts_of(&days[0].runs[0]), ["a", "b"]);
+        assert_eq!(hosts_of(&days[1].runs[0]), ["a", "b"]);
+    }
+
+    #[test]
+    fn large_buffers_are_sorted_in_bounded_chunks_and_small_writes_joined() {
+        let n = SORT_CHUNK_ROWS + 10;
+        let big = batch(
+            (0..n).map(|i| if i % 2 == 0 { "b" } else { "a" }).collect(),
+            (0..n as i64).rev().collect(),
         );
-        let decoded = decode_file(files[0].bytes.clone()).unwrap();
-        let pretty = arrow::util::pretty::pretty_format_batches(&decoded)
-            .unwrap()
-            .to_string();
-        let a = pretty.find("| a ").unwrap();
-        let b = pretty.find("| b ").unwrap();
-        assert!(a < b, "{pretty}");
-        assert_eq!(files[1].day, NaiveDate::from_ymd_opt(1970, 1, 2).unwrap());
+        let small: Vec<RecordBatch> = (0..5).map(|i| batch(vec!["c"], vec![i])).collect();
+        let schema = TableSchema::default().merge("t", &big.schema()).unwrap();
+        let mut all = vec![big];
+        all.extend(small);
+        let days = sorted_runs_by_day(&schema, &all).unwrap();
+        let runs = &days[0].runs;
+        assert_eq!(
+            runs.len(),
+            2,
+            "one full chunk, then the rest with the small writes"
+        );
+        assert_eq!(runs[0].num_rows(), SORT_CHUNK_ROWS);
+        assert_eq!(runs[1].num_rows(), 15);
+        for run in runs {
+            let keys: Vec<(String, i64)> = hosts_of(run)
+                .into_iter()
+                .zip(time_column(run).unwrap().values().iter().copied())
+                .collect();
+            assert!(keys.windows(2).all(|w| w[0] <= w[1]), "each run is sorted");
+        }
     }
 }

@@ -6,13 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow::record_batch::RecordBatch;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use chrono::NaiveDate;
+use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use object_store::ObjectStore;
 use parking_lot::RwLock;
 
 use super::buffers::BufferBudget;
+use super::buffers::WorkingMemory;
 use super::catalog::{Catalog, CatalogChange, ParquetFile};
+use super::merge;
 use super::paths::ParquetFilePath;
-use super::persist::encode_by_day;
+use super::persist::{DayRuns, sorted_runs_by_day};
 use super::schema::{TIME_COLUMN, TableSchema};
 use super::table::Table;
 use super::wal::{self, encode_record};
@@ -33,6 +38,8 @@ pub struct TenantStore {
     writer: Option<WalWriter>,
     tables: RwLock<BTreeMap<String, Arc<Table>>>,
     budget: Arc<BufferBudget>,
+    /// The merge's working memory, counted against the buffers' share.
+    working_memory: Arc<dyn MemoryPool>,
 }
 
 /// What one flush did.
@@ -132,6 +139,7 @@ impl TenantStore {
             wal_dir,
             writer,
             tables: RwLock::new(tables),
+            working_memory: Arc::new(WorkingMemory::new(budget.clone())),
             budget,
         })
     }
@@ -330,31 +338,58 @@ impl TenantStore {
         seq: u64,
     ) -> Result<(Vec<ParquetFile>, PersistStats), StorageError> {
         let schema = table.schema();
-        let encoded = tokio::task::spawn_blocking(move || encode_by_day(&schema, &batches))
-            .await
-            .map_err(|e| StorageError::Internal {
-                message: format!("Parquet encoding task failed: {e}"),
-            })??;
+        let days = blocking(move || sorted_runs_by_day(&schema, &batches)).await?;
+        // The sorted copy lives until its day is written: the flush needs room for it.
+        let _held = self
+            .budget
+            .hold(days.iter().map(DayRuns::memory_size).sum());
+        let arrow_schema = table.schema().arrow_schema();
         let mut stats = PersistStats::default();
         let mut files = vec![];
-        for file in encoded {
-            let path = ParquetFilePath::new(&table.name, file.day, seq);
-            let size = file.bytes.len() as u64;
-            self.objects
-                .put(path.as_path(), PutPayload::from_bytes(file.bytes))
-                .await?;
-            stats.rows += file.rows;
-            stats.files += 1;
-            stats.bytes += size;
-            files.push(ParquetFile {
-                path: path.into_string(),
-                min_time: file.min_time,
-                max_time: file.max_time,
-                rows: file.rows,
-                size,
-            });
+        for day in days {
+            let inputs = day
+                .runs
+                .into_iter()
+                .map(|run| merge::batches_input(&arrow_schema, vec![run]))
+                .collect();
+            if let Some(file) = self.write_merged(table, day.day, inputs, seq).await? {
+                stats.rows += file.rows;
+                stats.files += 1;
+                stats.bytes += file.size;
+                files.push(file);
+            }
         }
         Ok((files, stats))
+    }
+
+    /// Merges sorted `inputs` into one Parquet file of `day`, row group by row group, on a
+    /// blocking thread (the merge and the encoding are CPU work).
+    pub(super) async fn write_merged(
+        &self,
+        table: &Table,
+        day: NaiveDate,
+        inputs: Vec<SendableRecordBatchStream>,
+        seq: u64,
+    ) -> Result<Option<ParquetFile>, StorageError> {
+        let path = ParquetFilePath::new(&table.name, day, seq);
+        let objects = self.objects.clone();
+        let schema = table.schema();
+        let pool = self.working_memory.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let target = path.as_path().clone();
+        let written = blocking(move || {
+            runtime.block_on(merge::merge_into_file(
+                objects, &target, &schema, inputs, &pool,
+            ))
+        })
+        .await?;
+        Ok(written.map(|w| ParquetFile {
+            path: path.into_string(),
+            min_time: w.min_time,
+            max_time: w.max_time,
+            rows: w.rows,
+            size: w.bytes,
+        }))
     }
 
     fn remove_segments_through(&self, table: &Table, through: u64) -> Result<(), StorageError> {
@@ -381,4 +416,15 @@ impl TenantStore {
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.objects.clone()
     }
+}
+
+/// Runs CPU work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::Internal {
+            message: format!("flush task failed: {e}"),
+        })?
 }

@@ -1,0 +1,338 @@
+//! Streaming sort-merge into one Parquet file. Flushes and compactions both hand in runs that
+//! are each already sorted by series then time (sorted buffer chunks, or existing files read a
+//! batch at a time); DataFusion's streaming merge interleaves them and each row group is
+//! encoded and uploaded as soon as it is full. The working set is a batch per input plus the
+//! row group being encoded — not the day — so compacting a day costs the same memory as a
+//! small flush.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::SortOptions;
+use arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet};
+use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::StorageError;
+use super::schema::{TIME_COLUMN, TableSchema};
+use super::table::{align_batch, time_bounds};
+
+/// Rows the merge takes from an input at a time (and emits per output batch).
+pub const MERGE_BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group: the unit the writer holds before uploading it.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per data page: small pages let the page index skip most of a row group when a query
+/// asks for a few series.
+const PAGE_ROWS: usize = 8192;
+
+/// What was written: the caller names the file in the catalog.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WrittenSummary {
+    pub rows: u64,
+    pub bytes: u64,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+/// Sort keys: every tag in schema order, then time.
+pub fn sort_columns(schema: &TableSchema) -> Vec<String> {
+    schema
+        .tags()
+        .map(str::to_string)
+        .chain(std::iter::once(TIME_COLUMN.to_string()))
+        .collect()
+}
+
+fn ordering(schema: &TableSchema, arrow_schema: &SchemaRef) -> Result<LexOrdering, StorageError> {
+    let options = SortOptions {
+        descending: false,
+        nulls_first: true,
+    };
+    let exprs = sort_columns(schema).into_iter().filter_map(|name| {
+        let index = arrow_schema.index_of(&name).ok()?;
+        Some(PhysicalSortExpr::new(
+            Arc::new(Column::new(&name, index)),
+            options,
+        ))
+    });
+    LexOrdering::new(exprs).ok_or_else(|| StorageError::Internal {
+        message: "a table without a time column cannot be sorted".into(),
+    })
+}
+
+fn writer_properties(
+    schema: &TableSchema,
+    arrow_schema: &SchemaRef,
+) -> Result<WriterProperties, StorageError> {
+    let sorting: Vec<SortingColumn> = sort_columns(schema)
+        .iter()
+        .filter_map(|k| arrow_schema.index_of(k).ok())
+        .map(|i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: true,
+        })
+        .collect();
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_sorting_columns(Some(sorting))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .build())
+}
+
+/// In-memory sorted batches as one merge input, handed out `MERGE_BATCH_ROWS` at a time so the
+/// merge's row keys cover a slice, not the whole run.
+pub fn batches_input(
+    arrow_schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> SendableRecordBatchStream {
+    let slices = batches.into_iter().flat_map(|batch| {
+        let rows = batch.num_rows();
+        (0..rows)
+            .step_by(MERGE_BATCH_ROWS)
+            .map(move |start| Ok(batch.slice(start, MERGE_BATCH_ROWS.min(rows - start))))
+            .collect::<Vec<_>>()
+    });
+    Box::pin(RecordBatchStreamAdapter::new(
+        arrow_schema.clone(),
+        futures::stream::iter(slices),
+    ))
+}
+
+/// An existing (sorted) Parquet file as one merge input, decoded a batch at a time and aligned
+/// to the table's current schema (older files may lack newer columns). Only the compressed file
+/// is held, not its decoded rows.
+pub async fn file_input(
+    objects: &Arc<dyn ObjectStore>,
+    path: &str,
+    arrow_schema: &SchemaRef,
+) -> Result<SendableRecordBatchStream, StorageError> {
+    let bytes = objects.get(&Path::from(path)).await?.bytes().await?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+        .with_batch_size(MERGE_BATCH_ROWS)
+        .build()?;
+    let schema = arrow_schema.clone();
+    let aligned = reader.map(move |batch| {
+        let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        align_batch(&batch, &schema).map_err(|e| DataFusionError::External(Box::new(e)))
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        arrow_schema.clone(),
+        futures::stream::iter(aligned),
+    )))
+}
+
+/// Merges `inputs` (each sorted by series then time) into one Parquet file at `path`, row group
+/// by row group. `pool` accounts the merge's working memory. Nothing is written for no rows.
+pub async fn merge_into_file(
+    objects: Arc<dyn ObjectStore>,
+    path: &Path,
+    schema: &TableSchema,
+    inputs: Vec<SendableRecordBatchStream>,
+    pool: &Arc<dyn MemoryPool>,
+) -> Result<Option<WrittenSummary>, StorageError> {
+    let arrow_schema = schema.arrow_schema();
+    let ordering = ordering(schema, &arrow_schema)?;
+    let metrics = ExecutionPlanMetricsSet::new();
+    let mut merged = StreamingMergeBuilder::new()
+        .with_streams(inputs)
+        .with_schema(arrow_schema.clone())
+        .with_expressions(&ordering)
+        .with_metrics(BaselineMetrics::new(&metrics, 0))
+        .with_batch_size(MERGE_BATCH_ROWS)
+        .with_reservation(MemoryConsumer::new("flush and compaction merge").register(pool))
+        .build()?;
+    let props = writer_properties(schema, &arrow_schema)?;
+    let sink = BufWriter::new(objects, path.clone());
+    let mut writer = AsyncArrowWriter::try_new(sink, arrow_schema, Some(props))?;
+    match copy(&mut merged, &mut writer).await {
+        Ok(Some(mut summary)) => {
+            writer.finish().await?;
+            summary.bytes = writer.bytes_written() as u64;
+            Ok(Some(summary))
+        }
+        // No rows: nothing was uploaded (the first part goes out only when a buffer fills).
+        Ok(None) => Ok(None),
+        Err(e) => {
+            // A half-done multipart upload is given up so it leaves nothing behind.
+            let _ = writer.into_inner().abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn copy(
+    merged: &mut SendableRecordBatchStream,
+    writer: &mut AsyncArrowWriter<BufWriter>,
+) -> Result<Option<WrittenSummary>, StorageError> {
+    let mut summary: Option<WrittenSummary> = None;
+    while let Some(batch) = merged.next().await {
+        let batch = batch?;
+        let Some((lo, hi)) = time_bounds(&batch) else {
+            continue;
+        };
+        let s = summary.get_or_insert(WrittenSummary {
+            min_time: lo,
+            max_time: hi,
+            ..Default::default()
+        });
+        s.rows += batch.num_rows() as u64;
+        s.min_time = s.min_time.min(lo);
+        s.max_time = s.max_time.max(hi);
+        writer.write(&batch).await?;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::schema::{tag_type, time_type};
+    use arrow::array::{DictionaryArray, Float64Array, StringArray, TimestampNanosecondArray};
+    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+    use datafusion::execution::memory_pool::UnboundedMemoryPool;
+    use object_store::memory::InMemory;
+
+    fn batch(hosts: &[&str], times: &[i64], with_extra: bool) -> RecordBatch {
+        let mut fields = vec![
+            Field::new("time", time_type(), false),
+            Field::new("host", tag_type(), true),
+            Field::new("v", DataType::Float64, true),
+        ];
+        let mut columns: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from(times.to_vec()).with_timezone("UTC")),
+            Arc::new(
+                hosts
+                    .iter()
+                    .copied()
+                    .collect::<DictionaryArray<Int32Type>>(),
+            ),
+            Arc::new(Float64Array::from(
+                times.iter().map(|t| *t as f64).collect::<Vec<_>>(),
+            )),
+        ];
+        if with_extra {
+            fields.push(Field::new("w", DataType::Float64, true));
+            columns.push(Arc::new(Float64Array::from(vec![1.0; times.len()])));
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    fn sorted_keys(batches: &[RecordBatch]) -> Vec<(String, i64)> {
+        let mut keys = vec![];
+        for b in batches {
+            let host =
+                arrow::compute::cast(b.column_by_name("host").unwrap(), &DataType::Utf8).unwrap();
+            let host = host.as_any().downcast_ref::<StringArray>().unwrap();
+            let time = b
+                .column_by_name("time")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<TimestampNanosecondArray>()
+                .unwrap();
+            for i in 0..b.num_rows() {
+                keys.push((host.value(i).to_string(), time.value(i)));
+            }
+        }
+        keys
+    }
+
+    #[tokio::test]
+    async fn merges_sorted_runs_and_files_of_older_schemas_into_one_sorted_file() {
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        // An older file without column `w`, and two in-memory runs that overlap it in time.
+        let old = batch(&["a", "a", "c"], &[1, 5, 2], false);
+        let old_schema = TableSchema::default().merge("t", &old.schema()).unwrap();
+        let old_path = Path::from("t/old.parquet");
+        let old_input = batches_input(&old_schema.arrow_schema(), vec![old]);
+        merge_into_file(
+            objects.clone(),
+            &old_path,
+            &old_schema,
+            vec![old_input],
+            &pool,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let new = batch(&["a", "b", "b"], &[3, 1, 9], true);
+        let schema = old_schema.merge("t", &new.schema()).unwrap();
+        let arrow_schema = schema.arrow_schema();
+        let n = MERGE_BATCH_ROWS * 2 + 7;
+        let long = batch(&vec!["d"; n], &(0..n as i64).collect::<Vec<_>>(), true);
+        let inputs = vec![
+            file_input(&objects, "t/old.parquet", &arrow_schema)
+                .await
+                .unwrap(),
+            batches_input(&arrow_schema, vec![new]),
+            batches_input(&arrow_schema, vec![long]),
+        ];
+        let path = Path::from("t/merged.parquet");
+        let written = merge_into_file(objects.clone(), &path, &schema, inputs, &pool)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pool.reserved(), 0, "working memory given back");
+        assert_eq!(
+            (written.rows, written.min_time, written.max_time),
+            (6 + n as u64, 0, n as i64 - 1)
+        );
+        let bytes = objects.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(written.bytes, bytes.len() as u64);
+        let read = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = read.collect::<Result<_, _>>().unwrap();
+        let keys = sorted_keys(&batches);
+        assert_eq!(keys.len(), 6 + n);
+        assert!(
+            keys.windows(2).all(|w| w[0] <= w[1]),
+            "sorted by series then time"
+        );
+        assert_eq!(
+            &keys[..6],
+            &[
+                ("a".to_string(), 1),
+                ("a".to_string(), 3),
+                ("a".to_string(), 5),
+                ("b".to_string(), 1),
+                ("b".to_string(), 9),
+                ("c".to_string(), 2),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn no_rows_write_no_file() {
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        let empty = batch(&[], &[], false);
+        let schema = TableSchema::default().merge("t", &empty.schema()).unwrap();
+        let input = batches_input(&schema.arrow_schema(), vec![empty]);
+        let path = Path::from("t/none.parquet");
+        let written = merge_into_file(objects.clone(), &path, &schema, vec![input], &pool)
+            .await
+            .unwrap();
+        assert!(written.is_none());
+        assert!(objects.head(&path).await.is_err());
+    }
+}
