@@ -1,5 +1,6 @@
 //! Durability with a real server process: SIGKILL during concurrent writes loses no row that
-//! got a 2xx, and a torn WAL tail is cut at start without losing earlier records.
+//! got a 2xx, a torn WAL tail is cut at start without losing earlier records, and a small
+//! `memory.budget` holds (resident memory sampled) under sustained writes and a compaction.
 
 mod common;
 
@@ -207,4 +208,140 @@ async fn sigterm_flushes_buffers_to_parquet_before_exit() {
     );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+}
+
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+/// The resident memory a server may hold above `memory.budget`: the program itself (an
+/// unoptimised test build maps more of itself), thread stacks, Parquet metadata and allocator
+/// slack. Documented in README ("Sizing memory").
+const OVERHEAD: u64 = 192 * 1024 * 1024;
+const BUDGET: u64 = 256 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_small_memory_budget_holds_under_sustained_writes_and_compaction() {
+    let dirs = TestDirs::new(&["acme"]);
+    let config = dirs.root.path().join("opsboard.yaml");
+    // Only the budget flushes (row, byte and age limits far away); compaction runs as soon as
+    // a day has three files.
+    std::fs::write(
+        &config,
+        format!(
+            "memory:\n  budget: {BUDGET}\nstorage:\n  flush_max_rows: 100000000\n  \
+             flush_max_bytes: 10000000000\n  flush_max_age: 1h\n  flush_check_interval: 100ms\n  \
+             maintenance_interval: 1s\n  compaction_min_files: 3\n  \
+             compaction_target_rows: 100000000\n  delete_grace: 1s\n"
+        ),
+    )
+    .unwrap();
+    let client = common::client_with_key(&common::admin_key(&dirs.config()).await);
+    let (mut child, url) =
+        common::spawn_opsboard(&dirs, &["--config", config.to_str().expect("utf-8 path")]);
+    let pid = child.id();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(rss) = rss_bytes(pid) {
+                    peak.fetch_max(rss, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    // Four writers, 5,000-row TSBS bodies (500 hosts × 10 steps), all within one UTC day.
+    let day_start = 1_704_067_200_000_000_000_i64;
+    let mut writers = vec![];
+    for w in 0..WRITERS as i64 {
+        let (client, url) = (client.clone(), url.clone());
+        writers.push(tokio::spawn(async move {
+            let mut generator = opsboard::generate::CpuGenerator::new(500, w as u64);
+            let (mut acked, mut pushed_back) = (0u64, 0u64);
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let mut step = 0i64;
+            while std::time::Instant::now() < deadline {
+                let times: Vec<i64> = (0..10)
+                    .map(|i| day_start + ((step * 10 + i) * 4 + w) * 1_000_000_000)
+                    .collect();
+                let mut body = vec![];
+                generator.ndjson(&times, &mut body);
+                loop {
+                    let resp = client
+                        .post(format!("{url}/api/v1/tenants/acme/write/cpu?precision=ns"))
+                        .header("content-type", "application/x-ndjson")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("write");
+                    match resp.status().as_u16() {
+                        200..=299 => break,
+                        503 => {
+                            assert!(resp.headers().contains_key("retry-after"));
+                            pushed_back += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        other => panic!(
+                            "write answered {other}: {}",
+                            resp.text().await.unwrap_or_default()
+                        ),
+                    }
+                }
+                acked += 5_000;
+                step += 1;
+            }
+            (acked, pushed_back)
+        }));
+    }
+    let (mut acked, mut pushed_back) = (0, 0);
+    for w in writers {
+        let (a, p) = w.await.expect("writer");
+        acked += a;
+        pushed_back += p;
+    }
+    // Let flushes and compaction settle: the day ends as few files.
+    let day_dir = dirs.data().join("objects/acme/cpu/2024-01-01");
+    let settled = std::time::Instant::now() + Duration::from_secs(90);
+    let files = loop {
+        let files = std::fs::read_dir(&day_dir).map(|d| d.count()).unwrap_or(0);
+        let total = count(&client, &url, "SELECT count(*) AS n FROM cpu").await;
+        assert_eq!(
+            total as u64, acked,
+            "every acknowledged row is readable, none twice"
+        );
+        if (1..=2).contains(&files) || std::time::Instant::now() > settled {
+            break files;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "acked {acked} rows, {pushed_back} pushed back, {files} files left, peak RSS {} MiB",
+        peak >> 20
+    );
+    assert!(acked >= 400_000, "writes kept going: {acked} rows");
+    assert!(
+        (1..=2).contains(&files),
+        "compaction merged the day: {files} files"
+    );
+    assert!(
+        peak <= BUDGET + OVERHEAD,
+        "peak resident {} MiB over budget {} MiB + overhead {} MiB",
+        peak >> 20,
+        BUDGET >> 20,
+        OVERHEAD >> 20
+    );
 }

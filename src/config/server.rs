@@ -251,9 +251,10 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryConfig {
-    /// Bytes for query execution (`query.memory_budget_bytes`), the panel cache
-    /// (`panels.cache_max_bytes`) and the write buffers of all tables (the rest) together.
-    /// Resident memory runs above it by the program itself and allocator slack.
+    /// Bytes for query execution (`query.memory_budget_bytes`, default half the budget), the
+    /// panel cache (`panels.cache_max_bytes`, default a sixteenth) and the write buffers of all
+    /// tables with the flush and compaction working memory (the rest) together. Resident
+    /// memory runs above it by the program itself and allocator slack.
     pub budget: usize,
 }
 
@@ -342,9 +343,28 @@ impl ServerConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let config: Self = parse_yaml(path, &text)?;
+        let mut config: Self = parse_yaml(path, &text)?;
+        let raw: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+        config.share_out_memory(&raw);
         config.validate(path)?;
         Ok(config)
+    }
+
+    /// Shares of `memory.budget` the file leaves unset follow the budget (half for queries, a
+    /// half of that per query, a sixteenth for the panel cache), so `memory.budget` alone
+    /// sizes the server; shares the file sets are kept as written.
+    fn share_out_memory(&mut self, raw: &serde_yaml::Value) {
+        let set = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
+        let budget = self.memory.budget;
+        if !set("query", "memory_budget_bytes") {
+            self.query.memory_budget_bytes = budget / 2;
+        }
+        if !set("query", "memory_limit_bytes") {
+            self.query.memory_limit_bytes = self.query.memory_budget_bytes / 2;
+        }
+        if !set("panels", "cache_max_bytes") {
+            self.panels.cache_max_bytes = (budget / 16) as u64;
+        }
     }
 
     /// The write buffers' share of `memory.budget`: what query execution and the panel cache
@@ -500,7 +520,10 @@ mod tests {
             ("query:\n  memory_budget_bytes: 0\n", "memory_budget_bytes"),
             ("auth:\n  logins_per_second: .nan\n", "logins_per_second"),
             ("panels:\n  max_series: 0\n", "max_series"),
-            ("memory:\n  budget: 600000000\n", "memory.budget"),
+            (
+                "memory:\n  budget: 600000000\nquery:\n  memory_budget_bytes: 580000000\n",
+                "memory.budget",
+            ),
             (
                 "alerts:\n  allowed_targets: [internal.lan]\n",
                 "allowed_targets",
@@ -512,6 +535,29 @@ mod tests {
             assert!(err.starts_with(&path.display().to_string()), "{err}");
             assert!(err.contains(names), "{yaml}: {err}");
         }
+    }
+    #[test]
+    fn memory_budget_alone_sizes_every_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("opsboard.yaml");
+        std::fs::write(&path, "memory:\n  budget: 268435456\n").unwrap();
+        let config = ServerConfig::load(&path, true).unwrap();
+        let mib = 1024 * 1024;
+        assert_eq!(config.query.memory_budget_bytes, 128 * mib);
+        assert_eq!(config.query.memory_limit_bytes, 64 * mib);
+        assert_eq!(config.panels.cache_max_bytes, 16 * mib as u64);
+        assert_eq!(config.ingest_buffer_bytes(), 112 * mib);
+        std::fs::write(
+            &path,
+            "memory:\n  budget: 268435456\npanels:\n  cache_max_bytes: 1048576\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(&path, true).unwrap();
+        assert_eq!(
+            config.panels.cache_max_bytes, mib as u64,
+            "a share set is kept"
+        );
+        assert_eq!(config.ingest_buffer_bytes(), 127 * mib);
     }
 
     #[test]
