@@ -161,7 +161,19 @@ impl Db {
             )
             .await?;
         for m in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            // Another process (the CLI beside a starting server, a second node) may migrate at
+            // the same moment: take the write lock before reading what is done, so one waits
+            // for the other instead of failing when its read cannot be upgraded to a write.
+            let mut tx = match self.backend {
+                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                Backend::Postgres => {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock(7242019)")
+                        .execute(&mut *tx)
+                        .await?;
+                    tx
+                }
+            };
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                     .bind(m.version)
@@ -204,6 +216,26 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn processes_opening_a_new_database_at_once_all_migrate_it() {
+        // The CLI beside a starting server: each opens (and migrates) the same new file.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("opsboard.db").display()
+            );
+            let opened = futures::future::join_all((0..6).map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Db::connect(&url).await.map(|_| ()) })
+            }))
+            .await;
+            for result in opened {
+                result.unwrap().unwrap();
+            }
+        }
+    }
 
     #[cfg(unix)]
     #[tokio::test]
