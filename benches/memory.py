@@ -4,8 +4,8 @@
 Phase 1 — four writers post 5,000-row TSBS NDJSON bodies (500 hosts x 10 steps) as fast as the
 server answers for `--seconds`; a 503 with Retry-After is backpressure and the body is sent
 again. Resident memory and /healthz's consumers are sampled every 100 ms.
-Phase 2 — a fresh server with small flushes writes `--day-rows` rows of one UTC day as many
-files, then compacts them into one; resident memory is sampled through the compaction.
+Phase 2 — `opsboard generate` writes one UTC day of 400 hosts at 10 s (3,456,000 rows) as
+many small files; a server then compacts them into one, resident memory sampled throughout.
 
 Not part of CI (figures go in the issue note):
 
@@ -148,6 +148,11 @@ def ingest(a, budget):
                            json.dumps({"sql": "SELECT count(*) AS n FROM cpu"}).encode(), "application/json")
     stored = json.loads(text)[0]["n"] if status == 200 else None
     server.stop()
+    if a.timeline:
+        with open(a.timeline, "a") as f:
+            for t, rss, used in sampler.samples:
+                f.write(json.dumps({"budget": budget, "t": round(t, 1), "rss_mib": rss >> 20,
+                                    **{k: v >> 20 for k, v in used.items()}}) + "\n")
     return {
         "budget_mib": budget >> 20, "rows_per_s": round(sum(acked) / elapsed), "acked_rows": sum(acked),
         "stored_rows": stored, "pushed_back": sum(pushed_back), "errors": errors[:3],
@@ -157,24 +162,17 @@ def ingest(a, budget):
 
 
 def compaction(a):
+    """One UTC day generated as many small files (server stopped), then a server compacts it."""
     root = tempfile.mkdtemp(prefix="opsboard-compact-")
-    config = ("storage:\n  flush_max_rows: 100000\n  flush_check_interval: 100ms\n  maintenance_interval: 2s\n"
+    config = ("storage:\n  flush_max_rows: 100000\n  maintenance_interval: 1s\n"
               "  compaction_min_files: 4\n  compaction_target_rows: 10000000\n  delete_grace: 1s\n")
     server = Server(a.binary, root, config)
+    generated = subprocess.run(server.args("generate", "tsbs-cpu", "--hosts", "400", "--duration", "1d",
+                                           "--tenant", "acme"), capture_output=True, text=True, check=True)
+    day = f"{root}/data/objects/acme/cpu/2024-01-01"
+    files_before = len(os.listdir(day))
     key = server.key()
     server.start(env=a.env)
-    hosts = 400
-    steps = a.day_rows // hosts // 20
-    written = 0
-    for body in bodies(a.binary, hosts, steps, "2024-01-01T00:00:00Z", 20):
-        status, text = request(server.port, "POST", "/api/v1/tenants/acme/write/cpu", key, body,
-                               "application/x-ndjson")
-        assert status < 300, text
-        written += hosts * steps
-    day = f"{root}/data/objects/acme/cpu/2024-01-01"
-    while len(os.listdir(day)) < 4:
-        time.sleep(0.2)
-    files_before = len(os.listdir(day))
     base = server.rss()
     sampler = Sampler(server, key)
     sampler.start()
@@ -184,9 +182,12 @@ def compaction(a):
     took = time.time() - began
     sampler.stopped.set()
     sampler.join()
+    status, text = request(server.port, "POST", "/api/v1/tenants/acme/query", key,
+                           json.dumps({"sql": "SELECT count(*) AS n FROM cpu"}).encode(), "application/json")
     server.stop()
-    return {"rows": written, "files_before": files_before, "seconds": round(took, 1),
-            "rss_before_mib": round(base / 2 ** 20), "peak_rss_mib": sampler.peak_mb()}
+    return {"rows": json.loads(text)[0]["n"] if status == 200 else None, "files_before": files_before,
+            "seconds": round(took, 1), "rss_at_start_mib": round(base / 2 ** 20),
+            "peak_rss_mib": sampler.peak_mb(), "generated": generated.stdout.strip()}
 
 
 def main():
@@ -195,16 +196,19 @@ def main():
     ap.add_argument("--budget", type=int, action="append", help="memory.budget in bytes (repeatable)")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--bodies", type=int, default=60, help="distinct bodies the writers cycle through")
-    ap.add_argument("--day-rows", type=int, default=3_456_000)
+    ap.add_argument("--timeline", help="append every sample (MiB) to this file as JSON lines")
     ap.add_argument("--skip-compaction", action="store_true")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server (allocator knobs)")
     a = ap.parse_args()
     a.binary = os.path.abspath(a.binary)
     a.env = dict(e.split("=", 1) for e in a.env)
-    report = {"ingest": [ingest(a, b) for b in (a.budget or [256 << 20, 1 << 30, 4 << 30])]}
+    report = {"ingest": []}
+    for budget in a.budget or [256 << 20, 1 << 30, 4 << 30]:
+        report["ingest"].append(ingest(a, budget))
+        print(json.dumps(report["ingest"][-1]), flush=True)
     if not a.skip_compaction:
         report["compaction"] = compaction(a)
-    print(json.dumps(report, indent=2))
+        print(json.dumps(report["compaction"]), flush=True)
     return 0 if all(not r["errors"] and r["stored_rows"] == r["acked_rows"] for r in report["ingest"]) else 1
 
 

@@ -2,9 +2,11 @@
 //! (rows not yet in Parquet, including those being flushed). Writers check it before they
 //! append: over the limit they flush their own table and wait (bounded) for flushes to bring
 //! the total down, and only then are refused with a retry hint — buffers never grow without
-//! bound, and nothing is acknowledged that is not in the WAL. Flushes and compactions draw
-//! their working memory (the sorted copy, the merge's batches) from the same share, so writers
-//! feel a heavy compaction as pressure instead of the process growing past the budget.
+//! bound, and nothing is acknowledged that is not in the WAL. A buffered byte is charged twice:
+//! once for itself and once for the sorted copy its flush will make (paid up front, so a flush
+//! never takes the total past the share). The merge of flushes and compactions draws from the
+//! same share, so writers feel a heavy compaction as pressure instead of the process growing
+//! past the budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +50,15 @@ impl BufferBudget {
         self.used() >= self.limit / 4 * 3
     }
 
+    /// Charges a buffered batch: itself and its flush's sorted copy.
+    pub(super) fn take_buffered(&self, bytes: usize) {
+        self.take(2 * bytes);
+    }
+
+    pub(super) fn release_buffered(&self, bytes: usize) {
+        self.release(2 * bytes);
+    }
+
     pub(super) fn take(&self, bytes: usize) {
         self.used.fetch_add(bytes, Ordering::Relaxed);
     }
@@ -64,15 +75,6 @@ impl BufferBudget {
         self.released.notify_waiters();
     }
 
-    /// Counts `bytes` of flush working memory until the guard drops.
-    pub(super) fn hold(&self, bytes: usize) -> Held<'_> {
-        self.take(bytes);
-        Held {
-            budget: self,
-            bytes,
-        }
-    }
-
     /// Waits until there is room, at most `wait`; false if there still is none.
     pub async fn room(&self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
@@ -85,18 +87,6 @@ impl BufferBudget {
                 return !self.full();
             }
         }
-    }
-}
-
-/// Working memory a flush holds, given back when it ends (also on error).
-pub(super) struct Held<'a> {
-    budget: &'a BufferBudget,
-    bytes: usize,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.budget.release(self.bytes);
     }
 }
 
@@ -158,13 +148,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flush_working_memory_counts_while_held() {
+    fn buffers_are_charged_with_their_flush_copy_and_the_merge() {
         let budget = Arc::new(BufferBudget::new(100));
-        {
-            let _held = budget.hold(80);
-            assert!(budget.pressed());
-        }
-        assert_eq!(budget.used(), 0, "given back on drop");
+        budget.take_buffered(40);
+        assert!(budget.pressed(), "40 buffered bytes and their sorted copy");
+        budget.release_buffered(40);
+        assert_eq!(budget.used(), 0);
         let pool: Arc<dyn MemoryPool> = Arc::new(WorkingMemory::new(budget.clone()));
         let merge =
             datafusion::execution::memory_pool::MemoryConsumer::new("merge").register(&pool);

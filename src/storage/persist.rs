@@ -30,12 +30,6 @@ pub struct DayRuns {
     pub runs: Vec<RecordBatch>,
 }
 
-impl DayRuns {
-    pub fn memory_size(&self) -> usize {
-        self.runs.iter().map(|b| b.get_array_memory_size()).sum()
-    }
-}
-
 /// Splits `batches` (any older schemas of the table) by UTC day and sorts each day's rows in
 /// chunks.
 pub fn sorted_runs_by_day(

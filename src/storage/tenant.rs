@@ -17,7 +17,7 @@ use super::buffers::WorkingMemory;
 use super::catalog::{Catalog, CatalogChange, ParquetFile};
 use super::merge;
 use super::paths::ParquetFilePath;
-use super::persist::{DayRuns, sorted_runs_by_day};
+use super::persist::sorted_runs_by_day;
 use super::schema::{TIME_COLUMN, TableSchema};
 use super::table::Table;
 use super::wal::{self, encode_record};
@@ -339,10 +339,7 @@ impl TenantStore {
     ) -> Result<(Vec<ParquetFile>, PersistStats), StorageError> {
         let schema = table.schema();
         let days = blocking(move || sorted_runs_by_day(&schema, &batches)).await?;
-        // The sorted copy lives until its day is written: the flush needs room for it.
-        let _held = self
-            .budget
-            .hold(days.iter().map(DayRuns::memory_size).sum());
+        // The sorted copy was paid for when the rows were buffered (`take_buffered`).
         let arrow_schema = table.schema().arrow_schema();
         let mut stats = PersistStats::default();
         let mut files = vec![];
