@@ -2,11 +2,10 @@
 //! (rows not yet in Parquet, including those being flushed). Writers check it before they
 //! append: over the limit they flush their own table and wait (bounded) for flushes to bring
 //! the total down, and only then are refused with a retry hint — buffers never grow without
-//! bound, and nothing is acknowledged that is not in the WAL. A buffered byte is charged twice:
-//! once for itself and once for the sorted copy its flush will make (paid up front, so a flush
-//! never takes the total past the share). The merge of flushes and compactions draws from the
-//! same share, so writers feel a heavy compaction as pressure instead of the process growing
-//! past the budget.
+//! bound, and nothing is acknowledged that is not in the WAL. A flush makes no sorted copy of
+//! the buffer (see `persist`); the merge of flushes and compactions draws its working memory
+//! from the same share, so writers feel a heavy compaction as pressure instead of the process
+//! growing past the budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,15 +47,6 @@ impl BufferBudget {
     /// Over three quarters: the flush loop flushes every buffer, not only the due ones.
     pub fn pressed(&self) -> bool {
         self.used() >= self.limit / 4 * 3
-    }
-
-    /// Charges a buffered batch: itself and its flush's sorted copy.
-    pub(super) fn take_buffered(&self, bytes: usize) {
-        self.take(2 * bytes);
-    }
-
-    pub(super) fn release_buffered(&self, bytes: usize) {
-        self.release(2 * bytes);
     }
 
     pub(super) fn take(&self, bytes: usize) {
@@ -148,12 +138,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_are_charged_with_their_flush_copy_and_the_merge() {
+    fn the_merge_draws_on_the_buffers_share() {
         let budget = Arc::new(BufferBudget::new(100));
-        budget.take_buffered(40);
-        assert!(budget.pressed(), "40 buffered bytes and their sorted copy");
-        budget.release_buffered(40);
-        assert_eq!(budget.used(), 0);
         let pool: Arc<dyn MemoryPool> = Arc::new(WorkingMemory::new(budget.clone()));
         let merge =
             datafusion::execution::memory_pool::MemoryConsumer::new("merge").register(&pool);

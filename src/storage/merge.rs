@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
@@ -29,7 +28,8 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::StorageError;
-use super::schema::{TIME_COLUMN, TableSchema};
+use super::persist::SortedRun;
+use super::schema::TableSchema;
 use super::table::{align_batch, time_bounds};
 
 /// Rows the merge takes from an input at a time (and emits per output batch).
@@ -49,21 +49,12 @@ pub struct WrittenSummary {
     pub max_time: i64,
 }
 
-/// Sort keys: every tag in schema order, then time.
-pub fn sort_columns(schema: &TableSchema) -> Vec<String> {
-    schema
-        .tags()
-        .map(str::to_string)
-        .chain(std::iter::once(TIME_COLUMN.to_string()))
-        .collect()
-}
-
 fn ordering(schema: &TableSchema, arrow_schema: &SchemaRef) -> Result<LexOrdering, StorageError> {
     let options = SortOptions {
         descending: false,
         nulls_first: true,
     };
-    let exprs = sort_columns(schema).into_iter().filter_map(|name| {
+    let exprs = schema.sort_columns().into_iter().filter_map(|name| {
         let index = arrow_schema.index_of(&name).ok()?;
         Some(PhysicalSortExpr::new(
             Arc::new(Column::new(&name, index)),
@@ -79,7 +70,8 @@ fn writer_properties(
     schema: &TableSchema,
     arrow_schema: &SchemaRef,
 ) -> Result<WriterProperties, StorageError> {
-    let sorting: Vec<SortingColumn> = sort_columns(schema)
+    let sorting: Vec<SortingColumn> = schema
+        .sort_columns()
         .iter()
         .filter_map(|k| arrow_schema.index_of(k).ok())
         .map(|i| SortingColumn {
@@ -97,11 +89,25 @@ fn writer_properties(
         .build())
 }
 
+/// A sorted run of buffered rows as one merge input, copied out `MERGE_BATCH_ROWS` at a time:
+/// the merge holds a slice per run, never a sorted copy of the buffer.
+pub fn run_input(arrow_schema: &SchemaRef, run: SortedRun) -> SendableRecordBatchStream {
+    let slices = (0..run.rows()).step_by(MERGE_BATCH_ROWS).map(move |start| {
+        run.slice(start, MERGE_BATCH_ROWS)
+            .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+    });
+    Box::pin(RecordBatchStreamAdapter::new(
+        arrow_schema.clone(),
+        futures::stream::iter(slices),
+    ))
+}
+
 /// In-memory sorted batches as one merge input, handed out `MERGE_BATCH_ROWS` at a time so the
 /// merge's row keys cover a slice, not the whole run.
+#[cfg(test)]
 pub fn batches_input(
     arrow_schema: &SchemaRef,
-    batches: Vec<RecordBatch>,
+    batches: Vec<arrow::array::RecordBatch>,
 ) -> SendableRecordBatchStream {
     let slices = batches.into_iter().flat_map(|batch| {
         let rows = batch.num_rows();
@@ -205,6 +211,7 @@ async fn copy(
 mod tests {
     use super::*;
     use crate::storage::schema::{tag_type, time_type};
+    use arrow::array::RecordBatch;
     use arrow::array::{DictionaryArray, Float64Array, StringArray, TimestampNanosecondArray};
     use arrow::datatypes::{DataType, Field, Int32Type, Schema};
     use datafusion::execution::memory_pool::UnboundedMemoryPool;

@@ -260,7 +260,7 @@ pub fn encode_for_bench(
         let inputs = day
             .runs
             .into_iter()
-            .map(|run| merge::batches_input(&arrow_schema, vec![run]))
+            .map(|run| merge::run_input(&arrow_schema, run))
             .collect();
         let path = object_store::path::Path::from(day.day.to_string());
         let written = futures::executor::block_on(merge::merge_into_file(

@@ -1,20 +1,19 @@
-//! Buffer → sorted runs, one set per UTC day. Rows are split by day and cut into chunks of at
-//! most `SORT_CHUNK_ROWS`, each sorted by tags then time (so a series is contiguous and
-//! row-group statistics prune well); `merge` then interleaves the runs into the day's Parquet
-//! file. Sorting chunk by chunk keeps the flush's extra memory to one sorted copy of the
-//! buffer instead of a concatenated copy, its row keys and a sorted copy. Pure CPU work:
-//! callers run it on a blocking thread.
+//! Buffer → sorted runs, one set per UTC day. Rows are split by day and grouped into chunks of
+//! at most `SORT_CHUNK_ROWS`; each chunk is sorted by tags then time (so a series is contiguous
+//! and row-group statistics prune well) as an order to read its rows in, not as a copy. `merge`
+//! reads each run a slice at a time and interleaves the runs into the day's Parquet file, so a
+//! flush holds the buffer it already had, four bytes of order per row and a slice per run —
+//! never a sorted copy of the buffer. Pure CPU work: callers run it on a blocking thread.
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray, UInt32Array};
-use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
+use arrow::compute::{filter_record_batch, interleave_record_batch};
+use arrow::error::ArrowError;
 use arrow::row::{RowConverter, SortField};
 use chrono::NaiveDate;
 
 use super::StorageError;
-use super::merge::sort_columns;
 use super::paths::day_of;
 use super::schema::{TIME_COLUMN, TableSchema};
 use super::table::align_batch;
@@ -27,7 +26,32 @@ const SORT_CHUNK_ROWS: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct DayRuns {
     pub day: NaiveDate,
-    pub runs: Vec<RecordBatch>,
+    pub runs: Vec<SortedRun>,
+}
+
+/// A chunk's rows in series-then-time order without copying them: the pieces as buffered
+/// and the (piece, row) order to read them in.
+#[derive(Debug)]
+pub struct SortedRun {
+    pieces: Vec<RecordBatch>,
+    order: Vec<(u32, u32)>,
+}
+
+impl SortedRun {
+    pub fn rows(&self) -> usize {
+        self.order.len()
+    }
+
+    /// `len` rows of the run from `start`, copied into one compact batch.
+    pub fn slice(&self, start: usize, len: usize) -> Result<RecordBatch, ArrowError> {
+        let pieces: Vec<&RecordBatch> = self.pieces.iter().collect();
+        let end = (start + len).min(self.order.len());
+        let indices: Vec<(usize, usize)> = self.order[start..end]
+            .iter()
+            .map(|&(p, r)| (p as usize, r as usize))
+            .collect();
+        interleave_record_batch(&pieces, &indices)
+    }
 }
 
 /// Splits `batches` (any older schemas of the table) by UTC day and sorts each day's rows in
@@ -44,9 +68,9 @@ pub fn sorted_runs_by_day(
     }
     days.into_iter()
         .map(|(day, parts)| {
-            let runs = chunks(&arrow_schema, parts)?
-                .iter()
-                .map(|chunk| sort_by_series(schema, chunk))
+            let runs = chunks(parts)
+                .into_iter()
+                .map(|pieces| sort_by_series(schema, pieces))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(DayRuns {
                 day: day_of(day * NANOS_PER_DAY),
@@ -82,9 +106,9 @@ fn split_days(
     Ok(())
 }
 
-/// Regroups batches into chunks of at most `SORT_CHUNK_ROWS`: small write batches are joined,
-/// large uploads cut (zero-copy slices).
-fn chunks(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, StorageError> {
+/// Groups batches into chunks of at most `SORT_CHUNK_ROWS` rows: small write batches share a
+/// chunk, large uploads are cut (zero-copy slices).
+fn chunks(parts: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
     let mut out = vec![];
     let mut pending: Vec<RecordBatch> = vec![];
     let mut pending_rows = 0;
@@ -97,25 +121,16 @@ fn chunks(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<Vec<RecordBatch
     });
     for slice in slices {
         if pending_rows + slice.num_rows() > SORT_CHUNK_ROWS && !pending.is_empty() {
-            out.push(join(schema, &mut pending)?);
+            out.push(std::mem::take(&mut pending));
             pending_rows = 0;
         }
         pending_rows += slice.num_rows();
         pending.push(slice);
     }
     if !pending.is_empty() {
-        out.push(join(schema, &mut pending)?);
+        out.push(pending);
     }
-    Ok(out)
-}
-
-fn join(schema: &SchemaRef, pending: &mut Vec<RecordBatch>) -> Result<RecordBatch, StorageError> {
-    let joined = match pending.as_slice() {
-        [one] => one.clone(),
-        many => concat_batches(schema, many)?,
-    };
-    pending.clear();
-    Ok(joined)
+    out
 }
 
 fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
@@ -127,28 +142,46 @@ fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, Storage
         })
 }
 
-/// Sorts rows by tags then time; the row format handles dictionaries and nulls uniformly.
-pub fn sort_by_series(
+/// Orders a chunk's rows by tags then time; the row format compares dictionaries (whose keys
+/// differ from piece to piece) and nulls uniformly. The keys live only during the sort.
+fn sort_by_series(
     schema: &TableSchema,
-    batch: &RecordBatch,
-) -> Result<RecordBatch, StorageError> {
-    let keys = sort_columns(schema);
-    let columns: Vec<_> = keys
+    pieces: Vec<RecordBatch>,
+) -> Result<SortedRun, StorageError> {
+    let keys = schema.sort_columns();
+    let Some(first) = pieces.first() else {
+        return Ok(SortedRun {
+            pieces,
+            order: vec![],
+        });
+    };
+    let fields = keys
         .iter()
-        .filter_map(|k| batch.column_by_name(k).cloned())
-        .collect();
-    let fields = columns
-        .iter()
+        .filter_map(|k| first.column_by_name(k))
         .map(|c| SortField::new(c.data_type().clone()))
         .collect();
     let converter = RowConverter::new(fields)?;
-    let rows = converter.convert_columns(&columns)?;
-    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
-    order.sort_by(|a, b| rows.row(*a as usize).cmp(&rows.row(*b as usize)));
-    if order.windows(2).all(|w| w[0] < w[1]) {
-        return Ok(batch.clone());
-    }
-    Ok(take_record_batch(batch, &UInt32Array::from(order))?)
+    let rows = pieces
+        .iter()
+        .map(|piece| {
+            let columns: Vec<_> = keys
+                .iter()
+                .filter_map(|k| piece.column_by_name(k).cloned())
+                .collect();
+            converter.convert_columns(&columns)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut order: Vec<(u32, u32)> = pieces
+        .iter()
+        .enumerate()
+        .flat_map(|(p, piece)| (0..piece.num_rows() as u32).map(move |r| (p as u32, r)))
+        .collect();
+    order.sort_by(|a, b| {
+        rows[a.0 as usize]
+            .row(a.1 as usize)
+            .cmp(&rows[b.0 as usize].row(b.1 as usize))
+    });
+    Ok(SortedRun { pieces, order })
 }
 
 #[cfg(test)]
@@ -203,8 +236,9 @@ mod tests {
         assert_eq!(days.len(), 2);
         assert_eq!(days[0].day, NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
         assert_eq!(days[1].day, NaiveDate::from_ymd_opt(1970, 1, 2).unwrap());
-        assert_eq!(hosts_of(&days[0].runs[0]), ["a", "b"]);
-        assert_eq!(hosts_of(&days[1].runs[0]), ["a", "b"]);
+        let run = |d: usize| days[d].runs[0].slice(0, 10).unwrap();
+        assert_eq!(hosts_of(&run(0)), ["a", "b"]);
+        assert_eq!(hosts_of(&run(1)), ["a", "b"]);
     }
 
     #[test]
@@ -225,9 +259,10 @@ mod tests {
             2,
             "one full chunk, then the rest with the small writes"
         );
-        assert_eq!(runs[0].num_rows(), SORT_CHUNK_ROWS);
-        assert_eq!(runs[1].num_rows(), 15);
+        assert_eq!(runs[0].rows(), SORT_CHUNK_ROWS);
+        assert_eq!(runs[1].rows(), 15);
         for run in runs {
+            let run = &run.slice(0, run.rows()).unwrap();
             let keys: Vec<(String, i64)> = hosts_of(run)
                 .into_iter()
                 .zip(time_column(run).unwrap().values().iter().copied())

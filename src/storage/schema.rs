@@ -103,6 +103,14 @@ impl TableSchema {
 
     /// The Arrow schema queries see. Every column but `time` is nullable because columns are
     /// added over time and older rows simply lack them.
+    /// The order rows are stored in: every tag in schema order, then time.
+    pub fn sort_columns(&self) -> Vec<String> {
+        self.tags()
+            .map(str::to_string)
+            .chain(std::iter::once(TIME_COLUMN.to_string()))
+            .collect()
+    }
+
     pub fn arrow_schema(&self) -> SchemaRef {
         let fields: Vec<Field> = self
             .columns

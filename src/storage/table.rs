@@ -38,7 +38,7 @@ impl Drop for Table {
     fn drop(&mut self) {
         let inner = self.inner.lock();
         self.budget
-            .release_buffered(inner.active_bytes + inner.persisting_bytes);
+            .release(inner.active_bytes + inner.persisting_bytes);
     }
 }
 
@@ -48,7 +48,7 @@ impl Table {
     pub(super) fn release_persisted(&self, inner: &mut TableInner) {
         inner.persisting.clear();
         self.budget
-            .release_buffered(std::mem::take(&mut inner.persisting_bytes));
+            .release(std::mem::take(&mut inner.persisting_bytes));
     }
 }
 
@@ -168,7 +168,7 @@ impl Table {
         inner.active_rows += batch.num_rows();
         let bytes = batch.get_array_memory_size();
         inner.active_bytes += bytes;
-        self.budget.take_buffered(bytes);
+        self.budget.take(bytes);
         inner.oldest_active.get_or_insert_with(Instant::now);
         inner.active.push(batch);
     }

@@ -347,7 +347,7 @@ impl TenantStore {
             let inputs = day
                 .runs
                 .into_iter()
-                .map(|run| merge::batches_input(&arrow_schema, vec![run]))
+                .map(|run| merge::run_input(&arrow_schema, run))
                 .collect();
             if let Some(file) = self.write_merged(table, day.day, inputs, seq).await? {
                 stats.rows += file.rows;
