@@ -191,6 +191,15 @@ async fn restart_replays_the_wal_and_flush_moves_rows_to_parquet() {
         json!(rows),
         json!([{"host": "a", "usage": 1.5}, {"host": "b", "usage": 2.5}])
     );
+    // The file's footer is now cached, within its share of the memory budget.
+    let (_, health) = server.get("/healthz").await;
+    let metadata = &health["memory"]["consumers"]["parquet_metadata"];
+    let (used, limit) = (metadata["used"].as_u64(), metadata["limit"].as_u64());
+    assert!(used > Some(0) && used <= limit, "{health}");
+    for consumer in ["write_buffers", "queries", "panel_cache"] {
+        let c = &health["memory"]["consumers"][consumer];
+        assert!(c["used"].as_u64() <= c["limit"].as_u64(), "{health}");
+    }
     // New rows land in the buffer and show together with the Parquet ones.
     server
         .write(

@@ -241,6 +241,7 @@ impl Default for StorageConfig {
             buffer_wait: HumanDuration::from_secs(5),
             buffer_limit_bytes: MemoryConfig::default().budget
                 - QueryConfig::default().memory_budget_bytes
+                - QueryConfig::default().metadata_cache_bytes
                 - PanelsConfig::default().cache_max_bytes as usize,
             delete_grace: HumanDuration::from_secs(60),
         }
@@ -289,6 +290,9 @@ pub struct QueryConfig {
     pub max_value_bytes: usize,
     /// Most rows `generate_series`/`range` may make as a table.
     pub max_generated_rows: u64,
+    /// Parquet footers and page indexes kept across queries, all tenants together (default a
+    /// thirty-second of `memory.budget`).
+    pub metadata_cache_bytes: usize,
 }
 
 impl Default for QueryConfig {
@@ -304,6 +308,7 @@ impl Default for QueryConfig {
             threads: 0,
             max_value_bytes: 1024 * 1024,
             max_generated_rows: 10_000_000,
+            metadata_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -350,8 +355,9 @@ impl ServerConfig {
         Ok(config)
     }
 
-    /// Shares of `memory.budget` the file leaves unset follow the budget (half for queries, a
-    /// half of that per query, a sixteenth for the panel cache), so `memory.budget` alone
+    /// Shares of `memory.budget` the file leaves unset follow the budget (half for queries,
+    /// half of that per query, a sixteenth for the panel cache, a thirty-second for Parquet
+    /// metadata), so `memory.budget` alone
     /// sizes the server; shares the file sets are kept as written.
     fn share_out_memory(&mut self, raw: &serde_yaml::Value) {
         let set = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
@@ -361,6 +367,9 @@ impl ServerConfig {
         }
         if !set("query", "memory_limit_bytes") {
             self.query.memory_limit_bytes = self.query.memory_budget_bytes / 2;
+        }
+        if !set("query", "metadata_cache_bytes") {
+            self.query.metadata_cache_bytes = budget / 32;
         }
         if !set("panels", "cache_max_bytes") {
             self.panels.cache_max_bytes = (budget / 16) as u64;
@@ -373,6 +382,7 @@ impl ServerConfig {
         self.memory
             .budget
             .saturating_sub(self.query.memory_budget_bytes)
+            .saturating_sub(self.query.metadata_cache_bytes)
             .saturating_sub(self.panels.cache_max_bytes as usize)
     }
 
@@ -401,7 +411,7 @@ impl ServerConfig {
             (
                 self.ingest_buffer_bytes() < 32 * 1024 * 1024,
                 "memory.budget must leave at least 32 MiB for write buffers after \
-                 query.memory_budget_bytes and panels.cache_max_bytes",
+                 query.memory_budget_bytes, query.metadata_cache_bytes and panels.cache_max_bytes",
             ),
             (
                 storage.flush_max_rows == 0 || storage.flush_max_bytes == 0,
@@ -546,7 +556,8 @@ mod tests {
         assert_eq!(config.query.memory_budget_bytes, 128 * mib);
         assert_eq!(config.query.memory_limit_bytes, 64 * mib);
         assert_eq!(config.panels.cache_max_bytes, 16 * mib as u64);
-        assert_eq!(config.ingest_buffer_bytes(), 112 * mib);
+        assert_eq!(config.query.metadata_cache_bytes, 8 * mib);
+        assert_eq!(config.ingest_buffer_bytes(), 104 * mib);
         std::fs::write(
             &path,
             "memory:\n  budget: 268435456\npanels:\n  cache_max_bytes: 1048576\n",
@@ -557,7 +568,7 @@ mod tests {
             config.panels.cache_max_bytes, mib as u64,
             "a share set is kept"
         );
-        assert_eq!(config.ingest_buffer_bytes(), 127 * mib);
+        assert_eq!(config.ingest_buffer_bytes(), 119 * mib);
     }
 
     #[test]

@@ -32,9 +32,10 @@ async fn healthz(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// Each consumer of `memory.budget`: its name, the bytes it holds, its share.
-fn memory(state: &AppState) -> [(&'static str, u64, u64); 3] {
+fn memory(state: &AppState) -> [(&'static str, u64, u64); 4] {
     let buffers = state.store.buffers();
     let cache = state.panels.cache_stats();
+    let (metadata, metadata_limit) = state.engine.metadata_cache_memory();
     [
         (
             "write_buffers",
@@ -47,6 +48,7 @@ fn memory(state: &AppState) -> [(&'static str, u64, u64); 3] {
             state.config.query.memory_budget_bytes as u64,
         ),
         ("panel_cache", cache.weighted_bytes, cache.max_bytes),
+        ("parquet_metadata", metadata as u64, metadata_limit as u64),
     ]
 }
 

@@ -10,6 +10,7 @@ mod budget;
 mod caps;
 mod executor;
 mod guard;
+mod metadata;
 mod provider;
 mod pruning;
 
@@ -17,7 +18,6 @@ pub use bind::{Params, type_placeholders};
 pub use guard::check_read_only;
 pub use pruning::TimeRange;
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,13 +28,12 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::common::{DataFusionError, ParamValues};
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParser;
 use futures::{Stream, StreamExt};
-use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::config::QueryConfig;
@@ -78,8 +77,8 @@ pub struct QueryEngine {
     budget: budget::Budget,
     executor: executor::Executor,
     caps: caps::Caps,
-    /// Parquet footers and page indexes, per tenant, kept across queries.
-    metadata_caches: Mutex<HashMap<String, Arc<FileMetadataCache>>>,
+    /// Parquet footers and page indexes of all tenants, kept across queries.
+    metadata: metadata::MetadataCache,
     /// Parquet files planned for reading since start, after pruning (a metric, and what the
     /// pruning tests assert on).
     files_scanned: Arc<AtomicU64>,
@@ -110,8 +109,8 @@ impl QueryEngine {
             budget: budget::Budget::new(&config, spill_dir),
             executor: executor::Executor::new(config.threads),
             caps: caps::Caps::new(&config),
+            metadata: metadata::MetadataCache::new(config.metadata_cache_bytes),
             config,
-            metadata_caches: Mutex::new(HashMap::new()),
             files_scanned: Arc::default(),
         }
     }
@@ -126,30 +125,22 @@ impl QueryEngine {
         self.files_scanned.load(Ordering::Relaxed)
     }
 
-    fn metadata_cache(&self, tenant: &str) -> Result<Arc<FileMetadataCache>, QueryError> {
-        let mut caches = self.metadata_caches.lock();
-        if let Some(c) = caches.get(tenant) {
-            return Ok(c.clone());
-        }
-        let runtime = RuntimeEnvBuilder::new()
-            .build()
-            .map_err(|e| self.classify(e))?;
-        let cache = runtime.cache_manager.get_file_metadata_cache();
-        caches.insert(tenant.to_string(), cache.clone());
-        Ok(cache)
+    /// Bytes of Parquet metadata cached, and the cache's share of the memory budget.
+    pub fn metadata_cache_memory(&self) -> (usize, usize) {
+        (self.metadata.used(), self.metadata.limit())
     }
 
     /// A SessionContext that can see exactly this tenant's tables.
     pub fn context(&self, tenant: &Arc<TenantStore>) -> Result<SessionContext, QueryError> {
         let url = ObjectStoreUrl::parse(STORE_URL).map_err(|e| self.classify(e))?;
-        let mut runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(self.budget.query_pool())
-            .with_cache_manager(
-                CacheManagerConfig::default()
-                    .with_file_metadata_cache(Some(self.metadata_cache(&tenant.name)?)),
-            )
-            .build()
-            .map_err(|e| self.classify(e))?;
+        let mut runtime =
+            RuntimeEnvBuilder::new()
+                .with_memory_pool(self.budget.query_pool())
+                .with_cache_manager(CacheManagerConfig::default().with_file_metadata_cache(Some(
+                    Arc::new(self.metadata.for_tenant(&tenant.name)),
+                )))
+                .build()
+                .map_err(|e| self.classify(e))?;
         // One disk manager for all queries, so `query.spill_bytes` bounds them together.
         runtime.disk_manager = self.budget.disk();
         let runtime = Arc::new(runtime);
