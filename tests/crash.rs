@@ -223,7 +223,7 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 /// The resident memory a server may hold above `memory.budget`: the program itself (an
 /// unoptimised test build maps more of itself), thread stacks, Parquet metadata and allocator
 /// slack. Documented in README ("Sizing memory").
-const OVERHEAD: u64 = 64 * 1024 * 1024;
+const OVERHEAD: u64 = 128 * 1024 * 1024;
 const BUDGET: u64 = 256 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

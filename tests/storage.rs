@@ -366,3 +366,88 @@ async fn buffers_of_all_tables_stay_within_their_budget() {
     tenant.persist_all().await.unwrap();
     assert_eq!(store.buffers().used(), 0, "flushed buffers are given back");
 }
+
+/// What `last_rows` must equal: the newest row of each host by a full scan.
+const LASTPOINT: &str = "SELECT DISTINCT ON (hostname) * FROM cpu ORDER BY hostname, time DESC";
+const LAST_ROWS: &str = "SELECT * FROM last_rows('cpu') ORDER BY hostname";
+
+#[tokio::test]
+async fn last_rows_equal_a_full_scan_through_late_writes_flushes_and_restarts() {
+    let dirs = TestDirs::new(&["acme"]);
+    let (store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let engine = QueryEngine::new(Default::default());
+    let mut generator = CpuGenerator::new(20, 7);
+    let mut rng = opsboard::generate::Rng::new(11);
+    // Batches at random times within two days (late ones included), some flushed, one host
+    // only in files, another only in the buffer.
+    for i in 0..40 {
+        let step = (rng.next_u64() % 2_880) as i64;
+        let times = [START_NS + step * 60_000_000_000];
+        tenant.write("cpu", generator.batch(&times)).await.unwrap();
+        if i % 7 == 3 {
+            tenant.persist_all().await.unwrap();
+        }
+    }
+    let expected = scalar(&engine, &tenant, LASTPOINT).await;
+    assert_eq!(scalar(&engine, &tenant, LAST_ROWS).await, expected);
+    assert_eq!(expected.matches("host_").count(), 20, "{expected}");
+
+    // A late row changes nothing; a newer one of a single host replaces only that host's.
+    let late = generator.batch(&[START_NS - DAY_NS]);
+    tenant.write("cpu", late).await.unwrap();
+    assert_eq!(scalar(&engine, &tenant, LAST_ROWS).await, expected);
+    let newer = generator.batch(&[START_NS + 3 * DAY_NS]).slice(0, 1);
+    tenant.write("cpu", newer).await.unwrap();
+    let after = scalar(&engine, &tenant, LASTPOINT).await;
+    assert_ne!(after, expected);
+    assert_eq!(scalar(&engine, &tenant, LAST_ROWS).await, after);
+
+    // After a restart (some rows in files, the newest only in the WAL) the cache is rebuilt.
+    tenant.persist_all().await.unwrap();
+    let tail = generator.batch(&[START_NS + 4 * DAY_NS]).slice(5, 3);
+    tenant.write("cpu", tail).await.unwrap();
+    let before_restart = scalar(&engine, &tenant, LASTPOINT).await;
+    drop(tenant);
+    drop(store);
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    assert_eq!(scalar(&engine, &tenant, LAST_ROWS).await, before_restart);
+    assert_eq!(scalar(&engine, &tenant, LASTPOINT).await, before_restart);
+}
+
+#[tokio::test]
+async fn last_rows_leave_out_series_older_than_the_retention() {
+    let dirs = TestDirs::new(&["acme"]);
+    std::fs::write(
+        dirs.tenants().join("acme/tenant.yaml"),
+        "tables:\n  cpu:\n    retention: 1d\n",
+    )
+    .unwrap();
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    // Hosts 0-4 wrote two days ago and are past the retention; host 0 of another fleet is fresh.
+    tenant
+        .write("cpu", CpuGenerator::new(5, 1).batch(&[now - 2 * DAY_NS]))
+        .await
+        .unwrap();
+    tenant
+        .write(
+            "cpu",
+            CpuGenerator::new(1, 2).batch(&[now - 60_000_000_000]),
+        )
+        .await
+        .unwrap();
+    let engine = QueryEngine::new(Default::default());
+    let rows = scalar(
+        &engine,
+        &tenant,
+        "SELECT count(*) AS n FROM last_rows('cpu')",
+    )
+    .await;
+    assert!(rows.contains("| 1 |"), "{rows}");
+    let err = engine
+        .collect(&tenant, "SELECT * FROM last_rows('nope')")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no table named 'nope'"), "{err}");
+}

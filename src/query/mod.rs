@@ -10,6 +10,7 @@ mod budget;
 mod caps;
 mod executor;
 mod guard;
+mod last;
 mod metadata;
 mod provider;
 mod pruning;
@@ -171,6 +172,12 @@ impl QueryEngine {
             .map_err(|e| self.classify(e))?;
         ctx.register_catalog("datafusion", Arc::new(catalog));
         self.caps.install(&ctx);
+        ctx.register_udtf(
+            last::NAME,
+            Arc::new(last::LastRowsFunction {
+                tenant: tenant.clone(),
+            }),
+        );
         Ok(ctx)
     }
 

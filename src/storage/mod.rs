@@ -8,6 +8,7 @@
 mod buffers;
 mod catalog;
 mod error;
+mod last;
 mod maintenance;
 mod merge;
 mod paths;

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use super::StorageError;
 use super::buffers::BufferBudget;
 use super::catalog::{Manifest, ParquetFile};
+use super::last::LastRows;
 use super::schema::TableSchema;
 use super::wal::ActiveSegment;
 
@@ -32,6 +33,8 @@ pub struct Table {
     pub(super) persist_requested: AtomicBool,
     /// The process-wide ingest budget this table's buffer counts against.
     pub(super) budget: Arc<BufferBudget>,
+    /// One reader at a time reads the files into the last-value cache after a start.
+    pub(super) last_load: tokio::sync::Mutex<()>,
 }
 
 impl Drop for Table {
@@ -47,6 +50,10 @@ impl Table {
     /// buffer cleared.
     pub(super) fn release_persisted(&self, inner: &mut TableInner) {
         inner.persisting.clear();
+        // The cache's rows are copied out, so it does not keep the flushed batches alive.
+        if let Err(e) = inner.last.compact() {
+            inner.forget_last(&self.name, &e);
+        }
         self.budget
             .release(std::mem::take(&mut inner.persisting_bytes));
     }
@@ -68,9 +75,18 @@ pub(super) struct TableInner {
     pub files_version: u64,
     /// The next WAL segment number to open.
     pub next_segment: u64,
+    /// The newest row of every series.
+    pub last: LastRows,
 }
 
 impl TableInner {
+    /// A cache that failed to take rows starts over: the next reader rebuilds it from the
+    /// buffer and the files.
+    pub(super) fn forget_last(&mut self, table: &str, error: &StorageError) {
+        tracing::warn!(table, %error, "last-value cache rebuilt on next read");
+        self.last = LastRows::default();
+    }
+
     pub(super) fn set_files(&mut self, manifest: &Manifest, table: &str) {
         if manifest.version >= self.files_version {
             self.files_version = manifest.version;
@@ -128,12 +144,19 @@ impl Table {
                 files,
                 files_version: 0,
                 next_segment,
+                last: LastRows::default(),
             }),
             segment: Mutex::new(None),
             persist_lock: tokio::sync::Mutex::new(()),
             persist_requested: AtomicBool::new(false),
             budget,
+            last_load: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The table's current schema as Arrow.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        self.inner.lock().arrow_schema.clone()
     }
 
     pub fn schema(&self) -> TableSchema {
@@ -170,6 +193,10 @@ impl Table {
         inner.active_bytes += bytes;
         self.budget.take(bytes);
         inner.oldest_active.get_or_insert_with(Instant::now);
+        let inner = &mut *inner;
+        if let Err(e) = inner.last.offer(&inner.schema, &inner.arrow_schema, &batch) {
+            inner.forget_last(&self.name, &e);
+        }
         inner.active.push(batch);
     }
 
