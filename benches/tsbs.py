@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The TSBS cpu-only dashboard queries, side by side: opsboard over HTTP vs DuckDB and chDB.
+
+`opsboard generate tsbs-cpu` writes the same deterministic rows the issue describes (400 hosts
+x 3 days x 10 s = 10,368,000 rows, 10 tags, 10 fields) into a tenant; a release server answers
+Q1-Q7 over HTTP (Arrow IPC, the whole round trip timed); DuckDB and chDB (both from PyPI) run
+the same questions on the very same Parquet files in this process. Every answer is checked
+against DuckDB's (row count and the sum of a value column, relative difference <= 1e-9), and
+each median is printed with its ratio to the fastest peer. Not part of CI (figures go in the
+issue note):
+
+    pip install duckdb chdb
+    cargo build --release --locked
+    python3 benches/tsbs.py --binary target/release/opsboard
+"""
+
+import argparse
+import glob
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+END = "2024-01-04T00:00:00Z"
+HOSTS8 = ", ".join(f"'host_{i}'" for i in (1, 3, 7, 42, 99, 150, 230, 399))
+FIELDS = ["usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowait", "usage_irq",
+          "usage_softirq", "usage_steal", "usage_guest", "usage_guest_nice"]
+
+
+def window(hours):
+    return f"time >= TIMESTAMP '{END}' - INTERVAL '{hours} hours' AND time < TIMESTAMP '{END}'"
+
+
+# name -> (opsboard SQL, DuckDB SQL over `cpu`, chDB SQL over `cpu`, the column summed to check)
+QUERIES = {
+    "Q1 avg usage_user per host per 10 min, 24 h": (
+        f"SELECT hostname, date_bin(INTERVAL '10 minutes', time) AS bucket, avg(usage_user) AS v "
+        f"FROM cpu WHERE {window(24)} GROUP BY 1, 2",
+        f"SELECT hostname, time_bucket(INTERVAL '10 minutes', time) AS bucket, avg(usage_user) AS v "
+        f"FROM cpu WHERE {window(24)} GROUP BY 1, 2",
+        "SELECT hostname, toStartOfInterval(time, INTERVAL 10 minute) AS bucket, avg(usage_user) AS v "
+        "FROM cpu WHERE time >= toDateTime64('2024-01-03 00:00:00', 9, 'UTC') "
+        "AND time < toDateTime64('2024-01-04 00:00:00', 9, 'UTC') GROUP BY 1, 2",
+        "v"),
+    "Q2 avg per 1 min, 6 h, 8 hosts": (
+        f"SELECT hostname, date_bin(INTERVAL '1 minute', time) AS minute, avg(usage_user) AS v "
+        f"FROM cpu WHERE hostname IN ({HOSTS8}) AND {window(6)} GROUP BY 1, 2",
+        f"SELECT hostname, time_bucket(INTERVAL '1 minute', time) AS minute, avg(usage_user) AS v "
+        f"FROM cpu WHERE hostname IN ({HOSTS8}) AND {window(6)} GROUP BY 1, 2",
+        f"SELECT hostname, toStartOfMinute(time) AS minute, avg(usage_user) AS v FROM cpu "
+        f"WHERE hostname IN ({HOSTS8}) AND time >= toDateTime64('2024-01-03 18:00:00', 9, 'UTC') "
+        "AND time < toDateTime64('2024-01-04 00:00:00', 9, 'UTC') GROUP BY 1, 2",
+        "v"),
+    "Q3 avg of 10 fields per host per hour, 24 h": (
+        "SELECT hostname, date_bin(INTERVAL '1 hour', time) AS hour, "
+        + ", ".join(f"avg({f}) AS {f}" for f in FIELDS) + f" FROM cpu WHERE {window(24)} GROUP BY 1, 2",
+        "SELECT hostname, time_bucket(INTERVAL '1 hour', time) AS hour, "
+        + ", ".join(f"avg({f}) AS {f}" for f in FIELDS) + f" FROM cpu WHERE {window(24)} GROUP BY 1, 2",
+        "SELECT hostname, toStartOfHour(time) AS hour, " + ", ".join(f"avg({f}) AS {f}" for f in FIELDS)
+        + " FROM cpu WHERE time >= toDateTime64('2024-01-03 00:00:00', 9, 'UTC') "
+        "AND time < toDateTime64('2024-01-04 00:00:00', 9, 'UTC') GROUP BY 1, 2",
+        "usage_user"),
+    "Q4 all columns where usage_user > 90, 12 h": (
+        f"SELECT * FROM cpu WHERE usage_user > 90 AND {window(12)}",
+        f"SELECT * FROM cpu WHERE usage_user > 90 AND {window(12)}",
+        "SELECT * FROM cpu WHERE usage_user > 90 AND time >= toDateTime64('2024-01-03 12:00:00', 9, 'UTC') "
+        "AND time < toDateTime64('2024-01-04 00:00:00', 9, 'UTC')",
+        "usage_user"),
+    "Q5 lastpoint: newest row per host": (
+        "SELECT * FROM last_rows('cpu')",
+        "SELECT DISTINCT ON (hostname) * FROM cpu ORDER BY hostname, time DESC",
+        "SELECT * FROM cpu ORDER BY time DESC LIMIT 1 BY hostname",
+        "usage_user"),
+    "Q6 max per minute, 5 newest minutes before T": (
+        "SELECT date_bin(INTERVAL '1 minute', time) AS minute, max(usage_user) AS v FROM cpu "
+        "WHERE time < TIMESTAMP '2024-01-03T12:00:00Z' GROUP BY 1 ORDER BY 1 DESC LIMIT 5",
+        "SELECT time_bucket(INTERVAL '1 minute', time) AS minute, max(usage_user) AS v FROM cpu "
+        "WHERE time < TIMESTAMP '2024-01-03T12:00:00Z' GROUP BY 1 ORDER BY 1 DESC LIMIT 5",
+        "SELECT toStartOfMinute(time) AS minute, max(usage_user) AS v FROM cpu "
+        "WHERE time < toDateTime64('2024-01-03 12:00:00', 9, 'UTC') GROUP BY 1 ORDER BY 1 DESC LIMIT 5",
+        "v"),
+    "Q7 KPI: avg over the last 5 minutes": (
+        "SELECT avg(usage_user) AS v FROM cpu WHERE time >= TIMESTAMP '2024-01-03T23:55:00Z' "
+        "AND time < TIMESTAMP '2024-01-04T00:00:00Z'",
+        "SELECT avg(usage_user) AS v FROM cpu WHERE time >= TIMESTAMP '2024-01-03T23:55:00Z' "
+        "AND time < TIMESTAMP '2024-01-04T00:00:00Z'",
+        "SELECT avg(usage_user) AS v FROM cpu WHERE time >= toDateTime64('2024-01-03 23:55:00', 9, 'UTC') "
+        "AND time < toDateTime64('2024-01-04 00:00:00', 9, 'UTC')",
+        "v"),
+}
+
+
+def median_ms(run, repeat):
+    run()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+class Opsboard:
+    def __init__(self, binary, root):
+        # Compaction leaves one file per day (as a server that ran a while would have it).
+        with open(f"{root}/opsboard.yaml", "w") as f:
+            f.write("storage:\n  maintenance_interval: 1s\n  delete_grace: 1s\n"
+                    "  compaction_target_rows: 5000000\n  compaction_min_files: 2\n")
+        self.args = ["--config", f"{root}/opsboard.yaml", "--data-dir", f"{root}/data",
+                     "--tenants-dir", f"{root}/tenants"]
+        self.binary = binary
+        self.key = subprocess.check_output([binary, "apikey", "create", "--tenant", "bench", "--scope", "read",
+                                            "--expires", "1d", *self.args], text=True).strip()
+        self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", *self.args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
+
+    def query(self, sql, fmt):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        c.request("POST", f"/api/v1/tenants/bench/query?format={fmt}", body=json.dumps({"sql": sql}),
+                  headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{r.status}: {body[:300]!r}")
+        return body
+
+    def answer(self, sql, column):
+        rows = json.loads(self.query(sql, "json"))
+        return len(rows), sum(r[column] for r in rows if r.get(column) is not None)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def close(a, b):
+    return a[0] == b[0] and abs(a[1] - b[1]) <= 1e-9 * max(1.0, abs(a[1]), abs(b[1]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default="target/release/opsboard")
+    ap.add_argument("--hosts", type=int, default=400)
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    import duckdb
+    try:
+        import chdb
+    except ImportError:
+        chdb = None
+    root = tempfile.mkdtemp(prefix="opsboard-tsbs-")
+    os.makedirs(f"{root}/tenants/bench")
+    binary = os.path.abspath(a.binary)
+    subprocess.run([binary, "generate", "tsbs-cpu", "--hosts", str(a.hosts), "--duration", "3d", "--tenant", "bench",
+                    "--data-dir", f"{root}/data", "--tenants-dir", f"{root}/tenants"],
+                   check=True, capture_output=True)
+    server = Opsboard(binary, root)
+    pattern = f"{root}/data/objects/bench/cpu/*/*.parquet"
+    deadline = time.time() + 300
+    while len(glob.glob(pattern)) > 3 and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
+    files = sorted(glob.glob(pattern))
+    duck = duckdb.connect()
+    duck.execute("SET TimeZone = 'UTC'")
+    duck.execute(f"CREATE VIEW cpu AS SELECT * REPLACE (time::TIMESTAMPTZ AS time) FROM read_parquet({files!r})")
+    chdb_files = f"{root}/data/objects/bench/cpu/*/*.parquet"
+    report, ratios = [], []
+    for name, (ours_sql, duck_sql, ch_sql, column) in QUERIES.items():
+        ours_ms = median_ms(lambda: server.query(ours_sql, "arrow"), a.repeat)
+        duck_ms = median_ms(lambda: duck.execute(f"CREATE OR REPLACE TEMP TABLE r AS {duck_sql}"), a.repeat)
+        expected = duck.execute(f"SELECT count(*), coalesce(sum({column}), 0) FROM r").fetchone()
+        got = server.answer(ours_sql, column)
+        peers = {"duckdb": duck_ms}
+        if chdb:
+            ch = ch_sql.replace("FROM cpu", f"FROM file('{chdb_files}', Parquet)")
+            peers["chdb"] = median_ms(lambda: chdb.query(ch, "Arrow"), a.repeat)
+        best = min(peers.values())
+        ratios.append(ours_ms / best)
+        line = {"query": name, "opsboard_ms": round(ours_ms, 2), **{k + "_ms": round(v, 2) for k, v in peers.items()},
+                "ratio_to_best": round(ours_ms / best, 2), "same_answer": close(got, expected),
+                "rows": got[0]}
+        print(json.dumps(line), flush=True)
+        report.append(line)
+    geomean = statistics.geometric_mean(ratios)
+    print(json.dumps({"geomean_ratio": round(geomean, 2), "rows": 8640 * 3 * a.hosts, "files": len(files)}))
+    server.stop()
+    return 0 if all(r["same_answer"] for r in report) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
