@@ -30,7 +30,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use super::StorageError;
 use super::persist::SortedRun;
 use super::schema::TableSchema;
-use super::table::{align_batch, time_bounds};
+use super::schema::align_batch;
+use super::table::time_bounds;
 
 /// Rows the merge takes from an input at a time (and emits per output batch).
 pub const MERGE_BATCH_ROWS: usize = 8192;

@@ -9,6 +9,7 @@ mod buffers;
 mod catalog;
 mod error;
 mod last;
+mod last_read;
 mod maintenance;
 mod merge;
 mod paths;
@@ -23,8 +24,9 @@ pub use buffers::BufferBudget;
 pub use catalog::{Manifest, ParquetFile};
 pub use error::StorageError;
 pub use maintenance::MaintenanceReport;
+pub use schema::align_batch;
 pub use schema::{ColumnKind, FieldType, TIME_COLUMN, TableSchema, tag_type, time_type};
-pub use table::{Table, TableSnapshot, TableStats, align_batch};
+pub use table::{Table, TableSnapshot, TableStats};
 pub use tenant::{PersistStats, TenantStore};
 
 use std::collections::HashMap;

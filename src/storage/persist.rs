@@ -15,8 +15,7 @@ use chrono::NaiveDate;
 
 use super::StorageError;
 use super::paths::day_of;
-use super::schema::{TIME_COLUMN, TableSchema};
-use super::table::align_batch;
+use super::schema::{TIME_COLUMN, TableSchema, align_batch};
 
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// Rows sorted at once: bounds the row keys a sort builds.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +120,24 @@ impl TableSchema {
             .collect();
         Arc::new(Schema::new(fields))
     }
+}
+
+/// Reorders the batch's columns to `schema` and fills columns it lacks with nulls: batches keep
+/// the schema they were written with, tables grow.
+pub fn align_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, StorageError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => arrow::compute::cast(c, f.data_type()),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 #[cfg(test)]

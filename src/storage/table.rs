@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, new_null_array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
@@ -17,7 +16,7 @@ use super::StorageError;
 use super::buffers::BufferBudget;
 use super::catalog::{Manifest, ParquetFile};
 use super::last::LastRows;
-use super::schema::TableSchema;
+use super::schema::{TableSchema, align_batch};
 use super::wal::ActiveSegment;
 
 #[derive(Debug)]
@@ -271,22 +270,4 @@ pub(super) fn time_bounds(batch: &RecordBatch) -> Option<(i64, i64)> {
     let lo = arrow::compute::min(time)?;
     let hi = arrow::compute::max(time)?;
     (time.null_count() < time.len()).then_some((lo, hi))
-}
-
-/// Reorders the batch's columns to `schema` and fills columns it lacks with nulls: batches keep
-/// the schema they were written with, tables grow.
-pub fn align_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, StorageError> {
-    if batch.schema().fields() == schema.fields() {
-        return Ok(batch.clone());
-    }
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => arrow::compute::cast(c, f.data_type()),
-            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }

@@ -1,0 +1,78 @@
+//! Reading the last-value cache (`last`): the newest row of every series within the table's
+//! retention, and — the first time after a start — filling it from the table's files.
+
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::last::time_column;
+use super::table::Table;
+use super::{StorageError, TenantStore};
+
+impl TenantStore {
+    /// The newest row of every series of `table` within its retention, in the table's current
+    /// schema; `None` for a table without rows. The first call after a start reads the files.
+    pub async fn last_rows(&self, table: &Table) -> Result<Option<RecordBatch>, StorageError> {
+        if !table.inner.lock().last.files_loaded {
+            let _one_loader = table.last_load.lock().await;
+            if !table.inner.lock().last.files_loaded {
+                self.load_last_rows(table).await?;
+            }
+        }
+        let rows = {
+            let mut inner = table.inner.lock();
+            match inner.last.rows() {
+                Ok(rows) => rows,
+                Err(e) => {
+                    inner.forget_last(&table.name, &e);
+                    return Err(e);
+                }
+            }
+        };
+        let (Some(rows), Some(retention)) = (rows.clone(), self.retention(&table.name)) else {
+            return Ok(rows);
+        };
+        let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let cutoff = now_ns.saturating_sub(retention.as_nanos().min(i64::MAX as u128) as i64);
+        let times = time_column(&rows)?;
+        let mask: BooleanArray = times.iter().map(|t| t.map(|t| t >= cutoff)).collect();
+        Ok(Some(filter_record_batch(&rows, &mask)?))
+    }
+
+    /// Offers every row of the table's files and buffer to its cache (a file dropped by
+    /// retention meanwhile is skipped: its rows are expired).
+    async fn load_last_rows(&self, table: &Table) -> Result<(), StorageError> {
+        let snapshot = table.snapshot()?;
+        for file in &snapshot.files {
+            let bytes = match self.objects.get(&file.path.as_str().into()).await {
+                Ok(found) => found.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let batches = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+                Ok(reader.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .map_err(|e| StorageError::Internal {
+                message: format!("reading a file for the last-value cache: {e}"),
+            })??;
+            self.offer_last(table, &batches)?;
+        }
+        self.offer_last(table, &snapshot.batches)?;
+        table.inner.lock().last.files_loaded = true;
+        Ok(())
+    }
+
+    fn offer_last(&self, table: &Table, batches: &[RecordBatch]) -> Result<(), StorageError> {
+        let mut inner = table.inner.lock();
+        let inner = &mut *inner;
+        for batch in batches {
+            inner
+                .last
+                .offer(&inner.schema, &inner.arrow_schema, batch)?;
+        }
+        Ok(())
+    }
+}
