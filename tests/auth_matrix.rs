@@ -47,6 +47,16 @@ fn fill(path: &str, tenant: &str, ids: &Ids) -> String {
         .replace("{action}", action)
 }
 
+/// `fill`, plus the query parameter that names the tenant on routes that take it there (the
+/// InfluxDB write paths' `bucket` or `db`).
+fn route_url(route: &opsboard::http::Route, tenant: &str, ids: &Ids) -> String {
+    let path = fill(route.path, tenant, ids);
+    match route.access {
+        Access::TenantFrom(_, param) => format!("{path}?{param}={tenant}"),
+        _ => path,
+    }
+}
+
 async fn call(
     client: &reqwest::Client,
     method: &reqwest::Method,
@@ -120,7 +130,7 @@ async fn matrix(db: Db) {
     let mut checked = 0;
     for route in &table {
         let method = reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
-        let target = env.url(&fill(route.path, "globex", &ids));
+        let target = env.url(&route_url(route, "globex", &ids));
         let what = format!("{} {}", route.method, route.path);
         if route.access == Access::Public {
             continue;
@@ -128,7 +138,7 @@ async fn matrix(db: Db) {
         // Anonymous: 401 from the API, the login page from pages.
         let r = call(&anonymous, &method, &target, None, None).await;
         let (status, location) = redirect_of(&r);
-        if route.path.starts_with("/api/") {
+        if route.path.starts_with("/api/") || matches!(route.access, Access::TenantFrom(..)) {
             assert_eq!(status, 401, "anonymous {what}");
         } else {
             assert!(
@@ -136,7 +146,10 @@ async fn matrix(db: Db) {
                 "anonymous {what}: {status} {location}"
             );
         }
-        let cross_tenant = matches!(route.access, Access::Tenant(_) | Access::GlobalAdmin);
+        let cross_tenant = matches!(
+            route.access,
+            Access::Tenant(_) | Access::TenantFrom(..) | Access::GlobalAdmin
+        );
         if !cross_tenant {
             // Routes about the caller alone (their account, sign-out): nothing of globex in them.
             if method == reqwest::Method::GET {
@@ -176,7 +189,7 @@ async fn matrix(db: Db) {
         if let Access::Tenant(need) = route.access
             && method == reqwest::Method::GET
         {
-            let own = env.url(&fill(route.path, "acme", &ids));
+            let own = env.url(&route_url(route, "acme", &ids));
             let r = call(&browser.client, &method, &own, None, None).await;
             let status = r.status().as_u16();
             assert!(

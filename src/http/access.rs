@@ -29,6 +29,10 @@ pub enum Access {
     SignedIn,
     /// The path's `{tenant}`, with this need.
     Tenant(Need),
+    /// The tenant named by this query parameter, with this need: the InfluxDB write APIs
+    /// (`/api/v2/write?bucket=`, `/write?db=`). Their clients' own credential forms are taken
+    /// too: `Authorization: Token <key>`, basic auth with the key as password, `?p=<key>`.
+    TenantFrom(Need, &'static str),
     /// Global admins (or global keys with the admin scope).
     GlobalAdmin,
 }
@@ -71,7 +75,7 @@ impl Route {
     pub(super) fn guarded(self, state: &AppState) -> (&'static str, MethodRouter<AppState>) {
         let guard = Guard {
             access: self.access,
-            api: self.path.starts_with("/api/"),
+            api: self.path.starts_with("/api/") || matches!(self.access, Access::TenantFrom(..)),
         };
         let layer = axum::middleware::from_fn_with_state((state.clone(), guard), guard_request);
         (self.path, self.handler.route_layer(layer))
@@ -140,7 +144,9 @@ async fn check(
         .unwrap_or("/")
         .to_string();
     let refuse = |e: AuthError| refusal(guard.api, e, &target);
-    let principal = identify(state, request.headers())
+    let influx = matches!(guard.access, Access::TenantFrom(..));
+    let query = request.uri().query().unwrap_or("").to_string();
+    let principal = identify(state, request.headers(), influx.then_some(query.as_str()))
         .await
         .map_err(refuse)?
         .map(Arc::new);
@@ -154,11 +160,18 @@ async fn check(
             return Err(refuse(AuthError::Unauthenticated));
         };
         admit(state, &guard, p, &target).map_err(|refused| *refused)?;
-        let tenant = params
-            .as_ref()
-            .and_then(|Path(p)| p.get("tenant"))
-            .map(String::as_str)
-            .unwrap_or("");
+        let from_query = match guard.access {
+            Access::TenantFrom(_, param) => Some(query_param(&query, param).unwrap_or_default()),
+            _ => None,
+        };
+        let tenant = match &from_query {
+            Some(t) => t.as_str(),
+            None => params
+                .as_ref()
+                .and_then(|Path(p)| p.get("tenant"))
+                .map(String::as_str)
+                .unwrap_or(""),
+        };
         refused = permission_refusal(&guard, p, tenant);
         if refused.is_none()
             && let Some(session) = p.session()
@@ -219,7 +232,7 @@ fn permission_refusal(
     tenant: &str,
 ) -> Option<(String, Option<String>)> {
     match guard.access {
-        Access::Tenant(need) if !p.allows(tenant, need) => Some((
+        Access::Tenant(need) | Access::TenantFrom(need, _) if !p.allows(tenant, need) => Some((
             format!("no {} access to tenant {tenant}", need_name(need)),
             Some(tenant.to_string()),
         )),
@@ -239,22 +252,56 @@ fn need_name(need: Need) -> &'static str {
     }
 }
 
-/// Who is calling: a bearer key (which must be valid if given) or a live session cookie.
-async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AuthError> {
+/// Who is calling: a bearer key (which must be valid if given) or a live session cookie. On
+/// the InfluxDB write APIs (`influx_query` is their query string) also the key in their
+/// clients' forms.
+async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    influx_query: Option<&str>,
+) -> Result<Option<Principal>, AuthError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let key = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                AuthError::BadKey("expected `Authorization: Bearer <API key>`".into())
-            })?;
+        let value = value.to_str().unwrap_or("");
+        let key = match influx_query {
+            Some(_) => influx_key(value),
+            None => value.strip_prefix("Bearer ").map(str::to_string),
+        }
+        .ok_or_else(|| AuthError::BadKey("expected `Authorization: Bearer <API key>`".into()))?;
+        return state.auth.authenticate_key(key.trim()).await.map(Some);
+    }
+    if let Some(key) = influx_query.and_then(|q| query_param(q, "p")) {
         return state.auth.authenticate_key(key.trim()).await.map(Some);
     }
     match cookie(headers, state.auth.cookie_name()) {
         Some(token) => state.auth.session(token).await,
         None => Ok(None),
     }
+}
+
+/// The key in an InfluxDB client's `Authorization`: `Token k` (v2), `Bearer k`, or basic auth
+/// whose password is the key (v1).
+fn influx_key(value: &str) -> Option<String> {
+    use base64::Engine;
+    if let Some(key) = value
+        .strip_prefix("Token ")
+        .or_else(|| value.strip_prefix("Bearer "))
+    {
+        return Some(key.to_string());
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
+}
+
+/// One parameter of a query string, decoded.
+pub(super) fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// A cookie-authenticated change must carry the session's CSRF token, in the `X-CSRF-Token`

@@ -11,6 +11,7 @@ mod dashboards;
 mod error;
 mod extract;
 mod health;
+mod influx;
 mod login;
 mod pages;
 mod panel_page;
@@ -76,6 +77,7 @@ pub fn routes() -> Vec<Route> {
     [
         health::routes(),
         write::routes(),
+        influx::routes(),
         query::routes(),
         tables::routes(),
         dashboards::routes(),

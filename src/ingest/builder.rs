@@ -165,6 +165,18 @@ struct ColumnState {
     builder: ColumnBuilder,
 }
 
+fn kind_name(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Tag => "a tag",
+        ColumnKind::Time => "the time",
+        ColumnKind::Field(FieldType::Float) => "floats",
+        ColumnKind::Field(FieldType::Integer) => "integers",
+        ColumnKind::Field(FieldType::UInteger) => "unsigned integers",
+        ColumnKind::Field(FieldType::Boolean) => "booleans",
+        ColumnKind::Field(FieldType::String) => "strings",
+    }
+}
+
 /// Accumulates rows into columns; see the module doc.
 pub struct BatchBuilder {
     known: TableSchema,
@@ -247,6 +259,17 @@ impl BatchBuilder {
 
     /// Sets one value of the current row.
     pub fn set(&mut self, name: &str, value: Value<'_>) {
+        self.set_with(name, value, None);
+    }
+
+    /// Sets a value whose column kind the format states (line protocol: tag, `1i` integer,
+    /// quoted string…): a new column takes it, an existing column of another kind is an error
+    /// naming both — no silent conversion.
+    pub fn set_typed(&mut self, name: &str, kind: ColumnKind, value: Value<'_>) {
+        self.set_with(name, value, Some(kind));
+    }
+
+    fn set_with(&mut self, name: &str, value: Value<'_>, stated: Option<ColumnKind>) {
         if name == TIME_COLUMN {
             return self.set_time(value);
         }
@@ -257,10 +280,22 @@ impl BatchBuilder {
             );
         }
         let row = self.completed;
+        if let Some(stated) = stated
+            && let Some(have) = self.kind_of(name)
+            && have != stated
+        {
+            let message = format!(
+                "column {name:?} holds {}, this line gives {}",
+                kind_name(have),
+                kind_name(stated)
+            );
+            return self.error(Some(name), message);
+        }
         let idx = match self.index.get(name) {
             Some(i) => *i,
             None => {
-                let Some(kind) = self.known.kind_of(name).or_else(|| value.inferred_kind()) else {
+                let inferred = stated.or_else(|| value.inferred_kind());
+                let Some(kind) = self.known.kind_of(name).or(inferred) else {
                     return; // a null for a column nobody has defined yet: nothing to store
                 };
                 self.columns.push(ColumnState {

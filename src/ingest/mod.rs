@@ -8,12 +8,15 @@
 mod arrow_input;
 mod builder;
 mod csv;
+mod influx;
 mod json;
+pub mod line_protocol;
 mod pipeline;
 mod time;
 
 pub use arrow_input::normalize;
 pub use builder::{BatchBuilder, Value};
+pub use influx::{decode_lines, table_name};
 pub use pipeline::{Limits, OnExpired, Validated, Write};
 pub use time::Precision;
 

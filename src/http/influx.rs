@@ -1,0 +1,174 @@
+//! Line-protocol writes, on opsboard's own path and on the paths InfluxDB clients already use:
+//! `POST /api/v1/tenants/{tenant}/write_lp`, `/api/v2/write?bucket=`, `/write?db=` (1.x) and
+//! `/api/v3/write_lp?db=`, the tenant standing for the bucket or database. Bodies may be
+//! gzip-compressed. Answered `204` like InfluxDB, once every row is in the fsync'd WAL; a bad
+//! line or a type conflict writes nothing and answers `400` with the line numbers.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+
+use super::access::{Access, Route};
+use super::{ApiError, AppState};
+use crate::auth::Need;
+use crate::ingest::{Limits, Precision, decode_lines};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post(
+            "/api/v1/tenants/{tenant}/write_lp",
+            Access::Tenant(Need::Ingest),
+            write_own,
+        ),
+        Route::post(
+            "/api/v2/write",
+            Access::TenantFrom(Need::Ingest, "bucket"),
+            write_v2,
+        ),
+        Route::post("/write", Access::TenantFrom(Need::Ingest, "db"), write_v1),
+        Route::post(
+            "/api/v3/write_lp",
+            Access::TenantFrom(Need::Ingest, "db"),
+            write_v1,
+        ),
+    ]
+}
+
+type Params = Query<HashMap<String, String>>;
+type Body = Result<Bytes, BytesRejection>;
+
+async fn write_own(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    write_lines(&state, &tenant, &params, &headers, body).await
+}
+
+async fn write_v2(
+    State(state): State<AppState>,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let tenant = params.get("bucket").cloned().unwrap_or_default();
+    write_lines(&state, &tenant, &params, &headers, body).await
+}
+
+/// InfluxDB 1.x `/write` and InfluxDB 3 `/api/v3/write_lp`: both name the database `db`.
+async fn write_v1(
+    State(state): State<AppState>,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let tenant = params.get("db").cloned().unwrap_or_default();
+    write_lines(&state, &tenant, &params, &headers, body).await
+}
+
+async fn write_lines(
+    state: &AppState,
+    tenant: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let limit = state.config.ingest.max_body_bytes;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
+        _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
+    })?;
+    let precision = precision(params.get("precision").map(String::as_str))?;
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let tenant = state.tenant(tenant).await?;
+    let limits = Limits::from(&state.config.ingest);
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    // Decompressing and parsing are CPU work; keep them off the async workers.
+    let checked = tokio::task::spawn_blocking(move || {
+        let body = if gzip { gunzip(&body, limit)? } else { body };
+        decode_lines(&tenant, &body, precision, limits, now_ns).map_err(ApiError::from)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
+    // Every measurement was checked before the first is written.
+    for write in checked {
+        write.append().await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The precision names of InfluxDB 1.x (`n`, `u`), 2.x (`ns`, `us`) and 3 (`nanosecond`, …);
+/// nanoseconds when absent, as in InfluxDB.
+fn precision(name: Option<&str>) -> Result<Precision, ApiError> {
+    Ok(match name.unwrap_or("ns") {
+        "n" | "ns" | "nanosecond" => Precision::Nanoseconds,
+        "u" | "us" | "microsecond" => Precision::Microseconds,
+        "ms" | "millisecond" => Precision::Milliseconds,
+        "s" | "second" => Precision::Seconds,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid precision {other:?}: use ns, us, ms or s"
+            )));
+        }
+    })
+}
+
+/// A gzip body, refused once it inflates past `limit` (a small bomb must not fill memory).
+fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(body.len() * 4);
+    flate2::read::GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("the gzip body does not decompress: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_influxdb_precision_name_is_understood() {
+        for (name, expected) in [
+            (None, Precision::Nanoseconds),
+            (Some("n"), Precision::Nanoseconds),
+            (Some("u"), Precision::Microseconds),
+            (Some("us"), Precision::Microseconds),
+            (Some("millisecond"), Precision::Milliseconds),
+            (Some("s"), Precision::Seconds),
+        ] {
+            assert_eq!(precision(name).unwrap(), expected);
+        }
+        assert!(precision(Some("h")).is_err());
+    }
+
+    #[test]
+    fn gzip_bodies_inflate_within_the_limit() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let mut encoder = GzEncoder::new(vec![], flate2::Compression::default());
+        encoder.write_all(&vec![b'a'; 10_000]).unwrap();
+        let packed = encoder.finish().unwrap();
+        assert_eq!(gunzip(&packed, 10_000).unwrap().len(), 10_000);
+        assert!(matches!(
+            gunzip(&packed, 9_999),
+            Err(ApiError::BodyTooLarge { limit: 9_999 })
+        ));
+        assert!(matches!(
+            gunzip(b"not gzip", 100),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}
