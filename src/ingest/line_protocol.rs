@@ -28,9 +28,11 @@ pub struct Point<'a> {
     pub timestamp: Option<i64>,
 }
 
-/// Parses every line of `body`: the points with their 1-based line numbers, and the lines that
-/// failed with why.
-pub fn parse(body: &str) -> (Vec<(usize, Point<'_>)>, Vec<(usize, String)>) {
+/// Points with their 1-based line numbers, and the lines that failed with why.
+pub type Parsed<'a> = (Vec<(usize, Point<'a>)>, Vec<(usize, String)>);
+
+/// Parses every line of `body`.
+pub fn parse(body: &str) -> Parsed<'_> {
     let mut points = vec![];
     let mut errors = vec![];
     for (i, line) in body.split('\n').enumerate() {
