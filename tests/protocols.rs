@@ -251,3 +251,63 @@ async fn bad_lines_conflicts_and_strangers_write_nothing() {
     assert_eq!(s, 400);
     assert_eq!(server.count("acme", "m").await, 1);
 }
+
+/// The official InfluxDB 2.x Python client writes as it would to InfluxDB.
+#[tokio::test]
+async fn the_influxdb_python_client_writes_through_the_v2_api() {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import influxdb_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert_ne!(
+            std::env::var("OPSBOARD_CLIENTS").as_deref(),
+            Ok("required"),
+            "influxdb-client required (pip install influxdb-client)"
+        );
+        eprintln!("SKIPPED: no influxdb-client (pip install influxdb-client)");
+        return;
+    }
+    let dirs = TestDirs::new(&["acme"]);
+    let server = TestServer::start(dirs.config()).await;
+    let key = tenant_key(&dirs, "acme", vec![Scope::Ingest]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/influx_v2.py");
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, &url, &key, "acme"])
+            .output()
+            .expect("python3")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = server
+        .rows(
+            "acme",
+            "SELECT \"room name\" AS room, kind, celsius, samples, ok, note, \
+             CAST(time AS VARCHAR) AS t FROM sensor_reading ORDER BY time",
+        )
+        .await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0]["room"], "lab, north=1");
+    assert_eq!(rows[0]["celsius"], 21.5);
+    assert_eq!(rows[0]["samples"], 12);
+    assert_eq!(rows[0]["ok"], true);
+    assert_eq!(rows[0]["note"], r#"said "hi" \ bye"#);
+    assert_eq!(rows[0]["t"], "2023-11-14T22:13:20.123456789Z");
+    assert_eq!(
+        (&rows[1]["celsius"], &rows[1]["ok"]),
+        (&(-3.25).into(), &false.into())
+    );
+    assert_eq!(
+        (&rows[2]["kind"], &rows[2]["celsius"]),
+        (&"hum".into(), &50.0.into())
+    );
+    assert_eq!(rows[2]["t"], "2023-11-14T22:13:22Z");
+}
