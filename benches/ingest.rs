@@ -2,6 +2,7 @@
 //!
 //! - `ndjson_decode/5000`: one 5,000-row NDJSON write body (400 hosts, 21 columns) → RecordBatch.
 //! - `csv_decode/5000`: the same rows as CSV.
+//! - `line_protocol_parse/5000`: the same rows as InfluxDB line protocol → parsed points.
 //! - `persist_encode/100000`: 100,000 buffered rows → sorted zstd Parquet (the flush's CPU part).
 //!
 //! Run: `cargo bench --bench ingest`; throughput is reported in rows/s (elements).
@@ -25,8 +26,34 @@ fn bodies(rows: usize) -> (Vec<u8>, Vec<u8>) {
     (ndjson, csv)
 }
 
+/// The NDJSON rows as line protocol: tags (strings) first, then the fields, then the time.
+fn line_protocol(ndjson: &[u8]) -> String {
+    let mut out = String::new();
+    for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let row: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(line).expect("ndjson row");
+        let mut tags = String::from("cpu");
+        let mut fields = vec![];
+        let mut time = 0i64;
+        for (k, v) in &row {
+            match v {
+                serde_json::Value::String(s) if k == "time" => {
+                    time = chrono::DateTime::parse_from_rfc3339(s)
+                        .map(|t| t.timestamp_nanos_opt().unwrap_or(0))
+                        .unwrap_or(0)
+                }
+                serde_json::Value::String(s) => tags.push_str(&format!(",{k}={}", s.replace(' ', "\\ "))),
+                other => fields.push(format!("{k}={other}")),
+            }
+        }
+        out.push_str(&format!("{tags} {} {time}\n", fields.join(",")));
+    }
+    out
+}
+
 fn decoders(c: &mut Criterion) {
     let (ndjson, csv) = bodies(5_000);
+    let lines = line_protocol(&ndjson);
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(5_000));
     group.bench_function("ndjson_decode/5000", |b| {
@@ -38,6 +65,13 @@ fn decoders(c: &mut Criterion) {
                 &TableSchema::default(),
             )
             .expect("decode")
+        })
+    });
+    group.bench_function("line_protocol_parse/5000", |b| {
+        b.iter(|| {
+            let (points, errors) = opsboard::ingest::line_protocol::parse(&lines);
+            assert!(errors.is_empty() && points.len() == 5_000);
+            points
         })
     });
     group.bench_function("csv_decode/5000", |b| {
