@@ -42,7 +42,9 @@ fn line_protocol(ndjson: &[u8]) -> String {
                         .map(|t| t.timestamp_nanos_opt().unwrap_or(0))
                         .unwrap_or(0)
                 }
-                serde_json::Value::String(s) => tags.push_str(&format!(",{k}={}", s.replace(' ', "\\ "))),
+                serde_json::Value::String(s) => {
+                    tags.push_str(&format!(",{k}={}", s.replace(' ', "\\ ")))
+                }
                 other => fields.push(format!("{k}={other}")),
             }
         }

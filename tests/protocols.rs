@@ -311,3 +311,151 @@ async fn the_influxdb_python_client_writes_through_the_v2_api() {
     );
     assert_eq!(rows[2]["t"], "2023-11-14T22:13:22Z");
 }
+
+mod remote_write {
+    use super::*;
+    use prost::Message;
+
+    /// The request as Prometheus encodes it, with the exemplars it may send (field 3), which
+    /// opsboard reads past.
+    #[derive(Clone, PartialEq, Message)]
+    struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        timeseries: Vec<TimeSeries>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        samples: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        exemplars: Vec<Sample>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    struct Label {
+        #[prost(string, tag = "1")]
+        name: String,
+        #[prost(string, tag = "2")]
+        value: String,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    struct Sample {
+        #[prost(double, tag = "1")]
+        value: f64,
+        #[prost(int64, tag = "2")]
+        timestamp: i64,
+    }
+
+    fn series(name: &str, labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
+        let mut all = vec![Label {
+            name: "__name__".into(),
+            value: name.into(),
+        }];
+        all.extend(labels.iter().map(|(n, v)| Label {
+            name: (*n).into(),
+            value: (*v).into(),
+        }));
+        TimeSeries {
+            labels: all,
+            samples: samples
+                .iter()
+                .map(|&(value, timestamp)| Sample { value, timestamp })
+                .collect(),
+            exemplars: vec![Sample {
+                value: 1.0,
+                timestamp: 1,
+            }],
+        }
+    }
+
+    fn snappy(request: &WriteRequest) -> Vec<u8> {
+        snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn samples_land_per_metric_and_bad_requests_write_nothing() {
+        let dirs = TestDirs::new(&["acme"]);
+        let server = TestServer::start(dirs.config()).await;
+        let key = tenant_key(&dirs, "acme", vec![Scope::Ingest]).await;
+        let url = format!("{}/api/v1/tenants/acme/prom/write", server.url);
+        let auth = || Some(("authorization", format!("Bearer {key}")));
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let request = WriteRequest {
+            timeseries: vec![
+                series(
+                    "http_requests_total",
+                    &[("job", "api"), ("value", "x")],
+                    &[
+                        (1.0, 1_700_000_000_000),
+                        (2.5, 1_700_000_015_000),
+                        (stale, 1_700_000_030_000),
+                    ],
+                ),
+                series(
+                    "up",
+                    &[("job", "api"), ("instance", "a:9100")],
+                    &[(1.0, 1_700_000_000_000)],
+                ),
+            ],
+        };
+        let (s, b) = post(url.clone(), auth(), snappy(&request), false).await;
+        assert_eq!(s, 204, "{b}");
+        let rows = server
+            .rows(
+                "acme",
+                "SELECT job, label_value, value, CAST(time AS VARCHAR) AS t \
+                 FROM http_requests_total ORDER BY time",
+            )
+            .await;
+        assert_eq!(
+            rows.len(),
+            2,
+            "the staleness marker is not stored: {rows:?}"
+        );
+        assert_eq!(
+            (
+                &rows[1]["job"],
+                &rows[1]["label_value"],
+                &rows[1]["value"],
+                &rows[1]["t"]
+            ),
+            (
+                &"api".into(),
+                &"x".into(),
+                &2.5.into(),
+                &"2023-11-14T22:13:35Z".into()
+            )
+        );
+        assert_eq!(server.count("acme", "up").await, 1);
+        // Malformed: not snappy, snappy of garbage, a series without a name.
+        let nameless = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![],
+                samples: vec![Sample {
+                    value: 1.0,
+                    timestamp: 1,
+                }],
+                exemplars: vec![],
+            }],
+        };
+        let mut truncated = request.encode_to_vec();
+        truncated.truncate(truncated.len() - 3);
+        for (body, why) in [
+            (b"plain text".to_vec(), "snappy"),
+            (
+                snap::raw::Encoder::new().compress_vec(&truncated).unwrap(),
+                "remote-write",
+            ),
+            (snappy(&nameless), "__name__"),
+        ] {
+            let (s, b) = post(url.clone(), auth(), body, false).await;
+            assert_eq!(s, 400, "{why}: {b}");
+            assert!(b.contains(why), "{b}");
+        }
+        assert_eq!(server.count("acme", "up").await, 1);
+        assert_eq!(server.count("acme", "http_requests_total").await, 2);
+    }
+}

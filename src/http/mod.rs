@@ -16,6 +16,7 @@ mod login;
 mod pages;
 mod panel_page;
 mod panels;
+mod prom;
 mod query;
 mod serve;
 mod streams;
@@ -78,6 +79,7 @@ pub fn routes() -> Vec<Route> {
         health::routes(),
         write::routes(),
         influx::routes(),
+        prom::routes(),
         query::routes(),
         tables::routes(),
         dashboards::routes(),

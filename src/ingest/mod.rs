@@ -12,6 +12,7 @@ mod influx;
 mod json;
 pub mod line_protocol;
 mod pipeline;
+pub mod prom;
 mod time;
 
 pub use arrow_input::normalize;
@@ -54,6 +55,9 @@ pub enum IngestError {
     },
     #[error("the body holds no rows")]
     Empty,
+    /// A binary body (protobuf, snappy) that cannot be read at all.
+    #[error("{0}; nothing was written")]
+    Malformed(String),
     #[error("table `{0}` is written by the server itself; it can be read, not written")]
     SystemTable(String),
     #[error("{what} limit of {limit} reached ({found}); nothing was written")]
