@@ -459,3 +459,120 @@ mod remote_write {
         assert_eq!(server.count("acme", "http_requests_total").await, 2);
     }
 }
+
+/// A child process killed when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's Prometheus scrapes Debian's node exporter every second and remote-writes to
+/// opsboard; a sample Prometheus stored itself is in opsboard with the same time and value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_writes_what_it_scrapes() {
+    let present = ["prometheus", "prometheus-node-exporter"].iter().all(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !present {
+        assert_ne!(
+            std::env::var("OPSBOARD_CLIENTS").as_deref(),
+            Ok("required"),
+            "apt-get install prometheus prometheus-node-exporter"
+        );
+        eprintln!("SKIPPED: no prometheus / prometheus-node-exporter (apt-get install them)");
+        return;
+    }
+    let dirs = TestDirs::new(&["acme"]);
+    let server = TestServer::start(dirs.config()).await;
+    let key = tenant_key(&dirs, "acme", vec![Scope::Ingest]).await;
+    let (node_port, prom_port) = (free_port(), free_port());
+    let _node = Child(
+        std::process::Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node exporter"),
+    );
+    let config = dirs.root.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\n\
+             scrape_configs:\n  - job_name: node\n    static_configs: [{{targets: ['127.0.0.1:{node_port}']}}]\n\
+             remote_write:\n  - url: {}/api/v1/tenants/acme/prom/write\n    authorization: {{credentials: {key}}}\n    \
+             queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms}}\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let _prometheus = Child(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dirs.root.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus"),
+    );
+    // A sample Prometheus stored itself: the oldest of idle CPU 0's last 30 s.
+    let client = reqwest::Client::new();
+    let selector = "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}[30s]";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (ms, value) = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus stored nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let Ok(r) = client
+            .get(format!("http://127.0.0.1:{prom_port}/api/v1/query"))
+            .query(&[("query", selector)])
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        if let Some(first) = body["data"]["result"][0]["values"][0].as_array() {
+            let ms = (first[0].as_f64().unwrap() * 1000.0).round() as i64;
+            break (ms, first[1].as_str().unwrap().parse::<f64>().unwrap());
+        }
+    };
+    let sql = format!(
+        "SELECT value, job FROM node_cpu_seconds_total \
+         WHERE cpu = '0' AND mode = 'idle' AND time = to_timestamp_millis({ms})"
+    );
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sample at {ms} never reached opsboard"
+        );
+        let (status, rows) = server.query("acme", &sql).await;
+        if status == 200 && rows.as_array().is_some_and(|r| !r.is_empty()) {
+            assert_eq!(rows[0]["value"].as_f64(), Some(value), "{rows}");
+            assert_eq!(rows[0]["job"], "node");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
