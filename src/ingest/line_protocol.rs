@@ -99,8 +99,11 @@ fn fields(text: &str) -> Result<Vec<(Cow<'_, str>, FieldValue<'_>)>, String> {
     if text.is_empty() {
         return Err("a point needs at least one field".into());
     }
-    let mut out = vec![];
-    for part in split_unescaped(text, b',', true) {
+    let mut out: Vec<(Cow<'_, str>, FieldValue<'_>)> = Vec::with_capacity(16);
+    let mut start = 0;
+    loop {
+        let end = find_unescaped(text, start, b',', true).unwrap_or(text.len());
+        let part = &text[start..end];
         let eq = find_unescaped(part, 0, b'=', false)
             .ok_or_else(|| format!("field `{part}` has no `=`"))?;
         let (key, raw) = (&part[..eq], &part[eq + 1..]);
@@ -110,10 +113,15 @@ fn fields(text: &str) -> Result<Vec<(Cow<'_, str>, FieldValue<'_>)>, String> {
         let key = unescape(key, b",= ");
         let value = field_value(raw).map_err(|e| format!("field `{key}`: {e}"))?;
         // A repeated key: the last value wins, as in InfluxDB.
-        out.retain(|(k, _): &(Cow<'_, str>, FieldValue<'_>)| *k != key);
-        out.push((key, value));
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => out.push((key, value)),
+        }
+        if end == text.len() {
+            return Ok(out);
+        }
+        start = end + 1;
     }
-    Ok(out)
 }
 
 fn field_value(raw: &str) -> Result<FieldValue<'_>, String> {
@@ -142,11 +150,9 @@ fn field_value(raw: &str) -> Result<FieldValue<'_>, String> {
             .map(FieldValue::UInt)
             .map_err(|_| format!("`{raw}` is not an unsigned 64-bit integer"));
     }
-    let valid = raw
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+    // `inf`, `NaN` and their spellings parse but are not finite: refused with the rest.
     match raw.parse::<f64>() {
-        Ok(v) if valid && v.is_finite() => Ok(FieldValue::Float(v)),
+        Ok(v) if v.is_finite() => Ok(FieldValue::Float(v)),
         _ => Err(format!("`{raw}` is not a number, boolean or quoted string")),
     }
 }
