@@ -263,10 +263,20 @@ async fn identify(
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().unwrap_or("");
         let key = match influx_query {
-            Some(_) => influx_key(value),
-            None => value.strip_prefix("Bearer ").map(str::to_string),
-        }
-        .ok_or_else(|| AuthError::BadKey("expected `Authorization: Bearer <API key>`".into()))?;
+            Some(_) => influx_key(value).ok_or_else(|| {
+                AuthError::BadKey(
+                    "expected `Authorization: Token <API key>`, `Bearer <API key>` or basic \
+                     auth with the API key as password"
+                        .into(),
+                )
+            }),
+            None => value
+                .strip_prefix("Bearer ")
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    AuthError::BadKey("expected `Authorization: Bearer <API key>`".into())
+                }),
+        }?;
         return state.auth.authenticate_key(key.trim()).await.map(Some);
     }
     if let Some(key) = influx_query.and_then(|q| query_param(q, "p")) {
