@@ -2,15 +2,20 @@
 //! `POST /api/v1/tenants/{tenant}/write_lp`, `/api/v2/write?bucket=`, `/write?db=` (1.x) and
 //! `/api/v3/write_lp?db=`, the tenant standing for the bucket or database. Bodies may be
 //! gzip-compressed. Answered `204` like InfluxDB, once every row is in the fsync'd WAL; a bad
-//! line or a type conflict writes nothing and answers `400` with the line numbers.
+//! line or a type conflict writes nothing and answers `400` with the line numbers — unless
+//! `?accept_partial=true`: then the other lines are written and the `400` (as InfluxDB 3 answers
+//! a partial write) lists the lines left out.
 
 use std::collections::HashMap;
 use std::io::Read;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
 
 use super::access::{Access, Route};
 use super::{ApiError, AppState};
@@ -47,7 +52,7 @@ async fn write_own(
     Query(params): Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     write_lines(&state, &tenant, &params, &headers, body).await
 }
 
@@ -56,7 +61,7 @@ async fn write_v2(
     Query(params): Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = params.get("bucket").cloned().unwrap_or_default();
     write_lines(&state, &tenant, &params, &headers, body).await
 }
@@ -67,7 +72,7 @@ async fn write_v1(
     Query(params): Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = params.get("db").cloned().unwrap_or_default();
     write_lines(&state, &tenant, &params, &headers, body).await
 }
@@ -78,13 +83,14 @@ async fn write_lines(
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = state.config.ingest.max_body_bytes;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
         _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
     })?;
     let precision = precision(params.get("precision").map(String::as_str))?;
+    let accept_partial = params.get("accept_partial").is_some_and(|v| v == "true");
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -95,15 +101,30 @@ async fn write_lines(
     // Decompressing and parsing are CPU work; keep them off the async workers.
     let checked = tokio::task::spawn_blocking(move || {
         let body = if gzip { gunzip(&body, limit)? } else { body };
-        decode_lines(&tenant, &body, precision, limits, now_ns).map_err(ApiError::from)
+        decode_lines(&tenant, &body, precision, limits, now_ns, accept_partial)
+            .map_err(ApiError::from)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
+    let (checked, refused) = checked;
     // Every measurement was checked before the first is written.
+    let mut rows_written = 0;
     for write in checked {
-        write.append().await?;
+        rows_written += write.append().await?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    if refused.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let details: Vec<_> = refused
+        .iter()
+        .map(|(line, message)| json!({"line": line, "message": message}))
+        .collect();
+    let body = json!({
+        "error": format!("partial write: {} line(s) left out, the others written", refused.len()),
+        "rows_written": rows_written,
+        "details": details,
+    });
+    Ok((StatusCode::BAD_REQUEST, Json(body)).into_response())
 }
 
 /// The precision names of InfluxDB 1.x (`n`, `u`), 2.x (`ns`, `us`) and 3 (`nanosecond`, …);

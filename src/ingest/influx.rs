@@ -2,14 +2,14 @@
 //! lower-cased, every character outside `a-z 0-9 _` turned into `_`, `m_` put before a name
 //! that does not start with a letter), tags tag columns, fields typed columns. Nothing is
 //! written unless every line parses and fits its table: a bad line or a type conflict fails the
-//! whole body with the line numbers.
+//! whole body with the line numbers — unless the caller accepts a partial write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::line_protocol::{FieldValue, Point, parse};
 use super::{IngestError, Limits, LineError, MAX_DETAILS, Precision, Validated, Value, Write};
-use crate::storage::{ColumnKind, FieldType, TIME_COLUMN, TenantStore};
+use crate::storage::{ColumnKind, FieldType, TIME_COLUMN, TableSchema, TenantStore};
 
 /// The table a measurement is stored in.
 pub fn table_name(measurement: &str) -> String {
@@ -31,14 +31,20 @@ pub fn table_name(measurement: &str) -> String {
     name
 }
 
-/// Parses and checks `body`; `now_ns` stamps points without a timestamp.
+/// Checked writes, and (with `accept_partial`) the lines left out with why.
+pub type LineWrites = (Vec<Validated>, Vec<(usize, String)>);
+
+/// Parses and checks `body`; `now_ns` stamps points without a timestamp. Without
+/// `accept_partial` any bad line fails the whole body; with it, lines that do not parse or
+/// whose values contradict their column's type are left out and returned, the rest written.
 pub fn decode_lines(
     tenant: &Arc<TenantStore>,
     body: &[u8],
     precision: Precision,
     limits: Limits,
     now_ns: i64,
-) -> Result<Vec<Validated>, IngestError> {
+    accept_partial: bool,
+) -> Result<LineWrites, IngestError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = body[..e.valid_up_to()]
             .iter()
@@ -47,12 +53,9 @@ pub fn decode_lines(
             + 1;
         invalid(vec![(line, "the line is not valid UTF-8".to_string())])
     })?;
-    let (points, errors) = parse(text);
-    if !errors.is_empty() {
-        return Err(invalid(errors));
-    }
-    if points.is_empty() {
-        return Err(IngestError::Empty);
+    let (points, mut refused) = parse(text);
+    if !refused.is_empty() && !accept_partial {
+        return Err(invalid(refused));
     }
     let mut by_table: BTreeMap<String, Vec<(usize, Point<'_>)>> = BTreeMap::new();
     for (line, point) in points {
@@ -60,6 +63,28 @@ pub fn decode_lines(
             .entry(table_name(&point.measurement))
             .or_default()
             .push((line, point));
+    }
+    if accept_partial {
+        for (table, points) in by_table.iter_mut() {
+            let known = tenant.schema_for_write(table);
+            let mut seen = HashMap::new();
+            points.retain(|(line, point)| match conflict(&known, &mut seen, point) {
+                Some(why) => {
+                    refused.push((*line, why));
+                    false
+                }
+                None => true,
+            });
+        }
+        by_table.retain(|_, points| !points.is_empty());
+        refused.sort();
+    }
+    if by_table.is_empty() {
+        return Err(if refused.is_empty() {
+            IngestError::Empty
+        } else {
+            invalid(refused)
+        });
     }
     let unit = precision.epoch_to_nanos(1).unwrap_or(1).max(1);
     let now = now_ns / unit;
@@ -82,7 +107,42 @@ pub fn decode_lines(
         })?;
         checked.push(write.validated());
     }
-    Ok(checked)
+    Ok((checked, refused))
+}
+
+/// Why `point` cannot go into its table: a column whose type (stored, or given by an earlier
+/// line of the body, kept in `seen`) differs from this line's.
+fn conflict(
+    known: &TableSchema,
+    seen: &mut HashMap<String, ColumnKind>,
+    point: &Point<'_>,
+) -> Option<String> {
+    let tags = point
+        .tags
+        .iter()
+        .map(|(k, _)| (k.as_ref(), ColumnKind::Tag));
+    let fields = point.fields.iter().map(|(k, v)| (k.as_ref(), typed(v).0));
+    let columns: Vec<(&str, ColumnKind)> = tags.chain(fields).collect();
+    for &(name, kind) in &columns {
+        if name == TIME_COLUMN {
+            return Some(
+                "`time` is the point's timestamp; a tag or field cannot use the name".into(),
+            );
+        }
+        if let Some(have) = known.kind_of(name).or_else(|| seen.get(name).copied())
+            && have != kind
+        {
+            return Some(format!(
+                "column {name:?} holds {}, this line gives {}",
+                have.describe(),
+                kind.describe()
+            ));
+        }
+    }
+    for (name, kind) in columns {
+        seen.entry(name.to_string()).or_insert(kind);
+    }
+    None
 }
 
 fn set(builder: &mut super::BatchBuilder, key: &str, kind: ColumnKind, value: Value<'_>) {

@@ -264,3 +264,42 @@ async fn the_influxdb_python_client_writes_through_the_v2_api() {
     );
     assert_eq!(rows[2]["t"], "2023-11-14T22:13:22Z");
 }
+
+#[tokio::test]
+async fn accept_partial_writes_the_good_lines_and_names_the_others() {
+    let dirs = TestDirs::new(&["acme"]);
+    let server = TestServer::start(dirs.config()).await;
+    let key = tenant_key(&dirs, "acme", vec![Scope::Ingest]).await;
+    let auth = || Some(("authorization", format!("Token {key}")));
+    let url = |partial: &str| format!("{}/api/v2/write?bucket=acme{partial}", server.url);
+    let (s, _) = post(url(""), auth(), "m v=1 1", false).await;
+    assert_eq!(s, 204);
+    // Line 2 does not parse, line 3 puts an integer into the float column, line 5 contradicts
+    // line 4 of the same body (a new column `w`, float then string).
+    let body = "m v=2 2\nm v= 3\nm v=3i 4\nn w=1 5\nn w=\"x\" 6\nn w=2 7\n";
+    let (s, b) = post(url(""), auth(), body, false).await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(
+        server.count("acme", "m").await,
+        1,
+        "without the flag nothing is written"
+    );
+    let (s, b) = post(url("&accept_partial=true"), auth(), body, false).await;
+    assert_eq!(s, 400, "{b}");
+    let answer: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let lines: Vec<u64> = answer["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 3, 5], "{b}");
+    assert_eq!(answer["rows_written"], 3, "{b}");
+    assert!(b.contains("holds float field, this line gives integer field"), "{b}");
+    assert_eq!(server.count("acme", "m").await, 2);
+    assert_eq!(server.count("acme", "n").await, 2);
+    // Nothing left to write: every line refused, nothing written.
+    let (s, _) = post(url("&accept_partial=true"), auth(), "m v=oops 9", false).await;
+    assert_eq!(s, 400);
+    assert_eq!(server.count("acme", "m").await, 2);
+}
