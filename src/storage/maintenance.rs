@@ -130,13 +130,14 @@ impl TenantStore {
             if files.len() < 2 {
                 continue;
             }
-            let arrow_schema = table.schema().arrow_schema();
+            let schema = table.schema();
+            let arrow_schema = schema.arrow_schema();
             let mut inputs = Vec::with_capacity(files.len());
             for f in &files {
                 inputs.push(merge::file_input(&self.objects, &f.path, &arrow_schema).await?);
             }
             let added: Vec<ParquetFile> = self
-                .write_merged(table, day, inputs, 0)
+                .write_merged(table, &schema, day, inputs, 0)
                 .await?
                 .into_iter()
                 .collect();

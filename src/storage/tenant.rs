@@ -337,10 +337,12 @@ impl TenantStore {
         batches: Vec<RecordBatch>,
         seq: u64,
     ) -> Result<(Vec<ParquetFile>, PersistStats), StorageError> {
+        // One schema for the sort, the inputs and the file, even if a write grows the table
+        // meanwhile (the buffered batches are aligned to it).
         let schema = table.schema();
-        let days = blocking(move || sorted_runs_by_day(&schema, &batches)).await?;
-        // The sorted copy was paid for when the rows were buffered (`take_buffered`).
-        let arrow_schema = table.schema().arrow_schema();
+        let arrow_schema = schema.arrow_schema();
+        let for_sort = schema.clone();
+        let days = blocking(move || sorted_runs_by_day(&for_sort, &batches)).await?;
         let mut stats = PersistStats::default();
         let mut files = vec![];
         for day in days {
@@ -349,7 +351,8 @@ impl TenantStore {
                 .into_iter()
                 .map(|run| merge::run_input(&arrow_schema, run))
                 .collect();
-            if let Some(file) = self.write_merged(table, day.day, inputs, seq).await? {
+            let written = self.write_merged(table, &schema, day.day, inputs, seq);
+            if let Some(file) = written.await? {
                 stats.rows += file.rows;
                 stats.files += 1;
                 stats.bytes += file.size;
@@ -359,18 +362,19 @@ impl TenantStore {
         Ok((files, stats))
     }
 
-    /// Merges sorted `inputs` into one Parquet file of `day`, row group by row group, on a
-    /// blocking thread (the merge and the encoding are CPU work).
+    /// Merges sorted `inputs` (all in `schema`) into one Parquet file of `day`, row group by
+    /// row group, on a blocking thread (the merge and the encoding are CPU work).
     pub(super) async fn write_merged(
         &self,
         table: &Table,
+        schema: &TableSchema,
         day: NaiveDate,
         inputs: Vec<SendableRecordBatchStream>,
         seq: u64,
     ) -> Result<Option<ParquetFile>, StorageError> {
         let path = ParquetFilePath::new(&table.name, day, seq);
         let objects = self.objects.clone();
-        let schema = table.schema();
+        let schema = schema.clone();
         let pool = self.working_memory.clone();
         let runtime = tokio::runtime::Handle::current();
         let target = path.as_path().clone();

@@ -295,7 +295,10 @@ async fn accept_partial_writes_the_good_lines_and_names_the_others() {
         .collect();
     assert_eq!(lines, [2, 3, 5], "{b}");
     assert_eq!(answer["rows_written"], 3, "{b}");
-    assert!(b.contains("holds float field, this line gives integer field"), "{b}");
+    assert!(
+        b.contains("holds float field, this line gives integer field"),
+        "{b}"
+    );
     assert_eq!(server.count("acme", "m").await, 2);
     assert_eq!(server.count("acme", "n").await, 2);
     // Nothing left to write: every line refused, nothing written.
