@@ -17,7 +17,7 @@ use super::StorageError;
 use super::schema::{TIME_COLUMN, TableSchema, align_batch};
 
 /// Batches the entries may point into before they are compacted into one.
-const MAX_BATCHES: usize = 64;
+const MAX_BATCHES: usize = 16;
 
 /// A series' newest row: its time, and the batch and row holding it.
 type Newest = (i64, u32, u32);

@@ -1,6 +1,8 @@
 //! Reading the last-value cache (`last`): the newest row of every series within the table's
 //! retention, and — the first time after a start — filling it from the table's files.
 
+use std::sync::Arc;
+
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use object_store::ObjectStoreExt;
@@ -13,7 +15,7 @@ use super::{StorageError, TenantStore};
 impl TenantStore {
     /// The newest row of every series of `table` within its retention, in the table's current
     /// schema; `None` for a table without rows. The first call after a start reads the files.
-    pub async fn last_rows(&self, table: &Table) -> Result<Option<RecordBatch>, StorageError> {
+    pub async fn last_rows(&self, table: &Arc<Table>) -> Result<Option<RecordBatch>, StorageError> {
         if !table.inner.lock().last.files_loaded {
             let _one_loader = table.last_load.lock().await;
             if !table.inner.lock().last.files_loaded {
@@ -41,8 +43,9 @@ impl TenantStore {
     }
 
     /// Offers every row of the table's files and buffer to its cache (a file dropped by
-    /// retention meanwhile is skipped: its rows are expired).
-    async fn load_last_rows(&self, table: &Table) -> Result<(), StorageError> {
+    /// retention meanwhile is skipped: its rows are expired). Files are decoded a batch at a
+    /// time, so the memory this takes is one compressed file and one batch.
+    async fn load_last_rows(&self, table: &Arc<Table>) -> Result<(), StorageError> {
         let snapshot = table.snapshot()?;
         for file in &snapshot.files {
             let bytes = match self.objects.get(&file.path.as_str().into()).await {
@@ -50,29 +53,34 @@ impl TenantStore {
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let batches = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
-                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-                Ok(reader.collect::<Result<Vec<_>, _>>()?)
+            let table = table.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+                    .with_batch_size(8192)
+                    .build()?;
+                for batch in reader {
+                    offer_last(&table, &[batch?])?;
+                }
+                Ok(())
             })
             .await
             .map_err(|e| StorageError::Internal {
                 message: format!("reading a file for the last-value cache: {e}"),
             })??;
-            self.offer_last(table, &batches)?;
         }
-        self.offer_last(table, &snapshot.batches)?;
+        offer_last(table, &snapshot.batches)?;
         table.inner.lock().last.files_loaded = true;
         Ok(())
     }
+}
 
-    fn offer_last(&self, table: &Table, batches: &[RecordBatch]) -> Result<(), StorageError> {
-        let mut inner = table.inner.lock();
-        let inner = &mut *inner;
-        for batch in batches {
-            inner
-                .last
-                .offer(&inner.schema, &inner.arrow_schema, batch)?;
-        }
-        Ok(())
+fn offer_last(table: &Table, batches: &[RecordBatch]) -> Result<(), StorageError> {
+    let mut inner = table.inner.lock();
+    let inner = &mut *inner;
+    for batch in batches {
+        inner
+            .last
+            .offer(&inner.schema, &inner.arrow_schema, batch)?;
     }
+    Ok(())
 }
