@@ -14,7 +14,6 @@ Not part of CI (figures go in the issue note):
 """
 
 import argparse
-import http.client
 import json
 import os
 import subprocess
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from soak import request  # the same HTTP helper as the soak (benches/ is on sys.path)
 
 
 class Server:
@@ -60,16 +61,6 @@ class Server:
     def key(self):
         return subprocess.check_output(self.args("apikey", "create", "--tenant", "acme", "--scope", "ingest,read",
                                                  "--expires", "1d"), text=True).strip()
-
-
-def request(port, method, path, key, body=None, content_type=None, timeout=120):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {"Authorization": f"Bearer {key}"}
-    if content_type:
-        headers["Content-Type"] = content_type
-    c.request(method, path, body=body, headers=headers)
-    r = c.getresponse()
-    return r.status, r.read()
 
 
 def bodies(binary, hosts, steps, start, count):

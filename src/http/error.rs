@@ -46,6 +46,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A write body that could not be read: too large for `limit`, or broken off.
+    pub fn body(rejection: axum::extract::rejection::BytesRejection, limit: usize) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
+            _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Ingest(IngestError::UnsupportedFormat(_)) => {

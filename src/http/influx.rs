@@ -85,10 +85,7 @@ async fn write_lines(
     body: Body,
 ) -> Result<Response, ApiError> {
     let limit = state.config.ingest.max_body_bytes;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
-        _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
-    })?;
+    let body = body.map_err(|rejection| ApiError::body(rejection, limit))?;
     let precision = precision(params.get("precision").map(String::as_str))?;
     let accept_partial = params.get("accept_partial").is_some_and(|v| v == "true");
     let gzip = headers

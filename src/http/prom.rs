@@ -29,10 +29,7 @@ async fn remote_write(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let limit = state.config.ingest.max_body_bytes;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
-        _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
-    })?;
+    let body = body.map_err(|rejection| ApiError::body(rejection, limit))?;
     let tenant = state.tenant(&tenant).await?;
     let limits = Limits::from(&state.config.ingest);
     let checked = tokio::task::spawn_blocking(move || {

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Access, Route};
@@ -43,12 +43,8 @@ async fn write(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WriteResponse>, ApiError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge {
-            limit: state.config.ingest.max_body_bytes,
-        },
-        _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
-    })?;
+    let limit = state.config.ingest.max_body_bytes;
+    let body = body.map_err(|rejection| ApiError::body(rejection, limit))?;
     let tenant = state.tenant(&tenant).await?;
     let on_expired: OnExpired = params.on_expired.as_deref().unwrap_or("").parse()?;
     let limits = Limits::from(&state.config.ingest);

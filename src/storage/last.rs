@@ -8,13 +8,13 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, RecordBatch, TimestampNanosecondArray};
+use arrow::array::{Array, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 
 use super::StorageError;
-use super::schema::{TIME_COLUMN, TableSchema, align_batch};
+use super::schema::{TableSchema, align_batch, time_column};
 
 /// Batches the entries may point into before they are compacted into one.
 const MAX_BATCHES: usize = 16;
@@ -176,21 +176,11 @@ impl Keys {
     }
 }
 
-pub(super) fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
-    batch
-        .column_by_name(TIME_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-        .filter(|c| c.null_count() == 0)
-        .ok_or_else(|| StorageError::Internal {
-            message: "batch without a complete nanosecond `time` column".into(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::schema::{tag_type, time_type};
-    use arrow::array::{DictionaryArray, Float64Array};
+    use arrow::array::{DictionaryArray, Float64Array, TimestampNanosecondArray};
     use arrow::datatypes::{DataType, Field, Int32Type, Schema};
     use std::sync::Arc;
 

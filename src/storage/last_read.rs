@@ -8,7 +8,7 @@ use arrow::compute::filter_record_batch;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::last::time_column;
+use super::schema::time_column;
 use super::table::Table;
 use super::{StorageError, TenantStore};
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
+use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, interleave_record_batch};
 use arrow::error::ArrowError;
 use arrow::row::{RowConverter, SortField};
@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 
 use super::StorageError;
 use super::paths::day_of;
-use super::schema::{TIME_COLUMN, TableSchema, align_batch};
+use super::schema::{TableSchema, align_batch, time_column};
 
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// Rows sorted at once: bounds the row keys a sort builds.
@@ -132,15 +132,6 @@ fn chunks(parts: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
     out
 }
 
-fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
-    batch
-        .column_by_name(TIME_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-        .ok_or_else(|| StorageError::Internal {
-            message: "buffered batch has no nanosecond `time` column".into(),
-        })
-}
-
 /// Orders a chunk's rows by tags then time; the row format compares dictionaries (whose keys
 /// differ from piece to piece) and nulls uniformly. The keys live only during the sort.
 fn sort_by_series(
@@ -187,7 +178,7 @@ fn sort_by_series(
 mod tests {
     use super::*;
     use crate::storage::schema::{tag_type, time_type};
-    use arrow::array::{DictionaryArray, Float64Array};
+    use arrow::array::{DictionaryArray, Float64Array, TimestampNanosecondArray};
     use arrow::datatypes::{Field, Int32Type, Schema};
     use std::sync::Arc;
 

@@ -140,6 +140,23 @@ pub fn align_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatc
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
+/// The batch's `time` column, which every stored batch has, complete and in nanoseconds.
+pub(super) fn time_column(
+    batch: &RecordBatch,
+) -> Result<&arrow::array::TimestampNanosecondArray, StorageError> {
+    use arrow::array::Array;
+    batch
+        .column_by_name(TIME_COLUMN)
+        .and_then(|c| {
+            c.as_any()
+                .downcast_ref::<arrow::array::TimestampNanosecondArray>()
+        })
+        .filter(|c| c.null_count() == 0)
+        .ok_or_else(|| StorageError::Internal {
+            message: "batch without a complete nanosecond `time` column".into(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
