@@ -20,7 +20,7 @@ use serde_json::json;
 use super::access::{Access, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
-use crate::ingest::{Limits, Precision, decode_lines};
+use crate::ingest::{Limits, Precision, Validated, decode_lines};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -105,10 +105,7 @@ async fn write_lines(
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
     let (checked, refused) = checked;
     // Every measurement was checked before the first is written.
-    let mut rows_written = 0;
-    for write in checked {
-        rows_written += write.append().await?;
-    }
+    let rows_written = Validated::append_all(checked).await?;
     if refused.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

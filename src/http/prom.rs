@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use super::access::{Access, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
-use crate::ingest::Limits;
 use crate::ingest::prom::{decode_remote_write, unsnappy};
+use crate::ingest::{Limits, Validated};
 
 pub fn routes() -> Vec<Route> {
     vec![Route::post(
@@ -38,8 +38,6 @@ async fn remote_write(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
-    for write in checked {
-        write.append().await?;
-    }
+    Validated::append_all(checked).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -216,6 +216,23 @@ impl Validated {
         }
         Ok(rows)
     }
+
+    /// Appends the checked writes of one request spanning tables (line protocol, remote
+    /// write): admitted for memory once, before the first, so a full budget refuses the
+    /// request whole instead of after some of its tables.
+    pub async fn append_all(writes: Vec<Validated>) -> Result<usize, StorageError> {
+        let Some(first) = writes.first() else {
+            return Ok(0);
+        };
+        first.tenant.admit().await?;
+        let mut rows = 0;
+        for write in writes {
+            for batch in write.batches {
+                rows += write.tenant.write_admitted(&write.table, batch).await?;
+            }
+        }
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]

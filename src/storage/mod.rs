@@ -320,6 +320,40 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_request_spanning_tables_is_admitted_once_then_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
+        let config = StorageConfig {
+            buffer_limit_bytes: 1,
+            buffer_wait: crate::config::HumanDuration(std::time::Duration::from_millis(10)),
+            ..Default::default()
+        };
+        let store = Store::open(
+            config,
+            &dir.path().join("data"),
+            &dir.path().join("tenants"),
+            OpenMode::ReadWrite,
+        )
+        .await
+        .unwrap();
+        let tenant = store.tenant("acme").await.unwrap();
+        let mut generator = crate::generate::CpuGenerator::new(10, 1);
+        tenant.write("a", generator.batch(&[0])).await.unwrap();
+        // The buffers are over their share and nothing flushes: a new request is refused
+        // before anything is written...
+        assert!(matches!(
+            tenant.admit().await,
+            Err(StorageError::BuffersFull { .. })
+        ));
+        // ...while the later tables of an admitted request are never cut off.
+        tenant
+            .write_admitted("b", generator.batch(&[1]))
+            .await
+            .unwrap();
+        assert_eq!(tenant.table("b").unwrap().stats().buffered_rows, 10);
+    }
+
     #[test]
     fn names_are_checked() {
         assert!(validate_tenant_name("acme-1").is_ok());

@@ -232,6 +232,26 @@ impl TenantStore {
         table: &str,
         batch: RecordBatch,
     ) -> Result<usize, StorageError> {
+        self.write_with(table, batch, true).await
+    }
+
+    /// Appends a later table of a request already admitted with [`Self::admit`]: never refused
+    /// for memory, so a request spanning tables is not cut in two (a client's retry would
+    /// write its first tables twice). Bounded by the request's size.
+    pub async fn write_admitted(
+        self: &Arc<Self>,
+        table: &str,
+        batch: RecordBatch,
+    ) -> Result<usize, StorageError> {
+        self.write_with(table, batch, false).await
+    }
+
+    async fn write_with(
+        self: &Arc<Self>,
+        table: &str,
+        batch: RecordBatch,
+        refusable: bool,
+    ) -> Result<usize, StorageError> {
         let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
         if batch.column_by_name(TIME_COLUMN).is_none() {
             return Err(StorageError::MissingTime {
@@ -244,7 +264,9 @@ impl TenantStore {
         }
         let handle = self.table_or_create(table)?;
         handle.accept_schema(&batch)?;
-        self.make_room(&handle).await?;
+        if refusable {
+            self.make_room(&handle).await?;
+        }
         // Backpressure: when writes outrun the background flush, the writer waits for one
         // instead of letting the buffer grow without bound.
         let (buffered_rows, buffered_bytes, _) = handle.buffer_size();
@@ -282,6 +304,15 @@ impl TenantStore {
         }
         if table.buffer_size().0 > 0 {
             self.persist_table(table).await?;
+        }
+        self.admit().await
+    }
+
+    /// Lets a write in when the buffers have room, waiting up to `storage.buffer_wait` for
+    /// flushes to make some; past that, 503 with a retry hint, nothing written.
+    pub async fn admit(&self) -> Result<(), StorageError> {
+        if !self.budget.full() {
+            return Ok(());
         }
         let wait = self.config.buffer_wait.0;
         if self.budget.room(wait).await {
