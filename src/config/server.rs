@@ -324,6 +324,12 @@ pub struct IngestConfig {
     pub max_columns_per_table: usize,
     /// Most tables a tenant may have.
     pub max_tables_per_tenant: usize,
+    /// Longest tag value, in bytes (InfluxDB's limit); long text belongs in a string field.
+    pub max_tag_bytes: usize,
+    /// Most distinct series (tag combinations) one table may get from one metrics write (line
+    /// protocol, remote write, OTLP metrics): a runaway label is refused before it floods the
+    /// tenant with series.
+    pub max_series_per_write: usize,
 }
 
 impl Default for IngestConfig {
@@ -333,6 +339,8 @@ impl Default for IngestConfig {
             max_columns_per_write: 500,
             max_columns_per_table: 500,
             max_tables_per_tenant: 2_000,
+            max_tag_bytes: 64 * 1024,
+            max_series_per_write: 50_000,
         }
     }
 }
@@ -426,9 +434,12 @@ impl ServerConfig {
                 ingest.max_body_bytes == 0
                     || ingest.max_columns_per_write < 2
                     || ingest.max_columns_per_table < 2
-                    || ingest.max_tables_per_tenant == 0,
-                "ingest.max_body_bytes must be > 0, max_columns_per_write and \
-                 max_columns_per_table at least 2, max_tables_per_tenant at least 1",
+                    || ingest.max_tables_per_tenant == 0
+                    || ingest.max_tag_bytes == 0
+                    || ingest.max_series_per_write == 0,
+                "ingest.max_body_bytes, max_tag_bytes and max_series_per_write must be > 0, \
+                 max_columns_per_write and max_columns_per_table at least 2, \
+                 max_tables_per_tenant at least 1",
             ),
             (
                 http.header_read_timeout.0.is_zero()

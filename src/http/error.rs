@@ -1,6 +1,7 @@
 //! The one place errors become HTTP responses: every module's error maps to a status here and
 //! renders as `{"error": "...", "details": [...]}` for the API ([`ApiError`]) or as a page a
-//! person can read, with the same status ([`PageError`]).
+//! person can read, with the same status ([`PageError`]), or as OTLP clients read it
+//! ([`OtlpError`]).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,6 +11,7 @@ use serde_json::json;
 use crate::alerts::AlertError;
 use crate::auth::AuthError;
 use crate::ingest::IngestError;
+use crate::ingest::otlp::{Encoding, status_body};
 use crate::panels::PanelError;
 use crate::query::QueryError;
 use crate::render::{RenderError, escape_html};
@@ -35,6 +37,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("no route for {0}")]
     NotFound(String),
     #[error(
@@ -104,6 +108,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -196,6 +201,41 @@ impl IntoResponse for ApiError {
         }
         if let ApiError::Auth(AuthError::Unauthenticated | AuthError::BadKey(_)) = &self {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// An OTLP export that failed: the API's status (and `Retry-After`), the body a
+/// `google.rpc.Status` in the request's encoding, as OTLP/HTTP clients read it.
+pub struct OtlpError(pub ApiError, pub Encoding);
+
+impl IntoResponse for OtlpError {
+    fn into_response(self) -> Response {
+        let OtlpError(error, encoding) = self;
+        let status = error.status();
+        let mut message = error.public_message(status);
+        // OTLP clients log only the message: carry the first problems in it.
+        if let ApiError::Ingest(IngestError::InvalidLines { details, .. }) = &error {
+            for d in details.iter().take(3) {
+                let column = d.column.as_deref().unwrap_or("-");
+                message.push_str(&format!(
+                    "; data point {} ({column}): {}",
+                    d.line, d.message
+                ));
+            }
+        }
+        let body = status_body(status.as_u16(), &message, encoding);
+        let mut response = (
+            status,
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            body,
+        )
+            .into_response();
+        if let Some(secs) = error.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

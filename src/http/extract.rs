@@ -1,8 +1,9 @@
 //! What handlers take out of a request besides axum's own extractors: a urlencoded form, a
-//! cookie, the client's address (behind trusted proxies), and what templates show of the
+//! gzip body, a cookie, the client's address (behind trusted proxies), and what templates show of the
 //! signed-in user. Shared by the access guard and the page handlers, so neither imports the
 //! other.
 
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
@@ -10,7 +11,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{ApiError, AppState};
 use crate::auth::{Principal, PrincipalKind};
 
 /// The fields of a urlencoded form body.
@@ -128,6 +129,27 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Whether the body is gzip-compressed (`Content-Encoding: gzip`).
+pub fn is_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"))
+}
+
+/// A gzip body, refused once it inflates past `limit` (a small bomb must not fill memory).
+pub fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(body.len() * 4);
+    flate2::read::GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("the gzip body does not decompress: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    Ok(Bytes::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +160,23 @@ mod tests {
         assert!(once.first());
         assert!(!once.first());
         assert!(!once.first());
+    }
+
+    #[test]
+    fn gzip_bodies_inflate_within_the_limit() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let mut encoder = GzEncoder::new(vec![], flate2::Compression::default());
+        encoder.write_all(&vec![b'a'; 10_000]).unwrap();
+        let packed = encoder.finish().unwrap();
+        assert_eq!(gunzip(&packed, 10_000).unwrap().len(), 10_000);
+        assert!(matches!(
+            gunzip(&packed, 9_999),
+            Err(ApiError::BodyTooLarge { limit: 9_999 })
+        ));
+        assert!(matches!(
+            gunzip(b"not gzip", 100),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

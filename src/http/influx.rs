@@ -6,18 +6,17 @@
 //! `?accept_partial=true`: then the other lines are written and the `400` (as InfluxDB 3 answers
 //! a partial write) lists the lines left out.
 
-use std::collections::HashMap;
-use std::io::Read;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::collections::HashMap;
 
 use super::access::{Access, Route};
+use super::extract::{gunzip, is_gzip};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::{Limits, Precision, Validated, decode_lines};
@@ -88,10 +87,7 @@ async fn write_lines(
     let body = body.map_err(|rejection| ApiError::body(rejection, limit))?;
     let precision = precision(params.get("precision").map(String::as_str))?;
     let accept_partial = params.get("accept_partial").is_some_and(|v| v == "true");
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let gzip = is_gzip(headers);
     let tenant = state.tenant(tenant).await?;
     let limits = Limits::from(&state.config.ingest);
     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
@@ -137,19 +133,6 @@ fn precision(name: Option<&str>) -> Result<Precision, ApiError> {
     })
 }
 
-/// A gzip body, refused once it inflates past `limit` (a small bomb must not fill memory).
-fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
-    let mut out = Vec::with_capacity(body.len() * 4);
-    flate2::read::GzDecoder::new(body)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::BadRequest(format!("the gzip body does not decompress: {e}")))?;
-    if out.len() > limit {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
-    Ok(Bytes::from(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,23 +150,5 @@ mod tests {
             assert_eq!(precision(name).unwrap(), expected);
         }
         assert!(precision(Some("h")).is_err());
-    }
-
-    #[test]
-    fn gzip_bodies_inflate_within_the_limit() {
-        use flate2::write::GzEncoder;
-        use std::io::Write;
-        let mut encoder = GzEncoder::new(vec![], flate2::Compression::default());
-        encoder.write_all(&vec![b'a'; 10_000]).unwrap();
-        let packed = encoder.finish().unwrap();
-        assert_eq!(gunzip(&packed, 10_000).unwrap().len(), 10_000);
-        assert!(matches!(
-            gunzip(&packed, 9_999),
-            Err(ApiError::BodyTooLarge { limit: 9_999 })
-        ));
-        assert!(matches!(
-            gunzip(b"not gzip", 100),
-            Err(ApiError::BadRequest(_))
-        ));
     }
 }

@@ -13,6 +13,7 @@ mod extract;
 mod health;
 mod influx;
 mod login;
+mod otlp;
 mod pages;
 mod panel_page;
 mod panels;
@@ -80,6 +81,7 @@ pub fn routes() -> Vec<Route> {
         write::routes(),
         influx::routes(),
         prom::routes(),
+        otlp::routes(),
         query::routes(),
         tables::routes(),
         dashboards::routes(),

@@ -194,6 +194,7 @@ pub struct BatchBuilder {
     oldest_ns: Option<i64>,
     /// (row, line) of each such row.
     expired: Vec<(usize, usize)>,
+    max_tag_bytes: usize,
 }
 
 impl BatchBuilder {
@@ -211,7 +212,14 @@ impl BatchBuilder {
             error_count: 0,
             oldest_ns: None,
             expired: vec![],
+            max_tag_bytes: usize::MAX,
         }
+    }
+
+    /// Refuses tag values longer than `bytes` (`ingest.max_tag_bytes`).
+    pub fn with_max_tag_bytes(mut self, bytes: usize) -> Self {
+        self.max_tag_bytes = bytes;
+        self
     }
 
     /// Marks rows older than `oldest_ns` as expired (see [`Self::finish_within`]).
@@ -312,6 +320,19 @@ impl BatchBuilder {
             let name = col.name.clone();
             return self.error(Some(&name), "column given twice in one row");
         }
+        if col.kind == ColumnKind::Tag
+            && let Value::Str(text) = &value
+            && text.len() > self.max_tag_bytes
+        {
+            let message = format!(
+                "a tag value of {} bytes; tags hold at most {} (ingest.max_tag_bytes): \
+                 keep long text in a string field",
+                text.len(),
+                self.max_tag_bytes
+            );
+            return self.error(Some(name), message);
+        }
+        let col = &mut self.columns[idx];
         while col.builder.len() < row {
             col.builder.append_null();
         }

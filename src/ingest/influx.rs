@@ -90,7 +90,7 @@ pub fn decode_lines(
     let now = now_ns / unit;
     let mut checked = Vec::with_capacity(by_table.len());
     for (table, points) in by_table {
-        let mut write = Write::to(tenant.clone(), &table, limits)?;
+        let mut write = Write::to(tenant.clone(), &table, limits)?.limit_series();
         write.rows(precision, |builder| {
             for (line, point) in &points {
                 builder.begin_row(*line);

@@ -11,8 +11,10 @@ mod csv;
 mod influx;
 mod json;
 pub mod line_protocol;
+pub mod otlp;
 mod pipeline;
 pub mod prom;
+mod series;
 mod time;
 
 pub use arrow_input::normalize;

@@ -21,6 +21,8 @@ pub struct Limits {
     pub columns_per_write: usize,
     pub columns_per_table: usize,
     pub tables_per_tenant: usize,
+    pub tag_bytes: usize,
+    pub series_per_write: usize,
 }
 
 impl From<&IngestConfig> for Limits {
@@ -29,6 +31,8 @@ impl From<&IngestConfig> for Limits {
             columns_per_write: c.max_columns_per_write,
             columns_per_table: c.max_columns_per_table,
             tables_per_tenant: c.max_tables_per_tenant,
+            tag_bytes: c.max_tag_bytes,
+            series_per_write: c.max_series_per_write,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct Write {
     oldest_ns: Option<i64>,
     retention: Option<HumanDuration>,
     dropped: usize,
+    /// Whether `limits.series_per_write` applies (metrics protocols).
+    limit_series: bool,
 }
 
 /// Batches that decoded and type-checked, ready to append.
@@ -119,7 +125,15 @@ impl Write {
             oldest_ns,
             retention,
             dropped: 0,
+            limit_series: false,
         })
+    }
+
+    /// Refuses a batch with more distinct series than `ingest.max_series_per_write`: for the
+    /// metrics protocols, whose tags are labels (JSON events may carry a distinct tag per row).
+    pub fn limit_series(mut self) -> Self {
+        self.limit_series = true;
+        self
     }
 
     pub fn on_expired(mut self, policy: OnExpired) -> Self {
@@ -150,7 +164,9 @@ impl Write {
         precision: Precision,
         fill: impl FnOnce(&mut BatchBuilder),
     ) -> Result<usize, IngestError> {
-        let mut builder = BatchBuilder::new(&self.schema, precision).with_oldest(self.oldest_ns);
+        let mut builder = BatchBuilder::new(&self.schema, precision)
+            .with_oldest(self.oldest_ns)
+            .with_max_tag_bytes(self.limits.tag_bytes);
         fill(&mut builder);
         let retention = self.retention.map(|r| r.to_string()).unwrap_or_default();
         let drop = self.on_expired == OnExpired::Drop;
@@ -163,6 +179,16 @@ impl Write {
     }
 
     fn accept(&mut self, batch: RecordBatch) -> Result<usize, IngestError> {
+        if self.limit_series {
+            let series = super::series::distinct_series(&batch, self.limits.series_per_write);
+            if series > self.limits.series_per_write {
+                return Err(IngestError::Limit {
+                    what: format!("distinct series per write (`{}`)", self.table),
+                    limit: self.limits.series_per_write,
+                    found: series,
+                });
+            }
+        }
         let columns = batch.num_columns();
         if columns > self.limits.columns_per_write {
             return Err(IngestError::Limit {
@@ -245,6 +271,8 @@ mod tests {
         columns_per_write: 4,
         columns_per_table: 5,
         tables_per_tenant: 3,
+        tag_bytes: 8,
+        series_per_write: 3,
     };
 
     async fn tenant(dir: &std::path::Path) -> (Arc<Store>, Arc<TenantStore>) {

@@ -86,7 +86,7 @@ pub fn decode_remote_write(
     }
     let mut checked = Vec::with_capacity(by_table.len());
     for (table, series) in by_table {
-        let mut write = Write::to(tenant.clone(), &table, limits)?;
+        let mut write = Write::to(tenant.clone(), &table, limits)?.limit_series();
         let rows = write.rows(Precision::Milliseconds, |builder| {
             for (i, s) in series.iter().enumerate() {
                 for sample in &s.samples {

@@ -208,38 +208,14 @@ async fn bad_lines_conflicts_and_strangers_write_nothing() {
 /// The official InfluxDB 2.x Python client writes as it would to InfluxDB.
 #[tokio::test]
 async fn the_influxdb_python_client_writes_through_the_v2_api() {
-    let installed = std::process::Command::new("python3")
-        .args(["-c", "import influxdb_client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert_ne!(
-            std::env::var("OPSBOARD_CLIENTS").as_deref(),
-            Ok("required"),
-            "influxdb-client required (pip install influxdb-client)"
-        );
-        eprintln!("SKIPPED: no influxdb-client (pip install influxdb-client)");
+    if !python_has("influxdb_client", "pip install influxdb-client") {
         return;
     }
     let dirs = TestDirs::new(&["acme"]);
     let server = TestServer::start(dirs.config()).await;
     let key = tenant_key(&dirs, "acme", vec![Scope::Ingest]).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/influx_v2.py");
-    let url = server.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &url, &key, "acme"])
-            .output()
-            .expect("python3")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = vec![server.url.clone(), key, "acme".to_string()];
+    run_client("influx_v2.py", args).await;
     let rows = server
         .rows(
             "acme",

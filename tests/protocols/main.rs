@@ -1,11 +1,13 @@
 //! The agents' protocols over HTTP against a real server, with the agents' own clients where
-//! they exist: InfluxDB line protocol (`influx`) and Prometheus remote write (`prometheus`).
+//! they exist: InfluxDB line protocol (`influx`), Prometheus remote write (`prometheus`) and OTLP
+//! (`otlp`).
 //! Bad input is refused with nothing written.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod influx;
+mod otlp;
 mod prometheus;
 
 use std::io::Write;
@@ -69,4 +71,137 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Whether Python can import `module`; when not, the test is skipped — unless the run requires
+/// the clients (`OPSBOARD_CLIENTS=required`, as `.ci/run` sets), then it fails.
+pub fn python_has(module: &str, install: &str) -> bool {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert_ne!(
+            std::env::var("OPSBOARD_CLIENTS").as_deref(),
+            Ok("required"),
+            "{install} required"
+        );
+        eprintln!("SKIPPED: {module} missing ({install})");
+    }
+    installed
+}
+
+/// Runs `tests/clients/<script>` with `args`; fails the test with its output when it fails.
+pub async fn run_client(script: &str, args: Vec<String>) {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(path)
+            .args(args)
+            .output()
+            .expect("python3")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A megabyte label value and a request of 100,000 distinct series, on each protocol: a 400
+/// naming the limit, nothing written, the server fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sizes_are_refused_on_every_protocol() {
+    use prost::Message;
+    let dirs = TestDirs::new(&["acme"]);
+    let server = TestServer::start(dirs.config()).await;
+    let key = tenant_key(&dirs, "acme", vec![Scope::Ingest]).await;
+    let base = format!("{}/api/v1/tenants/acme", server.url);
+    let huge = "x".repeat(1 << 20);
+    let many = 100_000;
+    let t = 1_700_000_000_000i64;
+
+    let lines: String = (0..many)
+        .map(|i| format!("m,id={i} v=1 {t}000000\n"))
+        .collect();
+    let rw_many = prometheus::WriteRequest {
+        timeseries: (0..many)
+            .map(|i| prometheus::series("m", &[("id", &i.to_string())], &[(1.0, t)]))
+            .collect(),
+    };
+    let rw_huge = prometheus::WriteRequest {
+        timeseries: vec![prometheus::series("m", &[("id", &huge)], &[(1.0, t)])],
+    };
+    let otlp_many = otlp::gauge_request(
+        (0..many)
+            .map(|i| ("m", vec![("id", i.to_string())]))
+            .collect(),
+    );
+    let otlp_huge = otlp::gauge_request(vec![("m", vec![("id", huge.clone())])]);
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "write_lp",
+            "text/plain",
+            lines.into_bytes(),
+            "distinct series per write",
+        ),
+        (
+            "write_lp",
+            "text/plain",
+            format!("m,id={huge} v=1").into_bytes(),
+            "ingest.max_tag_bytes",
+        ),
+        (
+            "prom/write",
+            "application/x-protobuf",
+            prometheus::snappy(&rw_many),
+            "distinct series per write",
+        ),
+        (
+            "prom/write",
+            "application/x-protobuf",
+            prometheus::snappy(&rw_huge),
+            "ingest.max_tag_bytes",
+        ),
+        (
+            "otlp/v1/metrics",
+            "application/x-protobuf",
+            otlp_many.encode_to_vec(),
+            "distinct series per write",
+        ),
+        (
+            "otlp/v1/metrics",
+            "application/x-protobuf",
+            otlp_huge.encode_to_vec(),
+            "ingest.max_tag_bytes",
+        ),
+    ];
+    let client = reqwest::Client::new();
+    for (path, content_type, body, says) in cases {
+        let response = client
+            .post(format!("{base}/{path}"))
+            .bearer_auth(&key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status().as_u16();
+        let text = String::from_utf8_lossy(&response.bytes().await.unwrap()).to_string();
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains(says), "{path}: {says:?} not in {text:.300}");
+    }
+    let (status, body) = server.query("acme", "SELECT count(*) AS n FROM m").await;
+    assert_ne!(status, 200, "table m must not exist: {body}");
+    let (s, b) = post(
+        format!("{base}/write_lp"),
+        Some(("authorization", format!("Bearer {key}"))),
+        "m,id=1 v=1",
+        false,
+    )
+    .await;
+    assert_eq!(s, 204, "the server is fine afterwards: {b}");
 }

@@ -7,12 +7,12 @@ use prost::Message;
 /// The request as Prometheus encodes it, with the exemplars it may send (field 3), which
 /// opsboard reads past.
 #[derive(Clone, PartialEq, Message)]
-struct WriteRequest {
+pub(super) struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
+    pub(super) timeseries: Vec<TimeSeries>,
 }
 #[derive(Clone, PartialEq, Message)]
-struct TimeSeries {
+pub(super) struct TimeSeries {
     #[prost(message, repeated, tag = "1")]
     labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
@@ -35,7 +35,7 @@ struct Sample {
     timestamp: i64,
 }
 
-fn series(name: &str, labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
+pub(super) fn series(name: &str, labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
     let mut all = vec![Label {
         name: "__name__".into(),
         value: name.into(),
@@ -57,7 +57,7 @@ fn series(name: &str, labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSe
     }
 }
 
-fn snappy(request: &WriteRequest) -> Vec<u8> {
+pub(super) fn snappy(request: &WriteRequest) -> Vec<u8> {
     snap::raw::Encoder::new()
         .compress_vec(&request.encode_to_vec())
         .unwrap()
