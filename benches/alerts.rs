@@ -110,7 +110,7 @@ fn main() {
         let panels = Arc::new(PanelEngine::new(store.clone(), query.clone(), configs.clone(), &config.panels));
         let db = opsboard::db::Db::connect(&opsboard::db::resolve_url(None, &config.data_dir)).await.expect("db");
         let alert_store = AlertStore::new(db);
-        let settings = NotifySettings { smtp: "127.0.0.1:9".into(), from: "bench@localhost".into(), attempts: 1, backoff: Duration::from_millis(1), allowed_targets: vec![] };
+        let settings = NotifySettings { smtp: "127.0.0.1:9".into(), from: "bench@localhost".into(), external_url: "http://bench.invalid".into(), attempts: 1, backoff: Duration::from_millis(1), allowed_targets: vec![] };
         // Five minutes before the data ends, so every cycle's five-minute range holds rows.
         let clock = ManualClock::new(end / 1_000_000 - 6 * 60_000);
         let engine = AlertEngine::new(alert_store.clone(), store.clone(), query, configs.clone(), panels, clock.clone(), Notifier::new(alert_store, settings));

@@ -224,6 +224,13 @@ fn alert_engine(
             attempts: config.alerts.delivery_attempts,
             backoff: config.alerts.retry_backoff.0,
             allowed_targets: config.alerts.allowed_targets.clone(),
+            external_url: config
+                .alerts
+                .external_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen))
+                .trim_end_matches('/')
+                .to_string(),
         },
     );
     Arc::new(AlertEngine::new(

@@ -334,6 +334,9 @@ impl AlertEngine {
                 }
             });
         }
+        for o in &mut outgoing {
+            o.repeat_ms = policy.repeat_ms;
+        }
         let changed: Vec<&Instance> = step.save.iter().filter_map(|k| instances.get(k)).collect();
         self.store
             .save(tenant, name, severity, &changed, now)
@@ -397,6 +400,8 @@ impl AlertEngine {
             starts_at: instance.fired_at.unwrap_or(now),
             ends_at: (change == Change::Resolved).then_some(now),
             value: instance.value,
+            panel: rule.config.panel.clone(),
+            repeat_ms: DEFAULT_REPEAT_MS,
         }
     }
 
@@ -508,6 +513,8 @@ fn problem_outgoing(
         starts_at: started,
         ends_at: cleared,
         value: None,
+        panel: rule.config.panel.clone(),
+        repeat_ms: DEFAULT_REPEAT_MS,
     }
 }
 

@@ -30,6 +30,8 @@ pub struct NotifySettings {
     pub backoff: Duration,
     /// Internal addresses webhooks may reach (`alerts.allowed_targets`).
     pub allowed_targets: Vec<crate::config::IpNetwork>,
+    /// This server's address for links in notifications, without a trailing `/`.
+    pub external_url: String,
 }
 
 /// One message's place: whose, which channel, which lane and its number there.
@@ -122,6 +124,7 @@ impl Notifier {
             smtp: settings.smtp.clone(),
             from: settings.from.clone(),
             allowed_targets,
+            external_url: settings.external_url.clone(),
         };
         Self {
             store,
@@ -318,6 +321,8 @@ mod tests {
             starts_at: 0,
             ends_at: None,
             value: Some(95.0),
+            panel: None,
+            repeat_ms: 3_600_000,
         }
     }
 
@@ -334,6 +339,7 @@ mod tests {
             attempts: 3,
             backoff: Duration::from_millis(300),
             allowed_targets: vec!["127.0.0.1".parse().unwrap()],
+            external_url: "http://opsboard.test".into(),
         };
         let notifier = Notifier::new(store.clone(), settings);
         let (url, seen) = flaky_receiver().await;

@@ -20,6 +20,11 @@ pub struct Outgoing {
     pub starts_at: i64,
     pub ends_at: Option<i64>,
     pub value: Option<f64>,
+    /// The panel the rule watches, for links back (Alertmanager's `generatorURL`).
+    pub panel: Option<String>,
+    /// How often a firing alert is sent again (the routes' `repeat_interval`): receivers that
+    /// expire alerts (Alertmanager) keep it firing that long and more.
+    pub repeat_ms: i64,
 }
 
 fn route_takes(route: &RouteConfig, a: &Outgoing) -> bool {
@@ -120,6 +125,8 @@ mod tests {
             starts_at: 0,
             ends_at: None,
             value: Some(1.0),
+            panel: None,
+            repeat_ms: 3_600_000,
         }
     }
 

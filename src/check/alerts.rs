@@ -115,11 +115,13 @@ pub fn load_alerts(
                 );
             }
             match channel.kind {
-                ChannelType::Webhook => match channel.url.as_deref().map(url::Url::parse) {
-                    Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => {}
-                    Some(_) => r.at(&at("url"), "`url` must be an http:// or https:// URL"),
-                    None => r.at(&at("name"), "a webhook channel needs `url`"),
-                },
+                ChannelType::Webhook | ChannelType::Alertmanager => {
+                    match channel.url.as_deref().map(url::Url::parse) {
+                        Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => {}
+                        Some(_) => r.at(&at("url"), "`url` must be an http:// or https:// URL"),
+                        None => r.at(&at("name"), "a webhook or alertmanager channel needs `url`"),
+                    }
+                }
                 ChannelType::Email if channel.to.is_empty() => {
                     r.at(&at("name"), "an email channel needs `to: [address, ...]`")
                 }

@@ -184,6 +184,8 @@ pub enum ProblemPolicy {
 #[serde(rename_all = "snake_case")]
 pub enum ChannelType {
     Webhook,
+    /// Alertmanager's own API (`POST <url>/api/v2/alerts`), not its webhook format.
+    Alertmanager,
     Email,
     InApp,
 }

@@ -118,6 +118,9 @@ pub struct AlertsConfig {
     /// Loopback, private and link-local addresses webhooks may reach (none by default: a
     /// webhook URL from a tenant's YAML must not probe the server's own network).
     pub allowed_targets: Vec<super::IpNetwork>,
+    /// Where people reach this server (`https://opsboard.example`), for links in notifications
+    /// (Alertmanager's `generatorURL`); unset = `http://<listen>`.
+    pub external_url: Option<String>,
 }
 
 impl Default for AlertsConfig {
@@ -129,6 +132,7 @@ impl Default for AlertsConfig {
             delivery_attempts: 4,
             retry_backoff: HumanDuration::from_secs(2),
             allowed_targets: vec![],
+            external_url: None,
         }
     }
 }

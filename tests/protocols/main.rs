@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alertmanager;
 mod influx;
 mod otlp;
 mod prometheus;

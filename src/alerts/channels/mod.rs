@@ -2,10 +2,12 @@
 //! of one route — and says why it could not, as a [`ChannelError`]. Channel types are listed
 //! in [`channel_for`], the one registry; each lives in its own file.
 
+mod alertmanager;
 mod email;
 mod in_app;
 mod webhook;
 
+pub use alertmanager::Alertmanager;
 pub use email::EmailChannel;
 pub use in_app::InApp;
 pub use webhook::{Webhook, alertmanager_body, slack_body, webhook_client};
@@ -72,6 +74,7 @@ pub struct ChannelContext {
     pub smtp: String,
     pub from: String,
     pub allowed_targets: std::sync::Arc<Vec<crate::config::IpNetwork>>,
+    pub external_url: String,
 }
 
 /// The channel that sends for `config`.
@@ -84,6 +87,12 @@ pub fn channel_for(
             config,
             context.http.clone(),
             context.allowed_targets.clone(),
+        )?),
+        ChannelType::Alertmanager => Box::new(Alertmanager::new(
+            config,
+            context.http.clone(),
+            context.allowed_targets.clone(),
+            &context.external_url,
         )?),
         ChannelType::Email => Box::new(EmailChannel::new(config, &context.smtp, &context.from)),
         ChannelType::InApp => Box::new(InApp {
@@ -255,6 +264,7 @@ mod tests {
                 attempts: 1,
                 backoff: std::time::Duration::from_millis(1),
                 allowed_targets: vec!["127.0.0.1".parse().unwrap()],
+                external_url: "http://opsboard.test".into(),
             },
         );
         let hook = Webhook::new(

@@ -132,15 +132,22 @@ pub fn is_internal(ip: IpAddr) -> bool {
 #[async_trait]
 impl Channel for Webhook {
     async fn send(&self, message: &Message<'_>) -> Result<(), ChannelError> {
-        self.check_target().await?;
         let body = match self.format {
             WebhookFormat::Slack => slack_body(message.group),
             _ => alertmanager_body(message.channel, message.group),
         };
+        self.post_json(&body).await
+    }
+}
+
+impl Webhook {
+    /// POSTs `body` to the checked target; any 2xx is a delivery.
+    pub async fn post_json(&self, body: &Value) -> Result<(), ChannelError> {
+        self.check_target().await?;
         let response = self
             .http
             .post(&self.url)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|source| ChannelError::Request {
@@ -179,7 +186,7 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(super) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
