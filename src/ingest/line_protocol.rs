@@ -90,6 +90,11 @@ fn series(text: &str) -> Result<(Cow<'_, str>, Tags<'_>), String> {
         if key.is_empty() || value.is_empty() {
             return Err(format!("tag `{part}` needs a key and a value"));
         }
+        if find_unescaped(value, 0, b'=', false).is_some() {
+            return Err(format!(
+                "tag `{part}`: an `=` in a tag value must be escaped (`\\=`)"
+            ));
+        }
         tags.push((unescape(key, b",= "), unescape(value, b",= ")));
     }
     Ok((measurement, tags))
@@ -166,15 +171,22 @@ fn skip_spaces(line: &str, from: usize) -> usize {
     from + line[from..].bytes().take_while(|b| *b == b' ').count()
 }
 
-/// The first `sep` at or after `from` not escaped by a backslash (nor, with `quotes`, inside a
-/// double-quoted string).
+/// The first `sep` at or after `from` not escaped by a backslash. Two rules, as InfluxDB
+/// scans: in the field set (`quotes`) a backslash escapes the next byte, whatever it is, and
+/// separators inside a double-quoted string do not count; in the series key and field keys a
+/// separator is escaped when the byte before it is a backslash — so in `m,t=a\\ v=1` the space
+/// belongs to the tag value and the line has no fields: refused, as InfluxDB 1.6 refuses it
+/// (the protocol tests compare the two).
 fn find_unescaped(text: &str, from: usize, sep: u8, quotes: bool) -> Option<usize> {
     let bytes = text.as_bytes();
+    if !quotes {
+        return (from..bytes.len()).find(|&i| bytes[i] == sep && (i == 0 || bytes[i - 1] != b'\\'));
+    }
     let (mut i, mut quoted) = (from, false);
     while i < bytes.len() {
         match bytes[i] {
             b'\\' => i += 1,
-            b'"' if quotes => quoted = !quoted,
+            b'"' => quoted = !quoted,
             b if b == sep && !quoted => return Some(i),
             _ => {}
         }
@@ -273,6 +285,7 @@ mod tests {
             ("cpu ", "at least one field"),
             ("cpu,host v=1", "has no `=`"),
             ("cpu,host= v=1", "needs a key and a value"),
+            ("cpu,host=a=b v=1", "must be escaped"),
             ("cpu v=abc", "not a number"),
             ("cpu v=1.5i", "not a 64-bit integer"),
             ("cpu v=-1u", "unsigned"),

@@ -282,3 +282,135 @@ async fn accept_partial_writes_the_good_lines_and_names_the_others() {
     assert_eq!(s, 400);
     assert_eq!(server.count("acme", "m").await, 2);
 }
+
+/// Debian's InfluxDB 1.6 started on free ports with its data in the test's folder.
+fn start_influxd(dir: &std::path::Path) -> Option<(Child, u16)> {
+    let found = std::process::Command::new("influxd")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert_ne!(
+            std::env::var("OPSBOARD_CLIENTS").as_deref(),
+            Ok("required"),
+            "apt-get install influxdb"
+        );
+        eprintln!("SKIPPED: no influxd (apt-get install influxdb)");
+        return None;
+    }
+    let (http, rpc) = (free_port(), free_port());
+    let d = dir.display();
+    let config = dir.join("influxdb.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+             [meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\
+             [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
+             [monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n"
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new("influxd")
+        .args(["run", "-config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("influxd");
+    Some((Child(child), http))
+}
+
+/// One value as both sides print it: numbers compared as numbers.
+fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The same line-protocol corpus (the reference's escapes and worse) goes to InfluxDB 1.6 and
+/// to opsboard line by line: both accept or both refuse each line, and every value InfluxDB
+/// stored is in opsboard, column by column, with the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_protocol_is_stored_as_influxdb_stores_it() {
+    let dirs = TestDirs::new(&["acme"]);
+    let Some((_influxd, port)) = start_influxd(dirs.root.path()) else {
+        return;
+    };
+    let server = TestServer::start(dirs.config()).await;
+    let key = tenant_key(&dirs, "acme", vec![Scope::Ingest, Scope::Read]).await;
+    let influx = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        let created = client
+            .post(format!("{influx}/query"))
+            .form(&[("q", "CREATE DATABASE d")])
+            .send()
+            .await;
+        if created.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let corpus = include_str!("../clients/lp_corpus.txt");
+    for (n, line) in corpus.lines().enumerate() {
+        let theirs = client
+            .post(format!("{influx}/write?db=d"))
+            .body(line.to_string())
+            .send()
+            .await
+            .expect("influxd write");
+        let (ours, body) = post(
+            format!("{}/write?db=acme&p={key}", server.url),
+            None,
+            line.to_string(),
+            false,
+        )
+        .await;
+        let theirs = theirs.status().as_u16();
+        assert_eq!(ours, theirs, "line {}: {line}\nopsboard: {body}", n + 1);
+    }
+    let answer: serde_json::Value = client
+        .get(format!("{influx}/query"))
+        .query(&[("db", "d"), ("epoch", "ns"), ("q", "SELECT * FROM /.*/")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let series = answer["results"][0]["series"].as_array().expect("series");
+    let mut compared = 0;
+    for s in series {
+        let name = s["name"].as_str().unwrap();
+        let table = opsboard::ingest::table_name(name);
+        let ours = server
+            .rows(
+                "acme",
+                &format!("SELECT *, CAST(time AS BIGINT) AS ns FROM {table} ORDER BY time"),
+            )
+            .await;
+        let columns = s["columns"].as_array().unwrap();
+        let rows = s["values"].as_array().unwrap();
+        assert_eq!(ours.len(), rows.len(), "{name}: {ours:?}");
+        for (theirs, ours) in rows.iter().zip(&ours) {
+            for (i, column) in columns.iter().enumerate() {
+                let column = column.as_str().unwrap();
+                let (value, mine) = match column {
+                    "time" => (&theirs[i], &ours["ns"]),
+                    _ => (&theirs[i], &ours[column]),
+                };
+                if value.is_null() {
+                    continue;
+                }
+                assert!(
+                    same(value, mine),
+                    "{name}.{column}: InfluxDB {value}, opsboard {mine}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 30, "only {compared} values compared");
+}
