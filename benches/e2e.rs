@@ -1,8 +1,10 @@
 //! End-to-end figures, printed as plain lines (a bench binary, not criterion: each step is
 //! long and runs once or a few times).
 //!
-//! 1. HTTP write throughput with fsync: 2 concurrent clients posting NDJSON batches of ~5,000
-//!    TSBS rows (400 hosts × 12 steps = 4,800 per body) to a server on loopback. `OPSBOARD_BENCH_WRITE_ROWS` (default 1M).
+//! 1. HTTP write throughput with fsync: 2 concurrent clients posting the same TSBS rows (400
+//!    hosts × 12 steps = 4,800 per body) to a server on loopback, once per protocol: NDJSON,
+//!    line protocol, Prometheus remote write (2,000 samples per request, Prometheus's default)
+//!    and OTLP metrics (one gauge per field). `OPSBOARD_BENCH_WRITE_ROWS` (default 1M).
 //! 2. Persist rate: the same store flushing its buffer to Parquet.
 //! 3. Rollup query: average usage_user per host per 10-minute bucket over 24 h of a
 //!    400-host × 3-day × 10 s data set (≈10.4M rows) from Parquet, warm, and the same SQL in DuckDB
@@ -13,7 +15,7 @@
 
 mod common;
 
-use common::{env_usize, keyed_client};
+use common::{env_usize, keyed_client, protocols};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,12 +35,92 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         write_throughput().await;
-        query_vs_duckdb().await;
+        // OPSBOARD_BENCH_QUERY=0 runs the write part only.
+        if env_usize("OPSBOARD_BENCH_QUERY", 1) != 0 {
+            query_vs_duckdb().await;
+        }
     });
+}
+
+/// One protocol's write load: bodies made up front, so the clients measure the server.
+struct Load {
+    name: &'static str,
+    path: &'static str,
+    content_type: &'static str,
+    bodies: Vec<Vec<u8>>,
+    /// What the bodies carry in all, in `unit`s.
+    units: usize,
+    unit: &'static str,
 }
 
 async fn write_throughput() {
     let rows = env_usize("OPSBOARD_BENCH_WRITE_ROWS", 1_000_000);
+    let mut generator = CpuGenerator::new(400, 5);
+    let ndjson: Vec<Vec<u8>> = (0..rows / 5_000)
+        .map(|b| {
+            let times: Vec<i64> = (0..12)
+                .map(|i| START + (b as i64 * 12 + i) * STEP)
+                .collect();
+            let mut out = vec![];
+            // 12 steps × 400 hosts = 4,800 rows per body, the closest whole-step size to 5,000.
+            generator.ndjson(&times[..], &mut out);
+            out
+        })
+        .collect();
+    let sent_rows = ndjson.len() * 4_800;
+    let parsed: Vec<Vec<protocols::Row>> = ndjson.iter().map(|b| protocols::rows(b)).collect();
+    let fields = parsed
+        .first()
+        .and_then(|b| b.first())
+        .map_or(0, |r| r.fields.len());
+    let loads = [
+        Load {
+            name: "ndjson",
+            path: "/api/v1/tenants/bench/write/cpu?precision=ns",
+            content_type: "application/x-ndjson",
+            bodies: ndjson.clone(),
+            units: sent_rows,
+            unit: "rows",
+        },
+        Load {
+            name: "line_protocol",
+            path: "/api/v1/tenants/bench/write_lp",
+            content_type: "text/plain",
+            bodies: parsed
+                .iter()
+                .map(|r| protocols::line_protocol(r).into_bytes())
+                .collect(),
+            units: sent_rows,
+            unit: "rows",
+        },
+        Load {
+            name: "remote_write",
+            path: "/api/v1/tenants/bench/prom/write",
+            content_type: "application/x-protobuf",
+            bodies: parsed
+                .iter()
+                .flat_map(|r| protocols::remote_write(r))
+                .collect(),
+            units: sent_rows * fields,
+            unit: "samples",
+        },
+        Load {
+            name: "otlp_metrics",
+            path: "/api/v1/tenants/bench/otlp/v1/metrics",
+            content_type: "application/x-protobuf",
+            bodies: parsed.iter().map(|r| protocols::otlp(r)).collect(),
+            units: sent_rows * fields,
+            unit: "points",
+        },
+    ];
+    drop(parsed);
+    for load in loads {
+        write_load(load).await;
+    }
+}
+
+/// A fresh server taking `load` from 2 concurrent clients; prints the rate.
+async fn write_load(load: Load) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("tenants/bench")).expect("tenant");
     let mut config = ServerConfig {
@@ -54,8 +136,9 @@ async fn write_throughput() {
         .await
         .expect("bind");
     let url = format!(
-        "http://{}/api/v1/tenants/bench/write/cpu",
-        listener.local_addr().expect("addr")
+        "http://{}{}",
+        listener.local_addr().expect("addr"),
+        load.path
     );
     let client = keyed_client(&config).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -70,31 +153,17 @@ async fn write_throughput() {
             let _ = stopped.await;
         },
     ));
-    // Bodies are generated up front so the clients measure the server, not the generator.
-    let mut generator = CpuGenerator::new(400, 5);
-    let bodies: Vec<Vec<u8>> = (0..rows / 5_000)
-        .map(|b| {
-            let times: Vec<i64> = (0..12)
-                .map(|i| START + (b as i64 * 12 + i) * STEP)
-                .collect();
-            let mut out = vec![];
-            // 12 steps × 400 hosts = 4,800 rows per body, the closest whole-step size to 5,000.
-            generator.ndjson(&times[..], &mut out);
-            out
-        })
-        .collect();
-    let sent_rows: usize = bodies.len() * 4_800;
-    let bodies = Arc::new(bodies);
+    let bodies = Arc::new(load.bodies);
     let t = Instant::now();
     let mut tasks = vec![];
     for c in 0..2 {
         let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+        let content_type = load.content_type;
         tasks.push(tokio::spawn(async move {
             for body in bodies.iter().skip(c).step_by(2) {
                 let resp = client
                     .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .query(&[("precision", "ns")])
+                    .header("content-type", content_type)
                     .body(body.clone())
                     .send()
                     .await
@@ -111,10 +180,16 @@ async fn write_throughput() {
         task.await.expect("client");
     }
     let elapsed = t.elapsed();
+    let per_body = load.units / bodies.len().max(1);
     println!(
-        "http_write: {sent_rows} rows in {:.2}s = {:.0} rows/s (2 clients, ~4,800-row NDJSON bodies, fsync per group commit)",
+        "http_write {}: {} {} in {:.2}s = {:.0} {}/s (2 clients, {} bodies of ~{per_body}, fsync per group commit)",
+        load.name,
+        load.units,
+        load.unit,
         elapsed.as_secs_f64(),
-        sent_rows as f64 / elapsed.as_secs_f64()
+        load.units as f64 / elapsed.as_secs_f64(),
+        load.unit,
+        bodies.len(),
     );
     let _ = stop.send(());
     server.await.expect("server").expect("serve");

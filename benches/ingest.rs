@@ -7,6 +7,8 @@
 //!
 //! Run: `cargo bench --bench ingest`; throughput is reported in rows/s (elements).
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opsboard::generate::CpuGenerator;
 use opsboard::ingest::{Format, Precision, decode};
@@ -26,36 +28,9 @@ fn bodies(rows: usize) -> (Vec<u8>, Vec<u8>) {
     (ndjson, csv)
 }
 
-/// The NDJSON rows as line protocol: tags (strings) first, then the fields, then the time.
-fn line_protocol(ndjson: &[u8]) -> String {
-    let mut out = String::new();
-    for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let row: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(line).expect("ndjson row");
-        let mut tags = String::from("cpu");
-        let mut fields = vec![];
-        let mut time = 0i64;
-        for (k, v) in &row {
-            match v {
-                serde_json::Value::String(s) if k == "time" => {
-                    time = chrono::DateTime::parse_from_rfc3339(s)
-                        .map(|t| t.timestamp_nanos_opt().unwrap_or(0))
-                        .unwrap_or(0)
-                }
-                serde_json::Value::String(s) => {
-                    tags.push_str(&format!(",{k}={}", s.replace(' ', "\\ ")))
-                }
-                other => fields.push(format!("{k}={other}")),
-            }
-        }
-        out.push_str(&format!("{tags} {} {time}\n", fields.join(",")));
-    }
-    out
-}
-
 fn decoders(c: &mut Criterion) {
     let (ndjson, csv) = bodies(5_000);
-    let lines = line_protocol(&ndjson);
+    let lines = common::protocols::line_protocol(&common::protocols::rows(&ndjson));
     // 12 steps of 400 hosts: the bodies hold 4,800 rows.
     let rows = ndjson.iter().filter(|b| **b == b'\n').count();
     let mut group = c.benchmark_group("decode");

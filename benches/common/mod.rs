@@ -1,5 +1,7 @@
 //! Shared by the benches: a client that can call a bench's own server.
 
+pub mod protocols;
+
 use opsboard::config::ServerConfig;
 use opsboard::generate::CpuGenerator;
 use opsboard::storage::{OpenMode, Store};

@@ -76,14 +76,14 @@ pub fn parse_line(line: &str) -> Result<Point<'_>, String> {
 type Tags<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 fn series(text: &str) -> Result<(Cow<'_, str>, Tags<'_>), String> {
-    let parts = split_unescaped(text, b',', false);
-    let (first, tag_parts) = parts.split_first().ok_or("missing measurement")?;
+    let mut parts = split_unescaped(text, b',');
+    let first = parts.next().unwrap_or("");
     if first.is_empty() {
         return Err("missing measurement".into());
     }
     let measurement = unescape(first, b",= ");
-    let mut tags = Vec::with_capacity(tag_parts.len());
-    for part in tag_parts {
+    let mut tags = Vec::with_capacity(16);
+    for part in parts {
         let eq = find_unescaped(part, 0, b'=', false)
             .ok_or_else(|| format!("tag `{part}` has no `=`"))?;
         let (key, value) = (&part[..eq], &part[eq + 1..]);
@@ -179,31 +179,49 @@ fn skip_spaces(line: &str, from: usize) -> usize {
 /// (the protocol tests compare the two).
 fn find_unescaped(text: &str, from: usize, sep: u8, quotes: bool) -> Option<usize> {
     let bytes = text.as_bytes();
+    let mut i = from;
     if !quotes {
-        return (from..bytes.len()).find(|&i| bytes[i] == sep && (i == 0 || bytes[i - 1] != b'\\'));
-    }
-    let (mut i, mut quoted) = (from, false);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 1,
-            b'"' => quoted = !quoted,
-            b if b == sep && !quoted => return Some(i),
-            _ => {}
+        while let Some(offset) = memchr::memchr(sep, bytes.get(i..)?) {
+            let at = i + offset;
+            if at == 0 || bytes[at - 1] != b'\\' {
+                return Some(at);
+            }
+            i = at + 1;
         }
-        i += 1;
+        return None;
+    }
+    let mut quoted = false;
+    while let Some(offset) = memchr::memchr3(sep, b'\\', b'"', bytes.get(i..)?) {
+        let at = i + offset;
+        match bytes[at] {
+            b'\\' => i = at + 2,
+            b'"' => {
+                quoted = !quoted;
+                i = at + 1;
+            }
+            _ if !quoted => return Some(at),
+            _ => i = at + 1,
+        }
     }
     None
 }
 
-fn split_unescaped(text: &str, sep: u8, quotes: bool) -> Vec<&str> {
-    let mut parts = vec![];
-    let mut start = 0;
-    while let Some(at) = find_unescaped(text, start, sep, quotes) {
-        parts.push(&text[start..at]);
-        start = at + 1;
-    }
-    parts.push(&text[start..]);
-    parts
+/// The pieces of `text` between unescaped `sep`s (series-key rule), without collecting them.
+fn split_unescaped(text: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        match find_unescaped(text, from, sep, false) {
+            Some(at) => {
+                start = Some(at + 1);
+                Some(&text[from..at])
+            }
+            None => {
+                start = None;
+                Some(&text[from..])
+            }
+        }
+    })
 }
 
 /// Removes the backslash before any of `escapable`; other backslashes stay.
