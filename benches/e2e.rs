@@ -114,8 +114,12 @@ async fn write_throughput() {
         },
     ];
     drop(parsed);
+    // OPSBOARD_BENCH_PROTOCOLS=line_protocol,otlp_metrics runs those loads only.
+    let only = std::env::var("OPSBOARD_BENCH_PROTOCOLS").unwrap_or_default();
     for load in loads {
-        write_load(load).await;
+        if only.is_empty() || only.split(',').any(|p| p == load.name) {
+            write_load(load).await;
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! (the sample's milliseconds). Staleness markers are not stored; exemplars, native histograms
 //! and metadata are read past without failing the request.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -95,9 +96,9 @@ pub fn decode_remote_write(
                     }
                     builder.begin_row(i + 1);
                     for label in s.labels.iter().filter(|l| l.name != "__name__") {
-                        let column = match label.name.as_str() {
-                            TIME_COLUMN | "value" => format!("label_{}", label.name),
-                            other => other.to_string(),
+                        let column: Cow<'_, str> = match label.name.as_str() {
+                            TIME_COLUMN | "value" => format!("label_{}", label.name).into(),
+                            other => other.into(),
                         };
                         builder.set_typed(
                             &column,

@@ -5,12 +5,13 @@
 //! as JSON), `trace_id` / `span_id` (hex, when set), `event_name` and `scope_name` (tags, when
 //! set), and every resource and record attribute as a tag column.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
-use super::{Encoding, Rejected, Row, Tables, attribute_tags, nanos, tag_cells, text};
+use super::{Cell, Encoding, Rejected, Row, Tables, Tag, attribute_tags, nanos, tag_cells, text};
 use crate::ingest::{IngestError, Limits, Validated, Value};
 use crate::storage::{ColumnKind, FieldType, TenantStore};
 
@@ -61,7 +62,12 @@ pub fn decode(
     Ok((tables.into_writes(tenant, limits, false)?, rejected))
 }
 
-fn row(record: &LogRecord, resource: &[(String, String)], scope: &str, now_ns: i64) -> Option<Row> {
+fn row<'a>(
+    record: &'a LogRecord,
+    resource: &[Tag<'a>],
+    scope: &'a str,
+    now_ns: i64,
+) -> Option<Row<'a>> {
     let time = match (record.time_unix_nano, record.observed_time_unix_nano) {
         (0, observed) => nanos(observed, now_ns)?,
         (time, _) => nanos(time, now_ns)?,
@@ -69,9 +75,9 @@ fn row(record: &LogRecord, resource: &[(String, String)], scope: &str, now_ns: i
     let mut tags = resource.to_vec();
     attribute_tags(&mut tags, &record.attributes, RESERVED);
     let severity = if record.severity_text.is_empty() {
-        severity_name(record.severity_number).to_string()
+        Cow::Borrowed(severity_name(record.severity_number))
     } else {
-        record.severity_text.clone()
+        Cow::Borrowed(record.severity_text.as_str())
     };
     tags.push(("severity".into(), severity));
     for (name, value) in [
@@ -79,12 +85,12 @@ fn row(record: &LogRecord, resource: &[(String, String)], scope: &str, now_ns: i
         ("scope_name", scope),
     ] {
         if !value.is_empty() {
-            tags.push((name.into(), value.to_string()));
+            tags.push((name.into(), value.into()));
         }
     }
-    let mut cells = tag_cells(&tags);
-    let field = |name: &str, kind: FieldType, value: Value<'static>| {
-        (name.to_string(), ColumnKind::Field(kind), value)
+    let mut cells = tag_cells(&tags, 4);
+    let field = |name: &'static str, kind: FieldType, value: Value<'a>| -> Cell<'a> {
+        (name.into(), ColumnKind::Field(kind), value)
     };
     cells.push(field(
         "severity_number",
@@ -92,11 +98,7 @@ fn row(record: &LogRecord, resource: &[(String, String)], scope: &str, now_ns: i
         Value::Int(record.severity_number.into()),
     ));
     if let Some(body) = &record.body {
-        cells.push(field(
-            "body",
-            FieldType::String,
-            Value::Str(text(body).into()),
-        ));
+        cells.push(field("body", FieldType::String, Value::Str(text(body))));
     }
     for (name, id) in [("trace_id", &record.trace_id), ("span_id", &record.span_id)] {
         if !id.is_empty() {
@@ -139,9 +141,10 @@ mod tests {
             trace_id: vec![0xab; 16],
             ..Default::default()
         };
-        let row = row(&record, &[("service_name".into(), "api".into())], "app", 99).unwrap();
+        let resource = [("service_name".into(), "api".into())];
+        let row = row(&record, &resource, "app", 99).unwrap();
         assert_eq!(row.time, 5);
-        let names: Vec<&str> = row.cells.iter().map(|c| c.0.as_str()).collect();
+        let names: Vec<&str> = row.cells.iter().map(|c| c.0.as_ref()).collect();
         assert_eq!(
             names,
             [

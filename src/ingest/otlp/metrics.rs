@@ -24,7 +24,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point,
 };
 
-use super::{Encoding, Rejected, Row, Tables, attribute_tags, nanos, tag_cells};
+use super::{Cell, Encoding, Rejected, Row, Tables, Tag, attribute_tags, nanos, tag_cells};
 use crate::ingest::{IngestError, Limits, Validated, Value, table_name};
 use crate::storage::{ColumnKind, FieldType, TenantStore};
 
@@ -87,16 +87,17 @@ pub fn decode(
 }
 
 /// One metric's points being turned into rows.
-struct Points<'a> {
-    metric: &'a Metric,
+/// `'r`: the request the rows borrow from; `'p`: this metric's turn.
+struct Points<'p, 'r> {
+    metric: &'r Metric,
     table: String,
-    resource: &'a [(String, String)],
+    resource: &'p [Tag<'r>],
     now_ns: i64,
-    tables: &'a mut Tables,
-    rejected: &'a mut Rejected,
+    tables: &'p mut Tables<'r>,
+    rejected: &'p mut Rejected,
 }
 
-impl Points<'_> {
+impl<'r> Points<'_, 'r> {
     fn read(&mut self) {
         let name = &self.metric.name;
         if name.is_empty() {
@@ -141,9 +142,9 @@ impl Points<'_> {
     /// when the time cannot be stored.
     fn row(
         &mut self,
-        attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+        attributes: &'r [opentelemetry_proto::tonic::common::v1::KeyValue],
         time: u64,
-    ) -> Option<(Row, Vec<(String, String)>)> {
+    ) -> Option<(Row<'r>, Vec<Tag<'r>>)> {
         let Some(time) = nanos(time, self.now_ns) else {
             let name = &self.metric.name;
             self.rejected
@@ -152,11 +153,11 @@ impl Points<'_> {
         };
         let mut tags = self.resource.to_vec();
         attribute_tags(&mut tags, attributes, RESERVED);
-        let cells = tag_cells(&tags);
+        let cells = tag_cells(&tags, 6);
         Some((Row { time, cells }, tags))
     }
 
-    fn number(&mut self, p: &NumberDataPoint, sum: Option<(i32, bool)>) {
+    fn number(&mut self, p: &'r NumberDataPoint, sum: Option<(i32, bool)>) {
         if p.flags & NO_RECORDED_VALUE != 0 {
             return;
         }
@@ -186,7 +187,7 @@ impl Points<'_> {
         self.tables.push(&self.table, row);
     }
 
-    fn histogram(&mut self, p: &HistogramDataPoint, temporality: i32) {
+    fn histogram(&mut self, p: &'r HistogramDataPoint, temporality: i32) {
         if p.flags & NO_RECORDED_VALUE != 0 {
             return;
         }
@@ -212,7 +213,7 @@ impl Points<'_> {
         self.buckets(time, &tags, temporality, upper.zip(counts.iter().copied()));
     }
 
-    fn exponential(&mut self, p: &ExponentialHistogramDataPoint, temporality: i32) {
+    fn exponential(&mut self, p: &'r ExponentialHistogramDataPoint, temporality: i32) {
         if p.flags & NO_RECORDED_VALUE != 0 {
             return;
         }
@@ -247,7 +248,7 @@ impl Points<'_> {
     fn buckets(
         &mut self,
         time: i64,
-        tags: &[(String, String)],
+        tags: &[Tag<'r>],
         temporality: i32,
         buckets: impl Iterator<Item = (f64, u64)>,
     ) {
@@ -255,7 +256,7 @@ impl Points<'_> {
         let mut cumulative = 0u64;
         for (le, count) in buckets {
             cumulative = cumulative.saturating_add(count);
-            let mut cells = tag_cells(tags);
+            let mut cells = tag_cells(tags, 3);
             cells.push(float("le", le));
             cells.push(unsigned("count", cumulative));
             cells.push(temporality_cell(temporality));
@@ -263,7 +264,7 @@ impl Points<'_> {
         }
     }
 
-    fn summary(&mut self, p: &SummaryDataPoint) {
+    fn summary(&mut self, p: &'r SummaryDataPoint) {
         if p.flags & NO_RECORDED_VALUE != 0 {
             return;
         }
@@ -277,7 +278,7 @@ impl Points<'_> {
         self.tables.push(&self.table, row);
         let table = format!("{}_quantile", self.table);
         for q in &p.quantile_values {
-            let mut cells = tag_cells(&tags);
+            let mut cells = tag_cells(&tags, 2);
             cells.push(float("quantile", q.quantile));
             cells.push(float("value", q.value));
             self.tables.push(&table, Row { time, cells });
@@ -321,7 +322,7 @@ fn points_in(metric: &Metric) -> usize {
     }
 }
 
-fn float(name: &str, value: f64) -> (String, ColumnKind, Value<'static>) {
+fn float(name: &'static str, value: f64) -> Cell<'static> {
     (
         name.into(),
         ColumnKind::Field(FieldType::Float),
@@ -329,7 +330,7 @@ fn float(name: &str, value: f64) -> (String, ColumnKind, Value<'static>) {
     )
 }
 
-fn unsigned(name: &str, value: u64) -> (String, ColumnKind, Value<'static>) {
+fn unsigned(name: &'static str, value: u64) -> Cell<'static> {
     (
         name.into(),
         ColumnKind::Field(FieldType::UInteger),
@@ -337,7 +338,7 @@ fn unsigned(name: &str, value: u64) -> (String, ColumnKind, Value<'static>) {
     )
 }
 
-fn optional_floats<const N: usize>(row: &mut Row, values: [(&str, Option<f64>); N]) {
+fn optional_floats<const N: usize>(row: &mut Row<'_>, values: [(&'static str, Option<f64>); N]) {
     for (name, value) in values {
         if let Some(v) = value {
             row.cells.push(float(name, v));
@@ -345,7 +346,7 @@ fn optional_floats<const N: usize>(row: &mut Row, values: [(&str, Option<f64>); 
     }
 }
 
-fn start_time(row: &mut Row, start_time_unix_nano: u64) {
+fn start_time(row: &mut Row<'_>, start_time_unix_nano: u64) {
     if let Ok(start) = i64::try_from(start_time_unix_nano)
         && start > 0
     {
@@ -357,7 +358,7 @@ fn start_time(row: &mut Row, start_time_unix_nano: u64) {
     }
 }
 
-fn temporality_cell(temporality: i32) -> (String, ColumnKind, Value<'static>) {
+fn temporality_cell(temporality: i32) -> Cell<'static> {
     let name = match temporality {
         1 => "delta",
         2 => "cumulative",

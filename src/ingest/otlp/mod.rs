@@ -11,6 +11,7 @@
 pub mod logs;
 pub mod metrics;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -90,19 +91,25 @@ impl Rejected {
     }
 }
 
+/// One cell: column, kind, value — borrowed from the request where nothing had to change.
+type Cell<'a> = (Cow<'a, str>, ColumnKind, Value<'a>);
+
+/// A tag column and its text.
+type Tag<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// One row of one table before it meets the table's builder.
 #[derive(Debug, Clone, Default)]
-struct Row {
+struct Row<'a> {
     time: i64,
-    cells: Vec<(String, ColumnKind, Value<'static>)>,
+    cells: Vec<Cell<'a>>,
 }
 
 /// Rows by table, in the order they were read.
 #[derive(Default)]
-struct Tables(BTreeMap<String, Vec<Row>>);
+struct Tables<'a>(BTreeMap<String, Vec<Row<'a>>>);
 
-impl Tables {
-    fn push(&mut self, table: &str, row: Row) {
+impl<'a> Tables<'a> {
+    fn push(&mut self, table: &str, row: Row<'a>) {
         match self.0.get_mut(table) {
             Some(rows) => rows.push(row),
             None => {
@@ -147,22 +154,26 @@ impl Tables {
 }
 
 /// The column an attribute key is stored in; `reserved` names the mapping's own columns.
-fn column_name(key: &str, reserved: &[&str]) -> String {
-    let mut name: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if name.is_empty() {
-        name.push('_');
-    }
-    if name == TIME_COLUMN || reserved.contains(&name.as_str()) {
-        name.insert_str(0, "attr_");
+fn column_name<'a>(key: &'a str, reserved: &[&str]) -> Cow<'a, str> {
+    let clean = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let mut name: Cow<'a, str> = if clean {
+        Cow::Borrowed(key)
+    } else if key.is_empty() {
+        Cow::Borrowed("_")
+    } else {
+        let sanitised = key
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' });
+        Cow::Owned(sanitised.collect())
+    };
+    if name == TIME_COLUMN || reserved.contains(&name.as_ref()) {
+        name = Cow::Owned(format!("attr_{name}"));
     }
     name
 }
 
 /// Attributes as (column, text) tag cells, later keys replacing earlier ones of the same column.
-fn attribute_tags(into: &mut Vec<(String, String)>, attributes: &[KeyValue], reserved: &[&str]) {
+fn attribute_tags<'a>(into: &mut Vec<Tag<'a>>, attributes: &'a [KeyValue], reserved: &[&str]) {
     for attribute in attributes {
         let column = column_name(&attribute.key, reserved);
         let text = attribute.value.as_ref().map(text).unwrap_or_default();
@@ -173,33 +184,30 @@ fn attribute_tags(into: &mut Vec<(String, String)>, attributes: &[KeyValue], res
     }
 }
 
-fn tag_cells(tags: &[(String, String)]) -> Vec<(String, ColumnKind, Value<'static>)> {
-    tags.iter()
-        .map(|(name, text)| {
-            (
-                name.clone(),
-                ColumnKind::Tag,
-                Value::Str(text.clone().into()),
-            )
-        })
-        .collect()
+/// The tags as cells, with room for `extra` more.
+fn tag_cells<'a>(tags: &[Tag<'a>], extra: usize) -> Vec<Cell<'a>> {
+    let mut cells = Vec::with_capacity(tags.len() + extra);
+    for (name, text) in tags {
+        cells.push((name.clone(), ColumnKind::Tag, Value::Str(text.clone())));
+    }
+    cells
 }
 
 /// An attribute or log body as text: strings as they are, other scalars as written in JSON,
 /// arrays and maps as JSON, bytes as base64.
-fn text(value: &AnyValue) -> String {
+fn text(value: &AnyValue) -> Cow<'_, str> {
     match &value.value {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
         Some(any_value::Value::BytesValue(b)) => {
             use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(b)
+            base64::engine::general_purpose::STANDARD.encode(b).into()
         }
         Some(any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_)) => {
-            json(value).to_string()
+            json(value).to_string().into()
         }
         _ => match json(value) {
-            serde_json::Value::Null => String::new(),
-            other => other.to_string(),
+            serde_json::Value::Null => Cow::Borrowed(""),
+            other => other.to_string().into(),
         },
     }
 }
@@ -212,7 +220,7 @@ fn json(value: &AnyValue) -> serde_json::Value {
         Some(any_value::Value::BoolValue(b)) => J::Bool(*b),
         Some(any_value::Value::IntValue(i)) => J::from(*i),
         Some(any_value::Value::DoubleValue(d)) => J::from(*d),
-        Some(any_value::Value::BytesValue(_)) => J::String(text(value)),
+        Some(any_value::Value::BytesValue(_)) => J::String(text(value).into_owned()),
         Some(any_value::Value::ArrayValue(a)) => J::Array(a.values.iter().map(json).collect()),
         Some(any_value::Value::KvlistValue(kv)) => J::Object(
             kv.values
@@ -315,23 +323,17 @@ mod tests {
     #[test]
     fn later_attributes_replace_earlier_ones_and_values_become_text() {
         use any_value::Value as V;
+        let resource = [kv("host.name", V::StringValue("a".into()))];
+        let point = [
+            kv("host.name", V::StringValue("b".into())),
+            kv("port", V::IntValue(8080)),
+            kv("up", V::BoolValue(true)),
+            kv("ratio", V::DoubleValue(0.5)),
+            kv("raw", V::BytesValue(vec![0, 255])),
+        ];
         let mut tags = vec![];
-        attribute_tags(
-            &mut tags,
-            &[kv("host.name", V::StringValue("a".into()))],
-            &[],
-        );
-        attribute_tags(
-            &mut tags,
-            &[
-                kv("host.name", V::StringValue("b".into())),
-                kv("port", V::IntValue(8080)),
-                kv("up", V::BoolValue(true)),
-                kv("ratio", V::DoubleValue(0.5)),
-                kv("raw", V::BytesValue(vec![0, 255])),
-            ],
-            &[],
-        );
+        attribute_tags(&mut tags, &resource, &[]);
+        attribute_tags(&mut tags, &point, &[]);
         let expected = [
             ("host_name", "b"),
             ("port", "8080"),
@@ -339,7 +341,7 @@ mod tests {
             ("ratio", "0.5"),
             ("raw", "AP8="),
         ];
-        let got: Vec<(&str, &str)> = tags.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let got: Vec<(&str, &str)> = tags.iter().map(|(a, b)| (a.as_ref(), b.as_ref())).collect();
         assert_eq!(got, expected);
         let list = AnyValue {
             value: Some(V::KvlistValue(
