@@ -160,11 +160,13 @@ async fn write_load(load: Load) {
     let bodies = Arc::new(load.bodies);
     let t = Instant::now();
     let mut tasks = vec![];
-    for c in 0..2 {
+    // Prometheus runs up to 200 remote-write shards; OPSBOARD_BENCH_CLIENTS=8 shows more of them.
+    let clients = env_usize("OPSBOARD_BENCH_CLIENTS", 2);
+    for c in 0..clients {
         let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
         let content_type = load.content_type;
         tasks.push(tokio::spawn(async move {
-            for body in bodies.iter().skip(c).step_by(2) {
+            for body in bodies.iter().skip(c).step_by(clients) {
                 let resp = client
                     .post(&url)
                     .header("content-type", content_type)
@@ -186,7 +188,7 @@ async fn write_load(load: Load) {
     let elapsed = t.elapsed();
     let per_body = load.units / bodies.len().max(1);
     println!(
-        "http_write {}: {} {} in {:.2}s = {:.0} {}/s (2 clients, {} bodies of ~{per_body}, fsync per group commit)",
+        "http_write {}: {} {} in {:.2}s = {:.0} {}/s ({clients} clients, {} bodies of ~{per_body}, fsync per group commit)",
         load.name,
         load.units,
         load.unit,

@@ -165,6 +165,14 @@ struct ColumnState {
     builder: ColumnBuilder,
 }
 
+fn conflict(name: &str, have: ColumnKind, given: ColumnKind) -> String {
+    format!(
+        "column {name:?} holds {}, this line gives {}",
+        kind_name(have),
+        kind_name(given)
+    )
+}
+
 fn kind_name(kind: ColumnKind) -> &'static str {
     match kind {
         ColumnKind::Tag => "a tag",
@@ -195,6 +203,8 @@ pub struct BatchBuilder {
     /// (row, line) of each such row.
     expired: Vec<(usize, usize)>,
     max_tag_bytes: usize,
+    /// The column the next value most likely belongs to (see `column_index`).
+    next_guess: usize,
 }
 
 impl BatchBuilder {
@@ -213,6 +223,7 @@ impl BatchBuilder {
             oldest_ns: None,
             expired: vec![],
             max_tag_bytes: usize::MAX,
+            next_guess: 0,
         }
     }
 
@@ -242,6 +253,7 @@ impl BatchBuilder {
 
     pub fn begin_row(&mut self, line: usize) {
         self.line = line;
+        self.next_guess = 0;
         self.row_has_time = false;
     }
 
@@ -281,44 +293,23 @@ impl BatchBuilder {
         if name == TIME_COLUMN {
             return self.set_time(value);
         }
-        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-            return self.error(
-                Some(name),
-                "column names must be 1-256 printable characters",
-            );
-        }
+        let idx = match self.column_index(name) {
+            Some(i) => i,
+            None => match self.new_column(name, &value, stated) {
+                Some(i) => i,
+                None => return,
+            },
+        };
         let row = self.completed;
+        let col = &self.columns[idx];
         if let Some(stated) = stated
-            && let Some(have) = self.kind_of(name)
-            && have != stated
+            && col.kind != stated
         {
-            let message = format!(
-                "column {name:?} holds {}, this line gives {}",
-                kind_name(have),
-                kind_name(stated)
-            );
+            let message = conflict(name, col.kind, stated);
             return self.error(Some(name), message);
         }
-        let idx = match self.index.get(name) {
-            Some(i) => *i,
-            None => {
-                let inferred = stated.or_else(|| value.inferred_kind());
-                let Some(kind) = self.known.kind_of(name).or(inferred) else {
-                    return; // a null for a column nobody has defined yet: nothing to store
-                };
-                self.columns.push(ColumnState {
-                    name: name.to_string(),
-                    kind,
-                    builder: ColumnBuilder::new(kind),
-                });
-                self.index.insert(name.to_string(), self.columns.len() - 1);
-                self.columns.len() - 1
-            }
-        };
-        let col = &mut self.columns[idx];
         if col.builder.len() > row {
-            let name = col.name.clone();
-            return self.error(Some(&name), "column given twice in one row");
+            return self.error(Some(name), "column given twice in one row");
         }
         if col.kind == ColumnKind::Tag
             && let Value::Str(text) = &value
@@ -332,6 +323,7 @@ impl BatchBuilder {
             );
             return self.error(Some(name), message);
         }
+        self.next_guess = idx + 1;
         let col = &mut self.columns[idx];
         while col.builder.len() < row {
             col.builder.append_null();
@@ -340,6 +332,48 @@ impl BatchBuilder {
             let message = format!("column {name:?}: {message}");
             self.error(Some(name), message);
         }
+    }
+
+    /// Where `name`'s column is: first the one after the column set last (the rows of a body
+    /// usually give their columns in one order, so this is a string comparison, not a hash).
+    fn column_index(&self, name: &str) -> Option<usize> {
+        match self.columns.get(self.next_guess) {
+            Some(col) if col.name == name => Some(self.next_guess),
+            _ => self.index.get(name).copied(),
+        }
+    }
+
+    /// A column this batch has not seen: its kind from the table's schema, else as stated,
+    /// else from the value; `None` (with the problem recorded, if any) when there is none.
+    fn new_column(
+        &mut self,
+        name: &str,
+        value: &Value<'_>,
+        stated: Option<ColumnKind>,
+    ) -> Option<usize> {
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            self.error(
+                Some(name),
+                "column names must be 1-256 printable characters",
+            );
+            return None;
+        }
+        let known = self.known.kind_of(name);
+        if let (Some(have), Some(stated)) = (known, stated)
+            && have != stated
+        {
+            self.error(Some(name), conflict(name, have, stated));
+            return None;
+        }
+        // A null for a column nobody has defined yet: nothing to store.
+        let kind = known.or(stated).or_else(|| value.inferred_kind())?;
+        self.columns.push(ColumnState {
+            name: name.to_string(),
+            kind,
+            builder: ColumnBuilder::new(kind),
+        });
+        self.index.insert(name.to_string(), self.columns.len() - 1);
+        Some(self.columns.len() - 1)
     }
 
     fn set_time(&mut self, value: Value<'_>) {
