@@ -74,11 +74,11 @@ pub fn remote_write(rows: &[Row]) -> Vec<Vec<u8>> {
         for (field, value) in &row.fields {
             let mut labels = vec![Label {
                 name: "__name__".into(),
-                value: format!("cpu_{field}"),
+                value: format!("cpu_{field}").into(),
             }];
             labels.extend(row.tags.iter().map(|(k, v)| Label {
-                name: k.clone(),
-                value: v.clone(),
+                name: k.clone().into(),
+                value: v.clone().into(),
             }));
             series.push(TimeSeries {
                 labels,

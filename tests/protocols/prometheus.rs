@@ -245,3 +245,102 @@ async fn prometheus_remote_writes_what_it_scrapes() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+/// Remote write 2.0's request: labels are pairs of references into `symbols`.
+#[derive(Clone, PartialEq, Message)]
+struct RequestV2 {
+    #[prost(string, repeated, tag = "4")]
+    symbols: Vec<String>,
+    #[prost(message, repeated, tag = "5")]
+    timeseries: Vec<SeriesV2>,
+}
+#[derive(Clone, PartialEq, Message)]
+struct SeriesV2 {
+    #[prost(uint32, repeated, tag = "1")]
+    labels_refs: Vec<u32>,
+    #[prost(message, repeated, tag = "2")]
+    samples: Vec<Sample>,
+}
+
+#[tokio::test]
+async fn remote_write_2_is_taken_and_counted_and_bad_references_write_nothing() {
+    let dirs = TestDirs::new(&["acme"]);
+    let server = TestServer::start(dirs.config()).await;
+    let key = tenant_key(&dirs, "acme", vec![Scope::Ingest]).await;
+    let url = format!("{}/api/v1/tenants/acme/prom/write", server.url);
+    let v2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
+    let symbols = [
+        "", "__name__", "up", "job", "api", "instance", "a:9100", "b:9100",
+    ];
+    let request = RequestV2 {
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        timeseries: vec![
+            SeriesV2 {
+                labels_refs: vec![1, 2, 3, 4, 5, 6],
+                samples: vec![
+                    Sample {
+                        value: 1.0,
+                        timestamp: 1_700_000_000_000,
+                    },
+                    Sample {
+                        value: 0.0,
+                        timestamp: 1_700_000_015_000,
+                    },
+                ],
+            },
+            SeriesV2 {
+                labels_refs: vec![1, 2, 3, 4, 5, 7],
+                samples: vec![Sample {
+                    value: 1.0,
+                    timestamp: 1_700_000_000_000,
+                }],
+            },
+        ],
+    };
+    let send = |request: &RequestV2, content_type: &'static str| {
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .unwrap();
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let response = send(&request, v2).await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        response.headers()["x-prometheus-remote-write-samples-written"],
+        "3"
+    );
+    let rows = server
+        .rows(
+            "acme",
+            "SELECT instance, job, value FROM up ORDER BY instance, time",
+        )
+        .await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(
+        (&rows[2]["instance"], &rows[2]["job"]),
+        (&"b:9100".into(), &"api".into())
+    );
+
+    let mut dangling = request.clone();
+    dangling.timeseries[1].labels_refs[5] = 99;
+    let response = send(&dangling, v2).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("refers to symbol 99")
+    );
+    let mut odd = request.clone();
+    odd.timeseries[0].labels_refs.pop();
+    assert_eq!(send(&odd, v2).await.unwrap().status(), 400);
+    let unknown = "application/x-protobuf;proto=io.prometheus.write.v3.Request";
+    assert_eq!(send(&request, unknown).await.unwrap().status(), 415);
+    assert_eq!(server.count("acme", "up").await, 3, "nothing more written");
+}
