@@ -521,3 +521,90 @@ async fn a_panel_on_a_table_created_later_loads_once_the_table_exists() {
     assert_eq!(answer["value"], 21.5, "{answer}");
     server.stop().await;
 }
+
+/// A live health panel answers from the newest row of each series (`last_rows`) instead of
+/// scanning the week it looks back: the same services, statuses, errors and times as the scan
+/// (a twin panel whose `where:` keeps it on the scan), with a late write, and with a row dated
+/// past the range's end (then the scan answers).
+#[tokio::test]
+async fn live_health_answers_from_the_newest_rows_match_the_scan() {
+    let (dirs, server) = start(|_| {}).await;
+    let panels = dirs.tenants().join("acme/panels");
+    let plain = std::fs::read_to_string(panels.join("health.yaml")).unwrap();
+    let scan = plain.replace(
+        "  stale_after: 1h\n",
+        "  query: \"true\"\n  stale_after: 1h\n",
+    );
+    assert_ne!(plain, scan);
+    std::fs::write(panels.join("health_scan.yaml"), scan).unwrap();
+    wait_for(&server, "health_scan").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = |list: &[(&str, i64, i64, &str)]| -> String {
+        list.iter()
+            .map(|(name, ago_s, status, error)| {
+                format!(
+                    "{{\"time\":{},\"name\":\"{name}\",\"status\":{status},\"error\":\"{error}\"}}\n",
+                    now - ago_s * 1000
+                )
+            })
+            .collect()
+    };
+    // web: the newer row first, the older one late; db: one row.
+    for body in [
+        rows(&[("web", 60, 2, "refused"), ("db", 30, 1, "slow")]),
+        rows(&[("web", 120, 0, "")]),
+    ] {
+        let (status, body) = server
+            .write("acme", "service_health", "application/x-ndjson", body)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let live = "from=now-1h&to=now";
+    let services = |answer: &Value| answer["services"].clone();
+    let reads = metric(&server, "opsboard_last_rows_reads_total").await;
+    let (s, newest) = data(&server, "health", live).await;
+    assert_eq!(s, 200, "{newest}");
+    let after = metric(&server, "opsboard_last_rows_reads_total").await;
+    assert_eq!(after, reads + 1, "the live panel read the newest rows");
+    let (_, scanned) = data(&server, "health_scan", live).await;
+    assert_eq!(
+        metric(&server, "opsboard_last_rows_reads_total").await,
+        after
+    );
+    assert_eq!(services(&newest), services(&scanned));
+    let web = services(&newest)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "web")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&web["label"], &web["error"]),
+        (&"Down".into(), &"refused".into())
+    );
+    // A row dated an hour ahead: past the live range's end, so the newest rows cannot answer.
+    let (status, _) = server
+        .write(
+            "acme",
+            "service_health",
+            "application/x-ndjson",
+            rows(&[("db", -3600, 0, "")]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, newest) = data(&server, "health", live).await;
+    let (_, scanned) = data(&server, "health_scan", live).await;
+    assert_eq!(services(&newest), services(&scanned));
+    let db = services(&newest)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "db")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        db["label"], "Degraded",
+        "the row inside the range, not the future one"
+    );
+}

@@ -2,7 +2,7 @@
 //! engine binds) and the `where` / `order_by` fragments of structured panels, parsed with
 //! DataFusion's SQL parser; fragments report the column names they read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions};
@@ -12,9 +12,11 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::empty::EmptyTable;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Expr as PlanExpr;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 
@@ -117,15 +119,19 @@ pub fn plan_against(sql: &str, tables: &KnownTables) -> Result<Vec<String>, Stri
     params.insert("bucket".into(), ScalarValue::new_interval_mdn(0, 0, 1));
     crate::query::type_placeholders(&mut statement, &params).map_err(|e| e.to_string())?;
     let ctx = SessionContext::new();
+    let mut schemas = BTreeMap::new();
     for (name, columns) in tables {
         let fields: Vec<Field> = columns
             .iter()
             .map(|(column, kind)| Field::new(column, kind.data_type(), true))
             .collect();
-        let table = EmptyTable::new(Arc::new(Schema::new(fields)));
+        let schema = Arc::new(Schema::new(fields));
+        schemas.insert(name.clone(), schema.clone());
+        let table = EmptyTable::new(schema);
         ctx.register_table(name.as_str(), Arc::new(table))
             .map_err(|e| e.to_string())?;
     }
+    ctx.register_udtf(crate::query::LAST_ROWS, Arc::new(ShapedLastRows(schemas)));
     // Planning resolves tables through async traits but never waits on I/O here.
     let plan = futures::executor::block_on(ctx.state().statement_to_plan(statement))
         .map_err(|e| e.find_root().to_string().replace('\n', " "))?;
@@ -135,4 +141,29 @@ pub fn plan_against(sql: &str, tables: &KnownTables) -> Result<Vec<String>, Stri
         .iter()
         .map(|f| f.name().clone())
         .collect())
+}
+
+/// `last_rows('table')` while checking: a table of the named table's shape, so rules and
+/// panels that read the newest rows plan like the server plans them.
+#[derive(Debug)]
+struct ShapedLastRows(BTreeMap<String, SchemaRef>);
+
+impl TableFunctionImpl for ShapedLastRows {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        let name = match args.exprs() {
+            [PlanExpr::Literal(ScalarValue::Utf8(Some(name)), _)] => name,
+            _ => {
+                return datafusion::common::plan_err!(
+                    "last_rows() takes one table name as a string"
+                );
+            }
+        };
+        match self.0.get(name) {
+            Some(schema) => Ok(Arc::new(EmptyTable::new(schema.clone()))),
+            None => datafusion::common::plan_err!("last_rows('{name}'): no table named '{name}'"),
+        }
+    }
 }

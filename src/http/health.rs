@@ -55,6 +55,7 @@ fn memory(state: &AppState) -> [(&'static str, u64, u64); 4] {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let cache = state.panels.cache_stats();
     let files = state.engine.parquet_files_scanned();
+    let last_rows = state.engine.last_rows_reads();
     let mut held = String::from(
         "# HELP opsboard_memory_bytes Bytes each consumer holds of memory.budget.\n\
          # TYPE opsboard_memory_bytes gauge\n",
@@ -90,7 +91,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          opsboard_panel_cache_max_bytes {}\n\
          # HELP opsboard_parquet_files_scanned_total Parquet files opened by queries after pruning.\n\
          # TYPE opsboard_parquet_files_scanned_total counter\n\
-         opsboard_parquet_files_scanned_total {files}\n",
+         opsboard_parquet_files_scanned_total {files}\n\
+         # HELP opsboard_last_rows_reads_total Reads served by the newest-row cache (last_rows) instead of a scan.\n\
+         # TYPE opsboard_last_rows_reads_total counter\n\
+         opsboard_last_rows_reads_total {last_rows}\n",
             cache.hits, cache.misses, cache.entries, cache.weighted_bytes, cache.max_bytes
         );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)

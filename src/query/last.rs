@@ -4,6 +4,7 @@
 //! size. It is a table like any other: filter, join and aggregate it in SQL.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -23,6 +24,8 @@ pub const NAME: &str = "last_rows";
 #[derive(Debug)]
 pub struct LastRowsFunction {
     pub tenant: Arc<TenantStore>,
+    /// Counts the reads (`opsboard_last_rows_reads_total`): how often the cache spared a scan.
+    pub reads: Arc<AtomicU64>,
 }
 
 impl TableFunctionImpl for LastRowsFunction {
@@ -38,6 +41,7 @@ impl TableFunctionImpl for LastRowsFunction {
             schema: table.arrow_schema(),
             tenant: self.tenant.clone(),
             table,
+            reads: self.reads.clone(),
         }))
     }
 }
@@ -47,6 +51,7 @@ struct LastRowsTable {
     tenant: Arc<TenantStore>,
     table: Arc<Table>,
     schema: SchemaRef,
+    reads: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -66,6 +71,7 @@ impl TableProvider for LastRowsTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let rows = self
             .tenant
             .last_rows(&self.table)

@@ -17,6 +17,7 @@ mod pruning;
 
 pub use bind::{Params, type_placeholders};
 pub use guard::check_read_only;
+pub use last::NAME as LAST_ROWS;
 pub use pruning::TimeRange;
 
 use std::pin::Pin;
@@ -83,6 +84,7 @@ pub struct QueryEngine {
     /// Parquet files planned for reading since start, after pruning (a metric, and what the
     /// pruning tests assert on).
     files_scanned: Arc<AtomicU64>,
+    last_rows_reads: Arc<AtomicU64>,
 }
 
 /// A planned query: its output schema and the batches as they come.
@@ -113,6 +115,7 @@ impl QueryEngine {
             metadata: metadata::MetadataCache::new(config.metadata_cache_bytes),
             config,
             files_scanned: Arc::default(),
+            last_rows_reads: Arc::default(),
         }
     }
 
@@ -124,6 +127,11 @@ impl QueryEngine {
     /// Parquet files scans have planned to open so far.
     pub fn parquet_files_scanned(&self) -> u64 {
         self.files_scanned.load(Ordering::Relaxed)
+    }
+
+    /// Reads answered by the storage layer's newest rows (`last_rows`) instead of a scan.
+    pub fn last_rows_reads(&self) -> u64 {
+        self.last_rows_reads.load(Ordering::Relaxed)
     }
 
     /// Bytes of Parquet metadata cached, and the cache's share of the memory budget.
@@ -176,6 +184,7 @@ impl QueryEngine {
             last::NAME,
             Arc::new(last::LastRowsFunction {
                 tenant: tenant.clone(),
+                reads: self.last_rows_reads.clone(),
             }),
         );
         Ok(ctx)

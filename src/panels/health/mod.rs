@@ -11,6 +11,8 @@ mod fragment;
 
 use std::collections::BTreeMap;
 
+use arrow::record_batch::RecordBatch;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,7 @@ use super::{Bucket, PanelError, Run, sqlgen};
 use crate::clock::{Timestamp, epoch_ms};
 use crate::config::StatusKey;
 use crate::query::Params;
+use crate::storage::TIME_COLUMN;
 
 const UNKNOWN_COLOR: &str = "#EF4444";
 const UNMAPPED_COLOR: &str = "#9CA3AF";
@@ -77,14 +80,19 @@ impl PanelKind for Health {
     }
 
     async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
-        Ok(query(run))
+        Ok(query(run, None))
     }
 }
 
 async fn answer(run: &Run<'_>) -> Result<HealthAnswer, PanelError> {
     let config = &run.panel.config;
-    let (sql, params) = query(run);
-    let batches = run.rows(&sql, &params).await?;
+    let batches = match newest_rows(run).await? {
+        Some(batches) => batches,
+        None => {
+            let (sql, params) = query(run, None);
+            run.rows(&sql, &params).await?
+        }
+    };
     let services = texts(&batches, "service")
         .ok_or_else(|| run.shape_error("the query must return a column `service`"))?;
     let statuses = texts(&batches, "status")
@@ -145,8 +153,39 @@ async fn answer(run: &Run<'_>) -> Result<HealthAnswer, PanelError> {
     })
 }
 
-/// The query behind the panel: each service's newest status, time and error.
-fn query(run: &Run<'_>) -> (String, Params) {
+/// The answer from the storage layer's newest row of every series (`last_rows`), without a
+/// scan of the week looked back — when that is the same answer: a live range (ending now), the
+/// panel's own columns (no `sql:`, no `where:` that could pass over a newest row for an older
+/// one) and no row newer than the range's end. The newest row of a service is the newest of its
+/// series' newest rows, so grouping those by service gives what the scan gives.
+async fn newest_rows(run: &Run<'_>) -> Result<Option<Vec<RecordBatch>>, PanelError> {
+    let config = &run.panel.config;
+    let live = run.range.to_ns >= run.now_ns;
+    let plain = config.sql.is_none()
+        && config
+            .clauses()
+            .and_then(|c| c.where_clause.as_ref())
+            .is_none()
+        && sqlgen::time_column(config) == TIME_COLUMN;
+    let Some(table) = config.data_source.as_ref().map(|d| d.table.as_str()) else {
+        return Ok(None);
+    };
+    if !live || !plain {
+        return Ok(None);
+    }
+    let (sql, params) = query(run, Some(table));
+    let batches = run.rows(&sql, &params).await?;
+    let newer = timestamps_ns(&batches, "time")
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .any(|t| t >= run.range.to_ns);
+    Ok((!newer).then_some(batches))
+}
+
+/// The query behind the panel: each service's newest status, time and error — from the newest
+/// rows of `newest_of`'s series when given, else from the table's rows of the range.
+fn query(run: &Run<'_>, newest_of: Option<&str>) -> (String, Params) {
     let config = &run.panel.config;
     // Look back at least a week, so a device that went silent before `from` still shows (as
     // unknown) instead of vanishing from the list.
@@ -164,10 +203,13 @@ fn query(run: &Run<'_>) -> (String, Params) {
             let error = sqlgen::role(config, "error_message")
                 .map(|e| format!(", last_value({e} ORDER BY {ts}) AS error"))
                 .unwrap_or_default();
+            let from = match newest_of {
+                Some(table) => format!("FROM last_rows('{table}') WHERE {ts} >= $from"),
+                None => sqlgen::from_where(config, &[]),
+            };
             format!(
                 "SELECT {service} AS service, last_value({status} ORDER BY {ts}) AS status, \
-                 max({ts}) AS time{error} {} GROUP BY {service} ORDER BY {service}",
-                sqlgen::from_where(config, &[])
+                 max({ts}) AS time{error} {from} GROUP BY {service} ORDER BY {service}"
             )
         }
     };
