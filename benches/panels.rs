@@ -8,7 +8,10 @@
 //! 2. A 20-panel dashboard (10 timeseries, one per usage_* field, and 10 KPIs with deltas),
 //!    all panels requested concurrently as a browser would: cold, uncached and cached; and the
 //!    same dashboard as a server-rendered page (`/t/bench`, charts drawn to SVG): cold and warm.
-//! 3. Export of every raw row of one field (10.3M rows) through the panel export route as CSV
+//! 3. A `health_status` panel (each host's newest row, a week back) on a live range, from the
+//!    newest-row cache and, for comparison, from a scan (a `query:` twin): first request after a
+//!    start (which loads the cache from the files) and uncached after.
+//! 4. Export of every raw row of one field (10.3M rows) through the panel export route as CSV
 //!    and Parquet, from the release `opsboard` binary on the same data: time, bytes and the
 //!    server process's peak RSS (VmHWM, which includes its start-up).
 //!
@@ -44,6 +47,12 @@ fn write_config(tenant: &Path) {
         format!("panel:\n  type: timeseries\n  title: usage_user per host\n  data_source:\n    table: cpu\n    columns: {{value: usage_user, series_label: hostname}}\n{ten_minutes}"),
     )
     .expect("panel");
+    // The newest region of each host, a week back: the health panel's shape (its own
+    // columns answer from the newest rows; the `query:` twin keeps to the scan).
+    let health = "panel:\n  type: health_status\n  title: hosts\n  data_source:\n    table: cpu\n    columns: {service_name: hostname, status_value: region}\n";
+    std::fs::write(tenant.join("panels/health.yaml"), health).expect("panel");
+    let scan = health.replace("    columns:", "    query: \"true\"\n    columns:");
+    std::fs::write(tenant.join("panels/health_scan.yaml"), scan).expect("panel");
     let mut entries = String::new();
     for field in FIELDS {
         std::fs::write(
@@ -191,6 +200,27 @@ fn main() {
             mean(&uncached),
             mean(&cached)
         );
+        let _ = server.stop.send(());
+        let _ = server.handle.await;
+
+        let server = start_server(&config).await;
+        for panel in ["health", "health_scan"] {
+            let mut times = vec![];
+            for minutes in 1..=6 {
+                let url = format!(
+                    "{}/api/v1/tenants/bench/panels/{panel}/data?from=now-{minutes}m&to=now",
+                    server.url
+                );
+                let t = Instant::now();
+                get(&client, &url).await;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            println!(
+                "{panel} ({hosts} hosts' newest row, a week back, live): first {:.0} ms, then mean {:.1} ms over 5 uncached",
+                times[0],
+                mean(&times[1..])
+            );
+        }
         let _ = server.stop.send(());
         let _ = server.handle.await;
 
