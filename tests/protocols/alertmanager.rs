@@ -7,22 +7,6 @@ use serde_json::Value;
 
 use super::*;
 
-fn present() -> bool {
-    let found = std::process::Command::new("prometheus-alertmanager")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert_ne!(
-            std::env::var("OPSBOARD_CLIENTS").as_deref(),
-            Ok("required"),
-            "apt-get install prometheus-alertmanager"
-        );
-        eprintln!("SKIPPED: no prometheus-alertmanager (apt-get install it)");
-    }
-    found
-}
-
 /// Alertmanager's active alerts of tenant acme, once it answers.
 async fn active(client: &reqwest::Client, port: u16) -> Vec<Value> {
     let Ok(response) = client
@@ -53,7 +37,11 @@ async fn cpu(server: &TestServer, value: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firing_and_resolved_alerts_reach_a_real_alertmanager() {
-    if !present() {
+    if !binary_present(
+        "prometheus-alertmanager",
+        "--version",
+        "apt-get install prometheus-alertmanager",
+    ) {
         return;
     }
     let port = free_port();

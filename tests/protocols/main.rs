@@ -74,6 +74,38 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether `binary` runs (`binary arg` succeeds); when not, the test is skipped — unless the run
+/// requires the clients (`OPSBOARD_CLIENTS=required`), then it fails naming `install`.
+pub fn binary_present(binary: &str, arg: &str, install: &str) -> bool {
+    let found = std::process::Command::new(binary)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert_ne!(
+            std::env::var("OPSBOARD_CLIENTS").as_deref(),
+            Ok("required"),
+            "{install} required"
+        );
+        eprintln!("SKIPPED: no {binary} ({install})");
+    }
+    found
+}
+
+/// POSTs `body` as `content_type` with the key; the status and the body's bytes.
+pub async fn post_bytes(url: &str, key: &str, content_type: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    (status, response.bytes().await.unwrap_or_default().to_vec())
+}
+
 /// Whether Python can import `module`; when not, the test is skipped — unless the run requires
 /// the clients (`OPSBOARD_CLIENTS=required`, as `.ci/run` sets), then it fails.
 pub fn python_has(module: &str, install: &str) -> bool {
@@ -180,18 +212,9 @@ async fn hostile_sizes_are_refused_on_every_protocol() {
             "ingest.max_tag_bytes",
         ),
     ];
-    let client = reqwest::Client::new();
     for (path, content_type, body, says) in cases {
-        let response = client
-            .post(format!("{base}/{path}"))
-            .bearer_auth(&key)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("post");
-        let status = response.status().as_u16();
-        let text = String::from_utf8_lossy(&response.bytes().await.unwrap()).to_string();
+        let (status, text) = post_bytes(&format!("{base}/{path}"), &key, content_type, body).await;
+        let text = String::from_utf8_lossy(&text).to_string();
         assert_eq!(status, 400, "{path}: {text}");
         assert!(text.contains(says), "{path}: {says:?} not in {text:.300}");
     }

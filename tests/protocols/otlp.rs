@@ -130,19 +130,6 @@ async fn the_opentelemetry_sdk_exports_metrics_and_logs() {
     assert_eq!(logs[1]["order_id"], Value::Null);
 }
 
-async fn post_otlp(url: &str, key: &str, content_type: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(key)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("post");
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap_or_default().to_vec())
-}
-
 /// The JSON encoding (string int64s, `asInt`, every metric kind) and OTLP's partial success.
 #[tokio::test]
 async fn json_exports_map_every_metric_kind_and_name_what_was_left_out() {
@@ -168,7 +155,7 @@ async fn json_exports_map_every_metric_kind_and_name_what_was_left_out() {
                 "sum": 100.0, "quantileValues": [{"quantile": 0.5, "value": 8.0}, {"quantile": 0.99, "value": 40.0}]}]}}
         ]}]
     }]});
-    let (status, answer) = post_otlp(
+    let (status, answer) = post_bytes(
         &url,
         &key,
         "application/json",
@@ -258,7 +245,7 @@ async fn json_exports_map_every_metric_kind_and_name_what_was_left_out() {
             {"key": "user", "value": {"stringValue": "ann"}}]}},
         "traceId": "5b8efff798038103d269b633813fc60c", "attributes": [{"key": "severity", "value": {"stringValue": "x"}}]
     }]}]}]});
-    let (status, answer) = post_otlp(
+    let (status, answer) = post_bytes(
         &logs_url,
         &key,
         "application/json",
@@ -358,7 +345,7 @@ async fn bad_otlp_requests_write_nothing() {
         ),
     ];
     for (content_type, body, want, says) in cases {
-        let (status, body) = post_otlp(&url, &key, content_type, body).await;
+        let (status, body) = post_bytes(&url, &key, content_type, body).await;
         let message = if content_type == protobuf {
             #[derive(Clone, PartialEq, Message)]
             struct Status {
@@ -401,7 +388,7 @@ async fn bad_otlp_requests_write_nothing() {
         "nothing written by the bad requests"
     );
     assert_eq!(server.count("acme", "clash").await, 1);
-    let (status, _) = post_otlp(&url, &key, protobuf, good).await;
+    let (status, _) = post_bytes(&url, &key, protobuf, good).await;
     assert_eq!(status, 200, "the server is fine afterwards");
     assert_eq!(server.count("acme", "fine").await, 2);
 }
