@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""The TSBS cpu-only dashboard queries, side by side: opsboard over HTTP vs DuckDB and chDB.
+"""The TSBS cpu-only dashboard queries, side by side: opsboard over HTTP vs DuckDB, chDB and
+PostgreSQL.
 
 `opsboard generate tsbs-cpu` writes the same deterministic rows the issue describes (400 hosts
 x 3 days x 10 s = 10,368,000 rows, 10 tags, 10 fields) into a tenant; a release server answers
 Q1-Q7 over HTTP (Arrow IPC, the whole round trip timed); DuckDB and chDB (both from PyPI) run
-the same questions on the very same Parquet files in this process. Every answer is checked
+the same questions on the very same Parquet files in this process; PostgreSQL 15 (a throwaway
+cluster, the rows copied in, a btree on (hostname, time) and a BRIN on time, as a user would set
+it up) answers over its local socket. Every answer is checked
 against DuckDB's (row count and the sum of a value column, relative difference <= 1e-9), and
 each median is printed with its ratio to the fastest peer. Not part of CI (figures go in the
 issue note):
 
-    pip install duckdb chdb
+    pip install duckdb chdb "psycopg[binary]"   # PostgreSQL from /usr/lib/postgresql/15/bin
     cargo build --release --locked
     python3 benches/tsbs.py --binary target/release/opsboard
 """
@@ -94,6 +97,88 @@ QUERIES = {
 }
 
 
+# The same questions in PostgreSQL's dialect (None: as DuckDB's text).
+PG_SQL = {
+    "Q1 avg usage_user per host per 10 min, 24 h":
+        "SELECT hostname, date_bin('10 minutes', time, TIMESTAMPTZ '2000-01-01') AS bucket, avg(usage_user) AS v "
+        f"FROM cpu WHERE {window(24)} GROUP BY 1, 2",
+    "Q2 avg per 1 min, 6 h, 8 hosts":
+        "SELECT hostname, date_trunc('minute', time) AS minute, avg(usage_user) AS v "
+        f"FROM cpu WHERE hostname IN ({HOSTS8}) AND {window(6)} GROUP BY 1, 2",
+    "Q3 avg of 10 fields per host per hour, 24 h":
+        "SELECT hostname, date_trunc('hour', time) AS hour, "
+        + ", ".join(f"avg({f}) AS {f}" for f in FIELDS) + f" FROM cpu WHERE {window(24)} GROUP BY 1, 2",
+    "Q6 max per minute, 5 newest minutes before T":
+        "SELECT date_trunc('minute', time) AS minute, max(usage_user) AS v FROM cpu "
+        "WHERE time < TIMESTAMPTZ '2024-01-03T12:00:00Z' GROUP BY 1 ORDER BY 1 DESC LIMIT 5",
+}
+
+
+class Postgres:
+    """A throwaway PostgreSQL 15 cluster holding the same rows (copied from the Parquet files)."""
+
+    def __init__(self, root, duck):
+        import psycopg
+        bin_dir = "/usr/lib/postgresql/15/bin"
+        self.data = f"{root}/pg"
+        user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        os.makedirs(self.data)
+        if user:
+            subprocess.run(["chown", "-R", "postgres", root], check=True)
+        subprocess.run([*user, f"{bin_dir}/initdb", "-D", self.data, "-A", "trust", "-U", "bench"],
+                       check=True, capture_output=True)
+        with socket_free() as port:
+            self.port = port
+        self.ctl = [*user, f"{bin_dir}/pg_ctl", "-D", self.data]
+        subprocess.run([*self.ctl, "-l", f"{self.data}/log", "-w", "start", "-o",
+                        f"-p {self.port} -k {self.data} -c listen_addresses='' -c shared_buffers=512MB "
+                        "-c work_mem=64MB -c max_parallel_workers_per_gather=2 -c timezone=UTC"],
+                       check=True, capture_output=True)
+        self.conn = psycopg.connect(host=self.data, port=self.port, user="bench", dbname="postgres",
+                                    autocommit=True)
+        columns = duck.execute("DESCRIBE cpu").fetchall()
+        types = {"VARCHAR": "text", "DOUBLE": "double precision", "TIMESTAMP WITH TIME ZONE": "timestamptz",
+                 "BIGINT": "bigint"}
+        ddl = ", ".join(f"{name} {types.get(kind, 'text')}" for name, kind, *_ in columns)
+        self.conn.execute(f"CREATE TABLE cpu ({ddl})")
+        csv_path = f"{root}/cpu.csv"
+        duck.execute(f"COPY (SELECT * FROM cpu) TO '{csv_path}' (HEADER, DELIMITER ',')")
+        t = time.perf_counter()
+        with self.conn.cursor().copy("COPY cpu FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+            with open(csv_path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    copy.write(chunk)
+        os.remove(csv_path)
+        self.conn.execute("CREATE INDEX ON cpu (hostname, time)")
+        self.conn.execute("CREATE INDEX ON cpu USING brin (time)")
+        self.conn.execute("VACUUM ANALYZE cpu")
+        self.load_s = time.perf_counter() - t
+
+    def run(self, sql):
+        self.conn.execute("DROP TABLE IF EXISTS r")
+        self.conn.execute(f"CREATE TEMP TABLE r AS {sql}")
+
+    def answer(self, column):
+        return self.conn.execute(f"SELECT count(*), coalesce(sum({column}), 0) FROM r").fetchone()
+
+    def stop(self):
+        self.conn.close()
+        subprocess.run([*self.ctl, "-m", "immediate", "stop"], capture_output=True)
+
+
+class socket_free:
+    """A free TCP port number (PostgreSQL listens on a Unix socket only, but wants a port)."""
+
+    def __enter__(self):
+        import socket
+        self.s = socket.socket()
+        self.s.bind(("127.0.0.1", 0))
+        return self.s.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.s.close()
+
+
 def median_ms(run, repeat):
     run()
     times = []
@@ -147,6 +232,7 @@ def main():
     ap.add_argument("--binary", default="target/release/opsboard")
     ap.add_argument("--hosts", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-postgres", action="store_true")
     a = ap.parse_args()
     import duckdb
     try:
@@ -170,6 +256,10 @@ def main():
     duck.execute("SET TimeZone = 'UTC'")
     duck.execute(f"CREATE VIEW cpu AS SELECT * REPLACE (time::TIMESTAMPTZ AS time) FROM read_parquet({files!r})")
     chdb_files = f"{root}/data/objects/bench/cpu/*/*.parquet"
+    pg = None
+    if not a.no_postgres:
+        pg = Postgres(root, duck)
+        print(json.dumps({"postgres_load_s": round(pg.load_s, 1)}), flush=True)
     report, ratios = [], []
     for name, (ours_sql, duck_sql, ch_sql, column) in QUERIES.items():
         ours_ms = median_ms(lambda: server.query(ours_sql, "arrow"), a.repeat)
@@ -180,16 +270,23 @@ def main():
         if chdb:
             ch = ch_sql.replace("FROM cpu", f"FROM file('{chdb_files}', Parquet)")
             peers["chdb"] = median_ms(lambda: chdb.query(ch, "Arrow"), a.repeat)
+        same = close(got, expected)
+        if pg:
+            pg_sql = PG_SQL.get(name, duck_sql)
+            peers["postgres"] = median_ms(lambda: pg.run(pg_sql), a.repeat)
+            same = same and close(tuple(map(float, pg.answer(column))), expected)
         best = min(peers.values())
         ratios.append(ours_ms / best)
         line = {"query": name, "opsboard_ms": round(ours_ms, 2), **{k + "_ms": round(v, 2) for k, v in peers.items()},
-                "ratio_to_best": round(ours_ms / best, 2), "same_answer": close(got, expected),
+                "ratio_to_best": round(ours_ms / best, 2), "same_answer": same,
                 "rows": got[0]}
         print(json.dumps(line), flush=True)
         report.append(line)
     geomean = statistics.geometric_mean(ratios)
     print(json.dumps({"geomean_ratio": round(geomean, 2), "rows": 8640 * 3 * a.hosts, "files": len(files)}))
     server.stop()
+    if pg:
+        pg.stop()
     return 0 if all(r["same_answer"] for r in report) else 1
 
 
