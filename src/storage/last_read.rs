@@ -42,6 +42,25 @@ impl TenantStore {
         Ok(Some(filter_record_batch(&rows, &mask)?))
     }
 
+    /// Whether [`Self::last_rows`] answers without reading the table's files first.
+    pub fn last_rows_ready(&self, table: &Table) -> bool {
+        table.inner.lock().last.files_loaded
+    }
+
+    /// Fills the cache from the table's files in the background (once), so a caller that
+    /// would rather scan than wait for that can use the cache next time.
+    pub fn warm_last_rows(self: &Arc<Self>, table: &Arc<Table>) {
+        if self.last_rows_ready(table) {
+            return;
+        }
+        let (tenant, table) = (self.clone(), table.clone());
+        tokio::spawn(async move {
+            if let Err(e) = tenant.last_rows(&table).await {
+                tracing::warn!(tenant = %tenant.name, table = %table.name, error = %e, "filling the last-value cache failed");
+            }
+        });
+    }
+
     /// Offers every row of the table's files and buffer to its cache (a file dropped by
     /// retention meanwhile is skipped: its rows are expired). Files are decoded a batch at a
     /// time, so the memory this takes is one compressed file and one batch.

@@ -156,8 +156,10 @@ async fn answer(run: &Run<'_>) -> Result<HealthAnswer, PanelError> {
 /// The answer from the storage layer's newest row of every series (`last_rows`), without a
 /// scan of the week looked back — when that is the same answer: a live range (ending now), the
 /// panel's own columns (no `sql:`, no `where:` that could pass over a newest row for an older
-/// one) and no row newer than the range's end. The newest row of a service is the newest of its
-/// series' newest rows, so grouping those by service gives what the scan gives.
+/// one) and no row newer than the range's end. The newest row of a service is the newest of
+/// its series' newest rows, so grouping those by service gives what the scan gives. Until the
+/// cache has read the table's files (the first use after a start sets that going in the
+/// background) the scan answers.
 async fn newest_rows(run: &Run<'_>) -> Result<Option<Vec<RecordBatch>>, PanelError> {
     let config = &run.panel.config;
     let live = run.range.to_ns >= run.now_ns;
@@ -171,6 +173,14 @@ async fn newest_rows(run: &Run<'_>) -> Result<Option<Vec<RecordBatch>>, PanelErr
         return Ok(None);
     };
     if !live || !plain {
+        return Ok(None);
+    }
+    // After a start the cache first reads the table's files: the scan answers meanwhile.
+    let Some(handle) = run.store.table(table) else {
+        return Ok(None);
+    };
+    if !run.store.last_rows_ready(&handle) {
+        run.store.warm_last_rows(&handle);
         return Ok(None);
     }
     let (sql, params) = query(run, Some(table));
