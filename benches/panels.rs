@@ -48,10 +48,13 @@ fn write_config(tenant: &Path) {
     )
     .expect("panel");
     // The newest region of each host, a week back: the health panel's shape (its own
-    // columns answer from the newest rows; the `query:` twin keeps to the scan).
+    // columns answer from the newest rows; the twin filtering on a field keeps to the scan).
     let health = "panel:\n  type: health_status\n  title: hosts\n  data_source:\n    table: cpu\n    columns: {service_name: hostname, status_value: region}\n";
     std::fs::write(tenant.join("panels/health.yaml"), health).expect("panel");
-    let scan = health.replace("    columns:", "    query: \"true\"\n    columns:");
+    let scan = health.replace(
+        "    columns:",
+        "    query: \"usage_user >= 0\"\n    columns:",
+    );
     std::fs::write(tenant.join("panels/health_scan.yaml"), scan).expect("panel");
     let mut entries = String::new();
     for field in FIELDS {

@@ -10,6 +10,7 @@ mod paths;
 mod sql;
 mod tenant;
 
+pub use crate::query::{parse_order_by, parse_where};
 pub use paths::validate_paths;
-pub use sql::{SQL_PARAMETERS, parse_order_by, parse_where};
+pub use sql::SQL_PARAMETERS;
 pub use tenant::{check_shared_panels, load_tenant};

@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sql::{check_sql, parse_order_by, parse_where, plan_against};
+use super::sql::{check_sql, plan_against};
 use crate::config::{
     AggregationRules, Columns, DataSource, KnownTables, PanelConfig, Report, Step, TableColumn,
 };
 use crate::panels::{Endpoint, KindSpec, Source, kinds};
+use crate::query::{parse_order_by, parse_where};
 use crate::schema::ColumnKind;
 
 /// What a panel is checked against.

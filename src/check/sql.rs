@@ -1,14 +1,11 @@
 //! Checks of operator-written SQL: whole `sql:` queries (read-only, only placeholders the
-//! engine binds) and the `where` / `order_by` fragments of structured panels, parsed with
-//! DataFusion's SQL parser; fragments report the column names they read.
+//! engine binds), planned against empty tables shaped like the tenant's (`last_rows` too). The
+//! `where` / `order_by` fragments are parsed in `query::fragments`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
 
 use std::sync::Arc;
 
@@ -56,51 +53,6 @@ pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
             format!("`sql` uses `{name}`; the engine binds only $from, $to, $bucket and $origin"),
         );
     }
-}
-
-/// Parses a `where` fragment as one SQL expression; returns the column names it reads.
-pub fn parse_where(text: &str) -> Result<Vec<String>, String> {
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(text)
-        .map_err(|e| e.to_string())?;
-    let expr = parser.parse_expr().map_err(|e| e.to_string())?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!("unexpected `{}` after the expression", next.token));
-    }
-    Ok(identifiers(&expr))
-}
-
-/// Parses an `order_by` fragment (`col DESC, other`); returns the column names it reads.
-pub fn parse_order_by(text: &str) -> Result<Vec<String>, String> {
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(text)
-        .map_err(|e| e.to_string())?;
-    let list = parser
-        .parse_comma_separated(Parser::parse_order_by_expr)
-        .map_err(|e| e.to_string())?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!("unexpected `{}` after the list", next.token));
-    }
-    Ok(list.iter().flat_map(|o| identifiers(&o.expr)).collect())
-}
-
-fn identifiers(expr: &Expr) -> Vec<String> {
-    let mut out = vec![];
-    let _ = visit_expressions(expr, |e| {
-        if let Expr::Identifier(ident) = e {
-            // Unquoted identifiers are case-folded by DataFusion, as here.
-            out.push(match ident.quote_style {
-                Some(_) => ident.value.clone(),
-                None => ident.value.to_lowercase(),
-            });
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    out
 }
 
 /// Plans `sql` against empty tables shaped like `tables` (what tenant.yaml declares and the

@@ -9,6 +9,7 @@ mod bind;
 mod budget;
 mod caps;
 mod executor;
+mod fragments;
 mod guard;
 mod last;
 mod metadata;
@@ -16,6 +17,7 @@ mod provider;
 mod pruning;
 
 pub use bind::{Params, type_placeholders};
+pub use fragments::{parse_order_by, parse_where};
 pub use guard::check_read_only;
 pub use last::NAME as LAST_ROWS;
 pub use pruning::TimeRange;

@@ -20,11 +20,10 @@ use super::answer::Header;
 use super::kind::{KindSpec, Source};
 use super::kinds::{PanelAnswer, PanelKind};
 use super::values::{has_column, texts, timestamps_ns};
-use super::{Bucket, PanelError, Run, sqlgen};
+use super::{Bucket, PanelError, Run, newest, sqlgen};
 use crate::clock::{Timestamp, epoch_ms};
 use crate::config::StatusKey;
 use crate::query::Params;
-use crate::storage::TIME_COLUMN;
 
 const UNKNOWN_COLOR: &str = "#EF4444";
 const UNMAPPED_COLOR: &str = "#9CA3AF";
@@ -154,35 +153,13 @@ async fn answer(run: &Run<'_>) -> Result<HealthAnswer, PanelError> {
 }
 
 /// The answer from the storage layer's newest row of every series (`last_rows`), without a
-/// scan of the week looked back — when that is the same answer: a live range (ending now), the
-/// panel's own columns (no `sql:`, no `where:` that could pass over a newest row for an older
-/// one) and no row newer than the range's end. The newest row of a service is the newest of
-/// its series' newest rows, so grouping those by service gives what the scan gives. Until the
-/// cache has read the table's files (the first use after a start sets that going in the
-/// background) the scan answers.
+/// scan of the week looked back, when [`newest::source`] allows it and no row is newer than
+/// the range's end. The newest row of a service is the newest of its series' newest rows, so
+/// grouping those by service gives what the scan gives.
 async fn newest_rows(run: &Run<'_>) -> Result<Option<Vec<RecordBatch>>, PanelError> {
-    let config = &run.panel.config;
-    let live = run.range.to_ns >= run.now_ns;
-    let plain = config.sql.is_none()
-        && config
-            .clauses()
-            .and_then(|c| c.where_clause.as_ref())
-            .is_none()
-        && sqlgen::time_column(config) == TIME_COLUMN;
-    let Some(table) = config.data_source.as_ref().map(|d| d.table.as_str()) else {
+    let Some(table) = newest::source(run) else {
         return Ok(None);
     };
-    if !live || !plain {
-        return Ok(None);
-    }
-    // After a start the cache first reads the table's files: the scan answers meanwhile.
-    let Some(handle) = run.store.table(table) else {
-        return Ok(None);
-    };
-    if !run.store.last_rows_ready(&handle) {
-        run.store.warm_last_rows(&handle);
-        return Ok(None);
-    }
     let (sql, params) = query(run, Some(table));
     let batches = run.rows(&sql, &params).await?;
     let newer = timestamps_ns(&batches, "time")
@@ -214,7 +191,7 @@ fn query(run: &Run<'_>, newest_of: Option<&str>) -> (String, Params) {
                 .map(|e| format!(", last_value({e} ORDER BY {ts}) AS error"))
                 .unwrap_or_default();
             let from = match newest_of {
-                Some(table) => format!("FROM last_rows('{table}') WHERE {ts} >= $from"),
+                Some(table) => newest::from_where(run, table),
                 None => sqlgen::from_where(config, &[]),
             };
             format!(

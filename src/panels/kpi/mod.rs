@@ -16,10 +16,11 @@ use super::answer::Header;
 use super::kind::{KindSpec, Source};
 use super::kinds::{PanelAnswer, PanelKind};
 use super::values::{floats, timestamps_ns};
-use super::{Bucket, PanelError, Run, sqlgen};
+use super::{Bucket, PanelError, Run, newest, sqlgen};
 use crate::clock::{Timestamp, epoch_ms};
-use crate::config::{PanelConfig, Threshold};
+use crate::config::{AggregateFn, PanelConfig, Threshold};
 use crate::query::Params;
+use crate::storage::TIME_COLUMN;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KpiAnswer {
@@ -93,7 +94,10 @@ fn finite(v: Option<f64>) -> Option<f64> {
 
 async fn answer(run: &Run<'_>) -> Result<KpiAnswer, PanelError> {
     let config = &run.panel.config;
-    let (value, time) = value_in(run, run.range.from_ns, run.range.to_ns).await?;
+    let (value, time) = match newest_value(run).await? {
+        Some(newest) => newest,
+        None => value_in(run, run.range.from_ns, run.range.to_ns).await?,
+    };
     let previous = if config.display.show_delta == Some(true) {
         let before = run.range.previous();
         value_in(run, before.from_ns, before.to_ns).await?.0
@@ -139,6 +143,37 @@ fn format_value(config: &PanelConfig, value: Option<f64>) -> String {
         Some(unit) => format!("{v:.decimals$} {unit}"),
         None => format!("{v:.decimals$}"),
     }
+}
+
+/// A KPI of the newest value (no aggregation, or `last`) from the newest row of every series
+/// (`last_rows`) instead of a scan, when [`newest::source`] allows it: the newest of those rows
+/// is the table's newest row, the scan's answer when its value is set and it lies inside the
+/// range (otherwise the scan answers).
+async fn newest_value(run: &Run<'_>) -> Result<Option<(Option<f64>, Option<i64>)>, PanelError> {
+    let config = &run.panel.config;
+    let function = config.aggregation.as_ref().and_then(|a| a.function);
+    if !matches!(function, None | Some(AggregateFn::Last)) {
+        return Ok(None);
+    }
+    let Some(table) = newest::source(run) else {
+        return Ok(None);
+    };
+    let ts = sqlgen::ident(TIME_COLUMN);
+    let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
+    let sql = format!(
+        "SELECT {value} AS value, {ts} AS time {} ORDER BY {ts} DESC LIMIT 1",
+        newest::from_where(run, table)
+    );
+    let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
+    let batches = run.rows(&sql, &params).await?;
+    let value = floats(&batches, "value").and_then(|v| v.first().copied().flatten());
+    let time = timestamps_ns(&batches, "time").and_then(|t| t.first().copied().flatten());
+    Ok(match (value, time) {
+        (Some(v), Some(t)) if t < run.range.to_ns => Some((Some(v), Some(t))),
+        // No rows in the range at all: the scan would find none either.
+        (None, None) if batches.iter().all(|b| b.num_rows() == 0) => Some((None, None)),
+        _ => None,
+    })
 }
 
 async fn value_in(
