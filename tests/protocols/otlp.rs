@@ -391,4 +391,33 @@ async fn bad_otlp_requests_write_nothing() {
     let (status, _) = post_bytes(&url, &key, protobuf, good).await;
     assert_eq!(status, 200, "the server is fine afterwards");
     assert_eq!(server.count("acme", "fine").await, 2);
+
+    // A metric named like the server's own table is left out and named; the others land.
+    let mixed = gauge_request(vec![("fine", vec![]), ("alerts", vec![])]).encode_to_vec();
+    let (status, body) = post_bytes(&url, &key, "application/x-protobuf", mixed).await;
+    assert_eq!(status, 200);
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    let answer = ExportMetricsServiceResponse::decode(body.as_slice()).unwrap();
+    let partial = answer.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial.error_message.contains("`alerts`"),
+        "{}",
+        partial.error_message
+    );
+    assert_eq!(server.count("acme", "fine").await, 3);
+    // Logs into a table the request names: the server's own or a bad name is refused whole.
+    let logs = |table: &str| {
+        format!(
+            "{}/api/v1/tenants/acme/otlp/v1/logs?table={table}",
+            server.url
+        )
+    };
+    let record =
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]}"#;
+    let (status, _) = post_bytes(&logs("alerts"), &key, "application/json", record.to_vec()).await;
+    assert_eq!(status, 403);
+    let (status, body) =
+        post_bytes(&logs("Bad-Name"), &key, "application/json", record.to_vec()).await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 }

@@ -80,6 +80,7 @@ pub fn decode(
             }
         }
     }
+    tables.leave_out_system_tables(&mut rejected);
     if tables.points() == 0 {
         return Ok((vec![], rejected));
     }

@@ -26,6 +26,7 @@ use prost::Message;
 use serde::de::DeserializeOwned;
 
 use super::{IngestError, Limits, Precision, Validated, Value, Write};
+use crate::schema::SYSTEM_TABLES;
 use crate::storage::{ColumnKind, TIME_COLUMN, TenantStore};
 
 /// How the request body (and so the answer) is encoded.
@@ -114,6 +115,19 @@ impl<'a> Tables<'a> {
             Some(rows) => rows.push(row),
             None => {
                 self.0.insert(table.to_string(), vec![row]);
+            }
+        }
+    }
+
+    /// Metrics whose name maps to a table the server writes itself (`alerts`) are left out and
+    /// counted: an SDK exports all its metrics in every request, and one unlucky name must not
+    /// refuse the others for good (OTLP clients do not retry a 4xx).
+    fn leave_out_system_tables(&mut self, rejected: &mut Rejected) {
+        for table in SYSTEM_TABLES {
+            if let Some(rows) = self.0.remove(table) {
+                rejected.add(rows.len(), || {
+                    format!("metric `{table}` maps to a table the server writes itself; rename it")
+                });
             }
         }
     }
