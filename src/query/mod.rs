@@ -159,7 +159,10 @@ impl QueryEngine {
         // A sort keeps this much aside to merge what it spilled: DataFusion's 10 MiB, or an
         // eighth of a smaller query limit, so that small limits spill instead of failing.
         let merge_reserve = (10 << 20).min(self.config.memory_limit_bytes / 8);
-        let config = SessionConfig::new()
+        // DataFusion's own `DATAFUSION_*` variables tune the engine (for example
+        // `DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS=true`); the settings below always hold.
+        let config = SessionConfig::from_env()
+            .unwrap_or_default()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public")
             .with_sort_spill_reservation_bytes(merge_reserve);
