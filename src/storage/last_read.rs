@@ -50,7 +50,8 @@ impl TenantStore {
     /// Fills the cache from the table's files in the background (once), so a caller that
     /// would rather scan than wait for that can use the cache next time.
     pub fn warm_last_rows(self: &Arc<Self>, table: &Arc<Table>) {
-        if self.last_rows_ready(table) {
+        // Ready, or a reader already at it (a burst of requests after a start spawns one).
+        if self.last_rows_ready(table) || table.last_load.try_lock().is_err() {
             return;
         }
         let (tenant, table) = (self.clone(), table.clone());
