@@ -13,6 +13,7 @@ mod locate;
 mod network;
 mod panel;
 mod problem;
+mod sections;
 mod server;
 mod tenant;
 mod watch;
@@ -38,10 +39,11 @@ pub use panel::{
     TableColumn, Threshold,
 };
 pub use problem::{KnownTables, Problem, Report};
-pub use server::{
+pub use sections::{
     AlertsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig, PanelsConfig, QueryConfig,
-    ServerConfig, StorageConfig,
+    StorageConfig,
 };
+pub use server::ServerConfig;
 pub use tenant::{TableConfig, TenantConfig};
 pub use watch::fingerprint;
 

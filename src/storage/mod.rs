@@ -283,14 +283,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
 
-    #[tokio::test]
-    async fn writers_wait_for_a_flush_when_the_buffer_runs_away() {
+    /// A store in a temporary folder with its config, and its tenant `acme`.
+    async fn acme(config: StorageConfig) -> (tempfile::TempDir, Arc<TenantStore>) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
-        let config = StorageConfig {
-            flush_max_rows: 10,
-            ..Default::default()
-        };
         let store = Store::open(
             config,
             &dir.path().join("data"),
@@ -300,6 +296,16 @@ mod tests {
         .await
         .unwrap();
         let tenant = store.tenant("acme").await.unwrap();
+        (dir, tenant)
+    }
+
+    #[tokio::test]
+    async fn writers_wait_for_a_flush_when_the_buffer_runs_away() {
+        let config = StorageConfig {
+            flush_max_rows: 10,
+            ..Default::default()
+        };
+        let (_dir, tenant) = acme(config).await;
         let mut generator = crate::generate::CpuGenerator::new(10, 1);
         tenant.write("cpu", generator.batch(&[0])).await.unwrap();
         // Pretend a background flush is queued and never finishes: only backpressure is left.
@@ -322,22 +328,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_spanning_tables_is_admitted_once_then_written_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
         let config = StorageConfig {
             buffer_limit_bytes: 1,
             buffer_wait: crate::config::HumanDuration(std::time::Duration::from_millis(10)),
             ..Default::default()
         };
-        let store = Store::open(
-            config,
-            &dir.path().join("data"),
-            &dir.path().join("tenants"),
-            OpenMode::ReadWrite,
-        )
-        .await
-        .unwrap();
-        let tenant = store.tenant("acme").await.unwrap();
+        let (_dir, tenant) = acme(config).await;
         let mut generator = crate::generate::CpuGenerator::new(10, 1);
         tenant.write("a", generator.batch(&[0])).await.unwrap();
         // The buffers are over their share and nothing flushes: a new request is refused
