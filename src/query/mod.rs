@@ -87,6 +87,9 @@ pub struct QueryEngine {
     /// pruning tests assert on).
     files_scanned: Arc<AtomicU64>,
     last_rows_reads: Arc<AtomicU64>,
+    /// DataFusion's settings with its `DATAFUSION_*` environment variables, read once at start
+    /// (every query's context starts from a copy).
+    engine_options: SessionConfig,
 }
 
 /// A planned query: its output schema and the batches as they come.
@@ -118,6 +121,10 @@ impl QueryEngine {
             config,
             files_scanned: Arc::default(),
             last_rows_reads: Arc::default(),
+            engine_options: SessionConfig::from_env().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ignoring DATAFUSION_* settings that do not parse");
+                SessionConfig::new()
+            }),
         }
     }
 
@@ -161,8 +168,9 @@ impl QueryEngine {
         let merge_reserve = (10 << 20).min(self.config.memory_limit_bytes / 8);
         // DataFusion's own `DATAFUSION_*` variables tune the engine (for example
         // `DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS=true`); the settings below always hold.
-        let config = SessionConfig::from_env()
-            .unwrap_or_default()
+        let config = self
+            .engine_options
+            .clone()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public")
             .with_sort_spill_reservation_bytes(merge_reserve);
