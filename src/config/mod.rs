@@ -13,6 +13,7 @@ mod locate;
 mod network;
 mod panel;
 mod problem;
+mod rollup;
 mod sections;
 mod server;
 mod tenant;
@@ -39,6 +40,7 @@ pub use panel::{
     TableColumn, Threshold,
 };
 pub use problem::{KnownTables, Problem, Report};
+pub use rollup::{RollupAggregate, RollupConfig};
 pub use sections::{
     AlertsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig, PanelsConfig, QueryConfig,
     StorageConfig,

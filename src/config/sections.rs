@@ -252,6 +252,9 @@ pub struct QueryConfig {
     /// Parquet footers and page indexes kept across queries, all tenants together (default a
     /// thirty-second of `memory.budget`).
     pub metadata_cache_bytes: usize,
+    /// Answer aggregates from the tables' declared rollups where they do so exactly (off: always
+    /// raw rows — to compare, or to rule the rewrite out).
+    pub rollups: bool,
 }
 
 impl Default for QueryConfig {
@@ -268,6 +271,7 @@ impl Default for QueryConfig {
             max_value_bytes: 1024 * 1024,
             max_generated_rows: 10_000_000,
             metadata_cache_bytes: 32 * 1024 * 1024,
+            rollups: true,
         }
     }
 }

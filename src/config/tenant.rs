@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AggregationRules, ConfigError, HumanDuration, parse_yaml, read_file};
+use super::{AggregationRules, ConfigError, HumanDuration, RollupConfig, parse_yaml, read_file};
 use crate::schema::FieldType;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -28,6 +28,8 @@ pub struct TableConfig {
     pub fields: BTreeMap<String, FieldType>,
     /// How long rows are kept; overrides the server default.
     pub retention: Option<HumanDuration>,
+    /// Pre-aggregated copies kept at each flush (see [`RollupConfig`]).
+    pub rollups: Option<RollupConfig>,
 }
 
 impl TenantConfig {
@@ -63,6 +65,17 @@ impl TenantConfig {
                         ),
                     });
                 }
+            }
+            if let Some(rollups) = &t.rollups
+                && let Some(problem) = rollups
+                    .problems(table, &t.tags, &t.fields, t.retention)
+                    .into_iter()
+                    .next()
+            {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: problem,
+                });
             }
             if t.fields.contains_key("time") {
                 return Err(ConfigError::Invalid {

@@ -15,6 +15,7 @@ mod last;
 mod metadata;
 mod provider;
 mod pruning;
+mod rollup_rule;
 
 pub use bind::{Params, type_placeholders};
 pub use fragments::{parse_order_by, parse_where};
@@ -174,11 +175,14 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public")
             .with_sort_spill_reservation_bytes(merge_reserve);
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
-            .with_default_features()
-            .build();
+            .with_default_features();
+        if self.config.rollups {
+            state = state.with_optimizer_rule(Arc::new(rollup_rule::RollupRewrite));
+        }
+        let state = state.build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = MemoryCatalogProvider::new();
         catalog

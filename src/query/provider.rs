@@ -23,7 +23,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use super::pruning::TimeRange;
-use crate::storage::{TableSnapshot, TenantStore};
+use crate::storage::rollup::RollupDef;
+use crate::storage::{ParquetFile, TableSnapshot, TenantStore};
 
 /// All tables of one tenant; nothing else is reachable from its SessionContext.
 #[derive(Debug)]
@@ -68,6 +69,7 @@ impl SchemaProvider for TenantSchema {
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Some(Arc::new(TenantTable {
             snapshot,
+            rollups: self.tenant.rollups_of(name),
             store_url: self.store_url.clone(),
             files_scanned: self.files_scanned.clone(),
         })))
@@ -81,9 +83,137 @@ impl SchemaProvider for TenantSchema {
 /// A table as of one snapshot.
 #[derive(Debug)]
 pub struct TenantTable {
-    snapshot: TableSnapshot,
-    store_url: ObjectStoreUrl,
-    files_scanned: Arc<AtomicU64>,
+    pub(super) snapshot: TableSnapshot,
+    /// The rollups queries on this table may read instead (none for the raw parts of a plan
+    /// the rollup rewrite already made).
+    pub(super) rollups: Vec<RollupDef>,
+    pub(super) store_url: ObjectStoreUrl,
+    pub(super) files_scanned: Arc<AtomicU64>,
+}
+
+impl TenantTable {
+    /// The same snapshot without rollups; with `not_held_by`, only the buffer and the files that
+    /// rollup does not hold.
+    pub(super) fn raw_part(&self, not_held_by: Option<&str>) -> Self {
+        let mut snapshot = self.snapshot.clone();
+        if let Some(rollup) = not_held_by {
+            snapshot
+                .files
+                .retain(|f| !f.rolled_up.iter().any(|r| r == rollup));
+        }
+        snapshot.rollups.clear();
+        Self {
+            snapshot,
+            rollups: vec![],
+            store_url: self.store_url.clone(),
+            files_scanned: self.files_scanned.clone(),
+        }
+    }
+}
+
+/// One rollup's files as a table in the rollup's stored layout.
+#[derive(Debug)]
+pub struct RollupTable {
+    pub(super) schema: SchemaRef,
+    pub(super) files: Vec<ParquetFile>,
+    pub(super) store_url: ObjectStoreUrl,
+    pub(super) files_scanned: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl TableProvider for RollupTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let scan = FileScan {
+            schema: self.schema.clone(),
+            store_url: &self.store_url,
+            files_scanned: &self.files_scanned,
+            projection,
+            filters,
+            limit,
+        };
+        match scan.parquet(state, &self.files).await? {
+            Some(plan) => Ok(plan),
+            None => Ok(Arc::new(EmptyExec::new(scan.projected()?))),
+        }
+    }
+}
+
+/// The Parquet part of a scan: files pruned by time, row groups by the filters.
+struct FileScan<'a> {
+    schema: SchemaRef,
+    store_url: &'a ObjectStoreUrl,
+    files_scanned: &'a AtomicU64,
+    projection: Option<&'a Vec<usize>>,
+    filters: &'a [Expr],
+    limit: Option<usize>,
+}
+
+impl FileScan<'_> {
+    fn projected(&self) -> Result<SchemaRef> {
+        Ok(match self.projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        })
+    }
+
+    async fn parquet(
+        &self,
+        state: &dyn Session,
+        all: &[ParquetFile],
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let range = TimeRange::from_filters(self.filters);
+        let files: Vec<_> = all
+            .iter()
+            .filter(|f| range.overlaps(f.min_time, f.max_time))
+            .collect();
+        self.files_scanned
+            .fetch_add(files.len() as u64, Ordering::Relaxed);
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut source = ParquetSource::new(self.schema.clone());
+        if let Some(predicate) = conjunction(self.filters.iter().cloned()) {
+            let df_schema = DFSchema::try_from(self.schema.clone())?;
+            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        let partitions = state.config().target_partitions().max(1);
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![vec![]; partitions.min(files.len())];
+        let n = groups.len();
+        for (i, f) in files.iter().enumerate() {
+            groups[i % n].push(PartitionedFile::new(f.path.clone(), f.size));
+        }
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(self.projection.cloned())?
+            .with_limit(self.limit)
+            .build();
+        Ok(Some(
+            ParquetFormat::default()
+                .create_physical_plan(state, config)
+                .await?,
+        ))
+    }
 }
 
 #[async_trait]
@@ -113,37 +243,17 @@ impl TableProvider for TenantTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = self.snapshot.schema.clone();
         let range = TimeRange::from_filters(filters);
-        let files: Vec<_> = self
-            .snapshot
-            .files
-            .iter()
-            .filter(|f| range.overlaps(f.min_time, f.max_time))
-            .collect();
-        self.files_scanned
-            .fetch_add(files.len() as u64, Ordering::Relaxed);
+        let scan = FileScan {
+            schema: schema.clone(),
+            store_url: &self.store_url,
+            files_scanned: &self.files_scanned,
+            projection,
+            filters,
+            limit,
+        };
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![];
-        if !files.is_empty() {
-            let mut source = ParquetSource::new(schema.clone());
-            if let Some(predicate) = conjunction(filters.iter().cloned()) {
-                let df_schema = DFSchema::try_from(schema.clone())?;
-                source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
-            }
-            let partitions = state.config().target_partitions().max(1);
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![vec![]; partitions.min(files.len())];
-            let n = groups.len();
-            for (i, f) in files.iter().enumerate() {
-                groups[i % n].push(PartitionedFile::new(f.path.clone(), f.size));
-            }
-            let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
-                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(projection.cloned())?
-                .with_limit(limit)
-                .build();
-            inputs.push(
-                ParquetFormat::default()
-                    .create_physical_plan(state, config)
-                    .await?,
-            );
+        if let Some(files) = scan.parquet(state, &self.snapshot.files).await? {
+            inputs.push(files);
         }
         let batches: Vec<_> = self
             .snapshot
@@ -166,11 +276,7 @@ impl TableProvider for TenantTable {
             )?);
         }
         if inputs.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
+            return Ok(Arc::new(EmptyExec::new(scan.projected()?)));
         }
         UnionExec::try_new(inputs)
     }

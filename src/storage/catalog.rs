@@ -28,6 +28,10 @@ pub struct ParquetFile {
     pub max_time: i64,
     pub rows: u64,
     pub size: u64,
+    /// The rollups whose files already hold this file's rows (a rollup's files hold exactly the
+    /// rows of the raw files naming it, so queries read the others raw).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_up: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -36,6 +40,9 @@ pub struct TableManifest {
     pub files: Vec<ParquetFile>,
     /// Every WAL segment numbered up to here is in `files`; replay skips them.
     pub wal_persisted_through: u64,
+    /// Each rollup's files, by rollup name (see `storage::rollup`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollups: BTreeMap<String, Vec<ParquetFile>>,
 }
 
 /// A file dropped from the catalog, to be deleted once no planned query can still read it.
@@ -69,6 +76,28 @@ pub enum CatalogChange {
     },
     Deleted {
         paths: Vec<String>,
+    },
+    /// Adds `files` to `rollup` and marks the raw files `covers` as held by it — only if every
+    /// one is still live and not yet covered (a compaction may have replaced it meanwhile);
+    /// otherwise the new files are dropped, so no raw row is ever counted twice.
+    AddRollup {
+        table: String,
+        rollup: String,
+        covers: Vec<String>,
+        files: Vec<ParquetFile>,
+        delete_after_ms: i64,
+    },
+    RemoveRollupFiles {
+        table: String,
+        rollup: String,
+        paths: Vec<String>,
+        delete_after_ms: i64,
+    },
+    /// Drops a rollup no longer declared: its files go, and no raw file claims it any more.
+    RemoveRollup {
+        table: String,
+        rollup: String,
+        delete_after_ms: i64,
     },
 }
 
@@ -109,9 +138,81 @@ impl Manifest {
                 CatalogChange::Deleted { paths } => {
                     next.pending_deletes.retain(|d| !paths.contains(&d.path));
                 }
+                CatalogChange::AddRollup {
+                    table,
+                    rollup,
+                    covers,
+                    files,
+                    delete_after_ms,
+                } => next.add_rollup(table, rollup, covers, files, *delete_after_ms),
+                CatalogChange::RemoveRollupFiles {
+                    table,
+                    rollup,
+                    paths,
+                    delete_after_ms,
+                } => {
+                    if let Some(files) = next
+                        .tables
+                        .get_mut(table)
+                        .and_then(|t| t.rollups.get_mut(rollup))
+                    {
+                        files.retain(|f| !paths.contains(&f.path));
+                    }
+                    next.delete_later(paths.iter().cloned(), *delete_after_ms);
+                }
+                CatalogChange::RemoveRollup {
+                    table,
+                    rollup,
+                    delete_after_ms,
+                } => {
+                    let Some(t) = next.tables.get_mut(table) else {
+                        continue;
+                    };
+                    let dropped = t.rollups.remove(rollup).unwrap_or_default();
+                    for f in &mut t.files {
+                        f.rolled_up.retain(|r| r != rollup);
+                    }
+                    next.delete_later(dropped.into_iter().map(|f| f.path), *delete_after_ms);
+                }
             }
         }
         next
+    }
+}
+
+impl Manifest {
+    fn add_rollup(
+        &mut self,
+        table: &str,
+        rollup: &str,
+        covers: &[String],
+        files: &[ParquetFile],
+        delete_after_ms: i64,
+    ) {
+        let t = self.tables.entry(table.to_string()).or_default();
+        let coverable = covers.iter().all(|path| {
+            t.files
+                .iter()
+                .any(|f| &f.path == path && !f.rolled_up.iter().any(|r| r == rollup))
+        });
+        if !coverable {
+            self.delete_later(files.iter().map(|f| f.path.clone()), delete_after_ms);
+            return;
+        }
+        for f in &mut t.files {
+            if covers.contains(&f.path) {
+                f.rolled_up.push(rollup.to_string());
+            }
+        }
+        t.rollups
+            .entry(rollup.to_string())
+            .or_default()
+            .extend(files.iter().cloned());
+    }
+
+    fn delete_later(&mut self, paths: impl Iterator<Item = String>, after_ms: i64) {
+        self.pending_deletes
+            .extend(paths.map(|path| PendingDelete { path, after_ms }));
     }
 }
 
@@ -207,6 +308,7 @@ mod tests {
             max_time: 10,
             rows: 5,
             size: 100,
+            rolled_up: vec![],
         }
     }
 

@@ -23,6 +23,8 @@ pub struct MaintenanceReport {
     pub expired_files: usize,
     pub compacted_files: usize,
     pub deleted_files: usize,
+    /// Raw files aggregated into rollups, and rollup files combined or expired.
+    pub rollup_files: usize,
 }
 
 impl TenantStore {
@@ -51,6 +53,9 @@ impl TenantStore {
         for table in self.tables() {
             report.expired_files += self.enforce_retention(&table, now_ms).await?;
             report.compacted_files += self.compact(&table, now_ms).await?;
+            let rollups = self.upkeep_rollups(&table, now_ms).await?;
+            report.rollup_files +=
+                rollups.covered_files + rollups.combined_files + rollups.expired_files;
         }
         report.deleted_files = self.delete_pending(now_ms).await?;
         Ok(report)
@@ -70,7 +75,7 @@ impl TenantStore {
             .map(|d| d.0)
     }
 
-    fn delete_after(&self, now_ms: i64) -> i64 {
+    pub(super) fn delete_after(&self, now_ms: i64) -> i64 {
         now_ms + self.config.delete_grace.0.as_millis() as i64
     }
 
@@ -110,14 +115,21 @@ impl TenantStore {
     /// Merges each day's small files into one, swapping them in the catalog in one commit.
     async fn compact(&self, table: &Arc<Table>, now_ms: i64) -> Result<usize, StorageError> {
         let target = self.config.compaction_target_rows as u64;
-        let mut by_day: BTreeMap<chrono::NaiveDate, Vec<ParquetFile>> = BTreeMap::new();
+        // Only files held by the same rollups merge: the output is held by exactly those.
+        let mut by_day: BTreeMap<(chrono::NaiveDate, Vec<String>), Vec<ParquetFile>> =
+            BTreeMap::new();
         for f in table.snapshot()?.files {
             if f.rows < target {
-                by_day.entry(day_of(f.min_time)).or_default().push(f);
+                let mut held = f.rolled_up.clone();
+                held.sort();
+                by_day
+                    .entry((day_of(f.min_time), held))
+                    .or_default()
+                    .push(f);
             }
         }
         let mut compacted = 0;
-        for (day, mut files) in by_day {
+        for ((day, held), mut files) in by_day {
             if files.len() < self.config.compaction_min_files {
                 continue;
             }
@@ -140,6 +152,10 @@ impl TenantStore {
                 .write_merged(table, &schema, day, inputs, 0)
                 .await?
                 .into_iter()
+                .map(|f| ParquetFile {
+                    rolled_up: held.clone(),
+                    ..f
+                })
                 .collect();
             let removed: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
             // One commit adds the merged file and removes its inputs: no version of the catalog

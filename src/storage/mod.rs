@@ -14,6 +14,8 @@ mod maintenance;
 mod merge;
 mod paths;
 mod persist;
+pub mod rollup;
+mod rollup_upkeep;
 mod schema;
 mod table;
 mod tenant;

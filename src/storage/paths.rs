@@ -33,6 +33,15 @@ impl ParquetFilePath {
     }
 }
 
+/// A file of one rollup of a table, for one UTC day: `{table}/_rollups/{rollup}/{day}/…`.
+pub fn rollup_file_path(table: &str, rollup: &str, day: NaiveDate) -> Path {
+    Path::from(format!(
+        "{table}/_rollups/{rollup}/{}/{}.parquet",
+        day.format("%Y-%m-%d"),
+        unique_suffix()
+    ))
+}
+
 pub const CATALOG_PREFIX: &str = "_catalog";
 
 /// Key of catalog manifest `version`; zero-padded so lexical order is version order.

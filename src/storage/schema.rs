@@ -49,6 +49,11 @@ impl TableSchema {
         schema
     }
 
+    /// A schema with exactly these columns (`time` first), for derived files such as rollups.
+    pub(super) fn from_columns(columns: Vec<Column>) -> Self {
+        Self { columns }
+    }
+
     fn push(&mut self, name: &str, kind: ColumnKind) {
         if self.kind_of(name).is_none() {
             self.columns.push(Column {

@@ -70,6 +70,8 @@ pub(super) struct TableInner {
     /// Bytes of `persisting`, given back to the budget when the flush commits.
     pub persisting_bytes: usize,
     pub files: Vec<ParquetFile>,
+    /// Each rollup's files (same catalog version as `files`).
+    pub rollups: std::collections::BTreeMap<String, Vec<ParquetFile>>,
     /// Catalog version `files` came from; an older commit result never overwrites a newer one.
     pub files_version: u64,
     /// The next WAL segment number to open.
@@ -89,11 +91,13 @@ impl TableInner {
     pub(super) fn set_files(&mut self, manifest: &Manifest, table: &str) {
         if manifest.version >= self.files_version {
             self.files_version = manifest.version;
-            self.files = manifest
+            let (files, rollups) = manifest
                 .tables
                 .get(table)
-                .map(|t| t.files.clone())
+                .map(|t| (t.files.clone(), t.rollups.clone()))
                 .unwrap_or_default();
+            self.files = files;
+            self.rollups = rollups;
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct TableSnapshot {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub files: Vec<ParquetFile>,
+    /// Each rollup's files, by rollup name; a rollup holds the rows of the files naming it.
+    pub rollups: std::collections::BTreeMap<String, Vec<ParquetFile>>,
 }
 
 /// Sizes reported by the tables API.
@@ -141,6 +147,7 @@ impl Table {
                 persisting: vec![],
                 persisting_bytes: 0,
                 files,
+                rollups: Default::default(),
                 files_version: 0,
                 next_segment,
                 last: LastRows::default(),
@@ -229,6 +236,7 @@ impl Table {
             schema,
             batches,
             files: inner.files.clone(),
+            rollups: inner.rollups.clone(),
         })
     }
 

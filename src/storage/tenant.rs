@@ -39,7 +39,7 @@ pub struct TenantStore {
     tables: RwLock<BTreeMap<String, Arc<Table>>>,
     budget: Arc<BufferBudget>,
     /// The merge's working memory, counted against the buffers' share.
-    working_memory: Arc<dyn MemoryPool>,
+    pub(super) working_memory: Arc<dyn MemoryPool>,
 }
 
 /// What one flush did.
@@ -95,6 +95,7 @@ impl TenantStore {
                 next,
                 budget.clone(),
             ));
+            table.inner.lock().rollups = persisted.rollups.clone();
             for (seq, path) in segments {
                 if seq <= persisted.wal_persisted_through {
                     // Already in Parquet; a crash came between catalog commit and WAL cleanup.
@@ -421,6 +422,7 @@ impl TenantStore {
             max_time: w.max_time,
             rows: w.rows,
             size: w.bytes,
+            rolled_up: vec![],
         }))
     }
 

@@ -1,7 +1,9 @@
 //! The store without HTTP: time pruning of Parquet files, compaction and retention, driven by
 //! an explicit clock.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod rollups;
 
 use std::sync::Arc;
 

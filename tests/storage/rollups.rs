@@ -1,0 +1,344 @@
+//! Rollups: answers read from them equal the raw answers — over random rows, ranges that cut
+//! buckets, late writes into rolled-up buckets, rows still in the buffer, compaction, a changed
+//! declaration and retention.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+};
+use arrow::compute::cast;
+use opsboard::config::{QueryConfig, StorageConfig};
+use opsboard::generate::Rng;
+use opsboard::query::QueryEngine;
+use opsboard::storage::{TenantStore, tag_type};
+
+use super::common::TestDirs;
+use super::{START_NS, open};
+
+const MINUTE_NS: i64 = 60_000_000_000;
+const HOSTS: [&str; 3] = ["a", "b", "c"];
+
+fn declare(dirs: &TestDirs, rollups: &str) {
+    std::fs::write(
+        dirs.tenants().join("acme/tenant.yaml"),
+        format!(
+            "tables:\n  cpu:\n    tags: [host, dc]\n    fields: {{usage: float, errors: integer}}\n    rollups: {rollups}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// `n` rows at random times in `[from, from + span)`, with some null values.
+fn rows(rng: &mut Rng, n: usize, from: i64, span: i64) -> RecordBatch {
+    let mut time = vec![];
+    let (mut host, mut dc, mut usage, mut errors) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..n {
+        time.push(from + (rng.next_u64() % span as u64) as i64);
+        let h = (rng.next_u64() % 3) as usize;
+        host.push(HOSTS[h]);
+        dc.push(if h == 2 { "west" } else { "east" });
+        usage.push(
+            (!rng.next_u64().is_multiple_of(10)).then(|| (rng.next_u64() % 10_000) as f64 / 7.0),
+        );
+        errors
+            .push((!rng.next_u64().is_multiple_of(5)).then(|| (rng.next_u64() % 100) as i64 - 20));
+    }
+    let tag =
+        |values: Vec<&str>| -> ArrayRef { cast(&StringArray::from(values), &tag_type()).unwrap() };
+    RecordBatch::try_from_iter(vec![
+        (
+            "time",
+            Arc::new(TimestampNanosecondArray::from(time)) as ArrayRef,
+        ),
+        ("host", tag(host)),
+        ("dc", tag(dc)),
+        ("usage", Arc::new(Float64Array::from(usage)) as ArrayRef),
+        ("errors", Arc::new(Int64Array::from(errors)) as ArrayRef),
+    ])
+    .unwrap()
+}
+
+fn engines() -> (QueryEngine, QueryEngine) {
+    let raw = QueryConfig {
+        rollups: false,
+        ..Default::default()
+    };
+    (QueryEngine::new(Default::default()), QueryEngine::new(raw))
+}
+
+/// Every value of the answer, sorted rows, as text rounded to 9 significant digits (sums of the
+/// same floats in another order differ in the last bits).
+async fn answer(engine: &QueryEngine, tenant: &Arc<TenantStore>, sql: &str) -> Vec<String> {
+    let batches = engine
+        .collect(tenant, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = vec![];
+    for b in &batches {
+        for row in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| {
+                    let text = arrow::util::display::array_value_to_string(c, row).unwrap();
+                    match text.parse::<f64>() {
+                        Ok(v) if text.contains('.') => format!("{v:.9e}"),
+                        _ => text,
+                    }
+                })
+                .collect();
+            out.push(cells.join(" | "));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn explain(engine: &QueryEngine, tenant: &Arc<TenantStore>, sql: &str) -> String {
+    let batches = engine
+        .collect(tenant, &format!("EXPLAIN {sql}"))
+        .await
+        .unwrap();
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
+fn ts(ns: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(ns);
+    format!(
+        "'{}'",
+        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    )
+}
+
+#[tokio::test]
+async fn rollup_answers_equal_raw_answers_over_random_rows_and_ranges() {
+    let dirs = TestDirs::new(&["acme"]);
+    declare(&dirs, "{intervals: [1m, 1h], group_by: [host, dc]}");
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let (rolled, raw) = engines();
+    let mut rng = Rng::new(7);
+    let span = 2 * 86_400_000_000_000;
+    // Rolled-up files, then late rows into the same buckets (a second file, not yet rolled up),
+    // then rows left in the buffer.
+    tenant
+        .write("cpu", rows(&mut rng, 4000, START_NS, span))
+        .await
+        .unwrap();
+    tenant.persist_all().await.unwrap();
+    let now_ms = START_NS / 1_000_000 + 3 * 86_400_000;
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert!(report.rollup_files >= 2, "{report:?}");
+    tenant
+        .write("cpu", rows(&mut rng, 500, START_NS, span))
+        .await
+        .unwrap();
+    tenant.persist_all().await.unwrap();
+    tenant
+        .write("cpu", rows(&mut rng, 300, START_NS, span))
+        .await
+        .unwrap();
+    let aggregates = [
+        "avg(usage)",
+        "min(usage)",
+        "max(errors)",
+        "sum(errors)",
+        "sum(usage)",
+        "count(usage)",
+        "count(*)",
+    ];
+    let mut rewritten = 0;
+    for case in 0..60 {
+        let from = START_NS + (rng.next_u64() % span as u64) as i64 - 3_600_000_000_000;
+        let to = from + (rng.next_u64() % (span as u64 / 2)) as i64;
+        let agg = aggregates[case % aggregates.len()];
+        let agg2 = aggregates[(case * 3 + 1) % aggregates.len()];
+        let bucket = ["1 minute", "5 minutes", "1 hour", "3 hours"][case % 4];
+        let filter = match case % 3 {
+            0 => String::new(),
+            1 => format!(" AND host = '{}'", HOSTS[case % 3]),
+            _ => " AND dc IN ('east') AND host <> 'b'".into(),
+        };
+        let range = format!("time >= {} AND time < {}", ts(from), ts(to));
+        let sql = match case % 4 {
+            0 => format!("SELECT {agg} AS v, {agg2} AS w FROM cpu WHERE {range}{filter}"),
+            1 => format!("SELECT host, {agg} AS v FROM cpu WHERE {range}{filter} GROUP BY host"),
+            2 => format!(
+                "SELECT date_bin(INTERVAL '{bucket}', time) AS t, host, {agg} AS v, {agg2} AS w \
+                 FROM cpu WHERE {range}{filter} GROUP BY 1, 2"
+            ),
+            _ => format!(
+                "SELECT date_trunc('hour', time) AS t, {agg} AS v FROM cpu WHERE {range}{filter} \
+                 GROUP BY 1"
+            ),
+        };
+        let expected = answer(&raw, &tenant, &sql).await;
+        assert_eq!(answer(&rolled, &tenant, &sql).await, expected, "{sql}");
+        if explain(&rolled, &tenant, &sql).await.contains("cpu@") {
+            rewritten += 1;
+        }
+    }
+    assert!(
+        rewritten >= 40,
+        "only {rewritten} of 60 queries read the rollup"
+    );
+}
+
+#[tokio::test]
+async fn only_what_the_rollup_answers_exactly_is_rewritten() {
+    let dirs = TestDirs::new(&["acme"]);
+    declare(
+        &dirs,
+        "{intervals: [10m], group_by: [host], fields: [usage], aggregates: [avg, max]}",
+    );
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let mut rng = Rng::new(3);
+    tenant
+        .write("cpu", rows(&mut rng, 2000, START_NS, 86_400_000_000_000))
+        .await
+        .unwrap();
+    tenant.persist_all().await.unwrap();
+    tenant.maintain(START_NS / 1_000_000).await.unwrap();
+    let (rolled, _) = engines();
+    let range = format!(
+        "time >= {} AND time < {}",
+        ts(START_NS + 7 * MINUTE_NS),
+        ts(START_NS + 600 * MINUTE_NS)
+    );
+    let read = |sql: String| {
+        let (rolled, tenant) = (&rolled, &tenant);
+        async move { explain(rolled, tenant, &sql).await.contains("cpu@600s_") }
+    };
+    let plan = explain(
+        &rolled,
+        &tenant,
+        &format!("SELECT host, avg(usage), max(usage) FROM cpu WHERE {range} GROUP BY host"),
+    )
+    .await;
+    assert!(plan.contains("cpu@600s_"), "{plan}");
+    assert!(read(format!("SELECT date_bin(INTERVAL '30 minutes', time), avg(usage) FROM cpu WHERE {range} GROUP BY 1")).await);
+    for not_exact in [
+        format!("SELECT min(usage) FROM cpu WHERE {range}"),
+        format!("SELECT avg(errors) FROM cpu WHERE {range}"),
+        format!("SELECT dc, avg(usage) FROM cpu WHERE {range} GROUP BY dc"),
+        format!("SELECT avg(usage) FROM cpu WHERE {range} AND dc = 'east'"),
+        format!("SELECT avg(usage) FROM cpu WHERE {range} AND usage > 3"),
+        format!(
+            "SELECT date_bin(INTERVAL '15 minutes', time), avg(usage) FROM cpu WHERE {range} GROUP BY 1"
+        ),
+        format!(
+            "SELECT date_bin(INTERVAL '10 minutes', time, TIMESTAMP '2024-01-01T00:05:00'), avg(usage) FROM cpu WHERE {range} GROUP BY 1"
+        ),
+        format!("SELECT approx_percentile_cont(usage, 0.95) FROM cpu WHERE {range}"),
+        format!("SELECT count(DISTINCT usage) FROM cpu WHERE {range}"),
+    ] {
+        assert!(!read(not_exact.clone()).await, "{not_exact}");
+    }
+}
+
+/// Compaction, a restart, a changed declaration (old rollup dropped, new one filled from the
+/// files) and retention each keep rollup answers equal to raw ones.
+#[tokio::test]
+async fn rollups_follow_compaction_restarts_redeclaration_and_retention() {
+    let dirs = TestDirs::new(&["acme"]);
+    declare(&dirs, "{intervals: [1h], group_by: [host]}");
+    let config = StorageConfig {
+        compaction_min_files: 2,
+        ..Default::default()
+    };
+    let (store, tenant) = open(&dirs, config.clone()).await;
+    let mut rng = Rng::new(11);
+    let day = 86_400_000_000_000;
+    for _ in 0..3 {
+        tenant
+            .write("cpu", rows(&mut rng, 400, START_NS, 3 * day))
+            .await
+            .unwrap();
+        tenant.persist_all().await.unwrap();
+    }
+    let (rolled, raw) = engines();
+    let sql = format!(
+        "SELECT date_bin(INTERVAL '2 hours', time) AS t, host, avg(usage), count(*), max(errors) \
+         FROM cpu WHERE time >= {} AND time < {} GROUP BY 1, 2",
+        ts(START_NS + 1_234_567_890),
+        ts(START_NS + 3 * day - 7_000_000_000)
+    );
+    let now_ms = START_NS / 1_000_000 + 4 * 86_400_000;
+    // A pass compacts each day's raw files, then rolls the result up; later files are rolled
+    // up one by one, and the pass after merges the raw files held alike and combines each
+    // day's rollup files into one.
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert!(
+        report.compacted_files >= 3 && report.rollup_files >= 3,
+        "{report:?}"
+    );
+    for _ in 0..2 {
+        tenant
+            .write("cpu", rows(&mut rng, 300, START_NS, 3 * day))
+            .await
+            .unwrap();
+        tenant.persist_all().await.unwrap();
+    }
+    let expected = answer(&raw, &tenant, &sql).await;
+    tenant.maintain(now_ms).await.unwrap();
+    tenant.maintain(now_ms).await.unwrap();
+    let snapshot = tenant.table("cpu").unwrap().snapshot().unwrap();
+    assert_eq!(snapshot.files.len(), 3, "{:?}", snapshot.files);
+    assert_eq!(snapshot.rollups.values().flatten().count(), 3);
+    assert!(explain(&rolled, &tenant, &sql).await.contains("cpu@3600s_"));
+    assert_eq!(answer(&rolled, &tenant, &sql).await, expected);
+    drop(tenant);
+    drop(store);
+
+    // A restart keeps the rollup and what it holds.
+    let (store, tenant) = open(&dirs, config.clone()).await;
+    assert!(explain(&rolled, &tenant, &sql).await.contains("cpu@3600s_"));
+    assert_eq!(answer(&rolled, &tenant, &sql).await, expected);
+    drop(tenant);
+    drop(store);
+
+    // Another declaration is another rollup: the old one goes, the new one fills from the files.
+    declare(&dirs, "{intervals: [1h], group_by: [host, dc]}");
+    let (_store, tenant) = open(&dirs, config).await;
+    assert!(
+        !explain(&rolled, &tenant, &sql).await.contains("cpu@"),
+        "nothing held yet"
+    );
+    assert_eq!(answer(&rolled, &tenant, &sql).await, expected);
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert!(report.rollup_files >= 3, "{report:?}");
+    let manifest = tenant.table("cpu").unwrap().snapshot().unwrap();
+    assert_eq!(manifest.rollups.len(), 1, "the old rollup was dropped");
+    assert!(explain(&rolled, &tenant, &sql).await.contains("cpu@3600s_"));
+    assert_eq!(answer(&rolled, &tenant, &sql).await, expected);
+
+    // Retention: a raw day past it goes, then its rollup files; what is left still agrees.
+    let mut settings = (*tenant.settings()).clone();
+    settings.tables.get_mut("cpu").unwrap().retention =
+        Some(opsboard::config::HumanDuration::from_secs(2 * 86_400));
+    tenant.apply_settings(settings);
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert!(
+        report.expired_files >= 1 && report.rollup_files >= 1,
+        "{report:?}"
+    );
+    let left = tenant.table("cpu").unwrap().snapshot().unwrap();
+    let raw_days: std::collections::BTreeSet<i64> =
+        left.files.iter().map(|f| f.min_time / day).collect();
+    let rollup_days: std::collections::BTreeSet<i64> = left
+        .rollups
+        .values()
+        .flatten()
+        .map(|f| f.min_time / day)
+        .collect();
+    assert_eq!(
+        raw_days, rollup_days,
+        "a rollup day outlived or preceded its raw day"
+    );
+    assert_eq!(
+        answer(&rolled, &tenant, &sql).await,
+        answer(&raw, &tenant, &sql).await
+    );
+}
