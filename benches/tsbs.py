@@ -30,6 +30,8 @@ import time
 
 END = "2024-01-04T00:00:00Z"
 HOSTS8 = ", ".join(f"'host_{i}'" for i in (1, 3, 7, 42, 99, 150, 230, 399))
+TAGS = ["hostname", "region", "datacenter", "rack", "os", "arch", "team", "service", "service_version",
+        "service_environment"]
 FIELDS = ["usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowait", "usage_irq",
           "usage_softirq", "usage_steal", "usage_guest", "usage_guest_nice"]
 
@@ -233,6 +235,7 @@ def main():
     ap.add_argument("--hosts", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-rollups", action="store_true", help="raw rows only (no tenant.yaml rollups)")
     a = ap.parse_args()
     import duckdb
     try:
@@ -241,6 +244,13 @@ def main():
         chdb = None
     root = tempfile.mkdtemp(prefix="opsboard-tsbs-")
     os.makedirs(f"{root}/tenants/bench")
+    if not a.no_rollups:
+        # What an operator would declare for these dashboards: per-minute and hourly rollups per
+        # host. Queries stay the same SQL; opsboard picks the rollup itself.
+        with open(f"{root}/tenants/bench/tenant.yaml", "w") as f:
+            f.write("tables:\n  cpu:\n    tags: [" + ", ".join(TAGS) + "]\n    fields: {"
+                    + ", ".join(f"{x}: float" for x in FIELDS) + "}\n"
+                    "    rollups: {intervals: [1m, 1h], group_by: [hostname]}\n")
     binary = os.path.abspath(a.binary)
     subprocess.run([binary, "generate", "tsbs-cpu", "--hosts", str(a.hosts), "--duration", "3d", "--tenant", "bench",
                     "--data-dir", f"{root}/data", "--tenants-dir", f"{root}/tenants"],
@@ -248,8 +258,13 @@ def main():
     server = Opsboard(binary, root)
     pattern = f"{root}/data/objects/bench/cpu/*/*.parquet"
     deadline = time.time() + 300
-    while len(glob.glob(pattern)) > 3 and time.time() < deadline:
+    rollups = f"{root}/data/objects/bench/cpu/_rollups/*/*/*.parquet"
+    want_rollups = 0 if a.no_rollups else 6
+    while (len(glob.glob(pattern)) > 3 or len(glob.glob(rollups)) != want_rollups) \
+            and time.time() < deadline:
         time.sleep(0.5)
+    print(json.dumps({"ready_s": round(300 - (deadline - time.time()), 1),
+                      "rollup_files": len(glob.glob(rollups))}), flush=True)
     time.sleep(2)
     files = sorted(glob.glob(pattern))
     duck = duckdb.connect()

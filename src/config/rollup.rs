@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::HumanDuration;
+use super::{HumanDuration, Step};
 use crate::schema::FieldType;
 
 /// The aggregates a rollup can answer exactly from its stored sums, counts, minimums and maximums.
@@ -41,63 +41,82 @@ pub struct RollupConfig {
 const DAY_SECS: u64 = 86_400;
 
 impl RollupConfig {
-    /// The problems of this declaration for a table with `tags` and `fields`, each naming the key.
+    /// The problems of this declaration for a table with `tags` and `fields`, each with the key
+    /// path it is about (below `tables.<table>.rollups`) and a message naming that key.
     pub fn problems(
         &self,
         table: &str,
         tags: &[String],
         fields: &std::collections::BTreeMap<String, FieldType>,
         table_retention: Option<HumanDuration>,
-    ) -> Vec<String> {
+    ) -> Vec<(Vec<Step>, String)> {
         let at = format!("tables.{table}.rollups");
-        let mut problems = vec![];
+        let mut problems = Problems::default();
         if self.intervals.is_empty() {
-            problems.push(format!("{at}.intervals: at least one interval is needed"));
+            problems.push(
+                &["intervals"],
+                None,
+                format!("{at}.intervals: at least one interval is needed"),
+            );
         }
         for (i, interval) in self.intervals.iter().enumerate() {
             let d = interval.0;
             if d.subsec_nanos() != 0 || d.as_secs() == 0 || !DAY_SECS.is_multiple_of(d.as_secs()) {
-                problems.push(format!(
+                problems.push(&["intervals"], Some(i), format!(
                     "{at}.intervals[{i}]: {} must be whole seconds dividing a day (1m, 5m, 1h, 1d)",
                     humantime::format_duration(d)
                 ));
             }
             if self.intervals[..i].contains(interval) {
-                problems.push(format!("{at}.intervals[{i}]: listed twice"));
+                problems.push(
+                    &["intervals"],
+                    Some(i),
+                    format!("{at}.intervals[{i}]: listed twice"),
+                );
             }
         }
         for (i, tag) in self.group_by.iter().enumerate() {
             if !tags.contains(tag) {
-                problems.push(format!(
-                    "{at}.group_by[{i}]: {tag:?} is not one of the table's tags"
-                ));
+                problems.push(
+                    &["group_by"],
+                    Some(i),
+                    format!("{at}.group_by[{i}]: {tag:?} is not one of the table's tags"),
+                );
             }
         }
         for (i, field) in self.fields.iter().enumerate() {
             match fields.get(field) {
                 Some(FieldType::Float | FieldType::Integer | FieldType::UInteger) => {}
-                Some(other) => problems.push(format!(
-                    "{at}.fields[{i}]: {field:?} is {other:?}; only numeric fields roll up"
-                )),
-                None => problems.push(format!(
-                    "{at}.fields[{i}]: {field:?} is not a declared field of the table"
-                )),
+                Some(other) => problems.push(
+                    &["fields"],
+                    Some(i),
+                    format!(
+                        "{at}.fields[{i}]: {field:?} is {other:?}; only numeric fields roll up"
+                    ),
+                ),
+                None => problems.push(
+                    &["fields"],
+                    Some(i),
+                    format!("{at}.fields[{i}]: {field:?} is not a declared field of the table"),
+                ),
             }
         }
         if self.fields.is_empty() && numeric_fields(fields).is_empty() {
-            problems.push(format!(
-                "{at}: the table declares no numeric field to roll up"
-            ));
+            problems.push(
+                &[],
+                None,
+                format!("{at}: the table declares no numeric field to roll up"),
+            );
         }
         if let (Some(own), Some(table)) = (self.retention, table_retention)
             && own < table
         {
-            problems.push(format!(
+            problems.push(&["retention"], None, format!(
                 "{at}.retention: shorter than the table's ({}); rollups must outlive the raw rows",
                 humantime::format_duration(table.0)
             ));
         }
-        problems
+        problems.0
     }
 
     /// The fields kept, in a stable order.
@@ -116,6 +135,18 @@ impl RollupConfig {
 
     pub fn allows(&self, aggregate: RollupAggregate) -> bool {
         self.aggregates.is_empty() || self.aggregates.contains(&aggregate)
+    }
+}
+
+/// Problems with where they are: steps below the `rollups` key, then the message.
+#[derive(Default)]
+struct Problems(Vec<(Vec<Step>, String)>);
+
+impl Problems {
+    fn push(&mut self, keys: &[&str], index: Option<usize>, message: String) {
+        let mut steps: Vec<Step> = keys.iter().map(|k| Step::from(*k)).collect();
+        steps.extend(index.map(Step::from));
+        self.0.push((steps, message));
     }
 }
 
@@ -158,7 +189,8 @@ mod tests {
             &fields(),
             Some(HumanDuration::from_secs(7 * 86_400)),
         );
-        let text = problems.join("\n");
+        let text: Vec<String> = problems.into_iter().map(|(_, m)| m).collect();
+        let text = text.join("\n");
         for expected in [
             "tables.cpu.rollups.intervals[0]: 7m must be whole seconds dividing a day",
             "tables.cpu.rollups.intervals[2]: listed twice",

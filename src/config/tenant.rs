@@ -6,7 +6,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AggregationRules, ConfigError, HumanDuration, RollupConfig, parse_yaml, read_file};
+use super::{
+    AggregationRules, ConfigError, HumanDuration, Locator, RollupConfig, Step, parse_yaml,
+    read_file,
+};
 use crate::schema::FieldType;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -44,11 +47,11 @@ impl TenantConfig {
             return Ok(Self::default());
         }
         let config: Self = parse_yaml(&path, &text)?;
-        config.validate(&path)?;
+        config.validate(&path, &text)?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
         if let Some(problem) = self.aggregation.iter().flat_map(|a| a.problems()).next() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -67,14 +70,23 @@ impl TenantConfig {
                 }
             }
             if let Some(rollups) = &t.rollups
-                && let Some(problem) = rollups
+                && let Some((steps, message)) = rollups
                     .problems(table, &t.tags, &t.fields, t.retention)
                     .into_iter()
                     .next()
             {
-                return Err(ConfigError::Invalid {
+                let mut at = vec![
+                    Step::from("tables"),
+                    Step::from(table.as_str()),
+                    "rollups".into(),
+                ];
+                at.extend(steps);
+                let (line, column) = Locator::new(text).locate(&at);
+                return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
-                    message: problem,
+                    line,
+                    column,
+                    message,
                 });
             }
             if t.fields.contains_key("time") {

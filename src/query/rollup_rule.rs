@@ -211,12 +211,17 @@ impl<'a> Candidate<'a> {
         filters.extend(inside(&q));
         let unheld = filtered_scan(&q, Arc::new(table.raw_part(Some(&def.name))), filters)?;
         union = union.union(partials(unheld, def, &fields, &q)?.build()?)?;
-        // The partial buckets at either end, raw.
+        // The partial buckets at either end, raw (none where the range starts or ends on the
+        // rollup's grid, or is open).
         let time = Expr::Column(Column::new(Some(q.clone()), TIME_COLUMN));
         let outside = lo
+            .filter(|l| Some(*l) != self.lo)
             .map(|l| time.clone().lt(ts(l)))
             .into_iter()
-            .chain(hi.map(|h| time.clone().gt_eq(ts(h))))
+            .chain(
+                hi.filter(|h| Some(*h) != self.hi)
+                    .map(|h| time.clone().gt_eq(ts(h))),
+            )
             .reduce(Expr::or);
         if let Some(outside) = outside {
             let mut filters = self.conjuncts.clone();

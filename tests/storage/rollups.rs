@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow::compute::cast;
 use opsboard::config::{QueryConfig, StorageConfig};
@@ -67,32 +67,69 @@ fn engines() -> (QueryEngine, QueryEngine) {
     (QueryEngine::new(Default::default()), QueryEngine::new(raw))
 }
 
-/// Every value of the answer, sorted rows, as text rounded to 9 significant digits (sums of the
-/// same floats in another order differ in the last bits).
-async fn answer(engine: &QueryEngine, tenant: &Arc<TenantStore>, sql: &str) -> Vec<String> {
+/// One answer's rows, sorted by their text cells; floats kept as numbers, so the same sums taken
+/// in another order compare equal within 1e-9.
+#[derive(Debug)]
+struct Answer(Vec<Vec<Cell>>);
+
+#[derive(Debug, Clone)]
+enum Cell {
+    Text(String),
+    Float(f64),
+}
+
+impl PartialEq for Answer {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Cell, b: &Cell| match (a, b) {
+            (Cell::Text(x), Cell::Text(y)) => x == y,
+            (Cell::Float(x), Cell::Float(y)) => {
+                (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+            }
+            _ => false,
+        };
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(r, s)| r.len() == s.len() && r.iter().zip(s).all(|(a, b)| same(a, b)))
+    }
+}
+
+async fn answer(engine: &QueryEngine, tenant: &Arc<TenantStore>, sql: &str) -> Answer {
     let batches = engine
         .collect(tenant, sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut out = vec![];
+    let mut rows = vec![];
     for b in &batches {
         for row in 0..b.num_rows() {
-            let cells: Vec<String> = b
+            let cells: Vec<Cell> = b
                 .columns()
                 .iter()
                 .map(|c| {
                     let text = arrow::util::display::array_value_to_string(c, row).unwrap();
-                    match text.parse::<f64>() {
-                        Ok(v) if text.contains('.') => format!("{v:.9e}"),
-                        _ => text,
+                    match c.data_type() {
+                        arrow::datatypes::DataType::Float64 if !c.is_null(row) => {
+                            Cell::Float(text.parse().unwrap())
+                        }
+                        _ => Cell::Text(text),
                     }
                 })
                 .collect();
-            out.push(cells.join(" | "));
+            rows.push(cells);
         }
     }
-    out.sort();
-    out
+    let key = |r: &Vec<Cell>| -> Vec<String> {
+        r.iter()
+            .filter_map(|c| match c {
+                Cell::Text(t) => Some(t.clone()),
+                Cell::Float(_) => None,
+            })
+            .collect()
+    };
+    rows.sort_by_key(key);
+    Answer(rows)
 }
 
 async fn explain(engine: &QueryEngine, tenant: &Arc<TenantStore>, sql: &str) -> String {
