@@ -15,6 +15,9 @@
 //!    and Parquet, from the release `opsboard` binary on the same data: time, bytes and the
 //!    server process's peak RSS (VmHWM, which includes its start-up).
 //!
+//! The table declares per-minute and hourly rollups per host (`OPSBOARD_BENCH_ROLLUPS=0`: none),
+//! rolled up before the server starts, as a server that ran a while has them.
+//!
 //! Run: `cargo bench --bench panels`.
 
 mod common;
@@ -33,10 +36,20 @@ const DAYS: i64 = 7;
 fn write_config(tenant: &Path) {
     std::fs::create_dir_all(tenant.join("dashboards")).expect("dirs");
     std::fs::create_dir_all(tenant.join("panels")).expect("dirs");
+    // `OPSBOARD_BENCH_ROLLUPS=0`: raw rows only, to compare.
+    let rollups = if env_usize("OPSBOARD_BENCH_ROLLUPS", 1) == 1 {
+        let fields: Vec<String> = FIELDS.iter().map(|f| format!("{f}: float")).collect();
+        format!(
+            "    fields: {{{}}}\n    rollups: {{intervals: [1m, 1h], group_by: [hostname]}}\n",
+            fields.join(", ")
+        )
+    } else {
+        String::new()
+    };
     std::fs::write(
         tenant.join("tenant.yaml"),
         format!(
-            "tables:\n  cpu:\n    tags: [{}]\n",
+            "tables:\n  cpu:\n    tags: [{}]\n{rollups}",
             opsboard::generate::TAGS.join(", ")
         ),
     )

@@ -34,6 +34,9 @@ pub async fn fill_tsbs(
     )
     .await
     .expect("store");
+    opsboard::live::apply_tenant_settings(&store)
+        .await
+        .expect("tenant settings");
     let tenant = store.tenant(tenant).await.expect("tenant");
     let times: Vec<i64> = (0..steps).map(|i| start + i * step_ns).collect();
     let mut generator = CpuGenerator::new(hosts, 1);
@@ -45,6 +48,11 @@ pub async fn fill_tsbs(
             .expect("write");
     }
     tenant.persist_all().await.expect("persist");
+    if !tenant.rollups_of("cpu").is_empty() {
+        // Roll the files up now, as a server that ran a while has them.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        tenant.maintain(now_ms).await.expect("maintain");
+    }
     times.len() * hosts
 }
 

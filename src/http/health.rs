@@ -56,6 +56,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let cache = state.panels.cache_stats();
     let files = state.engine.parquet_files_scanned();
     let last_rows = state.engine.last_rows_reads();
+    let rollups = state.engine.rollup_reads();
     let mut held = String::from(
         "# HELP opsboard_memory_bytes Bytes each consumer holds of memory.budget.\n\
          # TYPE opsboard_memory_bytes gauge\n",
@@ -94,7 +95,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          opsboard_parquet_files_scanned_total {files}\n\
          # HELP opsboard_last_rows_reads_total Reads served by the newest-row cache (last_rows) instead of a scan.\n\
          # TYPE opsboard_last_rows_reads_total counter\n\
-         opsboard_last_rows_reads_total {last_rows}\n",
+         opsboard_last_rows_reads_total {last_rows}\n\
+         # HELP opsboard_rollup_reads_total Aggregates answered from a declared rollup instead of raw rows alone.\n\
+         # TYPE opsboard_rollup_reads_total counter\n\
+         opsboard_rollup_reads_total {rollups}\n",
             cache.hits, cache.misses, cache.entries, cache.weighted_bytes, cache.max_bytes
         );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)

@@ -88,6 +88,7 @@ pub struct QueryEngine {
     /// pruning tests assert on).
     files_scanned: Arc<AtomicU64>,
     last_rows_reads: Arc<AtomicU64>,
+    rollup_reads: Arc<AtomicU64>,
     /// DataFusion's settings with its `DATAFUSION_*` environment variables, read once at start
     /// (every query's context starts from a copy).
     engine_options: SessionConfig,
@@ -122,6 +123,7 @@ impl QueryEngine {
             config,
             files_scanned: Arc::default(),
             last_rows_reads: Arc::default(),
+            rollup_reads: Arc::default(),
             engine_options: SessionConfig::from_env().unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "ignoring DATAFUSION_* settings that do not parse");
                 SessionConfig::new()
@@ -142,6 +144,11 @@ impl QueryEngine {
     /// Reads answered by the storage layer's newest rows (`last_rows`) instead of a scan.
     pub fn last_rows_reads(&self) -> u64 {
         self.last_rows_reads.load(Ordering::Relaxed)
+    }
+
+    /// Aggregates answered from a table's rollup (with raw rows for what it does not hold).
+    pub fn rollup_reads(&self) -> u64 {
+        self.rollup_reads.load(Ordering::Relaxed)
     }
 
     /// Bytes of Parquet metadata cached, and the cache's share of the memory budget.
@@ -180,7 +187,9 @@ impl QueryEngine {
             .with_runtime_env(runtime)
             .with_default_features();
         if self.config.rollups {
-            state = state.with_optimizer_rule(Arc::new(rollup_rule::RollupRewrite));
+            state = state.with_optimizer_rule(Arc::new(rollup_rule::RollupRewrite {
+                reads: self.rollup_reads.clone(),
+            }));
         }
         let state = state.build();
         let ctx = SessionContext::new_with_state(state);

@@ -29,7 +29,10 @@ use crate::storage::TIME_COLUMN;
 use crate::storage::rollup::{ROWS_COLUMN, RollupDef, part_column};
 
 #[derive(Debug, Default)]
-pub struct RollupRewrite;
+pub struct RollupRewrite {
+    /// Counts the aggregates rewritten (`opsboard_rollup_reads_total`).
+    pub reads: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl OptimizerRule for RollupRewrite {
     fn name(&self) -> &str {
@@ -49,7 +52,12 @@ impl OptimizerRule for RollupRewrite {
             return Ok(Transformed::no(plan));
         };
         match Candidate::of(aggregate).and_then(|c| c.plan()) {
-            Some(rewritten) => Ok(Transformed::yes(rewritten?)),
+            Some(rewritten) => {
+                let plan = rewritten?;
+                self.reads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Transformed::yes(plan))
+            }
             None => Ok(Transformed::no(plan)),
         }
     }

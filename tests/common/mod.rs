@@ -69,12 +69,12 @@ impl TestDirs {
         files
     }
 
-    /// Parquet files of one table under the local object store.
+    /// Raw Parquet files of one table under the local object store (not its rollups).
     pub fn parquet_files(&self, tenant: &str, table: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let p = e.path();
-                if p.is_dir() {
+                if p.is_dir() && !p.ends_with("_rollups") {
                     walk(&p, out);
                 } else if p.extension().is_some_and(|x| x == "parquet") {
                     out.push(p);
