@@ -40,7 +40,7 @@ fn write_config(tenant: &Path) {
     let rollups = if env_usize("OPSBOARD_BENCH_ROLLUPS", 1) == 1 {
         let fields: Vec<String> = FIELDS.iter().map(|f| format!("{f}: float")).collect();
         format!(
-            "    fields: {{{}}}\n    rollups: {{intervals: [1m, 1h], group_by: [hostname]}}\n",
+            "    fields: {{{}}}\n    rollups:\n      - {{intervals: [1m, 1h], group_by: [hostname]}}\n      - {{intervals: [1m, 1h]}}\n",
             fields.join(", ")
         )
     } else {

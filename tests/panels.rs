@@ -347,7 +347,7 @@ async fn panels_answer_the_same_from_rollups() {
     let tenant_yaml = dirs.tenants().join("acme/tenant.yaml");
     let text = std::fs::read_to_string(&tenant_yaml).unwrap().replace(
         "      mem: float\n",
-        "      mem: float\n    rollups: {intervals: [1m, 1h], group_by: [host]}\n",
+        "      mem: float\n    rollups: [{intervals: [1m, 1h], group_by: [host]}]\n",
     );
     std::fs::write(&tenant_yaml, text).unwrap();
     let mut config = dirs.config();

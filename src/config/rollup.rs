@@ -41,16 +41,15 @@ pub struct RollupConfig {
 const DAY_SECS: u64 = 86_400;
 
 impl RollupConfig {
-    /// The problems of this declaration for a table with `tags` and `fields`, each with the key
-    /// path it is about (below `tables.<table>.rollups`) and a message naming that key.
+    /// The problems of this declaration (found at `at`) for a table with `tags` and `fields`,
+    /// each with the key path it is about (below the declaration) and a message naming that key.
     pub fn problems(
         &self,
-        table: &str,
+        at: &str,
         tags: &[String],
         fields: &std::collections::BTreeMap<String, FieldType>,
         table_retention: Option<HumanDuration>,
     ) -> Vec<(Vec<Step>, String)> {
-        let at = format!("tables.{table}.rollups");
         let mut problems = Problems::default();
         if self.intervals.is_empty() {
             problems.push(
@@ -184,7 +183,7 @@ mod tests {
         )
         .unwrap();
         let problems = config.problems(
-            "cpu",
+            "tables.cpu.rollups",
             &["host".to_string()],
             &fields(),
             Some(HumanDuration::from_secs(7 * 86_400)),
@@ -206,7 +205,11 @@ mod tests {
     #[test]
     fn defaults_keep_every_numeric_field_and_aggregate() {
         let config: RollupConfig = serde_yaml::from_str("{intervals: [1m, 1h]}").unwrap();
-        assert!(config.problems("cpu", &[], &fields(), None).is_empty());
+        assert!(
+            config
+                .problems("tables.cpu.rollups[0]", &[], &fields(), None)
+                .is_empty()
+        );
         assert_eq!(
             config.fields_of(&fields()),
             vec![("usage".to_string(), FieldType::Float)]

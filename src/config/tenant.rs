@@ -31,8 +31,9 @@ pub struct TableConfig {
     pub fields: BTreeMap<String, FieldType>,
     /// How long rows are kept; overrides the server default.
     pub retention: Option<HumanDuration>,
-    /// Pre-aggregated copies kept at each flush (see [`RollupConfig`]).
-    pub rollups: Option<RollupConfig>,
+    /// Pre-aggregated copies kept at each flush (see [`RollupConfig`]); queries read the
+    /// smallest one that answers them.
+    pub rollups: Vec<RollupConfig>,
 }
 
 impl TenantConfig {
@@ -69,17 +70,8 @@ impl TenantConfig {
                     });
                 }
             }
-            if let Some(rollups) = &t.rollups
-                && let Some((steps, message)) = rollups
-                    .problems(table, &t.tags, &t.fields, t.retention)
-                    .into_iter()
-                    .next()
-            {
-                let mut at = vec![
-                    Step::from("tables"),
-                    Step::from(table.as_str()),
-                    "rollups".into(),
-                ];
+            if let Some((steps, message)) = rollup_problems(table, t).into_iter().next() {
+                let mut at = vec![Step::from("tables"), Step::from(table.as_str())];
                 at.extend(steps);
                 let (line, column) = Locator::new(text).locate(&at);
                 return Err(ConfigError::Parse {
@@ -98,6 +90,39 @@ impl TenantConfig {
         }
         Ok(())
     }
+}
+
+/// Each declaration's problems (steps from the table's key), then any interval two declarations
+/// of the same tags and fields both keep.
+fn rollup_problems(table: &str, t: &TableConfig) -> Vec<(Vec<Step>, String)> {
+    let mut problems = vec![];
+    for (i, rollup) in t.rollups.iter().enumerate() {
+        let at = format!("tables.{table}.rollups[{i}]");
+        for (steps, message) in rollup.problems(&at, &t.tags, &t.fields, t.retention) {
+            let mut path = vec![Step::from("rollups"), Step::from(i)];
+            path.extend(steps);
+            problems.push((path, message));
+        }
+        let same = |other: &RollupConfig| {
+            let mut a = other.group_by.clone();
+            let mut b = rollup.group_by.clone();
+            a.sort();
+            b.sort();
+            a == b && other.fields_of(&t.fields) == rollup.fields_of(&t.fields)
+        };
+        for (j, interval) in rollup.intervals.iter().enumerate() {
+            if t.rollups[..i]
+                .iter()
+                .any(|earlier| same(earlier) && earlier.intervals.contains(interval))
+            {
+                problems.push((
+                    vec!["rollups".into(), i.into(), "intervals".into(), j.into()],
+                    format!("{at}.intervals[{j}]: an earlier rollup of the same tags and fields keeps this interval"),
+                ));
+            }
+        }
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -122,6 +147,22 @@ mod tests {
         let err = TenantConfig::load(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("tenant.yaml: aggregation.rules[0]: the last rule must omit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rollup_interval_kept_twice_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tenant.yaml"),
+            "tables:\n  cpu:\n    tags: [host]\n    fields: {usage: float}\n    rollups:\n      - {intervals: [1m], group_by: [host]}\n      - intervals: [1h, 1m]\n        group_by: [host]\n",
+        )
+        .unwrap();
+        let err = TenantConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("tenant.yaml:7:")
+                && err.contains("tables.cpu.rollups[1].intervals[1]: an earlier rollup"),
             "{err}"
         );
     }

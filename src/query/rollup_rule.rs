@@ -149,29 +149,47 @@ impl<'a> Candidate<'a> {
         Some(())
     }
 
-    /// The largest rollup that holds something in range and answers every part exactly.
+    /// Of the rollups that hold something in range and answer every part exactly, the one with
+    /// the fewest rows to read there.
     fn rollup(&self) -> Option<&RollupDef> {
         let table = self.table.downcast_ref::<TenantTable>()?;
-        let mut defs: Vec<&RollupDef> = table.rollups.iter().collect();
-        defs.sort_by_key(|d| std::cmp::Reverse(d.interval_ns));
-        defs.into_iter().find(|def| {
+        let usable = |def: &&RollupDef| {
             let every = def.interval_ns;
             let aligned = self
                 .buckets
                 .iter()
                 .all(|(width, origin)| width % every == 0 && origin.rem_euclid(every) == 0);
-            let tags = self.tags.iter().all(|t| def.group_by.contains(t));
-            let fields = self.needs.iter().all(|n| answers(def, n));
             let (lo, hi) = interior(self.lo, self.hi, every);
+            let nonempty = match (lo, hi) {
+                (Some(l), Some(h)) => l < h,
+                _ => true,
+            };
             let holds = table.snapshot.files.iter().any(|f| {
-                f.rolled_up.contains(&def.name)
-                    && lo.is_none_or(|l| f.max_time >= l)
-                    && hi.is_none_or(|h| f.min_time < h)
+                f.rolled_up.contains(&def.name) && overlaps(f.min_time, f.max_time, lo, hi)
             });
-            let nonempty =
-                matches!((lo, hi), (Some(l), Some(h)) if l < h) || lo.is_none() || hi.is_none();
-            aligned && tags && fields && holds && nonempty
-        })
+            aligned
+                && nonempty
+                && holds
+                && self.tags.iter().all(|t| def.group_by.contains(t))
+                && self.needs.iter().all(|n| answers(def, n))
+        };
+        let rows_in_range = |def: &&RollupDef| -> u64 {
+            let (lo, hi) = interior(self.lo, self.hi, def.interval_ns);
+            table
+                .snapshot
+                .rollups
+                .get(&def.name)
+                .into_iter()
+                .flatten()
+                .filter(|f| overlaps(f.min_time, f.max_time, lo, hi))
+                .map(|f| f.rows)
+                .sum()
+        };
+        table
+            .rollups
+            .iter()
+            .filter(usable)
+            .min_by_key(rows_in_range)
     }
 
     fn plan(&self) -> Option<Result<LogicalPlan>> {
@@ -442,6 +460,10 @@ fn answers(def: &RollupDef, need: &Need) -> bool {
         Need::Count(f) => kept(f) && def.aggregates.contains(&RollupAggregate::Count),
         Need::Rows => def.aggregates.contains(&RollupAggregate::Count),
     }
+}
+
+fn overlaps(min: i64, max: i64, lo: Option<i64>, hi: Option<i64>) -> bool {
+    lo.is_none_or(|l| max >= l) && hi.is_none_or(|h| min < h)
 }
 
 /// `[ceil(lo), floor(hi))` on the rollup's grid: the whole buckets inside the range.

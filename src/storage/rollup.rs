@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::schema::{Column, ColumnKind, FieldType, TIME_COLUMN, TableSchema};
 use super::{StorageError, merge};
-use crate::config::{RollupAggregate, TableConfig};
+use crate::config::{RollupAggregate, RollupConfig, TableConfig};
 
 /// Column of the raw row count per rollup row.
 pub const ROWS_COLUMN: &str = "#rows";
@@ -56,22 +56,38 @@ impl RollupDef {
         config: &TableConfig,
         table_retention: Option<std::time::Duration>,
     ) -> Vec<Self> {
-        let Some(rollups) = &config.rollups else {
-            return vec![];
-        };
-        let fields = rollups.fields_of(&config.fields);
+        let mut defs: Vec<Self> = vec![];
+        for rollup in &config.rollups {
+            for def in Self::of_declaration(rollup, config, table_retention) {
+                // Validation refuses a repeated interval; a stale file keeps the first.
+                if !defs.iter().any(|d| d.name == def.name) {
+                    defs.push(def);
+                }
+            }
+        }
+        defs
+    }
+
+    fn of_declaration(
+        rollup: &RollupConfig,
+        config: &TableConfig,
+        table_retention: Option<std::time::Duration>,
+    ) -> Vec<Self> {
+        let fields = rollup.fields_of(&config.fields);
+        let mut group_by = rollup.group_by.clone();
+        group_by.sort();
         let mut hash = Sha256::new();
-        for part in rollups.group_by.iter().chain(fields.iter().map(|(f, _)| f)) {
+        for part in group_by.iter().chain(fields.iter().map(|(f, _)| f)) {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
         let digest = hash.finalize();
-        let retention = match (rollups.retention.map(|d| d.0), table_retention) {
+        let retention = match (rollup.retention.map(|d| d.0), table_retention) {
             (Some(own), Some(table)) => Some(own.max(table)),
             (Some(own), None) => Some(own),
             (None, table) => table,
         };
-        rollups
+        rollup
             .intervals
             .iter()
             .map(|interval| Self {
@@ -84,12 +100,12 @@ impl RollupDef {
                     digest[3]
                 ),
                 interval_ns: interval.0.as_nanos() as i64,
-                group_by: rollups.group_by.clone(),
+                group_by: rollup.group_by.clone(),
                 fields: fields.clone(),
-                aggregates: if rollups.aggregates.is_empty() {
+                aggregates: if rollup.aggregates.is_empty() {
                     RollupAggregate::ALL.to_vec()
                 } else {
-                    rollups.aggregates.clone()
+                    rollup.aggregates.clone()
                 },
                 retention,
             })
@@ -277,7 +293,6 @@ impl PartitionStream for OneShot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RollupConfig;
 
     fn table(rollups: &str) -> TableConfig {
         TableConfig {
@@ -287,7 +302,7 @@ mod tests {
                 ("errors".to_string(), FieldType::Integer),
             ]
             .into(),
-            rollups: Some(serde_yaml::from_str::<RollupConfig>(rollups).unwrap()),
+            rollups: vec![serde_yaml::from_str::<RollupConfig>(rollups).unwrap()],
             ..Default::default()
         }
     }

@@ -23,7 +23,7 @@ fn declare(dirs: &TestDirs, rollups: &str) {
     std::fs::write(
         dirs.tenants().join("acme/tenant.yaml"),
         format!(
-            "tables:\n  cpu:\n    tags: [host, dc]\n    fields: {{usage: float, errors: integer}}\n    rollups: {rollups}\n"
+            "tables:\n  cpu:\n    tags: [host, dc]\n    fields: {{usage: float, errors: integer}}\n    rollups: [{rollups}]\n"
         ),
     )
     .unwrap();
@@ -378,4 +378,50 @@ async fn rollups_follow_compaction_restarts_redeclaration_and_retention() {
         answer(&rolled, &tenant, &sql).await,
         answer(&raw, &tenant, &sql).await
     );
+}
+
+/// Of two rollups that can answer, the one with fewer rows in range is read.
+#[tokio::test]
+async fn the_smallest_rollup_that_answers_is_read() {
+    let dirs = TestDirs::new(&["acme"]);
+    declare(
+        &dirs,
+        "{intervals: [1m], group_by: [host, dc]}, {intervals: [1m]}",
+    );
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let mut rng = Rng::new(5);
+    let day = 86_400_000_000_000;
+    tenant
+        .write("cpu", rows(&mut rng, 3000, START_NS, day))
+        .await
+        .unwrap();
+    tenant.persist_all().await.unwrap();
+    tenant.maintain(START_NS / 1_000_000).await.unwrap();
+    let defs = tenant.rollups_of("cpu");
+    let (by_host, all) = (&defs[0].name, &defs[1].name);
+    let (rolled, raw) = engines();
+    let range = format!("time >= {} AND time < {}", ts(START_NS), ts(START_NS + day));
+    for (sql, reads) in [
+        (
+            format!(
+                "SELECT date_bin(INTERVAL '5 minutes', time), max(usage) FROM cpu WHERE {range} GROUP BY 1"
+            ),
+            all,
+        ),
+        (
+            format!("SELECT host, sum(errors) FROM cpu WHERE {range} GROUP BY host"),
+            by_host,
+        ),
+        (
+            format!("SELECT count(*) FROM cpu WHERE {range} AND host = 'a'"),
+            by_host,
+        ),
+    ] {
+        let plan = explain(&rolled, &tenant, &sql).await;
+        assert!(plan.contains(&format!("cpu@{reads}")), "{sql}\n{plan}");
+        assert_eq!(
+            answer(&rolled, &tenant, &sql).await,
+            answer(&raw, &tenant, &sql).await
+        );
+    }
 }
