@@ -50,8 +50,8 @@ pub fn load_alerts(
                 );
             }
             if let Some(sql) = &rule.sql {
-                check_sql(sql, &at("sql"), &mut r);
-                match plan_against(sql, tables) {
+                check_sql(sql, &[], &at("sql"), &mut r);
+                match plan_against(sql, tables, &[]) {
                     Ok(columns) if !columns.iter().any(|c| c == "value") => r.at(
                         &at("sql"),
                         format!(

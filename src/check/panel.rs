@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sql::{check_sql, plan_against};
+use super::sql::{check_fragment_placeholders, check_sql, plan_against};
 use crate::config::{
-    AggregationRules, Columns, DataSource, KnownTables, PanelConfig, Report, Step, TableColumn,
+    AggregationRules, Columns, DataSource, KnownTables, PanelConfig, Report, RowLink, Step,
+    TableColumn,
 };
 use crate::panels::{Endpoint, KindSpec, Source, kinds};
 use crate::query::{parse_order_by, parse_where};
@@ -20,6 +21,11 @@ pub struct Context<'a> {
     pub tables: Option<&'a KnownTables>,
     pub image_functions: &'a [&'a str],
     pub data_functions: &'a [&'a str],
+    /// Dashboard variables every dashboard placing the panel declares (`$name` binds them).
+    pub variables: &'a [String],
+    /// The tenant's dashboards and the variables each declares (row links point at them);
+    /// None: not checked (a shared panel no tenant uses).
+    pub dashboards: Option<&'a BTreeMap<String, Vec<String>>>,
 }
 
 fn at(steps: &[&str]) -> Vec<Step> {
@@ -112,11 +118,11 @@ fn check_keys(panel: &PanelConfig, spec: &KindSpec, r: &mut Report<'_>) {
 /// returning the columns the kind reads.
 fn check_panel_sql(sql: &str, spec: &KindSpec, ctx: &Context<'_>, r: &mut Report<'_>) {
     let problems_before = r.problems.len();
-    check_sql(sql, &at(&["sql"]), r);
+    check_sql(sql, ctx.variables, &at(&["sql"]), r);
     let (Some(tables), true) = (ctx.tables, r.problems.len() == problems_before) else {
         return;
     };
-    match plan_against(sql, tables) {
+    match plan_against(sql, tables, ctx.variables) {
         Err(message) => r.at(&at(&["sql"]), format!("`sql`: {message}")),
         Ok(columns) => {
             let missing: Vec<&str> = spec
@@ -276,11 +282,11 @@ fn check_data_source(
             misplaced("lists its columns (`- name: ...`), not a map"),
         ),
         None if is_table => r.at(&ds(&["table"]), misplaced("needs `data_source.columns`")),
-        Some(Columns::List(list)) => check_column_list(panel, list, &table, r),
+        Some(Columns::List(list)) => check_column_list(panel, list, &table, ctx, r),
         Some(Columns::Roles(map)) => check_roles(spec, map, &table, r),
         None => check_roles(spec, &BTreeMap::new(), &table, r),
     }
-    check_clauses(panel, source, &table, r);
+    check_clauses(panel, source, &table, ctx.variables, r);
 }
 
 /// A table panel's columns: each exists once, and `default_sort` is one of them.
@@ -288,18 +294,25 @@ fn check_column_list(
     panel: &PanelConfig,
     list: &[TableColumn],
     table: &TableColumns<'_>,
+    ctx: &Context<'_>,
     r: &mut Report<'_>,
 ) {
     let mut seen = BTreeSet::new();
     for (i, column) in list.iter().enumerate() {
-        let path: Vec<Step> = ds(&["columns"])
-            .into_iter()
-            .chain([Step::Index(i), Step::from("name")])
-            .collect();
+        let at = |key: &str| -> Vec<Step> {
+            ds(&["columns"])
+                .into_iter()
+                .chain([Step::Index(i), Step::from(key)])
+                .collect()
+        };
+        let path = at("name");
         if !seen.insert(column.name.as_str()) {
             r.at(&path, format!("column `{}` is listed twice", column.name));
         }
         table.check(r, path, &column.name);
+        if let Some(link) = &column.link {
+            check_row_link(link, ctx, &at("link"), r);
+        }
     }
     if let Some(sort) = &panel.display.default_sort
         && !list.iter().any(|c| &c.name == sort)
@@ -308,6 +321,39 @@ fn check_column_list(
             &["panel", "display", "default_sort"].map(Step::from),
             format!("`default_sort` names `{sort}`, which is not one of the panel's columns"),
         );
+    }
+}
+
+/// A row link names one of the tenant's dashboards, variables it declares, and templates that
+/// compile.
+fn check_row_link(link: &RowLink, ctx: &Context<'_>, path: &[Step], r: &mut Report<'_>) {
+    if let Some(dashboards) = ctx.dashboards {
+        match dashboards.get(&link.dashboard) {
+            None => r.at(
+                path,
+                format!(
+                    "`link` names dashboard `{}`, which the tenant does not have",
+                    link.dashboard
+                ),
+            ),
+            Some(declared) => {
+                for name in link.vars.keys().filter(|n| !declared.contains(n)) {
+                    r.at(
+                        path,
+                        format!(
+                            "`link` sets variable `{name}`, which dashboard `{}` does not declare",
+                            link.dashboard
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let env = minijinja::Environment::new();
+    for (name, template) in &link.vars {
+        if let Err(e) = env.template_from_str(template) {
+            r.at(path, format!("`link.vars.{name}`: {e}"));
+        }
     }
 }
 
@@ -368,6 +414,7 @@ fn check_clauses(
     panel: &PanelConfig,
     source: &DataSource,
     table: &TableColumns<'_>,
+    variables: &[String],
     r: &mut Report<'_>,
 ) {
     let Some(clauses) = panel.clauses() else {
@@ -391,6 +438,7 @@ fn check_clauses(
                 format!("`where` is not a valid SQL expression: {message}"),
             ),
             Ok(idents) => {
+                check_fragment_placeholders(text, variables, &path, r);
                 for ident in idents {
                     table.check(r, path.clone(), &ident);
                 }

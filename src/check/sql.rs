@@ -19,11 +19,12 @@ use datafusion::sql::parser::DFParser;
 
 use crate::config::{KnownTables, Report, Step};
 
-/// Checks operator SQL: one read-only query whose `$name` placeholders are ones we bind.
 /// Placeholders the engine binds in `sql:` panels.
 pub const SQL_PARAMETERS: [&str; 4] = ["from", "to", "bucket", "origin"];
 
-pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
+/// Checks operator SQL: one read-only query whose `$name` placeholders are ones we bind — the
+/// engine's and `variables`, the dashboard variables every dashboard placing the panel declares.
+pub fn check_sql(sql: &str, variables: &[String], path: &[Step], r: &mut Report<'_>) {
     if let Err(e) = crate::query::check_read_only(sql) {
         r.at(path, format!("`sql`: {e}"));
         return;
@@ -39,7 +40,7 @@ pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
                     && let Value::Placeholder(name) = &v.value
                 {
                     let bare = name.trim_start_matches(['$', ':', '?']);
-                    if !SQL_PARAMETERS.contains(&bare) {
+                    if !bound(bare, variables) {
                         unknown.insert(name.clone());
                     }
                 }
@@ -48,17 +49,53 @@ pub fn check_sql(sql: &str, path: &[Step], r: &mut Report<'_>) {
         }
     }
     for name in unknown {
-        r.at(
-            path,
-            format!("`sql` uses `{name}`; the engine binds only $from, $to, $bucket and $origin"),
-        );
+        r.at(path, unbound_message("sql", &name));
+    }
+}
+
+fn bound(name: &str, variables: &[String]) -> bool {
+    SQL_PARAMETERS.contains(&name) || variables.iter().any(|v| v == name)
+}
+
+fn unbound_message(key: &str, name: &str) -> String {
+    format!(
+        "`{key}` uses `{name}`; the engine binds only $from, $to, $bucket and $origin, and a \
+         dashboard variable must be declared on every dashboard that places the panel"
+    )
+}
+
+/// `$name`s in a `where:` fragment that nothing binds.
+pub fn check_fragment_placeholders(
+    text: &str,
+    variables: &[String],
+    path: &[Step],
+    r: &mut Report<'_>,
+) {
+    let mut unknown = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        let name: String = rest[at + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() && !bound(&name, variables) {
+            unknown.insert(format!("${name}"));
+        }
+        rest = &rest[at + 1..];
+    }
+    for name in unknown {
+        r.at(path, unbound_message("where", &name));
     }
 }
 
 /// Plans `sql` against empty tables shaped like `tables` (what tenant.yaml declares and the
 /// store holds), so a misspelt table or column in a `sql:` panel fails at load, not at the
 /// first request. Returns the query's output column names.
-pub fn plan_against(sql: &str, tables: &KnownTables) -> Result<Vec<String>, String> {
+pub fn plan_against(
+    sql: &str,
+    tables: &KnownTables,
+    variables: &[String],
+) -> Result<Vec<String>, String> {
     let mut statement = DFParser::parse_sql(sql)
         .map_err(|e| e.to_string())?
         .pop_front()
@@ -69,6 +106,9 @@ pub fn plan_against(sql: &str, tables: &KnownTables) -> Result<Vec<String>, Stri
         params.insert(name.into(), ts.clone());
     }
     params.insert("bucket".into(), ScalarValue::new_interval_mdn(0, 0, 1));
+    for name in variables {
+        params.insert(name.clone(), ScalarValue::Utf8(Some(String::new())));
+    }
     crate::query::type_placeholders(&mut statement, &params).map_err(|e| e.to_string())?;
     let ctx = SessionContext::new();
     let mut schemas = BTreeMap::new();

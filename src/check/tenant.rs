@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use super::alerts::load_alerts;
 use super::panel::{Context, check_panel, check_template};
+use super::sql::plan_against;
 use crate::config::{
     AggregationRules, ConfigDirs, DashboardFile, Functions, KnownTables, LoadedDashboard,
-    LoadedPanel, Locator, PanelFile, Problem, Report, Step, TenantConfig, TenantPanels,
+    LoadedPanel, Locator, PanelFile, Problem, Report, Step, TenantConfig, TenantPanels, Variable,
     block_first_line, check_dashboard, parse_yaml_all, read_file, yaml_files,
 };
 use crate::panels::kinds;
@@ -56,17 +57,7 @@ pub fn load_tenant(
         },
     };
     let tables = known_tables(&settings, live);
-    let ctx = Context {
-        tenant,
-        tables: Some(&tables),
-        image_functions: functions.image,
-        data_functions: functions.data,
-    };
-
-    let mut own = parse_panels(&dir.join("panels"), false, &mut problems);
-    for parsed in own.values_mut() {
-        check_parsed(parsed, &ctx, &mut problems);
-    }
+    let own = parse_panels(&dir.join("panels"), false, &mut problems);
     let mut shared = parse_panels(&dirs.panels_dir, true, &mut problems);
 
     let mut dashboards = BTreeMap::new();
@@ -114,6 +105,7 @@ pub fn load_tenant(
             )
         };
         let placements = check_dashboard(&parsed.dashboard, &size_of, &hint, &mut report);
+        check_variable_queries(&parsed.dashboard.variables, &tables, &mut report);
         for entry in &parsed.dashboard.panels {
             let id = entry.panel_id();
             if !own.contains_key(id) && shared.contains_key(id) {
@@ -131,14 +123,33 @@ pub fn load_tenant(
         );
     }
 
+    // Panels are checked knowing the variables every dashboard placing them declares.
+    let declared = declared_variables(&dashboards);
+    let boards: BTreeMap<String, Vec<String>> = dashboards
+        .iter()
+        .map(|(name, d)| {
+            let vars = d.config.variables.iter().map(|v| v.name.clone()).collect();
+            (name.clone(), vars)
+        })
+        .collect();
+    let no_variables = vec![];
+    let ctx = |id: &str| Context {
+        tenant,
+        tables: Some(&tables),
+        image_functions: functions.image,
+        data_functions: functions.data,
+        variables: declared.get(id).unwrap_or(&no_variables),
+        dashboards: Some(&boards),
+    };
     let mut panels: BTreeMap<String, Arc<LoadedPanel>> = BTreeMap::new();
     for id in used_shared.keys() {
         if let Some(mut parsed) = shared.remove(id) {
-            check_parsed(&mut parsed, &ctx, &mut problems);
+            check_parsed(&mut parsed, &ctx(id), &mut problems);
             panels.insert(id.clone(), Arc::new(parsed.panel));
         }
     }
-    for (id, parsed) in own {
+    for (id, mut parsed) in own {
+        check_parsed(&mut parsed, &ctx(&id), &mut problems);
         panels.insert(id, Arc::new(parsed.panel));
     }
     let panel_ids: Vec<&str> = panels.keys().map(String::as_str).collect();
@@ -172,6 +183,8 @@ pub fn check_shared_panels(dirs: &ConfigDirs, functions: Functions<'_>) -> Vec<P
         tables: None,
         image_functions: functions.image,
         data_functions: functions.data,
+        variables: &[],
+        dashboards: None,
     };
     for parsed in shared.values_mut() {
         check_parsed(parsed, &ctx, &mut problems);
@@ -238,6 +251,56 @@ fn parse_panels(
         }
     }
     out
+}
+
+/// For each panel a dashboard places, the variables every dashboard placing it declares.
+fn declared_variables(
+    dashboards: &BTreeMap<String, LoadedDashboard>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut declared: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for board in dashboards.values() {
+        let names: Vec<String> = board
+            .config
+            .variables
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        for entry in &board.config.panels {
+            declared
+                .entry(entry.panel_id().to_string())
+                .and_modify(|have| have.retain(|n| names.contains(n)))
+                .or_insert_with(|| names.clone());
+        }
+    }
+    declared
+}
+
+/// A variable's `query:` is read-only SQL without placeholders, planned against the tables and
+/// returning at least one column (its first lists the options).
+fn check_variable_queries(variables: &[Variable], tables: &KnownTables, r: &mut Report<'_>) {
+    for (i, v) in variables.iter().enumerate() {
+        let Some(sql) = &v.query else { continue };
+        let path = [
+            Step::from("dashboard"),
+            "variables".into(),
+            i.into(),
+            "query".into(),
+        ];
+        if let Err(e) = crate::query::check_read_only(sql) {
+            r.at(&path, format!("variable `{}`: {e}", v.name));
+            continue;
+        }
+        if sql.contains('$') {
+            r.at(
+                &path,
+                format!("variable `{}`: its query takes no parameters", v.name),
+            );
+            continue;
+        }
+        if let Err(message) = plan_against(sql, tables, &[]) {
+            r.at(&path, format!("variable `{}`: {message}", v.name));
+        }
+    }
 }
 
 /// Declared tables (tenant.yaml) merged with live ones; every table has `time`.

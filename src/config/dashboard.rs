@@ -28,6 +28,9 @@ pub struct DashboardConfig {
     pub refresh_interval: Option<HumanDuration>,
     #[serde(default)]
     pub layout: Layout,
+    /// What the viewer picks at the top of the page; panels read them as `$name`.
+    #[serde(default)]
+    pub variables: Vec<super::Variable>,
     #[serde(default)]
     pub panels: Vec<DashboardPanel>,
 }
@@ -160,6 +163,7 @@ pub fn check_dashboard(
     missing_hint: &dyn Fn(&str) -> String,
     r: &mut Report<'_>,
 ) -> Vec<Placement> {
+    super::variables::check_variables(&dashboard.variables, r);
     let columns = dashboard.layout.columns;
     let entry = |i: usize, rest: &[&str]| -> Vec<Step> {
         let mut path = vec![

@@ -17,6 +17,7 @@ mod rollup;
 mod sections;
 mod server;
 mod tenant;
+mod variables;
 mod watch;
 
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
@@ -36,7 +37,7 @@ pub use locate::{Locator, Step};
 pub use network::IpNetwork;
 pub use panel::{
     AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
-    PanelConfig, PanelFile, PanelType, QueryClauses, SortOrder, StatusKey, StatusStyle,
+    PanelConfig, PanelFile, PanelType, QueryClauses, RowLink, SortOrder, StatusKey, StatusStyle,
     TableColumn, Threshold,
 };
 pub use problem::{KnownTables, Problem, Report};
@@ -47,6 +48,7 @@ pub use sections::{
 };
 pub use server::ServerConfig;
 pub use tenant::{TableConfig, TenantConfig};
+pub use variables::{Defaults, RESERVED as RESERVED_PARAMETERS, Variable, mentions};
 pub use watch::fingerprint;
 
 use std::path::{Path, PathBuf};

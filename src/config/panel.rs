@@ -147,6 +147,19 @@ pub struct TableColumn {
     pub display: Option<String>,
     #[serde(default)]
     pub format: Option<ColumnFormat>,
+    /// Each cell links to another dashboard of the tenant with variables set from its row.
+    #[serde(default)]
+    pub link: Option<RowLink>,
+}
+
+/// `link: {dashboard: vm, vars: {vm: "{{ row.vm }}"}}`: the target dashboard and its variables,
+/// each a template over the row (`row.<column>`). The link keeps the time range.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowLink {
+    pub dashboard: String,
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -77,9 +77,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Panel(PanelError::Param(_) | PanelError::NotExportable { .. }) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::Panel(
+                PanelError::Param(_)
+                | PanelError::NotExportable { .. }
+                | PanelError::Variable { .. },
+            ) => StatusCode::BAD_REQUEST,
             ApiError::Panel(
                 PanelError::NoConfig(_)
                 | PanelError::UnknownPanel { .. }

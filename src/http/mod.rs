@@ -16,6 +16,7 @@ mod login;
 mod otlp;
 mod pages;
 mod panel_page;
+mod panel_query;
 mod panels;
 mod prom;
 mod query;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Value as Jinja;
@@ -16,6 +16,7 @@ use super::AppState;
 use super::access::{Access, Caller, Route};
 use super::error::PageError;
 use super::extract::user_json;
+use super::panel_query::PanelQuery;
 use super::views::{Chrome, DashboardPage, Heading, PageAt, PanelBox, with_query};
 use crate::auth::Need;
 use crate::config::{DashboardEntry, TenantPanels};
@@ -115,7 +116,7 @@ async fn default_dashboard(
     state: State<AppState>,
     caller: Extension<Caller>,
     Path(tenant): Path<String>,
-    query: Query<PanelRequest>,
+    query: PanelQuery,
     raw: RawQuery,
 ) -> Result<Html<String>, PageError> {
     dashboard(
@@ -132,7 +133,7 @@ async fn dashboard(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((tenant, name)): Path<(String, String)>,
-    Query(request): Query<PanelRequest>,
+    PanelQuery(request): PanelQuery,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, PageError> {
     state.tenant(&tenant).await?;
@@ -154,6 +155,8 @@ async fn dashboard(
                 title: tenant.clone(),
                 description: None,
             },
+            variables: vec![],
+            keep: vec![],
             panels: vec![],
         };
         let html = state
@@ -169,11 +172,16 @@ async fn dashboard(
             dashboard: name.clone(),
         })?;
     let now = now_ns();
+    // The page's own dashboard decides the variables its panels read.
+    let mut request = request;
+    request.dashboard = Some(name.clone());
+    let variables = state.panels.variables(&tenant, &name, &request).await?;
+    let shown = crate::panels::variables::shown_picked(&variables);
     let entries = board.entries(&config.panels);
     let boxes = futures::future::join_all(
         entries
             .iter()
-            .map(|entry| panel_box(&state, &config, &at, &request, entry, now)),
+            .map(|entry| panel_box(&state, &config, &at, &request, entry, now, &shown)),
     )
     .await;
     let page = DashboardPage {
@@ -183,6 +191,12 @@ async fn dashboard(
             title: board.config.name.clone(),
             description: board.config.description.clone(),
         },
+        variables,
+        keep: query
+            .iter()
+            .filter(|(k, _)| !k.starts_with("var-"))
+            .cloned()
+            .collect(),
         panels: boxes,
     };
     let html = state
@@ -199,6 +213,7 @@ async fn panel_box(
     request: &PanelRequest,
     entry: &DashboardEntry,
     now: i64,
+    shown: &std::collections::BTreeMap<String, String>,
 ) -> PanelBox {
     let (panel, p) = (&entry.panel, &entry.placement);
     let (width, height) = ((100 * p.width).clamp(320, 1200), 90 * p.height + 80);
@@ -210,7 +225,7 @@ async fn panel_box(
     .await;
     PanelBox {
         id: entry.id.clone(),
-        title: panel.config.title.clone(),
+        title: crate::panels::variables::substitute(&panel.config.title, shown),
         description: panel.config.description.clone(),
         col: p.col,
         row: p.row,
@@ -219,7 +234,17 @@ async fn panel_box(
         refresh: entry
             .refresh
             .map_or(DEFAULT_REFRESH_SECS, |d| d.0.as_secs().max(1)),
-        fragment_url: format!("/t/{tenant}/p/{}/fragment?w={width}&h={height}", panel.id),
+        fragment_url: with_query(
+            &format!("/t/{tenant}/p/{}/fragment", panel.id),
+            &[
+                ("w".to_string(), width.to_string()),
+                ("h".to_string(), height.to_string()),
+                (
+                    "dashboard".to_string(),
+                    at.dashboard.unwrap_or_default().to_string(),
+                ),
+            ],
+        ),
         live: kinds::spec(&panel.config.kind).is_some_and(|s| s.live),
         drill_url: with_query(&format!("/t/{tenant}/p/{}", panel.id), at.query),
         html: Jinja::from_safe_string(html),
@@ -269,7 +294,7 @@ pub(super) async fn render_fragment(
 async fn fragment(
     State(state): State<AppState>,
     Path((tenant, panel)): Path<(String, String)>,
-    Query(request): Query<PanelRequest>,
+    PanelQuery(request): PanelQuery,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, PageError> {
     state.tenant(&tenant).await?;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Value as Jinja;
@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::access::{Access, Caller, Route};
 use super::error::PageError;
 use super::pages::{DEFAULT_REFRESH_SECS, Size, config_errors, now_ns, pairs, render_fragment};
+use super::panel_query::PanelQuery;
 use super::views::{Chrome, Link, PageAt, PanelBox, PanelPage, with_query};
 use super::{ApiError, AppState};
 use crate::auth::Need;
@@ -40,7 +41,7 @@ async fn report(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
-    query: Query<PanelRequest>,
+    query: PanelQuery,
     raw: RawQuery,
 ) -> Result<Response, PageError> {
     single_panel(state, caller, path, query, raw, true).await
@@ -50,7 +51,7 @@ async fn panel_page(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
-    query: Query<PanelRequest>,
+    query: PanelQuery,
     raw: RawQuery,
 ) -> Result<Response, PageError> {
     single_panel(state, caller, path, query, raw, false).await
@@ -61,7 +62,7 @@ async fn single_panel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((tenant, panel_id)): Path<(String, String)>,
-    Query(request): Query<PanelRequest>,
+    PanelQuery(request): PanelQuery,
     RawQuery(raw): RawQuery,
     bare: bool,
 ) -> Result<Response, PageError> {

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, Caller, Route};
+use super::panel_query::PanelQuery;
 use super::query::{audited, encoded_body};
 use super::{ApiError, AppState};
 use crate::auth::{AuditEvent, Need};
-use crate::panels::{PanelAnswer, PanelRequest};
+use crate::panels::PanelAnswer;
 use crate::render::ExportFormat;
 
 pub fn routes() -> Vec<Route> {
@@ -36,7 +37,7 @@ fn now_ns() -> i64 {
 async fn data(
     State(state): State<AppState>,
     Path((tenant, panel)): Path<(String, String)>,
-    Query(request): Query<PanelRequest>,
+    PanelQuery(request): PanelQuery,
 ) -> Result<Response, ApiError> {
     let data = state
         .panels
@@ -48,7 +49,7 @@ async fn data(
 async fn image(
     State(state): State<AppState>,
     Path((tenant, panel)): Path<(String, String)>,
-    Query(request): Query<PanelRequest>,
+    PanelQuery(request): PanelQuery,
 ) -> Result<Response, ApiError> {
     let data = state
         .panels
@@ -80,7 +81,7 @@ async fn export(
     Extension(caller): Extension<Caller>,
     Path((tenant, panel)): Path<(String, String)>,
     Query(format): Query<ExportParams>,
-    Query(request): Query<PanelRequest>,
+    PanelQuery(request): PanelQuery,
 ) -> Result<Response, ApiError> {
     let format: ExportFormat = (format
         .format

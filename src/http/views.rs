@@ -174,6 +174,10 @@ pub struct DashboardPage {
     pub chrome: Chrome,
     pub title: String,
     pub dashboard: Heading,
+    /// The dashboard's variable selectors, with what is picked.
+    pub variables: Vec<crate::panels::variables::Picked>,
+    /// The query parameters the selector form keeps (range and the like), as hidden inputs.
+    pub keep: Vec<(String, String)>,
     pub panels: Vec<PanelBox>,
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{self, CacheStats, PanelCache};
-use super::{PanelData, PanelError, PanelRequest, Registry, Run, export, kinds};
+use super::{PanelData, PanelError, PanelRequest, Registry, Run, export, kinds, variables};
 use crate::config::{LoadedPanel, TenantPanels};
 use crate::query::{QueryEngine, QueryOutput};
 use crate::storage::{Store, TenantStore};
@@ -26,6 +26,7 @@ pub struct PanelEngine {
     registry: Registry,
     raw_limit: usize,
     max_series: usize,
+    options: variables::OptionsCache,
 }
 
 impl PanelEngine {
@@ -43,6 +44,7 @@ impl PanelEngine {
             registry: Registry::builtin(),
             raw_limit: settings.raw_limit,
             max_series: settings.max_series,
+            options: Default::default(),
         }
     }
 
@@ -102,15 +104,60 @@ impl PanelEngine {
         Ok((store, config, generation, panel))
     }
 
-    /// Everything one request of one panel needs, with its range resolved.
-    fn prepare<'a>(
+    fn scope<'a>(
+        &'a self,
+        store: &'a Arc<TenantStore>,
+        config: &'a TenantPanels,
+        generation: u64,
+    ) -> variables::Scope<'a> {
+        variables::Scope {
+            engine: &self.engine,
+            store,
+            config,
+            generation,
+            options: &self.options,
+        }
+    }
+
+    /// A dashboard's variables with their options and the values `request` picks.
+    pub async fn variables(
+        &self,
+        tenant: &str,
+        dashboard: &str,
+        request: &PanelRequest,
+    ) -> Result<Vec<variables::Picked>, PanelError> {
+        let store = self.store.tenant(tenant).await?;
+        let (config, generation) = self
+            .configs
+            .current(tenant)
+            .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))?;
+        let board =
+            config
+                .dashboards
+                .get(dashboard)
+                .ok_or_else(|| PanelError::UnknownDashboard {
+                    tenant: tenant.to_string(),
+                    dashboard: dashboard.to_string(),
+                })?;
+        self.scope(&store, &config, generation)
+            .all(board, request)
+            .await
+    }
+
+    /// Everything one request of one panel needs, with its range and variables resolved.
+    async fn prepare<'a>(
         &'a self,
         store: &'a Arc<TenantStore>,
         tenant: &'a TenantPanels,
         panel: &'a LoadedPanel,
         request: &'a PanelRequest,
         now_ns: i64,
+        generation: u64,
     ) -> Result<Run<'a>, PanelError> {
+        let vars = self
+            .scope(store, tenant, generation)
+            .bind(panel, request)
+            .await?;
         Ok(Run {
             engine: &self.engine,
             store,
@@ -122,6 +169,7 @@ impl PanelEngine {
             now_ns,
             raw_limit: self.raw_limit,
             max_series: self.max_series,
+            vars,
         })
     }
 
@@ -143,7 +191,9 @@ impl PanelEngine {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
-        let run = self.prepare(&store, &config, &panel, request, now_ns)?;
+        let run = self
+            .prepare(&store, &config, &panel, request, now_ns, generation)
+            .await?;
         let data = self.run(&run).await?;
         let data = Arc::new(data);
         let ttl = panel
@@ -164,8 +214,10 @@ impl PanelEngine {
         request: &PanelRequest,
         now_ns: i64,
     ) -> Result<(QueryOutput, String), PanelError> {
-        let (store, config, _, panel) = self.lookup(tenant, panel_id).await?;
-        let run = self.prepare(&store, &config, &panel, request, now_ns)?;
+        let (store, config, generation, panel) = self.lookup(tenant, panel_id).await?;
+        let run = self
+            .prepare(&store, &config, &panel, request, now_ns, generation)
+            .await?;
         let output = export::stream(&run).await?;
         Ok((output, export::file_stem(&run)))
     }

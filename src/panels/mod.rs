@@ -23,6 +23,7 @@ mod table;
 mod time_range;
 mod timeseries;
 pub mod values;
+pub mod variables;
 
 pub use crate::config::{AggregationRule, AggregationRules, Bucket};
 pub use alerts::{ActiveAlert, TABLE as ALERTS_TABLE};
@@ -103,6 +104,9 @@ pub enum PanelError {
     /// A panel whose `type:` no kind has; the configuration checks refuse it before this.
     #[error("panel `{panel}`: no panel type `{kind}`")]
     UnknownKind { panel: String, kind: String },
+    /// A dashboard variable's value the request may not pick (`var-<name>`).
+    #[error("variable `{variable}`: {message}")]
+    Variable { variable: String, message: String },
 }
 
 /// Everything a panel type needs to run one request.
@@ -118,6 +122,8 @@ pub struct Run<'a> {
     pub raw_limit: usize,
     /// Most series one answer may hold (`panels.max_series`).
     pub max_series: usize,
+    /// The dashboard variables the panel reads, bound (`$name`).
+    pub vars: Params,
 }
 
 impl Run<'_> {
@@ -169,7 +175,7 @@ impl Run<'_> {
         let config = &self.panel.config;
         Header {
             panel: self.panel.id.clone(),
-            title: config.title.clone(),
+            title: variables::substitute(&config.title, &variables::shown(&self.vars)),
             description: config.description.clone(),
             range: Range {
                 from: Timestamp::from_ns(self.range.from_ns),

@@ -2,6 +2,8 @@
 //! parameter in their errors. Values stay data: `series` and `filter` are bound into queries,
 //! `sort` must name a configured column, `order` is `asc` or `desc`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{ParamError, RequestedRange};
@@ -21,6 +23,13 @@ pub struct PanelRequest {
     pub page_size: Option<String>,
     pub disable_aggregation: Option<String>,
     pub filter: Option<String>,
+    /// The dashboard whose variables apply (the page sends its own); else the first placing the
+    /// panel that declares variables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
+    /// `var-<name>` values (repeated for a multi variable), from the raw query string.
+    #[serde(skip_deserializing, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, Vec<String>>,
     /// Pixel columns a raw chart is drawn in: raw ranges with more rows than `raw_limit` are
     /// downsampled (M4) to this many columns. The page sends its chart's width.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,6 +41,38 @@ pub struct PanelRequest {
 }
 
 impl PanelRequest {
+    /// The request in a raw query string: the named parameters, and every `var-<name>`
+    /// (repeatable) into `vars`.
+    pub fn from_query(raw: &str) -> Result<Self, ParamError> {
+        let invalid = |e: serde_urlencoded::de::Error| ParamError {
+            param: "query",
+            message: e.to_string(),
+        };
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(invalid)?;
+        let named: Vec<&(String, String)> = pairs
+            .iter()
+            .filter(|(k, _)| !k.starts_with("var-"))
+            .collect();
+        let mut request: Self =
+            serde_urlencoded::from_str(&serde_urlencoded::to_string(named).map_err(|e| {
+                ParamError {
+                    param: "query",
+                    message: e.to_string(),
+                }
+            })?)
+            .map_err(invalid)?;
+        for (key, value) in &pairs {
+            if let Some(name) = key.strip_prefix("var-") {
+                request
+                    .vars
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(value.clone());
+            }
+        }
+        Ok(request)
+    }
+
     /// The parameters as one canonical string: the cache key. Relative ranges (`now-6h`) stay
     /// relative, so repeated requests within the refresh interval share an entry.
     pub fn cache_key(&self) -> String {

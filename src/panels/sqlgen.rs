@@ -128,6 +128,7 @@ pub fn base_params(run: &Run<'_>, from_ns: i64, to_ns: i64, bucket: Bucket) -> P
         "bucket".into(),
         ScalarValue::new_interval_mdn(0, 0, every.as_nanos().min(i64::MAX as u128) as i64),
     );
+    params.extend(run.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     params
 }
 

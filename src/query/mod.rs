@@ -241,7 +241,9 @@ impl QueryEngine {
             .ok_or_else(|| QueryError::Parse {
                 message: "empty statement".into(),
             })?;
-        bind::type_placeholders(&mut statement, params)?;
+        let mut params = params.clone();
+        bind::expand_lists(&mut statement, &mut params)?;
+        bind::type_placeholders(&mut statement, &params)?;
         let admission = self.budget.admit(&tenant.name).await?;
         let timeout = self.config.timeout.0;
         let deadline = Instant::now() + timeout;

@@ -22,7 +22,7 @@ pub use html::{
     APP_JS, FAVICON_SVG, FragmentOptions, Pages, ago, app_css, fragment_environment, link,
     local_time, render_fragment,
 };
-pub use template::{render_template, template_environment};
+pub use template::{render_template, render_text, template_environment};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;

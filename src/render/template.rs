@@ -17,7 +17,25 @@ pub fn render_template(
     source: &str,
     context: &serde_json::Value,
 ) -> Result<String, (Option<usize>, String)> {
-    let env = template_environment();
+    render_with(&template_environment(), source, context)
+}
+
+/// Renders a value that its caller escapes for where it goes (a URL parameter): no HTML
+/// escaping here, which would change the value itself.
+pub fn render_text(
+    source: &str,
+    context: &serde_json::Value,
+) -> Result<String, (Option<usize>, String)> {
+    let mut env = template_environment();
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    render_with(&env, source, context)
+}
+
+fn render_with(
+    env: &Environment<'static>,
+    source: &str,
+    context: &serde_json::Value,
+) -> Result<String, (Option<usize>, String)> {
     let template = env
         .template_from_str(source)
         .map_err(|e| (e.line(), e.detail().unwrap_or("syntax error").to_string()))?;

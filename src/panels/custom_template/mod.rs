@@ -93,7 +93,9 @@ async fn answer(run: &Run<'_>) -> Result<TemplateAnswer, PanelError> {
     }
     let header = run.header();
     context.insert("parameters".into(), json!(config.parameters));
-    context.insert("title".into(), json!(config.title));
+    context.insert("title".into(), json!(header.title));
+    // Dashboard variables the panel reads: `{{ vars.vm }}` (several values joined by `, `).
+    context.insert("vars".into(), json!(super::variables::shown(&run.vars)));
     context.insert("tenant".into(), json!(run.tenant.tenant));
     context.insert("from".into(), json!(header.range.from));
     context.insert("to".into(), json!(header.range.to));

@@ -22,6 +22,12 @@ struct Heading<'a> {
 }
 
 #[derive(Serialize)]
+struct Cell<'a> {
+    text: &'a str,
+    link: Option<&'a str>,
+}
+
+#[derive(Serialize)]
 struct Hidden<'a> {
     name: &'a str,
     value: &'a str,
@@ -80,9 +86,28 @@ impl TableAnswer {
             prev_url: (page > 1).then(|| to_page(page - 1)),
             next_url: (page < self.total_pages).then(|| to_page(page + 1)),
         };
+        // Each cell with the page it links to, if its column links.
+        let cells: Vec<Vec<Cell<'_>>> = self
+            .text
+            .iter()
+            .enumerate()
+            .map(|(r, row)| {
+                row.iter()
+                    .enumerate()
+                    .map(|(c, text)| Cell {
+                        text,
+                        link: self
+                            .links
+                            .get(r)
+                            .and_then(|l| l.get(c))
+                            .and_then(|l| l.as_deref()),
+                    })
+                    .collect()
+            })
+            .collect();
         let context = context! {
             table,
-            text => self.text,
+            text => cells,
             page => self.page,
             total_pages => self.total_pages,
             total_rows => self.total_rows,
@@ -128,6 +153,7 @@ mod tests {
             sort: Some("time".into()),
             order: SortOrder::Asc,
             sortable: true,
+            links: vec![vec![None, Some("/t/acme/d/svc?var-service=api".into())]],
         };
         let options = FragmentOptions {
             tz: chrono_tz::UTC,
@@ -148,6 +174,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("page=1\" rel=\"prev\""), "{html}");
+        assert!(
+            html.contains("<td><a href=\"/t/acme/d/svc?var-service=api\">api</a></td>"),
+            "{html}"
+        );
         assert!(html.contains("page=3\" rel=\"next\""), "{html}");
         assert!(
             html.contains("value=\"x\""),

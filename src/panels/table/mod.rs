@@ -9,6 +9,7 @@
 
 mod format;
 mod fragment;
+mod links;
 mod plan;
 
 pub use format::format_cell;
@@ -44,6 +45,9 @@ pub struct TableAnswer {
     pub sort: Option<String>,
     pub order: SortOrder,
     pub sortable: bool,
+    /// Per row, per column: the page a cell links to (columns with `link:`); empty when none do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Vec<Option<String>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,11 +122,13 @@ async fn answer(run: &Run<'_>) -> Result<TableAnswer, PanelError> {
                 name: n.clone(),
                 display: None,
                 format: None,
+                link: None,
             })
             .collect()
     } else {
         configured
     };
+    let links = links::of_rows(run, &columns, &rows)?;
     let tz = run.tenant.timezone;
     let text = rows
         .iter()
@@ -152,5 +158,6 @@ async fn answer(run: &Run<'_>) -> Result<TableAnswer, PanelError> {
         sort,
         order,
         sortable: display.sortable.unwrap_or(true),
+        links,
     })
 }

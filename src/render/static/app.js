@@ -52,6 +52,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     var select = document.getElementById("dashboard-select");
     if (select) select.addEventListener("change", function () { location.href = select.value + location.search; });
+    // Dashboard variables: a single-value selector applies as soon as it changes.
+    document.querySelectorAll("form.variables select:not([multiple])").forEach(function (s) {
+      s.addEventListener("change", function () { s.form.submit(); });
+    });
     document.querySelectorAll("[data-fragment]").forEach(function (panel) {
       stamp(panel);
       var button = panel.querySelector(".refresh");

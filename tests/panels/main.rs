@@ -2,7 +2,9 @@
 //! dashboard API, aggregation choices and overrides, timezone alignment, injection attempts,
 //! the cache and hot reload.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod variables;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,21 @@
+//! The panel request in a URL's query string: axum's `Query` cannot collect the repeatable
+//! `var-<name>` parameters of dashboard variables, so this extractor reads the raw query.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+
+use crate::panels::PanelRequest;
+
+/// `PanelRequest` from the query string, `var-*` included; a malformed query is a 400.
+pub struct PanelQuery(pub PanelRequest);
+
+impl<S: Send + Sync> FromRequestParts<S> for PanelQuery {
+    type Rejection = (StatusCode, String);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        PanelRequest::from_query(parts.uri.query().unwrap_or_default())
+            .map(PanelQuery)
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+    }
+}
