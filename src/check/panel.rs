@@ -48,6 +48,9 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
         return;
     };
     check_keys(panel, spec, r);
+    if let Some(link) = &panel.display.link {
+        check_row_link(link, ctx, &at(&["display", "link"]), r);
+    }
     match (&panel.data_source, &panel.sql) {
         (Some(_), Some(_)) => r.at(
             &at(&["sql"]),

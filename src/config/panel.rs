@@ -280,7 +280,10 @@ pub struct Display {
     pub thresholds: Vec<Threshold>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_delta: Option<bool>,
-    // health_status
+    // health_status: each entry links to an entity dashboard (`row.name`, `row.status`)
+    // (boxed: `Display` travels inside every panel answer)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Box<RowLink>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub status_mapping: BTreeMap<StatusKey, StatusStyle>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

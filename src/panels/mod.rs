@@ -15,6 +15,7 @@ mod health;
 mod kind;
 pub mod kinds;
 mod kpi;
+mod links;
 mod newest;
 pub mod render_pool;
 mod request;

@@ -117,11 +117,13 @@ impl<'a> Candidate<'a> {
     fn read_shape(&mut self) -> Option<()> {
         for conjunct in &self.conjuncts {
             if let Some((op, ns)) = time_bound(conjunct) {
+                // Bounds as [lo, hi); a bound at the end of time must not wrap around.
+                let next = ns.checked_add(1)?;
                 match op {
                     Operator::GtEq => self.lo = Some(self.lo.map_or(ns, |l| l.max(ns))),
-                    Operator::Gt => self.lo = Some(self.lo.map_or(ns + 1, |l| l.max(ns + 1))),
+                    Operator::Gt => self.lo = Some(self.lo.map_or(next, |l| l.max(next))),
                     Operator::Lt => self.hi = Some(self.hi.map_or(ns, |h| h.min(ns))),
-                    Operator::LtEq => self.hi = Some(self.hi.map_or(ns + 1, |h| h.min(ns + 1))),
+                    Operator::LtEq => self.hi = Some(self.hi.map_or(next, |h| h.min(next))),
                     _ => return None,
                 }
                 continue;
@@ -468,9 +470,14 @@ fn overlaps(min: i64, max: i64, lo: Option<i64>, hi: Option<i64>) -> bool {
 
 /// `[ceil(lo), floor(hi))` on the rollup's grid: the whole buckets inside the range.
 fn interior(lo: Option<i64>, hi: Option<i64>, every: i64) -> (Option<i64>, Option<i64>) {
+    // Near the end of time the ceiling saturates: the interior is then empty, not wrapped.
     let ceil = |v: i64| {
         let r = v.rem_euclid(every);
-        if r == 0 { v } else { v - r + every }
+        if r == 0 {
+            v
+        } else {
+            (v - r).saturating_add(every)
+        }
     };
     (lo.map(ceil), hi.map(|v| v - v.rem_euclid(every)))
 }
@@ -578,4 +585,18 @@ fn partials(
     }
     raw.aggregate(group, aggregates)?
         .project(union_columns(def, fields, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interior_is_the_whole_buckets_in_range() {
+        assert_eq!(interior(Some(61), Some(241), 60), (Some(120), Some(240)));
+        assert_eq!(interior(Some(-61), None, 60), (Some(-60), None));
+        // Near the end of time nothing wraps around: the interior is empty.
+        let (lo, hi) = interior(Some(i64::MAX - 5), Some(i64::MAX), 60);
+        assert!(lo >= hi, "{lo:?} {hi:?}");
+    }
 }

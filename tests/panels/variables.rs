@@ -25,6 +25,7 @@ async fn start_with_variables() -> (TestDirs, TestServer) {
     - id: host_cpu
     - id: host_rows
     - id: host_list
+    - id: host_health
 ",
     )
     .unwrap();
@@ -59,6 +60,19 @@ async fn start_with_variables() -> (TestDirs, TestServer) {
     columns:
       - {name: host, link: {dashboard: by_host, vars: {host: \"{{ row.host }}\"}}}
       - {name: cpu}
+",
+    )
+    .unwrap();
+    std::fs::write(
+        tenant.join("panels/host_health.yaml"),
+        "panel:
+  type: health_status
+  title: Host health
+  data_source:
+    table: metrics
+    columns: {service_name: host, status_value: cpu}
+  display:
+    link: {dashboard: by_host, vars: {host: \"{{ row.name }}\"}}
 ",
     )
     .unwrap();
@@ -164,6 +178,19 @@ async fn row_links_open_the_entity_page() {
         "{links:?}"
     );
     assert!(body["links"][0][1].is_null(), "cpu does not link");
+    // Health entries link the same way.
+    let (status, body) = data(&server, "host_health", DAY).await;
+    assert_eq!(status, 200, "{body}");
+    let b = body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "b")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(
+        b["link"],
+        "/t/acme/d/by_host?from=2024-01-01T00%3A00%3A00Z&to=2024-01-01T12%3A00%3A00Z&var-host=b"
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ struct Line<'a> {
     label: &'a str,
     color: &'a str,
     error: Option<&'a str>,
+    link: Option<&'a str>,
     ago: String,
 }
 
@@ -31,6 +32,7 @@ impl HealthAnswer {
                 label: &s.label,
                 color: &s.color,
                 error: s.error.as_deref(),
+                link: s.link.as_deref(),
                 ago: s
                     .last_checked
                     .map_or("never".to_string(), |t| ago(t.ms(), options.now_ms)),
@@ -67,6 +69,7 @@ mod tests {
                 last_checked: Some(Timestamp::from_ms(1_704_110_220_000)),
                 error: None,
                 stale: false,
+                link: None,
             }],
             summary: Default::default(),
         };

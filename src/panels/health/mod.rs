@@ -50,6 +50,9 @@ pub struct ServiceHealth {
     pub last_checked: Option<Timestamp>,
     pub error: Option<String>,
     pub stale: bool,
+    /// The entity page this entry opens (`display.link`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 pub struct Health;
@@ -63,7 +66,7 @@ static SPEC: KindSpec = KindSpec {
         numeric_value: false,
     },
     sql_columns: &["service", "status", "time"],
-    display_keys: &["status_mapping", "unknown_color"],
+    display_keys: &["status_mapping", "unknown_color", "link"],
     stale_after: true,
     ..KindSpec::PLAIN
 };
@@ -135,6 +138,16 @@ async fn answer(run: &Run<'_>) -> Result<HealthAnswer, PanelError> {
             ),
         };
         *summary.entry(label.clone()).or_default() += 1;
+        let link = match &run.panel.config.display.link {
+            None => None,
+            Some(link) => {
+                let context =
+                    serde_json::json!({"row": {"name": name, "status": status, "label": label}});
+                let url = super::links::to_dashboard(run, link, &context)
+                    .map_err(|m| super::links::link_error(run, "display", &m))?;
+                Some(url)
+            }
+        };
         rows.push(ServiceHealth {
             name: name.clone(),
             status,
@@ -143,6 +156,7 @@ async fn answer(run: &Run<'_>) -> Result<HealthAnswer, PanelError> {
             last_checked: time.map(Timestamp::from_ns),
             error: errors.get(i).cloned().flatten(),
             stale,
+            link,
         });
     }
     Ok(HealthAnswer {

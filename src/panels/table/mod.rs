@@ -9,7 +9,6 @@
 
 mod format;
 mod fragment;
-mod links;
 mod plan;
 
 pub use format::format_cell;
@@ -128,7 +127,7 @@ async fn answer(run: &Run<'_>) -> Result<TableAnswer, PanelError> {
     } else {
         configured
     };
-    let links = links::of_rows(run, &columns, &rows)?;
+    let links = super::links::of_rows(run, &columns, &rows)?;
     let tz = run.tenant.timezone;
     let text = rows
         .iter()

@@ -1,0 +1,81 @@
+//! Links to entity pages: a table column's `link:` points each cell, and a health list's
+//! `display.link` each entry, at another dashboard of the tenant, its variables filled from the
+//! row (`{{ row.vm }}`) and the request's time range kept — the way from a fleet to one entity.
+
+use serde_json::{Map, Value, json};
+
+use super::{PanelError, Run};
+use crate::config::{RowLink, TableColumn};
+use crate::render::render_text;
+
+/// For each row, each column's link (or none); empty when no column links.
+pub fn of_rows(
+    run: &Run<'_>,
+    columns: &[TableColumn],
+    rows: &[Vec<Value>],
+) -> Result<Vec<Vec<Option<String>>>, PanelError> {
+    if columns.iter().all(|c| c.link.is_none()) {
+        return Ok(vec![]);
+    }
+    rows.iter()
+        .map(|row| {
+            let object: Map<String, Value> = columns
+                .iter()
+                .map(|c| c.name.clone())
+                .zip(row.iter().cloned())
+                .collect();
+            let context = json!({ "row": object });
+            columns
+                .iter()
+                .map(|c| match &c.link {
+                    None => Ok(None),
+                    Some(link) => to_dashboard(run, link, &context)
+                        .map(Some)
+                        .map_err(|message| link_error(run, &c.name, &message)),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The page `link` opens for one row (`context` holds it as `row`), or why not.
+pub fn to_dashboard(run: &Run<'_>, link: &RowLink, context: &Value) -> Result<String, String> {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in range_params(run) {
+        query.append_pair(k, &v);
+    }
+    for (name, template) in &link.vars {
+        let value = render_text(template, context).map_err(|(_, message)| message)?;
+        query.append_pair(&format!("var-{name}"), &value);
+    }
+    Ok(format!(
+        "/t/{}/d/{}?{}",
+        run.tenant.tenant,
+        link.dashboard,
+        query.finish()
+    ))
+}
+
+/// The range as the request gave it (relative ranges stay relative), else as resolved.
+fn range_params(run: &Run<'_>) -> Vec<(&'static str, String)> {
+    let header = run.header();
+    let from = run
+        .request
+        .from
+        .clone()
+        .unwrap_or_else(|| header.range.from.rfc3339());
+    let to = run
+        .request
+        .to
+        .clone()
+        .unwrap_or_else(|| header.range.to.rfc3339());
+    vec![("from", from), ("to", to)]
+}
+
+/// A link template that failed on a row (the panel's YAML is at fault).
+pub fn link_error(run: &Run<'_>, at: &str, message: &str) -> PanelError {
+    PanelError::Shape {
+        panel: run.panel.id.clone(),
+        message: format!("{at}: link: {message}"),
+    }
+}
