@@ -85,6 +85,18 @@ try {
   await page.waitForTimeout(500);
   check(await page.locator(".panel-error").count() === 0, "a refreshed panel still renders");
 
+  // A service in the health list opens its own page (a dashboard variable), the range kept;
+  // its selector switches to another service.
+  await Promise.all([page.waitForURL(/\/t\/demo\/d\/service\?.*var-service=api/), page.locator("ul.health a", { hasText: /^api$/ }).click()]);
+  check(page.url().includes("from=now-7d"), "the service page keeps the range");
+  check(await page.locator("h2", { hasText: "Health of api" }).count() === 1, "the page is about api");
+  check(await page.locator("select[name=var-service]").inputValue() === "api", "the selector shows api");
+  check(await page.locator(".panel-error").count() === 0, "the service page renders");
+  await shot(page, "service-page");
+  await Promise.all([page.waitForURL(/var-service=auth/), page.locator("select[name=var-service]").selectOption("auth")]);
+  check(await page.locator("h2", { hasText: "Health of auth" }).count() === 1, "picking auth shows auth");
+  await page.goto(`${base}/t/demo?from=now-7d&to=now`);
+
   // 3. Drill down into the CPU panel.
   await Promise.all([page.waitForURL(/\/t\/demo\/p\/cpu_usage/), page.getByRole("link", { name: "CPU Usage Over Time" }).click()]);
   check(page.url().includes("from=now-7d"), "the drill-down keeps the range");
