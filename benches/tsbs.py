@@ -19,6 +19,7 @@ issue note):
 
 import argparse
 import glob
+import shutil
 import http.client
 import json
 import os
@@ -303,6 +304,8 @@ def main():
     server.stop()
     if pg:
         pg.stop()
+    # The data dir, the Parquet files and the PostgreSQL cluster: several GB per run.
+    shutil.rmtree(root, ignore_errors=True)
     return 0 if all(r["same_answer"] for r in report) else 1
 
 

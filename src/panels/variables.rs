@@ -239,17 +239,24 @@ pub fn shown_picked(picked: &[Picked]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `text` with each `$name` of `shown` replaced by its value (longest names first, so `$vm`
-/// does not eat the start of `$vm_name`).
+/// `text` with each `$name` of `shown` replaced by its value; `$name_more` is another name and
+/// stays, and a value is never scanned again (it may hold `$` itself).
 pub fn substitute(text: &str, shown: &BTreeMap<String, String>) -> String {
-    let mut names: Vec<&String> = shown.keys().collect();
-    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
-    let mut out = text.to_string();
-    for name in names {
-        if mentions(&out, name) {
-            out = out.replace(&format!("${name}"), &shown[name]);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        match shown.get(&after[..len]) {
+            Some(value) => out.push_str(value),
+            None => out.push_str(&rest[at..at + 1 + len]),
         }
+        rest = &after[len..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -266,4 +273,21 @@ fn panel_text(panel: &LoadedPanel) -> String {
     .flatten()
     .collect::<Vec<_>>()
     .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_whole_names_once() {
+        let shown = BTreeMap::from([
+            ("vm".to_string(), "$vm_name".to_string()),
+            ("region".to_string(), "eu, us".to_string()),
+        ]);
+        assert_eq!(
+            substitute("CPU of $vm ($vm_name) in $region; $5 $", &shown),
+            "CPU of $vm_name ($vm_name) in eu, us; $5 $"
+        );
+    }
 }
