@@ -98,7 +98,7 @@ async fn export(
     let event = AuditEvent::ok(
         "export",
         json!({"panel": panel, "format": format.extension(), "from": request.from, "to": request.to,
-               "disable_aggregation": request.disable_aggregation}),
+               "disable_aggregation": request.disable_aggregation, "vars": request.vars}),
     )
     .in_tenant(&tenant);
     let output = audited(output, &state, &caller, event);

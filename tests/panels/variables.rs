@@ -116,6 +116,20 @@ async fn variables_bind_checked_values_and_refuse_others() {
     assert_eq!(rows(&body), [("a".to_string(), 24), ("b".to_string(), 24)]);
     let (_, body) = data(&server, "host_rows", DAY).await;
     assert_eq!(rows(&body).len(), 2);
+    // An export reads the same picked values.
+    let csv = server
+        .client
+        .get(format!(
+            "{}/api/v1/tenants/acme/panels/host_rows/export?{DAY}&var-hosts=b&format=csv",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.trim(), "host,n\nb,24", "{csv}");
     // `c` is an option with no rows: an empty answer, not an error.
     let (status, body) = data(&server, "host_rows", &format!("{DAY}&var-hosts=c")).await;
     assert_eq!(status, 200, "{body}");
