@@ -280,7 +280,8 @@ pub struct Display {
     pub thresholds: Vec<Threshold>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_delta: Option<bool>,
-    // health_status: each entry links to an entity dashboard (`row.name`, `row.status`)
+    // health_status and timeseries: each entry (`row.name`, `row.status`) or series
+    // (`row.series`) links to an entity dashboard
     // (boxed: `Display` travels inside every panel answer)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Box<RowLink>>,

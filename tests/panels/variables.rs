@@ -26,6 +26,7 @@ async fn start_with_variables() -> (TestDirs, TestServer) {
     - id: host_rows
     - id: host_list
     - id: host_health
+    - id: all_cpu
 ",
     )
     .unwrap();
@@ -60,6 +61,19 @@ async fn start_with_variables() -> (TestDirs, TestServer) {
     columns:
       - {name: host, link: {dashboard: by_host, vars: {host: \"{{ row.host }}\"}}}
       - {name: cpu}
+",
+    )
+    .unwrap();
+    std::fs::write(
+        tenant.join("panels/all_cpu.yaml"),
+        "panel:
+  type: timeseries
+  title: CPU per host
+  data_source:
+    table: metrics
+    columns: {value: cpu, series_label: host}
+  display:
+    link: {dashboard: by_host, vars: {host: \"{{ row.series }}\"}}
 ",
     )
     .unwrap();
@@ -205,6 +219,15 @@ async fn row_links_open_the_entity_page() {
         b["link"],
         "/t/acme/d/by_host?from=2024-01-01T00%3A00%3A00Z&to=2024-01-01T12%3A00%3A00Z&var-host=b"
     );
+    // So do a timeseries' series.
+    let (status, body) = data(&server, "all_cpu", DAY).await;
+    assert_eq!(status, 200, "{body}");
+    let a = &body["series"][0];
+    assert_eq!(a["name"], "a");
+    assert_eq!(
+        a["link"],
+        "/t/acme/d/by_host?from=2024-01-01T00%3A00%3A00Z&to=2024-01-01T12%3A00%3A00Z&var-host=a"
+    );
 }
 
 #[tokio::test]
@@ -238,6 +261,11 @@ async fn the_page_shows_selectors_and_its_panels_follow_them() {
     // A refresh asks for the page's own dashboard (the page adds its query string).
     assert!(html.contains("/t/acme/p/host_cpu/fragment?w="), "{html}");
     assert!(html.contains("dashboard=by_host"), "{html}");
+    // The series that open their host's page are listed under the chart.
+    assert!(
+        html.contains("<p class=\"series-links\">Open: <a href=\"/t/acme/d/by_host?from="),
+        "{html}"
+    );
     // A value outside the options is refused on the page too.
     let resp = server
         .client

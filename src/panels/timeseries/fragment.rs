@@ -24,8 +24,15 @@ impl TimeseriesAnswer {
         } else {
             self.chart_svg(options)?
         };
+        // Series that open an entity page, listed under the chart (the legend is in the SVG).
+        let links: Vec<(&str, &str)> = self
+            .series
+            .iter()
+            .filter_map(|s| s.link.as_deref().map(|l| (s.name.as_str(), l)))
+            .collect();
         let context = context! {
             empty,
+            links,
             chart => Jinja::from_safe_string(chart),
             truncated => self.truncated,
             bucket => Jinja::from_serialize(self.bucket),
@@ -149,6 +156,7 @@ mod tests {
                     value,
                 })
                 .collect(),
+            link: None,
         }
     }
 

@@ -46,6 +46,23 @@ pub struct TimeseriesAnswer {
 pub struct Series {
     pub name: String,
     pub points: Vec<Point>,
+    /// The entity page this series opens (`display.link`, with `row.series` its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// Each series' link to its entity page, when the panel declares `display.link`.
+fn link_series(run: &Run<'_>, series: &mut [Series]) -> Result<(), PanelError> {
+    let Some(link) = &run.panel.config.display.link else {
+        return Ok(());
+    };
+    for s in series {
+        let context = serde_json::json!({ "row": { "series": s.name } });
+        let url = super::links::to_dashboard(run, link, &context)
+            .map_err(|m| super::links::link_error(run, "display", &m))?;
+        s.link = Some(url);
+    }
+    Ok(())
 }
 
 /// One point; in JSON `[epoch_ms, value]`, a missing or non-finite value as `null`.
@@ -88,6 +105,7 @@ static SPEC: KindSpec = KindSpec {
         "line_color",
         "colors",
         "fill_area",
+        "link",
     ],
     chart: true,
     ..KindSpec::PLAIN
@@ -144,9 +162,15 @@ async fn answer(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
         .into_iter()
         .map(|(name, mut points)| {
             points.sort_by_key(|p| p.time);
-            Series { name, points }
+            Series {
+                name,
+                points,
+                link: None,
+            }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut series = series;
+    link_series(run, &mut series)?;
     Ok(TimeseriesAnswer {
         header: run.header(),
         bucket,
@@ -209,16 +233,22 @@ async fn downsampled(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
         check_series_count(run, m4.series_count())?;
     }
     let (series, done) = m4.finish();
+    let mut series: Vec<Series> = series
+        .into_iter()
+        .map(|(name, points)| Series {
+            name,
+            points,
+            link: None,
+        })
+        .collect();
+    link_series(run, &mut series)?;
     Ok(TimeseriesAnswer {
         header: run.header(),
         bucket: Bucket::Raw,
         aggregation: None,
         truncated: false,
         downsample: Some(done),
-        series: series
-            .into_iter()
-            .map(|(name, points)| Series { name, points })
-            .collect(),
+        series,
         display: config.display.clone(),
     })
 }
