@@ -112,10 +112,10 @@ impl Scope<'_> {
         if let Some(name) = &request.dashboard {
             return match self.config.dashboards.get(name) {
                 Some(board) if places(&board) => Ok(Some(board)),
-                _ => Err(PanelError::Variable {
-                    variable: "dashboard".into(),
+                _ => Err(PanelError::Param(super::ParamError {
+                    param: "dashboard",
                     message: format!("dashboard `{name}` does not place panel `{}`", panel.id),
-                }),
+                })),
             };
         }
         Ok(self

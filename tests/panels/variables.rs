@@ -159,7 +159,6 @@ async fn variables_bind_checked_values_and_refuse_others() {
             "var-hosts=a&var-hosts=%27)%20OR%20(1%3D1",
             "hosts",
         ),
-        ("host_cpu", "dashboard=default", "dashboard"),
     ] {
         let (status, body) = data(&server, panel, &format!("{DAY}&{query}")).await;
         assert_eq!(status, 400, "{panel}?{query}: {body}");
@@ -169,6 +168,14 @@ async fn variables_bind_checked_values_and_refuse_others() {
             "{message}"
         );
     }
+    // A dashboard that does not place the panel is a bad parameter, named.
+    let (status, body) = data(&server, "host_cpu", &format!("{DAY}&dashboard=default")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("invalid `dashboard`: dashboard `default` does not place panel `host_cpu`"),
+        "{body}"
+    );
     // A variable no dashboard of this panel declares is ignored, as in Grafana.
     let (status, _) = data(&server, "host_cpu", &format!("{DAY}&var-other=1")).await;
     assert_eq!(status, 200);
