@@ -16,6 +16,7 @@ mod metadata;
 mod provider;
 mod pruning;
 mod rollup_rule;
+mod rollup_shape;
 
 pub use bind::{Params, type_placeholders};
 pub use fragments::{parse_order_by, parse_where};
