@@ -12,8 +12,10 @@
 //! Layers, each using only those before it: [`schema`], [`clock`], [`db`], [`generate`] (the
 //! ground floor) → [`config`] → [`storage`] → [`ingest`] → [`query`] → [`render`] → [`panels`]
 //! → [`check`] → [`live`] (the one owner of each tenant's configuration) → [`alerts`] →
-//! [`auth`] → [`http`] → [`server`].
+//! [`auth`] → [`actions`] (panel actions: row lookup, webhook runs, the `actions` table) →
+//! [`http`] → [`server`].
 
+pub mod actions;
 pub mod alerts;
 pub mod auth;
 pub mod check;

@@ -106,6 +106,13 @@ pub async fn serve(
         cancel.clone(),
     ));
     let state_closing = alerts.closing();
+    let actions = Arc::new(crate::actions::Actions::new(
+        panels.clone(),
+        engine.clone(),
+        store.clone(),
+        auth.clone(),
+        Arc::new(config.alerts.allowed_targets.clone()),
+    ));
     let config_behind_tls = config.auth.behind_tls;
     let state = AppState {
         store: store.clone(),
@@ -116,6 +123,7 @@ pub async fn serve(
         pages: Arc::new(crate::render::Pages::new()),
         auth,
         alerts,
+        actions,
         secure_cookies: crate::http::cookies_must_be_secure(
             config_behind_tls,
             listener.local_addr()?.ip(),

@@ -40,6 +40,7 @@ fn golden_fragments_per_panel_type() {
         chart_height: 260,
         link_path: "/t/acme/p/errors".into(),
         query: vec![("from".into(), "2024-01-01T00:00:00Z".into())],
+        row_actions: vec![],
     };
     for name in [
         "timeseries_1m",

@@ -13,7 +13,10 @@ mod routing;
 mod state;
 mod store;
 
-pub use channels::{Channel, ChannelError, Message, alertmanager_body, slack_body};
+pub use channels::{
+    Channel, ChannelError, Message, alertmanager_body, check_target, redacted, slack_body,
+    webhook_client,
+};
 pub use engine::{AlertEngine, AlertEvent};
 pub use matcher::{MatchOp, Matcher, Matchers};
 pub use notify::{Notifier, NotifySettings};

@@ -155,8 +155,10 @@ pub enum Need {
     Read,
     /// Write rows: editors and admins; keys with `ingest`.
     Ingest,
-    /// Act on things (acknowledge, silence): editors and admins; keys with `admin`.
+    /// Act on alerts (acknowledge, silence): editors and admins; keys with `act`.
     Act,
+    /// Run panel actions (restart a VM): editors and admins; keys with `act` or `admin`.
+    Run,
     /// Manage the tenant's users and keys: tenant admins; keys with `admin`.
     Manage,
 }
@@ -206,7 +208,7 @@ impl Principal {
             PrincipalKind::User { is_admin: true, .. } => true,
             PrincipalKind::User { roles, .. } => roles.get(tenant).is_some_and(|role| match need {
                 Need::Read => true,
-                Need::Ingest | Need::Act => *role >= Role::Editor,
+                Need::Ingest | Need::Act | Need::Run => *role >= Role::Editor,
                 Need::Manage => *role == Role::Admin,
             }),
             PrincipalKind::Key {
@@ -219,6 +221,7 @@ impl Principal {
                         Need::Read => scopes.contains(&Scope::Read),
                         Need::Ingest => scopes.contains(&Scope::Ingest),
                         Need::Act => scopes.contains(&Scope::Act),
+                        Need::Run => scopes.contains(&Scope::Act) || scopes.contains(&Scope::Admin),
                         Need::Manage => scopes.contains(&Scope::Admin),
                     }
             }
@@ -388,6 +391,7 @@ mod tests {
         assert!(!viewer.allows("b", Need::Read));
         let editor = user(false, &[("a", Role::Editor)]);
         assert!(editor.allows("a", Need::Act) && !editor.allows("a", Need::Manage));
+        assert!(editor.allows("a", Need::Run) && !viewer.allows("a", Need::Run));
         let admin = user(false, &[("a", Role::Admin)]);
         assert!(admin.allows("a", Need::Manage) && !admin.allows("b", Need::Read));
         assert!(!admin.is_global_admin());
@@ -410,6 +414,9 @@ mod tests {
         assert!(admin.allows("a", Need::Manage) && !admin.allows("a", Need::Act));
         let act = key(Some("a"), "act");
         assert!(act.allows("a", Need::Act) && !act.allows("a", Need::Manage));
+        // Panel actions take either (issue 16's contract); a read key runs nothing.
+        assert!(act.allows("a", Need::Run) && admin.allows("a", Need::Run));
+        assert!(!read.allows("a", Need::Run));
         assert!(Scope::parse_list("ingest,nope").is_err());
         assert!(Scope::parse_list("").is_err());
     }

@@ -4,6 +4,7 @@
 //! below the live configuration, which loads every tenant through [`load_tenant`]; `opsboard
 //! validate` runs the same checks through [`validate_paths`].
 
+mod actions;
 mod alerts;
 mod panel;
 mod paths;

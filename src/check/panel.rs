@@ -79,6 +79,7 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
     check_display(panel, r);
     check_aggregation(panel, r);
     check_functions(panel, spec, ctx, r);
+    super::actions::check_actions(panel, r);
 }
 
 /// Keys that belong to other kinds: display keys, `stale_after`, `template`.

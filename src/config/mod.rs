@@ -4,6 +4,7 @@
 //! planning or templates live a floor up, in `check/`. Everything downstream receives these
 //! already-parsed structs.
 
+mod action;
 mod aggregation;
 mod alerts;
 mod dashboard;
@@ -20,6 +21,10 @@ mod tenant;
 mod variables;
 mod watch;
 
+pub use action::{
+    ActionMethod, ActionRole, ActionType, MAX_RETRIES as MAX_ACTION_RETRIES, PanelAction,
+    env_references,
+};
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
 pub use alerts::{
     AlertFile, AlertRule, ChannelConfig, ChannelType, Condition, ExecErrState, NoDataState,

@@ -73,6 +73,9 @@ pub struct PanelConfig {
     /// custom_template: a minijinja template, HTML auto-escaped.
     #[serde(default)]
     pub template: Option<String>,
+    /// Buttons that call out: per row of a table, per panel otherwise.
+    #[serde(default)]
+    pub actions: Vec<super::PanelAction>,
 }
 
 impl PanelConfig {

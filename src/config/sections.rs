@@ -69,8 +69,8 @@ pub struct AlertsConfig {
     /// Tries per delivery, waiting `retry_backoff`, then twice that, ... between them.
     pub delivery_attempts: u32,
     pub retry_backoff: HumanDuration,
-    /// Loopback, private and link-local addresses webhooks may reach (none by default: a
-    /// webhook URL from a tenant's YAML must not probe the server's own network).
+    /// Loopback, private and link-local addresses webhooks — and panel actions — may reach
+    /// (none by default: a URL from a tenant's YAML must not probe the server's own network).
     pub allowed_targets: Vec<super::IpNetwork>,
     /// Where people reach this server (`https://opsboard.example`), for links in notifications
     /// (Alertmanager's `generatorURL`); unset = `http://<listen>`.

@@ -247,7 +247,7 @@ fn need_name(need: Need) -> &'static str {
     match need {
         Need::Read => "read",
         Need::Ingest => "ingest",
-        Need::Act => "editor",
+        Need::Act | Need::Run => "editor",
         Need::Manage => "admin",
     }
 }

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
+use crate::actions::ActionError;
 use crate::alerts::AlertError;
 use crate::auth::AuthError;
 use crate::ingest::IngestError;
@@ -33,6 +34,9 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Alert(#[from] AlertError),
+    /// An action's own refusals; its panel, query and storage errors map as theirs.
+    #[error(transparent)]
+    Action(ActionError),
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("{0}")]
@@ -112,6 +116,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Action(e) => action_status(e),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -168,6 +173,30 @@ fn auth_status(e: &AuthError) -> StatusCode {
         AuthError::Database(_) | AuthError::Db(_) | AuthError::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::Panel(e) => ApiError::Panel(e),
+            ActionError::Query(e) => ApiError::Query(e),
+            ActionError::Storage(e) => ApiError::Storage(e),
+            ActionError::Ingest(e) => ApiError::Ingest(e),
+            other => ApiError::Action(other),
+        }
+    }
+}
+
+fn action_status(e: &ActionError) -> StatusCode {
+    match e {
+        ActionError::UnknownAction { .. }
+        | ActionError::NoSuchRow { .. }
+        | ActionError::UnknownRun(_) => StatusCode::NOT_FOUND,
+        ActionError::AdminOnly(_) => StatusCode::FORBIDDEN,
+        ActionError::MissingKey { .. } | ActionError::Render { .. } => StatusCode::BAD_REQUEST,
+        ActionError::Busy { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod access;
 mod account;
+mod actions;
 mod admin;
 mod alerts;
 mod audit;
@@ -15,6 +16,7 @@ mod influx;
 mod login;
 mod otlp;
 mod pages;
+mod panel_actions;
 mod panel_page;
 mod panel_query;
 mod panels;
@@ -55,6 +57,7 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     pub auth: Arc<Auth>,
     pub alerts: Arc<crate::alerts::AlertEngine>,
+    pub actions: Arc<crate::actions::Actions>,
     /// Cookies carry `Secure` (see [`cookies_must_be_secure`]).
     pub secure_cookies: bool,
     /// Event streams open per caller.
@@ -94,6 +97,7 @@ pub fn routes() -> Vec<Route> {
         admin::routes(),
         audit::routes(),
         alerts::routes(),
+        actions::routes(),
     ]
     .into_iter()
     .flatten()

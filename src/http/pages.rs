@@ -17,7 +17,9 @@ use super::access::{Access, Caller, Route};
 use super::error::PageError;
 use super::extract::user_json;
 use super::panel_query::PanelQuery;
-use super::views::{Chrome, DashboardPage, Heading, PageAt, PanelBox, with_query};
+use super::views::{
+    Chrome, DashboardPage, FragmentAt, Heading, PageAt, PanelBox, Size, with_query,
+};
 use crate::auth::Need;
 use crate::config::{DashboardEntry, TenantPanels};
 use crate::panels::render_pool::off_workers;
@@ -178,10 +180,17 @@ async fn dashboard(
     let variables = state.panels.variables(&tenant, &name, &request).await?;
     let shown = crate::panels::variables::shown_picked(&variables);
     let entries = board.entries(&config.panels);
+    let draw = BoardDraw {
+        at: &at,
+        request: &request,
+        now,
+        shown: &shown,
+        caller: &caller,
+    };
     let boxes = futures::future::join_all(
         entries
             .iter()
-            .map(|entry| panel_box(&state, &config, &at, &request, entry, now, &shown)),
+            .map(|entry| panel_box(&state, &config, &draw, entry)),
     )
     .await;
     let page = DashboardPage {
@@ -205,22 +214,48 @@ async fn dashboard(
     Ok(Html(html))
 }
 
+/// What every panel of a dashboard page is drawn with.
+#[derive(Clone, Copy)]
+struct BoardDraw<'a> {
+    at: &'a PageAt<'a>,
+    request: &'a PanelRequest,
+    now: i64,
+    /// Variables' values as titles show them.
+    shown: &'a std::collections::BTreeMap<String, String>,
+    caller: &'a Caller,
+}
+
 /// One placed panel of a dashboard: its box, its fragment drawn at the box's size.
 async fn panel_box(
     state: &AppState,
     config: &Arc<TenantPanels>,
-    at: &PageAt<'_>,
-    request: &PanelRequest,
+    page: &BoardDraw<'_>,
     entry: &DashboardEntry,
-    now: i64,
-    shown: &std::collections::BTreeMap<String, String>,
 ) -> PanelBox {
+    let BoardDraw {
+        at,
+        request,
+        now,
+        shown,
+        caller,
+    } = *page;
     let (panel, p) = (&entry.panel, &entry.placement);
     let (width, height) = ((100 * p.width).clamp(320, 1200), 90 * p.height + 80);
     let tenant = at.tenant;
     let size = Size { width, height };
     let html = render_fragment(
-        state, config, tenant, &panel.id, request, at.query, now, size,
+        state,
+        config,
+        &FragmentAt {
+            tenant,
+            panel: &panel.id,
+            request,
+            query: at.query,
+            dashboard: at.dashboard,
+            caller,
+            now,
+            size,
+        },
     )
     .await;
     PanelBox {
@@ -251,48 +286,45 @@ async fn panel_box(
     }
 }
 
-/// The pixel size a chart is drawn at.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Size {
-    pub width: u32,
-    pub height: u32,
-}
-
-/// One panel's HTML: its fragment, or its error in its own box.
-#[allow(clippy::too_many_arguments)]
+/// One panel's HTML: its fragment (with the action buttons this caller may use and the
+/// panel's newest runs), or its error in its own box.
 pub(super) async fn render_fragment(
     state: &AppState,
     config: &Arc<TenantPanels>,
-    tenant: &str,
-    panel: &str,
-    request: &PanelRequest,
-    query: &[(String, String)],
-    now: i64,
-    size: Size,
+    at: &FragmentAt<'_>,
 ) -> String {
     // A raw chart is downsampled to the pixels it is drawn in.
-    let mut request = request.clone();
+    let mut request = at.request.clone();
     if request.max_points.is_none() {
-        request.max_points = Some(size.width.to_string());
+        request.max_points = Some(at.size.width.to_string());
     }
-    let answer = state.panels.data(tenant, panel, &request, now).await;
+    let answer = state
+        .panels
+        .data(at.tenant, at.panel, &request, at.now)
+        .await;
+    let actions = super::panel_actions::for_fragment(state, config, at);
     let options = FragmentOptions {
         tz: config.timezone,
-        now_ms: now / 1_000_000,
-        chart_width: size.width,
-        chart_height: size.height,
-        link_path: format!("/t/{tenant}/p/{panel}"),
-        query: query.to_vec(),
+        now_ms: at.now / 1_000_000,
+        chart_width: at.size.width,
+        chart_height: at.size.height,
+        link_path: format!("/t/{}/p/{}", at.tenant, at.panel),
+        query: at.query.to_vec(),
+        row_actions: actions.rows,
     };
     let drawn = match answer {
         Ok(data) => off_workers(move || data.answer.fragment(&options)).await,
         Err(e) => return state.pages.error_fragment(&e.to_string()),
     };
-    drawn.unwrap_or_else(|e| state.pages.error_fragment(&e.to_string()))
+    match drawn {
+        Ok(html) => html + &actions.strip,
+        Err(e) => state.pages.error_fragment(&e.to_string()),
+    }
 }
 
 async fn fragment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, panel)): Path<(String, String)>,
     PanelQuery(request): PanelQuery,
     RawQuery(raw): RawQuery,
@@ -314,15 +346,23 @@ async fn fragment(
         .filter(|(k, _)| k != "w" && k != "h")
         .cloned()
         .collect();
+    let dashboard = query
+        .iter()
+        .find(|(k, _)| k == "dashboard")
+        .map(|(_, v)| v.as_str());
     let html = render_fragment(
         &state,
         &config,
-        &tenant,
-        &panel,
-        &request,
-        &links,
-        now_ns(),
-        Size { width, height },
+        &FragmentAt {
+            tenant: &tenant,
+            panel: &panel,
+            request: &request,
+            query: &links,
+            dashboard,
+            caller: &caller,
+            now: now_ns(),
+            size: Size { width, height },
+        },
     )
     .await;
     Ok(Html(html))

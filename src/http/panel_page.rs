@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::access::{Access, Caller, Route};
 use super::error::PageError;
-use super::pages::{DEFAULT_REFRESH_SECS, Size, config_errors, now_ns, pairs, render_fragment};
+use super::pages::{DEFAULT_REFRESH_SECS, config_errors, now_ns, pairs, render_fragment};
 use super::panel_query::PanelQuery;
-use super::views::{Chrome, Link, PageAt, PanelBox, PanelPage, with_query};
+use super::views::{Chrome, FragmentAt, Link, PageAt, PanelBox, PanelPage, Size, with_query};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::config::{LoadedPanel, TenantPanels};
@@ -91,8 +91,23 @@ async fn single_panel(
         dashboard: None,
     };
     let now = now_ns();
+    let dashboard = query
+        .iter()
+        .find(|(k, _)| k == "dashboard")
+        .map(|(_, v)| v.as_str());
     let html = render_fragment(
-        &state, &config, &tenant, &panel_id, &request, &query, now, PAGE_CHART,
+        &state,
+        &config,
+        &FragmentAt {
+            tenant: &tenant,
+            panel: &panel_id,
+            request: &request,
+            query: &query,
+            dashboard,
+            caller: &caller,
+            now,
+            size: PAGE_CHART,
+        },
     )
     .await;
     let is_timeseries = kinds::spec(&panel.config.kind).is_some_and(|s| s.chart);
@@ -235,6 +250,7 @@ async fn chart_image(
         chart_height: PAGE_CHART.height,
         link_path: String::new(),
         query: vec![],
+        row_actions: vec![],
     };
     let draw = move || match &data.answer {
         PanelAnswer::Timeseries(answer) if png => answer.chart_png(&options),

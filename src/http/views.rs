@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::access::Caller;
 use super::extract::user_json;
 use crate::config::TenantPanels;
+use crate::panels::PanelRequest;
 
 const PRESETS: [&str; 6] = ["15m", "1h", "6h", "24h", "7d", "30d"];
 
@@ -22,6 +23,16 @@ pub fn with_query(path: &str, query: &[(String, String)]) -> String {
         s.append_pair(k, v);
     }
     format!("{path}?{}", s.finish())
+}
+
+/// `text` as one path segment: everything but letters, digits and `-._~` percent-encoded.
+pub fn path_segment(text: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 /// The header of every tenant page: who is signed in, the tenant, its dashboards, the range
@@ -217,4 +228,25 @@ pub struct PanelPage {
     pub aggregation_toggle: Option<Link>,
     pub data_table: Value,
     pub panel: PanelBox,
+}
+
+/// The pixel size a chart is drawn at.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One panel fragment to draw: which, for whom, under which page parameters, at what size.
+pub struct FragmentAt<'a> {
+    pub tenant: &'a str,
+    pub panel: &'a str,
+    pub request: &'a PanelRequest,
+    /// The page's parameters, kept by the fragment's links.
+    pub query: &'a [(String, String)],
+    /// The dashboard the fragment sits on (action pages lead back to it).
+    pub dashboard: Option<&'a str>,
+    pub caller: &'a Caller,
+    pub now: i64,
+    pub size: Size,
 }

@@ -222,6 +222,38 @@ impl PanelEngine {
         Ok((output, export::file_stem(&run)))
     }
 
+    /// The row of table panel `panel_id` whose `key` columns read as given (see
+    /// [`super::table::find_row`]); `None` when the panel does not show such a row.
+    pub async fn find_row(
+        &self,
+        tenant: &str,
+        panel_id: &str,
+        request: &PanelRequest,
+        key: &[(String, Option<String>)],
+        now_ns: i64,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, PanelError> {
+        let (store, config, generation, panel) = self.lookup(tenant, panel_id).await?;
+        let run = self
+            .prepare(&store, &config, &panel, request, now_ns, generation)
+            .await?;
+        if panel.config.kind.name() != "table" {
+            return Err(run.shape_error("only a table panel has rows to act on"));
+        }
+        super::table::find_row(&run, key).await
+    }
+
+    /// The panel's configuration as currently loaded.
+    pub fn panel(&self, tenant: &str, panel_id: &str) -> Result<Arc<LoadedPanel>, PanelError> {
+        self.tenant_config(tenant)?
+            .panels
+            .get(panel_id)
+            .cloned()
+            .ok_or_else(|| PanelError::UnknownPanel {
+                tenant: tenant.to_string(),
+                panel: panel_id.to_string(),
+            })
+    }
+
     async fn run(&self, run: &Run<'_>) -> Result<PanelData, PanelError> {
         let answer = run.kind()?.run(run).await?;
         Ok(PanelData::new(answer))

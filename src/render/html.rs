@@ -38,6 +38,8 @@ pub struct FragmentOptions {
     pub link_path: String,
     /// The request's parameters, kept by every link.
     pub query: Vec<(String, String)>,
+    /// Buttons on each row of a table: the actions this viewer may run.
+    pub row_actions: Vec<super::RowAction>,
 }
 
 pub struct Pages {
@@ -73,6 +75,11 @@ impl Pages {
             ),
             ("audit.html", include_str!("templates/audit.html")),
             ("alerts.html", include_str!("templates/alerts.html")),
+            (
+                "action_confirm.html",
+                include_str!("templates/action_confirm.html"),
+            ),
+            ("action_run.html", include_str!("templates/action_run.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "page template does not compile");

@@ -3,6 +3,8 @@
 //! flat memory. It also draws charts (plotters, SVG) and renders pages (minijinja); it never
 //! touches storage or HTTP.
 
+mod action_text;
+mod actions_strip;
 mod arrow_ipc;
 mod chart;
 mod csv;
@@ -13,6 +15,8 @@ mod json;
 mod parquet;
 mod template;
 
+pub use action_text::{action_environment, check_action_text, render_action_text, row_fields};
+pub use actions_strip::{ActionButton, RowAction, RunLine, actions_strip};
 pub use chart::{
     ChartSeries, TimeChart, encode_png, escape_html, format_value, parse_color, segments,
     timeseries_png, timeseries_svg,

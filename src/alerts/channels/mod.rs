@@ -10,7 +10,7 @@ mod webhook;
 pub use alertmanager::Alertmanager;
 pub use email::EmailChannel;
 pub use in_app::InApp;
-pub use webhook::{Webhook, alertmanager_body, slack_body, webhook_client};
+pub use webhook::{Webhook, alertmanager_body, check_target, redacted, slack_body, webhook_client};
 
 use async_trait::async_trait;
 

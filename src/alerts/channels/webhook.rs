@@ -33,30 +33,35 @@ impl Webhook {
         })
     }
 
-    /// Refuses a URL whose host resolves to a loopback, private, link-local or unspecified
-    /// address not listed in `alerts.allowed_targets`.
     async fn check_target(&self) -> Result<(), ChannelError> {
-        let parsed = url::Url::parse(&self.url).map_err(|_| ChannelError::NoUrl)?;
-        let host = parsed.host_str().unwrap_or("").trim_matches(['[', ']']);
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let addresses =
-            tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| ChannelError::Resolve {
-                    url: redacted(&self.url),
-                    message: e.to_string(),
-                })?;
-        for address in addresses {
-            let ip = address.ip();
-            if is_internal(ip) && !self.allowed_targets.iter().any(|n| n.contains(ip)) {
-                return Err(ChannelError::Refused {
-                    url: redacted(&self.url),
-                    address: ip,
-                });
-            }
-        }
-        Ok(())
+        check_target(&self.url, &self.allowed_targets).await
     }
+}
+
+/// Refuses a URL whose host resolves to a loopback, private, link-local or unspecified address
+/// not listed in `alerts.allowed_targets`. The guarded client's resolver repeats this when it
+/// connects; this check is what covers a URL written with an IP address, which skips resolving.
+pub async fn check_target(url: &str, allowed_targets: &[IpNetwork]) -> Result<(), ChannelError> {
+    let parsed = url::Url::parse(url).map_err(|_| ChannelError::NoUrl)?;
+    let host = parsed.host_str().unwrap_or("").trim_matches(['[', ']']);
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let addresses =
+        tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| ChannelError::Resolve {
+                url: redacted(url),
+                message: e.to_string(),
+            })?;
+    for address in addresses {
+        let ip = address.ip();
+        if is_internal(ip) && !allowed_targets.iter().any(|n| n.contains(ip)) {
+            return Err(ChannelError::Refused {
+                url: redacted(url),
+                address: ip,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The HTTP client webhooks are sent with: no redirects (a receiver's redirect could lead

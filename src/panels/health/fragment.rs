@@ -80,6 +80,7 @@ mod tests {
             chart_height: 260,
             link_path: "/t/acme/p/h".into(),
             query: vec![],
+            row_actions: vec![],
         };
         let html = answer.fragment(&options).unwrap();
         assert!(html.contains("&lt;b&gt;api&lt;&#x2f;b&gt;"), "{html}");

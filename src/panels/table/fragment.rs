@@ -28,6 +28,12 @@ struct Cell<'a> {
 }
 
 #[derive(Serialize)]
+struct ActionLink<'a> {
+    label: &'a str,
+    url: String,
+}
+
+#[derive(Serialize)]
 struct Hidden<'a> {
     name: &'a str,
     value: &'a str,
@@ -44,6 +50,33 @@ struct Controls<'a> {
 }
 
 impl TableAnswer {
+    /// Row `r`'s action buttons: each action's page with the row's key columns as
+    /// `row.<column>` (none when a key column is not shown or is null).
+    fn row_action_links<'a>(&self, r: usize, o: &'a FragmentOptions) -> Vec<ActionLink<'a>> {
+        let Some(row) = self.rows.get(r) else {
+            return vec![];
+        };
+        o.row_actions
+            .iter()
+            .filter_map(|action| {
+                let mut query = url::form_urlencoded::Serializer::new(String::new());
+                for column in &action.key {
+                    let at = self.columns.iter().position(|c| &c.name == column)?;
+                    let text = match row.get(at)? {
+                        serde_json::Value::Null => return None,
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    query.append_pair(&format!("row.{column}"), &text);
+                }
+                Some(ActionLink {
+                    label: &action.label,
+                    url: format!("{}&{}", action.url, query.finish()),
+                })
+            })
+            .collect()
+    }
+
     pub fn fragment(&self, o: &FragmentOptions) -> Result<String, RenderError> {
         let descending = self.order == SortOrder::Desc;
         let columns = self
@@ -105,9 +138,14 @@ impl TableAnswer {
                     .collect()
             })
             .collect();
+        let actions: Vec<Vec<ActionLink>> = (0..self.text.len())
+            .map(|r| self.row_action_links(r, o))
+            .collect();
         let context = context! {
             table,
             text => cells,
+            has_actions => !o.row_actions.is_empty(),
+            actions,
             page => self.page,
             total_pages => self.total_pages,
             total_rows => self.total_rows,
@@ -165,6 +203,7 @@ mod tests {
                 ("from".into(), "now-1h".into()),
                 ("filter".into(), "x".into()),
             ],
+            row_actions: vec![],
         };
         let html = answer.fragment(&options).unwrap().replace("&#x2f;", "/");
         assert!(

@@ -14,6 +14,7 @@ mod plan;
 pub use format::format_cell;
 
 use async_trait::async_trait;
+use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -159,4 +160,50 @@ async fn answer(run: &Run<'_>) -> Result<TableAnswer, PanelError> {
         sortable: display.sortable.unwrap_or(true),
         links,
     })
+}
+
+/// The first of the table's rows (its query, range and variables — not the request's filter
+/// or page) whose `key` columns read as the given text (`None`: null), as column → value.
+/// What an action runs against: a row the panel can show, never the client's copy of it.
+pub async fn find_row(
+    run: &Run<'_>,
+    key: &[(String, Option<String>)],
+) -> Result<Option<serde_json::Map<String, Value>>, PanelError> {
+    let TablePlan {
+        base,
+        mut params,
+        names,
+        ..
+    } = plan(run).await?;
+    let mut conditions = vec![];
+    for (i, (column, value)) in key.iter().enumerate() {
+        if !names.contains(column) {
+            return Err(run.shape_error(format!("the table has no column `{column}`")));
+        }
+        let ident = super::sqlgen::ident(column);
+        match value {
+            Some(text) => {
+                let name = format!("row_key_{i}");
+                conditions.push(format!("CAST({ident} AS VARCHAR) = ${name}"));
+                params.insert(name, ScalarValue::Utf8(Some(text.clone())));
+            }
+            None => conditions.push(format!("{ident} IS NULL")),
+        }
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let batches = run
+        .rows(
+            &format!("SELECT * FROM ({base}) AS base{filter} LIMIT 1"),
+            &params,
+        )
+        .await?;
+    let columns = super::values::column_names(&batches);
+    Ok(json_rows(&batches)
+        .into_iter()
+        .next()
+        .map(|row| columns.into_iter().zip(row).collect()))
 }

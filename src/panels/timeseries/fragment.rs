@@ -187,6 +187,7 @@ mod tests {
             chart_height: 260,
             link_path: "/t/acme/p/cpu".into(),
             query: vec![],
+            row_actions: vec![],
         };
         let html = answer(vec![]).fragment(&options).unwrap();
         assert!(html.contains("No data in this range."), "{html}");
