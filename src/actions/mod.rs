@@ -102,20 +102,22 @@ pub struct Actions {
     runs: Arc<Runs>,
 }
 
-/// The columns that pick an action's row: `key:`, else those its templates read. None: the
-/// action runs per panel.
+/// The columns that pick an action's row: `key:`, else those its URL reads (what names the
+/// target), else those its other templates read. None: the action runs per panel.
 pub fn key_columns(action: &PanelAction) -> Vec<String> {
-    match &action.key {
-        Some(key) => key.clone(),
-        None => {
-            let used: std::collections::BTreeSet<String> = action
-                .templates()
-                .iter()
-                .flat_map(|(_, source)| row_fields(source))
-                .collect();
-            used.into_iter().collect()
-        }
+    if let Some(key) = &action.key {
+        return key.clone();
     }
+    let in_url = row_fields(&action.url);
+    if !in_url.is_empty() {
+        return in_url.into_iter().collect();
+    }
+    let used: std::collections::BTreeSet<String> = action
+        .templates()
+        .iter()
+        .flat_map(|(_, source)| row_fields(source))
+        .collect();
+    used.into_iter().collect()
 }
 
 /// Whether a caller may see and run `action`.

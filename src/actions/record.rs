@@ -16,7 +16,7 @@ use crate::config::IngestConfig;
 use crate::ingest::{Limits, Precision, Value as Cell, Write};
 use crate::panels::values;
 use crate::query::{Params, QueryEngine};
-use crate::schema::ColumnKind;
+use crate::schema::{ColumnKind, FieldType};
 use crate::storage::{Store, TenantStore};
 
 pub struct Finish {
@@ -57,7 +57,7 @@ impl Finish {
     async fn append(&self, run: &Run) -> Result<(), ActionError> {
         let store = self.store.tenant(&run.tenant).await?;
         let mut write = Write::system(store, TABLE, Limits::from(&IngestConfig::default()))?;
-        let tag = ColumnKind::Tag;
+        let (tag, int) = (ColumnKind::Tag, ColumnKind::Field(FieldType::Integer));
         write.rows(Precision::Milliseconds, |b| {
             b.begin_row(1);
             b.set("time", Cell::Int(run.started_at));
@@ -68,10 +68,10 @@ impl Finish {
             b.set_typed("status", tag, Cell::Str(run.status.as_str().into()));
             b.set("actor", Cell::Str(run.actor.as_str().into()));
             b.set("label", Cell::Str(run.label.as_str().into()));
-            b.set("attempts", Cell::Int(i64::from(run.attempts)));
-            b.set("duration_ms", Cell::Int(run.duration_ms.unwrap_or(0)));
+            b.set_typed("attempts", int, Cell::Int(i64::from(run.attempts)));
+            b.set_typed("duration_ms", int, Cell::Int(run.duration_ms.unwrap_or(0)));
             if let Some(status) = run.http_status {
-                b.set("http_status", Cell::Int(i64::from(status)));
+                b.set_typed("http_status", int, Cell::Int(i64::from(status)));
             }
             if let Some(error) = &run.error {
                 b.set("error", Cell::Str(error.as_str().into()));
@@ -83,9 +83,9 @@ impl Finish {
     }
 }
 
-const READ_SQL: &str = "SELECT CAST(time AS BIGINT) / 1000000 AS started_at, run, panel, action, \
-     label, target, actor, status, attempts, duration_ms, http_status, error \
-     FROM actions WHERE run = $run LIMIT 1";
+/// Every column: `error` and `http_status` exist only once some run has set them.
+const READ_SQL: &str =
+    "SELECT *, CAST(time AS BIGINT) / 1000000 AS started_at FROM actions WHERE run = $run LIMIT 1";
 
 /// Run `id` from the tenant's `actions` table, if it is there.
 pub async fn read(
@@ -112,7 +112,10 @@ pub async fn read(
             .unwrap_or(serde_json::Value::Null)
     };
     let text = |name: &str| cell(name).as_str().unwrap_or_default().to_string();
-    let number = |name: &str| cell(name).as_i64();
+    let number = |name: &str| {
+        let value = cell(name);
+        value.as_i64().or_else(|| value.as_f64().map(|f| f as i64))
+    };
     Ok(Some(Run {
         run: text("run"),
         tenant: tenant.to_string(),

@@ -39,7 +39,8 @@ pub struct PanelAction {
     pub confirm: Option<String>,
     #[serde(default)]
     pub role: ActionRole,
-    /// The columns that pick the row; default: the `row.<column>`s the templates use.
+    /// The columns that pick the row; default: the `row.<column>`s the URL reads (else those
+    /// the other templates read).
     #[serde(default)]
     pub key: Option<Vec<String>>,
     #[serde(default)]

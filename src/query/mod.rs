@@ -287,7 +287,8 @@ impl QueryEngine {
         self.collect_with_params(tenant, sql, &Params::new()).await
     }
 
-    /// Runs `sql` with bound parameters to completion (panels).
+    /// Runs `sql` with bound parameters to completion (panels). No rows is one empty batch,
+    /// so the result still names its columns.
     pub async fn collect_with_params(
         &self,
         tenant: &Arc<TenantStore>,
@@ -295,12 +296,16 @@ impl QueryEngine {
         params: &Params,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let output = self.execute_with_params(tenant, sql, params).await?;
-        output
+        let batches: Vec<RecordBatch> = output
             .stream
             .collect::<Vec<_>>()
             .await
             .into_iter()
-            .collect()
+            .collect::<Result<_, _>>()?;
+        if batches.is_empty() {
+            return Ok(vec![RecordBatch::new_empty(output.schema)]);
+        }
+        Ok(batches)
     }
 
     fn classify(&self, e: DataFusionError) -> QueryError {
