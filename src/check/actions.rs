@@ -111,6 +111,7 @@ fn check_headers(action: &PanelAction, i: usize, r: &mut Report<'_>) {
 }
 
 /// A table's action picks its row by key columns the table shows; elsewhere there is no row.
+/// Each `row.<column>` is reported at the template that reads it.
 fn check_row(
     action: &PanelAction,
     i: usize,
@@ -118,48 +119,39 @@ fn check_row(
     columns: Option<&[&str]>,
     r: &mut Report<'_>,
 ) {
-    let used: BTreeSet<String> = action
-        .templates()
-        .iter()
-        .flat_map(|(_, source)| row_fields(source))
-        .collect();
-    if !is_table {
-        if let Some(field) = used.first() {
-            r.at(
-                &at(i, "url"),
-                format!(
-                    "`row.{field}`: only a table's actions have a row (this one runs per panel)"
-                ),
-            );
-        }
-        if action.key.is_some() {
-            r.at(&at(i, "key"), "`key` applies to a table's actions only");
-        }
-        return;
+    if !is_table && action.key.is_some() {
+        r.at(&at(i, "key"), "`key` applies to a table's actions only");
     }
-    if action.key.as_ref().is_some_and(Vec::is_empty) {
+    if is_table && action.key.as_ref().is_some_and(Vec::is_empty) {
         r.at(&at(i, "key"), "`key` names at least one column");
     }
-    let Some(columns) = columns else {
-        return;
-    };
-    for name in action.key.iter().flatten() {
-        if !columns.contains(&name.as_str()) {
-            r.at(
-                &at(i, "key"),
-                format!("key column `{name}` is not one of the table's columns"),
-            );
+    if let Some(columns) = columns.filter(|_| is_table) {
+        for name in action.key.iter().flatten() {
+            if !columns.contains(&name.as_str()) {
+                r.at(
+                    &at(i, "key"),
+                    format!("key column `{name}` is not one of the table's columns"),
+                );
+            }
         }
     }
-    for field in &used {
-        if !columns.contains(&field.as_str()) {
-            r.at(
-                &at(i, "url"),
-                format!(
-                    "`row.{field}` is not one of the table's columns ({})",
-                    columns.join(", ")
-                ),
-            );
+    for (name, source) in action.templates() {
+        let key = name.split('.').next().unwrap_or(name);
+        for field in row_fields(source) {
+            if !is_table {
+                r.at(
+                    &at(i, key),
+                    format!("`{key}`: `row.{field}`: only a table's actions have a row (this one runs per panel)"),
+                );
+            } else if let Some(columns) = columns.filter(|c| !c.contains(&field.as_str())) {
+                r.at(
+                    &at(i, key),
+                    format!(
+                        "`{key}`: `row.{field}` is not one of the table's columns ({})",
+                        columns.join(", ")
+                    ),
+                );
+            }
         }
     }
 }
