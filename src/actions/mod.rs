@@ -99,6 +99,7 @@ pub struct Actions {
     auth: Arc<Auth>,
     http: reqwest::Client,
     allowed_targets: Arc<Vec<IpNetwork>>,
+    variables: Arc<send::ServerVariables>,
     runs: Arc<Runs>,
 }
 
@@ -140,8 +141,27 @@ impl Actions {
             auth,
             http: crate::alerts::webhook_client(allowed_targets.clone()),
             allowed_targets,
+            variables: Arc::default(),
             runs: Arc::default(),
         }
+    }
+
+    /// Adds a `${NAME}` the server provides, and lets calls reach `also_allowed` (the demo's
+    /// simulated agents on loopback).
+    pub fn with_variable(
+        mut self,
+        name: &str,
+        value: String,
+        also_allowed: Option<IpNetwork>,
+    ) -> Self {
+        Arc::make_mut(&mut self.variables).insert(name.to_string(), value);
+        if let Some(network) = also_allowed {
+            let mut allowed = (*self.allowed_targets).clone();
+            allowed.push(network);
+            self.allowed_targets = Arc::new(allowed);
+            self.http = crate::alerts::webhook_client(self.allowed_targets.clone());
+        }
+        self
     }
 
     /// Finds the row and renders the call, without running it (the confirmation page shows
@@ -252,10 +272,18 @@ impl Actions {
             actor: who.actor.clone(),
         };
         let (http, allowed) = (self.http.clone(), self.allowed_targets.clone());
+        let variables = self.variables.clone();
         let started = run.clone();
         tokio::spawn(async move {
             let clock = std::time::Instant::now();
-            let outcome = send::deliver(&http, &allowed, &prepared.action, &prepared.call).await;
+            let outcome = send::deliver(
+                &http,
+                &allowed,
+                &variables,
+                &prepared.action,
+                &prepared.call,
+            )
+            .await;
             task.finish(started, outcome, clock.elapsed()).await;
         });
         Ok(run)

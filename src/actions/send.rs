@@ -27,39 +27,60 @@ fn backoff(n: u32) -> Duration {
     Duration::from_millis((500u64 << (n - 1).min(4)).min(5_000))
 }
 
-/// The action's headers with `${NAME}` read from the environment now.
-fn headers(action: &PanelAction) -> Result<Vec<(String, String)>, String> {
-    let mut out = vec![];
-    for (name, value) in &action.headers {
-        let mut text = value.clone();
-        for reference in env_references(value).map_err(|e| format!("header `{name}`: {e}"))? {
-            let found = std::env::var(reference).map_err(|_| {
-                format!(
-                    "header `{name}`: environment variable {reference} is not set on the server"
-                )
-            })?;
-            text = text.replace(&format!("${{{reference}}}"), &found);
-        }
-        out.push((name.clone(), text));
+/// Values for `${NAME}` the server itself provides (the demo's agents); the process
+/// environment is read for the others.
+pub type ServerVariables = std::collections::BTreeMap<String, String>;
+
+/// `text` with each `${NAME}` replaced, read now; `place` names it in errors.
+pub fn substitute(text: &str, place: &str, variables: &ServerVariables) -> Result<String, String> {
+    let mut out = text.to_string();
+    for reference in env_references(text).map_err(|e| format!("{place}: {e}"))? {
+        let found = match variables.get(reference) {
+            Some(value) => value.clone(),
+            None => std::env::var(reference).map_err(|_| {
+                format!("{place}: environment variable {reference} is not set on the server")
+            })?,
+        };
+        out = out.replace(&format!("${{{reference}}}"), &found);
     }
     Ok(out)
+}
+
+/// The action's headers with `${NAME}` read now.
+fn headers(
+    action: &PanelAction,
+    variables: &ServerVariables,
+) -> Result<Vec<(String, String)>, String> {
+    action
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            Ok((
+                name.clone(),
+                substitute(value, &format!("header `{name}`"), variables)?,
+            ))
+        })
+        .collect()
 }
 
 pub async fn deliver(
     http: &reqwest::Client,
     allowed_targets: &[IpNetwork],
+    variables: &ServerVariables,
     action: &PanelAction,
     call: &Call,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let headers = match headers(action) {
-        Ok(h) => h,
+    let (headers, url) = match headers(action, variables)
+        .and_then(|h| Ok((h, substitute(&call.url, "url", variables)?)))
+    {
+        Ok(found) => found,
         Err(e) => {
             outcome.error = Some(e);
             return outcome;
         }
     };
-    if let Err(e) = check_target(&call.url, allowed_targets).await {
+    if let Err(e) = check_target(&url, allowed_targets).await {
         outcome.error = Some(e.to_string());
         return outcome;
     }
@@ -67,9 +88,7 @@ pub async fn deliver(
         .unwrap_or(reqwest::Method::POST);
     loop {
         outcome.attempts += 1;
-        let mut request = http
-            .request(method.clone(), &call.url)
-            .timeout(action.timeout());
+        let mut request = http.request(method.clone(), &url).timeout(action.timeout());
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -86,11 +105,7 @@ pub async fn deliver(
                     outcome.error = None;
                     return outcome;
                 }
-                outcome.error = Some(format!(
-                    "{} answered {}",
-                    redacted(&call.url),
-                    status.as_u16()
-                ));
+                outcome.error = Some(format!("{} answered {}", redacted(&url), status.as_u16()));
                 status.is_server_error() || matches!(status.as_u16(), 408 | 429)
             }
             Err(e) => {
@@ -100,7 +115,7 @@ pub async fn deliver(
                 } else {
                     with_causes(&e.without_url())
                 };
-                outcome.error = Some(format!("{}: {what}", redacted(&call.url)));
+                outcome.error = Some(format!("{}: {what}", redacted(&url)));
                 true
             }
         };
@@ -135,12 +150,21 @@ mod tests {
     }
 
     #[test]
+    fn server_variables_come_before_the_environment() {
+        let mut variables = ServerVariables::new();
+        variables.insert("OPSBOARD_TEST_AGENTS".into(), "http://127.0.0.1:9".into());
+        let url = substitute("${OPSBOARD_TEST_AGENTS}/vms/a%24%7BX%7D", "url", &variables).unwrap();
+        assert_eq!(url, "http://127.0.0.1:9/vms/a%24%7BX%7D");
+        assert!(substitute("${OPSBOARD_TEST_SURELY_UNSET}/x", "url", &variables).is_err());
+    }
+
+    #[test]
     fn a_missing_environment_variable_names_itself_not_a_value() {
         let action: PanelAction = serde_yaml::from_str(
             "{id: a, label: A, url: 'http://x/', headers: {X-Token: 'Bearer ${OPSBOARD_TEST_SURELY_UNSET}'}}",
         )
         .unwrap();
-        let err = headers(&action).unwrap_err();
+        let err = headers(&action, &ServerVariables::new()).unwrap_err();
         assert!(
             err.contains("OPSBOARD_TEST_SURELY_UNSET is not set"),
             "{err}"
