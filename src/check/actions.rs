@@ -91,11 +91,15 @@ fn check_texts(action: &PanelAction, i: usize, r: &mut Report<'_>) {
         .next()
         .unwrap_or("")
         .to_ascii_lowercase();
-    if !(literal.starts_with("https://") || literal.starts_with("http://")) {
+    let written = ["https://", "http://", "${"];
+    if !written.iter().any(|start| literal.starts_with(start)) {
         r.at(
             &at(i, "url"),
-            "`url` must start with http:// or https:// (written out, not from a value)",
+            "`url` must start with http://, https:// or ${NAME} (written out, not from a value)",
         );
+    }
+    if let Err(message) = env_references(&action.url) {
+        r.at(&at(i, "url"), format!("`url`: {message}"));
     }
 }
 

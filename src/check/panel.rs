@@ -51,7 +51,16 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
     if let Some(link) = &panel.display.link {
         check_row_link(link, ctx, &at(&["display", "link"]), r);
     }
+    // A table's `sql:` may name how its columns show (display, format, links) in
+    // `data_source.columns`; the names are then the query's, checked against what it returns.
+    let shown_sql = spec.name == "table"
+        && panel.sql.is_some()
+        && panel
+            .data_source
+            .as_ref()
+            .is_some_and(|d| d.query.is_none() && matches!(d.columns, Some(Columns::List(_))));
     match (&panel.data_source, &panel.sql) {
+        (Some(_), Some(_)) if shown_sql => {}
         (Some(_), Some(_)) => r.at(
             &at(&["sql"]),
             "give either `data_source` or `sql`, not both",
@@ -62,11 +71,14 @@ pub fn check_panel(panel: &PanelConfig, ctx: &Context<'_>, r: &mut Report<'_>) {
         ),
         _ => {}
     }
-    if let Some(source) = &panel.data_source {
+    if let Some(source) = panel.data_source.as_ref().filter(|_| !shown_sql) {
         check_data_source(panel, spec, source, ctx, r);
     }
     if let Some(sql) = &panel.sql {
-        check_panel_sql(sql, spec, ctx, r);
+        let returned = check_panel_sql(sql, spec, ctx, r);
+        if let (true, Some(returned)) = (shown_sql, returned) {
+            check_shown_sql_columns(panel, &returned, ctx, r);
+        }
     }
     if let Some(refresh) = panel.refresh_interval
         && refresh.0.is_zero()
@@ -120,14 +132,23 @@ fn check_keys(panel: &PanelConfig, spec: &KindSpec, r: &mut Report<'_>) {
 
 /// A `sql:` query: read-only, known placeholders, planned against the tenant's tables, and
 /// returning the columns the kind reads.
-fn check_panel_sql(sql: &str, spec: &KindSpec, ctx: &Context<'_>, r: &mut Report<'_>) {
+/// Returns the columns it returns, when it could be planned.
+fn check_panel_sql(
+    sql: &str,
+    spec: &KindSpec,
+    ctx: &Context<'_>,
+    r: &mut Report<'_>,
+) -> Option<Vec<String>> {
     let problems_before = r.problems.len();
     check_sql(sql, ctx.variables, &at(&["sql"]), r);
     let (Some(tables), true) = (ctx.tables, r.problems.len() == problems_before) else {
-        return;
+        return None;
     };
     match plan_against(sql, tables, ctx.variables) {
-        Err(message) => r.at(&at(&["sql"]), format!("`sql`: {message}")),
+        Err(message) => {
+            r.at(&at(&["sql"]), format!("`sql`: {message}"));
+            None
+        }
         Ok(columns) => {
             let missing: Vec<&str> = spec
                 .sql_columns
@@ -146,6 +167,7 @@ fn check_panel_sql(sql: &str, spec: &KindSpec, ctx: &Context<'_>, r: &mut Report
                     ),
                 );
             }
+            Some(columns)
         }
     }
 }
@@ -291,6 +313,45 @@ fn check_data_source(
         None => check_roles(spec, &BTreeMap::new(), &table, r),
     }
     check_clauses(panel, source, &table, ctx.variables, r);
+}
+
+/// A `sql:` table's listed columns: each one the query returns, once; links checked.
+fn check_shown_sql_columns(
+    panel: &PanelConfig,
+    returned: &[String],
+    ctx: &Context<'_>,
+    r: &mut Report<'_>,
+) {
+    let Some(Columns::List(list)) = panel.data_source.as_ref().and_then(|d| d.columns.as_ref())
+    else {
+        return;
+    };
+    let mut seen = BTreeSet::new();
+    for (i, column) in list.iter().enumerate() {
+        let path: Vec<Step> = ds(&["columns"])
+            .into_iter()
+            .chain([Step::Index(i), Step::from("name")])
+            .collect();
+        if !seen.insert(column.name.as_str()) {
+            r.at(&path, format!("column `{}` is listed twice", column.name));
+        } else if !returned.contains(&column.name) {
+            r.at(
+                &path,
+                format!(
+                    "`{}` is not a column the panel's `sql` returns ({})",
+                    column.name,
+                    returned.join(", ")
+                ),
+            );
+        }
+        if let Some(link) = &column.link {
+            let link_path: Vec<Step> = ds(&["columns"])
+                .into_iter()
+                .chain([Step::Index(i), Step::from("link")])
+                .collect();
+            check_row_link(link, ctx, &link_path, r);
+        }
+    }
 }
 
 /// A table panel's columns: each exists once, and `default_sort` is one of them.

@@ -40,10 +40,14 @@ pub async fn plan(run: &Run<'_>) -> Result<TablePlan, PanelError> {
             Some(Columns::List(list)) => list.clone(),
             _ => vec![],
         };
+    let select: Vec<String> = configured.iter().map(|c| sqlgen::ident(&c.name)).collect();
     let base = match &config.sql {
+        // Listed columns show a `sql:` table's answer in their order (and only them).
+        Some(sql) if !configured.is_empty() => {
+            format!("SELECT {} FROM ({sql}) AS shown", select.join(", "))
+        }
         Some(sql) => sql.clone(),
         None => {
-            let select: Vec<String> = configured.iter().map(|c| sqlgen::ident(&c.name)).collect();
             let clauses = config.clauses();
             let mut sql = format!(
                 "SELECT {} {}",
