@@ -174,6 +174,34 @@ enum Dataset {
         #[arg(long, env = "OPSBOARD_SEED", default_value_t = 42)]
         seed: u64,
     },
+    /// Seed 000's device fleet (tables devices, device_logs) ending now, into a tenant.
+    Pimeet {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_TENANT", default_value = "pimeet")]
+        tenant: String,
+        #[arg(long, default_value_t = opsboard::demo::pimeet::DEVICES)]
+        devices: usize,
+        #[arg(long, env = "OPSBOARD_DURATION", default_value = "7d")]
+        duration: HumanDuration,
+        #[arg(long, env = "OPSBOARD_SEED", default_value_t = 7)]
+        seed: u64,
+    },
+    /// Seed 004's VM fleet and billing (tables vms, billing) ending now, into a tenant.
+    Kraliki {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_TENANT", default_value = "kraliki")]
+        tenant: String,
+        #[arg(long, default_value_t = opsboard::demo::kraliki::VMS)]
+        vms: usize,
+        #[arg(long, default_value_t = opsboard::demo::kraliki::CUSTOMERS)]
+        customers: usize,
+        #[arg(long, env = "OPSBOARD_DURATION", default_value = "7d")]
+        duration: HumanDuration,
+        #[arg(long, env = "OPSBOARD_SEED", default_value_t = 11)]
+        seed: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -238,6 +266,49 @@ fn main() -> Result<()> {
                 let tenant = store.tenant(&tenant).await?;
                 let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
                 let rows = opsboard::demo::fill_history(&tenant, now, duration.0, seed).await?;
+                eprintln!("{rows} rows written to tenant {}", tenant.name);
+                Ok(())
+            }
+            Command::Generate {
+                dataset:
+                    Dataset::Pimeet {
+                        common,
+                        tenant,
+                        devices,
+                        duration,
+                        seed,
+                    },
+            } => {
+                let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
+                let tenant = store.tenant(&tenant).await?;
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+                let rows =
+                    opsboard::demo::seeds::fill_pimeet(&tenant, now, duration.0, devices, seed)
+                        .await?;
+                eprintln!("{rows} rows written to tenant {}", tenant.name);
+                Ok(())
+            }
+            Command::Generate {
+                dataset:
+                    Dataset::Kraliki {
+                        common,
+                        tenant,
+                        vms,
+                        customers,
+                        duration,
+                        seed,
+                    },
+            } => {
+                if customers == 0 {
+                    anyhow::bail!("--customers must be at least 1");
+                }
+                let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
+                let tenant = store.tenant(&tenant).await?;
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+                let rows = opsboard::demo::seeds::fill_kraliki(
+                    &tenant, now, duration.0, vms, customers, seed,
+                )
+                .await?;
                 eprintln!("{rows} rows written to tenant {}", tenant.name);
                 Ok(())
             }

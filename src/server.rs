@@ -106,13 +106,27 @@ pub async fn serve(
         cancel.clone(),
     ));
     let state_closing = alerts.closing();
-    let actions = Arc::new(crate::actions::Actions::new(
+    let mut actions = crate::actions::Actions::new(
         panels.clone(),
         engine.clone(),
         store.clone(),
         auth.clone(),
         Arc::new(config.alerts.allowed_targets.clone()),
-    ));
+    );
+    if options.demo {
+        let seeds = Arc::new(crate::demo::seeds::Seeds::default());
+        background.spawn(crate::demo::seeds::run(
+            store.clone(),
+            seeds.clone(),
+            cancel.clone(),
+        ));
+        let agents = crate::demo::agents::start(seeds, cancel.clone()).await?;
+        tracing::info!(%agents, "demo agents answer the seed tenants' actions");
+        // The agents listen on loopback, which actions may otherwise not reach.
+        let loopback = "127.0.0.1/32".parse().ok();
+        actions = actions.with_variable(crate::demo::agents::VARIABLE, agents, loopback);
+    }
+    let actions = Arc::new(actions);
     let config_behind_tls = config.auth.behind_tls;
     let state = AppState {
         store: store.clone(),

@@ -6,6 +6,15 @@
 //! server cpu/memory/disk percentages, requests and response time), `service_health` (status
 //! 0 healthy, 1 degraded, 2 down, with an error text; `legacy-ftp` goes silent two hours before
 //! "now" so the health panel shows a stale service) and `error_logs`.
+//!
+//! The seed tenants — `pimeet` (seed 000) and `kraliki` (seed 004) — are filled and kept
+//! alive by [`seeds`], their simulated units answer actions through [`agents`].
+
+pub mod agents;
+mod fleet;
+pub mod kraliki;
+pub mod pimeet;
+pub mod seeds;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,177 @@
+//! The seed tenants under `serve --demo`: for each of `pimeet` and `kraliki` whose folder is in
+//! the tenants directory, a week of history on first start, then live rows every few seconds
+//! from simulated units that also obey the dashboard's actions (see [`super::agents`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::fleet::{Command, Fleet};
+use super::kraliki::{self, Kraliki};
+use super::pimeet::{self, PiMeet};
+use crate::storage::{StorageError, Store, TenantStore};
+
+const HISTORY_STEP_NS: i64 = 60_000_000_000;
+const LIVE_STEP: Duration = Duration::from_secs(5);
+
+/// The simulated fleets, shared by the writers and the agents.
+pub struct Seeds {
+    pub pimeet: Fleet,
+    pub kraliki: Fleet,
+}
+
+impl Default for Seeds {
+    fn default() -> Self {
+        Self {
+            pimeet: Fleet::new(pimeet::device_ids(pimeet::DEVICES)),
+            kraliki: Fleet::new(kraliki::vm_ids(kraliki::VMS)),
+        }
+    }
+}
+
+impl Seeds {
+    /// Sends `command` to `unit` of `tenant`'s fleet.
+    pub fn command(&self, tenant: &str, unit: &str, command: &str) -> Result<(), String> {
+        let command =
+            Command::parse(command).ok_or_else(|| format!("unknown command {command:?}"))?;
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let (fleet, obeys) = match tenant {
+            pimeet::TENANT => (&self.pimeet, pimeet::obeys(command)),
+            kraliki::TENANT => (&self.kraliki, kraliki::obeys(command)),
+            other => return Err(format!("no simulated fleet for tenant {other:?}")),
+        };
+        if !obeys {
+            return Err(format!("a {tenant} unit does not do {command:?}"));
+        }
+        fleet.command(unit, command, now)
+    }
+}
+
+/// Writes `history` of PiMeet rows ending at `now_ns` and persists them.
+pub async fn fill_pimeet(
+    tenant: &Arc<TenantStore>,
+    now_ns: i64,
+    history: Duration,
+    devices: usize,
+    seed: u64,
+) -> Result<u64, StorageError> {
+    let mut generator = PiMeet::new(devices, seed);
+    let fleet = Fleet::default();
+    fill(tenant, now_ns, history, |times| {
+        generator.batches(times, &fleet.at(now_ns), now_ns)
+    })
+    .await
+}
+
+/// Writes `history` of Kraliki rows ending at `now_ns` and persists them.
+pub async fn fill_kraliki(
+    tenant: &Arc<TenantStore>,
+    now_ns: i64,
+    history: Duration,
+    vms: usize,
+    customers: usize,
+    seed: u64,
+) -> Result<u64, StorageError> {
+    let mut generator = Kraliki::new(vms, customers, seed);
+    let fleet = Fleet::default();
+    fill(tenant, now_ns, history, |times| {
+        generator.batches(times, &fleet.at(now_ns), HISTORY_STEP_NS)
+    })
+    .await
+}
+
+async fn fill(
+    tenant: &Arc<TenantStore>,
+    now_ns: i64,
+    history: Duration,
+    mut rows: impl FnMut(&[i64]) -> Vec<(&'static str, arrow::record_batch::RecordBatch)>,
+) -> Result<u64, StorageError> {
+    let start = now_ns - history.as_nanos().min(i64::MAX as u128) as i64;
+    let times: Vec<i64> = (start..now_ns).step_by(HISTORY_STEP_NS as usize).collect();
+    let mut written = 0;
+    for chunk in times.chunks(720) {
+        for (table, batch) in rows(chunk) {
+            if batch.num_rows() > 0 {
+                written += batch.num_rows() as u64;
+                tenant.write(table, batch).await?;
+            }
+        }
+    }
+    tenant.persist_all().await?;
+    Ok(written)
+}
+
+/// Fills and then keeps writing every seed tenant present, until `cancel`.
+pub async fn run(store: Arc<Store>, seeds: Arc<Seeds>, cancel: CancellationToken) {
+    if let Err(e) = run_inner(&store, &seeds, &cancel).await {
+        tracing::error!(error = %e, "seed tenants' writer stopped");
+    }
+}
+
+async fn run_inner(
+    store: &Arc<Store>,
+    seeds: &Seeds,
+    cancel: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let present = |name: &str| store.tenants_dir().join(name).join("tenant.yaml").is_file();
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let history = super::HISTORY;
+    let pimeet = if present(pimeet::TENANT) {
+        let tenant = store.tenant(pimeet::TENANT).await?;
+        if is_empty(&tenant, "devices") {
+            let rows = fill_pimeet(&tenant, now, history, pimeet::DEVICES, 7).await?;
+            tracing::info!(tenant = pimeet::TENANT, rows, "seed history written");
+        }
+        Some(tenant)
+    } else {
+        None
+    };
+    let kraliki = if present(kraliki::TENANT) {
+        let tenant = store.tenant(kraliki::TENANT).await?;
+        if is_empty(&tenant, "vms") {
+            let rows =
+                fill_kraliki(&tenant, now, history, kraliki::VMS, kraliki::CUSTOMERS, 11).await?;
+            tracing::info!(tenant = kraliki::TENANT, rows, "seed history written");
+        }
+        Some(tenant)
+    } else {
+        None
+    };
+    let mut devices = PiMeet::new(pimeet::DEVICES, now as u64);
+    let mut vms = Kraliki::new(kraliki::VMS, kraliki::CUSTOMERS, now as u64);
+    let step_ns = LIVE_STEP.as_nanos() as i64;
+    let mut tick = tokio::time::interval(LIVE_STEP);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        if let Some(tenant) = &pimeet {
+            write(tenant, devices.batches(&[now], &seeds.pimeet.at(now), now)).await?;
+        }
+        if let Some(tenant) = &kraliki {
+            write(tenant, vms.batches(&[now], &seeds.kraliki.at(now), step_ns)).await?;
+        }
+    }
+}
+
+fn is_empty(tenant: &TenantStore, table: &str) -> bool {
+    tenant.table(table).is_none_or(|t| {
+        let s = t.stats();
+        s.buffered_rows + s.persisted_rows == 0
+    })
+}
+
+async fn write(
+    tenant: &Arc<TenantStore>,
+    batches: Vec<(&'static str, arrow::record_batch::RecordBatch)>,
+) -> Result<(), StorageError> {
+    for (table, batch) in batches {
+        if batch.num_rows() > 0 {
+            tenant.write(table, batch).await?;
+        }
+    }
+    Ok(())
+}
