@@ -10,6 +10,7 @@
 mod common;
 mod pages;
 mod receiver;
+mod seeds;
 
 use std::time::Duration;
 

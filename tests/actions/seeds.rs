@@ -1,0 +1,236 @@
+//! The seed tenants running: the real binary with `--demo` over the shipped `tenants/pimeet`
+//! and `tenants/kraliki`; a VM restarted from its page's action goes offline (the demo agents
+//! obey), a device's screenshot lands in its log, refused callers change nothing, and the
+//! seed's alert rules fire on the drifting units.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{self, TestDirs, copy_dir};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Running {
+    url: String,
+    admin: reqwest::Client,
+    child: std::process::Child,
+    _dirs: TestDirs,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keys made before the server starts: (tenant, scopes) → key.
+async fn start(keys: &[(&str, &str)]) -> (Running, Vec<String>) {
+    let dirs = TestDirs::new(&[]);
+    for tenant in ["pimeet", "kraliki"] {
+        copy_dir(
+            &Path::new(REPO).join("tenants").join(tenant),
+            &dirs.tenants().join(tenant),
+        );
+    }
+    let config = dirs.config();
+    let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system())
+        .await
+        .unwrap();
+    auth.sync_tenants(&["pimeet".to_string(), "kraliki".to_string()])
+        .await
+        .unwrap();
+    let actor = opsboard::auth::Actor::new("tests", None);
+    let mut made = vec![];
+    for (tenant, scopes) in keys {
+        let request = opsboard::auth::NewKeyRequest {
+            name: "seed test".into(),
+            tenant: Some(tenant.to_string()),
+            scopes: opsboard::auth::Scope::parse_list(scopes).unwrap(),
+            expires_at: None,
+        };
+        made.push(auth.create_key(&actor, request).await.unwrap().1);
+    }
+    let admin = common::client_with_key(&common::admin_key(&config).await);
+    let (child, url) = common::spawn_opsboard(&dirs, &["--demo"]);
+    let running = Running {
+        url,
+        admin,
+        child,
+        _dirs: dirs,
+    };
+    for (tenant, table) in [("kraliki", "vms"), ("pimeet", "devices")] {
+        wait_for(
+            &running,
+            &format!("SELECT count(*) AS n FROM {table}"),
+            tenant,
+            |rows| rows[0]["n"].as_f64().unwrap_or(0.0) > 1_000.0,
+        )
+        .await;
+    }
+    (running, made)
+}
+
+async fn sql(running: &Running, tenant: &str, sql: &str) -> Vec<Value> {
+    let response = running
+        .admin
+        .post(format!("{}/api/v1/tenants/{tenant}/query?format=json", running.url))
+        .json(&json!({"sql": sql}))
+        .send()
+        .await
+        .unwrap();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    body.as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `query` until `done` holds (at most 60 s).
+async fn wait_for(
+    running: &Running,
+    query: &str,
+    tenant: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..300 {
+        let rows = sql(running, tenant, query).await;
+        if !rows.is_empty() && done(&rows) {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "{tenant}: `{query}` never came true; last: {:?}",
+        sql(running, tenant, query).await
+    );
+}
+
+async fn act(
+    running: &Running,
+    key: &str,
+    tenant: &str,
+    action: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = common::client_with_key(key)
+        .post(format!(
+            "{}/api/v1/tenants/{tenant}/actions/{action}",
+            running.url
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn seed_tenants_obey_their_actions_and_alert_on_their_own() {
+    let (running, keys) =
+        start(&[("kraliki", "act"), ("kraliki", "read"), ("pimeet", "act")]).await;
+    let (kraliki_act, kraliki_read, pimeet_act) = (&keys[0], &keys[1], &keys[2]);
+    let on_vm = |vm: &str| json!({"panel": "vm_status", "row": {"vm": vm}, "dashboard": "vm", "vars": {"vm": vm}, "from": "now-1h"});
+
+    let (status, _) = act(&running, kraliki_read, "kraliki", "restart", on_vm("vm-01")).await;
+    assert_eq!(status, 403, "a read key restarts nothing");
+    let (status, body) = act(&running, kraliki_act, "kraliki", "rebuild", on_vm("vm-01")).await;
+    assert_eq!(status, 403, "rebuild is for the tenant's admins: {body}");
+    let newest = "SELECT status FROM last_rows('vms') WHERE vm = 'vm-01'";
+    assert_eq!(
+        sql(&running, "kraliki", newest).await[0]["status"],
+        "online"
+    );
+
+    let (status, run) = act(&running, kraliki_act, "kraliki", "restart", on_vm("vm-01")).await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!(
+        "/api/v1/tenants/kraliki/actions/runs/{}",
+        run["run"].as_str().unwrap()
+    );
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        done = running
+            .admin
+            .get(format!("{}{path}", running.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (done["status"].as_str(), done["http_status"].as_u64()),
+        (Some("succeeded"), Some(202)),
+        "{done}"
+    );
+    wait_for(&running, newest, "kraliki", |rows| {
+        rows[0]["status"] == "offline"
+    })
+    .await;
+    let (status, body) = act(&running, kraliki_act, "kraliki", "restart", on_vm("vm-01")).await;
+    assert_eq!(status, 202, "{body}");
+    let busy = format!(
+        "/api/v1/tenants/kraliki/actions/runs/{}",
+        body["run"].as_str().unwrap()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let failed: Value = running
+        .admin
+        .get(format!("{}{busy}", running.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        failed["http_status"], 503,
+        "the agent of a VM still away does not answer: {failed}"
+    );
+
+    // A device's screenshot is written to its log.
+    let on_device = json!({"panel": "device_status", "row": {"device": "room-02"}, "dashboard": "device", "vars": {"device": "room-02"}, "from": "now-1h"});
+    let (status, body) = act(&running, pimeet_act, "pimeet", "screenshot", on_device).await;
+    assert_eq!(status, 202, "{body}");
+    wait_for(
+        &running,
+        "SELECT count(*) AS n FROM device_logs WHERE device = 'room-02' AND message LIKE 'screenshot saved%'",
+        "pimeet",
+        |rows| rows[0]["n"].as_f64() == Some(1.0),
+    )
+    .await;
+
+    // The seed's rules on units that drift there by themselves.
+    for (tenant, rule) in [
+        ("kraliki", "disk_space_critical"),
+        ("pimeet", "device_offline"),
+    ] {
+        let mut firing = vec![];
+        for _ in 0..120 {
+            let alerts: Value = running
+                .admin
+                .get(format!("{}/api/v1/tenants/{tenant}/alerts", running.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            firing = alerts["firing"].as_array().cloned().unwrap_or_default();
+            if firing.iter().any(|a| a["rule"] == rule) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(
+            firing.iter().any(|a| a["rule"] == rule),
+            "{tenant}: {rule} not firing: {firing:?}"
+        );
+    }
+}
