@@ -262,12 +262,9 @@ fn main() -> Result<()> {
                         seed,
                     },
             } => {
-                let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
-                let tenant = store.tenant(&tenant).await?;
-                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+                let (tenant, now) = generation_target(&common, &tenant).await?;
                 let rows = opsboard::demo::fill_history(&tenant, now, duration.0, seed).await?;
-                eprintln!("{rows} rows written to tenant {}", tenant.name);
-                Ok(())
+                written(rows, &tenant)
             }
             Command::Generate {
                 dataset:
@@ -279,14 +276,11 @@ fn main() -> Result<()> {
                         seed,
                     },
             } => {
-                let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
-                let tenant = store.tenant(&tenant).await?;
-                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+                let (tenant, now) = generation_target(&common, &tenant).await?;
                 let rows =
                     opsboard::demo::seeds::fill_pimeet(&tenant, now, duration.0, devices, seed)
                         .await?;
-                eprintln!("{rows} rows written to tenant {}", tenant.name);
-                Ok(())
+                written(rows, &tenant)
             }
             Command::Generate {
                 dataset:
@@ -302,18 +296,33 @@ fn main() -> Result<()> {
                 if customers == 0 {
                     anyhow::bail!("--customers must be at least 1");
                 }
-                let (_, store) = open_store(&common, OpenMode::ReadWrite).await?;
-                let tenant = store.tenant(&tenant).await?;
-                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+                let (tenant, now) = generation_target(&common, &tenant).await?;
                 let rows = opsboard::demo::seeds::fill_kraliki(
                     &tenant, now, duration.0, vms, customers, seed,
                 )
                 .await?;
-                eprintln!("{rows} rows written to tenant {}", tenant.name);
-                Ok(())
+                written(rows, &tenant)
             }
         }
     })
+}
+
+/// The tenant generated data goes into (the server stopped), and now in epoch ns.
+async fn generation_target(
+    common: &Common,
+    tenant: &str,
+) -> Result<(std::sync::Arc<opsboard::storage::TenantStore>, i64)> {
+    let (_, store) = open_store(common, OpenMode::ReadWrite).await?;
+    let tenant = store.tenant(tenant).await?;
+    Ok((
+        tenant,
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+    ))
+}
+
+fn written(rows: u64, tenant: &opsboard::storage::TenantStore) -> Result<()> {
+    eprintln!("{rows} rows written to tenant {}", tenant.name);
+    Ok(())
 }
 
 async fn run_serve(common: Common, listen: Option<String>, demo: bool) -> Result<()> {

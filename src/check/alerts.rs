@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use super::panel::check_template;
 use super::sql::{check_sql, plan_against};
+use super::template::check_template;
 use crate::config::{
     AlertFile, AlertRule, ChannelType, Condition, KnownTables, Locator, Problem, Report,
     TenantAlerts, block_first_line, parse_yaml_all, read_file, yaml_files,

@@ -9,6 +9,7 @@ mod alerts;
 mod panel;
 mod paths;
 mod sql;
+mod template;
 mod tenant;
 
 pub use crate::query::{parse_order_by, parse_where};

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::alerts::load_alerts;
-use super::panel::{Context, check_panel, check_template};
+use super::panel::{Context, check_panel};
 use super::sql::plan_against;
+use super::template::check_template;
 use crate::config::{
     AggregationRules, ConfigDirs, DashboardFile, Functions, KnownTables, LoadedDashboard,
     LoadedPanel, Locator, PanelFile, Problem, Report, Step, TenantConfig, TenantPanels, Variable,

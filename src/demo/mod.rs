@@ -65,27 +65,15 @@ impl DemoGenerator {
         }
     }
 
-    /// Writes one step at each of `times` into every demo table.
-    pub async fn write(
-        &mut self,
-        tenant: &Arc<TenantStore>,
-        times: &[i64],
-        now_ns: i64,
-    ) -> Result<u64, StorageError> {
-        let mut rows = 0;
-        for batch in [
+    /// One step at each of `times` for every demo table.
+    pub fn batches(&mut self, times: &[i64], now_ns: i64) -> Vec<(&'static str, RecordBatch)> {
+        vec![
             ("cpu", self.cpu.batch(times)),
             ("metrics", self.metrics(times)),
             ("service_health", self.health(times, now_ns)),
             ("error_logs", self.errors(times)),
             ("devices", self.devices(times, now_ns)),
-        ] {
-            if batch.1.num_rows() > 0 {
-                rows += batch.1.num_rows() as u64;
-                tenant.write(batch.0, batch.1).await?;
-            }
-        }
-        Ok(rows)
+        ]
     }
 
     fn metrics(&mut self, times: &[i64]) -> RecordBatch {
@@ -261,14 +249,43 @@ pub async fn fill_history(
     seed: u64,
 ) -> Result<u64, StorageError> {
     let mut generator = DemoGenerator::new(seed);
+    fill(tenant, now_ns, history, |times| {
+        generator.batches(times, now_ns)
+    })
+    .await
+}
+
+/// Writes a step a minute over `history` ending at `now_ns` — `rows` makes each chunk's
+/// batches — and persists them. Returns the rows written.
+async fn fill(
+    tenant: &Arc<TenantStore>,
+    now_ns: i64,
+    history: Duration,
+    mut rows: impl FnMut(&[i64]) -> Vec<(&'static str, RecordBatch)>,
+) -> Result<u64, StorageError> {
     let step = HISTORY_STEP.as_nanos() as i64;
-    let start = now_ns - history.as_nanos() as i64;
+    let start = now_ns - history.as_nanos().min(i64::MAX as u128) as i64;
     let times: Vec<i64> = (start..now_ns).step_by(step as usize).collect();
-    let mut rows = 0;
-    for chunk in times.chunks(1_440) {
-        rows += generator.write(tenant, chunk, now_ns).await?;
+    let mut written = 0;
+    for chunk in times.chunks(720) {
+        written += write(tenant, rows(chunk)).await?;
     }
     tenant.persist_all().await?;
+    Ok(written)
+}
+
+/// Appends the non-empty batches; returns their rows.
+async fn write(
+    tenant: &Arc<TenantStore>,
+    batches: Vec<(&'static str, RecordBatch)>,
+) -> Result<u64, StorageError> {
+    let mut rows = 0;
+    for (table, batch) in batches {
+        if batch.num_rows() > 0 {
+            rows += batch.num_rows() as u64;
+            tenant.write(table, batch).await?;
+        }
+    }
     Ok(rows)
 }
 
@@ -310,6 +327,6 @@ async fn run_inner(
             _ = tick.tick() => {}
         }
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        generator.write(&tenant, &[now], now).await?;
+        write(&tenant, generator.batches(&[now], now)).await?;
     }
 }

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 use super::fleet::{Command, Fleet};
 use super::kraliki::{self, Kraliki};
 use super::pimeet::{self, PiMeet};
+use super::{HISTORY_STEP, fill, write};
 use crate::storage::{StorageError, Store, TenantStore};
 
-const HISTORY_STEP_NS: i64 = 60_000_000_000;
 const LIVE_STEP: Duration = Duration::from_secs(5);
 
 /// The simulated fleets, shared by the writers and the agents.
@@ -76,30 +76,9 @@ pub async fn fill_kraliki(
     let mut generator = Kraliki::new(vms, customers, seed);
     let fleet = Fleet::default();
     fill(tenant, now_ns, history, |times| {
-        generator.batches(times, &fleet.at(now_ns), HISTORY_STEP_NS)
+        generator.batches(times, &fleet.at(now_ns), HISTORY_STEP.as_nanos() as i64)
     })
     .await
-}
-
-async fn fill(
-    tenant: &Arc<TenantStore>,
-    now_ns: i64,
-    history: Duration,
-    mut rows: impl FnMut(&[i64]) -> Vec<(&'static str, arrow::record_batch::RecordBatch)>,
-) -> Result<u64, StorageError> {
-    let start = now_ns - history.as_nanos().min(i64::MAX as u128) as i64;
-    let times: Vec<i64> = (start..now_ns).step_by(HISTORY_STEP_NS as usize).collect();
-    let mut written = 0;
-    for chunk in times.chunks(720) {
-        for (table, batch) in rows(chunk) {
-            if batch.num_rows() > 0 {
-                written += batch.num_rows() as u64;
-                tenant.write(table, batch).await?;
-            }
-        }
-    }
-    tenant.persist_all().await?;
-    Ok(written)
 }
 
 /// Fills and then keeps writing every seed tenant present, until `cancel`.
@@ -162,16 +141,4 @@ fn is_empty(tenant: &TenantStore, table: &str) -> bool {
         let s = t.stats();
         s.buffered_rows + s.persisted_rows == 0
     })
-}
-
-async fn write(
-    tenant: &Arc<TenantStore>,
-    batches: Vec<(&'static str, arrow::record_batch::RecordBatch)>,
-) -> Result<(), StorageError> {
-    for (table, batch) in batches {
-        if batch.num_rows() > 0 {
-            tenant.write(table, batch).await?;
-        }
-    }
-    Ok(())
 }

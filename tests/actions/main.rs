@@ -117,8 +117,19 @@ async fn setup() -> Setup {
 }
 
 pub async fn post_action(key: &str, env: &Env, action: &str, body: Value) -> (u16, Value) {
+    start_run(key, &env.server.url, "acme", action, body).await
+}
+
+/// `POST …/actions/{action}` with `key`: (status, body).
+pub async fn start_run(
+    key: &str,
+    base: &str,
+    tenant: &str,
+    action: &str,
+    body: Value,
+) -> (u16, Value) {
     let response = common::client_with_key(key)
-        .post(env.url(&format!("/api/v1/tenants/acme/actions/{action}")))
+        .post(format!("{base}/api/v1/tenants/{tenant}/actions/{action}"))
         .json(&body)
         .send()
         .await
@@ -133,12 +144,16 @@ pub fn on(row: Value) -> Value {
 
 /// The run once it is no longer running.
 pub async fn finished(env: &Env, run: &str) -> Value {
+    run_outcome(&env.server.client, &env.server.url, "acme", run).await
+}
+
+/// Run `run` of `tenant` once it is no longer running (read with `client`).
+pub async fn run_outcome(client: &reqwest::Client, base: &str, tenant: &str, run: &str) -> Value {
+    let url = format!("{base}/api/v1/tenants/{tenant}/actions/runs/{run}");
     for _ in 0..200 {
-        let (status, body) = env
-            .server
-            .get(&format!("/api/v1/tenants/acme/actions/runs/{run}"))
-            .await;
-        assert_eq!(status, 200, "{body}");
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
         if body["status"] != "running" {
             return body;
         }

@@ -37,6 +37,14 @@ fn form_fields(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The run a form's redirect leads to.
+fn run_id(location: &str) -> String {
+    let rest = location
+        .strip_prefix("/t/acme/actions/runs/")
+        .expect("a run page");
+    rest.split('?').next().unwrap_or_default().to_string()
+}
+
 async fn post(browser: &Browser, path: &str, fields: &[(String, String)]) -> reqwest::Response {
     let form: Vec<(&str, &str)> = fields
         .iter()
@@ -114,12 +122,7 @@ pub async fn walk(setup: &Setup) {
     let (status, location) = redirect_of(&response);
     assert_eq!(status, 303, "{location}");
     assert!(location.starts_with("/t/acme/actions/runs/"), "{location}");
-    let id = location["/t/acme/actions/runs/".len()..]
-        .split('?')
-        .next()
-        .unwrap()
-        .to_string();
-    finished(env, &id).await;
+    finished(env, &run_id(&location)).await;
     let (status, run_page) = editor.text(&location).await;
     assert_eq!(status, 200);
     assert!(
@@ -152,12 +155,7 @@ pub async fn walk(setup: &Setup) {
     let response = post(&editor, "/t/acme/actions/refresh", &form_fields(&confirm)).await;
     let (status, location) = redirect_of(&response);
     assert_eq!(status, 303);
-    let id = location["/t/acme/actions/runs/".len()..]
-        .split('?')
-        .next()
-        .unwrap()
-        .to_string();
-    finished(env, &id).await;
+    finished(env, &run_id(&location)).await;
     let call = receiver.last();
     assert_eq!(
         (call.method.as_str(), call.path.as_str()),

@@ -76,7 +76,10 @@ async fn start(keys: &[(&str, &str)]) -> (Running, Vec<String>) {
 async fn sql(running: &Running, tenant: &str, sql: &str) -> Vec<Value> {
     let response = running
         .admin
-        .post(format!("{}/api/v1/tenants/{tenant}/query?format=json", running.url))
+        .post(format!(
+            "{}/api/v1/tenants/{tenant}/query?format=json",
+            running.url
+        ))
         .json(&json!({"sql": sql}))
         .send()
         .await
@@ -112,17 +115,7 @@ async fn act(
     action: &str,
     body: Value,
 ) -> (u16, Value) {
-    let response = common::client_with_key(key)
-        .post(format!(
-            "{}/api/v1/tenants/{tenant}/actions/{action}",
-            running.url
-        ))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    super::start_run(key, &running.url, tenant, action, body).await
 }
 
 #[tokio::test]
@@ -144,26 +137,8 @@ async fn seed_tenants_obey_their_actions_and_alert_on_their_own() {
 
     let (status, run) = act(&running, kraliki_act, "kraliki", "restart", on_vm("vm-01")).await;
     assert_eq!(status, 202, "{run}");
-    let path = format!(
-        "/api/v1/tenants/kraliki/actions/runs/{}",
-        run["run"].as_str().unwrap()
-    );
-    let mut done = Value::Null;
-    for _ in 0..100 {
-        done = running
-            .admin
-            .get(format!("{}{path}", running.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if done["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let run = run["run"].as_str().unwrap();
+    let done = super::run_outcome(&running.admin, &running.url, "kraliki", run).await;
     assert_eq!(
         (done["status"].as_str(), done["http_status"].as_u64()),
         (Some("succeeded"), Some(202)),
@@ -175,20 +150,8 @@ async fn seed_tenants_obey_their_actions_and_alert_on_their_own() {
     .await;
     let (status, body) = act(&running, kraliki_act, "kraliki", "restart", on_vm("vm-01")).await;
     assert_eq!(status, 202, "{body}");
-    let busy = format!(
-        "/api/v1/tenants/kraliki/actions/runs/{}",
-        body["run"].as_str().unwrap()
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let failed: Value = running
-        .admin
-        .get(format!("{}{busy}", running.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = body["run"].as_str().unwrap();
+    let failed = super::run_outcome(&running.admin, &running.url, "kraliki", run).await;
     assert_eq!(
         failed["http_status"], 503,
         "the agent of a VM still away does not answer: {failed}"
