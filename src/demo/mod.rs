@@ -274,6 +274,14 @@ async fn fill(
     Ok(written)
 }
 
+/// Whether `table` holds no row yet (history is written once).
+fn is_empty(tenant: &TenantStore, table: &str) -> bool {
+    tenant.table(table).is_none_or(|t| {
+        let s = t.stats();
+        s.buffered_rows + s.persisted_rows == 0
+    })
+}
+
 /// Appends the non-empty batches; returns their rows.
 async fn write(
     tenant: &Arc<TenantStore>,
@@ -310,11 +318,7 @@ async fn run_inner(
     }
     let tenant = store.tenant(TENANT).await?;
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let empty = tenant.table("metrics").is_none_or(|t| {
-        let s = t.stats();
-        s.buffered_rows + s.persisted_rows == 0
-    });
-    if empty {
+    if is_empty(&tenant, "metrics") {
         let rows = fill_history(&tenant, now, HISTORY, 42).await?;
         tracing::info!(tenant = TENANT, rows, "demo history written");
     }

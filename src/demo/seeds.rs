@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::fleet::{Command, Fleet};
 use super::kraliki::{self, Kraliki};
 use super::pimeet::{self, PiMeet};
-use super::{HISTORY_STEP, fill, write};
+use super::{HISTORY_STEP, fill, is_empty, write};
 use crate::storage::{StorageError, Store, TenantStore};
 
 const LIVE_STEP: Duration = Duration::from_secs(5);
@@ -134,11 +134,4 @@ async fn run_inner(
             write(tenant, vms.batches(&[now], &seeds.kraliki.at(now), step_ns)).await?;
         }
     }
-}
-
-fn is_empty(tenant: &TenantStore, table: &str) -> bool {
-    tenant.table(table).is_none_or(|t| {
-        let s = t.stats();
-        s.buffered_rows + s.persisted_rows == 0
-    })
 }

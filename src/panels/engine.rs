@@ -92,15 +92,7 @@ impl PanelEngine {
             .configs
             .current(tenant)
             .ok_or_else(|| PanelError::NoConfig(tenant.to_string()))?;
-        let panel =
-            config
-                .panels
-                .get(panel_id)
-                .cloned()
-                .ok_or_else(|| PanelError::UnknownPanel {
-                    tenant: tenant.to_string(),
-                    panel: panel_id.to_string(),
-                })?;
+        let panel = panel_in(&config, tenant, panel_id)?;
         Ok((store, config, generation, panel))
     }
 
@@ -244,14 +236,7 @@ impl PanelEngine {
 
     /// The panel's configuration as currently loaded.
     pub fn panel(&self, tenant: &str, panel_id: &str) -> Result<Arc<LoadedPanel>, PanelError> {
-        self.tenant_config(tenant)?
-            .panels
-            .get(panel_id)
-            .cloned()
-            .ok_or_else(|| PanelError::UnknownPanel {
-                tenant: tenant.to_string(),
-                panel: panel_id.to_string(),
-            })
+        panel_in(&*self.tenant_config(tenant)?, tenant, panel_id)
     }
 
     async fn run(&self, run: &Run<'_>) -> Result<PanelData, PanelError> {
@@ -262,6 +247,21 @@ impl PanelEngine {
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
+}
+
+fn panel_in(
+    config: &TenantPanels,
+    tenant: &str,
+    panel_id: &str,
+) -> Result<Arc<LoadedPanel>, PanelError> {
+    config
+        .panels
+        .get(panel_id)
+        .cloned()
+        .ok_or_else(|| PanelError::UnknownPanel {
+            tenant: tenant.to_string(),
+            panel: panel_id.to_string(),
+        })
 }
 
 /// Cache lifetime of a panel that sets no `refresh_interval`.
