@@ -2,6 +2,7 @@
 //! playwright-core (`tests/e2e/dashboard.mjs`). Screenshots of each step land in
 //! `target/e2e-screenshots/`. Needs `chromium` and `npm ci` in `tests/e2e`; `.ci/run` installs
 //! both and sets `OPSBOARD_E2E=required`, without which a machine lacking them skips loudly.
+//! A second walk (`tests/e2e/seeds.mjs`) goes through the seed tenants pimeet and kraliki.
 
 mod common;
 
@@ -12,6 +13,8 @@ use std::time::Duration;
 use common::{TestDirs, copy_dir};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const SEED_EDITOR: &str = "editor@seeds.test";
+const SEED_VIEWER: &str = "viewer@seeds.test";
 
 fn browser_available() -> Result<(), String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -39,10 +42,12 @@ async fn demo_dashboard_in_chromium() {
         return;
     }
     let dirs = TestDirs::new(&[]);
-    copy_dir(
-        &Path::new(REPO).join("tenants/demo"),
-        &dirs.tenants().join("demo"),
-    );
+    for tenant in ["demo", "pimeet", "kraliki"] {
+        copy_dir(
+            &Path::new(REPO).join("tenants").join(tenant),
+            &dirs.tenants().join(tenant),
+        );
+    }
     copy_dir(
         &Path::new(REPO).join("panels"),
         &dirs.root.path().join("panels"),
@@ -56,9 +61,36 @@ async fn demo_dashboard_in_chromium() {
         let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system())
             .await
             .expect("auth");
-        auth.sync_tenants(&["demo".to_string()])
+        let seeds = ["pimeet".to_string(), "kraliki".to_string()];
+        auth.sync_tenants(&["demo".to_string(), seeds[0].clone(), seeds[1].clone()])
             .await
             .expect("tenants");
+        // The seed walk: an editor runs actions, a viewer must not see them.
+        for (email, role) in [
+            (SEED_EDITOR, opsboard::auth::Role::Editor),
+            (SEED_VIEWER, opsboard::auth::Role::Viewer),
+        ] {
+            let user = auth
+                .create_user(
+                    &opsboard::auth::Actor::new("tests", None),
+                    email,
+                    "",
+                    password,
+                    false,
+                )
+                .await
+                .expect("seed user");
+            for tenant in &seeds {
+                auth.grant(
+                    &opsboard::auth::Actor::new("tests", None),
+                    user.id,
+                    tenant,
+                    role,
+                )
+                .await
+                .expect("grant");
+            }
+        }
         let actor = opsboard::auth::Actor::new("tests", None);
         let user = auth
             .create_user(&actor, email, "E2E", password, false)
@@ -114,13 +146,24 @@ async fn demo_dashboard_in_chromium() {
         .env("OPSBOARD_E2E_KEY", &ingest_key)
         .output()
         .expect("run node");
+    let seeds = Command::new("node")
+        .arg(Path::new(REPO).join("tests/e2e/seeds.mjs"))
+        .arg(&url)
+        .arg(&shots)
+        .env("OPSBOARD_E2E_EDITOR", SEED_EDITOR)
+        .env("OPSBOARD_E2E_VIEWER", SEED_VIEWER)
+        .env("OPSBOARD_E2E_PASSWORD", password)
+        .output()
+        .expect("run node");
     let _ = child.kill();
     let _ = child.wait();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser walk failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("ok - no script errors"), "{stdout}");
+    for (walk, output) in [("dashboard", &output), ("seeds", &seeds)] {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{walk} walk failed:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("ok - no script errors"), "{stdout}");
+    }
 }

@@ -127,11 +127,18 @@ async fn run_inner(
             _ = tick.tick() => {}
         }
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        // A step that cannot be written (buffers full for a moment) is skipped, not the end.
         if let Some(tenant) = &pimeet {
-            write(tenant, devices.batches(&[now], &seeds.pimeet.at(now), now)).await?;
+            let batches = devices.batches(&[now], &seeds.pimeet.at(now), now);
+            if let Err(e) = write(tenant, batches).await {
+                tracing::warn!(tenant = pimeet::TENANT, error = %e, "a live step was not written");
+            }
         }
         if let Some(tenant) = &kraliki {
-            write(tenant, vms.batches(&[now], &seeds.kraliki.at(now), step_ns)).await?;
+            let batches = vms.batches(&[now], &seeds.kraliki.at(now), step_ns);
+            if let Err(e) = write(tenant, batches).await {
+                tracing::warn!(tenant = kraliki::TENANT, error = %e, "a live step was not written");
+            }
         }
     }
 }

@@ -56,20 +56,14 @@ pub fn to_dashboard(run: &Run<'_>, link: &RowLink, context: &Value) -> Result<St
     ))
 }
 
-/// The range as the request gave it (relative ranges stay relative), else as resolved.
+/// The range as the request gave it (relative ranges stay relative); none when it gave none —
+/// a resolved default would freeze "now" into the link, and the page it opens would stop
+/// showing new rows.
 fn range_params(run: &Run<'_>) -> Vec<(&'static str, String)> {
-    let header = run.header();
-    let from = run
-        .request
-        .from
-        .clone()
-        .unwrap_or_else(|| header.range.from.rfc3339());
-    let to = run
-        .request
-        .to
-        .clone()
-        .unwrap_or_else(|| header.range.to.rfc3339());
-    vec![("from", from), ("to", to)]
+    [("from", &run.request.from), ("to", &run.request.to)]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+        .collect()
 }
 
 /// A link template that failed on a row (the panel's YAML is at fault).

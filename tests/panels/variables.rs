@@ -235,6 +235,18 @@ async fn row_links_open_the_entity_page() {
         a["link"],
         "/t/acme/d/by_host?from=2024-01-01T00%3A00%3A00Z&to=2024-01-01T12%3A00%3A00Z&var-host=a"
     );
+    // Only the range the request gave is kept, relative as given: a resolved `to` would
+    // freeze "now" into the link and the entity page would stop showing new rows.
+    let (status, body) = data(&server, "host_list", "from=now-5000d&page_size=1000").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row[0] == "/t/acme/d/by_host?from=now-5000d&var-host=b"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
