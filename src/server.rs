@@ -77,15 +77,31 @@ pub async fn serve(
     background.spawn(flush_loop(store.clone(), cancel.clone()));
     background.spawn(maintenance_loop(store.clone(), cancel.clone()));
     background.spawn(auth_upkeep_loop(auth.clone(), cancel.clone()));
-    // Rules are first evaluated once the demo history is in: before it, every rule would see
-    // no data and say so.
+    // Rules are first evaluated once the demo and seed histories are in: before them, every
+    // rule would see no data and say so.
     let data_ready = CancellationToken::new();
-    if options.demo {
+    let seeds = options
+        .demo
+        .then(|| Arc::new(crate::demo::seeds::Seeds::default()));
+    if let Some(seeds) = &seeds {
+        let (demo_written, seeds_written) = (CancellationToken::new(), CancellationToken::new());
         background.spawn(crate::demo::run(
             store.clone(),
             cancel.clone(),
-            data_ready.clone(),
+            demo_written.clone(),
         ));
+        background.spawn(crate::demo::seeds::run(
+            store.clone(),
+            seeds.clone(),
+            cancel.clone(),
+            seeds_written.clone(),
+        ));
+        let ready = data_ready.clone();
+        background.spawn(async move {
+            demo_written.cancelled().await;
+            seeds_written.cancelled().await;
+            ready.cancel();
+        });
     } else {
         data_ready.cancel();
     }
@@ -113,13 +129,7 @@ pub async fn serve(
         auth.clone(),
         Arc::new(config.alerts.allowed_targets.clone()),
     );
-    if options.demo {
-        let seeds = Arc::new(crate::demo::seeds::Seeds::default());
-        background.spawn(crate::demo::seeds::run(
-            store.clone(),
-            seeds.clone(),
-            cancel.clone(),
-        ));
+    if let Some(seeds) = seeds {
         let agents = crate::demo::agents::start(seeds, cancel.clone()).await?;
         tracing::info!(%agents, "demo agents answer the seed tenants' actions");
         // The agents listen on loopback, which actions may otherwise not reach.
@@ -368,7 +378,7 @@ async fn reload_panels(configs: &LiveConfigs, panels: &PanelEngine, store: &Stor
     }
 }
 
-/// `serve --demo`: an admin and a viewer of the demo tenant, with fresh passwords printed at
+/// `serve --demo`: an admin and a viewer of the demo and seed tenants, with fresh passwords printed at
 /// each start (the demo is for trying things, not for keeping secrets).
 async fn demo_users(auth: &Auth) -> Result<(), AuthError> {
     let actor = Actor::new("demo", None);
@@ -385,8 +395,13 @@ async fn demo_users(auth: &Auth) -> Result<(), AuthError> {
             }
             Err(e) => return Err(e),
         };
-        if !admin && auth.tenants(true).await?.iter().any(|t| t == "demo") {
-            auth.grant(&actor, user.id, "demo", Role::Viewer).await?;
+        if !admin {
+            let tenants = auth.tenants(true).await?;
+            for demo in ["demo", "pimeet", "kraliki"] {
+                if tenants.iter().any(|t| t == demo) {
+                    auth.grant(&actor, user.id, demo, Role::Viewer).await?;
+                }
+            }
         }
         // stderr: stdout's first line is the listening address scripts wait for.
         eprintln!("demo user: {email} / {password}");

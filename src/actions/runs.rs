@@ -1,5 +1,6 @@
-//! Runs the server knows of: those under way — one per (tenant, panel, action, target), so a
-//! double click or a retried request cannot restart a VM twice — and the newest finished ones,
+//! Runs the server knows of: those under way — one per (tenant, action, target), so a double
+//! click, a retried request or the same action on another panel cannot restart a VM twice —
+//! and the newest finished ones,
 //! for status requests and the panel's "last runs". Older runs are read back from the tenant's
 //! `actions` table.
 
@@ -55,15 +56,10 @@ pub struct Run {
     pub error: Option<String>,
 }
 
-type Slot = (String, String, String, String);
+type Slot = (String, String, String);
 
 fn slot(run: &Run) -> Slot {
-    (
-        run.tenant.clone(),
-        run.panel.clone(),
-        run.action.clone(),
-        run.target.clone(),
-    )
+    (run.tenant.clone(), run.action.clone(), run.target.clone())
 }
 
 #[derive(Default)]
@@ -152,6 +148,13 @@ mod tests {
         runs.begin(run("a", "vm=1", 1)).unwrap();
         assert_eq!(runs.begin(run("b", "vm=1", 2)).unwrap_err(), "a");
         runs.begin(run("c", "vm=2", 3)).unwrap();
+        let mut elsewhere = run("e", "vm=1", 3);
+        elsewhere.panel = "vm_page".into();
+        assert_eq!(
+            runs.begin(elsewhere).unwrap_err(),
+            "a",
+            "the same action on another panel"
+        );
         let mut done = run("a", "vm=1", 1);
         done.status = RunStatus::Failed;
         runs.finish(done);

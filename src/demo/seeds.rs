@@ -81,9 +81,16 @@ pub async fn fill_kraliki(
     .await
 }
 
-/// Fills and then keeps writing every seed tenant present, until `cancel`.
-pub async fn run(store: Arc<Store>, seeds: Arc<Seeds>, cancel: CancellationToken) {
-    if let Err(e) = run_inner(&store, &seeds, &cancel).await {
+/// Fills every seed tenant present, cancels `history_written` (also when that fails), then
+/// keeps writing until `cancel`.
+pub async fn run(
+    store: Arc<Store>,
+    seeds: Arc<Seeds>,
+    cancel: CancellationToken,
+    history_written: CancellationToken,
+) {
+    let _signal = history_written.clone().drop_guard();
+    if let Err(e) = run_inner(&store, &seeds, &cancel, &history_written).await {
         tracing::error!(error = %e, "seed tenants' writer stopped");
     }
 }
@@ -92,6 +99,7 @@ async fn run_inner(
     store: &Arc<Store>,
     seeds: &Seeds,
     cancel: &CancellationToken,
+    history_written: &CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let present = |name: &str| store.tenants_dir().join(name).join("tenant.yaml").is_file();
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
@@ -117,6 +125,7 @@ async fn run_inner(
     } else {
         None
     };
+    history_written.cancel();
     let mut devices = PiMeet::new(pimeet::DEVICES, now as u64);
     let mut vms = Kraliki::new(kraliki::VMS, kraliki::CUSTOMERS, now as u64);
     let step_ns = LIVE_STEP.as_nanos() as i64;

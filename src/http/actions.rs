@@ -20,8 +20,8 @@ use super::extract::user_json;
 use super::pages::pairs;
 use super::views::with_query;
 use super::{ApiError, AppState};
-use crate::actions::{Ask, Run, RunStatus, Who};
-use crate::auth::{Need, PrincipalKind};
+use crate::actions::{ActionError, Ask, Prepared, Run, RunStatus, Who};
+use crate::auth::{AuditEvent, Need, PrincipalKind};
 use crate::panels::PanelRequest;
 
 pub fn routes() -> Vec<Route> {
@@ -47,6 +47,19 @@ fn who(caller: &Caller, tenant: &str) -> Result<Who, ApiError> {
         user,
         is_admin: principal.allows(tenant, Need::Manage),
     })
+}
+
+/// Prepares the run; an admin-only action asked by someone else is refused and audited.
+async fn prepare(state: &AppState, ask: &Ask<'_>, who: &Who) -> Result<Prepared, ApiError> {
+    match state.actions.prepare(ask, who).await {
+        Err(ActionError::AdminOnly(action)) => {
+            let details = json!({"panel": ask.panel, "action": action});
+            let event = AuditEvent::denied("action.run", details).in_tenant(ask.tenant);
+            state.auth.audit(&who.actor, event).await;
+            Err(ActionError::AdminOnly(action).into())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// A variable's value in a JSON body: one value or a list (a multi variable).
@@ -110,7 +123,7 @@ async fn api_start(
         request: &request,
         row: &body.row,
     };
-    let prepared = state.actions.prepare(&ask, &who).await?;
+    let prepared = prepare(&state, &ask, &who).await?;
     let run = state.actions.start(prepared, &who)?;
     let location = format!("/api/v1/tenants/{tenant}/actions/runs/{}", run.run);
     Ok((
@@ -197,10 +210,7 @@ async fn confirm_page(
     let fields = pairs(&raw);
     let asked = page_ask(fields.clone())?;
     let who = who(&caller, &tenant)?;
-    let prepared = state
-        .actions
-        .prepare(&asked.ask(&tenant, &action), &who)
-        .await?;
+    let prepared = prepare(&state, &asked.ask(&tenant, &action), &who).await?;
     let panel_title = state
         .panels
         .panel(&tenant, &asked.panel)
@@ -243,10 +253,7 @@ async fn start_from_page(
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let asked = page_ask(fields)?;
     let who = who(&caller, &tenant)?;
-    let prepared = state
-        .actions
-        .prepare(&asked.ask(&tenant, &action), &who)
-        .await?;
+    let prepared = prepare(&state, &asked.ask(&tenant, &action), &who).await?;
     let run = state.actions.start(prepared, &who)?;
     let back = [("back".to_string(), asked.back_url(&tenant))];
     Ok(Redirect::to(&with_query(

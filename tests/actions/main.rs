@@ -381,8 +381,18 @@ async fn recorded_in_the_table_and_the_audit_log(env: Env, secret: &str) {
         })
         .await
         .unwrap();
-    assert_eq!(audit.len(), rows.len(), "one audit entry per run");
-    assert_eq!(audit.iter().filter(|e| e.outcome == "failed").count(), 2);
+    let outcomes = |outcome: &str| audit.iter().filter(|e| e.outcome == outcome).count();
+    assert_eq!(
+        outcomes("ok") + outcomes("failed"),
+        rows.len(),
+        "one audit entry per run"
+    );
+    assert_eq!(outcomes("failed"), 2);
+    assert_eq!(
+        outcomes("denied"),
+        1,
+        "the act key's try at the admin-only wipe"
+    );
 
     // After a restart the runs are read back from the table.
     let run = rows.len();
