@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod newest;
 mod rollups;
 mod variables;
 
@@ -238,7 +239,7 @@ async fn aggregation_rules_overrides_and_raw_limit() {
 }
 
 /// Waits (up to 5 s) until the panel exists after a config change.
-async fn wait_for(server: &TestServer, panel: &str) {
+pub(crate) async fn wait_for(server: &TestServer, panel: &str) {
     for _ in 0..50 {
         if data(server, panel, DAY).await.0 == 200 {
             return;
@@ -523,162 +524,4 @@ async fn a_panel_on_a_table_created_later_loads_once_the_table_exists() {
     }
     assert_eq!(answer["value"], 21.5, "{answer}");
     server.stop().await;
-}
-
-/// A live health panel answers from the newest row of each series (`last_rows`) instead of
-/// scanning the week it looks back: the same services, statuses, errors and times as the scan
-/// (a twin panel whose `where:` reads a field, which keeps it on the scan), with a late write,
-/// and with a row dated past the range's end (then the scan answers).
-#[tokio::test]
-async fn live_health_answers_from_the_newest_rows_match_the_scan() {
-    let (dirs, server) = start(|_| {}).await;
-    let panels = dirs.tenants().join("acme/panels");
-    let plain = std::fs::read_to_string(panels.join("health.yaml")).unwrap();
-    let scan = plain.replace(
-        "  stale_after: 1h\n",
-        "  query: \"status >= 0\"\n  stale_after: 1h\n",
-    );
-    assert_ne!(plain, scan);
-    std::fs::write(panels.join("health_scan.yaml"), scan).unwrap();
-    wait_for(&server, "health_scan").await;
-    let now = chrono::Utc::now().timestamp_millis();
-    let rows = |list: &[(&str, i64, i64, &str)]| -> String {
-        list.iter()
-            .map(|(name, ago_s, status, error)| {
-                format!(
-                    "{{\"time\":{},\"name\":\"{name}\",\"status\":{status},\"error\":\"{error}\"}}\n",
-                    now - ago_s * 1000
-                )
-            })
-            .collect()
-    };
-    // web: the newer row first, the older one late; db: one row.
-    for body in [
-        rows(&[("web", 60, 2, "refused"), ("db", 30, 1, "slow")]),
-        rows(&[("web", 120, 0, "")]),
-    ] {
-        let (status, body) = server
-            .write("acme", "service_health", "application/x-ndjson", body)
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let services = |answer: &Value| answer["services"].clone();
-    // The first live request scans and sets the cache filling; later ones read the newest rows
-    // (each range new, so no answer comes from the panel cache).
-    let mut minutes = 60;
-    let (live, newest, after) = loop {
-        minutes += 1;
-        assert!(minutes < 120, "the live panel never read the newest rows");
-        let live = format!("from=now-{minutes}m&to=now");
-        let reads = metric(&server, "opsboard_last_rows_reads_total").await;
-        let (s, newest) = data(&server, "health", &live).await;
-        assert_eq!(s, 200, "{newest}");
-        let after = metric(&server, "opsboard_last_rows_reads_total").await;
-        if after == reads + 1 {
-            break (live, newest, after);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let live = live.as_str();
-    let (_, scanned) = data(&server, "health_scan", live).await;
-    assert_eq!(
-        metric(&server, "opsboard_last_rows_reads_total").await,
-        after
-    );
-    assert_eq!(services(&newest), services(&scanned));
-    let web = services(&newest)
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "web")
-        .cloned()
-        .unwrap();
-    assert_eq!(
-        (&web["label"], &web["error"]),
-        (&"Down".into(), &"refused".into())
-    );
-    // A row dated an hour ahead: past the live range's end, so the newest rows cannot answer.
-    let (status, _) = server
-        .write(
-            "acme",
-            "service_health",
-            "application/x-ndjson",
-            rows(&[("db", -3600, 0, "")]),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (_, newest) = data(&server, "health", live).await;
-    let (_, scanned) = data(&server, "health_scan", live).await;
-    assert_eq!(services(&newest), services(&scanned));
-    let db = services(&newest)
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "db")
-        .cloned()
-        .unwrap();
-    assert_eq!(
-        db["label"], "Degraded",
-        "the row inside the range, not the future one"
-    );
-}
-
-/// A KPI of the newest value on a live range reads the newest rows when its filter reads tags
-/// only: the same value and time as its twin whose filter also reads a field (so it scans);
-/// when the newest row has no value the scan answers, with the newest value there is.
-#[tokio::test]
-async fn live_kpi_newest_value_from_the_newest_rows_matches_the_scan() {
-    let (dirs, server) = start(|_| {}).await;
-    let panels = dirs.tenants().join("acme/panels");
-    let kpi = |filter: &str| {
-        format!(
-            "panel:\n  type: kpi\n  title: mem now\n  data_source:\n    table: metrics\n    columns: {{value: mem}}\n    query: \"{filter}\"\n"
-        )
-    };
-    std::fs::write(panels.join("mem_now.yaml"), kpi("host = 'a'")).unwrap();
-    std::fs::write(
-        panels.join("mem_now_scan.yaml"),
-        kpi("host = 'a' AND mem > -1"),
-    )
-    .unwrap();
-    wait_for(&server, "mem_now").await;
-    wait_for(&server, "mem_now_scan").await;
-    let now = chrono::Utc::now().timestamp_millis();
-    let body = format!(
-        "{{\"time\":{},\"host\":\"a\",\"cpu\":1,\"mem\":41}}\n{{\"time\":{},\"host\":\"a\",\"cpu\":1,\"mem\":42}}\n{{\"time\":{},\"host\":\"b\",\"cpu\":1,\"mem\":99}}\n",
-        now - 90_000,
-        now - 60_000,
-        now - 1_000
-    );
-    let (status, body) = server
-        .write("acme", "metrics", "application/x-ndjson", body)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let pick = |a: &Value| (a["value"].clone(), a["time"].clone());
-    let mut minutes = 10;
-    let newest = loop {
-        minutes += 1;
-        assert!(minutes < 70, "the live KPI never read the newest rows");
-        let live = format!("from=now-{minutes}m&to=now");
-        let reads = metric(&server, "opsboard_last_rows_reads_total").await;
-        let (s, answer) = data(&server, "mem_now", &live).await;
-        assert_eq!(s, 200, "{answer}");
-        if metric(&server, "opsboard_last_rows_reads_total").await == reads + 1 {
-            let (_, scanned) = data(&server, "mem_now_scan", &live).await;
-            assert_eq!(pick(&answer), pick(&scanned));
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(newest["value"], 42.0, "host a's newest, not host b's");
-    // A newer row of host a without `mem`: the newest rows cannot say; the scan's 42 stands.
-    let body = format!("{{\"time\":{},\"host\":\"a\",\"cpu\":2}}\n", now - 500);
-    let (status, _) = server
-        .write("acme", "metrics", "application/x-ndjson", body)
-        .await;
-    assert_eq!(status, 200);
-    let (_, answer) = data(&server, "mem_now", "from=now-5m&to=now").await;
-    let (_, scanned) = data(&server, "mem_now_scan", "from=now-5m&to=now").await;
-    assert_eq!(pick(&answer), pick(&scanned));
-    assert_eq!(answer["value"], 42.0);
 }
