@@ -171,3 +171,53 @@ fn generate_demo_fills_the_demo_tables() {
         assert!(n >= at_least, "{table}: {n} rows");
     }
 }
+
+/// The seed generators: sizes from flags, one row per unit per minute, the tenant's declared
+/// types kept; `--customers 0` is refused.
+#[test]
+fn generate_seed_tenants_at_the_sizes_asked() {
+    let dirs = TestDirs::new(&["pimeet", "kraliki"]);
+    let repo = env!("CARGO_MANIFEST_DIR");
+    for tenant in ["pimeet", "kraliki"] {
+        std::fs::copy(
+            format!("{repo}/tenants/{tenant}/tenant.yaml"),
+            dirs.tenants().join(format!("{tenant}/tenant.yaml")),
+        )
+        .unwrap();
+    }
+    let count = |tenant: &str, sql: &str| -> i64 {
+        let out = opsboard(
+            &dirs,
+            &["query", "--tenant", tenant, "--format", "csv", sql],
+        );
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out).lines().nth(1).unwrap().trim().parse().unwrap()
+    };
+    let args = [
+        "generate",
+        "kraliki",
+        "--vms",
+        "5",
+        "--customers",
+        "2",
+        "--duration",
+        "1h",
+    ];
+    assert!(opsboard(&dirs, &args).status.success());
+    assert_eq!(count("kraliki", "SELECT count(*) FROM vms"), 5 * 60);
+    assert_eq!(count("kraliki", "SELECT count(DISTINCT vm) FROM vms"), 5);
+    assert_eq!(count("kraliki", "SELECT count(*) FROM billing"), 2 * 60);
+    let args = ["generate", "pimeet", "--devices", "4", "--duration", "1h"];
+    assert!(opsboard(&dirs, &args).status.success());
+    assert_eq!(
+        count("pimeet", "SELECT count(DISTINCT device) FROM devices"),
+        4
+    );
+    assert_eq!(count("pimeet", "SELECT count(*) FROM devices"), 4 * 60);
+    let refused = opsboard(&dirs, &["generate", "kraliki", "--customers", "0"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--customers"),
+        "{refused:?}"
+    );
+}

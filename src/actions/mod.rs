@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{Actor, Auth};
-use crate::config::{ActionRole, IpNetwork, PanelAction};
+use crate::config::{ActionMethod, ActionRole, IpNetwork, PanelAction};
 use crate::panels::{PanelEngine, PanelError, PanelRequest};
 use crate::query::{QueryEngine, QueryError};
 use crate::render::{render_action_text, row_fields};
@@ -221,6 +221,8 @@ impl Actions {
                 Some(text)
             }
             Some(source) => Some(render("body", "body.txt", source)?),
+            // A GET or DELETE carries no body unless one is written.
+            None if matches!(action.method, ActionMethod::Get | ActionMethod::Delete) => None,
             None => Some(context.to_string()),
         };
         let confirm = match &action.confirm {
