@@ -48,8 +48,8 @@ pub use panel::{
 pub use problem::{KnownTables, Problem, Report};
 pub use rollup::{RollupAggregate, RollupConfig};
 pub use sections::{
-    AlertsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig, PanelsConfig, QueryConfig,
-    StorageConfig,
+    AlertsConfig, AttachmentsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig,
+    PanelsConfig, QueryConfig, StorageConfig,
 };
 pub use server::ServerConfig;
 pub use tenant::{TableConfig, TenantConfig};

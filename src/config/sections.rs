@@ -308,6 +308,35 @@ impl Default for IngestConfig {
     }
 }
 
+/// Files rows refer to (`attachment` columns): how large one may be and which types are taken.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// Largest upload; bigger ones get 413.
+    pub max_bytes: usize,
+    /// Content types taken (the body's first bytes must agree); others get 415.
+    pub allowed_types: Vec<String>,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 25 * 1024 * 1024,
+            allowed_types: [
+                "image/jpeg",
+                "image/png",
+                "image/webp",
+                "image/gif",
+                "video/mp4",
+                "application/pdf",
+                "text/plain",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
 /// An absolute http(s) URL, refused at its line otherwise.
 fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let text = String::deserialize(d)?;

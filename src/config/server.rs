@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::sections::{
-    AlertsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig, PanelsConfig, QueryConfig,
-    StorageConfig,
+    AlertsConfig, AttachmentsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig,
+    PanelsConfig, QueryConfig, StorageConfig,
 };
 use super::{AggregationRules, ConfigError, parse_yaml, read_file};
 
@@ -33,6 +33,7 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     pub auth: AuthConfig,
     pub alerts: AlertsConfig,
+    pub attachments: AttachmentsConfig,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +53,7 @@ impl Default for ServerConfig {
             database_url: None,
             auth: AuthConfig::default(),
             alerts: AlertsConfig::default(),
+            attachments: AttachmentsConfig::default(),
         }
     }
 }

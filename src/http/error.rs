@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::actions::ActionError;
 use crate::alerts::AlertError;
 use crate::auth::AuthError;
+use crate::ingest::AttachmentError;
 use crate::ingest::IngestError;
 use crate::ingest::otlp::{Encoding, status_body};
 use crate::panels::PanelError;
@@ -34,6 +35,8 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Alert(#[from] AlertError),
+    #[error(transparent)]
+    Attachment(#[from] AttachmentError),
     /// An action's own refusals; its panel, query and storage errors map as theirs.
     #[error(transparent)]
     Action(ActionError),
@@ -117,6 +120,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Action(e) => action_status(e),
+            ApiError::Attachment(AttachmentError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Attachment(AttachmentError::Empty) => StatusCode::BAD_REQUEST,
+            ApiError::Attachment(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,6 +7,7 @@ mod account;
 mod actions;
 mod admin;
 mod alerts;
+mod attachments;
 mod audit;
 mod dashboards;
 mod error;
@@ -98,6 +99,7 @@ pub fn routes() -> Vec<Route> {
         audit::routes(),
         alerts::routes(),
         actions::routes(),
+        attachments::routes(),
     ]
     .into_iter()
     .flatten()
@@ -107,8 +109,10 @@ pub fn routes() -> Vec<Route> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes() {
-        // Writes may carry large bodies; forms and JSON requests need little.
-        let limit = if route.access == Access::Tenant(crate::auth::Need::Ingest) {
+        // Writes may carry large bodies, attachments their own size; forms and JSON need little.
+        let limit = if route.path == attachments::UPLOAD_PATH {
+            state.config.attachments.max_bytes
+        } else if route.access == Access::Tenant(crate::auth::Need::Ingest) {
             state.config.ingest.max_body_bytes
         } else {
             state.config.http.max_request_bytes

@@ -6,6 +6,7 @@
 //! one path from a body to storage.
 
 mod arrow_input;
+mod attachment;
 mod builder;
 mod csv;
 mod influx;
@@ -18,6 +19,7 @@ mod series;
 mod time;
 
 pub use arrow_input::normalize;
+pub use attachment::{AttachmentError, check_attachment};
 pub use builder::{BatchBuilder, Value};
 pub use influx::{decode_lines, table_name};
 pub use pipeline::{Limits, OnExpired, Validated, Write};

@@ -5,6 +5,7 @@
 //! retention) are pushed in by the live configuration on every reload
 //! ([`TenantStore::apply_settings`]).
 
+mod attachments;
 mod buffers;
 mod catalog;
 mod error;
@@ -22,6 +23,7 @@ mod tenant;
 mod wal;
 mod writer;
 
+pub use attachments::{AttachmentInfo, is_attachment_id};
 pub use buffers::BufferBudget;
 pub use catalog::{Manifest, ParquetFile};
 pub use error::StorageError;

@@ -1,0 +1,147 @@
+//! Files rows refer to, kept content-addressed under the tenant's prefix in the object store:
+//! `attachments/<sha256>` holds the bytes, `attachments/<sha256>.json` what was said of them
+//! (type, size, file name, when). The same bytes uploaded twice are one object; both writes
+//! are create-only, so two uploads racing keep one copy and neither fails. The id is the
+//! SHA-256 in hex, so a name from a request cannot address anything else.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{StorageError, TenantStore};
+
+/// What is kept of an attachment besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentInfo {
+    /// SHA-256 of the bytes, hex.
+    pub id: String,
+    pub content_type: String,
+    pub bytes: u64,
+    pub filename: Option<String>,
+    /// Epoch ms of the first upload.
+    pub created_ms: i64,
+}
+
+/// Whether `id` can name an attachment (64 lowercase hex digits).
+pub fn is_attachment_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn body_path(id: &str) -> Path {
+    Path::from(format!("attachments/{id}"))
+}
+
+fn info_path(id: &str) -> Path {
+    Path::from(format!("attachments/{id}.json"))
+}
+
+/// Writes unless the object is there already (then the first copy stays).
+async fn put_once(
+    objects: &dyn ObjectStore,
+    path: &Path,
+    payload: PutPayload,
+) -> Result<(), StorageError> {
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match objects.put_opts(path, payload, opts).await {
+        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl TenantStore {
+    /// Keeps `body` (already checked by the caller) and says how it is known.
+    pub async fn put_attachment(
+        &self,
+        body: Bytes,
+        content_type: &str,
+        filename: Option<String>,
+        now_ms: i64,
+    ) -> Result<AttachmentInfo, StorageError> {
+        let id: String = Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(known) = self.attachment(&id).await? {
+            return Ok(known);
+        }
+        let info = AttachmentInfo {
+            id: id.clone(),
+            content_type: content_type.to_string(),
+            bytes: body.len() as u64,
+            filename,
+            created_ms: now_ms,
+        };
+        // The bytes first: an info file always finds its body.
+        put_once(
+            self.objects.as_ref(),
+            &body_path(&id),
+            PutPayload::from(body),
+        )
+        .await?;
+        let text = serde_json::to_vec(&info).map_err(|e| StorageError::Internal {
+            message: format!("attachment {id}: {e}"),
+        })?;
+        put_once(
+            self.objects.as_ref(),
+            &info_path(&id),
+            PutPayload::from(text),
+        )
+        .await?;
+        // A racing upload may have written its info first: the kept one is what counts.
+        Ok(self.attachment(&id).await?.unwrap_or(info))
+    }
+
+    /// The attachment's info, or None when the tenant has none with that id.
+    pub async fn attachment(&self, id: &str) -> Result<Option<AttachmentInfo>, StorageError> {
+        if !is_attachment_id(id) {
+            return Ok(None);
+        }
+        match self.objects.get(&info_path(id)).await {
+            Ok(found) => {
+                let text = found.bytes().await?;
+                let info = serde_json::from_slice(&text).map_err(|e| StorageError::Internal {
+                    message: format!("attachment {id}: {e}"),
+                })?;
+                Ok(Some(info))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The attachment's bytes, all or `range` (already checked against its size).
+    pub async fn attachment_bytes(
+        &self,
+        id: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes, StorageError> {
+        let path = body_path(id);
+        Ok(match range {
+            Some(range) => self.objects.get_range(&path, range).await?,
+            None => self.objects.get(&path).await?.bytes().await?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_sha256_hex_only() {
+        assert!(is_attachment_id(&"a".repeat(64)));
+        assert!(!is_attachment_id(&"A".repeat(64)));
+        assert!(!is_attachment_id("../../catalog/00000001.json"));
+        assert!(!is_attachment_id(&format!("{}.json", "a".repeat(59))));
+    }
+}

@@ -1,0 +1,168 @@
+//! Attachments over HTTP: an upload comes back byte for byte with its type, deduplicated by
+//! content; a body whose first bytes contradict its declared type (an HTML page as a PNG) is
+//! 415, a type not taken is 415, an oversized one 413 — nothing kept for any of them; only
+//! ingest keys upload, another tenant's callers find nothing; byte ranges for players.
+
+mod common;
+
+use common::session::{Db, Env};
+use serde_json::Value;
+
+/// A real (tiny) PNG, drawn with the `png` crate.
+fn png_bytes(shade: u8) -> Vec<u8> {
+    let mut out = vec![];
+    {
+        let mut encoder = png::Encoder::new(&mut out, 4, 4);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[shade; 16]).unwrap();
+    }
+    out
+}
+
+async fn upload(
+    env: &Env,
+    key: &str,
+    tenant: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    query: &str,
+) -> (u16, Value) {
+    let response = common::client_with_key(key)
+        .post(env.url(&format!("/api/v1/tenants/{tenant}/attachments{query}")))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn stored_objects(env: &Env, tenant: &str) -> usize {
+    let dir = env
+        .dirs
+        .data()
+        .join("objects")
+        .join(tenant)
+        .join("attachments");
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn uploads_round_trip_deduplicate_and_refuse_what_they_are_not() {
+    let env = Env::start(Db::Sqlite, "attachments", |c| {
+        c.attachments.max_bytes = 4_096
+    })
+    .await
+    .expect("sqlite");
+    let (_, ingest) = env.key(Some("acme"), "ingest").await;
+    let (_, read) = env.key(Some("acme"), "read").await;
+    let (_, globex) = env.key(Some("globex"), "ingest,read").await;
+    let picture = png_bytes(7);
+
+    let (status, body) = upload(
+        &env,
+        &ingest,
+        "acme",
+        "image/png",
+        picture.clone(),
+        "?filename=../cam%22s/back%20door.png",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(body["sha256"], id.as_str());
+    assert_eq!(
+        (body["bytes"].as_u64(), body["content_type"].as_str()),
+        (Some(picture.len() as u64), Some("image/png"))
+    );
+    assert_eq!(body["filename"], "back door.png", "a safe name");
+    let url = body["url"].as_str().unwrap().to_string();
+
+    // Read back whole and in part; the same bytes again are the same attachment.
+    let response = common::client_with_key(&read)
+        .get(env.url(&url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        headers["content-disposition"],
+        "inline; filename=\"back door.png\""
+    );
+    assert_eq!(response.bytes().await.unwrap().to_vec(), picture);
+    let part = common::client_with_key(&read)
+        .get(env.url(&url))
+        .header("range", "bytes=1-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 1-3/{}", picture.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap().to_vec(), picture[1..4].to_vec());
+    let beyond = common::client_with_key(&read)
+        .get(env.url(&url))
+        .header("range", "bytes=9999-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), 416);
+    let objects = stored_objects(&env, "acme");
+    assert_eq!(objects, 2, "the bytes and what is known of them");
+    let (status, again) = upload(&env, &ingest, "acme", "image/png", picture.clone(), "").await;
+    assert_eq!((status, again["id"].as_str()), (201, Some(id.as_str())));
+    assert_eq!(stored_objects(&env, "acme"), objects, "deduplicated");
+
+    // Refused uploads keep nothing.
+    let html = b"<!doctype html><script>alert(1)</script>".to_vec();
+    for (content_type, body, expected) in [
+        ("image/png", html.clone(), 415),
+        ("text/plain", html.clone(), 415),
+        ("text/html", html.clone(), 415),
+        ("image/jpeg", png_bytes(9), 415),
+        ("image/png", vec![], 400),
+        ("image/png", [png_bytes(1), vec![0; 5_000]].concat(), 413),
+    ] {
+        let (status, body) = upload(&env, &ingest, "acme", content_type, body, "").await;
+        assert_eq!(status, expected, "{content_type}: {body}");
+    }
+    let (status, _) = upload(&env, &read, "acme", "image/png", png_bytes(3), "").await;
+    assert_eq!(status, 403, "a read key uploads nothing");
+    assert_eq!(
+        stored_objects(&env, "acme"),
+        objects,
+        "nothing kept for refused uploads"
+    );
+
+    // Another tenant's key finds nothing, not even that the id exists.
+    let response = common::client_with_key(&globex)
+        .get(env.url(&url.replace("/acme/", "/globex/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = common::client_with_key(&globex)
+        .get(env.url(&url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    for bad in ["../../catalog", "ABC", &"a".repeat(64)] {
+        let response = common::client_with_key(&read)
+            .get(env.url(&format!("/api/v1/tenants/acme/attachments/{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{bad}");
+    }
+    env.server.stop().await;
+}
