@@ -166,3 +166,77 @@ async fn uploads_round_trip_deduplicate_and_refuse_what_they_are_not() {
     }
     env.server.stop().await;
 }
+
+/// An `attachment` column takes only ids of the tenant's own uploads — a row naming another
+/// id (or another tenant's file) is refused with its row and column, nothing written — and a
+/// table panel links each such cell to its file.
+#[tokio::test]
+async fn attachment_columns_hold_only_this_tenants_files_and_link_to_them() {
+    let env = Env::start(Db::Sqlite, "attachment columns", |_| {})
+        .await
+        .expect("sqlite");
+    let tenant_dir = env.dirs.tenants().join("acme");
+    let mut yaml = std::fs::read_to_string(tenant_dir.join("tenant.yaml")).unwrap();
+    yaml.push_str("  events:\n    tags: [camera]\n    fields:\n      snapshot: attachment\n      kind: string\n");
+    std::fs::write(tenant_dir.join("tenant.yaml"), yaml).unwrap();
+    std::fs::write(
+        tenant_dir.join("panels/events.yaml"),
+        "panel:\n  type: table\n  title: Events\n  data_source:\n    table: events\n    columns:\n      - {name: time}\n      - {name: camera}\n      - {name: snapshot}\n",
+    )
+    .unwrap();
+    let env = env.restart().await;
+    let (_, ingest) = env.key(Some("acme"), "ingest,read").await;
+    let (_, globex) = env.key(Some("globex"), "ingest").await;
+    let (_, ours) = upload(&env, &ingest, "acme", "image/png", png_bytes(1), "").await;
+    let (_, theirs) = upload(&env, &globex, "globex", "image/png", png_bytes(2), "").await;
+    let row = |id: &str| {
+        format!(
+            "{{\"time\": \"2024-01-01T06:00:00Z\", \"camera\": \"back\", \"kind\": \"person\", \"snapshot\": {id:?}}}\n"
+        )
+    };
+
+    for id in ["nope", theirs["id"].as_str().unwrap()] {
+        let body = format!("{}{}", row(ours["id"].as_str().unwrap()), row(id));
+        let (status, answer) = env
+            .server
+            .write("acme", "events", "application/x-ndjson", body)
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("row 2") && message.contains("\"snapshot\""),
+            "{answer}"
+        );
+    }
+    let (_, tables) = env.server.get("/api/v1/tenants/acme/tables").await;
+    let events = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "events")
+        .cloned();
+    assert_eq!(
+        events.map(|t| t["rows"].clone()),
+        Some(0.into()),
+        "nothing written: {tables}"
+    );
+
+    let id = ours["id"].as_str().unwrap();
+    let (status, answer) = env
+        .server
+        .write("acme", "events", "application/x-ndjson", row(id))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, panel) = env
+        .server
+        .get("/api/v1/tenants/acme/panels/events/data?from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z")
+        .await;
+    assert_eq!(status, 200, "{panel}");
+    assert_eq!(
+        panel["links"][0][2],
+        format!("/api/v1/tenants/acme/attachments/{id}").as_str(),
+        "{panel}"
+    );
+    assert!(panel["links"][0][1].is_null(), "the camera does not link");
+    env.server.stop().await;
+}

@@ -314,7 +314,7 @@ fn known_tables(settings: &TenantConfig, live: &KnownTables) -> KnownTables {
             columns.insert(tag.clone(), ColumnKind::Tag);
         }
         for (field, kind) in &table.fields {
-            columns.insert(field.clone(), ColumnKind::Field(*kind));
+            columns.insert(field.clone(), ColumnKind::Field(kind.stored()));
         }
     }
     tables

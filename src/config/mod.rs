@@ -52,7 +52,7 @@ pub use sections::{
     PanelsConfig, QueryConfig, StorageConfig,
 };
 pub use server::ServerConfig;
-pub use tenant::{TableConfig, TenantConfig};
+pub use tenant::{DeclaredType, TableConfig, TenantConfig};
 pub use variables::{Defaults, RESERVED as RESERVED_PARAMETERS, Variable, mentions};
 pub use watch::fingerprint;
 

@@ -28,12 +28,57 @@ pub struct TableConfig {
     /// Columns that identify a series; stored dictionary-encoded, sorted on first.
     pub tags: Vec<String>,
     /// Declared field types; a write with another type for these columns is rejected.
-    pub fields: BTreeMap<String, FieldType>,
+    pub fields: BTreeMap<String, DeclaredType>,
     /// How long rows are kept; overrides the server default.
     pub retention: Option<HumanDuration>,
     /// Pre-aggregated copies kept at each flush (see [`RollupConfig`]); queries read the
     /// smallest one that answers them.
     pub rollups: Vec<RollupConfig>,
+}
+
+/// A field's declared type: how it is stored, or `attachment` — text that holds the id of a
+/// file uploaded to the tenant, checked when rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeclaredType {
+    Float,
+    Integer,
+    UInteger,
+    Boolean,
+    String,
+    Attachment,
+}
+
+impl DeclaredType {
+    /// How the column is stored.
+    pub fn stored(self) -> FieldType {
+        match self {
+            Self::Float => FieldType::Float,
+            Self::Integer => FieldType::Integer,
+            Self::UInteger => FieldType::UInteger,
+            Self::Boolean => FieldType::Boolean,
+            Self::String | Self::Attachment => FieldType::String,
+        }
+    }
+}
+
+impl TableConfig {
+    /// The declared fields as stored.
+    pub fn field_types(&self) -> BTreeMap<String, FieldType> {
+        self.fields
+            .iter()
+            .map(|(name, t)| (name.clone(), t.stored()))
+            .collect()
+    }
+
+    /// The fields that hold attachment ids.
+    pub fn attachment_columns(&self) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|(_, t)| **t == DeclaredType::Attachment)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
 }
 
 impl TenantConfig {
@@ -96,9 +141,10 @@ impl TenantConfig {
 /// of the same tags and fields both keep.
 fn rollup_problems(table: &str, t: &TableConfig) -> Vec<(Vec<Step>, String)> {
     let mut problems = vec![];
+    let types = t.field_types();
     for (i, rollup) in t.rollups.iter().enumerate() {
         let at = format!("tables.{table}.rollups[{i}]");
-        for (steps, message) in rollup.problems(&at, &t.tags, &t.fields, t.retention) {
+        for (steps, message) in rollup.problems(&at, &t.tags, &types, t.retention) {
             let mut path = vec![Step::from("rollups"), Step::from(i)];
             path.extend(steps);
             problems.push((path, message));
@@ -108,7 +154,7 @@ fn rollup_problems(table: &str, t: &TableConfig) -> Vec<(Vec<Step>, String)> {
             let mut b = rollup.group_by.clone();
             a.sort();
             b.sort();
-            a == b && other.fields_of(&t.fields) == rollup.fields_of(&t.fields)
+            a == b && other.fields_of(&types) == rollup.fields_of(&types)
         };
         for (j, interval) in rollup.intervals.iter().enumerate() {
             if t.rollups[..i]

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::config::TableConfig;
-use crate::schema::FieldType;
 use arrow::util::pretty::pretty_format_batches;
 use proptest::prelude::*;
 
@@ -57,7 +56,9 @@ fn json_array_and_csv_give_the_same_rows() {
 #[test]
 fn declared_types_are_enforced() {
     let mut table = TableConfig::default();
-    table.fields.insert("count".into(), FieldType::Integer);
+    table
+        .fields
+        .insert("count".into(), crate::config::DeclaredType::Integer);
     let schema = TableSchema::declared(&table);
     let ok = decode(
         Format::Ndjson,

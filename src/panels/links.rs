@@ -1,20 +1,27 @@
 //! Links to entity pages: a table column's `link:` points each cell, and a health list's
 //! `display.link` each entry, at another dashboard of the tenant, its variables filled from the
 //! row (`{{ row.vm }}`) and the request's time range kept — the way from a fleet to one entity.
+//! An `attachment` column's cells link to their files.
 
 use serde_json::{Map, Value, json};
 
 use super::{PanelError, Run};
 use crate::config::{RowLink, TableColumn};
 use crate::render::render_text;
+use crate::storage::is_attachment_id;
 
-/// For each row, each column's link (or none); empty when no column links.
+/// For each row, each column's link (or none): a column's `link:` to a dashboard, or an
+/// `attachment` column's file; empty when no column links.
 pub fn of_rows(
     run: &Run<'_>,
     columns: &[TableColumn],
     rows: &[Vec<Value>],
 ) -> Result<Vec<Vec<Option<String>>>, PanelError> {
-    if columns.iter().all(|c| c.link.is_none()) {
+    let files = attachment_columns(run);
+    if columns
+        .iter()
+        .all(|c| c.link.is_none() && !files.contains(&c.name))
+    {
         return Ok(vec![]);
     }
     rows.iter()
@@ -27,15 +34,37 @@ pub fn of_rows(
             let context = json!({ "row": object });
             columns
                 .iter()
-                .map(|c| match &c.link {
-                    None => Ok(None),
+                .zip(row)
+                .map(|(c, cell)| match &c.link {
                     Some(link) => to_dashboard(run, link, &context)
                         .map(Some)
                         .map_err(|message| link_error(run, &c.name, &message)),
+                    None if files.contains(&c.name) => {
+                        Ok(cell.as_str().filter(|id| is_attachment_id(id)).map(|id| {
+                            format!("/api/v1/tenants/{}/attachments/{id}", run.tenant.tenant)
+                        }))
+                    }
+                    None => Ok(None),
                 })
                 .collect()
         })
         .collect()
+}
+
+/// The `attachment` columns of the table the panel reads (tenant.yaml).
+fn attachment_columns(run: &Run<'_>) -> Vec<String> {
+    run.panel
+        .config
+        .data_source
+        .as_ref()
+        .and_then(|d| run.tenant.settings.tables.get(&d.table))
+        .map(|t| {
+            t.attachment_columns()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The page `link` opens for one row (`context` holds it as `row`), or why not.

@@ -4,7 +4,11 @@
 //! are create-only, so two uploads racing keep one copy and neither fails. The id is the
 //! SHA-256 in hex, so a name from a request cannot address anything else.
 
+use std::collections::BTreeSet;
 use std::ops::Range;
+
+use arrow::array::AsArray;
+use arrow::record_batch::RecordBatch;
 
 use bytes::Bytes;
 use object_store::path::Path;
@@ -59,6 +63,43 @@ async fn put_once(
 }
 
 impl TenantStore {
+    /// Every id a write puts in the table's `attachment` columns names an attachment of this
+    /// tenant; checked before anything of the write is kept.
+    pub(super) async fn check_attachments(
+        &self,
+        table: &str,
+        batch: &RecordBatch,
+    ) -> Result<(), StorageError> {
+        let settings = self.settings();
+        let Some(config) = settings.tables.get(table) else {
+            return Ok(());
+        };
+        for column in config.attachment_columns() {
+            // A column of another type is the schema check's to refuse.
+            let Some(ids) = batch
+                .column_by_name(column)
+                .and_then(|a| a.as_string_opt::<i32>())
+            else {
+                continue;
+            };
+            let mut seen = BTreeSet::new();
+            for (row, id) in ids.iter().enumerate() {
+                let Some(id) = id.filter(|id| seen.insert(*id)) else {
+                    continue;
+                };
+                if self.attachment(id).await?.is_none() {
+                    return Err(StorageError::UnknownAttachment {
+                        table: table.to_string(),
+                        column: column.to_string(),
+                        row: row + 1,
+                        id: id.chars().take(80).collect(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps `body` (already checked by the caller) and says how it is known.
     pub async fn put_attachment(
         &self,

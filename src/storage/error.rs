@@ -69,6 +69,16 @@ pub enum StorageError {
     Merge(#[from] datafusion::error::DataFusionError),
     #[error("internal: {message}")]
     Internal { message: String },
+    #[error(
+        "row {row}, column {column:?} of table {table:?}: no attachment {id:?} in this tenant \
+         (upload the file first: POST /api/v1/tenants/<tenant>/attachments)"
+    )]
+    UnknownAttachment {
+        table: String,
+        column: String,
+        row: usize,
+        id: String,
+    },
 }
 
 impl StorageError {
@@ -80,6 +90,7 @@ impl StorageError {
                 | StorageError::TypeConflict { .. }
                 | StorageError::UnsupportedType { .. }
                 | StorageError::MissingTime { .. }
+                | StorageError::UnknownAttachment { .. }
         )
     }
 }

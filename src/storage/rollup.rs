@@ -73,7 +73,7 @@ impl RollupDef {
         config: &TableConfig,
         table_retention: Option<std::time::Duration>,
     ) -> Vec<Self> {
-        let fields = rollup.fields_of(&config.fields);
+        let fields = rollup.fields_of(&config.field_types());
         let mut group_by = rollup.group_by.clone();
         group_by.sort();
         let mut hash = Sha256::new();
@@ -293,13 +293,14 @@ impl PartitionStream for OneShot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DeclaredType;
 
     fn table(rollups: &str) -> TableConfig {
         TableConfig {
             tags: vec!["host".into(), "dc".into()],
             fields: [
-                ("usage".to_string(), FieldType::Float),
-                ("errors".to_string(), FieldType::Integer),
+                ("usage".to_string(), DeclaredType::Float),
+                ("errors".to_string(), DeclaredType::Integer),
             ]
             .into(),
             rollups: vec![serde_yaml::from_str::<RollupConfig>(rollups).unwrap()],

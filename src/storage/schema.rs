@@ -43,8 +43,8 @@ impl TableSchema {
         for tag in &config.tags {
             schema.push(tag, ColumnKind::Tag);
         }
-        for (name, t) in &config.fields {
-            schema.push(name, ColumnKind::Field(*t));
+        for (name, t) in config.field_types() {
+            schema.push(&name, ColumnKind::Field(t));
         }
         schema
     }
@@ -211,7 +211,7 @@ mod tests {
     fn declared_tables_start_with_their_columns() {
         let config = TableConfig {
             tags: vec!["host".into()],
-            fields: [("load".to_string(), FieldType::Integer)].into(),
+            fields: [("load".to_string(), crate::config::DeclaredType::Integer)].into(),
             ..Default::default()
         };
         let s = TableSchema::declared(&config);

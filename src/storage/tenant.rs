@@ -263,6 +263,7 @@ impl TenantStore {
         if rows == 0 {
             return Ok(0);
         }
+        self.check_attachments(table, &batch).await?;
         let handle = self.table_or_create(table)?;
         handle.accept_schema(&batch)?;
         if refusable {
