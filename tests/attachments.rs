@@ -10,14 +10,45 @@ use serde_json::Value;
 
 /// A real (tiny) PNG, drawn with the `png` crate.
 fn png_bytes(shade: u8) -> Vec<u8> {
+    png_sized(shade, 4, 4)
+}
+
+fn png_sized(shade: u8, width: u32, height: u32) -> Vec<u8> {
     let mut out = vec![];
     {
-        let mut encoder = png::Encoder::new(&mut out, 4, 4);
+        let mut encoder = png::Encoder::new(&mut out, width, height);
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().unwrap();
-        writer.write_image_data(&[shade; 16]).unwrap();
+        writer
+            .write_image_data(&vec![shade; (width * height) as usize])
+            .unwrap();
     }
+    out
+}
+
+/// A valid PNG header that claims `side`×`side` pixels, with almost no data behind it.
+fn decompression_bomb(side: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        out.extend((data.len() as u32).to_be_bytes());
+        out.extend(kind);
+        out.extend(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend(crc.finalize().to_be_bytes());
+    };
+    let mut header = side.to_be_bytes().to_vec();
+    header.extend(side.to_be_bytes());
+    header.extend([8, 0, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &header);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut out, b"IEND", &[]);
     out
 }
 
@@ -238,5 +269,74 @@ async fn attachment_columns_hold_only_this_tenants_files_and_link_to_them() {
         "{panel}"
     );
     assert!(panel["links"][0][1].is_null(), "the camera does not link");
+    env.server.stop().await;
+}
+
+/// `?thumbnail=1`: a JPEG at most 320 px on its long side, made once and kept; a picture that
+/// claims to be 100,000 px square is refused (422) without taking the memory; a PDF has none.
+#[tokio::test]
+async fn thumbnails_are_small_kept_and_refuse_decompression_bombs() {
+    let env = Env::start(Db::Sqlite, "thumbnails", |_| {})
+        .await
+        .expect("sqlite");
+    let (_, key) = env.key(Some("acme"), "ingest,read").await;
+    let client = common::client_with_key(&key);
+    let (status, wide) = upload(
+        &env,
+        &key,
+        "acme",
+        "image/png",
+        png_sized(90, 1000, 500),
+        "",
+    )
+    .await;
+    assert_eq!(status, 201, "{wide}");
+    let url = env.url(&format!("{}?thumbnail=1", wide["url"].as_str().unwrap()));
+    for round in ["made", "kept"] {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{round}");
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        let small = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!((small.width(), small.height()), (320, 160), "{round}");
+        assert_eq!(
+            stored_objects(&env, "acme"),
+            3,
+            "bytes, info and one thumbnail"
+        );
+    }
+    let (status, bomb) = upload(
+        &env,
+        &key,
+        "acme",
+        "image/png",
+        decompression_bomb(100_000),
+        "",
+    )
+    .await;
+    assert_eq!(status, 201, "its first bytes are a PNG's: {bomb}");
+    let response = client
+        .get(env.url(&format!("{}?thumbnail=1", bomb["url"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let (status, pdf) = upload(
+        &env,
+        &key,
+        "acme",
+        "application/pdf",
+        b"%PDF-1.4\n%%EOF\n".to_vec(),
+        "",
+    )
+    .await;
+    assert_eq!(status, 201, "{pdf}");
+    let response = client
+        .get(env.url(&format!("{}?thumbnail=1", pdf["url"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "a PDF has no thumbnail");
+    let (status, health) = env.server.get("/healthz").await;
+    assert_eq!(status, 200, "still serving: {health}");
     env.server.stop().await;
 }

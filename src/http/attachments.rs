@@ -14,7 +14,7 @@ use super::access::{Access, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::check_attachment;
-use crate::storage::AttachmentInfo;
+use crate::storage::{AttachmentInfo, TenantStore};
 
 pub const UPLOAD_PATH: &str = "/api/v1/tenants/{tenant}/attachments";
 
@@ -116,14 +116,67 @@ fn byte_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
     Ok(Some(range))
 }
 
+#[derive(Deserialize)]
+struct DownloadParams {
+    /// `1`: a picture at most 320 px on its long side (made once, then kept).
+    thumbnail: Option<String>,
+}
+
+/// Longest a thumbnail may take to make.
+const THUMBNAIL_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The attachment's thumbnail: kept from before, else made off the async workers within
+/// [`THUMBNAIL_TIME`] and kept.
+async fn thumbnail(store: &TenantStore, info: &AttachmentInfo) -> Result<Response, ApiError> {
+    let jpeg = match store.cached_thumbnail(&info.id).await? {
+        Some(kept) => kept,
+        None => {
+            let bytes = store.attachment_bytes(&info.id, None).await?;
+            let content_type = info.content_type.clone();
+            let made = tokio::task::spawn_blocking(move || {
+                crate::render::thumbnail(&bytes, &content_type)
+            });
+            let made = tokio::time::timeout(THUMBNAIL_TIME, made)
+                .await
+                .map_err(|_| ApiError::Internal(format!("thumbnail of {} took too long", info.id)))?
+                .map_err(|e| ApiError::Internal(format!("thumbnail task failed: {e}")))?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "thumbnail: attachment {} is a {}, not a picture",
+                        info.id, info.content_type
+                    ))
+                })??;
+            let made = Bytes::from(made);
+            store.keep_thumbnail(&info.id, made.clone()).await?;
+            made
+        }
+    };
+    let mut response = jpeg.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(response)
+}
+
 async fn download(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
+    Query(params): Query<DownloadParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let store = state.tenant(&tenant).await?;
     let missing = || ApiError::NotFound(format!("attachment {id}"));
     let info = store.attachment(&id).await?.ok_or_else(missing)?;
+    if params
+        .thumbnail
+        .as_deref()
+        .is_some_and(|t| t == "1" || t == "true")
+    {
+        return thumbnail(&store, &info).await;
+    }
     let range = match byte_range(&headers, info.bytes) {
         Ok(range) => range,
         Err(()) => {

@@ -83,6 +83,8 @@ impl ApiError {
             ApiError::Render(RenderError::UnknownFormat(_) | RenderError::BadOption(_)) => {
                 StatusCode::BAD_REQUEST
             }
+            // A picture that cannot be read (or is too large to) for a thumbnail.
+            ApiError::Render(RenderError::Image(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Panel(
                 PanelError::Param(_)

@@ -14,6 +14,7 @@ mod html;
 mod json;
 mod parquet;
 mod template;
+mod thumbnail;
 
 pub use action_text::{action_environment, check_action_text, render_action_text, row_fields};
 pub use actions_strip::{ActionButton, RowAction, RunLine, actions_strip};
@@ -27,6 +28,7 @@ pub use html::{
     local_time, render_fragment,
 };
 pub use template::{render_template, render_text, template_environment};
+pub use thumbnail::{EDGE as THUMBNAIL_EDGE, thumbnail};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -43,6 +45,8 @@ pub enum RenderError {
     Parquet(#[from] ::parquet::errors::ParquetError),
     #[error("rendering failed: {0}")]
     Template(String),
+    #[error("{0}")]
+    Image(String),
 }
 
 /// Output formats of query results and exports.

@@ -42,6 +42,10 @@ fn body_path(id: &str) -> Path {
     Path::from(format!("attachments/{id}"))
 }
 
+fn thumbnail_path(id: &str) -> Path {
+    Path::from(format!("attachments/{id}.thumb.jpg"))
+}
+
 fn info_path(id: &str) -> Path {
     Path::from(format!("attachments/{id}.json"))
 }
@@ -158,6 +162,25 @@ impl TenantStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The thumbnail made earlier for attachment `id`, if any.
+    pub async fn cached_thumbnail(&self, id: &str) -> Result<Option<Bytes>, StorageError> {
+        match self.objects.get(&thumbnail_path(id)).await {
+            Ok(found) => Ok(Some(found.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keeps a thumbnail of attachment `id` (made once; a racing copy is the same picture).
+    pub async fn keep_thumbnail(&self, id: &str, jpeg: Bytes) -> Result<(), StorageError> {
+        put_once(
+            self.objects.as_ref(),
+            &thumbnail_path(id),
+            PutPayload::from(jpeg),
+        )
+        .await
     }
 
     /// The attachment's bytes, all or `range` (already checked against its size).
