@@ -269,11 +269,30 @@ async fn attachment_columns_hold_only_this_tenants_files_and_link_to_them() {
         "{panel}"
     );
     assert!(panel["links"][0][1].is_null(), "the camera does not link");
+    assert_eq!(panel["columns"][2]["attachment"], true);
+    let fragment = env
+        .server
+        .client
+        .get(env.url("/t/acme/p/events/fragment?from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/");
+    let thumbnail =
+        format!("src=\"/api/v1/tenants/acme/attachments/{id}?thumbnail=1\" loading=\"lazy\"");
+    assert!(
+        fragment.contains(&thumbnail),
+        "a lazy thumbnail linking to the file: {fragment}"
+    );
     env.server.stop().await;
 }
 
 /// `?thumbnail=1`: a JPEG at most 320 px on its long side, made once and kept; a picture that
-/// claims to be 100,000 px square is refused (422) without taking the memory; a PDF has none.
+/// claims to be 100,000 px square is refused (422) without taking the memory; a PDF shows as
+/// an icon of its kind.
 #[tokio::test]
 async fn thumbnails_are_small_kept_and_refuse_decompression_bombs() {
     let env = Env::start(Db::Sqlite, "thumbnails", |_| {})
@@ -335,7 +354,12 @@ async fn thumbnails_are_small_kept_and_refuse_decompression_bombs() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 404, "a PDF has no thumbnail");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    assert!(
+        response.text().await.unwrap().contains(">PDF</text>"),
+        "a PDF shows as its kind"
+    );
     let (status, health) = env.server.get("/healthz").await;
     assert_eq!(status, 200, "still serving: {health}");
     env.server.stop().await;

@@ -128,6 +128,10 @@ const THUMBNAIL_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// The attachment's thumbnail: kept from before, else made off the async workers within
 /// [`THUMBNAIL_TIME`] and kept.
 async fn thumbnail(store: &TenantStore, info: &AttachmentInfo) -> Result<Response, ApiError> {
+    if !info.content_type.starts_with("image/") {
+        let icon = crate::render::type_icon(&info.content_type);
+        return Ok(([(header::CONTENT_TYPE, "image/svg+xml")], icon).into_response());
+    }
     let jpeg = match store.cached_thumbnail(&info.id).await? {
         Some(kept) => kept,
         None => {

@@ -52,7 +52,7 @@ pub fn of_rows(
 }
 
 /// The `attachment` columns of the table the panel reads (tenant.yaml).
-fn attachment_columns(run: &Run<'_>) -> Vec<String> {
+pub fn attachment_columns(run: &Run<'_>) -> Vec<String> {
     run.panel
         .config
         .data_source

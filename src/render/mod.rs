@@ -28,7 +28,7 @@ pub use html::{
     local_time, render_fragment,
 };
 pub use template::{render_template, render_text, template_environment};
-pub use thumbnail::{EDGE as THUMBNAIL_EDGE, thumbnail};
+pub use thumbnail::{EDGE as THUMBNAIL_EDGE, thumbnail, type_icon};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;

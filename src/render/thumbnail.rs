@@ -27,6 +27,22 @@ pub fn thumbnail(bytes: &[u8], content_type: &str) -> Option<Result<Vec<u8>, Ren
     Some(draw(bytes, format))
 }
 
+/// What stands for a file that is no picture (a clip, a PDF): a page with its kind on it.
+pub fn type_icon(content_type: &str) -> String {
+    let kind = match content_type {
+        "video/mp4" => "MP4",
+        "application/pdf" => "PDF",
+        "text/plain" => "TXT",
+        _ => "FILE",
+    };
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"96\" height=\"120\" viewBox=\"0 0 96 120\">\
+         <rect x=\"4\" y=\"4\" width=\"88\" height=\"112\" rx=\"6\" fill=\"#F3F4F6\" stroke=\"#9CA3AF\"/>\
+         <text x=\"48\" y=\"68\" font-family=\"sans-serif\" font-size=\"20\" text-anchor=\"middle\" \
+         fill=\"#374151\">{kind}</text></svg>"
+    )
+}
+
 fn draw(bytes: &[u8], format: ImageFormat) -> Result<Vec<u8>, RenderError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
@@ -77,6 +93,7 @@ mod tests {
         let tiny = image::load_from_memory(&tiny).unwrap();
         assert_eq!((tiny.width(), tiny.height()), (20, 10), "never enlarged");
         assert!(thumbnail(b"%PDF-1.4", "application/pdf").is_none());
+        assert!(type_icon("application/pdf").contains(">PDF</text>"));
     }
 
     #[test]

@@ -25,6 +25,8 @@ struct Heading<'a> {
 struct Cell<'a> {
     text: &'a str,
     link: Option<&'a str>,
+    /// An attachment's thumbnail, shown instead of its id.
+    thumbnail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -127,13 +129,18 @@ impl TableAnswer {
             .map(|(r, row)| {
                 row.iter()
                     .enumerate()
-                    .map(|(c, text)| Cell {
-                        text,
-                        link: self
+                    .map(|(c, text)| {
+                        let link = self
                             .links
                             .get(r)
                             .and_then(|l| l.get(c))
-                            .and_then(|l| l.as_deref()),
+                            .and_then(|l| l.as_deref());
+                        let file = self.columns.get(c).is_some_and(|h| h.attachment);
+                        Cell {
+                            text,
+                            link,
+                            thumbnail: link.filter(|_| file).map(|l| format!("{l}?thumbnail=1")),
+                        }
                     })
                     .collect()
             })
@@ -166,6 +173,7 @@ mod tests {
             name: name.into(),
             display: display.into(),
             format: None,
+            attachment: false,
         }
     }
 

@@ -55,6 +55,9 @@ pub struct ColumnHeading {
     pub name: String,
     pub display: String,
     pub format: Option<ColumnFormat>,
+    /// An `attachment` column: its cells link to files and show their thumbnails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attachment: bool,
 }
 
 pub struct Table;
@@ -129,6 +132,7 @@ async fn answer(run: &Run<'_>) -> Result<TableAnswer, PanelError> {
         configured
     };
     let links = super::links::of_rows(run, &columns, &rows)?;
+    let files = super::links::attachment_columns(run);
     let tz = run.tenant.timezone;
     let text = rows
         .iter()
@@ -145,6 +149,7 @@ async fn answer(run: &Run<'_>) -> Result<TableAnswer, PanelError> {
             .into_iter()
             .map(|c| ColumnHeading {
                 display: c.display.unwrap_or_else(|| c.name.clone()),
+                attachment: files.contains(&c.name),
                 name: c.name,
                 format: c.format,
             })
