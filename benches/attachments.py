@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Attachment figures for issue 17's note: upload throughput of 200 KB JPEG-sized bodies
+(MB/s and uploads/s, 8 clients at once, each body distinct so none is deduplicated), the time
+to make a thumbnail of a 1920x1080 picture and to serve it once kept. Not part of CI:
+
+    cargo build --release --locked
+    python3 benches/attachments.py --binary target/release/opsboard
+"""
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import statistics
+import struct
+import subprocess
+import tempfile
+import time
+import zlib
+
+
+def png(width, height):
+    """A gradient picture as a PNG (grayscale), made with zlib alone."""
+    rows = b"".join(b"\0" + bytes((x * 255 // width + y) % 256 for x in range(width)) for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 6)) + chunk(b"IEND", b"")
+
+
+class Server:
+    def __init__(self, binary, root):
+        os.makedirs(f"{root}/tenants/bench")
+        self.args = ["--data-dir", f"{root}/data", "--tenants-dir", f"{root}/tenants"]
+        self.key = subprocess.check_output([binary, "apikey", "create", "--tenant", "bench", "--scope", "ingest,read",
+                                            "--expires", "1d", *self.args], text=True).strip()
+        self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", *self.args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
+
+    def call(self, method, path, body=None, content_type=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Authorization": f"Bearer {self.key}"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status} {data[:200]!r}")
+        return data
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default="target/release/opsboard")
+    ap.add_argument("--uploads", type=int, default=400)
+    ap.add_argument("--clients", type=int, default=8)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="opsboard-attachments-") as root:
+        server = Server(a.binary, root)
+        try:
+            size = 200 * 1024
+            jpeg_head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+            bodies = [jpeg_head + os.urandom(size - len(jpeg_head)) for _ in range(a.uploads)]
+
+            def one(body):
+                server.call("POST", "/api/v1/tenants/bench/attachments", body, "image/jpeg")
+
+            start = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(a.clients) as pool:
+                list(pool.map(one, bodies))
+            took = time.perf_counter() - start
+            print(f"uploads: {a.uploads} x 200 KB with {a.clients} clients in {took:.2f} s: "
+                  f"{a.uploads / took:.0f} uploads/s, {a.uploads * size / took / 1e6:.1f} MB/s")
+
+            picture = png(1920, 1080)
+            made, kept = [], []
+            for i in range(5):
+                # A different picture each round (one changed pixel row), so each is made anew.
+                body = picture[:-40] + picture[-40:] if i == 0 else png(1920, 1080 - i)
+                info = json.loads(server.call("POST", "/api/v1/tenants/bench/attachments", body, "image/png"))
+                url = info["url"] + "?thumbnail=1"
+                t = time.perf_counter()
+                server.call("GET", url)
+                made.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                server.call("GET", url)
+                kept.append((time.perf_counter() - t) * 1000)
+            print(f"thumbnail of 1920x1080 PNG ({len(picture) // 1024} KB): made in {statistics.median(made):.1f} ms "
+                  f"(median of 5), served kept in {statistics.median(kept):.2f} ms")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
