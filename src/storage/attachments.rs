@@ -4,19 +4,23 @@
 //! are create-only, so two uploads racing keep one copy and neither fails. The id is the
 //! SHA-256 in hex, so a name from a request cannot address anything else.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{StorageError, TenantStore};
+
+/// Attachment lookups a write makes at once.
+const LOOKUPS_AT_ONCE: usize = 16;
 
 /// What is kept of an attachment besides its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,19 +90,29 @@ impl TenantStore {
             else {
                 continue;
             };
-            let mut seen = BTreeSet::new();
+            // Each distinct id once (with the first row that names it), several at a time: an
+            // object store far away answers each lookup in milliseconds.
+            let mut first_row: BTreeMap<String, usize> = BTreeMap::new();
             for (row, id) in ids.iter().enumerate() {
-                let Some(id) = id.filter(|id| seen.insert(*id)) else {
-                    continue;
-                };
-                if self.attachment(id).await?.is_none() {
-                    return Err(StorageError::UnknownAttachment {
-                        table: table.to_string(),
-                        column: column.to_string(),
-                        row: row + 1,
-                        id: id.chars().take(80).collect(),
-                    });
+                if let Some(id) = id {
+                    first_row.entry(id.to_string()).or_insert(row + 1);
                 }
+            }
+            let lookups = first_row.into_iter().map(|(id, row)| async move {
+                Ok::<_, StorageError>((self.attachment(&id).await?.is_some(), id, row))
+            });
+            let mut found: Vec<_> = futures::stream::iter(lookups)
+                .buffer_unordered(LOOKUPS_AT_ONCE)
+                .try_collect()
+                .await?;
+            found.sort_by_key(|(_, _, row)| *row);
+            if let Some((_, id, row)) = found.into_iter().find(|(exists, _, _)| !exists) {
+                return Err(StorageError::UnknownAttachment {
+                    table: table.to_string(),
+                    column: column.to_string(),
+                    row,
+                    id: id.chars().take(80).collect(),
+                });
             }
         }
         Ok(())
