@@ -2,7 +2,7 @@
 // login → dashboard → change the range → drill down → toggle aggregation → export CSV → report
 // → phone layout → an alert pushed to the open page → sign out.
 // Usage: node dashboard.mjs BASE_URL SCREENSHOT_DIR. Exits non-zero on the first failed check.
-import { chromium } from "playwright-core";
+import { check, launch } from "./walk.mjs";
 import { readFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
@@ -10,17 +10,7 @@ const [base, shots] = process.argv.slice(2);
 rmSync(shots, { recursive: true, force: true });
 mkdirSync(shots, { recursive: true });
 
-function check(condition, message) {
-  if (!condition) {
-    throw new Error("check failed: " + message);
-  }
-  console.log("ok -", message);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
+const browser = await launch();
 let step = 0;
 async function shot(page, name) {
   step += 1;

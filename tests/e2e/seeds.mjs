@@ -4,7 +4,7 @@
 // sees no action buttons.
 // Usage: node seeds.mjs BASE_URL SCREENSHOT_DIR (env: OPSBOARD_E2E_EDITOR, OPSBOARD_E2E_VIEWER,
 // OPSBOARD_E2E_PASSWORD). Exits non-zero on the first failed check.
-import { chromium } from "playwright-core";
+import { check, launch } from "./walk.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -12,17 +12,7 @@ const [base, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 const password = process.env.OPSBOARD_E2E_PASSWORD;
 
-function check(condition, message) {
-  if (!condition) {
-    throw new Error("check failed: " + message);
-  }
-  console.log("ok -", message);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
+const browser = await launch();
 const errors = [];
 
 async function signedIn(email) {
