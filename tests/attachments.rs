@@ -287,6 +287,19 @@ async fn attachment_columns_hold_only_this_tenants_files_and_link_to_them() {
         fragment.contains(&thumbnail),
         "a lazy thumbnail linking to the file: {fragment}"
     );
+    let csv = env
+        .server
+        .client
+        .get(env.url("/api/v1/tenants/acme/panels/events/export?format=csv&from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("time,camera,snapshot\n"), "{csv}");
+    let url = format!(",back,/api/v1/tenants/acme/attachments/{id}");
+    assert!(csv.contains(&url), "the export carries the URL: {csv}");
     env.server.stop().await;
 }
 

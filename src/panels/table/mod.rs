@@ -86,9 +86,17 @@ impl PanelKind for Table {
     }
 
     /// Every matching row in display order, without paging.
+    /// Attachment columns export as their files' URLs.
     async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
         let plan = plan(run).await?;
-        Ok((plan.all_rows_sql(), plan.params))
+        let files = super::links::attachment_columns(run);
+        let sql = plan.export_sql(&files);
+        let mut params = plan.params;
+        if sql.contains("$attachment_url") {
+            let prefix = format!("/api/v1/tenants/{}/attachments/", run.tenant.tenant);
+            params.insert("attachment_url".into(), ScalarValue::Utf8(Some(prefix)));
+        }
+        Ok((sql, params))
     }
 }
 

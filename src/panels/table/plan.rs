@@ -30,6 +30,33 @@ impl TablePlan {
             self.base, self.filter, self.order_sql
         )
     }
+
+    /// [`Self::all_rows_sql`] with each of `files` (attachment columns) as its file's URL:
+    /// `$attachment_url` (bound by the caller) followed by the id.
+    pub fn export_sql(&self, files: &[String]) -> String {
+        if !self.names.iter().any(|n| files.contains(n)) {
+            return self.all_rows_sql();
+        }
+        let projection: Vec<String> = self
+            .names
+            .iter()
+            .map(|n| {
+                let column = sqlgen::ident(n);
+                if files.contains(n) {
+                    format!("$attachment_url || {column} AS {column}")
+                } else {
+                    column
+                }
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM ({}) AS base{}{}",
+            projection.join(", "),
+            self.base,
+            self.filter,
+            self.order_sql
+        )
+    }
 }
 
 pub async fn plan(run: &Run<'_>) -> Result<TablePlan, PanelError> {
