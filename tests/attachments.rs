@@ -215,6 +215,11 @@ async fn attachment_columns_hold_only_this_tenants_files_and_link_to_them() {
         "panel:\n  type: table\n  title: Events\n  data_source:\n    table: events\n    columns:\n      - {name: time}\n      - {name: camera}\n      - {name: snapshot}\n",
     )
     .unwrap();
+    std::fs::write(
+        tenant_dir.join("panels/gallery.yaml"),
+        "panel:\n  type: table\n  title: Gallery\n  data_source:\n    table: events\n    columns:\n      - {name: snapshot}\n      - {name: camera}\n      - {name: kind}\n  display: {gallery: true}\n",
+    )
+    .unwrap();
     let env = env.restart().await;
     let (_, ingest) = env.key(Some("acme"), "ingest,read").await;
     let (_, globex) = env.key(Some("globex"), "ingest").await;
@@ -300,6 +305,33 @@ async fn attachment_columns_hold_only_this_tenants_files_and_link_to_them() {
     assert!(csv.starts_with("time,camera,snapshot\n"), "{csv}");
     let url = format!(",back,/api/v1/tenants/acme/attachments/{id}");
     assert!(csv.contains(&url), "the export carries the URL: {csv}");
+    let gallery = env
+        .server
+        .client
+        .get(
+            env.url("/t/acme/p/gallery/fragment?from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/");
+    assert!(
+        gallery.contains("<ul class=\"gallery\">") && !gallery.contains("<table>"),
+        "{gallery}"
+    );
+    assert!(
+        gallery.contains(&format!(
+            "{id}?thumbnail=1\" loading=\"lazy\" alt=\"back · person\""
+        )),
+        "{gallery}"
+    );
+    assert!(
+        gallery.contains("<span class=\"caption\">back · person</span>"),
+        "{gallery}"
+    );
     env.server.stop().await;
 }
 

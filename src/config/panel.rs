@@ -301,6 +301,9 @@ pub struct Display {
     pub default_sort_order: Option<SortOrder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination: Option<u32>,
+    /// Rows as a grid of their attachments' thumbnails, the other columns as captions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gallery: Option<bool>,
     // custom_image
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,

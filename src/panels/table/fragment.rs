@@ -148,8 +148,23 @@ impl TableAnswer {
         let actions: Vec<Vec<ActionLink>> = (0..self.text.len())
             .map(|r| self.row_action_links(r, o))
             .collect();
+        // A gallery's caption: the row's other cells, in column order.
+        let captions: Vec<String> = self
+            .text
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .zip(&self.columns)
+                    .filter(|(_, h)| !h.attachment)
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            })
+            .collect();
         let context = context! {
             table,
+            gallery => self.gallery,
+            captions,
             text => cells,
             has_actions => !o.row_actions.is_empty(),
             actions,
@@ -200,6 +215,7 @@ mod tests {
             order: SortOrder::Asc,
             sortable: true,
             links: vec![vec![None, Some("/t/acme/d/svc?var-service=api".into())]],
+            gallery: false,
         };
         let options = FragmentOptions {
             tz: chrono_tz::UTC,

@@ -48,6 +48,9 @@ pub struct TableAnswer {
     /// Per row, per column: the page a cell links to (columns with `link:`); empty when none do.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Vec<Option<String>>>,
+    /// `display.gallery` with an attachment column: drawn as a grid of thumbnails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gallery: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +74,7 @@ static SPEC: KindSpec = KindSpec {
         "default_sort",
         "default_sort_order",
         "pagination",
+        "gallery",
     ],
     ..KindSpec::PLAIN
 };
@@ -171,6 +175,7 @@ async fn answer(run: &Run<'_>) -> Result<TableAnswer, PanelError> {
         sort,
         order,
         sortable: display.sortable.unwrap_or(true),
+        gallery: display.gallery == Some(true) && !files.is_empty(),
         links,
     })
 }
