@@ -35,6 +35,9 @@ def png(width, height):
 class Server:
     def __init__(self, binary, root):
         os.makedirs(f"{root}/tenants/bench/panels")
+        os.makedirs(f"{root}/tenants/bench/dashboards")
+        with open(f"{root}/tenants/bench/dashboards/default.yaml", "w") as f:
+            f.write("dashboard:\n  name: Events\n  panels:\n    - id: gallery\n")
         with open(f"{root}/tenants/bench/tenant.yaml", "w") as f:
             f.write("tables:\n  events:\n    tags: [camera]\n    fields: {kind: string, snapshot: attachment}\n")
         with open(f"{root}/tenants/bench/panels/gallery.yaml", "w") as f:
