@@ -52,6 +52,12 @@ fn decompression_bomb(side: u32) -> Vec<u8> {
     out
 }
 
+/// A page or export as the test server's own key reads it, with `/` unescaped.
+async fn text_of(env: &Env, path: &str) -> String {
+    let response = env.server.client.get(env.url(path)).send().await.unwrap();
+    response.text().await.unwrap().replace("&#x2f;", "/")
+}
+
 async fn upload(
     env: &Env,
     key: &str,
@@ -275,49 +281,23 @@ async fn attachment_columns_hold_only_this_tenants_files_and_link_to_them() {
     );
     assert!(panel["links"][0][1].is_null(), "the camera does not link");
     assert_eq!(panel["columns"][2]["attachment"], true);
-    let fragment = env
-        .server
-        .client
-        .get(env.url("/t/acme/p/events/fragment?from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .replace("&#x2f;", "/");
+    let fragment = text_of(
+        &env,
+        "/t/acme/p/events/fragment?from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z",
+    )
+    .await;
     let thumbnail =
         format!("src=\"/api/v1/tenants/acme/attachments/{id}?thumbnail=1\" loading=\"lazy\"");
     assert!(
         fragment.contains(&thumbnail),
         "a lazy thumbnail linking to the file: {fragment}"
     );
-    let csv = env
-        .server
-        .client
-        .get(env.url("/api/v1/tenants/acme/panels/events/export?format=csv&from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = text_of(&env, "/api/v1/tenants/acme/panels/events/export?format=csv&from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z").await;
     assert!(csv.starts_with("time,camera,snapshot\n"), "{csv}");
     let url = format!(",back,/api/v1/tenants/acme/attachments/{id}");
     assert!(csv.contains(&url), "the export carries the URL: {csv}");
-    let gallery = env
-        .server
-        .client
-        .get(
-            env.url("/t/acme/p/gallery/fragment?from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .replace("&#x2f;", "/");
+    let day = "from=2024-01-01T00:00:00Z&to=2024-01-02T00:00:00Z";
+    let gallery = text_of(&env, &format!("/t/acme/p/gallery/fragment?{day}")).await;
     assert!(
         gallery.contains("<ul class=\"gallery\">") && !gallery.contains("<table>"),
         "{gallery}"

@@ -41,7 +41,20 @@ pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    /// How large a body the route takes.
+    pub body: BodyLimit,
     handler: MethodRouter<AppState>,
+}
+
+/// Which configured limit bounds a route's request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// Forms and JSON: `http.max_request_bytes`.
+    Request,
+    /// Writes: `ingest.max_body_bytes`.
+    Ingest,
+    /// Uploaded files: `attachments.max_bytes`.
+    Attachment,
 }
 
 impl Route {
@@ -54,6 +67,7 @@ impl Route {
             method: Method::GET,
             path,
             access,
+            body: BodyLimit::of(access),
             handler: axum::routing::get(h),
         }
     }
@@ -67,8 +81,15 @@ impl Route {
             method: Method::POST,
             path,
             access,
+            body: BodyLimit::of(access),
             handler: axum::routing::post(h),
         }
+    }
+
+    /// The same route with another body limit than its access implies.
+    pub fn with_body(mut self, body: BodyLimit) -> Self {
+        self.body = body;
+        self
     }
 
     /// The handler behind the guard for this route's access.
@@ -79,6 +100,17 @@ impl Route {
         };
         let layer = axum::middleware::from_fn_with_state((state.clone(), guard), guard_request);
         (self.path, self.handler.route_layer(layer))
+    }
+}
+
+impl BodyLimit {
+    /// Writes may carry large bodies; forms and JSON need little.
+    fn of(access: Access) -> Self {
+        if access == Access::Tenant(Need::Ingest) {
+            Self::Ingest
+        } else {
+            Self::Request
+        }
     }
 }
 

@@ -10,17 +10,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::access::{Access, Route};
+use super::access::{Access, BodyLimit, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::check_attachment;
 use crate::storage::{AttachmentInfo, TenantStore};
 
-pub const UPLOAD_PATH: &str = "/api/v1/tenants/{tenant}/attachments";
-
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post(UPLOAD_PATH, Access::Tenant(Need::Ingest), upload),
+        Route::post(
+            "/api/v1/tenants/{tenant}/attachments",
+            Access::Tenant(Need::Ingest),
+            upload,
+        )
+        .with_body(BodyLimit::Attachment),
         Route::get(
             "/api/v1/tenants/{tenant}/attachments/{attachment}",
             Access::Tenant(Need::Read),

@@ -29,7 +29,7 @@ mod tables;
 mod views;
 mod write;
 
-pub use access::{Access, Caller, Route};
+pub use access::{Access, BodyLimit, Caller, Route};
 pub use error::ApiError;
 pub use serve::{Limits as ConnectionLimits, serve};
 
@@ -109,13 +109,10 @@ pub fn routes() -> Vec<Route> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes() {
-        // Writes may carry large bodies, attachments their own size; forms and JSON need little.
-        let limit = if route.path == attachments::UPLOAD_PATH {
-            state.config.attachments.max_bytes
-        } else if route.access == Access::Tenant(crate::auth::Need::Ingest) {
-            state.config.ingest.max_body_bytes
-        } else {
-            state.config.http.max_request_bytes
+        let limit = match route.body {
+            BodyLimit::Request => state.config.http.max_request_bytes,
+            BodyLimit::Ingest => state.config.ingest.max_body_bytes,
+            BodyLimit::Attachment => state.config.attachments.max_bytes,
         };
         let (path, handler) = route.guarded(&state);
         router = router.route(path, handler.layer(DefaultBodyLimit::max(limit)));
