@@ -57,6 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_totp_last_step.sql"),
         postgres: include_str!("../migrations/postgres/0003_totp_last_step.sql"),
     },
+    Migration {
+        version: 4,
+        name: "events",
+        sqlite: include_str!("../migrations/sqlite/0004_events.sql"),
+        postgres: include_str!("../migrations/postgres/0004_events.sql"),
+    },
 ];
 
 #[derive(Clone)]

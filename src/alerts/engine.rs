@@ -8,22 +8,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::AlertError;
 use super::cycle::{self, Answer, Notice, Policy, Seen};
+use super::event_rules::EventRules;
+use super::events::rule_message;
+use super::history::{AlertEvent, History, HistoryRow};
 use super::notify::Notifier;
 use super::routing::Outgoing;
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
 use super::store::{AlertStore, Silence};
 use crate::clock::{SharedClock, Timestamp};
-use crate::config::IngestConfig;
-use crate::config::{AlertRule, TenantAlerts, TenantPanels};
-use crate::ingest::{BatchBuilder, Limits, Precision, Value as Cell, Write};
+use crate::config::{AlertRule, TenantAlerts, TenantPanels, Watch};
 use crate::live::LiveConfigs;
-use crate::panels::{ALERTS_TABLE, PanelAnswer, PanelEngine, PanelRequest, RequestedRange, values};
+use crate::panels::{PanelAnswer, PanelEngine, PanelRequest, RequestedRange, values};
 use crate::query::QueryEngine;
 use crate::storage::Store;
 
@@ -34,18 +34,6 @@ const DEFAULT_REPEAT_MS: i64 = 4 * 3_600_000;
 /// One cycle's answers of one tenant, by query (or panel) and range: evaluated at the same time,
 /// they are the same answer.
 type Answers = HashMap<(Option<String>, Option<String>, u128), Result<Vec<Observation>, String>>;
-
-/// One change, as pushed to open pages.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertEvent {
-    pub tenant: String,
-    pub rule: String,
-    pub severity: String,
-    pub state: &'static str,
-    pub labels: Labels,
-    pub message: String,
-    pub at: i64,
-}
 
 #[derive(Clone)]
 struct Observation {
@@ -62,7 +50,8 @@ pub struct AlertEngine {
     panels: Arc<PanelEngine>,
     clock: SharedClock,
     notifier: Notifier,
-    events: broadcast::Sender<AlertEvent>,
+    history: History,
+    event_rules: EventRules,
     last_run: parking_lot::Mutex<HashMap<(String, String), i64>>,
     /// Each rule's instances as last stored, so a cycle reads the database only for a rule it
     /// has not seen since start (or whose last store failed). This evaluator is the only writer
@@ -108,6 +97,13 @@ impl AlertEngine {
         clock: SharedClock,
         notifier: Notifier,
     ) -> Self {
+        let history = History::new(tenants.clone(), panels.clone());
+        let event_rules = EventRules::new(
+            store.clone(),
+            tenants.clone(),
+            query.clone(),
+            notifier.external_url().to_string(),
+        );
         Self {
             store,
             tenants,
@@ -116,7 +112,8 @@ impl AlertEngine {
             panels,
             clock,
             notifier,
-            events: broadcast::channel(1024).0,
+            history,
+            event_rules,
             last_run: parking_lot::Mutex::new(HashMap::new()),
             instances: parking_lot::Mutex::new(HashMap::new()),
             closing: tokio_util::sync::CancellationToken::new(),
@@ -132,7 +129,7 @@ impl AlertEngine {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
-        self.events.subscribe()
+        self.history.subscribe()
     }
 
     /// Cancelled at shutdown: long-lived streams stop on it.
@@ -171,9 +168,17 @@ impl AlertEngine {
                 }
                 self.last_run.lock().insert(key, now);
                 ran += 1;
-                let evaluation =
-                    self.evaluate(&tenant, &config, rule, &silences, &mut answers, now);
-                match evaluation.await {
+                let evaluation = match &rule.watch {
+                    Watch::Threshold(_) => {
+                        self.evaluate(&tenant, &config, rule, &silences, &mut answers, now)
+                            .await
+                    }
+                    Watch::Event(watch) => {
+                        self.evaluate_events(&tenant, rule, watch, &silences, now)
+                            .await
+                    }
+                };
+                match evaluation {
                     Ok(mut out) => outgoing.append(&mut out),
                     Err(e) => {
                         tracing::error!(%tenant, rule = %rule.config.name, error = %e, "alert evaluation failed")
@@ -259,6 +264,9 @@ impl AlertEngine {
         answers: &mut Answers,
         now: i64,
     ) -> Result<Vec<Outgoing>, AlertError> {
+        let Watch::Threshold(condition) = &rule.watch else {
+            return Ok(vec![]);
+        };
         let name = &rule.config.name;
         let severity = rule.config.severity.as_str();
         let cache_key = (tenant.to_string(), name.clone());
@@ -297,7 +305,7 @@ impl AlertEngine {
                     .map(|obs| Seen {
                         labels: obs.labels.clone(),
                         value: obs.value,
-                        holds: rule.condition.holds(obs.value, now),
+                        holds: condition.holds(obs.value, now),
                         message: self.message(rule, obs),
                     })
                     .collect(),
@@ -348,20 +356,12 @@ impl AlertEngine {
     }
 
     fn message(&self, rule: &AlertRule, obs: &Observation) -> String {
-        let Some(template) = &rule.config.message else {
-            return format!("{} = {}", rule.config.name, obs.value);
-        };
         let mut context = obs.row.clone();
         context.insert("value".into(), json!(obs.value));
         context.insert("labels".into(), json!(obs.labels));
-        context.insert("rule".into(), json!(rule.config.name));
-        match crate::render::render_template(template, &Value::Object(context)) {
-            Ok(text) => text,
-            Err((line, e)) => {
-                let at = line.map_or(rule.message_line, |l| rule.message_line + l - 1);
-                format!("message template error at {}: line {at}: {e}", rule.origin)
-            }
-        }
+        rule_message(rule, context, || {
+            format!("{} = {}", rule.config.name, obs.value)
+        })
     }
 
     fn outgoing(
@@ -402,12 +402,28 @@ impl AlertEngine {
             value: instance.value,
             panel: rule.config.panel.clone(),
             repeat_ms: DEFAULT_REPEAT_MS,
+            event: None,
         }
     }
 
-    /// Appends changes to the tenant's `alerts` table, then drops the cached answers of the
-    /// panels that read it and pushes the changes to open pages — in that order, so a page
-    /// that redraws on the push reads the new rows, not a cached answer from before them.
+    /// An event rule's run: its new rows to the `alerts` table, its notices out.
+    async fn evaluate_events(
+        &self,
+        tenant: &str,
+        rule: &AlertRule,
+        watch: &crate::config::EventWatch,
+        silences: &[Silence],
+        now: i64,
+    ) -> Result<Vec<Outgoing>, AlertError> {
+        let judged = self
+            .event_rules
+            .evaluate(tenant, rule, watch, silences, now)
+            .await?;
+        self.history.append(tenant, rule, judged.history, now).await;
+        Ok(judged.outgoing)
+    }
+
+    /// Appends changes to the tenant's `alerts` table (see [`History::append`]).
     async fn record(
         &self,
         tenant: &str,
@@ -416,57 +432,19 @@ impl AlertEngine {
         changes: &[(String, Change)],
         now: i64,
     ) {
-        if changes.is_empty() {
-            return;
-        }
-        let mut rows = vec![];
-        for (key, change) in changes {
-            let Some(i) = instances.get(key) else {
-                continue;
-            };
-            rows.push((key.as_str(), change.as_str(), i));
-        }
-        let fill = |b: &mut BatchBuilder| {
-            for (line, (key, state, i)) in rows.iter().enumerate() {
-                b.begin_row(line + 1);
-                b.set("time", Cell::Int(now));
-                b.set("rule", Cell::Str(rule.config.name.as_str().into()));
-                b.set("severity", Cell::Str(rule.config.severity.as_str().into()));
-                b.set("state", Cell::Str((*state).into()));
-                b.set("labels", Cell::Str((*key).into()));
-                b.set("message", Cell::Str(i.message.as_str().into()));
-                if let Some(v) = i.value.filter(|v| v.is_finite()) {
-                    b.set("value", Cell::Float(v));
-                }
-                b.end_row();
-            }
-        };
-        let result = async {
-            let store = self.tenants.tenant(tenant).await?;
-            let mut write =
-                Write::system(store, ALERTS_TABLE, Limits::from(&IngestConfig::default()))?;
-            write
-                .rows(Precision::Milliseconds, fill)
-                .map_err(|e| AlertError::History(e.to_string()))?;
-            write.validated().append().await?;
-            Ok::<_, AlertError>(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::error!(%tenant, rule = %rule.config.name, error = %e, "cannot append to the alerts table");
-        }
-        self.panels.invalidate_live(tenant);
-        for (_, state, i) in &rows {
-            let _ = self.events.send(AlertEvent {
-                tenant: tenant.to_string(),
-                rule: rule.config.name.clone(),
-                severity: rule.config.severity.as_str().into(),
-                state,
-                labels: i.labels.clone(),
-                message: i.message.clone(),
-                at: now,
-            });
-        }
+        let rows: Vec<HistoryRow> = changes
+            .iter()
+            .filter_map(|(key, change)| {
+                let i = instances.get(key)?;
+                Some(HistoryRow {
+                    state: change.as_str(),
+                    labels: i.labels.clone(),
+                    message: i.message.clone(),
+                    value: i.value,
+                })
+            })
+            .collect();
+        self.history.append(tenant, rule, rows, now).await;
     }
 }
 
@@ -515,6 +493,7 @@ fn problem_outgoing(
         value: None,
         panel: rule.config.panel.clone(),
         repeat_ms: DEFAULT_REPEAT_MS,
+        event: None,
     }
 }
 

@@ -7,6 +7,10 @@
 mod channels;
 mod cycle;
 mod engine;
+mod event_rules;
+mod events;
+mod history;
+mod inbox;
 mod matcher;
 mod notify;
 mod routing;
@@ -17,12 +21,15 @@ pub use channels::{
     Channel, ChannelError, Message, alertmanager_body, check_target, redacted, slack_body,
     webhook_client,
 };
-pub use engine::{AlertEngine, AlertEvent};
+pub use engine::AlertEngine;
+pub use events::EventBook;
+pub use history::AlertEvent;
+pub use inbox::{Notification, Subscriber, Subscription};
 pub use matcher::{MatchOp, Matcher, Matchers};
 pub use notify::{Notifier, NotifySettings};
-pub use routing::{Group, Outgoing, group};
+pub use routing::{EventNotice, Group, Outgoing, group};
 pub use state::{AlertState, Change, Instance, Labels, labels_key};
-pub use store::{AlertStore, Delivery, Notification, Silence, StoredInstance};
+pub use store::{AlertStore, Delivery, Silence, StoredInstance};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {

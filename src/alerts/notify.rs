@@ -16,11 +16,13 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use super::channels::{Channel, ChannelContext, ChannelError, Message, channel_for};
+use super::channels::{
+    Channel, ChannelContext, ChannelError, Message, channel_for, subscriber_channels,
+};
 use super::routing::{Group, Outgoing, group};
 use super::state::labels_key;
 use super::store::{AlertStore, Delivery as LoggedDelivery};
-use crate::config::TenantAlerts;
+use crate::config::{SUBSCRIBERS, TenantAlerts};
 
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
@@ -135,6 +137,11 @@ impl Notifier {
     }
 
     /// The HTTP client webhooks are sent with (no redirects followed).
+    /// This server's address for links in notifications, without a trailing `/`.
+    pub fn external_url(&self) -> &str {
+        &self.settings.external_url
+    }
+
     pub fn http_client(&self) -> reqwest::Client {
         self.context.http.clone()
     }
@@ -160,51 +167,73 @@ impl Notifier {
         for g in group(&config.routes, alerts) {
             let g = Arc::new(g);
             for name in &config.routes[g.route].channels {
-                let Some(channel_config) = config.channels.get(name) else {
-                    continue;
-                };
-                let channel = match channel_for(channel_config, &self.context) {
-                    Ok(channel) => Arc::<dyn Channel>::from(channel),
-                    Err(e) => {
-                        self.log(tenant, name, &g, now, 0, Some(Err(e))).await;
+                let channels: Vec<Arc<dyn Channel>> = if name == SUBSCRIBERS {
+                    subscriber_channels(&self.context).map(Arc::from).into()
+                } else {
+                    let Some(channel_config) = config.channels.get(name) else {
                         continue;
+                    };
+                    match channel_for(channel_config, &self.context) {
+                        Ok(channel) => vec![Arc::from(channel)],
+                        Err(e) => {
+                            self.log(tenant, name, &g, now, 0, Some(Err(e))).await;
+                            continue;
+                        }
                     }
                 };
-                if channel.is_local() {
-                    let message = Message {
-                        tenant,
-                        channel: name,
-                        group: &g,
-                        at: now,
-                    };
-                    if let Err(e) = channel.send(&message).await {
-                        tracing::error!(%tenant, channel = %name, error = %e, "local delivery failed");
-                    }
-                    continue;
+                for channel in channels {
+                    tasks.extend(self.deliver(tenant, name, &g, channel, now).await);
                 }
-                let lane = self.lane(tenant, name, &g);
-                let (number, previous, done) = lane.enter(&g);
-                let (this, tenant, name, g) =
-                    (self.clone(), tenant.to_string(), name.clone(), g.clone());
-                tasks.push(tokio::spawn(async move {
-                    let _done = done;
-                    if let Some(previous) = previous {
-                        previous.await;
-                    }
-                    let delivery = Delivery {
-                        tenant: &tenant,
-                        channel: &name,
-                        lane: &lane,
-                        number,
-                        at: now,
-                    };
-                    let (attempts, result) = this.send_in_turn(&*channel, &delivery, &g).await;
-                    lane.forget(&g, number);
-                    this.log(&tenant, &name, &g, now, attempts, result).await;
-                }));
             }
         }
         tasks
+    }
+
+    /// One group to one channel: at once for a local channel, else in its lane's turn.
+    async fn deliver(
+        &self,
+        tenant: &str,
+        name: &str,
+        g: &Arc<Group>,
+        channel: Arc<dyn Channel>,
+        now: i64,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if channel.is_local() {
+            let message = Message {
+                tenant,
+                channel: name,
+                group: g,
+                at: now,
+            };
+            if let Err(e) = channel.send(&message).await {
+                tracing::error!(%tenant, channel = %name, error = %e, "local delivery failed");
+            }
+            return None;
+        }
+        let lane = self.lane(tenant, name, g);
+        let (number, previous, done) = lane.enter(g);
+        let (this, tenant, name, g) = (
+            self.clone(),
+            tenant.to_string(),
+            name.to_string(),
+            g.clone(),
+        );
+        Some(tokio::spawn(async move {
+            let _done = done;
+            if let Some(previous) = previous {
+                previous.await;
+            }
+            let delivery = Delivery {
+                tenant: &tenant,
+                channel: &name,
+                lane: &lane,
+                number,
+                at: now,
+            };
+            let (attempts, result) = this.send_in_turn(&*channel, &delivery, &g).await;
+            lane.forget(&g, number);
+            this.log(&tenant, &name, &g, now, attempts, result).await;
+        }))
     }
 
     /// Sends the message's alerts no newer message speaks of, retrying with backoff; none
@@ -323,6 +352,7 @@ mod tests {
             value: Some(95.0),
             panel: None,
             repeat_ms: 3_600_000,
+            event: None,
         }
     }
 

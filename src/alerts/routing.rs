@@ -25,6 +25,19 @@ pub struct Outgoing {
     /// How often a firing alert is sent again (the routes' `repeat_interval`): receivers that
     /// expire alerts (Alertmanager) keep it firing that long and more.
     pub repeat_ms: i64,
+    /// An event rule's notice: the event's picture and where it is shown.
+    pub event: Option<EventNotice>,
+}
+
+/// What an event rule's notice carries besides its text.
+#[derive(Debug, Clone)]
+pub struct EventNotice {
+    /// The event's picture (an attachment id of the tenant), when it has one.
+    pub attachment: Option<String>,
+    /// Its thumbnail (JPEG), for channels that show it inline.
+    pub thumbnail: Option<bytes::Bytes>,
+    /// Where the event is shown: a path of this server.
+    pub link: String,
 }
 
 fn route_takes(route: &RouteConfig, a: &Outgoing) -> bool {
@@ -127,6 +140,7 @@ mod tests {
             value: Some(1.0),
             panel: None,
             repeat_ms: 3_600_000,
+            event: None,
         }
     }
 

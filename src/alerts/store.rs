@@ -53,18 +53,7 @@ pub struct Delivery {
     pub error: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Notification {
-    pub id: i64,
-    pub at: i64,
-    pub rule: String,
-    pub labels: Labels,
-    pub severity: String,
-    pub state: String,
-    pub message: String,
-}
-
-fn labels_of(text: &str) -> Labels {
+pub(super) fn labels_of(text: &str) -> Labels {
     serde_json::from_str(text).unwrap_or_default()
 }
 
@@ -87,7 +76,7 @@ fn instance_of(r: &AnyRow) -> Result<StoredInstance, sqlx::Error> {
 
 #[derive(Clone)]
 pub struct AlertStore {
-    db: Db,
+    pub(super) db: Db,
 }
 
 impl AlertStore {
@@ -317,52 +306,6 @@ impl AlertStore {
                     attempts: r.try_get("attempts")?,
                     outcome: r.try_get("outcome")?,
                     error: r.try_get("error")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn notify_in_app(&self, tenant: &str, n: &Notification) -> Result<(), AlertError> {
-        sqlx::query(
-            "INSERT INTO alert_notifications (tenant, at, rule, labels, severity, state, message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(tenant)
-        .bind(n.at)
-        .bind(&n.rule)
-        .bind(labels_key(&n.labels))
-        .bind(&n.severity)
-        .bind(&n.state)
-        .bind(&n.message)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn notifications(
-        &self,
-        tenant: &str,
-        limit: i64,
-    ) -> Result<Vec<Notification>, AlertError> {
-        let rows = sqlx::query(
-            "SELECT id, at, rule, labels, severity, state, message FROM alert_notifications \
-             WHERE tenant = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(tenant)
-        .bind(limit)
-        .fetch_all(&self.db.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let labels: String = r.try_get("labels")?;
-                Ok(Notification {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    rule: r.try_get("rule")?,
-                    labels: labels_of(&labels),
-                    severity: r.try_get("severity")?,
-                    state: r.try_get("state")?,
-                    message: r.try_get("message")?,
                 })
             })
             .collect()

@@ -4,20 +4,27 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
+use super::event_rule::{check_event_rule, check_threshold_rule};
 use super::sql::{check_sql, plan_against};
 use super::template::check_template;
 use crate::config::{
     AlertFile, AlertRule, ChannelType, Condition, KnownTables, Locator, Problem, Report,
-    TenantAlerts, block_first_line, parse_yaml_all, read_file, yaml_files,
+    RuleConfig, SUBSCRIBERS, TableConfig, TenantAlerts, Watch, block_first_line, parse_yaml_all,
+    read_file, yaml_files,
 };
 
+/// What a tenant's alert rules are checked against.
+pub struct AlertContext<'a> {
+    pub tables: &'a KnownTables,
+    /// tenant.yaml's table declarations (tags, attachment columns).
+    pub declared: &'a BTreeMap<String, TableConfig>,
+    pub panel_ids: &'a [&'a str],
+}
+
 /// Reads and checks `dir` (a tenant's `alerts/`); problems are appended, good rules returned.
-pub fn load_alerts(
-    dir: &Path,
-    tables: &KnownTables,
-    panel_ids: &[&str],
-    problems: &mut Vec<Problem>,
-) -> TenantAlerts {
+pub fn load_alerts(dir: &Path, cx: &AlertContext<'_>, problems: &mut Vec<Problem>) -> TenantAlerts {
     let mut out = TenantAlerts::default();
     let mut pending_routes = vec![];
     for (stem, file) in yaml_files(dir) {
@@ -49,41 +56,12 @@ pub fn load_alerts(
                     format!("a rule named `{}` already exists", rule.name),
                 );
             }
-            if let Some(sql) = &rule.sql {
-                check_sql(sql, &[], &at("sql"), &mut r);
-                match plan_against(sql, tables, &[]) {
-                    Ok(columns) if !columns.iter().any(|c| c == "value") => r.at(
-                        &at("sql"),
-                        format!(
-                            "`sql` must return a `value` column (it returns {})",
-                            columns.join(", ")
-                        ),
-                    ),
-                    Ok(_) => {}
-                    Err(e) => r.at(&at("sql"), format!("`sql`: {e}")),
-                }
-            }
-            match (&rule.sql, &rule.panel) {
-                (Some(_), Some(_)) | (None, None) => {
-                    r.at(&at("name"), "a rule needs exactly one of `sql` or `panel`")
-                }
-                (None, Some(p)) if !panel_ids.contains(&p.as_str()) => {
-                    r.at(&at("panel"), format!("no panel `{p}` in this tenant"))
-                }
-                _ => {}
-            }
-            let condition = match (&rule.condition, rule.absent_for) {
-                (Some(text), None) => Condition::parse(text)
-                    .map_err(|e| r.at(&at("condition"), e))
-                    .ok(),
-                (None, Some(d)) => Some(Condition::AbsentFor(d.0)),
-                _ => {
-                    r.at(
-                        &at("name"),
-                        "a rule needs exactly one of `condition` or `absent_for`",
-                    );
-                    None
-                }
+            let watch = if rule.event.is_some() {
+                check_event_rule(&rule, i, cx.tables, cx.declared, cx.panel_ids, &mut r)
+                    .map(Watch::Event)
+            } else {
+                check_threshold_rule(&rule, i, &mut r);
+                check_threshold(&rule, i, cx, &mut r).map(Watch::Threshold)
             };
             if rule.every.is_some_and(|d| d.0.is_zero()) {
                 r.at(&at("every"), "`every` must be more than 0");
@@ -97,10 +75,10 @@ pub fn load_alerts(
                 check_template(v, block_first_line(&text, &locator, &key), &key, &mut r);
             }
             let (line, _) = locator.locate(&at("name"));
-            if let Some(condition) = condition {
+            if let Some(watch) = watch {
                 out.rules.push(AlertRule {
                     config: rule,
-                    condition,
+                    watch,
                     origin: format!("alerts/{stem}.yaml:{line}"),
                     message_line,
                 });
@@ -108,6 +86,12 @@ pub fn load_alerts(
         }
         for (i, channel) in parsed.channels.into_iter().enumerate() {
             let at = |key: &str| crate::yaml_path!["channels", i, key];
+            if channel.name == SUBSCRIBERS {
+                r.at(
+                    &at("name"),
+                    "`subscribers` is the built-in channel of the users who subscribed on /account; name this one otherwise",
+                );
+            }
             if out.channels.contains_key(&channel.name) {
                 r.at(
                     &at("name"),
@@ -138,7 +122,7 @@ pub fn load_alerts(
     // Routes may name channels of any file, so they are checked once all are read.
     for (file, line, column, route) in pending_routes {
         for name in &route.channels {
-            if !out.channels.contains_key(name) {
+            if !out.channels.contains_key(name) && name != SUBSCRIBERS {
                 problems.push(Problem {
                     file: file.clone(),
                     line,
@@ -150,4 +134,51 @@ pub fn load_alerts(
         out.routes.push(route);
     }
     out
+}
+
+/// A threshold rule's source and condition.
+fn check_threshold(
+    rule: &RuleConfig,
+    i: usize,
+    cx: &AlertContext<'_>,
+    r: &mut Report<'_>,
+) -> Option<Condition> {
+    let at = |key: &str| crate::yaml_path!["rules", i, key];
+    if let Some(sql) = &rule.sql {
+        check_sql(sql, &[], &at("sql"), r);
+        match plan_against(sql, cx.tables, &[]) {
+            Ok(columns) if !columns.iter().any(|c| c == "value") => r.at(
+                &at("sql"),
+                format!(
+                    "`sql` must return a `value` column (it returns {})",
+                    columns.join(", ")
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => r.at(&at("sql"), format!("`sql`: {e}")),
+        }
+    }
+    match (&rule.sql, &rule.panel) {
+        (Some(_), Some(_)) | (None, None) => r.at(
+            &at("name"),
+            "a rule needs exactly one of `sql`, `panel` or `event`",
+        ),
+        (None, Some(p)) if !cx.panel_ids.contains(&p.as_str()) => {
+            r.at(&at("panel"), format!("no panel `{p}` in this tenant"))
+        }
+        _ => {}
+    }
+    match (&rule.condition, rule.absent_for) {
+        (Some(text), None) => Condition::parse(text)
+            .map_err(|e| r.at(&at("condition"), e))
+            .ok(),
+        (None, Some(d)) => Some(Condition::AbsentFor(d.0)),
+        _ => {
+            r.at(
+                &at("name"),
+                "a rule needs exactly one of `condition` or `absent_for`",
+            );
+            None
+        }
+    }
 }

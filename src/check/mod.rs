@@ -6,6 +6,7 @@
 
 mod actions;
 mod alerts;
+mod event_rule;
 mod panel;
 mod paths;
 mod sql;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::alerts::load_alerts;
+use super::alerts::{AlertContext, load_alerts};
 use super::panel::{Context, check_panel};
 use super::sql::plan_against;
 use super::template::check_template;
@@ -154,7 +154,12 @@ pub fn load_tenant(
         panels.insert(id, Arc::new(parsed.panel));
     }
     let panel_ids: Vec<&str> = panels.keys().map(String::as_str).collect();
-    let alerts = load_alerts(&dir.join("alerts"), &tables, &panel_ids, &mut problems);
+    let alert_context = AlertContext {
+        tables: &tables,
+        declared: &settings.tables,
+        panel_ids: &panel_ids,
+    };
+    let alerts = load_alerts(&dir.join("alerts"), &alert_context, &mut problems);
     if !problems.is_empty() {
         problems.sort();
         problems.dedup();

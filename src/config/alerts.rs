@@ -143,6 +143,33 @@ pub struct RuleConfig {
     /// What a failing query does (Grafana's `execErrState`).
     #[serde(default)]
     pub exec_err_state: ExecErrState,
+    /// Or: one notification per new row of a table that matches (an event rule).
+    pub event: Option<EventConfig>,
+    /// Event rules: at most one notification per label set this often (the rest are counted
+    /// and said in the next one).
+    pub throttle: Option<HumanDuration>,
+    /// Event rules: at most this many notifications per rule and day (UTC).
+    pub daily_cap: Option<u32>,
+}
+
+/// `event:` of a rule: which new rows are events, what identifies their series, where their
+/// picture is, and how late a row may arrive and still be noticed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventConfig {
+    pub table: String,
+    /// A SQL condition on the table's columns (`kind = 'person' AND zone = 'back'`).
+    #[serde(rename = "where")]
+    pub filter: Option<String>,
+    /// Columns whose values make the label set throttling counts per (default: the table's
+    /// declared tags).
+    pub labels: Option<Vec<String>>,
+    /// The attachment column whose picture goes with the notice (default: the table's first).
+    pub attachment: Option<String>,
+    /// A table panel listing these events: the notice links to it around the event's time.
+    pub panel: Option<String>,
+    /// Rows up to this much older than the newest evaluation are still noticed (default 15m).
+    pub lookback: Option<HumanDuration>,
 }
 
 /// `nodata` (default): the rule is in nodata, and after `for` a `DatasourceNoData` alert goes to
@@ -246,11 +273,32 @@ pub struct AlertFile {
     pub routes: Vec<RouteConfig>,
 }
 
+/// What a rule watches: series against a threshold, or new rows as events.
+#[derive(Debug, Clone)]
+pub enum Watch {
+    Threshold(Condition),
+    Event(EventWatch),
+}
+
+/// An event rule, checked: its query and what to read from each row.
+#[derive(Debug, Clone)]
+pub struct EventWatch {
+    pub table: String,
+    /// `SELECT * FROM <table> WHERE time > $from AND (<where>)`, newest first.
+    pub sql: String,
+    pub labels: Vec<String>,
+    pub attachment: Option<String>,
+    pub panel: Option<String>,
+    pub lookback: std::time::Duration,
+    pub throttle: std::time::Duration,
+    pub daily_cap: Option<u32>,
+}
+
 /// A checked rule, ready for the evaluator.
 #[derive(Debug, Clone)]
 pub struct AlertRule {
     pub config: RuleConfig,
-    pub condition: Condition,
+    pub watch: Watch,
     /// Where the rule is written, for runtime errors: `alerts/cpu.yaml:3`.
     pub origin: String,
     /// The YAML line the message template starts on (template errors map back to it).
@@ -292,6 +340,9 @@ impl AlertRule {
             .map_or(std::time::Duration::from_secs(300), |d| d.0)
     }
 }
+
+/// The channel every tenant has without defining it: the users who subscribed on `/account`.
+pub const SUBSCRIBERS: &str = "subscribers";
 
 /// A tenant's alerting configuration.
 #[derive(Debug, Clone, Default)]

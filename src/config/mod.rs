@@ -27,8 +27,9 @@ pub use action::{
 };
 pub use aggregation::{AggregationRule, AggregationRules, Bucket};
 pub use alerts::{
-    AlertFile, AlertRule, ChannelConfig, ChannelType, Condition, ExecErrState, NoDataState,
-    ProblemPolicy, RouteConfig, RuleConfig, Severity, TenantAlerts, WebhookFormat,
+    AlertFile, AlertRule, ChannelConfig, ChannelType, Condition, EventConfig, EventWatch,
+    ExecErrState, NoDataState, ProblemPolicy, RouteConfig, RuleConfig, SUBSCRIBERS, Severity,
+    TenantAlerts, Watch, WebhookFormat,
 };
 pub use dashboard::{
     DashboardConfig, DashboardFile, DashboardPanel, Layout, Placement, Position, check_dashboard,

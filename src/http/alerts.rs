@@ -34,7 +34,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -121,10 +121,9 @@ async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
         .collect();
     let notifications: Vec<Value> = store
         .notifications(tenant, 50)
-        .await
-        ?
+        .await?
         .iter()
-        .map(|n| json!({"at": time(n.at), "rule": n.rule, "labels": n.labels, "severity": n.severity, "state": n.state, "message": n.message}))
+        .map(|n| notification_json(tenant, n, time))
         .collect();
     Ok(json!({
         "firing": active.iter().filter(|a| a["state"] == "firing").collect::<Vec<_>>(),
@@ -135,6 +134,20 @@ async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
         "notifications": notifications,
         "history": history(state, tenant).await,
     }))
+}
+
+/// An in-app notice for pages and the API: an event's picture as its thumbnail URL.
+pub fn notification_json(
+    tenant: &str,
+    n: &crate::alerts::Notification,
+    time: impl Fn(i64) -> String,
+) -> Value {
+    let thumbnail = n
+        .attachment
+        .as_ref()
+        .map(|id| format!("/api/v1/tenants/{tenant}/attachments/{id}?thumbnail=1"));
+    json!({"at": time(n.at), "rule": n.rule, "labels": n.labels, "severity": n.severity,
+        "state": n.state, "message": n.message, "thumbnail": thumbnail, "link": n.link})
 }
 
 async fn render(

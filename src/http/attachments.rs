@@ -125,38 +125,11 @@ struct DownloadParams {
     thumbnail: Option<String>,
 }
 
-/// Longest a thumbnail may take to make.
-const THUMBNAIL_TIME: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The attachment's thumbnail: kept from before, else made off the async workers within
-/// [`THUMBNAIL_TIME`] and kept.
+/// The attachment's thumbnail (made once, then kept), or its type's icon.
 async fn thumbnail(store: &TenantStore, info: &AttachmentInfo) -> Result<Response, ApiError> {
-    if !info.content_type.starts_with("image/") {
+    let Some(jpeg) = crate::panels::thumbnail(store, info).await? else {
         let icon = crate::render::type_icon(&info.content_type);
         return Ok(([(header::CONTENT_TYPE, "image/svg+xml")], icon).into_response());
-    }
-    let jpeg = match store.cached_thumbnail(&info.id).await? {
-        Some(kept) => kept,
-        None => {
-            let bytes = store.attachment_bytes(&info.id, None).await?;
-            let content_type = info.content_type.clone();
-            let made = tokio::task::spawn_blocking(move || {
-                crate::render::thumbnail(&bytes, &content_type)
-            });
-            let made = tokio::time::timeout(THUMBNAIL_TIME, made)
-                .await
-                .map_err(|_| ApiError::Internal(format!("thumbnail of {} took too long", info.id)))?
-                .map_err(|e| ApiError::Internal(format!("thumbnail task failed: {e}")))?
-                .ok_or_else(|| {
-                    ApiError::NotFound(format!(
-                        "thumbnail: attachment {} is a {}, not a picture",
-                        info.id, info.content_type
-                    ))
-                })??;
-            let made = Bytes::from(made);
-            store.keep_thumbnail(&info.id, made.clone()).await?;
-            made
-        }
     };
     let mut response = jpeg.into_response();
     let h = response.headers_mut();

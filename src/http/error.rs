@@ -108,7 +108,8 @@ impl ApiError {
             ApiError::Panel(
                 PanelError::Template { .. }
                 | PanelError::Shape { .. }
-                | PanelError::TooManySeries { .. },
+                | PanelError::TooManySeries { .. }
+                | PanelError::Picture { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Panel(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Auth(e) => auth_status(e),

@@ -25,6 +25,7 @@ mod prom;
 mod query;
 mod serve;
 mod streams;
+mod subscriptions;
 mod tables;
 mod views;
 mod write;
@@ -95,6 +96,7 @@ pub fn routes() -> Vec<Route> {
         panel_page::routes(),
         login::routes(),
         account::routes(),
+        subscriptions::routes(),
         admin::routes(),
         audit::routes(),
         alerts::routes(),

@@ -21,6 +21,7 @@ pub mod render_pool;
 mod request;
 mod sqlgen;
 mod table;
+mod thumbnails;
 mod time_range;
 mod timeseries;
 pub mod values;
@@ -40,6 +41,7 @@ pub use kinds::{
 };
 pub use request::PanelRequest;
 pub use table::{ColumnHeading, format_cell};
+pub use thumbnails::thumbnail;
 pub use time_range::{RequestedRange, parse_instant};
 pub use timeseries::{Point, Series};
 
@@ -108,6 +110,15 @@ pub enum PanelError {
     /// A dashboard variable's value the request may not pick (`var-<name>`).
     #[error("variable `{variable}`: {message}")]
     Variable { variable: String, message: String },
+    #[error("thumbnail of attachment {id}: {message}")]
+    Thumbnail { id: String, message: String },
+    /// The attachment says it is a picture but cannot be read as one (or is too large to).
+    #[error("attachment {id}: {source}")]
+    Picture {
+        id: String,
+        #[source]
+        source: crate::render::RenderError,
+    },
 }
 
 /// Everything a panel type needs to run one request.

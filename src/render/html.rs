@@ -75,6 +75,11 @@ impl Pages {
             ),
             ("audit.html", include_str!("templates/audit.html")),
             ("alerts.html", include_str!("templates/alerts.html")),
+            ("notice.html", include_str!("templates/notice.html")),
+            (
+                "subscriptions.html",
+                include_str!("templates/subscriptions.html"),
+            ),
             (
                 "action_confirm.html",
                 include_str!("templates/action_confirm.html"),

@@ -107,6 +107,7 @@ mod tests {
             value: Some(1.0),
             panel: panel.map(str::to_string),
             repeat_ms: 60_000,
+            event: None,
         }
     }
 

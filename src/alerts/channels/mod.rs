@@ -5,11 +5,13 @@
 mod alertmanager;
 mod email;
 mod in_app;
+mod subscribers;
 mod webhook;
 
 pub use alertmanager::Alertmanager;
 pub use email::EmailChannel;
 pub use in_app::InApp;
+pub use subscribers::{SubscriberInbox, SubscriberMail};
 pub use webhook::{Webhook, alertmanager_body, check_target, redacted, slack_body, webhook_client};
 
 use async_trait::async_trait;
@@ -94,11 +96,26 @@ pub fn channel_for(
             context.allowed_targets.clone(),
             &context.external_url,
         )?),
-        ChannelType::Email => Box::new(EmailChannel::new(config, &context.smtp, &context.from)),
+        ChannelType::Email => Box::new(EmailChannel::new(
+            config,
+            &context.smtp,
+            &context.from,
+            &context.external_url,
+        )),
         ChannelType::InApp => Box::new(InApp {
             store: context.store.clone(),
         }),
     })
+}
+
+/// The built-in `subscribers` channel's two halves: in-app (local) and email (retried).
+pub fn subscriber_channels(context: &ChannelContext) -> [Box<dyn Channel>; 2] {
+    [
+        Box::new(SubscriberInbox {
+            store: context.store.clone(),
+        }),
+        Box::new(SubscriberMail::new(context)),
+    ]
 }
 
 #[cfg(test)]
@@ -226,6 +243,7 @@ mod tests {
             &config(ChannelType::Email, None),
             "no-port-here",
             "opsboard@example.test",
+            "http://opsboard.test",
         );
         let err = email.send(&message).await.unwrap_err();
         assert_eq!(err.to_string(), "smtp `no-port-here`: not host:port");

@@ -3,7 +3,9 @@
 //! 415, a type not taken is 415, an oversized one 413 — nothing kept for any of them; only
 //! ingest keys upload, another tenant's callers find nothing; byte ranges for players.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod events;
 
 use common::session::{Db, Env};
 use serde_json::Value;
