@@ -60,6 +60,8 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let mut storage = config.storage.clone();
     storage.buffer_limit_bytes = config.ingest_buffer_bytes();
+    storage.attachment_grace = config.attachments.unreferenced_grace;
+    storage.attachment_collect_interval = config.attachments.collect_interval;
     let store = Store::open(
         storage,
         &config.data_dir,
@@ -75,7 +77,11 @@ pub async fn serve(
     let cancel = CancellationToken::new();
     let mut background = JoinSet::new();
     background.spawn(flush_loop(store.clone(), cancel.clone()));
-    background.spawn(maintenance_loop(store.clone(), cancel.clone()));
+    background.spawn(maintenance_loop(
+        store.clone(),
+        options.clock.clone(),
+        cancel.clone(),
+    ));
     background.spawn(auth_upkeep_loop(auth.clone(), cancel.clone()));
     // Rules are first evaluated once the demo and seed histories are in: before them, every
     // rule would see no data and say so.
@@ -218,7 +224,8 @@ async fn auth_upkeep_loop(auth: Arc<Auth>, cancel: CancellationToken) {
     }
 }
 
-async fn maintenance_loop(store: Arc<Store>, cancel: CancellationToken) {
+/// Retention, compaction and the rest of upkeep, on the server's clock (tests move it).
+async fn maintenance_loop(store: Arc<Store>, clock: SharedClock, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(store.config().maintenance_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -226,7 +233,7 @@ async fn maintenance_loop(store: Arc<Store>, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = clock.now_ms();
         for tenant in store.opened_tenants() {
             match tenant.maintain(now_ms).await {
                 Ok(report) => tracing::debug!(tenant = %tenant.name, ?report, "maintenance pass"),

@@ -183,6 +183,12 @@ pub struct StorageConfig {
     /// Files dropped from the catalog are deleted only after this grace period, so queries
     /// already planned against them finish.
     pub delete_grace: HumanDuration,
+    /// `attachments.unreferenced_grace` and `attachments.collect_interval`, handed over by the
+    /// server (not settings of this section).
+    #[serde(skip)]
+    pub attachment_grace: HumanDuration,
+    #[serde(skip)]
+    pub attachment_collect_interval: HumanDuration,
 }
 
 impl Default for StorageConfig {
@@ -203,6 +209,8 @@ impl Default for StorageConfig {
                 - QueryConfig::default().metadata_cache_bytes
                 - PanelsConfig::default().cache_max_bytes as usize,
             delete_grace: HumanDuration::from_secs(60),
+            attachment_grace: AttachmentsConfig::default().unreferenced_grace,
+            attachment_collect_interval: AttachmentsConfig::default().collect_interval,
         }
     }
 }
@@ -316,6 +324,12 @@ pub struct AttachmentsConfig {
     pub max_bytes: usize,
     /// Content types taken (the body's first bytes must agree); others get 415.
     pub allowed_types: Vec<String>,
+    /// An attachment no row (within its table's retention) refers to is deleted once it was
+    /// last uploaded this long ago: time for the row that will name it to arrive.
+    pub unreferenced_grace: HumanDuration,
+    /// How often maintenance looks for unreferenced attachments (it reads every attachment
+    /// column of the tenant).
+    pub collect_interval: HumanDuration,
 }
 
 impl Default for AttachmentsConfig {
@@ -333,6 +347,8 @@ impl Default for AttachmentsConfig {
             ]
             .map(String::from)
             .to_vec(),
+            unreferenced_grace: HumanDuration::from_secs(24 * 3600),
+            collect_interval: HumanDuration::from_secs(3600),
         }
     }
 }

@@ -75,7 +75,7 @@ async fn upload(
         check_attachment(declared, &body, &settings.allowed_types, settings.max_bytes)?;
     let store = state.tenant(&tenant).await?;
     let filename = params.filename.as_deref().and_then(safe_filename);
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.auth.now_ms();
     let info = store
         .put_attachment(body, &content_type, filename, now)
         .await?;

@@ -42,16 +42,21 @@ pub fn is_attachment_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn body_path(id: &str) -> Path {
+pub(super) fn body_path(id: &str) -> Path {
     Path::from(format!("attachments/{id}"))
 }
 
-fn thumbnail_path(id: &str) -> Path {
+pub(super) fn thumbnail_path(id: &str) -> Path {
     Path::from(format!("attachments/{id}.thumb.jpg"))
 }
 
-fn info_path(id: &str) -> Path {
+pub(super) fn info_path(id: &str) -> Path {
     Path::from(format!("attachments/{id}.json"))
+}
+
+/// When the same bytes were last uploaded again (epoch ms, text): the info keeps the first.
+pub(super) fn seen_path(id: &str) -> Path {
+    Path::from(format!("attachments/{id}.seen"))
 }
 
 /// Writes unless the object is there already (then the first copy stays).
@@ -130,7 +135,12 @@ impl TenantStore {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        // Not while unreferenced attachments are being deleted: this one may be among them.
+        let _gate = self.attachment_gate.read().await;
         if let Some(known) = self.attachment(&id).await? {
+            // Uploaded again: its grace starts anew (a row naming it is on its way).
+            let seen = PutPayload::from(now_ms.to_string().into_bytes());
+            self.objects.put(&seen_path(&id), seen).await?;
             return Ok(known);
         }
         let info = AttachmentInfo {
@@ -176,6 +186,21 @@ impl TenantStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// When the attachment's bytes were last uploaded again, if ever.
+    pub(super) async fn last_upload_ms(&self, id: &str) -> Result<Option<i64>, StorageError> {
+        match self.objects.get(&seen_path(id)).await {
+            Ok(found) => Ok(String::from_utf8_lossy(&found.bytes().await?).parse().ok()),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether rows of `table` may name attachments.
+    pub(super) fn names_attachments(&self, table: &str) -> bool {
+        let settings = self.settings();
+        (settings.tables.get(table)).is_some_and(|t| !t.attachment_columns().is_empty())
     }
 
     /// The thumbnail made earlier for attachment `id`, if any.

@@ -1,4 +1,5 @@
-//! Background upkeep of a tenant's tables: age/size-triggered flushes, retention, compaction
+//! Background upkeep of a tenant's tables: age/size-triggered flushes, retention (of rows, and
+//! of attachments no row refers to any more — `attachment_gc`), compaction
 //! of a day's small files (a streaming merge of the already-sorted files, so its memory is a
 //! batch per file, not the day), and deferred deletion of files dropped from the catalog. Every step
 //! changes the catalog first and deletes objects last (after a grace period), so a query that
@@ -25,6 +26,8 @@ pub struct MaintenanceReport {
     pub deleted_files: usize,
     /// Raw files aggregated into rollups, and rollup files combined or expired.
     pub rollup_files: usize,
+    /// Attachments no row refers to any more, deleted.
+    pub deleted_attachments: usize,
 }
 
 impl TenantStore {
@@ -58,6 +61,7 @@ impl TenantStore {
                 rollups.covered_files + rollups.combined_files + rollups.expired_files;
         }
         report.deleted_files = self.delete_pending(now_ms).await?;
+        report.deleted_attachments = self.collect_attachments(now_ms).await?;
         Ok(report)
     }
 

@@ -5,6 +5,7 @@
 //! retention) are pushed in by the live configuration on every reload
 //! ([`TenantStore::apply_settings`]).
 
+mod attachment_gc;
 mod attachments;
 mod buffers;
 mod catalog;

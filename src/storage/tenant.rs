@@ -40,6 +40,11 @@ pub struct TenantStore {
     budget: Arc<BufferBudget>,
     /// The merge's working memory, counted against the buffers' share.
     pub(super) working_memory: Arc<dyn MemoryPool>,
+    /// Held shared by uploads and by writes naming attachments, exclusively while
+    /// unreferenced attachments are deleted (see `attachment_gc`).
+    pub(super) attachment_gate: tokio::sync::RwLock<()>,
+    /// When unreferenced attachments were last looked for (epoch ms).
+    pub(super) last_attachment_collection: parking_lot::Mutex<Option<i64>>,
 }
 
 /// What one flush did.
@@ -141,6 +146,8 @@ impl TenantStore {
             writer,
             tables: RwLock::new(tables),
             working_memory: Arc::new(WorkingMemory::new(budget.clone())),
+            attachment_gate: tokio::sync::RwLock::new(()),
+            last_attachment_collection: parking_lot::Mutex::new(None),
             budget,
         })
     }
@@ -263,6 +270,11 @@ impl TenantStore {
         if rows == 0 {
             return Ok(0);
         }
+        let _gate = if self.names_attachments(table) {
+            Some(self.attachment_gate.read().await)
+        } else {
+            None
+        };
         self.check_attachments(table, &batch).await?;
         let handle = self.table_or_create(table)?;
         handle.accept_schema(&batch)?;

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod events;
+mod retention;
 
 use common::session::{Db, Env};
 use serde_json::Value;
