@@ -202,6 +202,34 @@ enum Dataset {
         #[arg(long, env = "OPSBOARD_SEED", default_value_t = 11)]
         seed: u64,
     },
+    /// Seed 001's cameras and their events with snapshots (tables cameras, events) ending
+    /// now, into a tenant.
+    Pfcam {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_TENANT", default_value = "pfcam")]
+        tenant: String,
+        #[arg(long, default_value_t = opsboard::demo::pfcam::CAMERAS)]
+        cameras: usize,
+        #[arg(long, env = "OPSBOARD_DURATION", default_value = "7d")]
+        duration: HumanDuration,
+        #[arg(long, env = "OPSBOARD_SEED", default_value_t = 5)]
+        seed: u64,
+    },
+    /// Seed 002's per-customer usage, services, sign-ins and price table (tables usage,
+    /// services, logins, prices) ending now, into a tenant.
+    Omendb {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "OPSBOARD_TENANT", default_value = "omendb")]
+        tenant: String,
+        #[arg(long, default_value_t = opsboard::demo::omendb::CUSTOMERS)]
+        customers: usize,
+        #[arg(long, env = "OPSBOARD_DURATION", default_value = "7d")]
+        duration: HumanDuration,
+        #[arg(long, env = "OPSBOARD_SEED", default_value_t = 13)]
+        seed: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -301,6 +329,38 @@ fn main() -> Result<()> {
                     &tenant, now, duration.0, vms, customers, seed,
                 )
                 .await?;
+                written(rows, &tenant)
+            }
+            Command::Generate {
+                dataset:
+                    Dataset::Pfcam {
+                        common,
+                        tenant,
+                        cameras,
+                        duration,
+                        seed,
+                    },
+            } => {
+                let (tenant, now) = generation_target(&common, &tenant).await?;
+                let rows =
+                    opsboard::demo::seeds::fill_pfcam(&tenant, now, duration.0, cameras, seed)
+                        .await?;
+                written(rows, &tenant)
+            }
+            Command::Generate {
+                dataset:
+                    Dataset::Omendb {
+                        common,
+                        tenant,
+                        customers,
+                        duration,
+                        seed,
+                    },
+            } => {
+                let (tenant, now) = generation_target(&common, &tenant).await?;
+                let rows =
+                    opsboard::demo::seeds::fill_omendb(&tenant, now, duration.0, customers, seed)
+                        .await?;
                 written(rows, &tenant)
             }
         }

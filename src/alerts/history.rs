@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 
 use super::AlertError;
 use super::state::{Labels, labels_key};
-use crate::config::{AlertRule, IngestConfig};
+use crate::config::{AlertRule, DeclaredType, IngestConfig, TableConfig};
 use crate::ingest::{BatchBuilder, Limits, Precision, Value as Cell, Write};
 use crate::panels::{ALERTS_TABLE, PanelEngine};
 use crate::storage::Store;
@@ -40,6 +40,14 @@ pub struct HistoryRow {
     pub value: Option<f64>,
 }
 
+/// `value` is a number even in a table whose first rows have none (a rule without data).
+fn value_column() -> TableConfig {
+    TableConfig {
+        fields: [("value".to_string(), DeclaredType::Float)].into(),
+        ..TableConfig::default()
+    }
+}
+
 impl History {
     pub fn new(tenants: Arc<Store>, panels: Arc<PanelEngine>) -> Self {
         Self {
@@ -69,16 +77,18 @@ impl History {
                 b.set("state", Cell::Str(row.state.into()));
                 b.set("labels", Cell::Str(labels_key(&row.labels).into()));
                 b.set("message", Cell::Str(row.message.as_str().into()));
-                if let Some(v) = row.value.filter(|v| v.is_finite()) {
-                    b.set("value", Cell::Float(v));
+                match row.value.filter(|v| v.is_finite()) {
+                    Some(v) => b.set("value", Cell::Float(v)),
+                    None => b.set("value", Cell::Null),
                 }
                 b.end_row();
             }
         };
         let result = async {
             let store = self.tenants.tenant(tenant).await?;
+            let limits = Limits::from(&IngestConfig::default());
             let mut write =
-                Write::system(store, ALERTS_TABLE, Limits::from(&IngestConfig::default()))?;
+                Write::system(store, ALERTS_TABLE, limits)?.with_columns(&value_column());
             write
                 .rows(Precision::Milliseconds, fill)
                 .map_err(|e| AlertError::History(e.to_string()))?;

@@ -7,12 +7,15 @@
 //! 0 healthy, 1 degraded, 2 down, with an error text; `legacy-ftp` goes silent two hours before
 //! "now" so the health panel shows a stale service) and `error_logs`.
 //!
-//! The seed tenants — `pimeet` (seed 000) and `kraliki` (seed 004) — are filled and kept
-//! alive by [`seeds`], their simulated units answer actions through [`agents`].
+//! The seed tenants — `pimeet` (seed 000), `pfcam` (001), `omendb` (002) and `kraliki` (004)
+//! — are filled and kept alive by [`seeds`]; pimeet's and kraliki's simulated units answer
+//! actions through [`agents`].
 
 pub mod agents;
 mod fleet;
 pub mod kraliki;
+pub mod omendb;
+pub mod pfcam;
 pub mod pimeet;
 pub mod seeds;
 
@@ -263,15 +266,19 @@ async fn fill(
     history: Duration,
     mut rows: impl FnMut(&[i64]) -> Vec<(&'static str, RecordBatch)>,
 ) -> Result<u64, StorageError> {
-    let step = HISTORY_STEP.as_nanos() as i64;
-    let start = now_ns - history.as_nanos().min(i64::MAX as u128) as i64;
-    let times: Vec<i64> = (start..now_ns).step_by(step as usize).collect();
     let mut written = 0;
-    for chunk in times.chunks(720) {
+    for chunk in history_times(now_ns, history).chunks(720) {
         written += write(tenant, rows(chunk)).await?;
     }
     tenant.persist_all().await?;
     Ok(written)
+}
+
+/// A step a minute over `history` ending at `now_ns`.
+fn history_times(now_ns: i64, history: Duration) -> Vec<i64> {
+    let step = HISTORY_STEP.as_nanos() as i64;
+    let start = now_ns - history.as_nanos().min(i64::MAX as u128) as i64;
+    (start..now_ns).step_by(step as usize).collect()
 }
 
 /// Whether `table` holds no row yet (history is written once).

@@ -152,6 +152,13 @@ impl Write {
         self.rows(precision, |builder| decode_into(format, body, builder))
     }
 
+    /// The table also has `config`'s columns (those it lacks), even where rows leave them
+    /// empty: readers of a system table can name every one of its columns.
+    pub fn with_columns(mut self, config: &crate::config::TableConfig) -> Self {
+        self.schema = self.schema.including(config);
+        self
+    }
+
     /// An Arrow batch from a file (Parquet), cast to the table's column types.
     pub fn arrow(&mut self, batch: &RecordBatch) -> Result<usize, IngestError> {
         let batch = normalize(batch, &self.schema)?;

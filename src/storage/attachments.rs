@@ -42,6 +42,14 @@ pub fn is_attachment_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The id the bytes are kept under: their SHA-256, hex.
+pub fn attachment_id(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub(super) fn body_path(id: &str) -> Path {
     Path::from(format!("attachments/{id}"))
 }
@@ -131,10 +139,7 @@ impl TenantStore {
         filename: Option<String>,
         now_ms: i64,
     ) -> Result<AttachmentInfo, StorageError> {
-        let id: String = Sha256::digest(&body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = attachment_id(&body);
         // Not while unreferenced attachments are being deleted: this one may be among them.
         let _gate = self.attachment_gate.read().await;
         if let Some(known) = self.attachment(&id).await? {

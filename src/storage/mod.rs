@@ -24,7 +24,7 @@ mod tenant;
 mod wal;
 mod writer;
 
-pub use attachments::{AttachmentInfo, is_attachment_id};
+pub use attachments::{AttachmentInfo, attachment_id, is_attachment_id};
 pub use buffers::BufferBudget;
 pub use catalog::{Manifest, ParquetFile};
 pub use error::StorageError;

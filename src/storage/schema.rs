@@ -49,6 +49,16 @@ impl TableSchema {
         schema
     }
 
+    /// This schema with `config`'s columns it lacks added: a system table's columns exist from
+    /// its first row, even those the first rows leave empty.
+    pub fn including(&self, config: &TableConfig) -> Self {
+        let mut schema = self.clone();
+        for column in Self::declared(config).columns {
+            schema.push(&column.name, column.kind);
+        }
+        schema
+    }
+
     /// A schema with exactly these columns (`time` first), for derived files such as rollups.
     pub(super) fn from_columns(columns: Vec<Column>) -> Self {
         Self { columns }

@@ -1,7 +1,8 @@
-//! The seed tenants running: the real binary with `--demo` over the shipped `tenants/pimeet`
-//! and `tenants/kraliki`; a VM restarted from its page's action goes offline (the demo agents
-//! obey), a device's screenshot lands in its log, refused callers change nothing, and the
-//! seed's alert rules fire on the drifting units.
+//! The seed tenants running: the real binary with `--demo` over the shipped `tenants/pimeet`,
+//! `tenants/kraliki`, `tenants/pfcam` and `tenants/omendb`; a VM restarted from its page's
+//! action goes offline (the demo agents obey), a device's screenshot lands in its log, refused
+//! callers change nothing, the seed's alert rules fire on the drifting units, pfcam's gallery
+//! shows each event's own snapshot, and omendb's invoice prices usage by its price table.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 use crate::common::{self, TestDirs, copy_dir};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const SEEDS: [&str; 4] = ["pimeet", "kraliki", "pfcam", "omendb"];
 
 struct Running {
     url: String,
@@ -29,7 +31,7 @@ impl Drop for Running {
 /// Keys made before the server starts: (tenant, scopes) → key.
 async fn start(keys: &[(&str, &str)]) -> (Running, Vec<String>) {
     let dirs = TestDirs::new(&[]);
-    for tenant in ["pimeet", "kraliki"] {
+    for tenant in SEEDS {
         copy_dir(
             &Path::new(REPO).join("tenants").join(tenant),
             &dirs.tenants().join(tenant),
@@ -39,9 +41,7 @@ async fn start(keys: &[(&str, &str)]) -> (Running, Vec<String>) {
     let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system())
         .await
         .unwrap();
-    auth.sync_tenants(&["pimeet".to_string(), "kraliki".to_string()])
-        .await
-        .unwrap();
+    auth.sync_tenants(&SEEDS.map(String::from)).await.unwrap();
     let actor = opsboard::auth::Actor::new("tests", None);
     let mut made = vec![];
     for (tenant, scopes) in keys {
@@ -173,6 +173,8 @@ async fn seed_tenants_obey_their_actions_and_alert_on_their_own() {
     for (tenant, rule) in [
         ("kraliki", "disk_space_critical"),
         ("pimeet", "device_offline"),
+        ("pfcam", "camera_offline"),
+        ("pfcam", "storage_full"),
     ] {
         let mut firing = vec![];
         for _ in 0..120 {
@@ -196,4 +198,95 @@ async fn seed_tenants_obey_their_actions_and_alert_on_their_own() {
             "{tenant}: {rule} not firing: {firing:?}"
         );
     }
+}
+
+/// A page or fragment as the admin key reads it.
+async fn text(running: &Running, path: &str) -> (u16, String, String) {
+    let r = running
+        .admin
+        .get(format!("{}{path}", running.url))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, kind, r.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn camera_events_show_their_snapshots_and_usage_is_priced() {
+    let (running, _) = start(&[]).await;
+    // A week of events, each with its own picture, in the gallery.
+    let events = wait_for(
+        &running,
+        "SELECT count(*) AS n, count(DISTINCT snapshot) AS pictures FROM events",
+        "pfcam",
+        |rows| rows[0]["n"].as_f64().unwrap_or(0.0) > 100.0,
+    )
+    .await;
+    assert_eq!(
+        events[0]["n"], events[0]["pictures"],
+        "no two events share a snapshot"
+    );
+    let (status, _, gallery) = text(
+        &running,
+        "/t/pfcam/p/event_gallery/fragment?from=now-7d&to=now",
+    )
+    .await;
+    assert_eq!(status, 200, "{gallery}");
+    assert!(gallery.contains("class=\"gallery\""), "{gallery}");
+    let thumb = gallery
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .find(|s| s.contains("thumbnail=1"))
+        .expect("a thumbnail in the gallery")
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/");
+    let (status, kind, _) = text(&running, &thumb).await;
+    assert_eq!((status, kind.as_str()), (200, "image/jpeg"), "{thumb}");
+
+    // The invoice: every customer on a priced plan owes something, the free plan nothing.
+    wait_for(
+        &running,
+        "SELECT count(*) AS n FROM prices",
+        "omendb",
+        |rows| rows[0]["n"].as_f64().unwrap_or(0.0) > 0.0,
+    )
+    .await;
+    let (status, _, _) = text(&running, "/t/omendb/d/billing").await;
+    assert_eq!(status, 200);
+    let invoice: Value = running
+        .admin
+        .get(format!(
+            "{}/api/v1/tenants/omendb/panels/invoice/data?from=now-1d&to=now",
+            running.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = invoice["rows"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 8, "{invoice}");
+    let columns: Vec<&str> = (invoice["columns"].as_array().into_iter().flatten())
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let at = |name: &str| columns.iter().position(|c| *c == name).unwrap();
+    for row in &rows {
+        let amount = row[at("amount_usd")].as_f64().unwrap_or(-1.0);
+        if row[at("plan")] == "free" {
+            assert_eq!(amount, 0.0, "{row}");
+        } else {
+            assert!(amount > 0.0, "{row}");
+        }
+    }
+    let (status, _, page) = text(&running, "/t/omendb/alerts").await;
+    assert_eq!(status, 200, "{page}");
 }

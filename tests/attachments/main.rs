@@ -160,7 +160,10 @@ async fn uploads_round_trip_deduplicate_and_refuse_what_they_are_not() {
     assert_eq!(objects, 2, "the bytes and what is known of them");
     let (status, again) = upload(&env, &ingest, "acme", "image/png", picture.clone(), "").await;
     assert_eq!((status, again["id"].as_str()), (201, Some(id.as_str())));
-    assert_eq!(stored_objects(&env, "acme"), objects, "deduplicated");
+    // One body still; uploading it again is noted (it restarts the unreferenced grace).
+    assert_eq!(stored_objects(&env, "acme"), objects + 1, "deduplicated");
+    upload(&env, &ingest, "acme", "image/png", picture.clone(), "").await;
+    assert_eq!(stored_objects(&env, "acme"), objects + 1, "deduplicated");
 
     // Refused uploads keep nothing.
     let html = b"<!doctype html><script>alert(1)</script>".to_vec();

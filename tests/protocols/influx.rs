@@ -332,7 +332,8 @@ async fn line_protocol_is_stored_as_influxdb_stores_it() {
     let key = tenant_key(&dirs, "acme", vec![Scope::Ingest, Scope::Read]).await;
     let influx = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    for _ in 0..100 {
+    // influxd takes a while to start when the machine is busy (the whole suite at once).
+    for _ in 0..300 {
         let created = client
             .post(format!("{influx}/query"))
             .form(&[("q", "CREATE DATABASE d")])
