@@ -2,7 +2,8 @@
 //! playwright-core (`tests/e2e/dashboard.mjs`). Screenshots of each step land in
 //! `target/e2e-screenshots/`. Needs `chromium` and `npm ci` in `tests/e2e`; `.ci/run` installs
 //! both and sets `OPSBOARD_E2E=required`, without which a machine lacking them skips loudly.
-//! A second walk (`tests/e2e/seeds.mjs`) goes through the seed tenants pimeet and kraliki.
+//! A second walk (`tests/e2e/seeds.mjs`) goes through the seed tenants pimeet, kraliki,
+//! pfcam (its events gallery) and omendb (its SLA dashboard).
 
 mod common;
 
@@ -42,7 +43,7 @@ async fn demo_dashboard_in_chromium() {
         return;
     }
     let dirs = TestDirs::new(&[]);
-    for tenant in ["demo", "pimeet", "kraliki"] {
+    for tenant in ["demo", "pimeet", "kraliki", "pfcam", "omendb"] {
         copy_dir(
             &Path::new(REPO).join("tenants").join(tenant),
             &dirs.tenants().join(tenant),
@@ -61,10 +62,10 @@ async fn demo_dashboard_in_chromium() {
         let auth = opsboard::auth::Auth::open(&config, opsboard::clock::system())
             .await
             .expect("auth");
-        let seeds = ["pimeet".to_string(), "kraliki".to_string()];
-        auth.sync_tenants(&["demo".to_string(), seeds[0].clone(), seeds[1].clone()])
-            .await
-            .expect("tenants");
+        let seeds = ["pimeet", "kraliki", "pfcam", "omendb"].map(String::from);
+        let mut tenants = vec!["demo".to_string()];
+        tenants.extend(seeds.iter().cloned());
+        auth.sync_tenants(&tenants).await.expect("tenants");
         // The seed walk: an editor runs actions, a viewer must not see them.
         for (email, role) in [
             (SEED_EDITOR, opsboard::auth::Role::Editor),

@@ -1,7 +1,8 @@
 // The seed tenants in Debian's Chromium (playwright-core), as an editor: fleet → click a row →
 // the entity's page → run an action through its confirmation → the run's page says it
 // succeeded → back on the entity's page the state has changed and the run is listed. A viewer
-// sees no action buttons.
+// sees no action buttons. PFCAM's events gallery: its thumbnails load (under the page's CSP),
+// a click opens the full snapshot; OmenDB's SLA dashboard renders every panel.
 // Usage: node seeds.mjs BASE_URL SCREENSHOT_DIR (env: OPSBOARD_E2E_EDITOR, OPSBOARD_E2E_VIEWER,
 // OPSBOARD_E2E_PASSWORD). Exits non-zero on the first failed check.
 import { check, launch } from "./walk.mjs";
@@ -68,10 +69,41 @@ async function walk(page, seed) {
   await page.screenshot({ path: join(shots, `seed-${seed.tenant}-after.png`), fullPage: true });
 }
 
+// PFCAM's gallery: thumbnails that really loaded (decoded pictures, not broken images), and a
+// click that opens the full snapshot.
+async function gallery(page) {
+  const refused = [];
+  page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) refused.push(m.text()); });
+  await page.goto(`${base}/t/pfcam/d/events`);
+  await until(page, async () => (await page.locator("ul.gallery img").count()) > 0, "pfcam: the gallery shows events");
+  check(await page.locator(".panel-error").count() === 0, "pfcam: the gallery page renders every panel");
+  const pictures = page.locator("ul.gallery img");
+  await pictures.first().scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll("ul.gallery img")].slice(0, 4);
+    return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  }, null, { timeout: 15000 }).catch(() => {});
+  const loaded = await pictures.evaluateAll((imgs) => imgs.slice(0, 4).map((i) => [i.naturalWidth, i.naturalHeight]));
+  check(loaded.length > 0 && loaded.every(([w, h]) => w > 0 && w <= 320 && h <= 320), `pfcam: thumbnails load, at most 320 px (${JSON.stringify(loaded)})`);
+  check(refused.length === 0, `pfcam: nothing refused by the CSP (${refused.join("; ")})`);
+  await page.screenshot({ path: join(shots, "seed-pfcam-gallery.png"), fullPage: true });
+  const href = await page.locator("ul.gallery a").first().getAttribute("href");
+  const [response] = await Promise.all([page.waitForResponse((r) => r.url().includes("/attachments/") && !r.url().includes("thumbnail")), page.locator("ul.gallery a").first().click()]);
+  check(response.status() === 200 && response.headers()["content-type"] === "image/jpeg", `pfcam: a click opens the full snapshot (${href})`);
+  await page.goBack();
+}
+
 try {
   const editor = await signedIn(process.env.OPSBOARD_E2E_EDITOR);
   await walk(editor, { tenant: "kraliki", entity: "vm", unit: "vm-01", action: "restart", label: "Restart", adminOnly: "Rebuild", changed: "offline" });
   await walk(editor, { tenant: "pimeet", entity: "device", unit: "room-02", action: "restart", label: "Restart", adminOnly: "Reboot", changed: "restart requested from the dashboard" });
+
+  await gallery(editor);
+  await editor.goto(`${base}/t/omendb/d/sla`);
+  await until(editor, async () => (await editor.locator("section.panel table tbody tr").count()) >= 4, "omendb: the SLA of each of the 4 services");
+  check(await editor.locator(".panel-error").count() === 0, "omendb: the SLA dashboard renders every panel");
+  check(await editor.locator("section.panel svg, section.panel img").count() >= 2, "omendb: its charts are drawn");
+  await editor.screenshot({ path: join(shots, "seed-omendb-sla.png"), fullPage: true });
 
   const viewer = await signedIn(process.env.OPSBOARD_E2E_VIEWER);
   for (const [tenant, entity, unit] of [["kraliki", "vm", "vm-02"], ["pimeet", "device", "room-03"]]) {
