@@ -5,9 +5,27 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first; a module may use those before it.
-const LAYERS: [&str; 19] = [
-    "schema", "clock", "db", "generate", "config", "storage", "ingest", "query", "render",
-    "panels", "check", "live", "alerts", "auth", "actions", "demo", "http", "server", "cli_auth",
+const LAYERS: [&str; 20] = [
+    "schema",
+    "clock",
+    "db",
+    "generate",
+    "config",
+    "storage",
+    "ingest",
+    "query",
+    "render",
+    "panels",
+    "check",
+    "live",
+    "alerts",
+    "auth",
+    "actions",
+    "demo",
+    "http",
+    "server",
+    "cli_auth",
+    "cli_generate",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

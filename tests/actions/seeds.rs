@@ -252,28 +252,37 @@ async fn camera_events_show_their_snapshots_and_usage_is_priced() {
     assert_eq!((status, kind.as_str()), (200, "image/jpeg"), "{thumb}");
 
     // The invoice: every customer on a priced plan owes something, the free plan nothing.
-    wait_for(
-        &running,
-        "SELECT count(*) AS n FROM prices",
-        "omendb",
-        |rows| rows[0]["n"].as_f64().unwrap_or(0.0) > 0.0,
-    )
-    .await;
     let (status, _, _) = text(&running, "/t/omendb/d/billing").await;
     assert_eq!(status, 200);
-    let invoice: Value = running
-        .admin
-        .get(format!(
+    // The history is written at start (a week, oldest first, ending at the start): the invoice
+    // is asked for once the live rows come (answers are cached for the panel's refresh).
+    let live = "SELECT count(*) AS n FROM usage WHERE time >= now() - INTERVAL '1 minute'";
+    wait_for(&running, live, "omendb", |rows| {
+        rows[0]["n"].as_f64().unwrap_or(0.0) > 0.0
+    })
+    .await;
+    let mut invoice = Value::Null;
+    let mut rows = vec![];
+    for _ in 0..120 {
+        let url = format!(
             "{}/api/v1/tenants/omendb/panels/invoice/data?from=now-1d&to=now",
             running.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rows = invoice["rows"].as_array().cloned().unwrap_or_default();
+        );
+        invoice = running
+            .admin
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        rows = invoice["rows"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(rows.len(), 8, "{invoice}");
     let columns: Vec<&str> = (invoice["columns"].as_array().into_iter().flatten())
         .filter_map(|c| c["name"].as_str())
