@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Attachment figures for issue 17's note: upload throughput of 200 KB JPEG-sized bodies
 (MB/s and uploads/s, 8 clients at once, each body distinct so none is deduplicated), the time
-to make a thumbnail of a 1920x1080 picture and to serve it once kept, and the server-side
-render of a gallery page of 200 events with attachments. Not part of CI:
+to make a thumbnail of a 1920x1080 picture and to serve it once kept, the server-side render
+of a gallery page of 200 events with attachments, how soon an event rule has judged 1,000 new
+matching rows written among 10,000, and one collection of unreferenced attachments (the
+server's own timing, from its log). Not part of CI:
 
     cargo build --release --locked
     python3 benches/attachments.py --binary target/release/opsboard
@@ -40,15 +42,26 @@ class Server:
             f.write("dashboard:\n  name: Events\n  panels:\n    - id: gallery\n")
         with open(f"{root}/tenants/bench/tenant.yaml", "w") as f:
             f.write("tables:\n  events:\n    tags: [camera]\n    fields: {kind: string, snapshot: attachment}\n")
+        os.makedirs(f"{root}/tenants/bench/alerts")
+        with open(f"{root}/tenants/bench/alerts/events.yaml", "w") as f:
+            f.write("rules:\n  - name: person\n    event: {table: events, where: \"kind = 'person'\"}\n"
+                    "    every: 1s\n    severity: low\n    message: \"person at {{ camera }}\"\n"
+                    "channels:\n  - {name: inbox, type: in_app}\nroutes:\n  - {channels: [inbox]}\n")
+        with open(f"{root}/opsboard.yaml", "w") as f:
+            f.write("alerts: {tick: 100ms}\nstorage: {maintenance_interval: 1s}\n"
+                    "attachments: {unreferenced_grace: 20s, collect_interval: 1s}\n")
         with open(f"{root}/tenants/bench/panels/gallery.yaml", "w") as f:
             f.write("panel:\n  type: table\n  title: Events\n  data_source:\n    table: events\n"
                     "    columns:\n      - {name: snapshot}\n      - {name: camera}\n      - {name: kind}\n"
                     "  display: {gallery: true, pagination: 200}\n")
-        self.args = ["--data-dir", f"{root}/data", "--tenants-dir", f"{root}/tenants"]
+        self.args = ["--config", f"{root}/opsboard.yaml", "--data-dir", f"{root}/data",
+                     "--tenants-dir", f"{root}/tenants"]
+        self.log = open(f"{root}/server.log", "w+")
         self.key = subprocess.check_output([binary, "apikey", "create", "--tenant", "bench", "--scope", "ingest,read",
                                             "--expires", "1d", *self.args], text=True).strip()
         self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", *self.args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env={**os.environ, "OPSBOARD_LOG": "opsboard=info"})
         self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
 
     def call(self, method, path, body=None, content_type=None):
@@ -122,8 +135,45 @@ def main():
             shown = html.count(b"?thumbnail=1")
             print(f"gallery of {shown} events rendered server-side: {times[0]:.1f} ms first (query + HTML), "
                   f"{statistics.median(times[1:]):.1f} ms after (answer cached, HTML drawn; median of 6)")
+            event_rule(server)
+            collection(server, a.uploads - 200)
         finally:
             server.stop()
+
+
+def event_rule(server):
+    """1,000 person rows among 10,000 written at once (now): how soon all are judged."""
+    now = int(time.time() * 1000)
+    rows = "".join(json.dumps({"time": now - 10_000 + i, "camera": f"cam-{i % 8}",
+                               "kind": "person" if i % 10 == 0 else "motion"}) + "\n" for i in range(10_000))
+    start = time.perf_counter()
+    server.call("POST", "/api/v1/tenants/bench/write/events", rows.encode(), "application/x-ndjson")
+    sql = json.dumps({"sql": "SELECT count(*) AS n FROM alerts WHERE rule = 'person' AND state = 'event'"})
+    n = 0
+    while time.perf_counter() - start < 60:
+        answer = server.call("POST", "/api/v1/tenants/bench/query", sql.encode(), "application/json")
+        try:
+            n = json.loads(answer)[0]["n"]
+        except (ValueError, KeyError, IndexError):
+            n = 0
+        if n >= 1000:
+            break
+        time.sleep(0.05)
+    print(f"event rule: {n} of 1,000 new matching rows (among 10,000) judged and sent in-app "
+          f"{time.perf_counter() - start:.2f} s after the write (evaluated every 1 s)")
+
+
+def collection(server, unreferenced):
+    """The uploads no row names go once their grace is over: the server's timing of it."""
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        server.log.seek(0)
+        lines = [l for l in server.log.read().splitlines() if "unreferenced attachments deleted" in l]
+        if lines:
+            print(f"collection ({unreferenced} unreferenced uploads expected): {lines[-1].split('INFO', 1)[-1].strip()}")
+            return
+        time.sleep(1)
+    print("collection: nothing deleted within 90 s")
 
 
 if __name__ == "__main__":

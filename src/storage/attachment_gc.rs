@@ -47,6 +47,7 @@ impl TenantStore {
         if columns.is_empty() {
             return Ok(0);
         }
+        let started = std::time::Instant::now();
         let mut refs = References::default();
         self.scan_references(&columns, now_ms, &mut refs, false)
             .await?;
@@ -78,7 +79,9 @@ impl TenantStore {
             deleted += 1;
         }
         if deleted > 0 {
-            tracing::info!(tenant = %self.name, deleted, "unreferenced attachments deleted");
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let (files, named) = (refs.files.len(), refs.ids.len());
+            tracing::info!(tenant = %self.name, deleted, named, files, elapsed_ms, "unreferenced attachments deleted");
         }
         Ok(deleted)
     }
