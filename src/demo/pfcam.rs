@@ -1,6 +1,7 @@
 //! Seed 001 (PFCAM) as rows: industrial event cameras reporting their health (online,
 //! recording, storage, temperature) each step, and events — motion, person, vehicle in a zone,
-//! with a score — each carrying a snapshot drawn here: a scene in the camera's colours, darker
+//! with a score — each carrying a snapshot drawn here (and for some people and vehicles a clip,
+//! an animated GIF of the subject crossing): a scene in the camera's colours, darker
 //! at night, with the figure the event is about at a random place, so no two are alike.
 //! `cam-03` stops reporting three hours before "now" (camera offline), `cam-05`'s storage sits
 //! above 90 %, and `cam-02` watches the back door, where people turn up at night.
@@ -27,14 +28,16 @@ const OFFLINE_FOR_NS: i64 = 3 * 3_600 * 1_000_000_000;
 const HOUR_NS: i64 = 3_600 * 1_000_000_000;
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 240;
+/// Chance that a person or vehicle event comes with a clip.
+const CLIP_CHANCE: f64 = 0.3;
 
 pub fn camera_ids(cameras: usize) -> Vec<String> {
     (1..=cameras).map(|i| format!("cam-{i:02}")).collect()
 }
 
-/// One step's rows, and the snapshots they name (to be uploaded before the rows).
+/// One step's rows, and the files they name with their types (to be uploaded first).
 pub struct Step {
-    pub pictures: Vec<Bytes>,
+    pub pictures: Vec<(Bytes, &'static str)>,
     pub batches: Vec<(&'static str, RecordBatch)>,
 }
 
@@ -54,6 +57,7 @@ struct EventRows {
     kind: Vec<&'static str>,
     score: Vec<f64>,
     snapshot: Vec<String>,
+    clip: Vec<Option<String>>,
 }
 
 impl Pfcam {
@@ -105,8 +109,8 @@ impl Pfcam {
                     self.event_chance
                 };
                 if self.rng.next_f64() < chance {
-                    let picture = self.event(time, i, &id, night, &mut events);
-                    pictures.push(picture);
+                    let files = self.event(time, i, &id, night, &mut events);
+                    pictures.extend(files);
                 }
             }
         }
@@ -133,6 +137,7 @@ impl Pfcam {
             ("kind", Arc::new(StringArray::from(events.kind))),
             ("score", Arc::new(Float64Array::from(events.score))),
             ("snapshot", Arc::new(StringArray::from(events.snapshot))),
+            ("clip", Arc::new(StringArray::from(events.clip))),
         ]);
         Step {
             pictures,
@@ -141,7 +146,14 @@ impl Pfcam {
     }
 
     /// Adds one event of camera `i` at `time`; returns its snapshot.
-    fn event(&mut self, time: i64, i: usize, id: &str, night: bool, rows: &mut EventRows) -> Bytes {
+    fn event(
+        &mut self,
+        time: i64,
+        i: usize,
+        id: &str,
+        night: bool,
+        rows: &mut EventRows,
+    ) -> Vec<(Bytes, &'static str)> {
         let zone = if id == BACK_DOOR_CAMERA {
             "back"
         } else {
@@ -158,69 +170,165 @@ impl Pfcam {
             "person"
         };
         let score = 0.55 + self.rng.next_f64() * 0.44;
-        let picture = self.snapshot(i, kind, night);
+        let scene = self.scene(i, night);
+        let picture = Self::snapshot(&scene, kind);
+        // Some people and vehicles come with a clip.
+        let clip = (kind != "motion" && self.rng.next_f64() < CLIP_CHANCE)
+            .then(|| Self::clip(&scene, kind));
+        rows.clip.push(clip.as_deref().map(attachment_id));
         rows.time.push(time);
         rows.camera.push(id.to_string());
         rows.zone.push(zone);
         rows.kind.push(kind);
         rows.score.push((score * 100.0).round() / 100.0);
         rows.snapshot.push(attachment_id(&picture));
-        picture
+        let mut files = vec![(picture, "image/jpeg")];
+        files.extend(clip.map(|c| (c, "image/gif")));
+        files
     }
 
-    /// A 320×240 JPEG: sky and ground in the camera's colours (dim at night), the subject.
-    fn snapshot(&mut self, camera: usize, kind: &str, night: bool) -> Bytes {
-        let light = if night { 0.35 } else { 1.0 };
-        let shade = |c: [u8; 3]| Rgb(c.map(|v| (v as f64 * light) as u8));
-        let hue = (camera * 37 % 100) as u8;
-        let sky = shade([120 + hue, 170, 220 - hue]);
-        let ground = shade([90, 100 + hue / 2, 80]);
-        let horizon = 100 + (self.rng.next_u64() % 40) as u32;
-        let mut img =
-            RgbImage::from_fn(WIDTH, HEIGHT, |_, y| if y < horizon { sky } else { ground });
-        let x = 20 + (self.rng.next_u64() % 240) as u32;
-        let base = horizon + 20 + (self.rng.next_u64() % 60) as u32;
-        let mut fill = |x0: u32, y0: u32, w: u32, h: u32, color: Rgb<u8>| {
-            for y in y0..(y0 + h).min(HEIGHT) {
-                for x in x0..(x0 + w).min(WIDTH) {
-                    img.put_pixel(x, y, color);
-                }
-            }
-        };
-        match kind {
-            "person" => {
-                fill(x, base.saturating_sub(60), 16, 60, shade([200, 60, 40]));
-                fill(
-                    x + 3,
-                    base.saturating_sub(72),
-                    10,
-                    10,
-                    shade([230, 190, 160]),
-                );
-            }
-            "vehicle" => {
-                fill(x, base.saturating_sub(30), 70, 26, shade([40, 70, 160]));
-                fill(x + 8, base.saturating_sub(6), 12, 6, shade([20, 20, 20]));
-                fill(x + 50, base.saturating_sub(6), 12, 6, shade([20, 20, 20]));
-            }
-            _ => {
-                for k in 0..5 {
-                    fill(
-                        x + k * 9,
-                        base.saturating_sub(40) + k * 4,
-                        30,
-                        2,
-                        shade([240, 240, 240]),
-                    );
-                }
-            }
+    /// Where an event happens: the camera's colours (dim at night), horizon, subject's place.
+    fn scene(&mut self, camera: usize, night: bool) -> Scene {
+        Scene {
+            light: if night { 0.35 } else { 1.0 },
+            hue: (camera * 37 % 100) as u8,
+            horizon: 100 + (self.rng.next_u64() % 40) as u32,
+            x: 20 + (self.rng.next_u64() % 200) as u32,
+            base: 0,
         }
+        .with_base(20 + (self.rng.next_u64() % 60) as u32)
+    }
+
+    /// The event's snapshot: a 320×240 JPEG of the scene with its subject.
+    fn snapshot(scene: &Scene, kind: &str) -> Bytes {
+        let img = scene.draw(kind, scene.x, WIDTH, HEIGHT);
         let mut out = vec![];
         let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 70);
         encoder
             .write_image(img.as_raw(), WIDTH, HEIGHT, image::ExtendedColorType::Rgb8)
             .expect("an in-memory JPEG of a fixed size encodes");
         Bytes::from(out)
+    }
+
+    /// The event's clip: an animated GIF, 8 frames of the subject crossing the scene at half
+    /// size (GIF plays in every browser; the bytes are a real animation, not a stand-in).
+    fn clip(scene: &Scene, kind: &str) -> Bytes {
+        let (w, h) = (WIDTH / 2, HEIGHT / 2);
+        let half = Scene {
+            horizon: scene.horizon / 2,
+            base: scene.base / 2,
+            x: scene.x / 2,
+            ..*scene
+        };
+        let frames = (0..CLIP_FRAMES).map(|k| {
+            let rgb = half.draw(kind, half.x.saturating_sub(20) + k * 6, w, h);
+            let rgba = image::DynamicImage::ImageRgb8(rgb).into_rgba8();
+            let delay = image::Delay::from_numer_denom_ms(150, 1);
+            image::Frame::from_parts(rgba, 0, 0, delay)
+        });
+        let mut out = vec![];
+        {
+            let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
+            encoder
+                .set_repeat(image::codecs::gif::Repeat::Infinite)
+                .and_then(|()| encoder.encode_frames(frames))
+                .expect("an in-memory GIF of fixed frames encodes");
+        }
+        Bytes::from(out)
+    }
+}
+
+const CLIP_FRAMES: u32 = 8;
+
+/// A drawn scene: light (1 by day), the camera's hue, horizon, and where the subject stands.
+#[derive(Clone, Copy)]
+struct Scene {
+    light: f64,
+    hue: u8,
+    horizon: u32,
+    x: u32,
+    base: u32,
+}
+
+impl Scene {
+    fn with_base(self, below_horizon: u32) -> Self {
+        Self {
+            base: self.horizon + below_horizon,
+            ..self
+        }
+    }
+
+    fn shade(&self, c: [u8; 3]) -> Rgb<u8> {
+        Rgb(c.map(|v| (v as f64 * self.light) as u8))
+    }
+
+    /// The scene `width`×`height` with `kind`'s figure at `x` (sizes scale with the width).
+    fn draw(&self, kind: &str, x: u32, width: u32, height: u32) -> RgbImage {
+        let (sky, ground) = (
+            self.shade([120 + self.hue, 170, 220 - self.hue]),
+            self.shade([90, 100 + self.hue / 2, 80]),
+        );
+        let mut img = RgbImage::from_fn(
+            width,
+            height,
+            |_, y| {
+                if y < self.horizon { sky } else { ground }
+            },
+        );
+        let unit = |v: u32| v * width / WIDTH;
+        let base = self.base;
+        let mut fill = |x0: u32, y0: u32, w: u32, h: u32, color: Rgb<u8>| {
+            for y in y0..(y0 + h).min(height) {
+                for x in x0..(x0 + w).min(width) {
+                    img.put_pixel(x, y, color);
+                }
+            }
+        };
+        match kind {
+            "person" => {
+                let (w, h) = (unit(16), unit(60));
+                fill(x, base.saturating_sub(h), w, h, self.shade([200, 60, 40]));
+                let head = unit(10);
+                fill(
+                    x + unit(3),
+                    base.saturating_sub(h + unit(12)),
+                    head,
+                    head,
+                    self.shade([230, 190, 160]),
+                );
+            }
+            "vehicle" => {
+                fill(
+                    x,
+                    base.saturating_sub(unit(30)),
+                    unit(70),
+                    unit(26),
+                    self.shade([40, 70, 160]),
+                );
+                for wheel in [unit(8), unit(50)] {
+                    fill(
+                        x + wheel,
+                        base.saturating_sub(unit(6)),
+                        unit(12),
+                        unit(6),
+                        self.shade([20, 20, 20]),
+                    );
+                }
+            }
+            _ => {
+                for k in 0..5 {
+                    let y = base.saturating_sub(unit(40)) + unit(k * 4);
+                    fill(
+                        x + unit(k * 9),
+                        y,
+                        unit(30),
+                        unit(2).max(1),
+                        self.shade([240, 240, 240]),
+                    );
+                }
+            }
+        }
+        img
     }
 }
 
@@ -229,22 +337,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_carry_their_own_pictures_and_cam03_goes_quiet() {
+    fn events_carry_their_own_pictures_and_clips_and_cam03_goes_quiet() {
         let now = 1_700_000_000_000_000_000_i64;
         let times: Vec<i64> = (0..240).map(|i| now - (240 - i) * 60_000_000_000).collect();
         let mut g = Pfcam::new(CAMERAS, 3, 0.2);
         let step = g.step(&times, now);
         let (_, events) = &step.batches[1];
         assert!(events.num_rows() > 10);
-        assert_eq!(events.num_rows(), step.pictures.len());
-        let ids: std::collections::BTreeSet<String> =
-            step.pictures.iter().map(|p| attachment_id(p)).collect();
-        assert_eq!(ids.len(), step.pictures.len(), "no two snapshots alike");
+        let (snapshots, clips): (Vec<_>, Vec<_>) =
+            step.pictures.iter().partition(|(_, t)| *t == "image/jpeg");
+        assert_eq!(events.num_rows(), snapshots.len());
+        let ids: std::collections::BTreeSet<String> = step
+            .pictures
+            .iter()
+            .map(|(p, _)| attachment_id(p))
+            .collect();
+        assert_eq!(ids.len(), step.pictures.len(), "no two files alike");
         assert!(
-            step.pictures
+            snapshots
                 .iter()
-                .all(|p| p.starts_with(&[0xFF, 0xD8, 0xFF]))
+                .all(|(p, _)| p.starts_with(&[0xFF, 0xD8, 0xFF]))
         );
+        assert!(!clips.is_empty(), "some events have a clip");
+        for (clip, _) in clips {
+            let decoder = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(clip.to_vec()));
+            let frames = decoder
+                .and_then(|d| image::AnimationDecoder::into_frames(d).collect_frames())
+                .unwrap();
+            assert_eq!(frames.len(), CLIP_FRAMES as usize, "an animation");
+        }
         let (_, cameras) = &step.batches[0];
         // cam-03 is quiet for the 179 steps after now - 3h.
         assert_eq!(cameras.num_rows(), 61 * CAMERAS + 179 * (CAMERAS - 1));

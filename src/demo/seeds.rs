@@ -112,9 +112,9 @@ async fn write_pfcam(
     now_ns: i64,
 ) -> Result<u64, StorageError> {
     let now_ms = now_ns / 1_000_000;
-    for picture in step.pictures {
+    for (file, content_type) in step.pictures {
         tenant
-            .put_attachment(picture, "image/jpeg", None, now_ms)
+            .put_attachment(file, content_type, None, now_ms)
             .await?;
     }
     write(tenant, step.batches).await

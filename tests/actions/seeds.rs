@@ -250,6 +250,21 @@ async fn camera_events_show_their_snapshots_and_usage_is_priced() {
         .replace("&#x2f;", "/");
     let (status, kind, _) = text(&running, &thumb).await;
     assert_eq!((status, kind.as_str()), (200, "image/jpeg"), "{thumb}");
+    // Some people and vehicles come with a clip: an animated GIF.
+    let clips = sql(
+        &running,
+        "pfcam",
+        "SELECT clip FROM events WHERE clip IS NOT NULL LIMIT 1",
+    )
+    .await;
+    let clip = clips[0]["clip"].as_str().expect("a clip");
+    let (status, kind, body) = text(
+        &running,
+        &format!("/api/v1/tenants/pfcam/attachments/{clip}"),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (200, "image/gif"));
+    assert!(body.starts_with("GIF89a"), "a GIF");
 
     // The invoice: every customer on a priced plan owes something, the free plan nothing.
     let (status, _, _) = text(&running, "/t/omendb/d/billing").await;
