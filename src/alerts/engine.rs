@@ -14,10 +14,10 @@ use tokio::sync::broadcast;
 use super::AlertError;
 use super::cycle::{self, Answer, Notice, Policy, Seen};
 use super::event_rules::EventRules;
-use super::events::rule_message;
 use super::history::{AlertEvent, History, HistoryRow};
 use super::notify::Notifier;
 use super::routing::Outgoing;
+use super::rule_text::{rule_annotations, rule_message, sent_labels};
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
 use super::store::{AlertStore, Silence};
 use crate::clock::{SharedClock, Timestamp};
@@ -371,25 +371,13 @@ impl AlertEngine {
         change: Change,
         now: i64,
     ) -> Outgoing {
-        let mut labels = instance.labels.clone();
-        labels.extend(rule.config.labels.clone());
-        labels.insert("alertname".into(), rule.config.name.clone());
-        labels.insert("severity".into(), rule.config.severity.as_str().into());
+        let labels = sent_labels(rule, &instance.labels);
         let mut context = serde_json::Map::new();
         for (k, v) in &instance.labels {
             context.insert(k.clone(), json!(v));
         }
         context.insert("value".into(), json!(instance.value));
-        let annotations = rule
-            .config
-            .annotations
-            .iter()
-            .map(|(k, t)| {
-                let text = crate::render::render_template(t, &Value::Object(context.clone()))
-                    .unwrap_or_else(|(_, e)| e);
-                (k.clone(), text)
-            })
-            .collect();
+        let annotations = rule_annotations(rule, &Value::Object(context));
         Outgoing {
             rule: rule.config.name.clone(),
             severity: rule.config.severity.as_str().into(),

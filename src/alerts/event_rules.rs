@@ -10,9 +10,10 @@ use datafusion::common::ScalarValue;
 use serde_json::{Value, json};
 
 use super::AlertError;
-use super::events::{EventBook, EventRow, Verdict, rule_message};
+use super::events::{EventBook, EventRow, Verdict};
 use super::history::HistoryRow;
 use super::routing::{EventNotice, Outgoing};
+use super::rule_text::{rule_annotations, rule_message, sent_labels};
 use super::state::{Change, Labels};
 use super::store::{AlertStore, Silence};
 use crate::config::{AlertRule, EventWatch};
@@ -233,20 +234,8 @@ fn outgoing(
     notice: EventNotice,
     now: i64,
 ) -> Outgoing {
-    let mut labels = labels.clone();
-    labels.extend(rule.config.labels.clone());
-    labels.insert("alertname".into(), rule.config.name.clone());
-    labels.insert("severity".into(), rule.config.severity.as_str().into());
-    let annotations = rule
-        .config
-        .annotations
-        .iter()
-        .map(|(k, t)| {
-            let text = crate::render::render_template(t, &Value::Object(row.row.clone()))
-                .unwrap_or_else(|(_, e)| e);
-            (k.clone(), text)
-        })
-        .collect();
+    let labels = sent_labels(rule, labels);
+    let annotations = rule_annotations(rule, &Value::Object(row.row.clone()));
     Outgoing {
         rule: rule.config.name.clone(),
         severity: rule.config.severity.as_str().into(),

@@ -13,29 +13,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::state::{Labels, labels_key};
-use crate::config::{AlertRule, EventWatch};
+use crate::config::EventWatch;
 
 const DAY_MS: i64 = 86_400_000;
-
-/// A rule's `message` rendered over `context` (plus `rule`); `fallback` without one. A
-/// template that fails says where it is written instead.
-pub fn rule_message(
-    rule: &AlertRule,
-    mut context: serde_json::Map<String, Value>,
-    fallback: impl FnOnce() -> String,
-) -> String {
-    let Some(template) = &rule.config.message else {
-        return fallback();
-    };
-    context.insert("rule".into(), Value::String(rule.config.name.clone()));
-    match crate::render::render_template(template, &Value::Object(context)) {
-        Ok(text) => text,
-        Err((line, e)) => {
-            let at = line.map_or(rule.message_line, |l| rule.message_line + l - 1);
-            format!("message template error at {}: line {at}: {e}", rule.origin)
-        }
-    }
-}
 
 /// One row of an event rule's answer.
 #[derive(Debug, Clone)]

@@ -70,6 +70,17 @@ fn list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// A row with `tenant, severities, rules, email, in_app` of `alert_subscriptions`.
+fn subscription_of(r: &sqlx::any::AnyRow) -> Result<Subscription, sqlx::Error> {
+    Ok(Subscription {
+        tenant: r.try_get("tenant")?,
+        severities: list(&r.try_get::<String, _>("severities")?),
+        rules: list(&r.try_get::<String, _>("rules")?),
+        email: r.try_get::<i64, _>("email")? != 0,
+        in_app: r.try_get::<i64, _>("in_app")? != 0,
+    })
+}
+
 impl AlertStore {
     /// Adds a notice to the tenant's feed (`user: None`) or to one subscriber's.
     pub async fn notify_in_app(
@@ -146,15 +157,7 @@ impl AlertStore {
         .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Subscription {
-                    tenant: r.try_get("tenant")?,
-                    severities: list(&r.try_get::<String, _>("severities")?),
-                    rules: list(&r.try_get::<String, _>("rules")?),
-                    email: r.try_get::<i64, _>("email")? != 0,
-                    in_app: r.try_get::<i64, _>("in_app")? != 0,
-                })
-            })
+            .map(subscription_of)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(AlertError::from)
     }
@@ -191,7 +194,7 @@ impl AlertStore {
     /// global admins. A user who lost access hears nothing more.
     pub async fn subscribers(&self, tenant: &str) -> Result<Vec<Subscriber>, AlertError> {
         let rows = sqlx::query(
-            "SELECT s.user_id, u.email, s.severities, s.rules, s.email AS by_email, s.in_app \
+            "SELECT s.user_id, u.email AS address, s.tenant, s.severities, s.rules, s.email, s.in_app \
              FROM alert_subscriptions s JOIN users u ON u.id = s.user_id \
              WHERE s.tenant = $1 AND u.disabled = 0 AND (u.is_admin = 1 OR EXISTS \
              (SELECT 1 FROM user_tenants m WHERE m.user_id = s.user_id AND m.tenant = $1)) \
@@ -204,14 +207,8 @@ impl AlertStore {
             .map(|r| {
                 Ok(Subscriber {
                     user_id: r.try_get("user_id")?,
-                    email: r.try_get("email")?,
-                    subscription: Subscription {
-                        tenant: tenant.to_string(),
-                        severities: list(&r.try_get::<String, _>("severities")?),
-                        rules: list(&r.try_get::<String, _>("rules")?),
-                        email: r.try_get::<i64, _>("by_email")? != 0,
-                        in_app: r.try_get::<i64, _>("in_app")? != 0,
-                    },
+                    email: r.try_get("address")?,
+                    subscription: subscription_of(r)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -14,6 +14,7 @@ mod inbox;
 mod matcher;
 mod notify;
 mod routing;
+mod rule_text;
 mod state;
 mod store;
 

@@ -117,15 +117,16 @@ async fn my_notices(browser: &Browser) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn event_rules_notify_each_new_row_once_with_its_picture_throttled_and_capped() {
+on_both_databases!(event_rules_notify_each_new_row_once_with_its_picture_throttled_and_capped);
+
+async fn event_rules_notify_each_new_row_once_with_its_picture_throttled_and_capped(db: Db) {
     let hook = webhook(0).await;
     let smtp = SmtpSink::start();
     let smtp_address = smtp
         .as_ref()
         .map_or("127.0.0.1:9".into(), |s| s.address.clone());
     let yaml = rules(&hook.url, &smtp_address);
-    let env = Env::start(Db::Sqlite, "event rules", move |c| {
+    let Some(env) = Env::start(db, "event rules", move |c| {
         c.alerts.tick = "100ms".parse().unwrap();
         c.alerts.retry_backoff = "50ms".parse().unwrap();
         c.alerts.allowed_targets = vec!["127.0.0.1".parse().unwrap()];
@@ -142,7 +143,9 @@ async fn event_rules_notify_each_new_row_once_with_its_picture_throttled_and_cap
         std::fs::write(dir.join("alerts/events.yaml"), &yaml).unwrap();
     })
     .await
-    .expect("sqlite");
+    else {
+        return;
+    };
     // Start the day's count at a known place: 01:00 UTC of the next day.
     let now = env.clock_ms();
     env.clock.advance(Duration::from_millis(

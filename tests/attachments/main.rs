@@ -3,6 +3,7 @@
 //! 415, a type not taken is 415, an oversized one 413 — nothing kept for any of them; only
 //! ingest keys upload, another tenant's callers find nothing; byte ranges for players.
 
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 mod events;
