@@ -220,6 +220,19 @@ fn main() {
             mean(&uncached),
             mean(&cached)
         );
+        let metrics = client
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        let reads = metrics
+            .lines()
+            .find(|l| l.starts_with("opsboard_rollup_reads_total "))
+            .unwrap_or("opsboard_rollup_reads_total ?");
+        println!("after the timeseries steps: {reads}");
         let _ = server.stop.send(());
         let _ = server.handle.await;
 
@@ -255,6 +268,18 @@ fn main() {
             "20-panel dashboard: cold {:.0} ms ({bytes} bytes)",
             cold.as_secs_f64() * 1e3
         );
+        // `OPSBOARD_BENCH_PROFILE_SECS=N`: the uncached dashboard again and again for N seconds
+        // (a new range each time), for a profiler attached to this process meanwhile.
+        let profile = Duration::from_secs(env_usize("OPSBOARD_BENCH_PROFILE_SECS", 0) as u64);
+        if !profile.is_zero() {
+            println!("profiling window: {} s from now (pid {})", profile.as_secs(), std::process::id());
+            let t = Instant::now();
+            let mut shift = 1_000;
+            while t.elapsed() < profile {
+                dashboard(&client, &server.url, &panels, &range(shift)).await;
+                shift += 1;
+            }
+        }
         let mut uncached = vec![];
         for shift in 1..=3 {
             uncached.push(

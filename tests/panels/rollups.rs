@@ -20,6 +20,12 @@ async fn panels_answer_the_same_from_rollups() {
         "      mem: float\n    rollups: [{intervals: [1m, 1h], group_by: [host]}]\n",
     );
     std::fs::write(&tenant_yaml, text).unwrap();
+    // A KPI of an aggregate (not the newest value): answered from the rollup.
+    std::fs::write(
+        dirs.tenants().join("acme/panels/avg_cpu.yaml"),
+        "panel:\n  type: kpi\n  title: CPU of host a\n  data_source:\n    table: metrics\n    columns: {value: cpu}\n    query: \"host = 'a'\"\n  aggregation: {function: avg}\n  display: {show_delta: true}\n",
+    )
+    .unwrap();
     let mut config = dirs.config();
     let fast = opsboard::config::HumanDuration(Duration::from_millis(100));
     config.storage.flush_max_age = fast;
@@ -53,6 +59,37 @@ async fn panels_answer_the_same_from_rollups() {
         let reads = metric(&server, "opsboard_rollup_reads_total").await - before;
         assert_eq!(reads >= 1, panel == "cpu", "{panel}: {reads} rollup reads");
     }
+    // The average from the rollup equals the raw rows' (as plain SQL reads them), and the
+    // KPI's time is still its newest value's.
+    let range = "from=2024-01-01T06:00:00Z&to=2024-01-01T12:00:00Z";
+    let before = metric(&server, "opsboard_rollup_reads_total").await;
+    let (status, kpi) = data(&server, "avg_cpu", range).await;
+    assert_eq!(status, 200, "{kpi}");
+    assert!(
+        metric(&server, "opsboard_rollup_reads_total").await > before,
+        "read from the rollup"
+    );
+    let raw = server
+        .rows(
+            "acme",
+            "SELECT avg(cpu) AS v, max(time) AS t FROM metrics WHERE host = 'a' AND cpu IS NOT NULL \
+             AND time >= '2024-01-01T06:00:00Z' AND time < '2024-01-01T12:00:00Z'",
+        )
+        .await;
+    let (value, expected) = (
+        kpi["value"].as_f64().unwrap(),
+        raw[0]["v"].as_f64().unwrap(),
+    );
+    assert!(
+        (value - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+        "{kpi} vs {raw:?}"
+    );
+    let newest = chrono::DateTime::parse_from_rfc3339(raw[0]["t"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        kpi["time"].as_i64(),
+        Some(newest.timestamp_millis()),
+        "{kpi}"
+    );
     server.stop().await;
 }
 

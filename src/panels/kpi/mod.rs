@@ -190,6 +190,7 @@ async fn value_in(
             let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
             let from_where = sqlgen::from_where(config, &[format!("{value} IS NOT NULL")]);
             match config.aggregation.as_ref().and_then(|a| a.function) {
+                Some(f) if ignores_nulls(f) => return aggregate_in(run, f, from_ns, to_ns).await,
                 Some(f) => format!(
                     "SELECT {} AS value, max({ts}) AS time {from_where}",
                     sqlgen::aggregate(f, &value, &ts)
@@ -208,6 +209,65 @@ async fn value_in(
         values.first().copied().flatten(),
         times.first().copied().flatten(),
     ))
+}
+
+/// Aggregates that skip nulls by themselves and that a declared rollup can answer exactly.
+fn ignores_nulls(f: AggregateFn) -> bool {
+    matches!(
+        f,
+        AggregateFn::Avg
+            | AggregateFn::Min
+            | AggregateFn::Max
+            | AggregateFn::Sum
+            | AggregateFn::Count
+    )
+}
+
+/// The value as one aggregate with nothing but the panel's own filter — the shape the rollup
+/// rewrite answers from a table's rollups instead of its raw rows — and, apart, the time of the
+/// newest value: looked for in the range's last hour first (a live dashboard finds it there,
+/// reading one hour of rows), then in the whole range.
+async fn aggregate_in(
+    run: &Run<'_>,
+    f: AggregateFn,
+    from_ns: i64,
+    to_ns: i64,
+) -> Result<(Option<f64>, Option<i64>), PanelError> {
+    const HOUR_NS: i64 = 3_600_000_000_000;
+    let config = &run.panel.config;
+    let ts = sqlgen::ident(sqlgen::time_column(config));
+    let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
+    let sql = format!(
+        "SELECT {} AS value {}",
+        sqlgen::aggregate(f, &value, &ts),
+        sqlgen::from_where(config, &[])
+    );
+    let params = sqlgen::base_params(run, from_ns, to_ns, Bucket::Raw);
+    let batches = run.rows(&sql, &params).await?;
+    let aggregated = floats(&batches, "value")
+        .ok_or_else(|| run.shape_error("the query must return a numeric column `value`"))?
+        .first()
+        .copied()
+        .flatten();
+    let newest = format!(
+        "SELECT max({ts}) AS time {}",
+        sqlgen::from_where(config, &[format!("{value} IS NOT NULL")])
+    );
+    let last_hour = from_ns.max(to_ns.saturating_sub(HOUR_NS));
+    let windows = if last_hour > from_ns {
+        vec![last_hour, from_ns]
+    } else {
+        vec![from_ns]
+    };
+    for start in windows {
+        let params = sqlgen::base_params(run, start, to_ns, Bucket::Raw);
+        let batches = run.rows(&newest, &params).await?;
+        let time = timestamps_ns(&batches, "time").and_then(|t| t.first().copied().flatten());
+        if time.is_some() {
+            return Ok((aggregated, time));
+        }
+    }
+    Ok((aggregated, None))
 }
 
 #[cfg(test)]
