@@ -178,15 +178,7 @@ async fn seed_tenants_obey_their_actions_and_alert_on_their_own() {
     ] {
         let mut firing = vec![];
         for _ in 0..120 {
-            let alerts: Value = running
-                .admin
-                .get(format!("{}/api/v1/tenants/{tenant}/alerts", running.url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let alerts = json_at(&running, &format!("/api/v1/tenants/{tenant}/alerts")).await;
             firing = alerts["firing"].as_array().cloned().unwrap_or_default();
             if firing.iter().any(|a| a["rule"] == rule) {
                 break;
@@ -198,6 +190,12 @@ async fn seed_tenants_obey_their_actions_and_alert_on_their_own() {
             "{tenant}: {rule} not firing: {firing:?}"
         );
     }
+}
+
+/// A JSON answer as the admin key reads it.
+async fn json_at(running: &Running, path: &str) -> Value {
+    let response = running.admin.get(format!("{}{path}", running.url)).send();
+    response.await.unwrap().json().await.unwrap()
 }
 
 /// A page or fragment as the admin key reads it.
@@ -279,19 +277,8 @@ async fn camera_events_show_their_snapshots_and_usage_is_priced() {
     let mut invoice = Value::Null;
     let mut rows = vec![];
     for _ in 0..120 {
-        let url = format!(
-            "{}/api/v1/tenants/omendb/panels/invoice/data?from=now-1d&to=now",
-            running.url
-        );
-        invoice = running
-            .admin
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let invoice_path = "/api/v1/tenants/omendb/panels/invoice/data?from=now-1d&to=now";
+        invoice = json_at(&running, invoice_path).await;
         rows = invoice["rows"].as_array().cloned().unwrap_or_default();
         if rows.len() == 8 {
             break;
