@@ -53,6 +53,13 @@ impl TenantStore {
     /// Retention, compaction and deferred deletes, as of `now_ms`.
     pub async fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport, StorageError> {
         let mut report = MaintenanceReport::default();
+        if !self
+            .settings_applied
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            tracing::debug!(tenant = %self.name, "maintenance waits for the tenant's settings");
+            return Ok(report);
+        }
         for table in self.tables() {
             report.expired_files += self.enforce_retention(&table, now_ms).await?;
             report.compacted_files += self.compact(&table, now_ms).await?;

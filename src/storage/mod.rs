@@ -168,6 +168,19 @@ impl Store {
             self.buffers.clone(),
         )
         .await?;
+        // tenant.yaml's declarations from the first moment others can see the tenant: a
+        // maintenance pass without them would apply the server's retention and drop the
+        // declared rollups. A tenant.yaml that does not load leaves maintenance waiting.
+        match crate::config::TenantConfig::load(&self.tenants_dir.join(name)) {
+            Ok(settings) => {
+                for e in tenant.apply_settings(settings) {
+                    tracing::warn!(tenant = %name, error = %e, "a table declaration was refused");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %name, error = %e, "tenant.yaml does not load; maintenance waits for it")
+            }
+        }
         let tenant = Arc::new(tenant);
         tenants.insert(name.to_string(), tenant.clone());
         self.opened.write().push(tenant.clone());

@@ -45,6 +45,10 @@ pub struct TenantStore {
     pub(super) attachment_gate: tokio::sync::RwLock<()>,
     /// When unreferenced attachments were last looked for (epoch ms).
     pub(super) last_attachment_collection: parking_lot::Mutex<Option<i64>>,
+    /// Whether tenant.yaml's settings reached this store yet: until they have, maintenance
+    /// leaves the tenant alone (it would take the server's retention for the table's own, and
+    /// declared rollups for dropped ones).
+    pub(super) settings_applied: std::sync::atomic::AtomicBool,
 }
 
 /// What one flush did.
@@ -148,6 +152,7 @@ impl TenantStore {
             working_memory: Arc::new(WorkingMemory::new(budget.clone())),
             attachment_gate: tokio::sync::RwLock::new(()),
             last_attachment_collection: parking_lot::Mutex::new(None),
+            settings_applied: std::sync::atomic::AtomicBool::new(false),
             budget,
         })
     }
@@ -169,6 +174,7 @@ impl TenantStore {
     /// their first write, and declared columns join existing tables. A declaration that
     /// contradicts stored data is refused for that table (the stored type wins) and returned.
     pub fn apply_settings(&self, settings: TenantConfig) -> Vec<StorageError> {
+        self.settings_applied.store(true, Ordering::Release);
         let mut refused = vec![];
         for (name, table) in &settings.tables {
             if let Err(e) = validate_table_name(name) {

@@ -11,7 +11,7 @@ use arrow::compute::cast;
 use opsboard::config::{QueryConfig, StorageConfig};
 use opsboard::generate::Rng;
 use opsboard::query::QueryEngine;
-use opsboard::storage::{TenantStore, tag_type};
+use opsboard::storage::{OpenMode, Store, TenantStore, tag_type};
 
 use super::common::TestDirs;
 use super::{START_NS, open};
@@ -335,6 +335,50 @@ async fn rollups_follow_compaction_restarts_redeclaration_and_retention() {
     drop(store);
 
     // A restart keeps the rollup and what it holds.
+    let (store, tenant) = open(&dirs, config.clone()).await;
+    assert!(explain(&rolled, &tenant, &sql).await.contains("cpu@3600s_"));
+    assert_eq!(answer(&rolled, &tenant, &sql).await, expected);
+    drop(tenant);
+    drop(store);
+
+    // A maintenance pass on a tenant just opened — before anything pushed its settings, as a
+    // server's first pass can be — still knows the declaration: the rollup stays.
+    let bare = Store::open(
+        config.clone(),
+        &dirs.data(),
+        &dirs.tenants(),
+        OpenMode::ReadWrite,
+    )
+    .await
+    .unwrap();
+    let tenant = bare.tenant("acme").await.unwrap();
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert_eq!(report.rollup_files, 0, "{report:?}");
+    assert!(explain(&rolled, &tenant, &sql).await.contains("cpu@3600s_"));
+    drop(tenant);
+    drop(bare);
+    // A tenant.yaml that does not load: maintenance waits rather than drop what it declared.
+    let yaml = dirs.tenants().join("acme/tenant.yaml");
+    let good = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, "tables: [not, a, map\n").unwrap();
+    let bare = Store::open(
+        config.clone(),
+        &dirs.data(),
+        &dirs.tenants(),
+        OpenMode::ReadWrite,
+    )
+    .await
+    .unwrap();
+    let tenant = bare.tenant("acme").await.unwrap();
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert_eq!(
+        report,
+        Default::default(),
+        "nothing done without the settings"
+    );
+    drop(tenant);
+    drop(bare);
+    std::fs::write(&yaml, good).unwrap();
     let (store, tenant) = open(&dirs, config.clone()).await;
     assert!(explain(&rolled, &tenant, &sql).await.contains("cpu@3600s_"));
     assert_eq!(answer(&rolled, &tenant, &sql).await, expected);
