@@ -126,6 +126,7 @@ impl ServerConfig {
     fn limit_problems(&self) -> Vec<String> {
         let (storage, ingest, http) = (&self.storage, &self.ingest, &self.http);
         let (panels, query, auth) = (&self.panels, &self.query, &self.auth);
+        let attachments = &self.attachments;
         // NaN is not positive either.
         let positive = |x: f64| x > 0.0;
         let checks = [
@@ -179,6 +180,13 @@ impl ServerConfig {
                     || query.max_generated_rows == 0,
                 "query: memory_budget_bytes, memory_limit_bytes, timeout, max_concurrent, \
                  max_concurrent_per_tenant, max_value_bytes and max_generated_rows must be > 0",
+            ),
+            // No grace would delete an upload before the row naming it can arrive.
+            (
+                attachments.max_bytes == 0
+                    || attachments.unreferenced_grace.0.is_zero()
+                    || attachments.collect_interval.0.is_zero(),
+                "attachments: max_bytes, unreferenced_grace and collect_interval must be > 0",
             ),
             (
                 auth.max_failures_per_account == 0
@@ -277,6 +285,10 @@ mod tests {
             ("query:\n  memory_budget_bytes: 0\n", "memory_budget_bytes"),
             ("auth:\n  logins_per_second: .nan\n", "logins_per_second"),
             ("panels:\n  max_series: 0\n", "max_series"),
+            (
+                "attachments:\n  unreferenced_grace: 0s\n",
+                "unreferenced_grace",
+            ),
             (
                 "memory:\n  budget: 600000000\nquery:\n  memory_budget_bytes: 580000000\n",
                 "memory.budget",

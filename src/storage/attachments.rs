@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{StorageError, TenantStore};
+use crate::config::DeclaredType;
 
 /// Attachment lookups a write makes at once.
 const LOOKUPS_AT_ONCE: usize = 16;
@@ -205,7 +206,9 @@ impl TenantStore {
     /// Whether rows of `table` may name attachments.
     pub(super) fn names_attachments(&self, table: &str) -> bool {
         let settings = self.settings();
-        (settings.tables.get(table)).is_some_and(|t| !t.attachment_columns().is_empty())
+        // On every write: a look at the declaration, nothing collected.
+        (settings.tables.get(table))
+            .is_some_and(|t| t.fields.values().any(|f| *f == DeclaredType::Attachment))
     }
 
     /// The thumbnail made earlier for attachment `id`, if any.

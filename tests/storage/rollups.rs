@@ -11,7 +11,7 @@ use arrow::compute::cast;
 use opsboard::config::{QueryConfig, StorageConfig};
 use opsboard::generate::Rng;
 use opsboard::query::QueryEngine;
-use opsboard::storage::{OpenMode, Store, TenantStore, tag_type};
+use opsboard::storage::{MaintenanceReport, OpenMode, Store, TenantStore, tag_type};
 
 use super::common::TestDirs;
 use super::{START_NS, open};
@@ -27,6 +27,26 @@ fn declare(dirs: &TestDirs, rollups: &str) {
         ),
     )
     .unwrap();
+}
+
+/// A store opened afresh and one maintenance pass on its tenant, before anything else (the
+/// live configuration) pushed its settings — as a server's first pass can be.
+async fn maintained_on_open(
+    dirs: &TestDirs,
+    config: &StorageConfig,
+    now_ms: i64,
+) -> (Arc<Store>, Arc<TenantStore>, MaintenanceReport) {
+    let store = Store::open(
+        config.clone(),
+        &dirs.data(),
+        &dirs.tenants(),
+        OpenMode::ReadWrite,
+    )
+    .await
+    .unwrap();
+    let tenant = store.tenant("acme").await.unwrap();
+    let report = tenant.maintain(now_ms).await.unwrap();
+    (store, tenant, report)
 }
 
 /// `n` rows at random times in `[from, from + span)`, with some null values.
@@ -343,16 +363,7 @@ async fn rollups_follow_compaction_restarts_redeclaration_and_retention() {
 
     // A maintenance pass on a tenant just opened — before anything pushed its settings, as a
     // server's first pass can be — still knows the declaration: the rollup stays.
-    let bare = Store::open(
-        config.clone(),
-        &dirs.data(),
-        &dirs.tenants(),
-        OpenMode::ReadWrite,
-    )
-    .await
-    .unwrap();
-    let tenant = bare.tenant("acme").await.unwrap();
-    let report = tenant.maintain(now_ms).await.unwrap();
+    let (bare, tenant, report) = maintained_on_open(&dirs, &config, now_ms).await;
     assert_eq!(report.rollup_files, 0, "{report:?}");
     assert!(explain(&rolled, &tenant, &sql).await.contains("cpu@3600s_"));
     drop(tenant);
@@ -361,16 +372,7 @@ async fn rollups_follow_compaction_restarts_redeclaration_and_retention() {
     let yaml = dirs.tenants().join("acme/tenant.yaml");
     let good = std::fs::read_to_string(&yaml).unwrap();
     std::fs::write(&yaml, "tables: [not, a, map\n").unwrap();
-    let bare = Store::open(
-        config.clone(),
-        &dirs.data(),
-        &dirs.tenants(),
-        OpenMode::ReadWrite,
-    )
-    .await
-    .unwrap();
-    let tenant = bare.tenant("acme").await.unwrap();
-    let report = tenant.maintain(now_ms).await.unwrap();
+    let (bare, tenant, report) = maintained_on_open(&dirs, &config, now_ms).await;
     assert_eq!(
         report,
         Default::default(),
