@@ -11,7 +11,9 @@
 //! 3. A `health_status` panel (each host's newest row, a week back) on a live range, from the
 //!    newest-row cache and, for comparison, from a scan (a `query:` twin): first request after a
 //!    start (which loads the cache from the files) and uncached after.
-//! 4. Export of every raw row of one field (10.3M rows) through the panel export route as CSV
+//! 4. 50 viewers of that dashboard on a live range, reloading every 2 s while its panels
+//!    refresh every 5 s: each panel request's latency percentiles.
+//! 5. Export of every raw row of one field (10.3M rows) through the panel export route as CSV
 //!    and Parquet, from the release `opsboard` binary on the same data: time, bytes and the
 //!    server process's peak RSS (VmHWM, which includes its start-up).
 //!
@@ -74,12 +76,12 @@ fn write_config(tenant: &Path) {
     for field in FIELDS {
         std::fs::write(
             tenant.join(format!("panels/ts_{field}.yaml")),
-            format!("panel:\n  type: timeseries\n  title: {field}\n  data_source:\n    table: cpu\n    columns: {{value: {field}}}\n{ten_minutes}"),
+            format!("panel:\n  type: timeseries\n  title: {field}\n  refresh_interval: 5s\n  data_source:\n    table: cpu\n    columns: {{value: {field}}}\n{ten_minutes}"),
         )
         .expect("panel");
         std::fs::write(
             tenant.join(format!("panels/kpi_{field}.yaml")),
-            format!("panel:\n  type: kpi\n  title: {field}\n  data_source:\n    table: cpu\n    columns: {{value: {field}}}\n  aggregation: {{function: avg}}\n  display:\n    show_delta: true\n"),
+            format!("panel:\n  type: kpi\n  title: {field}\n  refresh_interval: 5s\n  data_source:\n    table: cpu\n    columns: {{value: {field}}}\n  aggregation: {{function: avg}}\n  display:\n    show_delta: true\n"),
         )
         .expect("panel");
         entries.push_str(&format!("    - id: ts_{field}\n    - id: kpi_{field}\n"));
@@ -319,6 +321,11 @@ fn main() {
         let _ = server.stop.send(());
         let _ = server.handle.await;
 
+        let server = start_server(&config).await;
+        viewers(&client, &server.url, &panels).await;
+        let _ = server.stop.send(());
+        let _ = server.handle.await;
+
         // Exports from the real binary, so its peak RSS is the export's alone.
         let (mut child, base) = spawn_binary(&config);
         for format in ["csv", "parquet"] {
@@ -343,6 +350,74 @@ fn main() {
         let _ = child.kill();
         let _ = child.wait();
     });
+}
+
+/// `OPSBOARD_BENCH_VIEWERS` (50) viewers open the dashboard on a live range (`now-7d` to
+/// `now`) on a just-started server, each at a random moment of its first second, and reload
+/// it every 2 s for 20 s; the panels refresh every 5 s, so answers expire under them.
+/// Prints each panel request's latency percentiles.
+async fn viewers(client: &reqwest::Client, base: &str, panels: &[String]) {
+    let count = env_usize("OPSBOARD_BENCH_VIEWERS", 50);
+    let started = Instant::now();
+    let run_for = Duration::from_secs(20);
+    let tasks = (0..count).map(|viewer| {
+        let (client, panels) = (client.clone(), panels.to_vec());
+        let base = base.to_string();
+        tokio::spawn(async move {
+            // Spread over the first second, deterministically.
+            tokio::time::sleep(Duration::from_millis((viewer as u64 * 7919) % 1000)).await;
+            let mut latencies = vec![];
+            while started.elapsed() < run_for {
+                let reload = Instant::now();
+                let fetches = panels.iter().map(|p| {
+                    let url =
+                        format!("{base}/api/v1/tenants/bench/panels/{p}/data?from=now-7d&to=now");
+                    let client = client.clone();
+                    async move {
+                        let t = Instant::now();
+                        get(&client, &url).await;
+                        t.elapsed().as_secs_f64() * 1e3
+                    }
+                });
+                latencies.extend(futures::future::join_all(fetches).await);
+                tokio::time::sleep(Duration::from_secs(2).saturating_sub(reload.elapsed())).await;
+            }
+            latencies
+        })
+    });
+    let mut all: Vec<f64> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|t| t.expect("viewer"))
+        .collect();
+    all.sort_by(f64::total_cmp);
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))];
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or("?")
+            .to_string()
+    };
+    println!(
+        "{count} viewers, 20 s, reload every 2 s, panels refreshed every 5 s: {} panel requests, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.0} ms; {} computed, {} shared a computation",
+        all.len(),
+        at(0.5),
+        at(0.95),
+        at(0.99),
+        all.last().copied().unwrap_or(0.0),
+        counter("opsboard_panel_cache_misses_total"),
+        counter("opsboard_panel_answers_shared_total"),
+    );
 }
 
 /// `opsboard serve` (release) on the bench's data; returns it and its base URL.

@@ -82,6 +82,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP opsboard_panel_cache_misses_total Panel answers computed.\n\
          # TYPE opsboard_panel_cache_misses_total counter\n\
          opsboard_panel_cache_misses_total {}\n\
+         # HELP opsboard_panel_answers_shared_total Cache misses answered by another request's computation of the same answer.\n\
+         # TYPE opsboard_panel_answers_shared_total counter\n\
+         opsboard_panel_answers_shared_total {}\n\
          # HELP opsboard_panel_cache_entries Panel answers held.\n\
          # TYPE opsboard_panel_cache_entries gauge\n\
          opsboard_panel_cache_entries {}\n\
@@ -99,7 +102,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP opsboard_rollup_reads_total Aggregates answered from a declared rollup instead of raw rows alone.\n\
          # TYPE opsboard_rollup_reads_total counter\n\
          opsboard_rollup_reads_total {rollups}\n",
-            cache.hits, cache.misses, cache.entries, cache.weighted_bytes, cache.max_bytes
+            cache.hits,
+            cache.misses,
+            cache.shared,
+            cache.entries,
+            cache.weighted_bytes,
+            cache.max_bytes
         );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

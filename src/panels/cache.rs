@@ -2,10 +2,12 @@
 //! that needs it), keyed by tenant + config generation + panel + the request's
 //! parameters as sent. Each entry lives for its panel's refresh interval; the whole cache is
 //! bounded by bytes. A config reload bumps the tenant's generation (old keys can no longer
-//! match) and drops its entries.
+//! match) and drops its entries. An entry read in the last quarter of its life asks its
+//! reader to compute its successor in the background (once), so an answer in steady use is
+//! replaced before it expires and no viewer waits for the query.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use std::sync::OnceLock;
@@ -56,6 +58,9 @@ impl PanelData {
     }
 }
 
+/// The share of an entry's life after which a read starts computing its successor.
+const REFRESH_AHEAD: f64 = 0.75;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub struct Key {
     pub tenant: String,
@@ -68,6 +73,15 @@ pub struct Key {
 struct Entry {
     data: Arc<PanelData>,
     ttl: Duration,
+    made: Instant,
+    /// Set by the first reader told to refresh it.
+    refreshing: Arc<AtomicBool>,
+}
+
+/// A cached answer, and whether its reader should compute its successor now.
+pub struct Hit {
+    pub data: Arc<PanelData>,
+    pub refresh: bool,
 }
 
 struct PerEntryTtl;
@@ -82,12 +96,16 @@ pub struct PanelCache {
     cache: Cache<Key, Entry>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Bumped by every invalidation: an answer computed from before one is not kept.
+    invalidations: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
+    /// Misses answered by another request's computation of the same answer.
+    pub shared: u64,
     pub entries: u64,
     pub weighted_bytes: u64,
     pub max_bytes: u64,
@@ -112,14 +130,20 @@ impl PanelCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
         }
     }
 
-    pub fn get(&self, key: &Key) -> Option<Arc<PanelData>> {
+    pub fn get(&self, key: &Key) -> Option<Hit> {
         match self.cache.get(key) {
             Some(entry) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(entry.data)
+                let ageing = entry.made.elapsed() >= entry.ttl.mul_f64(REFRESH_AHEAD);
+                let refresh = ageing && !entry.refreshing.swap(true, Ordering::AcqRel);
+                Some(Hit {
+                    data: entry.data,
+                    refresh,
+                })
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -128,11 +152,27 @@ impl PanelCache {
         }
     }
 
-    pub fn insert(&self, key: Key, data: Arc<PanelData>, ttl: Duration) {
-        self.cache.insert(key, Entry { data, ttl });
+    /// Invalidations so far: read before computing an answer, handed to [`Self::insert`].
+    pub fn epoch(&self) -> u64 {
+        self.invalidations.load(Ordering::SeqCst)
+    }
+
+    /// Keeps `data` unless an invalidation happened since `epoch` (the answer may predate
+    /// what it invalidated: an alert list computed before the alert changed).
+    pub fn insert(&self, key: Key, data: Arc<PanelData>, ttl: Duration, epoch: u64) {
+        if self.epoch() == epoch {
+            let entry = Entry {
+                data,
+                ttl,
+                made: Instant::now(),
+                refreshing: Arc::default(),
+            };
+            self.cache.insert(key, entry);
+        }
     }
 
     pub fn invalidate_tenant(&self, tenant: &str) {
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
         let tenant = tenant.to_string();
         // Only fails when closures are not enabled, and they are.
         let _ = self
@@ -142,6 +182,7 @@ impl PanelCache {
 
     /// Drops the cached answers of `panels` of `tenant`.
     pub fn invalidate_panels(&self, tenant: &str, panels: Vec<String>) {
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
         let tenant = tenant.to_string();
         let _ = self
             .cache
@@ -153,6 +194,7 @@ impl PanelCache {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            shared: 0,
             entries: self.cache.entry_count(),
             weighted_bytes: self.cache.weighted_size(),
             max_bytes: self.cache.policy().max_capacity().unwrap_or(0),
@@ -196,8 +238,8 @@ mod tests {
     fn counts_hits_and_expires_and_invalidates() {
         let cache = PanelCache::new(1 << 20);
         assert!(cache.get(&key("a", 1)).is_none());
-        cache.insert(key("a", 1), data(10), Duration::from_secs(60));
-        cache.insert(key("b", 1), data(10), Duration::from_millis(1));
+        cache.insert(key("a", 1), data(10), Duration::from_secs(60), 0);
+        cache.insert(key("b", 1), data(10), Duration::from_millis(1), 0);
         assert!(cache.get(&key("a", 1)).is_some());
         std::thread::sleep(Duration::from_millis(20));
         assert!(cache.get(&key("b", 1)).is_none(), "expired after its ttl");
@@ -214,18 +256,52 @@ mod tests {
             panel: panel.into(),
             ..key("a", 1)
         };
-        cache.insert(key("alerts"), data(10), Duration::from_secs(60));
-        cache.insert(key("cpu"), data(10), Duration::from_secs(60));
+        cache.insert(key("alerts"), data(10), Duration::from_secs(60), 0);
+        cache.insert(key("cpu"), data(10), Duration::from_secs(60), 0);
         cache.invalidate_panels("a", vec!["alerts".into()]);
         assert!(cache.get(&key("alerts")).is_none());
         assert!(cache.get(&key("cpu")).is_some());
     }
 
     #[test]
+    fn an_answer_computed_before_an_invalidation_is_not_kept() {
+        let cache = PanelCache::new(1 << 20);
+        let before = cache.epoch();
+        cache.invalidate_panels("a", vec!["alerts".into()]);
+        cache.insert(key("a", 1), data(10), Duration::from_secs(60), before);
+        assert!(cache.get(&key("a", 1)).is_none());
+        cache.insert(
+            key("a", 1),
+            data(10),
+            Duration::from_secs(60),
+            cache.epoch(),
+        );
+        assert!(cache.get(&key("a", 1)).is_some());
+    }
+
+    #[test]
+    fn an_ageing_entry_asks_one_reader_to_refresh_it() {
+        let cache = PanelCache::new(1 << 20);
+        cache.insert(key("a", 1), data(10), Duration::from_millis(200), 0);
+        assert!(!cache.get(&key("a", 1)).unwrap().refresh, "young: no");
+        std::thread::sleep(Duration::from_millis(160));
+        assert!(
+            cache.get(&key("a", 1)).unwrap().refresh,
+            "the first reader past 3/4"
+        );
+        assert!(!cache.get(&key("a", 1)).unwrap().refresh, "only the first");
+        cache.insert(key("a", 1), data(10), Duration::from_millis(200), 0);
+        assert!(
+            !cache.get(&key("a", 1)).unwrap().refresh,
+            "its successor is young"
+        );
+    }
+
+    #[test]
     fn bounded_by_bytes() {
         let cache = PanelCache::new(10_000);
         for g in 0..100 {
-            cache.insert(key("a", g), data(1_000), Duration::from_secs(60));
+            cache.insert(key("a", g), data(1_000), Duration::from_secs(60), 0);
         }
         let stats = cache.stats();
         assert!(stats.weighted_bytes <= 10_000, "{stats:?}");

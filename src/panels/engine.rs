@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{self, CacheStats, PanelCache};
+use super::flight::Flights;
 use super::{PanelData, PanelError, PanelRequest, Registry, Run, export, kinds, variables};
 use crate::config::{LoadedPanel, TenantPanels};
 use crate::query::{QueryEngine, QueryOutput};
@@ -23,6 +24,8 @@ pub struct PanelEngine {
     engine: Arc<QueryEngine>,
     configs: Arc<dyn TenantConfigs>,
     cache: PanelCache,
+    /// Uncached answers being computed, by cache key and invalidation epoch.
+    flights: Flights<(cache::Key, u64), Arc<PanelData>>,
     registry: Registry,
     raw_limit: usize,
     max_series: usize,
@@ -41,6 +44,7 @@ impl PanelEngine {
             engine,
             configs,
             cache: PanelCache::new(settings.cache_max_bytes),
+            flights: Flights::default(),
             registry: Registry::builtin(),
             raw_limit: settings.raw_limit,
             max_series: settings.max_series,
@@ -49,7 +53,10 @@ impl PanelEngine {
     }
 
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.stats()
+        CacheStats {
+            shared: self.flights.shared(),
+            ..self.cache.stats()
+        }
     }
 
     /// Drops a tenant's cached answers (its configuration changed).
@@ -167,7 +174,7 @@ impl PanelEngine {
 
     /// One panel's data for `request`, from the cache when fresh.
     pub async fn data(
-        &self,
+        self: &Arc<Self>,
         tenant: &str,
         panel_id: &str,
         request: &PanelRequest,
@@ -181,20 +188,55 @@ impl PanelEngine {
             params: request.cache_key(),
         };
         if let Some(hit) = self.cache.get(&key) {
-            return Ok(hit);
+            if hit.refresh {
+                let (engine, request) = (self.clone(), request.clone());
+                tokio::spawn(async move {
+                    let refreshed = engine
+                        .compute(key, &store, &config, &panel, &request, now_ns)
+                        .await;
+                    if let Err(error) = refreshed {
+                        // The entry stays until it expires; the next miss reports the error.
+                        tracing::debug!(%error, "refreshing a panel answer ahead of its expiry failed");
+                    }
+                });
+            }
+            return Ok(hit.data);
         }
-        let run = self
-            .prepare(&store, &config, &panel, request, now_ns, generation)
-            .await?;
-        let data = self.run(&run).await?;
-        let data = Arc::new(data);
-        let ttl = panel
-            .config
-            .refresh_interval
-            .map(|d| d.0)
-            .unwrap_or(DEFAULT_REFRESH);
-        self.cache.insert(key, data.clone(), ttl);
-        Ok(data)
+        self.compute(key, &store, &config, &panel, request, now_ns)
+            .await
+    }
+
+    /// Computes the answer for `key` and caches it.
+    async fn compute(
+        &self,
+        key: cache::Key,
+        store: &Arc<TenantStore>,
+        config: &TenantPanels,
+        panel: &LoadedPanel,
+        request: &PanelRequest,
+        now_ns: i64,
+    ) -> Result<Arc<PanelData>, PanelError> {
+        let generation = key.generation;
+        // Requests arriving while this answer is computed wait for it (a dashboard opened by
+        // many at once, or all of them refreshing when its entry expires); an invalidation
+        // meanwhile starts a new computation for those arriving after it.
+        let epoch = self.cache.epoch();
+        let flight = (key.clone(), epoch);
+        self.flights
+            .run(flight, || async {
+                let run = self
+                    .prepare(store, config, panel, request, now_ns, generation)
+                    .await?;
+                let data = Arc::new(self.run(&run).await?);
+                let ttl = panel
+                    .config
+                    .refresh_interval
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_REFRESH);
+                self.cache.insert(key, data.clone(), ttl, epoch);
+                Ok(data)
+            })
+            .await
     }
 
     /// Streams the rows behind a panel (never cached); returns them with the file stem

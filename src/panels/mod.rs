@@ -10,6 +10,7 @@ mod custom_image;
 mod custom_template;
 mod engine;
 mod export;
+mod flight;
 mod functions;
 mod health;
 mod kind;

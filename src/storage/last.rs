@@ -33,6 +33,10 @@ pub struct LastRows {
     series: HashMap<Box<[u8]>, Newest>,
     /// Whether the table's files have been read in since start.
     pub files_loaded: bool,
+    /// Offers that changed an entry, and how many of them the last snapshot held (see
+    /// `last_snapshot`).
+    pub changes: u64,
+    pub saved_changes: u64,
 }
 
 impl LastRows {
@@ -78,6 +82,7 @@ impl LastRows {
         }
         if kept {
             self.batches.push(batch);
+            self.changes += 1;
         }
         Ok(())
     }

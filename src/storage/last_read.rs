@@ -63,16 +63,24 @@ impl TenantStore {
     }
 
     /// Offers every row of the table's files and buffer to its cache (a file dropped by
-    /// retention meanwhile is skipped: its rows are expired). Files are decoded a batch at a
-    /// time, so the memory this takes is one compressed file and one batch.
+    /// retention meanwhile is skipped: its rows are expired), starting from the snapshot
+    /// maintenance left (then only the files it does not include are read). Files are
+    /// decoded a batch at a time, so the memory this takes is one compressed file and one
+    /// batch.
     async fn load_last_rows(&self, table: &Arc<Table>) -> Result<(), StorageError> {
+        // The snapshot first: should it fail half-way it empties the cache, and rows written
+        // after the table's state is taken below are offered by their writes.
+        let covered = self.restore_last_rows(table).await;
         let snapshot = table.snapshot()?;
-        for file in &snapshot.files {
+        for file in snapshot.files.iter().filter(|f| !covered.contains(&f.path)) {
             let bytes = match self.objects.get(&file.path.as_str().into()).await {
                 Ok(found) => found.bytes().await?,
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
+            table
+                .last_files_read
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let table = table.clone();
             tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
                 let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
@@ -94,7 +102,7 @@ impl TenantStore {
     }
 }
 
-fn offer_last(table: &Table, batches: &[RecordBatch]) -> Result<(), StorageError> {
+pub(super) fn offer_last(table: &Table, batches: &[RecordBatch]) -> Result<(), StorageError> {
     let mut inner = table.inner.lock();
     let inner = &mut *inner;
     for batch in batches {

@@ -28,6 +28,8 @@ pub struct MaintenanceReport {
     pub rollup_files: usize,
     /// Attachments no row refers to any more, deleted.
     pub deleted_attachments: usize,
+    /// Tables whose newest rows were saved for the next start (see `last_snapshot`).
+    pub last_rows_snapshots: usize,
 }
 
 impl TenantStore {
@@ -66,6 +68,13 @@ impl TenantStore {
             let rollups = self.upkeep_rollups(&table, now_ms).await?;
             report.rollup_files +=
                 rollups.covered_files + rollups.combined_files + rollups.expired_files;
+            // A head start for the next start; losing it costs only that.
+            match self.save_last_rows(&table).await {
+                Ok(saved) => report.last_rows_snapshots += usize::from(saved),
+                Err(e) => {
+                    tracing::warn!(tenant = %self.name, table = %table.name, error = %e, "saving the last-value snapshot failed")
+                }
+            }
         }
         report.deleted_files = self.delete_pending(now_ms).await?;
         report.deleted_attachments = self.collect_attachments(now_ms).await?;

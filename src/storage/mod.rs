@@ -12,6 +12,7 @@ mod catalog;
 mod error;
 mod last;
 mod last_read;
+mod last_snapshot;
 mod maintenance;
 mod merge;
 mod paths;

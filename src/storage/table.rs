@@ -34,6 +34,8 @@ pub struct Table {
     pub(super) budget: Arc<BufferBudget>,
     /// One reader at a time reads the files into the last-value cache after a start.
     pub(super) last_load: tokio::sync::Mutex<()>,
+    /// Files read into the last-value cache since start (the snapshot spares most).
+    pub(super) last_files_read: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Table {
@@ -157,6 +159,7 @@ impl Table {
             persist_requested: AtomicBool::new(false),
             budget,
             last_load: tokio::sync::Mutex::new(()),
+            last_files_read: Default::default(),
         }
     }
 
@@ -221,6 +224,12 @@ impl Table {
             inner.active_bytes,
             inner.oldest_active.map(|t| t.elapsed()),
         )
+    }
+
+    /// Files read into the last-value cache since start.
+    pub fn last_rows_files_read(&self) -> u64 {
+        self.last_files_read
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> Result<TableSnapshot, StorageError> {

@@ -76,7 +76,11 @@ impl TestDirs {
                 let p = e.path();
                 if p.is_dir() && !p.ends_with("_rollups") {
                     walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "parquet") {
+                } else if p.extension().is_some_and(|x| x == "parquet")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+                {
                     out.push(p);
                 }
             }

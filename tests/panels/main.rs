@@ -358,6 +358,62 @@ pub(crate) async fn metric(server: &TestServer, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} not in {text}"))
 }
 
+/// Viewers of an answer in steady use never wait for its query: read in the last quarter of
+/// its refresh interval, it is recomputed in the background and replaced before it expires.
+#[tokio::test]
+async fn answers_in_use_are_refreshed_before_they_expire() {
+    let (_dirs, server) = start(|c| {
+        let panel = std::fs::read_to_string(Path::new(FIXTURE).join("panels/cpu.yaml")).unwrap();
+        std::fs::write(
+            c.tenants_dir.join("acme/panels/live_cpu.yaml"),
+            panel.replace("refresh_interval: 10m", "refresh_interval: 4s"),
+        )
+        .unwrap();
+    })
+    .await;
+    let points = |body: &Value| {
+        body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["points"].as_array().unwrap().len())
+            .sum::<usize>()
+    };
+    let (status, first) = data(&server, "live_cpu", DAY).await;
+    assert_eq!(status, 200, "{first}");
+    let misses = metric(&server, "opsboard_panel_cache_misses_total").await;
+    // A row the cached answer does not hold yet.
+    let (status, body) = server
+        .write(
+            "acme",
+            "metrics",
+            "application/x-ndjson",
+            "{\"time\":\"2024-01-01T11:59:00Z\",\"host\":\"c\",\"cpu\":1.5,\"mem\":2}\n",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    // Past three quarters of its life: still the cached answer, and its successor is made.
+    let (_, ageing) = data(&server, "live_cpu", DAY).await;
+    assert_eq!(points(&ageing), points(&first));
+    let mut refreshed = Value::Null;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (_, body) = data(&server, "live_cpu", DAY).await;
+        if points(&body) == points(&first) + 1 {
+            refreshed = body;
+            break;
+        }
+    }
+    assert_ne!(refreshed, Value::Null, "not refreshed before it expired");
+    assert_eq!(
+        metric(&server, "opsboard_panel_cache_misses_total").await,
+        misses,
+        "no viewer computed it: every request was a hit"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn hot_reload_keeps_the_last_good_panel_and_reports_errors() {
     let (dirs, server) = start(|c| {

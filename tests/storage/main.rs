@@ -417,6 +417,71 @@ async fn last_rows_equal_a_full_scan_through_late_writes_flushes_and_restarts() 
 }
 
 #[tokio::test]
+async fn last_rows_start_from_the_snapshot_maintenance_left() {
+    let dirs = TestDirs::new(&["acme"]);
+    let (store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let engine = QueryEngine::new(Default::default());
+    let mut generator = CpuGenerator::new(20, 7);
+    for day in 0..3 {
+        let times: Vec<i64> = (0..6)
+            .map(|h| START_NS + day * DAY_NS + h * 3_600_000_000_000)
+            .collect();
+        tenant.write("cpu", generator.batch(&times)).await.unwrap();
+        tenant.persist_all().await.unwrap();
+    }
+    let now_ms = START_NS / 1_000_000 + 4 * 86_400_000;
+    let report = tenant.maintain(now_ms).await.unwrap();
+    assert_eq!(
+        report.last_rows_snapshots, 0,
+        "no snapshot before the cache read the files"
+    );
+    scalar(&engine, &tenant, LAST_ROWS).await;
+    assert_eq!(
+        tenant.maintain(now_ms).await.unwrap().last_rows_snapshots,
+        1
+    );
+    assert_eq!(
+        tenant.maintain(now_ms).await.unwrap().last_rows_snapshots,
+        0,
+        "unchanged"
+    );
+
+    // After the snapshot: a newer row of two hosts flushed to a new file, a late row (older
+    // than what the snapshot holds), and a newer one only in the WAL.
+    let newer = generator.batch(&[START_NS + 3 * DAY_NS]).slice(0, 2);
+    tenant.write("cpu", newer).await.unwrap();
+    tenant
+        .write("cpu", generator.batch(&[START_NS - DAY_NS]))
+        .await
+        .unwrap();
+    tenant.persist_all().await.unwrap();
+    let wal_only = generator.batch(&[START_NS + 4 * DAY_NS]).slice(7, 1);
+    tenant.write("cpu", wal_only).await.unwrap();
+    let expected = scalar(&engine, &tenant, LASTPOINT).await;
+    let files = dirs.parquet_files("acme", "cpu").len();
+    drop(tenant);
+    drop(store);
+
+    let (store, tenant) = open(&dirs, StorageConfig::default()).await;
+    assert_eq!(scalar(&engine, &tenant, LAST_ROWS).await, expected);
+    let table = tenant.table("cpu").unwrap();
+    // The flush after the snapshot wrote two files (the newer rows' day and the late row's).
+    assert_eq!(table.last_rows_files_read(), 2, "only those, of {files}");
+
+    // An unreadable snapshot costs only the head start: every file is read.
+    let snapshot = dirs.data().join("objects/acme/cpu/_last_rows.parquet");
+    assert!(snapshot.exists(), "{snapshot:?}");
+    std::fs::write(&snapshot, b"not parquet").unwrap();
+    drop((table, tenant, store));
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    assert_eq!(scalar(&engine, &tenant, LAST_ROWS).await, expected);
+    assert_eq!(
+        tenant.table("cpu").unwrap().last_rows_files_read() as usize,
+        files
+    );
+}
+
+#[tokio::test]
 async fn last_rows_leave_out_series_older_than_the_retention() {
     let dirs = TestDirs::new(&["acme"]);
     std::fs::write(
