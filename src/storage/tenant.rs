@@ -227,14 +227,18 @@ impl TenantStore {
                 .get(name)
                 .map(TableSchema::declared)
                 .unwrap_or_default();
-            Arc::new(Table::new(
+            let table = Table::new(
                 name,
                 self.wal_dir.join(name),
                 schema,
                 vec![],
                 1,
                 self.budget.clone(),
-            ))
+            );
+            // A table this write creates has no files: its cache holds every row from the
+            // start (and maintenance may save it).
+            table.inner.lock().last.files_loaded = true;
+            Arc::new(table)
         });
         Ok(table.clone())
     }
