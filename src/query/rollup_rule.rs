@@ -230,22 +230,22 @@ impl<'a> Candidate<'a> {
         let unheld = filtered_scan(&q, Arc::new(table.raw_part(Some(&def.name))), filters)?;
         union = union.union(partials(unheld, def, &fields, &q)?.build()?)?;
         // The partial buckets at either end, raw (none where the range starts or ends on the
-        // rollup's grid, or is open).
+        // rollup's grid, or is open) — one scan per end, each a plain time range, so only the
+        // files of that end's day are read (an `OR` of both would read every file between).
         let time = Expr::Column(Column::new(Some(q.clone()), TIME_COLUMN));
-        let outside = lo
+        let ends = lo
             .filter(|l| Some(*l) != self.lo)
             .map(|l| time.clone().lt(ts(l)))
             .into_iter()
             .chain(
                 hi.filter(|h| Some(*h) != self.hi)
                     .map(|h| time.clone().gt_eq(ts(h))),
-            )
-            .reduce(Expr::or);
-        if let Some(outside) = outside {
+            );
+        for end in ends {
             let mut filters = self.conjuncts.clone();
-            filters.push(outside);
-            let ends = filtered_scan(&q, Arc::new(table.raw_part(None)), filters)?;
-            union = union.union(partials(ends, def, &fields, &q)?.build()?)?;
+            filters.push(end);
+            let rows = filtered_scan(&q, Arc::new(table.raw_part(None)), filters)?;
+            union = union.union(partials(rows, def, &fields, &q)?.build()?)?;
         }
         self.combine(union.alias(q.clone())?.build()?, &q)
     }

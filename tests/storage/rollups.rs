@@ -476,3 +476,48 @@ async fn the_smallest_rollup_that_answers_is_read() {
         );
     }
 }
+
+/// The raw rows of a range's partial buckets come from the files of its first and last day
+/// only: a week-long range read from a rollup does not decode the raw week in between.
+#[tokio::test]
+async fn partial_buckets_read_only_the_files_at_the_ends() {
+    let dirs = TestDirs::new(&["acme"]);
+    declare(&dirs, "{intervals: [1m], group_by: [host, dc]}");
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    let mut rng = Rng::new(9);
+    let day = 86_400_000_000_000;
+    for d in 0..5 {
+        let batch = rows(&mut rng, 2000, START_NS + d * day, day);
+        tenant.write("cpu", batch).await.unwrap();
+        tenant.persist_all().await.unwrap();
+    }
+    tenant.maintain(START_NS / 1_000_000).await.unwrap();
+    let (rolled, raw) = engines();
+    // Both ends off the minute grid, on days 0 and 4.
+    let (from, to) = (
+        START_NS + 90 * MINUTE_NS + 7,
+        START_NS + 4 * day + 30 * MINUTE_NS + 3,
+    );
+    let sql = format!(
+        "SELECT host, date_bin(INTERVAL '1 hour', time) AS t, avg(usage), count(*) FROM cpu \
+         WHERE time >= {} AND time < {} GROUP BY 1, 2",
+        ts(from),
+        ts(to)
+    );
+    let before = rolled.parquet_files_scanned();
+    let answered = answer(&rolled, &tenant, &sql).await;
+    let read = rolled.parquet_files_scanned() - before;
+    assert_eq!(answered, answer(&raw, &tenant, &sql).await);
+    assert_eq!(rolled.rollup_reads(), 1);
+    // The rollup's files of the five days, and the raw files of days 0 and 4.
+    let rollup_files = tenant
+        .table("cpu")
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .rollups
+        .values()
+        .map(Vec::len)
+        .sum::<usize>();
+    assert_eq!(read as usize, rollup_files + 2, "{read} files read");
+}
