@@ -282,6 +282,21 @@ fn main() {
                 shift += 1;
             }
         }
+        // Each panel alone on an unseen range: where the dashboard's time goes.
+        let mut alone = vec![];
+        for (i, panel) in panels.iter().enumerate() {
+            let t = Instant::now();
+            get(
+                &client,
+                &format!("{}/api/v1/tenants/bench/panels/{panel}/data?{}", server.url, range(500 + i as i64)),
+            )
+            .await;
+            alone.push((t.elapsed().as_secs_f64() * 1e3, panel.clone()));
+        }
+        alone.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let total: f64 = alone.iter().map(|a| a.0).sum();
+        let slowest: Vec<String> = alone.iter().take(4).map(|(ms, p)| format!("{p} {ms:.0} ms")).collect();
+        println!("each panel alone, unseen range: {total:.0} ms in all; slowest {}", slowest.join(", "));
         let mut uncached = vec![];
         for shift in 1..=3 {
             uncached.push(
@@ -358,6 +373,9 @@ fn main() {
 /// Prints each panel request's latency percentiles.
 async fn viewers(client: &reqwest::Client, base: &str, panels: &[String]) {
     let count = env_usize("OPSBOARD_BENCH_VIEWERS", 50);
+    if count == 0 {
+        return;
+    }
     let started = Instant::now();
     let run_for = Duration::from_secs(20);
     let tasks = (0..count).map(|viewer| {

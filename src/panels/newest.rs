@@ -11,11 +11,17 @@ use crate::storage::{ColumnKind, TIME_COLUMN};
 /// older one). After a start the cache first reads the table's files: until it has, `None`,
 /// and the reading is set going in the background.
 pub fn source<'a>(run: &'a Run<'_>) -> Option<&'a str> {
+    if run.range.to_ns < run.now_ns {
+        return None;
+    }
+    any_range_source(run)
+}
+
+/// [`source`] for any range: for a caller that needs only the single newest row in range (it
+/// checks that row is inside; if the table's newest is past the range's end, it scans).
+pub fn any_range_source<'a>(run: &'a Run<'_>) -> Option<&'a str> {
     let config = &run.panel.config;
-    if run.range.to_ns < run.now_ns
-        || config.sql.is_some()
-        || sqlgen::time_column(config) != TIME_COLUMN
-    {
+    if config.sql.is_some() || sqlgen::time_column(config) != TIME_COLUMN {
         return None;
     }
     let table = config.data_source.as_ref()?.table.as_str();

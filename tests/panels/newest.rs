@@ -165,3 +165,63 @@ async fn live_kpi_newest_value_from_the_newest_rows_matches_the_scan() {
     assert_eq!(pick(&answer), pick(&scanned));
     assert_eq!(answer["value"], 42.0);
 }
+
+/// An average KPI takes the time of its newest value from the newest rows when the newest of
+/// them lies inside its range and has the value — on a past range too — and scans otherwise:
+/// the same value and time as its twin whose filter reads a field (so it always scans).
+#[tokio::test]
+async fn kpi_newest_time_from_the_newest_rows_matches_the_scan_on_any_range() {
+    let (dirs, server) = start(|_| {}).await;
+    let panels = dirs.tenants().join("acme/panels");
+    let kpi = |filter: &str| {
+        format!(
+            "panel:\n  type: kpi\n  title: mem avg\n  data_source:\n    table: metrics\n    columns: {{value: mem}}\n    query: \"{filter}\"\n  aggregation: {{function: avg}}\n  display: {{show_delta: true}}\n"
+        )
+    };
+    std::fs::write(panels.join("mem_avg.yaml"), kpi("host = 'a'")).unwrap();
+    std::fs::write(
+        panels.join("mem_avg_scan.yaml"),
+        kpi("host = 'a' AND mem > -1"),
+    )
+    .unwrap();
+    wait_for(&server, "mem_avg").await;
+    wait_for(&server, "mem_avg_scan").await;
+    let pick = |a: &Value| (a["value"].clone(), a["time"].clone(), a["previous"].clone());
+    // The fixture's rows span 2024-01-01 and 02; the newest is at 02 23:30.
+    let mut minute = 0;
+    let covering = loop {
+        minute += 1;
+        assert!(minute < 60, "the KPI never read the newest rows");
+        let range = format!("from=2024-01-01T00:{minute:02}:00Z&to=2024-01-03T00:00:00Z");
+        let reads = metric(&server, "opsboard_last_rows_reads_total").await;
+        let (s, answer) = data(&server, "mem_avg", &range).await;
+        assert_eq!(s, 200, "{answer}");
+        if metric(&server, "opsboard_last_rows_reads_total").await == reads + 1 {
+            let (_, scanned) = data(&server, "mem_avg_scan", &range).await;
+            assert_eq!(pick(&answer), pick(&scanned));
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        covering["time"], 1_704_238_200_000i64,
+        "02 23:30: {covering}"
+    );
+    // A range ending before the newest rows: they cannot say, the scan does.
+    let past = "from=2024-01-01T00:00:00Z&to=2024-01-01T12:00:00Z";
+    let (_, answer) = data(&server, "mem_avg", past).await;
+    let (_, scanned) = data(&server, "mem_avg_scan", past).await;
+    assert_eq!(pick(&answer), pick(&scanned));
+    assert_eq!(answer["time"], 1_704_108_600_000i64, "01 11:30: {answer}");
+    // A newer row of host a without `mem`: the newest rows cannot say; the scan's time stands.
+    let body = "{\"time\":\"2024-01-02T23:50:00Z\",\"host\":\"a\",\"cpu\":2}\n";
+    let (status, _) = server
+        .write("acme", "metrics", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 200);
+    let range = "from=2024-01-01T01:00:00Z&to=2024-01-03T00:00:00Z";
+    let (_, answer) = data(&server, "mem_avg", range).await;
+    let (_, scanned) = data(&server, "mem_avg_scan", range).await;
+    assert_eq!(pick(&answer), pick(&scanned));
+    assert_eq!(answer["time"], 1_704_238_200_000i64, "02 23:30: {answer}");
+}

@@ -96,11 +96,13 @@ async fn answer(run: &Run<'_>) -> Result<KpiAnswer, PanelError> {
     let config = &run.panel.config;
     let (value, time) = match newest_value(run).await? {
         Some(newest) => newest,
-        None => value_in(run, run.range.from_ns, run.range.to_ns).await?,
+        None => value_in(run, run.range.from_ns, run.range.to_ns, Want::ValueAndTime).await?,
     };
     let previous = if config.display.show_delta == Some(true) {
         let before = run.range.previous();
-        value_in(run, before.from_ns, before.to_ns).await?.0
+        value_in(run, before.from_ns, before.to_ns, Want::Value)
+            .await?
+            .0
     } else {
         None
     };
@@ -155,16 +157,28 @@ async fn newest_value(run: &Run<'_>) -> Result<Option<(Option<f64>, Option<i64>)
     if !matches!(function, None | Some(AggregateFn::Last)) {
         return Ok(None);
     }
-    let Some(table) = newest::source(run) else {
+    newest_row(run, newest::source(run), run.range.from_ns).await
+}
+
+/// The value and time of the newest of `table`'s newest rows from `from_ns` on, when that
+/// row lies before the range's end (the scan's answer then); `Some((None, None))` when there
+/// are no rows at all, `None` when the scan must answer.
+async fn newest_row(
+    run: &Run<'_>,
+    table: Option<&str>,
+    from_ns: i64,
+) -> Result<Option<(Option<f64>, Option<i64>)>, PanelError> {
+    let Some(table) = table else {
         return Ok(None);
     };
+    let config = &run.panel.config;
     let ts = sqlgen::ident(TIME_COLUMN);
     let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
     let sql = format!(
         "SELECT {value} AS value, {ts} AS time {} ORDER BY {ts} DESC LIMIT 1",
         newest::from_where(run, table)
     );
-    let params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, Bucket::Raw);
+    let params = sqlgen::base_params(run, from_ns, run.range.to_ns, Bucket::Raw);
     let batches = run.rows(&sql, &params).await?;
     let value = floats(&batches, "value").and_then(|v| v.first().copied().flatten());
     let time = timestamps_ns(&batches, "time").and_then(|t| t.first().copied().flatten());
@@ -176,10 +190,18 @@ async fn newest_value(run: &Run<'_>) -> Result<Option<(Option<f64>, Option<i64>)
     })
 }
 
+/// Whether the caller shows the time of the newest value (the previous period's is not).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Value,
+    ValueAndTime,
+}
+
 async fn value_in(
     run: &Run<'_>,
     from_ns: i64,
     to_ns: i64,
+    want: Want,
 ) -> Result<(Option<f64>, Option<i64>), PanelError> {
     let config = &run.panel.config;
     let params = sqlgen::base_params(run, from_ns, to_ns, Bucket::Raw);
@@ -190,7 +212,9 @@ async fn value_in(
             let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
             let from_where = sqlgen::from_where(config, &[format!("{value} IS NOT NULL")]);
             match config.aggregation.as_ref().and_then(|a| a.function) {
-                Some(f) if ignores_nulls(f) => return aggregate_in(run, f, from_ns, to_ns).await,
+                Some(f) if ignores_nulls(f) => {
+                    return aggregate_in(run, f, from_ns, to_ns, want).await;
+                }
                 Some(f) => format!(
                     "SELECT {} AS value, max({ts}) AS time {from_where}",
                     sqlgen::aggregate(f, &value, &ts)
@@ -224,14 +248,16 @@ fn ignores_nulls(f: AggregateFn) -> bool {
 }
 
 /// The value as one aggregate with nothing but the panel's own filter — the shape the rollup
-/// rewrite answers from a table's rollups instead of its raw rows — and, apart, the time of the
-/// newest value: looked for in the range's last hour first (a live dashboard finds it there,
-/// reading one hour of rows), then in the whole range.
+/// rewrite answers from a table's rollups instead of its raw rows — and, apart (when wanted),
+/// the time of the newest value: from the table's newest rows when the newest of them is in
+/// range and has the value, else looked for in the range's last hour first (a live dashboard
+/// finds it there, reading one hour of rows), then in the whole range.
 async fn aggregate_in(
     run: &Run<'_>,
     f: AggregateFn,
     from_ns: i64,
     to_ns: i64,
+    want: Want,
 ) -> Result<(Option<f64>, Option<i64>), PanelError> {
     const HOUR_NS: i64 = 3_600_000_000_000;
     let config = &run.panel.config;
@@ -249,6 +275,12 @@ async fn aggregate_in(
         .first()
         .copied()
         .flatten();
+    if want == Want::Value {
+        return Ok((aggregated, None));
+    }
+    if let Some((_, time)) = newest_row(run, newest::any_range_source(run), from_ns).await? {
+        return Ok((aggregated, time));
+    }
     let newest = format!(
         "SELECT max({ts}) AS time {}",
         sqlgen::from_where(config, &[format!("{value} IS NOT NULL")])
