@@ -38,8 +38,9 @@ pub const MERGE_BATCH_ROWS: usize = 8192;
 /// Rows per Parquet row group: the unit the writer holds before uploading it.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows per data page: small pages let the page index skip most of a row group when a query
-/// asks for a few series.
-const PAGE_ROWS: usize = 8192;
+/// asks for a few series, or a short time window (a series' day spans several pages, so the
+/// raw rows of a range's partial buckets decode a page or two per series, not its whole day).
+const PAGE_ROWS: usize = 1024;
 
 /// What was written: the caller names the file in the catalog.
 #[derive(Debug, Clone, Copy, Default)]
