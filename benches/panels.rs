@@ -222,14 +222,7 @@ fn main() {
             mean(&uncached),
             mean(&cached)
         );
-        let metrics = client
-            .get(format!("{}/metrics", server.url))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .unwrap_or_default();
+        let metrics = metrics_text(&client, &server.url).await;
         let reads = metrics
             .lines()
             .find(|l| l.starts_with("opsboard_rollup_reads_total "))
@@ -421,14 +414,7 @@ async fn viewers(client: &reqwest::Client, base: &str, panels: &[String]) {
     };
     let at = |v: &[f64], q: f64| v[((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))];
     let (all, steady) = (sorted(0), sorted(1));
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
+    let metrics = metrics_text(client, base).await;
     let counter = |name: &str| {
         metrics
             .lines()
@@ -450,6 +436,16 @@ async fn viewers(client: &reqwest::Client, base: &str, panels: &[String]) {
         counter("opsboard_panel_cache_misses_total"),
         counter("opsboard_panel_answers_shared_total"),
     );
+}
+
+/// The server's `/metrics` page.
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    let resp = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    resp.text().await.unwrap_or_default()
 }
 
 /// `opsboard serve` (release) on the bench's data; returns it and its base URL.
