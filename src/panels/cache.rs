@@ -6,6 +6,7 @@
 //! reader to compute its successor in the background (once), so an answer in steady use is
 //! replaced before it expires and no viewer waits for the query.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -96,8 +97,9 @@ pub struct PanelCache {
     cache: Cache<Key, Entry>,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Bumped by every invalidation: an answer computed from before one is not kept.
-    invalidations: AtomicU64,
+    /// Per tenant, bumped by each of its invalidations: an answer computed from before one
+    /// is not kept (other tenants' alert changes do not cost this one its answers).
+    invalidations: parking_lot::Mutex<HashMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -130,7 +132,7 @@ impl PanelCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            invalidations: AtomicU64::new(0),
+            invalidations: Default::default(),
         }
     }
 
@@ -153,14 +155,22 @@ impl PanelCache {
     }
 
     /// Invalidations so far: read before computing an answer, handed to [`Self::insert`].
-    pub fn epoch(&self) -> u64 {
-        self.invalidations.load(Ordering::SeqCst)
+    pub fn epoch(&self, tenant: &str) -> u64 {
+        self.invalidations.lock().get(tenant).copied().unwrap_or(0)
+    }
+
+    fn bump(&self, tenant: &str) {
+        *self
+            .invalidations
+            .lock()
+            .entry(tenant.to_string())
+            .or_default() += 1;
     }
 
     /// Keeps `data` unless an invalidation happened since `epoch` (the answer may predate
     /// what it invalidated: an alert list computed before the alert changed).
     pub fn insert(&self, key: Key, data: Arc<PanelData>, ttl: Duration, epoch: u64) {
-        if self.epoch() == epoch {
+        if self.epoch(&key.tenant) == epoch {
             let entry = Entry {
                 data,
                 ttl,
@@ -172,7 +182,7 @@ impl PanelCache {
     }
 
     pub fn invalidate_tenant(&self, tenant: &str) {
-        self.invalidations.fetch_add(1, Ordering::SeqCst);
+        self.bump(tenant);
         let tenant = tenant.to_string();
         // Only fails when closures are not enabled, and they are.
         let _ = self
@@ -182,7 +192,7 @@ impl PanelCache {
 
     /// Drops the cached answers of `panels` of `tenant`.
     pub fn invalidate_panels(&self, tenant: &str, panels: Vec<String>) {
-        self.invalidations.fetch_add(1, Ordering::SeqCst);
+        self.bump(tenant);
         let tenant = tenant.to_string();
         let _ = self
             .cache
@@ -266,7 +276,7 @@ mod tests {
     #[test]
     fn an_answer_computed_before_an_invalidation_is_not_kept() {
         let cache = PanelCache::new(1 << 20);
-        let before = cache.epoch();
+        let (before, other) = (cache.epoch("a"), cache.epoch("b"));
         cache.invalidate_panels("a", vec!["alerts".into()]);
         cache.insert(key("a", 1), data(10), Duration::from_secs(60), before);
         assert!(cache.get(&key("a", 1)).is_none());
@@ -274,9 +284,12 @@ mod tests {
             key("a", 1),
             data(10),
             Duration::from_secs(60),
-            cache.epoch(),
+            cache.epoch("a"),
         );
         assert!(cache.get(&key("a", 1)).is_some());
+        // Another tenant's invalidation does not concern it.
+        cache.insert(key("b", 1), data(10), Duration::from_secs(60), other);
+        assert!(cache.get(&key("b", 1)).is_some());
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl PanelEngine {
         // Requests arriving while this answer is computed wait for it (a dashboard opened by
         // many at once, or all of them refreshing when its entry expires); an invalidation
         // meanwhile starts a new computation for those arriving after it.
-        let epoch = self.cache.epoch();
+        let epoch = self.cache.epoch(&key.tenant);
         let flight = (key.clone(), epoch);
         self.flights
             .run(flight, || async {
