@@ -278,8 +278,12 @@ async fn aggregate_in(
     if want == Want::Value {
         return Ok((aggregated, None));
     }
-    if let Some((_, time)) = newest_row(run, newest::any_range_source(run), from_ns).await? {
-        return Ok((aggregated, time));
+    match newest_row(run, newest::any_range_source(run), from_ns).await? {
+        Some((Some(_), time)) => return Ok((aggregated, time)),
+        // No newest row in range and no value: nothing to date. (With a value, the rows are
+        // past the retention the newest rows keep to but still in files: the scan dates it.)
+        Some((None, None)) if aggregated.is_none() => return Ok((None, None)),
+        _ => {}
     }
     let newest = format!(
         "SELECT max({ts}) AS time {}",
