@@ -28,6 +28,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Default for Flights<K, V> {
     }
 }
 
+/// Whether a caller computes the answer or waits for another's.
+enum Turn<V> {
+    Lead(watch::Sender<Option<V>>),
+    Wait(watch::Receiver<Option<V>>),
+}
+
 /// Removes the leader's entry however its computation ends (answer, error, cancellation).
 struct Lead<'a, K: Hash + Eq, V> {
     flights: &'a Flights<K, V>,
@@ -46,19 +52,19 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     where
         F: Future<Output = Result<V, E>>,
     {
-        let waiting = {
+        let turn = {
             let mut running = self.running.lock();
             match running.get(&key) {
-                Some(answer) => Err(answer.clone()),
+                Some(answer) => Turn::Wait(answer.clone()),
                 None => {
                     let (tx, rx) = watch::channel(None);
                     running.insert(key.clone(), rx);
-                    Ok(tx)
+                    Turn::Lead(tx)
                 }
             }
         };
-        match waiting {
-            Ok(tx) => {
+        match turn {
+            Turn::Lead(tx) => {
                 let _lead = Lead { flights: self, key };
                 let answer = compute().await;
                 if let Ok(value) = &answer {
@@ -67,7 +73,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
                 }
                 answer
             }
-            Err(mut answer) => {
+            Turn::Wait(mut answer) => {
                 let shared = match answer.wait_for(Option::is_some).await {
                     Ok(value) => value.clone(),
                     Err(_) => None,
