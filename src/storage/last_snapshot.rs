@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -46,18 +47,9 @@ impl TenantStore {
         let Some(rows) = rows else {
             return Ok(false);
         };
-        let covers = serde_json::to_string(&covers).map_err(|e| StorageError::Internal {
-            message: format!("listing the last-value snapshot's files: {e}"),
-        })?;
-        let properties = WriterProperties::builder()
-            .set_key_value_metadata(Some(vec![KeyValue::new(COVERS_KEY.into(), covers)]))
-            .build();
-        let mut bytes = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut bytes, rows.schema(), Some(properties))?;
-        writer.write(&rows)?;
-        writer.close()?;
+        let bytes = blocking(move || encode(&rows, &covers)).await?;
         self.objects
-            .put(&snapshot_path(&table.name), Bytes::from(bytes).into())
+            .put(&snapshot_path(&table.name), bytes.into())
             .await?;
         table.inner.lock().last.saved_changes = changes;
         Ok(true)
@@ -72,21 +64,8 @@ impl TenantStore {
                 Err(object_store::Error::NotFound { .. }) => return Ok(HashSet::new()),
                 Err(e) => return Err(StorageError::from(e)),
             };
-            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-            let covers = builder
-                .metadata()
-                .file_metadata()
-                .key_value_metadata()
-                .and_then(|kv| kv.iter().find(|kv| kv.key == COVERS_KEY))
-                .and_then(|kv| kv.value.as_deref())
-                .and_then(|v| serde_json::from_str::<HashSet<String>>(v).ok())
-                .ok_or_else(|| StorageError::Internal {
-                    message: "the last-value snapshot does not list its files".into(),
-                })?;
-            for batch in builder.build()? {
-                offer_last(table, &[batch?])?;
-            }
-            Ok::<_, StorageError>(covers)
+            let table = table.clone();
+            blocking(move || decode_into(&table, bytes)).await
         };
         match restored.await {
             Ok(covers) => covers,
@@ -97,4 +76,49 @@ impl TenantStore {
             }
         }
     }
+}
+
+/// The snapshot's bytes: `rows`, and the files they include in the metadata.
+fn encode(rows: &RecordBatch, covers: &[String]) -> Result<Bytes, StorageError> {
+    let covers = serde_json::to_string(covers).map_err(|e| StorageError::Internal {
+        message: format!("listing the last-value snapshot's files: {e}"),
+    })?;
+    let properties = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(COVERS_KEY.into(), covers)]))
+        .build();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, rows.schema(), Some(properties))?;
+    writer.write(rows)?;
+    writer.close()?;
+    Ok(Bytes::from(bytes))
+}
+
+/// Offers the snapshot's rows to `table`'s cache; returns the files they include.
+fn decode_into(table: &Table, bytes: Bytes) -> Result<HashSet<String>, StorageError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let covers = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == COVERS_KEY))
+        .and_then(|kv| kv.value.as_deref())
+        .and_then(|v| serde_json::from_str::<HashSet<String>>(v).ok())
+        .ok_or_else(|| StorageError::Internal {
+            message: "the last-value snapshot does not list its files".into(),
+        })?;
+    for batch in builder.build()? {
+        offer_last(table, &[batch?])?;
+    }
+    Ok(covers)
+}
+
+/// Encoding and decoding are CPU work (one row per series): off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::Internal {
+            message: format!("the last-value snapshot's work stopped: {e}"),
+        })?
 }
