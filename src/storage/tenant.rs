@@ -235,9 +235,10 @@ impl TenantStore {
                 1,
                 self.budget.clone(),
             );
-            // A table this write creates has no files: its cache holds every row from the
-            // start (and maintenance may save it).
-            table.inner.lock().last.files_loaded = true;
+            // A table this process creates, owning the data directory, has no files: its cache
+            // holds every row from the start (and maintenance may save it). A reader beside a
+            // live server reads the files the server writes for it when first asked.
+            table.inner.lock().last.files_loaded = self.writer.is_some();
             Arc::new(table)
         });
         Ok(table.clone())
