@@ -5,8 +5,30 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::TestServer;
 use crate::common::fixture::start;
 use crate::{data, metric, wait_for};
+
+/// Asks `panel` for `range(1)`, `range(2)`, … (each new, so no answer comes from the panel
+/// cache) until an answer is read from the newest rows — after a start the first requests
+/// scan while the cache fills in the background; returns that range and answer.
+async fn first_read_from_newest_rows(
+    server: &TestServer,
+    panel: &str,
+    range: impl Fn(u32) -> String,
+) -> (String, Value) {
+    for attempt in 1..60 {
+        let range = range(attempt);
+        let reads = metric(server, "opsboard_last_rows_reads_total").await;
+        let (status, answer) = data(server, panel, &range).await;
+        assert_eq!(status, 200, "{answer}");
+        if metric(server, "opsboard_last_rows_reads_total").await == reads + 1 {
+            return (range, answer);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{panel} never read the newest rows");
+}
 
 /// A live health panel answers from the newest row of each series (`last_rows`) instead of
 /// scanning the week it looks back: the same services, statuses, errors and times as the scan
@@ -48,20 +70,11 @@ async fn live_health_answers_from_the_newest_rows_match_the_scan() {
     let services = |answer: &Value| answer["services"].clone();
     // The first live request scans and sets the cache filling; later ones read the newest rows
     // (each range new, so no answer comes from the panel cache).
-    let mut minutes = 60;
-    let (live, newest, after) = loop {
-        minutes += 1;
-        assert!(minutes < 120, "the live panel never read the newest rows");
-        let live = format!("from=now-{minutes}m&to=now");
-        let reads = metric(&server, "opsboard_last_rows_reads_total").await;
-        let (s, newest) = data(&server, "health", &live).await;
-        assert_eq!(s, 200, "{newest}");
-        let after = metric(&server, "opsboard_last_rows_reads_total").await;
-        if after == reads + 1 {
-            break (live, newest, after);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (live, newest) = first_read_from_newest_rows(&server, "health", |m| {
+        format!("from=now-{}m&to=now", 60 + m)
+    })
+    .await;
+    let after = metric(&server, "opsboard_last_rows_reads_total").await;
     let live = live.as_str();
     let (_, scanned) = data(&server, "health_scan", live).await;
     assert_eq!(
@@ -138,21 +151,12 @@ async fn live_kpi_newest_value_from_the_newest_rows_matches_the_scan() {
         .await;
     assert_eq!(status, 200, "{body}");
     let pick = |a: &Value| (a["value"].clone(), a["time"].clone());
-    let mut minutes = 10;
-    let newest = loop {
-        minutes += 1;
-        assert!(minutes < 70, "the live KPI never read the newest rows");
-        let live = format!("from=now-{minutes}m&to=now");
-        let reads = metric(&server, "opsboard_last_rows_reads_total").await;
-        let (s, answer) = data(&server, "mem_now", &live).await;
-        assert_eq!(s, 200, "{answer}");
-        if metric(&server, "opsboard_last_rows_reads_total").await == reads + 1 {
-            let (_, scanned) = data(&server, "mem_now_scan", &live).await;
-            assert_eq!(pick(&answer), pick(&scanned));
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (live, newest) = first_read_from_newest_rows(&server, "mem_now", |m| {
+        format!("from=now-{}m&to=now", 10 + m)
+    })
+    .await;
+    let (_, scanned) = data(&server, "mem_now_scan", &live).await;
+    assert_eq!(pick(&newest), pick(&scanned));
     assert_eq!(newest["value"], 42.0, "host a's newest, not host b's");
     // A newer row of host a without `mem`: the newest rows cannot say; the scan's 42 stands.
     let body = format!("{{\"time\":{},\"host\":\"a\",\"cpu\":2}}\n", now - 500);
@@ -188,21 +192,12 @@ async fn kpi_newest_time_from_the_newest_rows_matches_the_scan_on_any_range() {
     wait_for(&server, "mem_avg_scan").await;
     let pick = |a: &Value| (a["value"].clone(), a["time"].clone(), a["previous"].clone());
     // The fixture's rows span 2024-01-01 and 02; the newest is at 02 23:30.
-    let mut minute = 0;
-    let covering = loop {
-        minute += 1;
-        assert!(minute < 60, "the KPI never read the newest rows");
-        let range = format!("from=2024-01-01T00:{minute:02}:00Z&to=2024-01-03T00:00:00Z");
-        let reads = metric(&server, "opsboard_last_rows_reads_total").await;
-        let (s, answer) = data(&server, "mem_avg", &range).await;
-        assert_eq!(s, 200, "{answer}");
-        if metric(&server, "opsboard_last_rows_reads_total").await == reads + 1 {
-            let (_, scanned) = data(&server, "mem_avg_scan", &range).await;
-            assert_eq!(pick(&answer), pick(&scanned));
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (range, covering) = first_read_from_newest_rows(&server, "mem_avg", |m| {
+        format!("from=2024-01-01T00:{m:02}:00Z&to=2024-01-03T00:00:00Z")
+    })
+    .await;
+    let (_, scanned) = data(&server, "mem_avg_scan", &range).await;
+    assert_eq!(pick(&covering), pick(&scanned));
     assert_eq!(
         covering["time"], 1_704_238_200_000i64,
         "02 23:30: {covering}"
