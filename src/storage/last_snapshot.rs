@@ -19,6 +19,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::last_read::offer_last;
 use super::table::Table;
+use super::tenant::blocking;
 use super::{StorageError, TenantStore};
 
 /// The metadata key listing (as a JSON array) the files whose rows the snapshot includes.
@@ -47,6 +48,7 @@ impl TenantStore {
         let Some(rows) = rows else {
             return Ok(false);
         };
+        // Encoding and decoding are CPU work (one row per series): on the blocking pool.
         let bytes = blocking(move || encode(&rows, &covers)).await?;
         self.objects
             .put(&snapshot_path(&table.name), bytes.into())
@@ -110,15 +112,4 @@ fn decode_into(table: &Table, bytes: Bytes) -> Result<HashSet<String>, StorageEr
         offer_last(table, &[batch?])?;
     }
     Ok(covers)
-}
-
-/// Encoding and decoding are CPU work (one row per series): off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StorageError::Internal {
-            message: format!("the last-value snapshot's work stopped: {e}"),
-        })?
 }

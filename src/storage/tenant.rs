@@ -477,12 +477,12 @@ impl TenantStore {
 }
 
 /// Runs CPU work on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| StorageError::Internal {
-            message: format!("flush task failed: {e}"),
+            message: format!("storage task on the blocking pool failed: {e}"),
         })?
 }
