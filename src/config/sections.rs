@@ -45,6 +45,9 @@ pub struct PanelsConfig {
     pub max_series: usize,
     /// How often `tenants/` and `panels/` are checked for changes.
     pub reload_interval: HumanDuration,
+    /// How long an uncached aggregate waits for other panels' aggregates over the same rows,
+    /// to read them in one scan; `0s` runs each alone.
+    pub shared_scan_wait: HumanDuration,
 }
 
 impl Default for PanelsConfig {
@@ -54,6 +57,7 @@ impl Default for PanelsConfig {
             raw_limit: 10_000,
             max_series: 1_000,
             reload_interval: HumanDuration::from_secs(1),
+            shared_scan_wait: HumanDuration(std::time::Duration::from_millis(3)),
         }
     }
 }

@@ -85,6 +85,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP opsboard_panel_answers_shared_total Cache misses answered by another request's computation of the same answer.\n\
          # TYPE opsboard_panel_answers_shared_total counter\n\
          opsboard_panel_answers_shared_total {}\n\
+         # HELP opsboard_panel_scans_shared_total Panel aggregates answered by a query another panel of the same rows ran.\n\
+         # TYPE opsboard_panel_scans_shared_total counter\n\
+         opsboard_panel_scans_shared_total {}\n\
          # HELP opsboard_panel_cache_entries Panel answers held.\n\
          # TYPE opsboard_panel_cache_entries gauge\n\
          opsboard_panel_cache_entries {}\n\
@@ -105,6 +108,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             cache.hits,
             cache.misses,
             cache.shared,
+            cache.scans_shared,
             cache.entries,
             cache.weighted_bytes,
             cache.max_bytes

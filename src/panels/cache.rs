@@ -108,6 +108,8 @@ pub struct CacheStats {
     pub misses: u64,
     /// Misses answered by another request's computation of the same answer.
     pub shared: u64,
+    /// Panel aggregates answered by a query another panel ran (shared scans).
+    pub scans_shared: u64,
     pub entries: u64,
     pub weighted_bytes: u64,
     pub max_bytes: u64,
@@ -205,6 +207,7 @@ impl PanelCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             shared: 0,
+            scans_shared: 0,
             entries: self.cache.entry_count(),
             weighted_bytes: self.cache.weighted_size(),
             max_bytes: self.cache.policy().max_capacity().unwrap_or(0),

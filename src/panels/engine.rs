@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::cache::{self, CacheStats, PanelCache};
 use super::flight::Flights;
+use super::shared_scan::SharedScans;
 use super::{PanelData, PanelError, PanelRequest, Registry, Run, export, kinds, variables};
 use crate::config::{LoadedPanel, TenantPanels};
 use crate::query::{QueryEngine, QueryOutput};
@@ -27,6 +28,7 @@ pub struct PanelEngine {
     /// Uncached answers being computed, by cache key and invalidation epoch.
     flights: Flights<(cache::Key, u64), Arc<PanelData>>,
     registry: Registry,
+    scans: SharedScans,
     raw_limit: usize,
     max_series: usize,
     options: variables::OptionsCache,
@@ -46,6 +48,7 @@ impl PanelEngine {
             cache: PanelCache::new(settings.cache_max_bytes),
             flights: Flights::default(),
             registry: Registry::builtin(),
+            scans: SharedScans::new(settings.shared_scan_wait.0),
             raw_limit: settings.raw_limit,
             max_series: settings.max_series,
             options: Default::default(),
@@ -55,6 +58,7 @@ impl PanelEngine {
     pub fn cache_stats(&self) -> CacheStats {
         CacheStats {
             shared: self.flights.shared(),
+            scans_shared: self.scans.shared(),
             ..self.cache.stats()
         }
     }
@@ -169,6 +173,7 @@ impl PanelEngine {
             raw_limit: self.raw_limit,
             max_series: self.max_series,
             vars,
+            scans: &self.scans,
         })
     }
 

@@ -20,6 +20,7 @@ mod links;
 mod newest;
 pub mod render_pool;
 mod request;
+mod shared_scan;
 mod sqlgen;
 mod table;
 mod thumbnails;
@@ -137,6 +138,8 @@ pub struct Run<'a> {
     pub max_series: usize,
     /// The dashboard variables the panel reads, bound (`$name`).
     pub vars: Params,
+    /// Queries of several panels over the same rows, gathered into one.
+    pub scans: &'a shared_scan::SharedScans,
 }
 
 impl Run<'_> {
@@ -149,6 +152,16 @@ impl Run<'_> {
                 panel: self.panel.id.clone(),
                 source,
             })
+    }
+
+    /// One aggregate's rows (`keys…, value`), from a query shared with the panels asking for
+    /// other aggregates of the same rows meanwhile.
+    pub async fn aggregated(
+        &self,
+        query: &shared_scan::Aggregated,
+        params: &Params,
+    ) -> Result<Vec<RecordBatch>, PanelError> {
+        self.scans.rows(self, query, params).await
     }
 
     /// Runs `sql` with `params`, its batches as they come (for answers folded as they stream).

@@ -6,6 +6,7 @@
 mod common;
 mod newest;
 mod rollups;
+mod shared;
 mod variables;
 
 use std::path::Path;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::answer::Header;
 use super::kind::{KindSpec, Source};
 use super::kinds::{PanelAnswer, PanelKind};
+use super::shared_scan::Aggregated;
 use super::values::{floats, timestamps_ns};
 use super::{Bucket, PanelError, Run, newest, sqlgen};
 use crate::clock::{Timestamp, epoch_ms};
@@ -263,13 +264,13 @@ async fn aggregate_in(
     let config = &run.panel.config;
     let ts = sqlgen::ident(sqlgen::time_column(config));
     let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
-    let sql = format!(
-        "SELECT {} AS value {}",
-        sqlgen::aggregate(f, &value, &ts),
-        sqlgen::from_where(config, &[])
-    );
+    let query = Aggregated {
+        keys: String::new(),
+        aggregate: sqlgen::aggregate(f, &value, &ts),
+        rest: sqlgen::from_where(config, &[]),
+    };
     let params = sqlgen::base_params(run, from_ns, to_ns, Bucket::Raw);
-    let batches = run.rows(&sql, &params).await?;
+    let batches = run.aggregated(&query, &params).await?;
     let aggregated = floats(&batches, "value")
         .ok_or_else(|| run.shape_error("the query must return a numeric column `value`"))?
         .first()

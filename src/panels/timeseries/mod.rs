@@ -122,15 +122,15 @@ impl PanelKind for Timeseries {
     }
 
     async fn export_query(&self, run: &Run<'_>) -> Result<(String, Params), PanelError> {
-        let (sql, params, _, _) = query::query(run, None)?;
-        Ok((sql, params))
+        let (query, params, _, _) = query::query(run, None)?;
+        Ok((query.sql(), params))
     }
 }
 
 async fn answer(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
     let config = &run.panel.config;
-    let (sql, params, bucket, function) = query::query(run, Some(run.raw_limit + 1))?;
-    let batches = run.rows(&sql, &params).await?;
+    let (query, params, bucket, function) = query::query(run, Some(run.raw_limit + 1))?;
+    let batches = query.rows(run, &params).await?;
     let times = timestamps_ns(&batches, "time")
         .ok_or_else(|| run.shape_error("the query must return a timestamp column `time`"))?;
     let values = floats(&batches, "value")
@@ -209,8 +209,8 @@ async fn downsampled(run: &Run<'_>) -> Result<TimeseriesAnswer, PanelError> {
     use futures::StreamExt;
     let config = &run.panel.config;
     let columns = run.request.max_points()?;
-    let (sql, params, _, _) = query::query(run, None)?;
-    let mut stream = run.stream(&sql, &params).await?;
+    let (query, params, _, _) = query::query(run, None)?;
+    let mut stream = run.stream(&query.sql(), &params).await?;
     let mut m4 = downsample::M4::new(run.range.from_ns, run.range.to_ns, columns);
     let default_name = default_series_name(config);
     while let Some(batch) = stream.next().await {

@@ -1,16 +1,46 @@
 //! The query behind a timeseries panel: `date_bin` buckets with the panel's aggregate, or raw
 //! rows, every request value bound as a parameter.
 
+use arrow::record_batch::RecordBatch;
+
+use super::super::shared_scan::Aggregated;
 use super::super::{Bucket, PanelError, Run, sqlgen};
 use crate::config::AggregateFn;
 use crate::query::Params;
+
+/// The query behind a panel: an aggregate (shared with other panels over the same rows) or
+/// rows as written (raw rows, a `sql:` panel).
+pub(super) enum PanelQuery {
+    Aggregated(Aggregated),
+    Text(String),
+}
+
+impl PanelQuery {
+    pub(super) fn sql(&self) -> String {
+        match self {
+            PanelQuery::Aggregated(query) => query.sql(),
+            PanelQuery::Text(sql) => sql.clone(),
+        }
+    }
+
+    pub(super) async fn rows(
+        &self,
+        run: &Run<'_>,
+        params: &Params,
+    ) -> Result<Vec<RecordBatch>, PanelError> {
+        match self {
+            PanelQuery::Aggregated(query) => run.aggregated(query, params).await,
+            PanelQuery::Text(sql) => run.rows(sql, params).await,
+        }
+    }
+}
 
 /// The query behind the panel, its parameters, bucket and function; raw rows stop at `limit`
 /// when given (exports pass none).
 pub(super) fn query(
     run: &Run<'_>,
     limit: Option<usize>,
-) -> Result<(String, Params, Bucket, AggregateFn), PanelError> {
+) -> Result<(PanelQuery, Params, Bucket, AggregateFn), PanelError> {
     let config = &run.panel.config;
     let bucket = sqlgen::bucket_for(run)?;
     let function = config
@@ -19,20 +49,20 @@ pub(super) fn query(
         .and_then(|a| a.function)
         .unwrap_or_default();
     let mut params = sqlgen::base_params(run, run.range.from_ns, run.range.to_ns, bucket);
-    let sql = match &config.sql {
-        Some(sql) => sql.clone(),
-        None => structured_sql(run, bucket, function, &mut params, limit),
+    let query = match &config.sql {
+        Some(sql) => PanelQuery::Text(sql.clone()),
+        None => structured(run, bucket, function, &mut params, limit),
     };
-    Ok((sql, params, bucket, function))
+    Ok((query, params, bucket, function))
 }
 
-fn structured_sql(
+fn structured(
     run: &Run<'_>,
     bucket: Bucket,
     function: AggregateFn,
     params: &mut Params,
     limit: Option<usize>,
-) -> String {
+) -> PanelQuery {
     let config = &run.panel.config;
     let ts = sqlgen::ident(sqlgen::time_column(config));
     let value = sqlgen::role(config, "value").unwrap_or_else(|| "NULL".into());
@@ -52,21 +82,21 @@ fn structured_sql(
         .unwrap_or_default();
     match bucket {
         // Raw rows, newest cut off past the limit (`truncated` says so).
-        Bucket::Raw => match limit {
+        Bucket::Raw => PanelQuery::Text(match limit {
             Some(n) => format!(
                 "SELECT {ts} AS time, {value} AS value{series_select} {from_where} ORDER BY {ts} LIMIT {n}"
             ),
             // An uncapped export streams in storage order (by series, then time, day by day):
             // a global sort of millions of rows would hold them all in memory.
             None => format!("SELECT {ts} AS time, {value} AS value{series_select} {from_where}"),
-        },
+        }),
         Bucket::Every(_) => {
-            let group = if series.is_some() { "1, 3" } else { "1" };
-            format!(
-                "SELECT date_bin($bucket, {ts}, $origin) AS time, {agg} AS value{series_select} \
-                 {from_where} GROUP BY {group} ORDER BY 1",
-                agg = sqlgen::aggregate(function, &value, &ts)
-            )
+            let group = if series.is_some() { "1, 2" } else { "1" };
+            PanelQuery::Aggregated(Aggregated {
+                keys: format!("date_bin($bucket, {ts}, $origin) AS time{series_select}"),
+                aggregate: sqlgen::aggregate(function, &value, &ts),
+                rest: format!("{from_where} GROUP BY {group} ORDER BY 1"),
+            })
         }
     }
 }
