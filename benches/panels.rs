@@ -19,7 +19,8 @@
 //!
 //! The table declares per-minute and hourly rollups per host (`OPSBOARD_BENCH_ROLLUPS=0`: none),
 //! rolled up before the server starts, as a server that ran a while has them;
-//! `OPSBOARD_BENCH_ALIGN_SECS=3600` puts the ranges on whole hours (no partial buckets).
+//! `OPSBOARD_BENCH_ALIGN_SECS=3600` puts the ranges on whole hours (no partial buckets);
+//! `OPSBOARD_BENCH_SHARED_WAIT_MS=0` runs each panel's aggregate alone (no shared scans).
 //!
 //! Run: `cargo bench --bench panels`.
 
@@ -164,6 +165,10 @@ fn main() {
         config.auth.api_rate_per_second = 1e9;
         config.auth.api_burst = u32::MAX;
         config.storage.flush_max_bytes = 8 << 30;
+        // `OPSBOARD_BENCH_SHARED_WAIT_MS=0`: every panel its own query, to compare.
+        config.panels.shared_scan_wait = opsboard::config::HumanDuration(Duration::from_millis(
+            env_usize("OPSBOARD_BENCH_SHARED_WAIT_MS", 3) as u64,
+        ));
         // `OPSBOARD_BENCH_ALIGN_SECS=3600`: ranges on whole hours, so rollups need no raw rows
         // for partial buckets at the ends (to tell that cost apart).
         let align = STEP.max(env_usize("OPSBOARD_BENCH_ALIGN_SECS", 0) as i64 * 1_000_000_000);

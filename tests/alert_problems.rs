@@ -1,7 +1,7 @@
 //! Rules without an answer, end to end on a manual clock: an empty answer or a failing query is
 //! reported to the rule's routes as Grafana does (`DatasourceNoData` / `DatasourceError`, after
 //! `for`, once, then resolved), or counts as alerting / fine, as each rule's
-//! `no_data_state` / `exec_err_state` says.
+//! `no_data_state` / `exec_err_state` says. Rules on panels over the same rows share a scan.
 
 #[macro_use]
 mod common;
@@ -251,5 +251,72 @@ async fn nodata_and_error_follow_each_rules_policy(db: Db) {
         !problems.iter().any(|(r, _)| r == "sensor_silent"),
         "{problems:?}"
     );
+    env.server.stop().await;
+}
+
+/// Rules on panels over the same rows (the max of cpu and of mem, one KPI each) are observed
+/// together in a cycle, so their panels read the rows in one shared scan — and each rule still
+/// fires on its own panel's value.
+#[tokio::test]
+async fn rules_on_panels_over_the_same_rows_share_one_scan() {
+    let hook = webhook(0).await;
+    let kpi = |field: &str| {
+        format!(
+            "panel:\n  type: kpi\n  title: {field}\n  data_source:\n    table: metrics\n    columns: {{value: {field}}}\n  aggregation: {{function: max}}\n"
+        )
+    };
+    let rule = |name: &str, panel: &str, condition: &str| {
+        format!(
+            "  - {{name: {name}, panel: {panel}, condition: \"{condition}\", severity: high}}\n"
+        )
+    };
+    let yaml = format!(
+        "rules:\n{}{}{}channels:\n  - {{name: hook, type: webhook, url: \"{}\", format: alertmanager}}\nroutes:\n  - {{channels: [hook], group_by: [alertname]}}\n",
+        rule("cpu_high", "max_cpu", "> 4"),
+        rule("mem_high", "max_mem", "> 4"),
+        rule("cpu_huge", "max_cpu", "> 1000"),
+        hook.url
+    );
+    let Some(env) = Env::start(Db::Sqlite, "alert_shared_scans", move |c| {
+        c.alerts.tick = "100ms".parse().unwrap();
+        c.alerts.allowed_targets = vec!["127.0.0.1".parse().unwrap()];
+        // Long enough that a busy test machine cannot split the cycle's queries.
+        c.panels.shared_scan_wait = "200ms".parse().unwrap();
+        let acme = c.tenants_dir.join("acme");
+        std::fs::write(acme.join("panels/max_cpu.yaml"), kpi("cpu")).unwrap();
+        std::fs::write(acme.join("panels/max_mem.yaml"), kpi("mem")).unwrap();
+        std::fs::create_dir_all(acme.join("alerts")).unwrap();
+        std::fs::write(acme.join("alerts/rules.yaml"), &yaml).unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    // cpu 5 and mem 1 in the newest minute: only the cpu rule's panel passes 4.
+    minute(&env, &["a"]).await;
+    wait_until(&hook, "cpu_high firing", |l| {
+        got(l, "firing", "cpu_high", "") == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = received(&hook);
+    assert_eq!(got(&now, "firing", "mem_high", ""), 0, "{now:#?}");
+    assert_eq!(got(&now, "firing", "cpu_huge", ""), 0, "{now:#?}");
+    let shared = env
+        .server
+        .client
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("opsboard_panel_scans_shared_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    // cpu_high and cpu_huge read one panel (one query); max_mem joined max_cpu's scan.
+    assert!(shared >= 1, "the rules' panels shared no scan");
     env.server.stop().await;
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -33,7 +34,20 @@ const DEFAULT_REPEAT_MS: i64 = 4 * 3_600_000;
 
 /// One cycle's answers of one tenant, by query (or panel) and range: evaluated at the same time,
 /// they are the same answer.
-type Answers = HashMap<(Option<String>, Option<String>, u128), Result<Vec<Observation>, String>>;
+type Source = (Option<String>, Option<String>, u128);
+type Answers = HashMap<Source, Result<Vec<Observation>, String>>;
+
+/// Queries of one cycle running at once (each uses the query engine's own limits too).
+const OBSERVED_AT_ONCE: usize = 8;
+
+/// What a threshold rule reads: its SQL or panel, over its range.
+fn source_of(rule: &AlertRule) -> Source {
+    (
+        rule.config.sql.clone(),
+        rule.config.panel.clone(),
+        rule.range().as_millis(),
+    )
+}
 
 #[derive(Clone)]
 struct Observation {
@@ -155,19 +169,15 @@ impl AlertEngine {
                 }
             };
             let mut outgoing = vec![];
-            let mut answers = Answers::new();
-            for rule in &config.alerts.rules {
-                let key = (tenant.clone(), rule.config.name.clone());
-                let due = self
-                    .last_run
-                    .lock()
-                    .get(&key)
-                    .is_none_or(|last| now - last >= rule.every().as_millis() as i64);
-                if !due {
-                    continue;
-                }
-                self.last_run.lock().insert(key, now);
-                ran += 1;
+            let due: Vec<&AlertRule> = config
+                .alerts
+                .rules
+                .iter()
+                .filter(|rule| self.take_turn(&tenant, rule, now))
+                .collect();
+            ran += due.len();
+            let mut answers = self.observe_all(&tenant, &due, now).await;
+            for rule in due {
                 let evaluation = match &rule.watch {
                     Watch::Threshold(_) => {
                         self.evaluate(&tenant, &config, rule, &silences, &mut answers, now)
@@ -194,6 +204,46 @@ impl AlertEngine {
             }
         }
         (ran, deliveries)
+    }
+
+    /// Whether `rule` is due at `now`; if so it is marked as run.
+    fn take_turn(&self, tenant: &str, rule: &AlertRule, now: i64) -> bool {
+        let key = (tenant.to_string(), rule.config.name.clone());
+        let mut last_run = self.last_run.lock();
+        let due = last_run
+            .get(&key)
+            .is_none_or(|last| now - last >= rule.every().as_millis() as i64);
+        if due {
+            last_run.insert(key, now);
+        }
+        due
+    }
+
+    /// The answers of the due threshold rules' queries, each distinct query run once and
+    /// several at a time: rules on panels over the same rows share one scan (the panel
+    /// engine's shared scans), and the cycle uses both cores.
+    async fn observe_all(&self, tenant: &str, due: &[&AlertRule], now: i64) -> Answers {
+        let mut sources = HashMap::new();
+        for rule in due {
+            if matches!(rule.watch, Watch::Threshold(_)) {
+                sources.entry(source_of(rule)).or_insert(*rule);
+            }
+        }
+        let at_once = tokio::sync::Semaphore::new(OBSERVED_AT_ONCE);
+        // Boxed with a named lifetime: the panel engine's future types nest too deep for the
+        // compiler to prove `Send` through an unnamed one.
+        let mut observing: Vec<BoxFuture<'_, (Source, Result<Vec<Observation>, String>)>> = vec![];
+        for (source, rule) in sources {
+            let at_once = &at_once;
+            observing.push(Box::pin(async move {
+                let _turn = at_once.acquire().await;
+                (source, self.observe(tenant, rule, now).await)
+            }));
+        }
+        futures::future::join_all(observing)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// The rule's answer as observations, or the error that stopped it.
@@ -284,11 +334,7 @@ impl AlertEngine {
         let rule_labels: Labels = [(RULE_LABEL.to_string(), "rule".to_string())].into();
         let rule_key = labels_key(&rule_labels);
         // Rules sharing a query and range (say disk > 80 and disk > 90) share one run of it.
-        let source = (
-            rule.config.sql.clone(),
-            rule.config.panel.clone(),
-            rule.range().as_millis(),
-        );
+        let source = source_of(rule);
         let observed = match answers.get(&source) {
             Some(answer) => answer.clone(),
             None => {

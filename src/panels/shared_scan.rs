@@ -21,7 +21,6 @@ use tokio::sync::watch;
 use super::{PanelError, Run};
 use crate::query::Params;
 
-
 /// The prefix of the shared query's aggregate columns (nobody's own column is named so).
 const COLUMN: &str = "__opsboard_shared_";
 

@@ -82,7 +82,10 @@ async fn panels_over_the_same_rows_share_one_scan_and_answer_as_alone() {
         assert_eq!(status, 200, "{id}: {answer}");
         alone.push(answer);
     }
-    assert_eq!(metric(&server, "opsboard_panel_scans_shared_total").await, 0);
+    assert_eq!(
+        metric(&server, "opsboard_panel_scans_shared_total").await,
+        0
+    );
     // A new panel: a new configuration generation, nothing cached.
     std::fs::write(panels.join("z_reload.yaml"), kpi("cpu", "min", "", false)).unwrap();
     wait_for(&server, "z_reload").await;
@@ -92,7 +95,10 @@ async fn panels_over_the_same_rows_share_one_scan_and_answer_as_alone() {
         assert_eq!(*status, 200, "{id}: {answer}");
         assert_eq!(answer, alone, "{id}");
     }
-    assert_eq!(metric(&server, "opsboard_panel_scans_shared_total").await, 6);
+    assert_eq!(
+        metric(&server, "opsboard_panel_scans_shared_total").await,
+        6
+    );
     // The answers are real: the fixture's cpu of day 2 (rows 48..96 of both hosts).
     let cpu: Vec<f64> = (48..96i64)
         .flat_map(|i| [0, 1].map(|h| ((i * 7 + h * 13) % 100) as f64 + 0.5))
@@ -126,7 +132,11 @@ async fn an_abandoned_shared_query_strands_no_one() {
         server.url
     );
     let leader = async {
-        let sent = impatient.get(url).bearer_auth(&server.admin_key).send().await;
+        let sent = impatient
+            .get(url)
+            .bearer_auth(&server.admin_key)
+            .send()
+            .await;
         assert!(sent.is_err(), "the impatient request gave up");
     };
     let joiner = async {

@@ -95,18 +95,22 @@ fn finite(v: Option<f64>) -> Option<f64> {
 
 async fn answer(run: &Run<'_>) -> Result<KpiAnswer, PanelError> {
     let config = &run.panel.config;
-    let (value, time) = match newest_value(run).await? {
-        Some(newest) => newest,
-        None => value_in(run, run.range.from_ns, run.range.to_ns, Want::ValueAndTime).await?,
+    let current = async {
+        match newest_value(run).await? {
+            Some(newest) => Ok(newest),
+            None => value_in(run, run.range.from_ns, run.range.to_ns, Want::ValueAndTime).await,
+        }
     };
-    let previous = if config.display.show_delta == Some(true) {
+    // Side by side: each may wait for other panels' aggregates of its period (shared scans).
+    let previous = async {
+        if config.display.show_delta != Some(true) {
+            return Ok(None);
+        }
         let before = run.range.previous();
-        value_in(run, before.from_ns, before.to_ns, Want::Value)
-            .await?
-            .0
-    } else {
-        None
+        let (value, _) = value_in(run, before.from_ns, before.to_ns, Want::Value).await?;
+        Ok::<_, PanelError>(value)
     };
+    let ((value, time), previous) = tokio::try_join!(current, previous)?;
     let delta = value.zip(previous).map(|(v, p)| v - p);
     let delta_percent = delta
         .zip(previous)
