@@ -35,7 +35,9 @@ const DEFAULT_REPEAT_MS: i64 = 4 * 3_600_000;
 /// One cycle's answers of one tenant, by query (or panel) and range: evaluated at the same time,
 /// they are the same answer.
 type Source = (Option<String>, Option<String>, u128);
-type Answers = HashMap<Source, Result<Vec<Observation>, String>>;
+/// A rule's query answered as observations, or the error that stopped it.
+type Observed = Result<Vec<Observation>, String>;
+type Answers = HashMap<Source, Observed>;
 
 /// Queries of one cycle running at once (each uses the query engine's own limits too).
 const OBSERVED_AT_ONCE: usize = 8;
@@ -232,7 +234,7 @@ impl AlertEngine {
         let at_once = tokio::sync::Semaphore::new(OBSERVED_AT_ONCE);
         // Boxed with a named lifetime: the panel engine's future types nest too deep for the
         // compiler to prove `Send` through an unnamed one.
-        let mut observing: Vec<BoxFuture<'_, (Source, Result<Vec<Observation>, String>)>> = vec![];
+        let mut observing: Vec<BoxFuture<'_, (Source, Observed)>> = vec![];
         for (source, rule) in sources {
             let at_once = &at_once;
             observing.push(Box::pin(async move {
