@@ -58,6 +58,10 @@ struct Common {
     /// Central database: sqlite://… or postgres://… (overrides the config file).
     #[arg(long, env = "OPSBOARD_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Where Parquet files and catalogs live: file, file:///abs/dir or s3://bucket/prefix
+    /// (overrides the config file; S3 settings from the standard AWS_* variables).
+    #[arg(long, env = "OPSBOARD_OBJECT_STORE")]
+    object_store: Option<String>,
 }
 
 impl Common {
@@ -75,6 +79,9 @@ impl Common {
         }
         if let Some(url) = &self.database_url {
             config.database_url = Some(url.clone());
+        }
+        if let Some(url) = &self.object_store {
+            config.storage.object_store = url.clone();
         }
         Ok(config)
     }

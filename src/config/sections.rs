@@ -159,8 +159,8 @@ impl Default for AuthConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Where Parquet files and catalogs live: `file` (= `<data_dir>/objects`), `file:///abs/dir`
-    /// or `memory://` (tests).
+    /// Where Parquet files and catalogs live: `file` (= `<data_dir>/objects`), `file:///abs/dir`,
+    /// `s3://bucket/prefix` (settings from the `AWS_*` variables) or `memory://` (tests).
     pub object_store: String,
     /// Persist a table's buffer once it holds this many rows...
     pub flush_max_rows: usize,

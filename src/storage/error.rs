@@ -33,8 +33,13 @@ pub enum StorageError {
     DataDirLocked { path: PathBuf },
     #[error("the store is open read-only")]
     ReadOnly,
-    #[error("object store URL {url:?} is not supported (use file, file:///abs/dir or memory://)")]
+    #[error(
+        "object store URL {url:?} is not supported (use file, file:///abs/dir, s3://bucket/prefix or memory://)"
+    )]
     UnsupportedObjectStore { url: String },
+    /// An `s3://` store that cannot be set up (bad URL, missing region or credentials).
+    #[error("object store {url:?}: {message}")]
+    ObjectStoreSetup { url: String, message: String },
     #[error("WAL sync failed: {message}")]
     WalSync { message: String },
     #[error("server is shutting down")]

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
@@ -226,11 +227,51 @@ fn object_store_for(url: &str, data_dir: &Path) -> Result<Arc<dyn ObjectStore>, 
     match url {
         "" | "file" => local(data_dir.join("objects")),
         "memory://" | "memory:///" => Ok(Arc::new(InMemory::new())),
+        other if other.starts_with("s3://") => s3(other),
         other => match other.strip_prefix("file://") {
             Some(path) if path.starts_with('/') => local(PathBuf::from(path)),
             _ => Err(StorageError::UnsupportedObjectStore { url: other.into() }),
         },
     }
+}
+
+/// `s3://bucket[/prefix][?option=value&…]`: endpoint, region and credentials from the standard
+/// `AWS_*` variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`, `AWS_ALLOW_HTTP` for a local server); settings that are not secret may also be
+/// written as options (`endpoint`, `region`, `allow_http`, `skip_signature`, …). Create-only
+/// puts (the catalog's commits) use S3's conditional writes (`If-None-Match`).
+fn s3(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    use object_store::aws::AmazonS3ConfigKey;
+    let setup = |message: String| StorageError::ObjectStoreSetup {
+        url: url.to_string(),
+        message,
+    };
+    let parsed = url::Url::parse(url).map_err(|e| setup(e.to_string()))?;
+    let Some(bucket) = parsed.host_str().filter(|b| !b.is_empty()) else {
+        return Err(setup("no bucket: write s3://bucket/prefix".into()));
+    };
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    for (name, value) in parsed.query_pairs() {
+        let key: AmazonS3ConfigKey = name
+            .parse()
+            .map_err(|_| setup(format!("unknown option `{name}`")))?;
+        if matches!(
+            key,
+            AmazonS3ConfigKey::SecretAccessKey | AmazonS3ConfigKey::Token
+        ) {
+            return Err(setup(format!(
+                "`{name}` is a secret: set it in the environment (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), not in the URL"
+            )));
+        }
+        builder = builder.with_config(key, value.as_ref());
+    }
+    let store = builder.build().map_err(|e| setup(e.to_string()))?;
+    let prefix = parsed.path().trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    })
 }
 
 /// Tenant names become folder names and object-store prefixes.

@@ -17,6 +17,7 @@ macro_rules! on_both_databases {
 pub mod alerting;
 pub mod fixture;
 pub mod pg;
+pub mod s3;
 pub mod session;
 
 use std::path::{Path, PathBuf};
@@ -118,8 +119,18 @@ pub fn client_with_key(key: &str) -> reqwest::Client {
 /// Starts the real `opsboard serve` binary on port 0 over `dirs` with `extra` arguments;
 /// returns the process and its base URL (read from its first line of output).
 pub fn spawn_opsboard(dirs: &TestDirs, extra: &[&str]) -> (std::process::Child, String) {
+    spawn_opsboard_with(dirs, extra, &[])
+}
+
+/// [`spawn_opsboard`] with environment variables set for the process.
+pub fn spawn_opsboard_with(
+    dirs: &TestDirs,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opsboard"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
         .arg("--data-dir")

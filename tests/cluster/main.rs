@@ -1,0 +1,194 @@
+//! opsboard on an S3-compatible object store (moto, started by the tests), as real processes
+//! configured by the standard AWS variables: the catalog's create-only commits hold between
+//! nodes sharing a bucket, and a node's rows live in the bucket, not in its data dir.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::process::Child;
+
+use common::{TestDirs, s3};
+use opsboard::config::StorageConfig;
+use opsboard::storage::{OpenMode, StorageError, Store};
+use serde_json::{Value, json};
+
+/// A node: its own data dir (and tenant folder), the shared bucket and central database.
+struct Node {
+    dirs: TestDirs,
+    child: Child,
+    url: String,
+}
+
+/// Small flushes, so concurrent writes become many concurrent catalog commits.
+const NODE_CONFIG: &str = "storage:\n  flush_max_rows: 40\n  flush_check_interval: 50ms\n";
+
+fn start_node(dirs: TestDirs, bucket_url: &str, database: &str) -> Node {
+    let config = dirs.root.path().join("node.yaml");
+    std::fs::write(&config, NODE_CONFIG).unwrap();
+    let config = config.display().to_string();
+    let args = [
+        "--config",
+        &config,
+        "--object-store",
+        bucket_url,
+        "--database-url",
+        database,
+    ];
+    let (child, url) = common::spawn_opsboard_with(&dirs, &args, &s3::env());
+    Node { dirs, child, url }
+}
+
+/// SIGTERM, then waits: a graceful stop persists every buffer.
+fn stop(node: &mut Node) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(node.child.wait().unwrap().success());
+}
+
+async fn write(client: &reqwest::Client, node: &Node, body: String) {
+    let resp = client
+        .post(format!("{}/api/v1/tenants/acme/write/events", node.url))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+async fn query(client: &reqwest::Client, node: &Node, sql: &str) -> Value {
+    let resp = client
+        .post(format!("{}/api/v1/tenants/acme/query", node.url))
+        .json(&json!({ "sql": sql }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// A central database outside every node's data dir, and a key in it.
+async fn central() -> (tempfile::TempDir, String, reqwest::Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/central.db", dir.path().display());
+    let mut config = TestDirs::new(&[]).config();
+    config.database_url = Some(database.clone());
+    let client = common::client_with_key(&common::admin_key(&config).await);
+    (dir, database, client)
+}
+
+fn rows(node: usize, batch: usize) -> String {
+    (0..20)
+        .map(|i| {
+            let time = 1_000_000 + (node * 1_000 + batch) * 100 + i;
+            format!("{{\"time\":{time},\"node\":{node},\"batch\":{batch}}}\n")
+        })
+        .collect()
+}
+
+/// Two nodes on one bucket prefix flush the same tenant's table every 40 rows while both are
+/// written to: their commits race for catalog versions, and each is a create-only put, so the
+/// loser reloads and takes the next version. A node that overwrote the other's version would
+/// lose its files; a third node on an empty data dir finds every row of both, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_a_bucket_never_overwrite_each_others_commits() {
+    if s3::skip_unless_available("nodes_sharing_a_bucket") {
+        return;
+    }
+    let bucket = s3::fresh_bucket().await;
+    let url = s3::url(&bucket, "shared");
+    let (_central, database, client) = central().await;
+    let mut one = start_node(TestDirs::new(&["acme"]), &url, &database);
+    let mut two = start_node(TestDirs::new(&["acme"]), &url, &database);
+    for batch in 0..30 {
+        tokio::join!(
+            write(&client, &one, rows(1, batch)),
+            write(&client, &two, rows(2, batch))
+        );
+    }
+    stop(&mut one);
+    stop(&mut two);
+    let mut third = start_node(TestDirs::new(&["acme"]), &url, &database);
+    let answer = query(
+        &client,
+        &third,
+        "SELECT count(*) AS n, count(DISTINCT time) AS t FROM events",
+    )
+    .await;
+    stop(&mut third);
+    assert_eq!(
+        (&answer[0]["n"], &answer[0]["t"]),
+        (&1200.into(), &1200.into()),
+        "{answer}"
+    );
+    let keys = s3::keys(&bucket, "shared/acme/").await;
+    let files = keys.iter().filter(|k| k.ends_with(".parquet")).count();
+    assert!(files >= 10, "{files} Parquet files: {keys:?}");
+}
+
+/// A node on S3 stopped, its data dir deleted, started again on an empty one: every row is
+/// still there, read from the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_keeps_its_rows_in_the_bucket_not_its_data_dir() {
+    if s3::skip_unless_available("a_node_keeps_its_rows") {
+        return;
+    }
+    let bucket = s3::fresh_bucket().await;
+    let url = s3::url(&bucket, "node");
+    let (_central, database, client) = central().await;
+    let mut node = start_node(TestDirs::new(&["acme"]), &url, &database);
+    for batch in 0..5 {
+        write(&client, &node, rows(0, batch)).await;
+    }
+    stop(&mut node);
+    std::fs::remove_dir_all(node.dirs.data()).unwrap();
+    let mut node = start_node(node.dirs, &url, &database);
+    let answer = query(
+        &client,
+        &node,
+        "SELECT count(*) AS n, count(DISTINCT batch) AS b FROM events",
+    )
+    .await;
+    stop(&mut node);
+    assert_eq!(
+        (&answer[0]["n"], &answer[0]["b"]),
+        (&100.into(), &5.into()),
+        "{answer}"
+    );
+}
+
+/// A bad `s3://` URL is refused at open, naming the URL and what is wrong; a secret in the URL
+/// is refused (it belongs in the environment).
+#[tokio::test]
+async fn bad_s3_urls_are_refused_with_the_reason() {
+    let dirs = TestDirs::new(&["acme"]);
+    for (url, expected) in [
+        ("s3://", "no bucket"),
+        (
+            "s3://bucket/p?no_such_option=1",
+            "unknown option `no_such_option`",
+        ),
+        ("s3://bucket/p?secret_access_key=x", "is a secret"),
+        ("s3://bucket/p?token=x", "is a secret"),
+    ] {
+        let config = StorageConfig {
+            object_store: url.to_string(),
+            ..Default::default()
+        };
+        let error = Store::open(config, &dirs.data(), &dirs.tenants(), OpenMode::ReadOnly)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} opened"));
+        assert!(
+            matches!(error, StorageError::ObjectStoreSetup { .. }),
+            "{url}: {error}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains(expected) && text.contains(url),
+            "{url}: {text}"
+        );
+    }
+}
