@@ -63,7 +63,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_events.sql"),
         postgres: include_str!("../migrations/postgres/0004_events.sql"),
     },
+    Migration {
+        version: 5,
+        name: "leases",
+        sqlite: include_str!("../migrations/sqlite/0005_leases.sql"),
+        postgres: include_str!("../migrations/postgres/0005_leases.sql"),
+    },
 ];
+
+/// Held by a transaction that creates or migrates the schema on PostgreSQL.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7242019)";
 
 #[derive(Clone)]
 pub struct Db {
@@ -160,12 +169,21 @@ impl Db {
     }
 
     async fn migrate(&self) -> Result<(), DbError> {
-        self.pool
-            .execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations \
-                 (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-            )
-            .await?;
+        const CREATE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+        match self.backend {
+            Backend::Sqlite => {
+                self.pool.execute(CREATE).await?;
+            }
+            // Two nodes starting at once on a new database: PostgreSQL's `IF NOT EXISTS` does
+            // not keep concurrent creations apart (one fails on a catalog key), the lock does.
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(MIGRATION_LOCK).execute(&mut *tx).await?;
+                sqlx::query(CREATE).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+        }
         for m in MIGRATIONS {
             // Another process (the CLI beside a starting server, a second node) may migrate at
             // the same moment: take the write lock before reading what is done, so one waits
@@ -174,9 +192,7 @@ impl Db {
                 Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
                 Backend::Postgres => {
                     let mut tx = self.pool.begin().await?;
-                    sqlx::query("SELECT pg_advisory_xact_lock(7242019)")
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(MIGRATION_LOCK).execute(&mut *tx).await?;
                     tx
                 }
             };

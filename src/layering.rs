@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first; a module may use those before it.
-const LAYERS: [&str; 20] = [
+const LAYERS: [&str; 21] = [
     "schema",
     "clock",
     "db",
     "generate",
     "config",
+    "cluster",
     "storage",
     "ingest",
     "query",

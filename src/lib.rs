@@ -10,7 +10,7 @@
 //! kind's HTML fragment.
 //!
 //! Layers, each using only those before it: [`schema`], [`clock`], [`db`], [`generate`] (the
-//! ground floor) → [`config`] → [`storage`] → [`ingest`] → [`query`] → [`render`] → [`panels`]
+//! ground floor) → [`config`] → [`cluster`] (tenant leases between nodes) → [`storage`] → [`ingest`] → [`query`] → [`render`] → [`panels`]
 //! → [`check`] → [`live`] (the one owner of each tenant's configuration) → [`alerts`] →
 //! [`auth`] → [`actions`] (panel actions: row lookup, webhook runs, the `actions` table) →
 //! [`http`] → [`server`].
@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod auth;
 pub mod check;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -99,6 +99,9 @@ enum Command {
         /// Create the `demo` tenant, backfill a week of data and keep writing live rows.
         #[arg(long, env = "OPSBOARD_DEMO")]
         demo: bool,
+        /// This node's name among several sharing one database (`cluster.node_id`).
+        #[arg(long, env = "OPSBOARD_NODE_ID")]
+        node_id: Option<String>,
     },
     /// Check configuration; prints `path:line:col: message` per problem, exits 1 if any.
     Validate {
@@ -165,7 +168,8 @@ fn main() -> Result<()> {
                 common,
                 listen,
                 demo,
-            } => run_serve(common, listen, demo).await,
+                node_id,
+            } => run_serve(common, listen, demo, node_id).await,
             Command::Validate { dirs } => run_validate(dirs),
             Command::User { command } => cli_auth::run_user(command).await,
             Command::Apikey { command } => cli_auth::run_key(command).await,
@@ -187,10 +191,18 @@ fn main() -> Result<()> {
     })
 }
 
-async fn run_serve(common: Common, listen: Option<String>, demo: bool) -> Result<()> {
+async fn run_serve(
+    common: Common,
+    listen: Option<String>,
+    demo: bool,
+    node_id: Option<String>,
+) -> Result<()> {
     let mut config = common.load()?;
     if let Some(l) = listen {
         config.listen = l;
+    }
+    if node_id.is_some() {
+        config.cluster.node_id = node_id;
     }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::{AlertEngine, AlertStore, Notifier, NotifySettings};
 use crate::auth::{Actor, AuditEvent, Auth, AuthError, Role};
 use crate::clock::SharedClock;
+use crate::cluster::Leases;
 use crate::config::{ConfigDirs, ServerConfig, fingerprint};
 use crate::http::{AppState, router};
 use crate::live::{LiveConfigs, ReloadOutcome};
@@ -76,9 +78,18 @@ pub async fn serve(
     let (db, auth) = open_auth(&config, &options).await?;
     let cancel = CancellationToken::new();
     let mut background = JoinSet::new();
+    let leases = Arc::new(Leases::new(db.clone(), &config.cluster, &config.data_dir));
+    // Held before upkeep and alert rules first run, so a lone node's first pass is not skipped.
+    renew_leases(&leases, &config.tenants_dir).await;
+    background.spawn(lease_loop(
+        leases.clone(),
+        config.tenants_dir.clone(),
+        cancel.clone(),
+    ));
     background.spawn(flush_loop(store.clone(), cancel.clone()));
     background.spawn(maintenance_loop(
         store.clone(),
+        leases.clone(),
         options.clock.clone(),
         cancel.clone(),
     ));
@@ -120,7 +131,10 @@ pub async fn serve(
         config.panels.reload_interval.0,
         cancel.clone(),
     ));
-    let alerts = alert_engine(&config, db, &store, &engine, &configs, &panels, &options);
+    let alerts = Arc::new(
+        alert_engine(&config, db, &store, &engine, &configs, &panels, &options)
+            .with_leases(leases.clone()),
+    );
     background.spawn(alert_loop(
         alerts.clone(),
         config.alerts.tick.0,
@@ -154,6 +168,7 @@ pub async fn serve(
         auth,
         alerts,
         actions,
+        leases: leases.clone(),
         secure_cookies: crate::http::cookies_must_be_secure(
             config_behind_tls,
             listener.local_addr()?.ip(),
@@ -178,6 +193,9 @@ pub async fn serve(
     crate::http::serve(listener, app, limits, shutdown).await;
     cancel.cancel();
     while background.join_next().await.is_some() {}
+    if let Err(e) = leases.release_all().await {
+        tracing::warn!(error = %e, "cannot give the tenant leases back; they expire by themselves");
+    }
     if options.flush_on_shutdown {
         tracing::info!("flushing buffers before exit");
         store.persist_all().await?;
@@ -224,8 +242,35 @@ async fn auth_upkeep_loop(auth: Arc<Auth>, cancel: CancellationToken) {
     }
 }
 
-/// Retention, compaction and the rest of upkeep, on the server's clock (tests move it).
-async fn maintenance_loop(store: Arc<Store>, clock: SharedClock, cancel: CancellationToken) {
+/// Takes or renews the leases of every tenant folder.
+async fn renew_leases(leases: &Leases, tenants_dir: &std::path::Path) {
+    let tenants = crate::config::tenant_folders(tenants_dir);
+    if let Err(e) = leases.renew(&tenants).await {
+        tracing::error!(error = %e, "cannot renew tenant leases; held ones run out");
+    }
+}
+
+/// Keeps this node's tenant leases, and takes those other nodes let run out.
+async fn lease_loop(leases: Arc<Leases>, tenants_dir: PathBuf, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(leases.renew_every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        renew_leases(&leases, &tenants_dir).await;
+    }
+}
+
+/// Retention, compaction and the rest of upkeep, on the server's clock (tests move it), for
+/// the tenants whose lease this node holds.
+async fn maintenance_loop(
+    store: Arc<Store>,
+    leases: Arc<Leases>,
+    clock: SharedClock,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(store.config().maintenance_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -235,6 +280,9 @@ async fn maintenance_loop(store: Arc<Store>, clock: SharedClock, cancel: Cancell
         }
         let now_ms = clock.now_ms();
         for tenant in store.opened_tenants() {
+            if !leases.owns(&tenant.name) {
+                continue;
+            }
             match tenant.maintain(now_ms).await {
                 Ok(report) => tracing::debug!(tenant = %tenant.name, ?report, "maintenance pass"),
                 Err(e) => tracing::error!(tenant = %tenant.name, error = %e, "maintenance failed"),
@@ -253,7 +301,7 @@ fn alert_engine(
     configs: &Arc<LiveConfigs>,
     panels: &Arc<PanelEngine>,
     options: &ServeOptions,
-) -> Arc<AlertEngine> {
+) -> AlertEngine {
     let alert_store = AlertStore::new(db);
     let notifier = Notifier::new(
         alert_store.clone(),
@@ -272,7 +320,7 @@ fn alert_engine(
                 .to_string(),
         },
     );
-    Arc::new(AlertEngine::new(
+    AlertEngine::new(
         alert_store,
         store.clone(),
         engine.clone(),
@@ -280,7 +328,7 @@ fn alert_engine(
         panels.clone(),
         options.clock.clone(),
         notifier,
-    ))
+    )
 }
 
 /// The central database and the auth service on it, brought up to date: tenants synced, TOTP

@@ -22,6 +22,7 @@ use super::rule_text::{rule_annotations, rule_message, sent_labels};
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
 use super::store::{AlertStore, Silence};
 use crate::clock::{SharedClock, Timestamp};
+use crate::cluster::Leases;
 use crate::config::{AlertRule, TenantAlerts, TenantPanels, Watch};
 use crate::live::LiveConfigs;
 use crate::panels::{PanelAnswer, PanelEngine, PanelRequest, RequestedRange, values};
@@ -75,6 +76,8 @@ pub struct AlertEngine {
     instances: parking_lot::Mutex<HashMap<(String, String), BTreeMap<String, Instance>>>,
     /// Cancelled when the server stops, so open event streams end and let it.
     closing: tokio_util::sync::CancellationToken,
+    /// With several nodes: only tenants whose lease this node holds are evaluated here.
+    leases: Option<Arc<Leases>>,
 }
 
 fn ts(ms: i64) -> ScalarValue {
@@ -133,7 +136,14 @@ impl AlertEngine {
             last_run: parking_lot::Mutex::new(HashMap::new()),
             instances: parking_lot::Mutex::new(HashMap::new()),
             closing: tokio_util::sync::CancellationToken::new(),
+            leases: None,
         }
+    }
+
+    /// Evaluates only the tenants whose lease this node holds (each rule once per cluster).
+    pub fn with_leases(mut self, leases: Arc<Leases>) -> Self {
+        self.leases = Some(leases);
+        self
     }
 
     pub fn store(&self) -> &AlertStore {
@@ -160,6 +170,9 @@ impl AlertEngine {
         let mut deliveries = vec![];
         let configs = &self.configs;
         for tenant in configs.dashboard_tenants() {
+            if self.leases.as_ref().is_some_and(|l| !l.owns(&tenant)) {
+                continue;
+            }
             let Some((config, _)) = configs.current(&tenant) else {
                 continue;
             };

@@ -49,8 +49,8 @@ pub use panel::{
 pub use problem::{KnownTables, Problem, Report};
 pub use rollup::{RollupAggregate, RollupConfig};
 pub use sections::{
-    AlertsConfig, AttachmentsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig,
-    PanelsConfig, QueryConfig, StorageConfig,
+    AlertsConfig, AttachmentsConfig, AuthConfig, ClusterConfig, HttpConfig, IngestConfig,
+    MemoryConfig, PanelsConfig, QueryConfig, StorageConfig,
 };
 pub use server::ServerConfig;
 pub use tenant::{DeclaredType, TableConfig, TenantConfig};

@@ -367,3 +367,26 @@ fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
         ))),
     }
 }
+
+/// Several nodes sharing one central database (PostgreSQL) and one bucket: which node runs
+/// each tenant's alert rules and upkeep.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name in leases, `/healthz` and `/metrics`; unset = `<hostname>-<hash of
+    /// the data dir's path>` (a node restarted on its data dir takes its leases back at once).
+    pub node_id: Option<String>,
+    /// How long a tenant's lease lasts unless renewed (renewed every third of it): a node that
+    /// dies hands its tenants over after at most this long. Node clocks must agree to within a
+    /// quarter of it.
+    pub lease: HumanDuration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: None,
+            lease: HumanDuration::from_secs(15),
+        }
+    }
+}

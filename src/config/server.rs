@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::sections::{
-    AlertsConfig, AttachmentsConfig, AuthConfig, HttpConfig, IngestConfig, MemoryConfig,
-    PanelsConfig, QueryConfig, StorageConfig,
+    AlertsConfig, AttachmentsConfig, AuthConfig, ClusterConfig, HttpConfig, IngestConfig,
+    MemoryConfig, PanelsConfig, QueryConfig, StorageConfig,
 };
 use super::{AggregationRules, ConfigError, parse_yaml, read_file};
 
@@ -34,6 +34,7 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     pub alerts: AlertsConfig,
     pub attachments: AttachmentsConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +55,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             alerts: AlertsConfig::default(),
             attachments: AttachmentsConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -163,6 +165,15 @@ impl ServerConfig {
                     || http.stream_recheck.0.is_zero(),
                 "http.header_read_timeout, max_connections, max_request_bytes, \
                  max_streams_per_user and stream_recheck must be > 0",
+            ),
+            (
+                self.cluster.lease.0 < std::time::Duration::from_secs(1)
+                    || self
+                        .cluster
+                        .node_id
+                        .as_ref()
+                        .is_some_and(|id| id.trim().is_empty()),
+                "cluster.lease must be at least 1s and cluster.node_id not empty",
             ),
             (
                 panels.raw_limit == 0

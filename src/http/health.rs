@@ -24,10 +24,17 @@ async fn healthz(State(state): State<AppState>) -> Json<Value> {
         .into_iter()
         .map(|(name, used, limit)| (name.to_string(), json!({"used": used, "limit": limit})))
         .collect();
+    let leases: serde_json::Map<String, Value> = state
+        .leases
+        .owned()
+        .into_iter()
+        .map(|(tenant, held)| (tenant, json!({"epoch": held.epoch, "until": held.until_ms})))
+        .collect();
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "memory": {"budget": state.config.memory.budget, "consumers": consumers},
+        "node": {"id": state.leases.node(), "leases": leases},
     }))
 }
 
@@ -73,8 +80,21 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "opsboard_memory_limit_bytes{{consumer=\"{name}\"}} {limit}\n"
         ));
     }
+    let node = label_value(state.leases.node());
+    let mut leases = String::from(
+        "# HELP opsboard_tenant_lease_epoch Epoch of each tenant lease this node holds (it runs their alert rules and upkeep).\n\
+         # TYPE opsboard_tenant_lease_epoch gauge\n",
+    );
+    for (tenant, held) in state.leases.owned() {
+        let tenant = label_value(&tenant);
+        leases.push_str(&format!(
+            "opsboard_tenant_lease_epoch{{node=\"{node}\",tenant=\"{tenant}\"}} {}\n",
+            held.epoch
+        ));
+    }
     let body = held
         + &limits
+        + &leases
         + &format!(
             "# HELP opsboard_panel_cache_hits_total Panel answers served from the cache.\n\
          # TYPE opsboard_panel_cache_hits_total counter\n\
@@ -114,4 +134,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             cache.max_bytes
         );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 }

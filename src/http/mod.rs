@@ -60,6 +60,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub alerts: Arc<crate::alerts::AlertEngine>,
     pub actions: Arc<crate::actions::Actions>,
+    /// The tenants whose alert rules and upkeep this node runs.
+    pub leases: Arc<crate::cluster::Leases>,
     /// Cookies carry `Secure` (see [`cookies_must_be_secure`]).
     pub secure_cookies: bool,
     /// Event streams open per caller.

@@ -6,6 +6,7 @@
 mod common;
 
 use std::process::Child;
+use std::sync::Arc;
 
 use common::{TestDirs, s3};
 use opsboard::config::StorageConfig;
@@ -14,15 +15,23 @@ use serde_json::{Value, json};
 
 /// A node: its own data dir (and tenant folder), the shared bucket and central database.
 struct Node {
-    dirs: TestDirs,
+    dirs: Arc<TestDirs>,
     child: Child,
     url: String,
+}
+
+/// A node a failing test leaves behind is killed with it.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Small flushes, so concurrent writes become many concurrent catalog commits.
 const NODE_CONFIG: &str = "storage:\n  flush_max_rows: 40\n  flush_check_interval: 50ms\n";
 
-fn start_node(dirs: TestDirs, bucket_url: &str, database: &str) -> Node {
+fn start_node(dirs: Arc<TestDirs>, bucket_url: &str, database: &str) -> Node {
     let config = dirs.root.path().join("node.yaml");
     std::fs::write(&config, NODE_CONFIG).unwrap();
     let config = config.display().to_string();
@@ -100,8 +109,8 @@ async fn nodes_sharing_a_bucket_never_overwrite_each_others_commits() {
     let bucket = s3::fresh_bucket().await;
     let url = s3::url(&bucket, "shared");
     let (_central, database, client) = central().await;
-    let mut one = start_node(TestDirs::new(&["acme"]), &url, &database);
-    let mut two = start_node(TestDirs::new(&["acme"]), &url, &database);
+    let mut one = start_node(Arc::new(TestDirs::new(&["acme"])), &url, &database);
+    let mut two = start_node(Arc::new(TestDirs::new(&["acme"])), &url, &database);
     for batch in 0..30 {
         tokio::join!(
             write(&client, &one, rows(1, batch)),
@@ -110,7 +119,7 @@ async fn nodes_sharing_a_bucket_never_overwrite_each_others_commits() {
     }
     stop(&mut one);
     stop(&mut two);
-    let mut third = start_node(TestDirs::new(&["acme"]), &url, &database);
+    let mut third = start_node(Arc::new(TestDirs::new(&["acme"])), &url, &database);
     let answer = query(
         &client,
         &third,
@@ -138,13 +147,13 @@ async fn a_node_keeps_its_rows_in_the_bucket_not_its_data_dir() {
     let bucket = s3::fresh_bucket().await;
     let url = s3::url(&bucket, "node");
     let (_central, database, client) = central().await;
-    let mut node = start_node(TestDirs::new(&["acme"]), &url, &database);
+    let mut node = start_node(Arc::new(TestDirs::new(&["acme"])), &url, &database);
     for batch in 0..5 {
         write(&client, &node, rows(0, batch)).await;
     }
     stop(&mut node);
     std::fs::remove_dir_all(node.dirs.data()).unwrap();
-    let mut node = start_node(node.dirs, &url, &database);
+    let mut node = start_node(node.dirs.clone(), &url, &database);
     let answer = query(
         &client,
         &node,
@@ -157,6 +166,118 @@ async fn a_node_keeps_its_rows_in_the_bucket_not_its_data_dir() {
         (&100.into(), &5.into()),
         "{answer}"
     );
+}
+
+/// The alert rules of a tenant held by one node of two (sharing PostgreSQL and a bucket): its
+/// alert goes out once, not once per node; the holder SIGKILLed, the other node takes the
+/// tenant within the lease (3 s) and carries on from the shared alert state — no second
+/// notification for the alert already sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_per_tenant_evaluates_its_rules_and_another_takes_over_when_it_dies() {
+    if s3::skip_unless_available("one_node_per_tenant")
+        || common::pg::skip_unless_available("one_node_per_tenant")
+    {
+        return;
+    }
+    let hook = common::alerting::webhook(0).await;
+    let bucket = s3::fresh_bucket().await;
+    let url = s3::url(&bucket, "alerts");
+    let database = common::pg::fresh_database().await;
+    let rules = format!(
+        "rules:\n  - {{name: always, sql: \"SELECT 1.0 AS value\", condition: \"> 0\", severity: high}}\nchannels:\n  - {{name: hook, type: webhook, url: \"{}\", format: alertmanager}}\nroutes:\n  - {{channels: [hook]}}\n",
+        hook.url
+    );
+    let config =
+        "alerts:\n  tick: 100ms\n  allowed_targets: [\"127.0.0.1\"]\ncluster:\n  lease: 3s\n";
+    let node = |id: &str| {
+        // The fixture tenant (dashboards and panels): rules run for tenants with a configuration.
+        let dirs = TestDirs::new(&[]);
+        common::copy_dir(
+            std::path::Path::new(common::fixture::FIXTURE),
+            &dirs.tenants().join("acme"),
+        );
+        let alerts = dirs.tenants().join("acme/alerts");
+        std::fs::create_dir_all(&alerts).unwrap();
+        std::fs::write(alerts.join("rules.yaml"), &rules).unwrap();
+        let path = dirs.root.path().join("node.yaml");
+        std::fs::write(&path, config).unwrap();
+        let path = path.display().to_string();
+        let args = [
+            "--config",
+            &path,
+            "--object-store",
+            &url,
+            "--database-url",
+            &database,
+            "--node-id",
+            id,
+        ];
+        let (child, url) = common::spawn_opsboard_with(&dirs, &args, &s3::env());
+        Node {
+            dirs: Arc::new(dirs),
+            child,
+            url,
+        }
+    };
+    let mut nodes = [node("one"), node("two")];
+    let sent = || {
+        hook.bodies
+            .lock()
+            .iter()
+            .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["status"] == "firing")
+            .count()
+    };
+    for _ in 0..100 {
+        if sent() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Many ticks of both nodes later: still one.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(sent(), 1, "{:#?}", hook.bodies.lock());
+    let before = holders(&nodes).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    let (dead, alive) = if before[0] == "one" { (0, 1) } else { (1, 0) };
+    nodes[dead].child.kill().unwrap();
+    nodes[dead].child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    let survivor = std::slice::from_ref(&nodes[alive]);
+    while holders(survivor).await.is_empty() {
+        assert!(killed.elapsed().as_secs() < 10, "no takeover in 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let took = killed.elapsed();
+    assert!(
+        took.as_secs_f64() >= 1.0,
+        "taken over after {took:?}, before the lease ran out"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(
+        sent(),
+        1,
+        "the new holder re-sent: {:#?}",
+        hook.bodies.lock()
+    );
+    stop(&mut nodes[alive]);
+}
+
+/// The ids of the nodes that say on `/healthz` they hold acme's lease.
+async fn holders(nodes: &[Node]) -> Vec<String> {
+    let mut holders = vec![];
+    for node in nodes {
+        let health: Value = reqwest::get(format!("{}/healthz", node.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["node"]["leases"]["acme"].is_object() {
+            holders.push(health["node"]["id"].as_str().unwrap().to_string());
+        }
+    }
+    holders
 }
 
 /// A bad `s3://` URL is refused at open, naming the URL and what is wrong; a secret in the URL
