@@ -141,10 +141,11 @@ impl Leases {
     }
 
     /// Gives every lease back (a graceful stop): the other nodes take the tenants over at
-    /// their next renewal instead of after the lease runs out.
+    /// their next renewal instead of after the lease runs out. The rows stay, expired, so the
+    /// next holder's epoch is still one higher.
     pub async fn release_all(&self) -> Result<(), DbError> {
         self.held.write().clear();
-        sqlx::query("DELETE FROM tenant_leases WHERE node = $1")
+        sqlx::query("UPDATE tenant_leases SET expires_at = 0 WHERE node = $1")
             .bind(&self.node)
             .execute(&self.db.pool)
             .await?;
@@ -173,7 +174,7 @@ mod tests {
     async fn one_node_holds_a_tenant_until_its_lease_runs_out() {
         let dir = tempfile::tempdir().unwrap();
         let db = db(&dir).await;
-        let (a, b) = (leases(&db, "a", 400), leases(&db, "b", 400));
+        let (a, b) = (leases(&db, "a", 1000), leases(&db, "b", 1000));
         let tenants = vec!["acme".to_string(), "globex".to_string()];
         a.renew(&tenants).await.unwrap();
         b.renew(&tenants).await.unwrap();
@@ -183,17 +184,17 @@ mod tests {
         a.renew(&tenants).await.unwrap();
         assert_eq!(a.owned()["acme"].epoch, 1);
         // a stops renewing: it lets go before the lease ends; b takes it after, epoch 2.
-        tokio::time::sleep(Duration::from_millis(320)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         assert!(!a.owns("acme"), "a holder stops a quarter before the end");
         b.renew(&tenants).await.unwrap();
         assert!(!b.owns("acme"), "not before the lease has run out");
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         b.renew(&tenants).await.unwrap();
         assert_eq!(b.owned()["acme"].epoch, 2);
         // The old holder's renewal finds b's lease: it holds nothing.
         a.renew(&tenants).await.unwrap();
         assert!(a.owned().is_empty());
-        // A graceful stop hands over at once.
+        // A graceful stop hands over at once, the epoch still rising.
         b.release_all().await.unwrap();
         a.renew(&tenants).await.unwrap();
         assert_eq!(a.owned()["acme"].epoch, 3);

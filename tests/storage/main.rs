@@ -290,7 +290,7 @@ async fn memory_object_store_serves_flushed_files() {
     assert!(count.contains("| 192 |"), "{count}");
     let err = Store::open(
         StorageConfig {
-            object_store: "s3://bucket".into(),
+            object_store: "gs://bucket".into(),
             ..Default::default()
         },
         &dirs.root.path().join("other"),
@@ -299,7 +299,7 @@ async fn memory_object_store_serves_flushed_files() {
     )
     .await
     .unwrap_err();
-    assert!(err.to_string().contains("s3://bucket"), "{err}");
+    assert!(err.to_string().contains("gs://bucket"), "{err}");
 }
 
 /// All tables' buffers together stay within their share of the memory budget: writers flush
