@@ -193,6 +193,10 @@ pub struct StorageConfig {
     pub attachment_grace: HumanDuration,
     #[serde(skip)]
     pub attachment_collect_interval: HumanDuration,
+    /// Names this data dir's WAL in the shared catalog (`<data_dir>/WAL_ID`, made at first
+    /// start by the store; not a setting).
+    #[serde(skip)]
+    pub wal_id: String,
 }
 
 impl Default for StorageConfig {
@@ -215,6 +219,7 @@ impl Default for StorageConfig {
             delete_grace: HumanDuration::from_secs(60),
             attachment_grace: AttachmentsConfig::default().unreferenced_grace,
             attachment_collect_interval: AttachmentsConfig::default().collect_interval,
+            wal_id: String::new(),
         }
     }
 }

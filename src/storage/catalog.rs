@@ -38,11 +38,27 @@ pub struct ParquetFile {
 pub struct TableManifest {
     pub schema: TableSchema,
     pub files: Vec<ParquetFile>,
-    /// Every WAL segment numbered up to here is in `files`; replay skips them.
+    /// Every WAL segment numbered up to here is in `files`; replay skips them. Written by
+    /// single-node versions (one WAL per bucket); kept, never raised, as the mark of a WAL that
+    /// has none of its own in `wal_persisted_by` yet.
     pub wal_persisted_through: u64,
+    /// The same mark per WAL (a data dir's `WAL_ID`): several nodes share one catalog, each
+    /// with its own WAL numbering, so one node's mark must never skip another's segments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wal_persisted_by: BTreeMap<String, u64>,
     /// Each rollup's files, by rollup name (see `storage::rollup`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rollups: BTreeMap<String, Vec<ParquetFile>>,
+}
+
+impl TableManifest {
+    /// How far the WAL `wal` is persisted.
+    pub fn persisted_through(&self, wal: &str) -> u64 {
+        self.wal_persisted_by
+            .get(wal)
+            .copied()
+            .unwrap_or(self.wal_persisted_through)
+    }
 }
 
 /// A file dropped from the catalog, to be deleted once no planned query can still read it.
@@ -67,6 +83,8 @@ pub enum CatalogChange {
         table: String,
         schema: TableSchema,
         files: Vec<ParquetFile>,
+        /// The WAL the files came from and how far it is now persisted (0: not from a WAL).
+        wal: String,
         wal_persisted_through: u64,
     },
     RemoveFiles {
@@ -111,6 +129,7 @@ impl Manifest {
                     table,
                     schema,
                     files,
+                    wal,
                     wal_persisted_through,
                 } => {
                     let t = next.tables.entry(table.clone()).or_default();
@@ -119,7 +138,10 @@ impl Manifest {
                         t.schema = schema.clone();
                     }
                     t.files.extend(files.iter().cloned());
-                    t.wal_persisted_through = t.wal_persisted_through.max(*wal_persisted_through);
+                    if *wal_persisted_through > 0 {
+                        let mark = t.wal_persisted_by.entry(wal.clone()).or_default();
+                        *mark = (*mark).max(*wal_persisted_through);
+                    }
                 }
                 CatalogChange::RemoveFiles {
                     table,
@@ -313,12 +335,39 @@ mod tests {
     }
 
     fn add(path: &str, through: u64) -> CatalogChange {
+        add_from("node-a", path, through)
+    }
+
+    fn add_from(wal: &str, path: &str, through: u64) -> CatalogChange {
         CatalogChange::AddFiles {
             table: "cpu".into(),
             schema: TableSchema::default(),
             files: vec![file(path)],
+            wal: wal.into(),
             wal_persisted_through: through,
         }
+    }
+
+    /// Two nodes' WALs number their segments each from 1: one node's flush must not mark the
+    /// other's unflushed segments as persisted (its restart would skip and delete them).
+    #[tokio::test]
+    async fn each_wal_has_its_own_persisted_mark() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store).await.unwrap();
+        catalog.commit(&[add_from("a", "f1", 7)]).await.unwrap();
+        let m = catalog.commit(&[add_from("b", "f2", 2)]).await.unwrap();
+        let t = &m.tables["cpu"];
+        assert_eq!((t.persisted_through("a"), t.persisted_through("b")), (7, 2));
+        assert_eq!(t.persisted_through("c"), 0, "a WAL never flushed");
+        // A compaction (from no WAL) moves no mark.
+        let m = catalog.commit(&[add_from("", "f3", 0)]).await.unwrap();
+        assert_eq!(m.tables["cpu"].wal_persisted_by.len(), 2);
+        // A catalog written by a single-node version: its mark stands for a WAL with none.
+        let legacy = TableManifest {
+            wal_persisted_through: 5,
+            ..Default::default()
+        };
+        assert_eq!(legacy.persisted_through("old-node"), 5);
     }
 
     #[tokio::test]
@@ -331,7 +380,7 @@ mod tests {
         assert_eq!(reloaded.version, 2);
         let t = &reloaded.tables["cpu"];
         assert_eq!(t.files.len(), 2);
-        assert_eq!(t.wal_persisted_through, 2);
+        assert_eq!(t.persisted_through("node-a"), 2);
     }
 
     #[tokio::test]

@@ -187,6 +187,7 @@ impl TenantStore {
                         table: table.name.clone(),
                         schema: table.schema(),
                         files: added,
+                        wal: String::new(),
                         wal_persisted_through: 0,
                     },
                     CatalogChange::RemoveFiles {

@@ -104,6 +104,8 @@ impl Store {
             OpenMode::ReadWrite => Some(lock_data_dir(data_dir)?),
         };
         let root = object_store_for(&config.object_store, data_dir)?;
+        let mut config = config;
+        config.wal_id = wal_id(data_dir, mode)?;
         let writer = (mode == OpenMode::ReadWrite).then(|| WalWriter::start().0);
         let store = Arc::new(Self {
             buffers: Arc::new(BufferBudget::new(config.buffer_limit_bytes)),
@@ -201,6 +203,33 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The name of this data dir's WAL in the shared catalog: `<data_dir>/WAL_ID`, made with 16
+/// random hex digits at first start (a reader beside no writer reads none: it replays nothing
+/// of its own).
+fn wal_id(data_dir: &Path, mode: OpenMode) -> Result<String, StorageError> {
+    let path = data_dir.join("WAL_ID");
+    let io = |source| StorageError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if mode == OpenMode::ReadWrite {
+        // On disk before any WAL segment it names: a lost id would orphan them.
+        let mut file = File::create(&path).map_err(io)?;
+        std::io::Write::write_all(&mut file, id.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    Ok(id)
 }
 
 fn lock_data_dir(data_dir: &Path) -> Result<File, StorageError> {

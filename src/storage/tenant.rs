@@ -89,12 +89,13 @@ impl TenantStore {
                 .unwrap_or_default();
             let schema = persisted.schema.clone();
             let table_wal = wal_dir.join(&table_name);
+            let persisted_through = persisted.persisted_through(&config.wal_id);
             let segments = wal::list_segments(&table_wal)?;
             let next = segments
                 .last()
                 .map(|(s, _)| *s)
                 .unwrap_or(0)
-                .max(persisted.wal_persisted_through)
+                .max(persisted_through)
                 + 1;
             let table = Arc::new(Table::new(
                 &table_name,
@@ -106,7 +107,7 @@ impl TenantStore {
             ));
             table.inner.lock().rollups = persisted.rollups.clone();
             for (seq, path) in segments {
-                if seq <= persisted.wal_persisted_through {
+                if seq <= persisted_through {
                     // Already in Parquet; a crash came between catalog commit and WAL cleanup.
                     if mode == OpenMode::ReadWrite {
                         let _ = std::fs::remove_file(&path);
@@ -369,6 +370,7 @@ impl TenantStore {
                 table: table.name.clone(),
                 schema: table.schema(),
                 files: added,
+                wal: self.config.wal_id.clone(),
                 wal_persisted_through: rotation.through_segment,
             }])
             .await?;

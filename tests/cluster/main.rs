@@ -280,6 +280,56 @@ async fn holders(nodes: &[Node]) -> Vec<String> {
     holders
 }
 
+/// Two nodes' WALs both number their segments from 1. One node's flush records how far *its*
+/// WAL is persisted; the other node, restarted before it flushed, must still replay its own
+/// segment 1 (the single mark per table used to skip — and delete — it).
+#[tokio::test]
+async fn one_nodes_flush_never_marks_anothers_wal_as_persisted() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().display());
+    let config = || StorageConfig {
+        object_store: url.clone(),
+        ..Default::default()
+    };
+    let (one, two) = (TestDirs::new(&["acme"]), TestDirs::new(&["acme"]));
+    let batch = |hosts: usize| {
+        opsboard::generate::CpuGenerator::new(hosts, 3).batch(&[1_704_067_200_000_000_000])
+    };
+    let a = Store::open(config(), &one.data(), &one.tenants(), OpenMode::ReadWrite)
+        .await
+        .unwrap();
+    let b = Store::open(config(), &two.data(), &two.tenants(), OpenMode::ReadWrite)
+        .await
+        .unwrap();
+    b.tenant("acme")
+        .await
+        .unwrap()
+        .write("cpu", batch(5))
+        .await
+        .unwrap();
+    let a_acme = a.tenant("acme").await.unwrap();
+    a_acme.write("cpu", batch(3)).await.unwrap();
+    a_acme.persist_all().await.unwrap();
+    // Node two stops without flushing (as after a crash) and starts again.
+    drop(b);
+    let b = Store::open(config(), &two.data(), &two.tenants(), OpenMode::ReadWrite)
+        .await
+        .unwrap();
+    let engine = opsboard::query::QueryEngine::new(Default::default());
+    let batches = engine
+        .collect(
+            &b.tenant("acme").await.unwrap(),
+            "SELECT count(*) AS n FROM cpu",
+        )
+        .await
+        .unwrap();
+    let n =
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batches[0].column(0))
+            .value(0);
+    assert_eq!(n, 3 + 5, "node two's unflushed rows and node one's file");
+    drop(a_acme);
+}
+
 /// A bad `s3://` URL is refused at open, naming the URL and what is wrong; a secret in the URL
 /// is refused (it belongs in the environment).
 #[tokio::test]
