@@ -153,6 +153,23 @@ pub fn spawn_opsboard_with(
     (child, url)
 }
 
+/// Runs `cleanup` (a shell command) once this test process has exited, however it exits: the
+/// way shared helper servers (PostgreSQL, S3) started for a test binary are stopped.
+pub fn after_exit(cleanup: &str) -> Result<(), String> {
+    let watchdog = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {cleanup}",
+        pid = std::process::id()
+    );
+    std::process::Command::new("sh")
+        .args(["-c", &watchdog])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("watchdog: {e}"))
+}
+
 /// Copies a folder tree (fixtures into temp dirs).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("copy fixture");

@@ -118,20 +118,12 @@ fn start() -> Result<Cluster, String> {
     } else {
         ""
     };
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
+    super::after_exit(&format!(
+        "{stop}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
         pg_ctl = bin_dir().join("pg_ctl").display(),
         data = data.display(),
         dir = dir.display(),
-    );
-    Command::new("sh")
-        .args(["-c", &watchdog])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("watchdog: {e}"))?;
+    ))?;
     Ok(Cluster { port })
 }
 

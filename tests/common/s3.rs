@@ -57,18 +57,7 @@ fn start() -> Result<String, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("python3 -m moto.server: {e}"))?;
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill {child} 2>/dev/null",
-        pid = std::process::id(),
-        child = child.id(),
-    );
-    Command::new("sh")
-        .args(["-c", &watchdog])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("watchdog: {e}"))?;
+    super::after_exit(&format!("kill {} 2>/dev/null", child.id()))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

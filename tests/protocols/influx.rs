@@ -344,6 +344,22 @@ async fn line_protocol_is_stored_as_influxdb_stores_it() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // influxd may answer the creation before a write finds the database (a 404 seen once).
+    for _ in 0..100 {
+        let listed = client
+            .post(format!("{influx}/query"))
+            .form(&[("q", "SHOW DATABASES")])
+            .send()
+            .await;
+        let body = match listed {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if body.contains("[\"d\"]") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let corpus = include_str!("../clients/lp_corpus.txt");
     for (n, line) in corpus.lines().enumerate() {
         let theirs = client
