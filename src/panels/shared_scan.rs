@@ -95,8 +95,8 @@ struct Close<'a> {
 }
 
 impl Close<'_> {
-    /// No one joins after this; the aggregates asked for.
-    fn close(&self) -> Vec<String> {
+    /// No one joins after this.
+    fn close(&self) {
         let mut gathering = self.scans.gathering.lock();
         if gathering
             .get(self.key)
@@ -104,7 +104,6 @@ impl Close<'_> {
         {
             gathering.remove(self.key);
         }
-        self.gathering.aggregates.lock().clone()
     }
 }
 
@@ -152,24 +151,7 @@ impl SharedScans {
                     key: &key,
                     gathering: &gathering,
                 };
-                tokio::time::sleep(self.wait).await;
-                let aggregates = close.close();
-                let columns: Vec<(&str, String)> = aggregates
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| (a.as_str(), format!("{COLUMN}{i}")))
-                    .collect();
-                match run.rows(&query.sql_for(&columns), params).await {
-                    Ok(batches) => {
-                        let batches = Arc::new(batches);
-                        // Nobody waiting is fine.
-                        let _ = tx.send(Some(batches.clone()));
-                        Some(batches)
-                    }
-                    // Its own aggregate alone: the error is the caller's.
-                    Err(error) if aggregates.len() == 1 => return Err(error),
-                    Err(_) => None,
-                }
+                self.lead(run, query, params, tx, close).await?
             }
             Turn::Join(mut rx) => {
                 let answer = match rx.wait_for(Option::is_some).await {
@@ -185,6 +167,38 @@ impl SharedScans {
         match answer.and_then(|batches| column_of(&batches, index)) {
             Some(mine) => Ok(mine),
             None => run.rows(&query.sql(), params).await,
+        }
+    }
+
+    /// The first asker's turn: waits for the others, closes the gathering, runs the query for
+    /// every aggregate asked for and hands its batches to those waiting. `None` when a shared
+    /// query failed (each member then runs its own).
+    async fn lead(
+        &self,
+        run: &Run<'_>,
+        query: &Aggregated,
+        params: &Params,
+        tx: watch::Sender<Option<Arc<Vec<RecordBatch>>>>,
+        close: Close<'_>,
+    ) -> Result<Option<Arc<Vec<RecordBatch>>>, PanelError> {
+        tokio::time::sleep(self.wait).await;
+        close.close();
+        let aggregates = close.gathering.aggregates.lock().clone();
+        let columns: Vec<(&str, String)> = aggregates
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.as_str(), format!("{COLUMN}{i}")))
+            .collect();
+        match run.rows(&query.sql_for(&columns), params).await {
+            Ok(batches) => {
+                let batches = Arc::new(batches);
+                // Nobody waiting is fine.
+                let _ = tx.send(Some(batches.clone()));
+                Ok(Some(batches))
+            }
+            // Its own aggregate alone: the error is the caller's.
+            Err(error) if aggregates.len() == 1 => Err(error),
+            Err(_) => Ok(None),
         }
     }
 

@@ -183,6 +183,9 @@ async fn one_node_per_tenant_evaluates_its_rules_and_another_takes_over_when_it_
     let bucket = s3::fresh_bucket().await;
     let url = s3::url(&bucket, "alerts");
     let database = common::pg::fresh_database().await;
+    let mut admin = TestDirs::new(&[]).config();
+    admin.database_url = Some(database.clone());
+    let client = common::client_with_key(&common::admin_key(&admin).await);
     let rules = format!(
         "rules:\n  - {{name: always, sql: \"SELECT 1.0 AS value\", condition: \"> 0\", severity: high}}\nchannels:\n  - {{name: hook, type: webhook, url: \"{}\", format: alertmanager}}\nroutes:\n  - {{channels: [hook]}}\n",
         hook.url
@@ -237,14 +240,14 @@ async fn one_node_per_tenant_evaluates_its_rules_and_another_takes_over_when_it_
     // Many ticks of both nodes later: still one.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(sent(), 1, "{:#?}", hook.bodies.lock());
-    let before = holders(&nodes).await;
+    let before = holders(&client, &nodes).await;
     assert_eq!(before.len(), 1, "{before:?}");
     let (dead, alive) = if before[0] == "one" { (0, 1) } else { (1, 0) };
     nodes[dead].child.kill().unwrap();
     nodes[dead].child.wait().unwrap();
     let killed = std::time::Instant::now();
     let survivor = std::slice::from_ref(&nodes[alive]);
-    while holders(survivor).await.is_empty() {
+    while holders(&client, survivor).await.is_empty() {
         assert!(killed.elapsed().as_secs() < 10, "no takeover in 10 s");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -263,8 +266,9 @@ async fn one_node_per_tenant_evaluates_its_rules_and_another_takes_over_when_it_
     stop(&mut nodes[alive]);
 }
 
-/// The ids of the nodes that say on `/healthz` they hold acme's lease.
-async fn holders(nodes: &[Node]) -> Vec<String> {
+/// The ids of the nodes whose `/metrics` say they hold acme's lease; each node's `/healthz`
+/// says how many leases it holds (never which: it is public).
+async fn holders(client: &reqwest::Client, nodes: &[Node]) -> Vec<String> {
     let mut holders = vec![];
     for node in nodes {
         let health: Value = reqwest::get(format!("{}/healthz", node.url))
@@ -273,8 +277,21 @@ async fn holders(nodes: &[Node]) -> Vec<String> {
             .json()
             .await
             .unwrap();
-        if health["node"]["leases"]["acme"].is_object() {
-            holders.push(health["node"]["id"].as_str().unwrap().to_string());
+        let id = health["node"]["id"].as_str().unwrap().to_string();
+        let metrics = client
+            .get(format!("{}/metrics", node.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let holds = metrics.contains(&format!(
+            "opsboard_tenant_lease_epoch{{node=\"{id}\",tenant=\"acme\"}}"
+        ));
+        assert_eq!(health["node"]["leases"], usize::from(holds), "{health}");
+        if holds {
+            holders.push(id);
         }
     }
     holders
