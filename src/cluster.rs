@@ -122,6 +122,36 @@ impl Leases {
         Ok(())
     }
 
+    /// Takes or renews one lease that is not a tenant's (a WAL stream's, see
+    /// `storage::WalLease`): not remembered among the tenants held. `None` when another node
+    /// holds it.
+    pub async fn take(&self, key: &str) -> Result<Option<Held>, DbError> {
+        let lease_ms = self.lease.as_millis() as i64;
+        let sent = now_ms();
+        let epoch: Option<i64> = sqlx::query_scalar(TAKE_OR_RENEW)
+            .bind(key)
+            .bind(&self.node)
+            .bind(sent + lease_ms)
+            .bind(sent)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(epoch.map(|epoch| Held {
+            epoch,
+            until_ms: sent + lease_ms - lease_ms / 4,
+        }))
+    }
+
+    /// Lets one lease taken with [`Leases::take`] go at once (its epoch stays, so the next
+    /// holder's is higher).
+    pub async fn release(&self, key: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE tenant_leases SET expires_at = 0 WHERE tenant = $1 AND node = $2")
+            .bind(key)
+            .bind(&self.node)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Whether this node runs `tenant`'s alert rules and upkeep now.
     pub fn owns(&self, tenant: &str) -> bool {
         self.held

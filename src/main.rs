@@ -265,13 +265,13 @@ fn run_validate(paths: Vec<PathBuf>) -> Result<()> {
 
 async fn open_store(common: &Common, mode: OpenMode) -> Result<(ServerConfig, Arc<Store>)> {
     let config = common.load()?;
-    let store = Store::open(
-        config.storage.clone(),
-        &config.data_dir,
-        &config.tenants_dir,
-        mode,
-    )
-    .await?;
+    let mut storage = config.storage.clone();
+    if mode == OpenMode::ReadWrite {
+        // A command that writes persists everything before it returns: a local WAL in its own
+        // (locked) data dir covers it, and no other node has to adopt its rows.
+        storage.wal = opsboard::config::WalPlacement::Local;
+    }
+    let store = Store::open(storage, &config.data_dir, &config.tenants_dir, mode).await?;
     opsboard::live::apply_tenant_settings(&store).await?;
     Ok((config, store))
 }

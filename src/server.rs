@@ -31,6 +31,11 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(
+        "fenced: another node took over this node's WAL stream (its rows are safe there); \
+         restart this node"
+    )]
+    Fenced,
 }
 
 /// Options beyond the config file.
@@ -79,13 +84,19 @@ pub async fn serve(
     let cancel = CancellationToken::new();
     let mut background = JoinSet::new();
     let leases = Arc::new(Leases::new(db.clone(), &config.cluster, &config.data_dir));
-    // Held before upkeep and alert rules first run, so a lone node's first pass is not skipped.
-    renew_leases(&leases, &config.tenants_dir).await;
+    // Held before upkeep and alert rules first run, so a lone node's first pass is not skipped
+    // (and, with the WAL in the object store, before the first write is acknowledged).
+    renew_leases(&leases, &store, &config.tenants_dir).await;
     background.spawn(lease_loop(
         leases.clone(),
+        store.clone(),
         config.tenants_dir.clone(),
         cancel.clone(),
     ));
+    if store.wal_stream().is_some() {
+        background.spawn(follow_loop(store.clone(), cancel.clone()));
+        background.spawn(adoption_loop(leases.clone(), store.clone(), cancel.clone()));
+    }
     background.spawn(flush_loop(store.clone(), cancel.clone()));
     background.spawn(maintenance_loop(
         store.clone(),
@@ -186,21 +197,56 @@ pub async fn serve(
     let app = router(state);
     // Event streams never end by themselves; they are told to when shutdown starts.
     let closing = state_closing;
+    let fenced = store.wal_stream().map(|(_, lease)| lease.clone());
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = until_fenced(fenced.clone()) => {
+                tracing::error!("this node's WAL stream was taken over; stopping");
+            }
+        }
         closing.cancel();
     };
     crate::http::serve(listener, app, limits, shutdown).await;
     cancel.cancel();
     while background.join_next().await.is_some() {}
-    if let Err(e) = leases.release_all().await {
-        tracing::warn!(error = %e, "cannot give the tenant leases back; they expire by themselves");
-    }
-    if options.flush_on_shutdown {
+    let fenced = store.wal_stream().is_some_and(|(_, lease)| lease.fenced());
+    // Persisted before the leases go, so no other node adopts rows this one is flushing.
+    if options.flush_on_shutdown && !fenced {
         tracing::info!("flushing buffers before exit");
         store.persist_all().await?;
     }
+    if let Err(e) = leases.release_all().await {
+        tracing::warn!(error = %e, "cannot give the tenant leases back; they expire by themselves");
+    }
+    if fenced {
+        return Err(ServerError::Fenced);
+    }
     Ok(())
+}
+
+/// Resolves once this node's WAL lease is fenced (never with a local WAL).
+async fn until_fenced(lease: Option<Arc<crate::storage::WalLease>>) {
+    let Some(lease) = lease else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    while !lease.fenced() {
+        tick.tick().await;
+    }
+}
+
+/// With the WAL in the object store: reads the other nodes' new rows and catalog versions.
+async fn follow_loop(store: Arc<Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(store.config().wal_follow_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        store.follow_all().await;
+    }
 }
 
 async fn flush_loop(store: Arc<Store>, cancel: CancellationToken) {
@@ -242,16 +288,39 @@ async fn auth_upkeep_loop(auth: Arc<Auth>, cancel: CancellationToken) {
     }
 }
 
-/// Takes or renews the leases of every tenant folder.
-async fn renew_leases(leases: &Leases, tenants_dir: &std::path::Path) {
+/// Takes or renews the leases of every tenant folder, and of this node's WAL stream.
+async fn renew_leases(leases: &Leases, store: &Store, tenants_dir: &std::path::Path) {
     let tenants = crate::config::tenant_folders(tenants_dir);
     if let Err(e) = leases.renew(&tenants).await {
         tracing::error!(error = %e, "cannot renew tenant leases; held ones run out");
     }
+    let Some((stream, lease)) = store.wal_stream() else {
+        return;
+    };
+    match leases.take(&wal_lease_key(stream)).await {
+        Ok(Some(held)) => lease.renewed(held.epoch, held.until_ms),
+        Ok(None) => {
+            tracing::error!(stream, "another node holds this node's WAL lease");
+            lease.fence();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot renew the WAL lease; writes stop when it runs out")
+        }
+    }
 }
 
-/// Keeps this node's tenant leases, and takes those other nodes let run out.
-async fn lease_loop(leases: Arc<Leases>, tenants_dir: PathBuf, cancel: CancellationToken) {
+/// A WAL stream's lease, beside the tenants' (a tenant name has no `:`).
+fn wal_lease_key(stream: &str) -> String {
+    format!("wal:{stream}")
+}
+
+/// Keeps this node's leases and takes the tenants other nodes let run out.
+async fn lease_loop(
+    leases: Arc<Leases>,
+    store: Arc<Store>,
+    tenants_dir: PathBuf,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(leases.renew_every());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -259,7 +328,45 @@ async fn lease_loop(leases: Arc<Leases>, tenants_dir: PathBuf, cancel: Cancellat
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        renew_leases(&leases, &tenants_dir).await;
+        renew_leases(&leases, &store, &tenants_dir).await;
+    }
+}
+
+/// Adopts the WAL streams of nodes that are gone. Apart from the lease loop: an adoption
+/// (reading a stream, writing Parquet) can outlast a lease, and this node's own leases must
+/// be renewed meanwhile.
+async fn adoption_loop(leases: Arc<Leases>, store: Arc<Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(leases.renew_every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        adopt_gone_streams(&leases, &store).await;
+    }
+}
+
+/// Each other stream whose lease has run out (its node is gone) is taken, persisted and let
+/// go; a live node's stream is not taken (its lease holds).
+async fn adopt_gone_streams(leases: &Leases, store: &Store) {
+    for stream in store.other_streams() {
+        let key = wal_lease_key(&stream);
+        match leases.take(&key).await {
+            Ok(Some(_)) => {}
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look at other WAL streams' leases");
+                return;
+            }
+        }
+        match store.adopt(&stream).await {
+            Ok(rows) => tracing::info!(stream, rows, "adopted a gone node's WAL stream"),
+            Err(e) => tracing::error!(stream, error = %e, "adopting a WAL stream failed; retried"),
+        }
+        if let Err(e) = leases.release(&key).await {
+            tracing::warn!(stream, error = %e, "cannot let an adopted stream's lease go");
+        }
     }
 }
 

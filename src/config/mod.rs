@@ -50,7 +50,7 @@ pub use problem::{KnownTables, Problem, Report};
 pub use rollup::{RollupAggregate, RollupConfig};
 pub use sections::{
     AlertsConfig, AttachmentsConfig, AuthConfig, ClusterConfig, HttpConfig, IngestConfig,
-    MemoryConfig, PanelsConfig, QueryConfig, StorageConfig,
+    MemoryConfig, PanelsConfig, QueryConfig, StorageConfig, WalPlacement,
 };
 pub use server::ServerConfig;
 pub use tenant::{DeclaredType, TableConfig, TenantConfig};

@@ -193,10 +193,50 @@ pub struct StorageConfig {
     pub attachment_grace: HumanDuration,
     #[serde(skip)]
     pub attachment_collect_interval: HumanDuration,
-    /// Names this data dir's WAL in the shared catalog (`<data_dir>/WAL_ID`, made at first
-    /// start by the store; not a setting).
+    /// Where writes are made durable before they are acknowledged: `local` (segment files
+    /// in the data dir, fsynced), `object_store` (objects in the bucket, so a node that
+    /// vanishes loses nothing; adds one PUT round trip to each write) or `auto` (the object
+    /// store when `object_store` is not the data dir's own folder).
+    pub wal: WalPlacement,
+    /// With the WAL in the object store: how often a node reads the other nodes' new WAL
+    /// objects and catalog versions (rows acknowledged elsewhere show up within this).
+    pub wal_follow_interval: HumanDuration,
+    /// A WAL object not stored by then fails its writes with 503 and Retry-After.
+    pub wal_put_timeout: HumanDuration,
+    /// How long a write waits for others to share its WAL object: fewer PUT requests for
+    /// this much more latency (0 = a PUT as soon as the previous one is done).
+    pub wal_group_wait: HumanDuration,
+    /// With an `s3://` store: the bytes of Parquet files kept on local disk
+    /// (`<data_dir>/cache`), least recently used out first; 0 reads the bucket every time.
+    pub cache_bytes: u64,
+    /// Names this process's WAL in the shared catalog (`<data_dir>/WAL_ID` for a local WAL, a
+    /// new name at every start for one in the object store; not a setting).
     #[serde(skip)]
     pub wal_id: String,
+}
+
+/// `storage.wal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalPlacement {
+    #[default]
+    Auto,
+    Local,
+    ObjectStore,
+}
+
+impl StorageConfig {
+    /// Whether writes are made durable in the object store (see [`WalPlacement`]).
+    pub fn wal_in_object_store(&self) -> bool {
+        match self.wal {
+            WalPlacement::Local => false,
+            WalPlacement::ObjectStore => true,
+            WalPlacement::Auto => !matches!(
+                self.object_store.as_str(),
+                "" | "file" | "memory://" | "memory:///"
+            ),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -219,6 +259,11 @@ impl Default for StorageConfig {
             delete_grace: HumanDuration::from_secs(60),
             attachment_grace: AttachmentsConfig::default().unreferenced_grace,
             attachment_collect_interval: AttachmentsConfig::default().collect_interval,
+            wal: WalPlacement::Auto,
+            wal_follow_interval: HumanDuration(std::time::Duration::from_millis(500)),
+            wal_put_timeout: HumanDuration::from_secs(5),
+            wal_group_wait: HumanDuration(std::time::Duration::ZERO),
+            cache_bytes: 4 << 30,
             wal_id: String::new(),
         }
     }

@@ -148,6 +148,11 @@ impl ApiError {
             ApiError::Storage(StorageError::BuffersFull {
                 retry_after_secs, ..
             }) => Some(*retry_after_secs),
+            ApiError::Storage(
+                StorageError::WalUnavailable { .. }
+                | StorageError::WalLeaseLost
+                | StorageError::Fenced { .. },
+            ) => Some(2),
             _ => None,
         }
     }
@@ -212,9 +217,11 @@ fn action_status(e: &ActionError) -> StatusCode {
 fn storage_status(e: &StorageError) -> StatusCode {
     match e {
         StorageError::UnknownTenant { .. } => StatusCode::NOT_FOUND,
-        StorageError::ShuttingDown | StorageError::BuffersFull { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        StorageError::ShuttingDown
+        | StorageError::BuffersFull { .. }
+        | StorageError::WalUnavailable { .. }
+        | StorageError::WalLeaseLost
+        | StorageError::Fenced { .. } => StatusCode::SERVICE_UNAVAILABLE,
         e if e.is_client_error() => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -27,11 +27,16 @@ async fn healthz(State(state): State<AppState>) -> Json<Value> {
     // How many, not which: /healthz is public and tenant names are not (they are on
     // /metrics, for global admins).
     let leases = state.leases.owned().len();
+    // With the WAL in the object store: may this node acknowledge writes (its stream's lease).
+    let wal = state
+        .store
+        .wal_stream()
+        .map(|(stream, lease)| json!(lease.state(stream)));
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "memory": {"budget": state.config.memory.budget, "consumers": consumers},
-        "node": {"id": state.leases.node(), "leases": leases},
+        "node": {"id": state.leases.node(), "leases": leases, "wal": wal},
     }))
 }
 
@@ -87,6 +92,32 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         leases.push_str(&format!(
             "opsboard_tenant_lease_epoch{{node=\"{node}\",tenant=\"{tenant}\"}} {}\n",
             held.epoch
+        ));
+    }
+    if let Some((stream, lease)) = state.store.wal_stream() {
+        let wal = lease.state(stream);
+        leases.push_str(&format!(
+            "# HELP opsboard_wal_lease_held Whether this node may acknowledge writes into its WAL stream in the object store (1) or not (0: database unreachable or fenced).\n\
+             # TYPE opsboard_wal_lease_held gauge\n\
+             opsboard_wal_lease_held{{node=\"{node}\",stream=\"{}\"}} {}\n",
+            label_value(&wal.stream),
+            u8::from(wal.held)
+        ));
+    }
+    if let Some(cache) = state.store.file_cache() {
+        leases.push_str(&format!(
+            "# HELP opsboard_file_cache_hits_total Parquet reads served from this node's local copies of the bucket's files.\n\
+             # TYPE opsboard_file_cache_hits_total counter\n\
+             opsboard_file_cache_hits_total {}\n\
+             # HELP opsboard_file_cache_fetches_total Parquet files copied from the bucket to local disk.\n\
+             # TYPE opsboard_file_cache_fetches_total counter\n\
+             opsboard_file_cache_fetches_total {}\n\
+             # HELP opsboard_file_cache_bytes Bytes of Parquet files held on local disk (limit: storage.cache_bytes).\n\
+             # TYPE opsboard_file_cache_bytes gauge\n\
+             opsboard_file_cache_bytes {}\n",
+            cache.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+            cache.stats.fetches.load(std::sync::atomic::Ordering::Relaxed),
+            cache.held_bytes()
         ));
     }
     let body = held

@@ -86,6 +86,9 @@ pub enum CatalogChange {
         /// The WAL the files came from and how far it is now persisted (0: not from a WAL).
         wal: String,
         wal_persisted_through: u64,
+        /// How far the committer believes `wal` is persisted; when the catalog says otherwise,
+        /// another node persisted those rows (it adopted the stream) and the commit is refused.
+        expect_persisted: Option<u64>,
     },
     RemoveFiles {
         table: String,
@@ -120,7 +123,7 @@ pub enum CatalogChange {
 }
 
 impl Manifest {
-    fn apply(&self, changes: &[CatalogChange]) -> Manifest {
+    fn apply(&self, changes: &[CatalogChange]) -> Result<Manifest, StorageError> {
         let mut next = self.clone();
         next.version = self.version + 1;
         for change in changes {
@@ -131,8 +134,20 @@ impl Manifest {
                     files,
                     wal,
                     wal_persisted_through,
+                    expect_persisted,
                 } => {
                     let t = next.tables.entry(table.clone()).or_default();
+                    if let Some(expected) = expect_persisted
+                        && t.persisted_through(wal) != *expected
+                    {
+                        return Err(StorageError::Fenced {
+                            message: format!(
+                                "table {table}: WAL {wal} is persisted through {} in the catalog, \
+                                 not {expected}: another node adopted its rows",
+                                t.persisted_through(wal)
+                            ),
+                        });
+                    }
                     // The writer's schema is a superset of what it read; keep the larger one.
                     if schema.columns().len() >= t.schema.columns().len() {
                         t.schema = schema.clone();
@@ -198,7 +213,7 @@ impl Manifest {
                 }
             }
         }
-        next
+        Ok(next)
     }
 }
 
@@ -258,11 +273,21 @@ impl Catalog {
         self.current.lock().await.clone()
     }
 
+    /// The newest version in the store (other nodes commit too), loaded if it is newer.
+    pub async fn refresh(&self) -> Result<Arc<Manifest>, StorageError> {
+        let newest = newest_version(self.store.as_ref()).await?;
+        let mut current = self.current.lock().await;
+        if newest.is_some_and(|v| v > current.version) {
+            *current = Arc::new(load_latest(self.store.as_ref()).await?);
+        }
+        Ok(current.clone())
+    }
+
     /// Atomically applies `changes` as the next manifest version and returns it.
     pub async fn commit(&self, changes: &[CatalogChange]) -> Result<Arc<Manifest>, StorageError> {
         let mut current = self.current.lock().await;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let next = current.apply(changes);
+            let next = current.apply(changes)?;
             let body = serde_json::to_vec(&next).map_err(|e| StorageError::Catalog {
                 message: format!("cannot encode manifest: {e}"),
             })?;
@@ -301,14 +326,17 @@ impl Catalog {
     }
 }
 
-async fn load_latest(store: &dyn ObjectStore) -> Result<Manifest, StorageError> {
+async fn newest_version(store: &dyn ObjectStore) -> Result<Option<u64>, StorageError> {
     let prefix = object_store::path::Path::from(CATALOG_PREFIX);
     let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-    let Some(latest) = metas
+    Ok(metas
         .iter()
         .filter_map(|m| catalog_version(&m.location))
-        .max()
-    else {
+        .max())
+}
+
+async fn load_latest(store: &dyn ObjectStore) -> Result<Manifest, StorageError> {
+    let Some(latest) = newest_version(store).await? else {
         return Ok(Manifest::default());
     };
     let bytes = store.get(&catalog_path(latest)).await?.bytes().await?;
@@ -345,6 +373,7 @@ mod tests {
             files: vec![file(path)],
             wal: wal.into(),
             wal_persisted_through: through,
+            expect_persisted: None,
         }
     }
 
@@ -368,6 +397,49 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(legacy.persisted_through("old-node"), 5);
+    }
+
+    /// A node adopted a stream whose owner was paused; the owner, resumed, must not commit the
+    /// same rows again.
+    #[tokio::test]
+    async fn a_flush_of_rows_another_node_persisted_is_refused() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let owner = Catalog::load(store.clone()).await.unwrap();
+        let adopter = Catalog::load(store).await.unwrap();
+        let expecting = |path: &str, through, expected| match add_from("s1", path, through) {
+            CatalogChange::AddFiles {
+                table,
+                schema,
+                files,
+                wal,
+                wal_persisted_through,
+                ..
+            } => CatalogChange::AddFiles {
+                table,
+                schema,
+                files,
+                wal,
+                wal_persisted_through,
+                expect_persisted: Some(expected),
+            },
+            other => other,
+        };
+        owner.commit(&[expecting("f1", 3, 0)]).await.unwrap();
+        adopter.refresh().await.unwrap();
+        adopter.commit(&[expecting("f2", 9, 3)]).await.unwrap();
+        let refused = owner.commit(&[expecting("f3", 9, 3)]).await;
+        assert!(
+            matches!(refused, Err(StorageError::Fenced { .. })),
+            "{refused:?}"
+        );
+        let m = owner.refresh().await.unwrap();
+        let paths: Vec<_> = m.tables["cpu"]
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect();
+        assert_eq!(paths, ["f1", "f2"]);
+        assert_eq!(m.tables["cpu"].persisted_through("s1"), 9);
     }
 
     #[tokio::test]

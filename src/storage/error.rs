@@ -42,6 +42,16 @@ pub enum StorageError {
     ObjectStoreSetup { url: String, message: String },
     #[error("WAL sync failed: {message}")]
     WalSync { message: String },
+    /// The object store did not take a WAL object: nothing of the write is acknowledged.
+    #[error("the object store did not take the write ({message}); retry shortly")]
+    WalUnavailable { message: String },
+    #[error(
+        "this node does not hold its WAL lease now (the database is unreachable or another \
+         node took over its rows); write through another node or retry shortly"
+    )]
+    WalLeaseLost,
+    #[error("fenced: {message}")]
+    Fenced { message: String },
     #[error("server is shutting down")]
     ShuttingDown,
     #[error(

@@ -189,6 +189,7 @@ impl TenantStore {
                         files: added,
                         wal: String::new(),
                         wal_persisted_through: 0,
+                        expect_persisted: None,
                     },
                     CatalogChange::RemoveFiles {
                         table: table.name.clone(),

@@ -10,6 +10,8 @@ mod attachments;
 mod buffers;
 mod catalog;
 mod error;
+mod file_cache;
+mod follow;
 mod last;
 mod last_read;
 mod last_snapshot;
@@ -23,17 +25,20 @@ mod schema;
 mod table;
 mod tenant;
 mod wal;
+mod wal_objects;
 mod writer;
 
 pub use attachments::{AttachmentInfo, attachment_id, is_attachment_id};
 pub use buffers::BufferBudget;
 pub use catalog::{Manifest, ParquetFile};
 pub use error::StorageError;
+pub use file_cache::FileCache;
 pub use maintenance::MaintenanceReport;
 pub use schema::align_batch;
 pub use schema::{ColumnKind, FieldType, TIME_COLUMN, TableSchema, tag_type, time_type};
 pub use table::{Table, TableSnapshot, TableStats};
 pub use tenant::{PersistStats, TenantStore};
+pub use wal_objects::{WalLease, WalLeaseState};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -48,7 +53,7 @@ use object_store::prefix::PrefixStore;
 use parking_lot::RwLock;
 
 use crate::config::StorageConfig;
-use writer::WalWriter;
+use writer::{ObjectTarget, WalTarget, WalWriter};
 
 /// Whether this process may write. The CLI's `query` opens read-only so it can run beside a
 /// live server: it replays the WAL into memory but never cuts, creates or deletes anything.
@@ -72,6 +77,12 @@ pub struct Store {
     opened: RwLock<Vec<Arc<TenantStore>>>,
     /// Bytes buffered in all tables of all tenants, against the ingest share of the budget.
     buffers: Arc<BufferBudget>,
+    /// Set when the WAL is in the object store: may this process acknowledge writes now.
+    wal_lease: Option<Arc<WalLease>>,
+    /// The local copies of a remote bucket's Parquet files, when there is one.
+    file_cache: Option<Arc<FileCache>>,
+    /// The other streams seen by the last follow pass, for adoption.
+    other_streams: RwLock<std::collections::BTreeSet<String>>,
     _lock: Option<File>,
 }
 
@@ -103,12 +114,46 @@ impl Store {
             OpenMode::ReadOnly => None,
             OpenMode::ReadWrite => Some(lock_data_dir(data_dir)?),
         };
-        let root = object_store_for(&config.object_store, data_dir)?;
+        let mut root = object_store_for(&config.object_store, data_dir)?;
+        let file_cache = match config.object_store.starts_with("s3://") && config.cache_bytes > 0 {
+            true => {
+                let dir = data_dir.join("cache");
+                let cache = FileCache::new(root, dir.clone(), config.cache_bytes)
+                    .map_err(|source| StorageError::Io { path: dir, source })?;
+                let cache = Arc::new(cache);
+                root = cache.clone();
+                Some(cache)
+            }
+            false => None,
+        };
         let mut config = config;
-        config.wal_id = wal_id(data_dir, mode)?;
-        let writer = (mode == OpenMode::ReadWrite).then(|| WalWriter::start().0);
+        let wal_lease = config
+            .wal_in_object_store()
+            .then(|| Arc::new(WalLease::default()));
+        let target = match &wal_lease {
+            Some(lease) => {
+                if mode == OpenMode::ReadWrite {
+                    refuse_local_segments(data_dir)?;
+                }
+                config.wal_id = wal_objects::new_stream_id()?;
+                WalTarget::Objects(ObjectTarget {
+                    runtime: tokio::runtime::Handle::current(),
+                    lease: lease.clone(),
+                    put_timeout: config.wal_put_timeout.0,
+                    group_wait: config.wal_group_wait.0,
+                })
+            }
+            None => {
+                config.wal_id = wal_id(data_dir, mode)?;
+                WalTarget::Local
+            }
+        };
+        let writer = (mode == OpenMode::ReadWrite).then(|| WalWriter::start(target).0);
         let store = Arc::new(Self {
             buffers: Arc::new(BufferBudget::new(config.buffer_limit_bytes)),
+            wal_lease,
+            file_cache,
+            other_streams: RwLock::default(),
             config,
             data_dir: data_dir.to_path_buf(),
             tenants_dir: tenants_dir.to_path_buf(),
@@ -170,8 +215,12 @@ impl Store {
             self.writer.clone(),
             self.mode,
             self.buffers.clone(),
+            self.wal_lease.clone(),
         )
         .await?;
+        // Rows other nodes acknowledged are visible from the first request on.
+        let followed = tenant.follow().await?;
+        self.other_streams.write().extend(followed.streams);
         // tenant.yaml's declarations from the first moment others can see the tenant: a
         // maintenance pass without them would apply the server's retention and drop the
         // declared rollups. A tenant.yaml that does not load leaves maintenance waiting.
@@ -194,6 +243,47 @@ impl Store {
     /// Every tenant opened so far.
     pub fn opened_tenants(&self) -> Vec<Arc<TenantStore>> {
         self.opened.read().clone()
+    }
+
+    /// The local copies of a remote bucket's Parquet files (`storage.cache_bytes`).
+    pub fn file_cache(&self) -> Option<&FileCache> {
+        self.file_cache.as_deref()
+    }
+
+    /// This process's WAL stream and its lease, when the WAL is in the object store.
+    pub fn wal_stream(&self) -> Option<(&str, &Arc<WalLease>)> {
+        self.wal_lease
+            .as_ref()
+            .map(|lease| (self.config.wal_id.as_str(), lease))
+    }
+
+    /// One follow pass over every opened tenant (see `follow`); remembers the other streams.
+    pub async fn follow_all(&self) {
+        let mut streams = std::collections::BTreeSet::new();
+        for tenant in self.opened_tenants() {
+            match tenant.follow().await {
+                Ok(followed) => streams.extend(followed.streams),
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.name, error = %e, "cannot follow the other nodes' writes")
+                }
+            }
+        }
+        *self.other_streams.write() = streams;
+    }
+
+    /// The other nodes' WAL streams with objects, as the last follow pass saw them.
+    pub fn other_streams(&self) -> Vec<String> {
+        self.other_streams.read().iter().cloned().collect()
+    }
+
+    /// Persists what is left of `stream` in every tenant (its node is gone and this node holds
+    /// its lease); returns the rows persisted.
+    pub async fn adopt(&self, stream: &str) -> Result<u64, StorageError> {
+        let mut rows = 0;
+        for tenant in self.opened_tenants() {
+            rows += tenant.adopt(stream).await?;
+        }
+        Ok(rows)
     }
 
     /// Flushes every buffered row of every tenant to Parquet (shutdown).
@@ -230,6 +320,29 @@ fn wal_id(data_dir: &Path, mode: OpenMode) -> Result<String, StorageError> {
         file.sync_all().map_err(io)?;
     }
     Ok(id)
+}
+
+/// A data dir switched to the object-store WAL must not hold rows only its local WAL has.
+fn refuse_local_segments(data_dir: &Path) -> Result<(), StorageError> {
+    let wal = data_dir.join("wal");
+    for tenant in crate::config::tenant_folders(&wal) {
+        for table in std::fs::read_dir(wal.join(&tenant))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !wal::list_segments(&table.path())?.is_empty() {
+                return Err(StorageError::Internal {
+                    message: format!(
+                        "{} holds WAL segments not yet in Parquet; start once with \
+                         `storage.wal: local` (a graceful stop persists them), then switch",
+                        table.path().display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn lock_data_dir(data_dir: &Path) -> Result<File, StorageError> {

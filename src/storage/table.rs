@@ -18,6 +18,7 @@ use super::catalog::{Manifest, ParquetFile};
 use super::last::LastRows;
 use super::schema::{TableSchema, align_batch};
 use super::wal::ActiveSegment;
+use super::wal_objects::ObjectWal;
 
 #[derive(Debug)]
 pub struct Table {
@@ -26,6 +27,8 @@ pub struct Table {
     pub(super) inner: Mutex<TableInner>,
     /// The WAL segment being appended to; only the WAL writer thread touches it.
     pub(super) segment: Mutex<Option<ActiveSegment>>,
+    /// This process's stream when the WAL is in the object store.
+    pub(super) object_wal: Option<ObjectWal>,
     /// One flush at a time per table.
     pub(super) persist_lock: tokio::sync::Mutex<()>,
     /// Set while a size-triggered flush is queued, so writes do not queue one each.
@@ -42,7 +45,7 @@ impl Drop for Table {
     fn drop(&mut self) {
         let inner = self.inner.lock();
         self.budget
-            .release(inner.active_bytes + inner.persisting_bytes);
+            .release(inner.active_bytes + inner.persisting_bytes + inner.remote_bytes);
     }
 }
 
@@ -78,6 +81,13 @@ pub(super) struct TableInner {
     pub files_version: u64,
     /// The next WAL segment number to open.
     pub next_segment: u64,
+    /// How far this process's WAL is persisted, as it last committed (or found) it: a flush
+    /// commits only if the catalog still says so (else another node adopted the rows).
+    pub wal_mark: u64,
+    /// Rows other nodes acknowledged that are not in `files` yet, by WAL stream and object
+    /// number (see `wal_objects`); dropped when a catalog version marks them persisted.
+    pub remote: std::collections::BTreeMap<(String, u64), Vec<RecordBatch>>,
+    pub remote_bytes: usize,
     /// The newest row of every series.
     pub last: LastRows,
 }
@@ -90,17 +100,42 @@ impl TableInner {
         self.last = LastRows::default();
     }
 
-    pub(super) fn set_files(&mut self, manifest: &Manifest, table: &str) {
-        if manifest.version >= self.files_version {
-            self.files_version = manifest.version;
-            let (files, rollups) = manifest
-                .tables
-                .get(table)
-                .map(|t| (t.files.clone(), t.rollups.clone()))
-                .unwrap_or_default();
-            self.files = files;
-            self.rollups = rollups;
+    /// Takes the files of `manifest` unless a newer version is here, and drops the other
+    /// nodes' rows it marks persisted; returns the bytes dropped.
+    pub(super) fn set_files(&mut self, manifest: &Manifest, table: &str) -> usize {
+        if manifest.version < self.files_version {
+            return 0;
         }
+        self.files_version = manifest.version;
+        let entry = manifest.tables.get(table);
+        let (files, rollups) = entry
+            .map(|t| (t.files.clone(), t.rollups.clone()))
+            .unwrap_or_default();
+        self.files = files;
+        self.rollups = rollups;
+        let Some(entry) = entry else {
+            return 0;
+        };
+        let mut dropped = 0;
+        self.remote.retain(|(stream, seq), batches| {
+            let persisted = *seq <= entry.persisted_through(stream);
+            if persisted {
+                dropped += batches
+                    .iter()
+                    .map(|b| b.get_array_memory_size())
+                    .sum::<usize>();
+            }
+            !persisted
+        });
+        self.remote_bytes -= dropped;
+        dropped
+    }
+
+    fn buffered(&self) -> impl Iterator<Item = &RecordBatch> {
+        self.persisting
+            .iter()
+            .chain(self.active.iter())
+            .chain(self.remote.values().flatten())
     }
 }
 
@@ -134,6 +169,7 @@ impl Table {
         files: Vec<ParquetFile>,
         next_segment: u64,
         budget: Arc<BufferBudget>,
+        object_wal: Option<ObjectWal>,
     ) -> Self {
         let arrow_schema = schema.arrow_schema();
         Self {
@@ -152,9 +188,13 @@ impl Table {
                 rollups: Default::default(),
                 files_version: 0,
                 next_segment,
+                wal_mark: next_segment.saturating_sub(1),
+                remote: Default::default(),
+                remote_bytes: 0,
                 last: LastRows::default(),
             }),
             segment: Mutex::new(None),
+            object_wal,
             persist_lock: tokio::sync::Mutex::new(()),
             persist_requested: AtomicBool::new(false),
             budget,
@@ -194,6 +234,13 @@ impl Table {
         Ok(())
     }
 
+    /// The next WAL segment (or object) number of this table.
+    pub(super) fn take_segment_number(&self) -> u64 {
+        let mut inner = self.inner.lock();
+        inner.next_segment += 1;
+        inner.next_segment - 1
+    }
+
     /// Makes an acknowledged batch visible to queries.
     pub(super) fn push_active(&self, batch: RecordBatch) {
         let mut inner = self.inner.lock();
@@ -213,7 +260,35 @@ impl Table {
     /// here (two commits may finish in either order).
     pub(super) fn set_files(&self, manifest: &Manifest) {
         let mut inner = self.inner.lock();
-        inner.set_files(manifest, &self.name);
+        let dropped = inner.set_files(manifest, &self.name);
+        self.budget.release(dropped);
+    }
+
+    /// Whether another node's object `seq` of `stream` is held already.
+    pub(super) fn holds_remote(&self, stream: &str, seq: u64) -> bool {
+        self.inner
+            .lock()
+            .remote
+            .contains_key(&(stream.to_string(), seq))
+    }
+
+    /// Makes rows another node acknowledged visible here until they are in Parquet.
+    pub(super) fn push_remote(&self, stream: &str, seq: u64, batches: Vec<RecordBatch>) {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let key = (stream.to_string(), seq);
+        if inner.remote.contains_key(&key) {
+            return;
+        }
+        let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        self.budget.take(bytes);
+        inner.remote_bytes += bytes;
+        for batch in &batches {
+            if let Err(e) = inner.last.offer(&inner.schema, &inner.arrow_schema, batch) {
+                inner.forget_last(&self.name, &e);
+            }
+        }
+        inner.remote.insert(key, batches);
     }
 
     /// Buffered rows and bytes, and how long the oldest has waited.
@@ -236,9 +311,7 @@ impl Table {
         let inner = self.inner.lock();
         let schema = inner.arrow_schema.clone();
         let batches = inner
-            .persisting
-            .iter()
-            .chain(inner.active.iter())
+            .buffered()
             .map(|b| align_batch(b, &schema))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TableSnapshot {
@@ -251,15 +324,10 @@ impl Table {
 
     pub fn stats(&self) -> TableStats {
         let inner = self.inner.lock();
-        let buffered_rows = inner
-            .persisting
-            .iter()
-            .chain(inner.active.iter())
-            .map(|b| b.num_rows() as u64)
-            .sum();
+        let buffered_rows = inner.buffered().map(|b| b.num_rows() as u64).sum();
         let mut min_time = inner.files.iter().map(|f| f.min_time).min();
         let mut max_time = inner.files.iter().map(|f| f.max_time).max();
-        for batch in inner.persisting.iter().chain(inner.active.iter()) {
+        for batch in inner.buffered() {
             if let Some((lo, hi)) = time_bounds(batch) {
                 min_time = Some(min_time.map_or(lo, |m| m.min(lo)));
                 max_time = Some(max_time.map_or(hi, |m| m.max(hi)));

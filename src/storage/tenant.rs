@@ -21,6 +21,7 @@ use super::persist::sorted_runs_by_day;
 use super::schema::{TIME_COLUMN, TableSchema};
 use super::table::Table;
 use super::wal::{self, encode_record};
+use super::wal_objects::{self, ObjectWal, WalLease};
 use super::writer::WalWriter;
 use super::{OpenMode, StorageError, validate_table_name};
 use crate::config::{StorageConfig, TenantConfig};
@@ -36,6 +37,8 @@ pub struct TenantStore {
     pub(super) catalog: Catalog,
     wal_dir: PathBuf,
     writer: Option<WalWriter>,
+    /// This process's WAL stream in the object store, and the lease to write it.
+    pub(super) object_wal: Option<(ObjectWal, Arc<WalLease>)>,
     tables: RwLock<BTreeMap<String, Arc<Table>>>,
     budget: Arc<BufferBudget>,
     /// The merge's working memory, counted against the buffers' share.
@@ -68,7 +71,15 @@ impl TenantStore {
         writer: Option<WalWriter>,
         mode: OpenMode,
         budget: Arc<BufferBudget>,
+        stream: Option<Arc<WalLease>>,
     ) -> Result<Self, StorageError> {
+        let object_wal = stream.map(|lease| {
+            let wal = ObjectWal {
+                objects: objects.clone(),
+                stream: config.wal_id.clone(),
+            };
+            (wal, lease)
+        });
         let catalog = Catalog::load(objects.clone()).await?;
         let manifest = catalog.current().await;
         let mut tables = BTreeMap::new();
@@ -104,8 +115,14 @@ impl TenantStore {
                 persisted.files.clone(),
                 next,
                 budget.clone(),
+                object_wal.as_ref().map(|(wal, _)| wal.clone()),
             ));
-            table.inner.lock().rollups = persisted.rollups.clone();
+            {
+                let mut inner = table.inner.lock();
+                inner.rollups = persisted.rollups.clone();
+                inner.wal_mark = persisted_through;
+                inner.files_version = manifest.version;
+            }
             for (seq, path) in segments {
                 if seq <= persisted_through {
                     // Already in Parquet; a crash came between catalog commit and WAL cleanup.
@@ -149,6 +166,7 @@ impl TenantStore {
             catalog,
             wal_dir,
             writer,
+            object_wal,
             tables: RwLock::new(tables),
             working_memory: Arc::new(WorkingMemory::new(budget.clone())),
             attachment_gate: tokio::sync::RwLock::new(()),
@@ -214,7 +232,7 @@ impl TenantStore {
             .unwrap_or_default()
     }
 
-    fn table_or_create(&self, name: &str) -> Result<Arc<Table>, StorageError> {
+    pub(super) fn table_or_create(&self, name: &str) -> Result<Arc<Table>, StorageError> {
         validate_table_name(name)?;
         if let Some(t) = self.table(name) {
             return Ok(t);
@@ -235,6 +253,7 @@ impl TenantStore {
                 vec![],
                 1,
                 self.budget.clone(),
+                self.object_wal.as_ref().map(|(wal, _)| wal.clone()),
             );
             // A table this process creates, owning the data directory, has no files: its cache
             // holds every row from the start (and maintenance may save it). A reader beside a
@@ -358,13 +377,15 @@ impl TenantStore {
         let rotation = writer.rotate(table.clone()).await?;
         if rotation.batches.is_empty() {
             // Nothing buffered: no new catalog version, only segments that held no rows.
-            self.remove_segments_through(table, rotation.through_segment)?;
+            self.remove_segments_through(table, rotation.through_segment)
+                .await?;
             return Ok(PersistStats::default());
         }
         let (added, stats) = self
             .write_files(table, rotation.batches, rotation.through_segment)
             .await?;
-        let manifest = self
+        let expected = table.inner.lock().wal_mark;
+        let committed = self
             .catalog
             .commit(&[CatalogChange::AddFiles {
                 table: table.name.clone(),
@@ -372,15 +393,30 @@ impl TenantStore {
                 files: added,
                 wal: self.config.wal_id.clone(),
                 wal_persisted_through: rotation.through_segment,
+                expect_persisted: Some(expected),
             }])
-            .await?;
+            .await;
+        let manifest = match committed {
+            Err(e @ StorageError::Fenced { .. }) => {
+                // Another node persisted this process's rows: nothing of them may be written
+                // again (see `wal_objects`).
+                if let Some((_, lease)) = &self.object_wal {
+                    lease.fence();
+                }
+                return Err(e);
+            }
+            other => other?,
+        };
         {
             // Files in, buffer out, under one lock: readers see one or the other, never both.
             let mut inner = table.inner.lock();
             table.release_persisted(&mut inner);
-            inner.set_files(&manifest, &table.name);
+            inner.wal_mark = rotation.through_segment;
+            let dropped = inner.set_files(&manifest, &table.name);
+            table.budget.release(dropped);
         }
-        self.remove_segments_through(table, rotation.through_segment)?;
+        self.remove_segments_through(table, rotation.through_segment)
+            .await?;
         if stats.rows > 0 {
             tracing::info!(tenant = %self.name, table = %table.name, rows = stats.rows, files = stats.files, bytes = stats.bytes, "buffer persisted");
         }
@@ -452,7 +488,15 @@ impl TenantStore {
         }))
     }
 
-    fn remove_segments_through(&self, table: &Table, through: u64) -> Result<(), StorageError> {
+    async fn remove_segments_through(
+        &self,
+        table: &Table,
+        through: u64,
+    ) -> Result<(), StorageError> {
+        if let Some((wal, _)) = &self.object_wal {
+            let objects = wal.objects.as_ref();
+            return wal_objects::delete_through(objects, &wal.stream, &table.name, through).await;
+        }
         for (seq, path) in wal::list_segments(&table.wal_dir)? {
             if seq <= through {
                 std::fs::remove_file(&path).map_err(|source| StorageError::Io { path, source })?;

@@ -96,10 +96,24 @@ pub fn read_segment(path: &Path) -> Result<SegmentReplay, WalError> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_err(path))?;
+    Ok(decode_segment(&bytes))
+}
+
+/// A segment (file or object) holding `records`, each from [`encode_record`].
+pub fn encode_segment<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    for record in records {
+        bytes.extend_from_slice(record);
+    }
+    bytes
+}
+
+/// Every intact record of a segment's bytes, and where (and why) the first bad one starts.
+pub fn decode_segment(bytes: &[u8]) -> SegmentReplay {
     let mut replay = SegmentReplay::default();
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         replay.torn_at = Some((0, "missing segment header".into()));
-        return Ok(replay);
+        return replay;
     }
     let mut pos = MAGIC.len();
     while pos < bytes.len() {
@@ -131,7 +145,7 @@ pub fn read_segment(path: &Path) -> Result<SegmentReplay, WalError> {
             break;
         }
     }
-    Ok(replay)
+    replay
 }
 
 /// Cuts a segment at `offset`, the end of its last intact record, and syncs it.

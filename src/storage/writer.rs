@@ -2,17 +2,43 @@
 //! encoded records; the thread takes everything queued, appends it, syncs each touched segment
 //! once (group commit) and only then makes the rows visible and answers the requests. Rotation
 //! for a flush goes through the same queue, so it sees exactly the rows whose records precede it.
+//!
+//! With the WAL in the object store, a group commit is one object per touched table (stored
+//! side by side), and a write is answered only once its object is stored and this process still
+//! holds its stream's lease.
 
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use arrow::record_batch::RecordBatch;
+use object_store::ObjectStoreExt;
 use tokio::sync::oneshot;
 
 use super::StorageError;
 use super::table::Table;
-use super::wal::ActiveSegment;
+use super::wal::{ActiveSegment, encode_segment};
+use super::wal_objects::{WalLease, WalObject};
+
+/// Where the writer commits: local segment files, or objects in the shared store.
+#[derive(Debug, Clone)]
+pub enum WalTarget {
+    Local,
+    Objects(ObjectTarget),
+}
+
+/// How the writer stores objects.
+#[derive(Debug, Clone)]
+pub struct ObjectTarget {
+    /// Drives the uploads from the writer thread.
+    pub runtime: tokio::runtime::Handle,
+    pub lease: Arc<WalLease>,
+    /// An upload not done by then fails the writes it holds (503): the store is down.
+    pub put_timeout: std::time::Duration,
+    /// How long the first write of a group waits for more to join it (fewer, larger objects
+    /// for more latency).
+    pub group_wait: std::time::Duration,
+}
 
 /// How many queued commands one group commit takes at most, so a flood of writers still gets
 /// answers in bounded time.
@@ -46,11 +72,11 @@ pub struct WalWriter {
 }
 
 impl WalWriter {
-    pub fn start() -> (Self, JoinHandle<()>) {
+    pub fn start(target: WalTarget) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("opsboard-wal".into())
-            .spawn(move || run(rx))
+            .spawn(move || run(rx, target))
             .expect("spawning the WAL thread");
         (Self { tx }, handle)
     }
@@ -87,12 +113,26 @@ impl WalWriter {
 struct Pending {
     table: Arc<Table>,
     batch: RecordBatch,
+    /// The encoded record, kept until the group's object is built (object store only).
+    record: Vec<u8>,
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
-fn run(rx: mpsc::Receiver<Command>) {
+fn run(rx: mpsc::Receiver<Command>, target: WalTarget) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
+        if let WalTarget::Objects(objects) = &target
+            && !objects.group_wait.is_zero()
+        {
+            let deadline = std::time::Instant::now() + objects.group_wait;
+            while group.len() < MAX_GROUP {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(c) => group.push(c),
+                    Err(_) => break,
+                }
+            }
+        }
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(c) => group.push(c),
@@ -107,30 +147,140 @@ fn run(rx: mpsc::Receiver<Command>) {
                     record,
                     batch,
                     done,
-                } => match append(&table, &record) {
-                    Ok(()) => pending.push(Pending { table, batch, done }),
-                    Err(e) => {
-                        let _ = done.send(Err(e));
-                    }
+                } => match &target {
+                    WalTarget::Objects(_) => pending.push(Pending {
+                        table,
+                        batch,
+                        record,
+                        done,
+                    }),
+                    WalTarget::Local => match append(&table, &record) {
+                        Ok(()) => pending.push(Pending {
+                            table,
+                            batch,
+                            record: vec![],
+                            done,
+                        }),
+                        Err(e) => {
+                            let _ = done.send(Err(e));
+                        }
+                    },
                 },
                 Command::Rotate { table, done } => {
-                    commit(std::mem::take(&mut pending));
+                    commit(&target, std::mem::take(&mut pending));
                     let _ = done.send(rotate(&table));
                 }
             }
         }
-        commit(pending);
+        commit(&target, pending);
+    }
+}
+
+fn commit(target: &WalTarget, pending: Vec<Pending>) {
+    match target {
+        WalTarget::Local => commit_local(pending),
+        WalTarget::Objects(objects) => commit_objects(objects, pending),
+    }
+}
+
+/// Why a group's object did not make its writes durable.
+#[derive(Clone)]
+enum Unstored {
+    LeaseLost,
+    Store(String),
+}
+
+impl Unstored {
+    fn error(&self) -> StorageError {
+        match self {
+            Unstored::LeaseLost => StorageError::WalLeaseLost,
+            Unstored::Store(message) => StorageError::WalUnavailable {
+                message: message.clone(),
+            },
+        }
+    }
+}
+
+/// Stores one object per touched table, side by side, then publishes the rows of the stored
+/// ones and answers the writers.
+fn commit_objects(target: &ObjectTarget, pending: Vec<Pending>) {
+    if pending.is_empty() {
+        return;
+    }
+    if !target.lease.valid() {
+        for p in pending {
+            let _ = p.done.send(Err(StorageError::WalLeaseLost));
+        }
+        return;
+    }
+    let mut groups: Vec<(Arc<Table>, Vec<Pending>)> = vec![];
+    for p in pending {
+        match groups.iter_mut().find(|(t, _)| Arc::ptr_eq(t, &p.table)) {
+            Some((_, members)) => members.push(p),
+            None => groups.push((p.table.clone(), vec![p])),
+        }
+    }
+    let uploads = groups.iter().map(|(table, members)| {
+        let seq = table.take_segment_number();
+        let body = encode_segment(members.iter().map(|p| p.record.as_slice()));
+        let wal = table.object_wal.clone();
+        let timeout = target.put_timeout;
+        let name = table.name.clone();
+        async move {
+            let Some(wal) = wal else {
+                return Err(Unstored::Store(format!("table {name} has no WAL stream")));
+            };
+            let object = WalObject {
+                stream: wal.stream.clone(),
+                table: name,
+                seq,
+            };
+            let path = object.path();
+            let stored = tokio::time::timeout(timeout, wal.objects.put(&path, body.into())).await;
+            let outcome = match stored {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(Unstored::Store(e.to_string())),
+                Err(_) => Err(Unstored::Store(format!(
+                    "storing {path} took longer than {timeout:?}"
+                ))),
+            };
+            if outcome.is_err() {
+                // It may have landed after all: unacknowledged rows must not show up later.
+                // Not waited for: the store may be down, and later writes must get their
+                // answer (503) in time.
+                tokio::spawn(async move { wal.objects.delete(&path).await });
+            }
+            outcome
+        }
+    });
+    let stored = target.runtime.block_on(futures::future::join_all(uploads));
+    for ((table, members), outcome) in groups.into_iter().zip(stored) {
+        // Checked after the upload: a lease that ran out meanwhile may be adopted already.
+        let outcome = outcome.and_then(|()| {
+            if target.lease.valid() {
+                Ok(())
+            } else {
+                Err(Unstored::LeaseLost)
+            }
+        });
+        for p in members {
+            match &outcome {
+                Ok(()) => {
+                    table.push_active(p.batch);
+                    let _ = p.done.send(Ok(()));
+                }
+                Err(why) => {
+                    let _ = p.done.send(Err(why.error()));
+                }
+            }
+        }
     }
 }
 
 fn append(table: &Table, record: &[u8]) -> Result<(), StorageError> {
     let mut segment = table.segment.lock();
     if segment.is_none() {
-        let seq = {
-            let mut inner = table.inner.lock();
-            inner.next_segment += 1;
-            inner.next_segment - 1
-        };
+        let seq = table.take_segment_number();
         *segment = Some(ActiveSegment::create(&table.wal_dir, seq)?);
     }
     let Some(active) = segment.as_mut() else {
@@ -146,7 +296,7 @@ fn append(table: &Table, record: &[u8]) -> Result<(), StorageError> {
 }
 
 /// Syncs every segment the group touched, then publishes the rows and answers the writers.
-fn commit(pending: Vec<Pending>) {
+fn commit_local(pending: Vec<Pending>) {
     if pending.is_empty() {
         return;
     }

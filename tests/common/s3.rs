@@ -33,12 +33,17 @@ pub fn skip_unless_available(test: &str) -> bool {
 pub fn endpoint() -> &'static str {
     static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
     SERVER
-        .get_or_init(start)
+        .get_or_init(|| start().map(|(_, endpoint)| endpoint))
         .as_deref()
         .unwrap_or_else(|e| panic!("S3 test server: {e}"))
 }
 
-fn start() -> Result<String, String> {
+/// A server of one test's own (to stop and resume it): its process and endpoint.
+pub fn own_server() -> (std::process::Child, String) {
+    start().unwrap_or_else(|e| panic!("S3 test server: {e}"))
+}
+
+fn start() -> Result<(std::process::Child, String), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -61,7 +66,7 @@ fn start() -> Result<String, String> {
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(endpoint);
+            return Ok((child, endpoint));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -70,6 +75,11 @@ fn start() -> Result<String, String> {
 
 /// A new, empty bucket on the shared server; its name.
 pub async fn fresh_bucket() -> String {
+    fresh_bucket_on(endpoint()).await
+}
+
+/// A new, empty bucket on the server at `endpoint`; its name.
+pub async fn fresh_bucket_on(endpoint: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
         "opsboard-{}-{}",
@@ -77,7 +87,7 @@ pub async fn fresh_bucket() -> String {
         NEXT.fetch_add(1, Ordering::SeqCst)
     );
     let resp = reqwest::Client::new()
-        .put(format!("{}/{name}", endpoint()))
+        .put(format!("{endpoint}/{name}"))
         .send()
         .await
         .expect("create bucket");
@@ -98,8 +108,13 @@ pub fn url(bucket: &str, prefix: &str) -> String {
 /// credentials; requests are signed (unsigned ones are anonymous, and moto refuses an
 /// anonymous overwrite of a private object before looking at its conditions).
 pub fn env() -> Vec<(&'static str, String)> {
+    env_for(endpoint())
+}
+
+/// [`env`] for the server at `endpoint`.
+pub fn env_for(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("AWS_ENDPOINT_URL", endpoint().to_string()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
         ("AWS_ALLOW_HTTP", "true".into()),
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID", "opsboard-test".into()),
