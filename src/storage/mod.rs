@@ -212,10 +212,12 @@ impl Store {
             self.config.clone(),
             objects,
             self.data_dir.join("wal").join(name),
-            self.writer.clone(),
-            self.mode,
+            tenant::WalAccess {
+                writer: self.writer.clone(),
+                mode: self.mode,
+                object_lease: self.wal_lease.clone(),
+            },
             self.buffers.clone(),
-            self.wal_lease.clone(),
         )
         .await?;
         // Rows other nodes acknowledged are visible from the first request on.

@@ -62,18 +62,30 @@ pub struct PersistStats {
     pub bytes: u64,
 }
 
+/// How a tenant's writes reach their WAL: the process's writer (none read-only), whether the
+/// local WAL may be cut and cleaned, and the lease of the process's stream when the WAL is in
+/// the object store.
+pub(super) struct WalAccess {
+    pub writer: Option<WalWriter>,
+    pub mode: OpenMode,
+    pub object_lease: Option<Arc<WalLease>>,
+}
+
 impl TenantStore {
     pub(super) async fn open(
         name: &str,
         config: StorageConfig,
         objects: Arc<dyn ObjectStore>,
         wal_dir: PathBuf,
-        writer: Option<WalWriter>,
-        mode: OpenMode,
+        access: WalAccess,
         budget: Arc<BufferBudget>,
-        stream: Option<Arc<WalLease>>,
     ) -> Result<Self, StorageError> {
-        let object_wal = stream.map(|lease| {
+        let WalAccess {
+            writer,
+            mode,
+            object_lease,
+        } = access;
+        let object_wal = object_lease.map(|lease| {
             let wal = ObjectWal {
                 objects: objects.clone(),
                 stream: config.wal_id.clone(),
