@@ -10,6 +10,11 @@ cluster from /usr/lib/postgresql/15/bin). Not part of CI: the figures go in the 
 (100 rows each, several writers) for one node on local disk, one node on S3, and three nodes on
 S3 (writers spread over them).
 
+`dashboard`: a 20-panel dashboard (10 timeseries and 10 KPIs over TSBS cpu rows, 10-minute
+buckets, one day) requested all at once: on the local file store, then on S3 with an empty
+local cache (a new node), again on another range (cache warm, panel answers not cached), and
+after a restart on the same data dir (cache warm, process cold).
+
 `chaos`: three nodes, writers on each; every 30 s a random node is SIGKILLed, its data dir
 wiped, and it is started again. At the end every acknowledged batch must be there exactly once
 (lost: acknowledged and missing; duplicates: a batch with more rows than written), and the
@@ -76,6 +81,7 @@ class Postgres:
     def __init__(self, root):
         self.dir = f"{root}/pg"
         os.makedirs(self.dir)
+        os.chmod(root, 0o755)  # initdb runs as postgres and must reach its folder
         as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if as_pg:
             subprocess.check_call(["chown", "-R", "postgres:postgres", self.dir])
@@ -130,7 +136,7 @@ def request(port, method, path, key, body=None, timeout=30):
 
 
 def batch_body(writer, batch):
-    base = 1_700_000_000_000_000_000 + (writer * 10_000_000 + batch) * 1000
+    base = 1_700_000_000_000 + (writer * 10_000_000 + batch) * 1000  # ms, the default precision
     return "".join(json.dumps({"time": base + i, "writer": writer, "batch": batch, "v": i}) + "\n"
                    for i in range(ROWS)).encode()
 
@@ -168,9 +174,10 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
 
 
-def api_key(node, database_url):
-    return subprocess.check_output(node.args("apikey", "create", "--tenant", "acme", "--scope", "ingest,read",
-                                             "--expires", "1d", "--database-url", database_url),
+def api_key(node, tenant="acme"):
+    """A key made with the node's own settings (its --database-url)."""
+    return subprocess.check_output(node.args("apikey", "create", "--tenant", tenant, "--scope", "ingest,read",
+                                             "--expires", "1d"),
                                    env={**os.environ, **node.env}, text=True).strip()
 
 
@@ -198,7 +205,7 @@ def throughput(a):
     try:
         for name, count, on_s3 in [("local-1", 1, False), ("s3-1", 1, True), ("s3-3", 3, True)]:
             nodes = cluster(a, root, name, count, on_s3, moto, pg)
-            key = api_key(nodes[0], pg.url)
+            key = api_key(nodes[0])
             stop = threading.Event()
             writers = [Writer(i, nodes, key, stop) for i in range(a.writers)]
             for w in writers:
@@ -220,12 +227,96 @@ def throughput(a):
         shutil.rmtree(root, ignore_errors=True)
 
 
+FIELDS = ["usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowait", "usage_irq",
+          "usage_softirq", "usage_steal", "usage_guest", "usage_guest_nice"]
+
+
+def dashboard_tenant(tenants):
+    t = f"{tenants}/bench"
+    os.makedirs(f"{t}/panels", exist_ok=True)
+    os.makedirs(f"{t}/dashboards", exist_ok=True)
+    with open(f"{t}/tenant.yaml", "w") as f:
+        f.write("tables:\n  cpu:\n    tags: [hostname, region, datacenter, rack, os, arch, team, service, "
+                "service_version, service_environment]\n")
+    entries = ""
+    for field in FIELDS:
+        with open(f"{t}/panels/ts_{field}.yaml", "w") as f:
+            f.write(f"panel:\n  type: timeseries\n  title: {field}\n  data_source:\n    table: cpu\n"
+                    f"    columns: {{value: {field}, series_label: hostname}}\n"
+                    "  aggregation:\n    rules:\n      - {bucket: 10m}\n")
+        with open(f"{t}/panels/kpi_{field}.yaml", "w") as f:
+            f.write(f"panel:\n  type: kpi\n  title: {field}\n  data_source:\n    table: cpu\n"
+                    f"    columns: {{value: {field}}}\n  aggregation: {{function: avg}}\n"
+                    "  display:\n    show_delta: true\n")
+        entries += f"    - id: ts_{field}\n    - id: kpi_{field}\n"
+    with open(f"{t}/dashboards/default.yaml", "w") as f:
+        f.write(f"dashboard:\n  name: Bench\n  panels:\n{entries}")
+
+
+def dashboard_once(node, key, shift_minutes):
+    start = time.strptime("2024-01-01T00:00:00", "%Y-%m-%dT%H:%M:%S")
+    base = int(time.mktime(start)) - time.timezone
+    frm = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + shift_minutes * 60))
+    to = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + 86400 + shift_minutes * 60))
+    panels = [f"{kind}_{f}" for f in FIELDS for kind in ("ts", "kpi")]
+    results = [None] * len(panels)
+
+    def fetch(i, p):
+        status, body = request(node.port, "GET", f"/api/v1/tenants/bench/panels/{p}/data?from={frm}&to={to}", key,
+                               timeout=300)
+        results[i] = (status, len(body))
+
+    started = time.time()
+    threads = [threading.Thread(target=fetch, args=(i, p)) for i, p in enumerate(panels)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r[0] == 200 for r in results), results
+    return (time.time() - started) * 1000
+
+
+def dashboard(a):
+    root = tempfile.mkdtemp(prefix="opsboard-dash-")
+    moto, pg = Moto(root), Postgres(root)
+    try:
+        for name, on_s3 in [("local", False), ("s3", True)]:
+            env = moto.env() if on_s3 else {}
+            extra = ["--object-store", moto.bucket(f"dash-{name}")] if on_s3 else []
+            extra += ["--database-url", pg.url]
+            node = Node(os.path.abspath(a.binary), root, f"dash-{name}", extra, env)
+            dashboard_tenant(f"{node.dir}/tenants")
+            t = time.time()
+            subprocess.check_call(node.args("generate", "tsbs-cpu", "--tenant", "bench", "--hosts", str(a.hosts),
+                                            "--duration", "1d"), env={**os.environ, **env},
+                                  stdout=subprocess.DEVNULL)
+            loaded = time.time() - t
+            if on_s3:
+                # What a new node has: the bucket, an empty data dir.
+                shutil.rmtree(f"{node.dir}/data/objects", ignore_errors=True)
+            node.start()
+            key = api_key(node, "bench")
+            cold = dashboard_once(node, key, 0)
+            warm = dashboard_once(node, key, 10)
+            node.stop()
+            node.start()
+            restarted = dashboard_once(node, key, 20)
+            node.stop()
+            print(f"{name:5}: {a.hosts} hosts x 1 d loaded in {loaded:.1f} s; 20-panel dashboard: "
+                  f"cold {cold:.0f} ms, another range {warm:.0f} ms, after a restart {restarted:.0f} ms",
+                  flush=True)
+    finally:
+        pg.stop()
+        moto.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def chaos(a):
     root = tempfile.mkdtemp(prefix="opsboard-chaos-")
     moto, pg = Moto(root), Postgres(root)
     try:
         nodes = cluster(a, root, "chaos", 3, True, moto, pg)
-        key = api_key(nodes[0], pg.url)
+        key = api_key(nodes[0])
         stop = threading.Event()
         writers = [Writer(i, nodes, key, stop) for i in range(a.writers)]
         for w in writers:
@@ -268,14 +359,15 @@ def chaos(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["throughput", "chaos"])
+    ap.add_argument("mode", choices=["throughput", "dashboard", "chaos"])
+    ap.add_argument("--hosts", type=int, default=100, help="dashboard: TSBS hosts")
     ap.add_argument("--binary", default="target/release/opsboard")
     ap.add_argument("--writers", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=20, help="per throughput run")
     ap.add_argument("--minutes", type=float, default=10, help="chaos run length")
     ap.add_argument("--keep", action="store_true", help="keep the chaos run's folders")
     a = ap.parse_args()
-    throughput(a) if a.mode == "throughput" else chaos(a)
+    {"throughput": throughput, "dashboard": dashboard, "chaos": chaos}[a.mode](a)
 
 
 if __name__ == "__main__":

@@ -92,24 +92,15 @@ impl Leases {
     /// Takes or renews the lease of each of `tenants`; forgets those it no longer holds. A
     /// database error keeps what is held until its `until_ms` (then this node lets go).
     pub async fn renew(&self, tenants: &[String]) -> Result<(), DbError> {
-        let lease_ms = self.lease.as_millis() as i64;
         for tenant in tenants {
-            let sent = now_ms();
-            let epoch: Option<i64> = sqlx::query_scalar(TAKE_OR_RENEW)
-                .bind(tenant)
-                .bind(&self.node)
-                .bind(sent + lease_ms)
-                .bind(sent)
-                .fetch_optional(&self.db.pool)
-                .await?;
+            let taken = self.take(tenant).await?;
             let mut held = self.held.write();
-            match epoch {
-                Some(epoch) => {
-                    let until_ms = sent + lease_ms - lease_ms / 4;
-                    if held.get(tenant).is_none_or(|h| h.epoch != epoch) {
-                        tracing::info!(%tenant, node = %self.node, epoch, "tenant lease taken");
+            match taken {
+                Some(now) => {
+                    if held.get(tenant).is_none_or(|h| h.epoch != now.epoch) {
+                        tracing::info!(%tenant, node = %self.node, epoch = now.epoch, "tenant lease taken");
                     }
-                    held.insert(tenant.clone(), Held { epoch, until_ms });
+                    held.insert(tenant.clone(), now);
                 }
                 None => {
                     if held.remove(tenant).is_some() {
@@ -122,9 +113,8 @@ impl Leases {
         Ok(())
     }
 
-    /// Takes or renews one lease that is not a tenant's (a WAL stream's, see
-    /// `storage::WalLease`): not remembered among the tenants held. `None` when another node
-    /// holds it.
+    /// Takes or renews one lease — a tenant's, or a WAL stream's (see `storage::WalLease`),
+    /// which is not remembered among the tenants held. `None` when another node holds it.
     pub async fn take(&self, key: &str) -> Result<Option<Held>, DbError> {
         let lease_ms = self.lease.as_millis() as i64;
         let sent = now_ms();

@@ -236,44 +236,44 @@ async fn until_fenced(lease: Option<Arc<crate::storage::WalLease>>) {
     }
 }
 
-/// With the WAL in the object store: reads the other nodes' new rows and catalog versions.
-async fn follow_loop(store: Arc<Store>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(store.config().wal_follow_interval.0);
+/// Runs `pass` every `period` (a pass that overruns delays the next) until `cancel`.
+async fn every<F, Fut>(period: Duration, cancel: CancellationToken, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        store.follow_all().await;
+        pass().await;
     }
 }
 
+/// With the WAL in the object store: reads the other nodes' new rows and catalog versions.
+async fn follow_loop(store: Arc<Store>, cancel: CancellationToken) {
+    let period = store.config().wal_follow_interval.0;
+    every(period, cancel, || store.follow_all()).await;
+}
+
 async fn flush_loop(store: Arc<Store>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(store.config().flush_check_interval.0);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let period = store.config().flush_check_interval.0;
+    every(period, cancel, || async {
         for tenant in store.opened_tenants() {
             if let Err(e) = tenant.flush_due().await {
                 tracing::error!(tenant = %tenant.name, error = %e, "flush failed; rows stay in the WAL and buffer");
             }
         }
-    }
+    })
+    .await;
 }
 
 /// Every ten minutes: sessions past their timeouts and stale login counters are deleted.
 async fn auth_upkeep_loop(auth: Arc<Auth>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    every(Duration::from_secs(600), cancel, || async {
         match auth.prune_expired().await {
             Ok((sessions, attempts)) if sessions + attempts > 0 => {
                 tracing::info!(
@@ -285,7 +285,8 @@ async fn auth_upkeep_loop(auth: Arc<Auth>, cancel: CancellationToken) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
         }
-    }
+    })
+    .await;
 }
 
 /// Takes or renews the leases of every tenant folder, and of this node's WAL stream.
@@ -321,30 +322,19 @@ async fn lease_loop(
     tenants_dir: PathBuf,
     cancel: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(leases.renew_every());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        renew_leases(&leases, &store, &tenants_dir).await;
-    }
+    let period = leases.renew_every();
+    every(period, cancel, || {
+        renew_leases(&leases, &store, &tenants_dir)
+    })
+    .await;
 }
 
 /// Adopts the WAL streams of nodes that are gone. Apart from the lease loop: an adoption
 /// (reading a stream, writing Parquet) can outlast a lease, and this node's own leases must
 /// be renewed meanwhile.
 async fn adoption_loop(leases: Arc<Leases>, store: Arc<Store>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(leases.renew_every());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        adopt_gone_streams(&leases, &store).await;
-    }
+    let period = leases.renew_every();
+    every(period, cancel, || adopt_gone_streams(&leases, &store)).await;
 }
 
 /// Each other stream whose lease has run out (its node is gone) is taken, persisted and let
@@ -378,13 +368,8 @@ async fn maintenance_loop(
     clock: SharedClock,
     cancel: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(store.config().maintenance_interval.0);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let period = store.config().maintenance_interval.0;
+    every(period, cancel, || async {
         let now_ms = clock.now_ms();
         for tenant in store.opened_tenants() {
             if !leases.owns(&tenant.name) {
@@ -395,7 +380,8 @@ async fn maintenance_loop(
                 Err(e) => tracing::error!(tenant = %tenant.name, error = %e, "maintenance failed"),
             }
         }
-    }
+    })
+    .await;
 }
 
 /// Runs the alert rules that are due, every `tick`.

@@ -362,3 +362,83 @@ async fn writes_get_503_while_the_bucket_is_down_and_resume_after() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// Two stores on one shared folder with the WAL in it, step by step: rows acknowledged by one
+/// are read by the other's follow pass; a flush swaps them for a file without showing them
+/// twice or not at all; a store that stops without flushing is adopted by the other, whose
+/// answer stays the same; a second adoption of the same stream changes nothing.
+#[tokio::test]
+async fn following_and_adopting_a_stream_keep_every_row_once() {
+    use opsboard::config::{StorageConfig, WalPlacement};
+    use opsboard::storage::{OpenMode, Store};
+    let shared = tempfile::tempdir().unwrap();
+    let config = || StorageConfig {
+        object_store: format!("file://{}", shared.path().display()),
+        wal: WalPlacement::ObjectStore,
+        ..Default::default()
+    };
+    let open = |dirs: &TestDirs| {
+        let (data, tenants, config) = (dirs.data(), dirs.tenants(), config());
+        async move { Store::open(config, &data, &tenants, OpenMode::ReadWrite).await }
+    };
+    let (one, two) = (TestDirs::new(&["acme"]), TestDirs::new(&["acme"]));
+    let (a, b) = (open(&one).await.unwrap(), open(&two).await.unwrap());
+    let far = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    // Before its lease, a store acknowledges nothing.
+    let batch = |t: i64| opsboard::generate::CpuGenerator::new(4, 1).batch(&[t]);
+    let a_acme = a.tenant("acme").await.unwrap();
+    let refused = a_acme.write("cpu", batch(1_000)).await;
+    assert!(
+        matches!(refused, Err(opsboard::storage::StorageError::WalLeaseLost)),
+        "{refused:?}"
+    );
+    a.wal_stream().unwrap().1.renewed(1, far);
+    for t in 0..3 {
+        a_acme.write("cpu", batch(t * 1_000_000_000)).await.unwrap();
+    }
+    let engine = opsboard::query::QueryEngine::new(Default::default());
+    let count = |store: std::sync::Arc<Store>| {
+        let engine = &engine;
+        async move {
+            let tenant = store.tenant("acme").await.unwrap();
+            let batches = engine
+                .collect(&tenant, "SELECT count(*) AS n FROM cpu")
+                .await
+                .unwrap();
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batches[0].column(0))
+                .value(0)
+        }
+    };
+    b.follow_all().await;
+    assert_eq!(
+        count(b.clone()).await,
+        12,
+        "rows another store acknowledged"
+    );
+    a_acme.persist_all().await.unwrap();
+    assert_eq!(count(b.clone()).await, 12, "before b sees the flush");
+    b.follow_all().await;
+    assert_eq!(
+        count(b.clone()).await,
+        12,
+        "after: from the file, not twice"
+    );
+    // More rows, then a stops without flushing (as if killed).
+    for t in 3..5 {
+        a_acme.write("cpu", batch(t * 1_000_000_000)).await.unwrap();
+    }
+    let stream = a.wal_stream().unwrap().0.to_string();
+    drop(a_acme);
+    drop(a);
+    b.follow_all().await;
+    assert_eq!(b.other_streams(), [stream.clone()]);
+    assert_eq!(count(b.clone()).await, 20);
+    assert_eq!(b.adopt(&stream).await.unwrap(), 8, "the unflushed rows");
+    assert_eq!(count(b.clone()).await, 20, "adopted: in a file now, once");
+    assert_eq!(b.adopt(&stream).await.unwrap(), 0, "nothing left to adopt");
+    b.follow_all().await;
+    assert!(b.other_streams().is_empty(), "{:?}", b.other_streams());
+    // A third store on an empty data dir reads the same.
+    let three = TestDirs::new(&["acme"]);
+    assert_eq!(count(open(&three).await.unwrap()).await, 20);
+}
