@@ -37,6 +37,8 @@ pub struct FileCache {
     dir: PathBuf,
     /// Cached paths and their sizes; evicting one deletes its file.
     index: Cache<Path, u64>,
+    /// One fetch per file at a time: the panels of a dashboard all open the same files at once.
+    fetching: parking_lot::Mutex<std::collections::HashMap<Path, Arc<tokio::sync::Mutex<()>>>>,
     pub stats: Arc<FileCacheStats>,
 }
 
@@ -85,6 +87,7 @@ impl FileCache {
             local,
             dir,
             index,
+            fetching: Default::default(),
             stats: Arc::default(),
         };
         cache.index_existing(&cache.dir.clone(), "");
@@ -114,6 +117,26 @@ impl FileCache {
 
     /// Copies the whole file from the bucket unless it is here already.
     async fn ensure_local(&self, location: &Path) -> Result<()> {
+        if self.index.contains_key(location) {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let turn = self
+            .fetching
+            .lock()
+            .entry(location.clone())
+            .or_default()
+            .clone();
+        let fetched = {
+            let _turn = turn.lock().await;
+            self.fetch(location).await
+        };
+        self.fetching.lock().remove(location);
+        fetched
+    }
+
+    /// Copies the file, unless the fetch this one waited for did.
+    async fn fetch(&self, location: &Path) -> Result<()> {
         if self.index.contains_key(location) {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -243,9 +266,20 @@ mod tests {
             10
         );
         assert_eq!(cache.stats.fetches.load(Ordering::Relaxed), 1);
+        // Many first readers at once: one fetch.
+        remote
+            .put(&file(2), PutPayload::from_static(b"abc"))
+            .await
+            .unwrap();
+        let two = file(2);
+        let readers = (0..8).map(|_| cache.get_range(&two, 0..3));
+        for got in futures::future::join_all(readers).await {
+            assert_eq!(got.unwrap(), "abc");
+        }
+        assert_eq!(cache.stats.fetches.load(Ordering::Relaxed), 2);
         // A later run on the same folder starts warm.
         let again = FileCache::new(remote.clone(), dir.path().join("c"), 1 << 20).unwrap();
-        assert_eq!(again.held_bytes(), 10);
+        assert_eq!(again.held_bytes(), 13);
         assert_eq!(again.get_range(&file(1), 0..3).await.unwrap(), "012");
         // Anything but Parquet goes to the bucket every time.
         let catalog = Path::from("_catalog/00000000000000000001.json");
