@@ -367,13 +367,17 @@ mod tests {
     }
 
     fn add_from(wal: &str, path: &str, through: u64) -> CatalogChange {
+        add_expecting(wal, path, through, None)
+    }
+
+    fn add_expecting(wal: &str, path: &str, through: u64, expected: Option<u64>) -> CatalogChange {
         CatalogChange::AddFiles {
             table: "cpu".into(),
             schema: TableSchema::default(),
             files: vec![file(path)],
             wal: wal.into(),
             wal_persisted_through: through,
-            expect_persisted: None,
+            expect_persisted: expected,
         }
     }
 
@@ -406,24 +410,8 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let owner = Catalog::load(store.clone()).await.unwrap();
         let adopter = Catalog::load(store).await.unwrap();
-        let expecting = |path: &str, through, expected| match add_from("s1", path, through) {
-            CatalogChange::AddFiles {
-                table,
-                schema,
-                files,
-                wal,
-                wal_persisted_through,
-                ..
-            } => CatalogChange::AddFiles {
-                table,
-                schema,
-                files,
-                wal,
-                wal_persisted_through,
-                expect_persisted: Some(expected),
-            },
-            other => other,
-        };
+        let expecting =
+            |path: &str, through, expected| add_expecting("s1", path, through, Some(expected));
         owner.commit(&[expecting("f1", 3, 0)]).await.unwrap();
         adopter.refresh().await.unwrap();
         adopter.commit(&[expecting("f2", 9, 3)]).await.unwrap();
