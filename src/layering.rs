@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first; a module may use those before it.
-const LAYERS: [&str; 21] = [
+const LAYERS: [&str; 23] = [
     "schema",
     "clock",
     "db",
     "generate",
     "config",
+    "usage",
     "cluster",
     "storage",
     "ingest",
@@ -20,6 +21,7 @@ const LAYERS: [&str; 21] = [
     "check",
     "live",
     "alerts",
+    "metering",
     "auth",
     "actions",
     "demo",

@@ -10,9 +10,10 @@
 //! kind's HTML fragment.
 //!
 //! Layers, each using only those before it: [`schema`], [`clock`], [`db`], [`generate`] (the
-//! ground floor) → [`config`] → [`cluster`] (tenant leases between nodes) → [`storage`] → [`ingest`] → [`query`] → [`render`] → [`panels`]
+//! ground floor) → [`config`] → [`usage`] (metering counters and quota windows) → [`cluster`]
+//! (tenant leases between nodes) → [`storage`] → [`ingest`] → [`query`] → [`render`] → [`panels`]
 //! → [`check`] → [`live`] (the one owner of each tenant's configuration) → [`alerts`] →
-//! [`auth`] → [`actions`] (panel actions: row lookup, webhook runs, the `actions` table) →
+//! [`metering`] (usage recorded per hour, quota warnings) → [`auth`] → [`actions`] (panel actions: row lookup, webhook runs, the `actions` table) →
 //! [`http`] → [`server`].
 
 pub mod actions;
@@ -28,12 +29,14 @@ pub mod generate;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod metering;
 pub mod panels;
 pub mod query;
 pub mod render;
 pub mod schema;
 pub mod server;
 pub mod storage;
+pub mod usage;
 
 #[cfg(test)]
 mod damage;

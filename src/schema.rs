@@ -82,9 +82,9 @@ pub fn tag_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// Tables the server writes itself (every alert state change, every panel action's run);
-/// requests and the CLI may read them but never write or reshape them.
-pub const SYSTEM_TABLES: [&str; 2] = ["alerts", "actions"];
+/// Tables the server writes itself (every alert state change, every panel action's run, the
+/// hourly usage); requests and the CLI may read them but never write or reshape them.
+pub const SYSTEM_TABLES: [&str; 3] = ["alerts", "actions", "opsboard_usage"];
 
 /// Whether `name` may name a tenant: tenant names become folder names and object-store
 /// prefixes, so lowercase letters, digits, `_` and `-`, at most 63, starting alphanumeric.

@@ -107,6 +107,19 @@ fn label_text(v: &Value) -> Option<String> {
 }
 
 impl AlertEngine {
+    /// Sends a notice the server raises itself (a quota warning) through the tenant's alert
+    /// routes and channels, as a rule's alert would go; nothing when its configuration has
+    /// not loaded.
+    pub async fn notify(&self, tenant: &str, alert: Outgoing) -> Vec<tokio::task::JoinHandle<()>> {
+        let Some((config, _)) = self.configs.current(tenant) else {
+            return vec![];
+        };
+        let now = self.clock.now_ms();
+        self.notifier
+            .dispatch(tenant, &config.alerts, vec![alert], now)
+            .await
+    }
+
     pub fn new(
         store: AlertStore,
         tenants: Arc<Store>,

@@ -50,10 +50,10 @@ pub use problem::{KnownTables, Problem, Report};
 pub use rollup::{RollupAggregate, RollupConfig};
 pub use sections::{
     AlertsConfig, AttachmentsConfig, AuthConfig, ClusterConfig, HttpConfig, IngestConfig,
-    MemoryConfig, PanelsConfig, QueryConfig, StorageConfig, WalPlacement,
+    MemoryConfig, MeteringConfig, PanelsConfig, QueryConfig, StorageConfig, WalPlacement,
 };
 pub use server::ServerConfig;
-pub use tenant::{DeclaredType, TableConfig, TenantConfig};
+pub use tenant::{DeclaredType, Quotas, TableConfig, TenantConfig};
 pub use variables::{Defaults, RESERVED as RESERVED_PARAMETERS, Variable, mentions};
 pub use watch::fingerprint;
 

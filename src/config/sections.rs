@@ -440,3 +440,21 @@ impl Default for ClusterConfig {
         }
     }
 }
+
+/// Usage metering: how often each tenant's usage is written to its `opsboard_usage` table
+/// (and today's rows across the nodes read back for `quotas.rows_per_day`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeteringConfig {
+    /// Recordings start on multiples of this from midnight UTC, so none spans two days; it
+    /// must divide a day evenly.
+    pub interval: HumanDuration,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            interval: HumanDuration::from_secs(60),
+        }
+    }
+}

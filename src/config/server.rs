@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sections::{
     AlertsConfig, AttachmentsConfig, AuthConfig, ClusterConfig, HttpConfig, IngestConfig,
-    MemoryConfig, PanelsConfig, QueryConfig, StorageConfig,
+    MemoryConfig, MeteringConfig, PanelsConfig, QueryConfig, StorageConfig,
 };
 use super::{AggregationRules, ConfigError, parse_yaml, read_file};
 
@@ -35,6 +35,7 @@ pub struct ServerConfig {
     pub alerts: AlertsConfig,
     pub attachments: AttachmentsConfig,
     pub cluster: ClusterConfig,
+    pub metering: MeteringConfig,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +57,7 @@ impl Default for ServerConfig {
             alerts: AlertsConfig::default(),
             attachments: AttachmentsConfig::default(),
             cluster: ClusterConfig::default(),
+            metering: MeteringConfig::default(),
         }
     }
 }
@@ -191,6 +193,13 @@ impl ServerConfig {
                     || query.max_generated_rows == 0,
                 "query: memory_budget_bytes, memory_limit_bytes, timeout, max_concurrent, \
                  max_concurrent_per_tenant, max_value_bytes and max_generated_rows must be > 0",
+            ),
+            (
+                {
+                    let interval = self.metering.interval.0.as_millis();
+                    interval < 1_000 || 86_400_000 % interval != 0
+                },
+                "metering.interval must be at least 1s and divide a day evenly (1m, 5m, 1h…)",
             ),
             // No grace would delete an upload before the row naming it can arrive.
             (

@@ -20,6 +20,21 @@ pub struct TenantConfig {
     pub tables: BTreeMap<String, TableConfig>,
     /// Replaces the server's aggregation rules for this tenant's panels.
     pub aggregation: Option<AggregationRules>,
+    /// Limits on what the tenant may use; none set, none applies.
+    pub quotas: Quotas,
+}
+
+/// `quotas:` in tenant.yaml. Over one, writes (rows, storage) or queries are answered 429 with
+/// `Retry-After`; at 80 % the tenant's alert routes get a `QuotaWarning`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quotas {
+    /// Rows written per UTC day, across the nodes.
+    pub rows_per_day: Option<u64>,
+    /// Bytes kept: Parquet files, WAL and attachments.
+    pub storage_bytes: Option<u64>,
+    /// Queries callers ask for (SQL API, panel data, renders and exports) per minute, per node.
+    pub queries_per_minute: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -98,6 +113,21 @@ impl TenantConfig {
     }
 
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let quotas = [
+            ("rows_per_day", self.quotas.rows_per_day),
+            ("storage_bytes", self.quotas.storage_bytes),
+            ("queries_per_minute", self.quotas.queries_per_minute),
+        ];
+        if let Some((name, _)) = quotas.iter().find(|(_, v)| *v == Some(0)) {
+            let (line, column) =
+                Locator::new(text).locate(&[Step::from("quotas"), Step::from(*name)]);
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: format!("quotas.{name} must be at least 1 (leave it out for no limit)"),
+            });
+        }
         if let Some(problem) = self.aggregation.iter().flat_map(|a| a.problems()).next() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -180,6 +210,35 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tenants/demo");
         let config = TenantConfig::load(&dir).unwrap();
         assert!(config.tables.contains_key("cpu"));
+    }
+
+    #[test]
+    fn quotas_parse_and_a_zero_quota_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tenant.yaml");
+        std::fs::write(
+            &file,
+            "quotas:\n  rows_per_day: 1000\n  queries_per_minute: 60\n",
+        )
+        .unwrap();
+        let quotas = TenantConfig::load(dir.path()).unwrap().quotas;
+        assert_eq!(quotas.rows_per_day, Some(1000));
+        assert_eq!(quotas.queries_per_minute, Some(60));
+        assert_eq!(quotas.storage_bytes, None);
+        std::fs::write(
+            &file,
+            "name: Acme\nquotas:\n  rows_per_day: 10\n  storage_bytes: 0\n",
+        )
+        .unwrap();
+        let err = TenantConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("tenant.yaml:4:"), "{err}");
+        assert!(
+            err.contains("quotas.storage_bytes must be at least 1"),
+            "{err}"
+        );
+        std::fs::write(&file, "quotas:\n  rows_per_hour: 10\n").unwrap();
+        let err = TenantConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("rows_per_hour"), "{err}");
     }
 
     #[test]

@@ -192,19 +192,8 @@ async fn check(
             return Err(refuse(AuthError::Unauthenticated));
         };
         admit(state, &guard, p, &target).map_err(|refused| *refused)?;
-        let from_query = match guard.access {
-            Access::TenantFrom(_, param) => Some(query_param(&query, param).unwrap_or_default()),
-            _ => None,
-        };
-        let tenant = match &from_query {
-            Some(t) => t.as_str(),
-            None => params
-                .as_ref()
-                .and_then(|Path(p)| p.get("tenant"))
-                .map(String::as_str)
-                .unwrap_or(""),
-        };
-        refused = permission_refusal(&guard, p, tenant);
+        let tenant = request_tenant(&guard, &query, &params).unwrap_or_default();
+        refused = permission_refusal(&guard, p, &tenant);
         if refused.is_none()
             && let Some(session) = p.session()
             && !matches!(method, Method::GET | Method::HEAD)
@@ -226,8 +215,27 @@ async fn check(
         state.auth.audit(&caller.actor(), event).await;
         return Err(refuse(AuthError::Forbidden(reason)));
     }
+    if guard.api
+        && let Some(usage) = request_tenant(&guard, &query, &params)
+            .and_then(|tenant| state.store.meter().existing(&tenant))
+    {
+        usage.add(crate::usage::Counter::ApiRequests, 1);
+    }
     request.extensions_mut().insert(caller);
     Ok(request)
+}
+
+/// The tenant a request names: the route's query parameter for the InfluxDB write APIs, else
+/// the path's `{tenant}`.
+fn request_tenant(
+    guard: &Guard,
+    query: &str,
+    params: &Option<Path<std::collections::HashMap<String, String>>>,
+) -> Option<String> {
+    match guard.access {
+        Access::TenantFrom(_, param) => Some(query_param(query, param).unwrap_or_default()),
+        _ => params.as_ref().and_then(|Path(p)| p.get("tenant")).cloned(),
+    }
 }
 
 /// Before any permission: a half-signed-in session reaches only the MFA pages, and a key

@@ -34,6 +34,8 @@ pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
+    Quota(#[from] crate::usage::QuotaExceeded),
+    #[error(transparent)]
     Alert(#[from] AlertError),
     #[error(transparent)]
     Attachment(#[from] AttachmentError),
@@ -118,7 +120,7 @@ impl ApiError {
             ApiError::Alert(AlertError::Storage(e)) => storage_status(e),
             ApiError::Alert(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyStreams { .. } | ApiError::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -145,6 +147,9 @@ impl ApiError {
                 ..
             }) => Some(*retry_after_secs),
             ApiError::TooManyStreams { .. } => Some(60),
+            ApiError::Quota(q) | ApiError::Storage(StorageError::Quota(q)) => {
+                Some(q.retry_after_secs)
+            }
             ApiError::Storage(StorageError::BuffersFull {
                 retry_after_secs, ..
             }) => Some(*retry_after_secs),
@@ -217,6 +222,7 @@ fn action_status(e: &ActionError) -> StatusCode {
 fn storage_status(e: &StorageError) -> StatusCode {
     match e {
         StorageError::UnknownTenant { .. } => StatusCode::NOT_FOUND,
+        StorageError::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
         StorageError::ShuttingDown
         | StorageError::BuffersFull { .. }
         | StorageError::WalUnavailable { .. }

@@ -1,6 +1,7 @@
 //! `GET /healthz`: liveness for load balancers and scripts (with memory by consumer against
 //! `memory.budget`); no auth, no storage access.
-//! `GET /metrics`: the server's own counters in Prometheus text format.
+//! `GET /metrics`: the server's own counters in Prometheus text format, and every tenant's
+//! usage ([`crate::usage`]).
 
 use axum::Json;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::{Access, Route};
+use crate::usage::label_value;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -160,21 +162,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             cache.entries,
             cache.weighted_bytes,
             cache.max_bytes
-        );
+        )
+        + &crate::usage::prometheus_text(state.store.meter());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
-}
-
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn label_value(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(super::label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
 }

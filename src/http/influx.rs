@@ -19,7 +19,7 @@ use super::access::{Access, Route};
 use super::extract::{gunzip, is_gzip};
 use super::{ApiError, AppState};
 use crate::auth::Need;
-use crate::ingest::{Limits, Precision, Validated, decode_lines};
+use crate::ingest::{Limits, Precision, Source, Validated, decode_lines};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -88,6 +88,10 @@ async fn write_lines(
     let precision = precision(params.get("precision").map(String::as_str))?;
     let accept_partial = params.get("accept_partial").is_some_and(|v| v == "true");
     let gzip = is_gzip(headers);
+    let source = Source {
+        protocol: "line_protocol",
+        body_bytes: body.len(),
+    };
     let tenant = state.tenant(tenant).await?;
     let limits = Limits::from(&state.config.ingest);
     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
@@ -101,7 +105,7 @@ async fn write_lines(
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
     let (checked, refused) = checked;
     // Every measurement was checked before the first is written.
-    let rows_written = Validated::append_all(checked).await?;
+    let rows_written = Validated::append_all(checked, source).await?;
     if refused.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

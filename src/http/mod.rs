@@ -79,6 +79,16 @@ impl AppState {
     async fn tenant(&self, name: &str) -> Result<Arc<TenantStore>, ApiError> {
         Ok(self.store.tenant(name).await?)
     }
+
+    /// The tenant's store for a request that runs queries for its caller (SQL, panel answers,
+    /// exports, dashboard pages): counted against the tenant's `quotas.queries_per_minute`,
+    /// refused with 429 past it.
+    async fn tenant_for_query(&self, name: &str) -> Result<Arc<TenantStore>, ApiError> {
+        let tenant = self.tenant(name).await?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        tenant.usage().admit_query(&tenant.quotas(), now_ms)?;
+        Ok(tenant)
+    }
 }
 
 /// Every route of the server, with the access each needs. The router is built from this list

@@ -20,7 +20,7 @@ use super::extract::{gunzip, is_gzip};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::otlp::{self, Encoding, Rejected};
-use crate::ingest::{IngestError, Limits, Validated};
+use crate::ingest::{IngestError, Limits, Source, Validated};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -102,6 +102,10 @@ async fn export(
     let limit = state.config.ingest.max_body_bytes;
     let body = body.map_err(|rejection| ApiError::body(rejection, limit))?;
     let gzip = is_gzip(headers);
+    let source = Source {
+        protocol: "otlp",
+        body_bytes: body.len(),
+    };
     let store = state.tenant(tenant).await?;
     let limits = Limits::from(&state.config.ingest);
     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
@@ -111,7 +115,7 @@ async fn export(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
-    Validated::append_all(checked).await?;
+    Validated::append_all(checked, source).await?;
     Ok(rejected)
 }
 

@@ -138,7 +138,7 @@ async fn dashboard(
     PanelQuery(request): PanelQuery,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, PageError> {
-    state.tenant(&tenant).await?;
+    state.tenant_for_query(&tenant).await?;
     let query = pairs(&raw);
     let path = format!("/t/{tenant}/d/{name}");
     let at = PageAt {
@@ -329,7 +329,7 @@ async fn fragment(
     PanelQuery(request): PanelQuery,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, PageError> {
-    state.tenant(&tenant).await?;
+    state.tenant_for_query(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
     // `w`/`h`: the size the page drew the chart at (bounded); the drill-down's size otherwise.
     let query = pairs(&raw);

@@ -66,7 +66,7 @@ async fn single_panel(
     RawQuery(raw): RawQuery,
     bare: bool,
 ) -> Result<Response, PageError> {
-    state.tenant(&tenant).await?;
+    state.tenant_for_query(&tenant).await?;
     let config = state.panels.tenant_config(&tenant)?;
     if let Some(id) = panel_id.strip_suffix(".svg") {
         return chart_image(&state, &config, &tenant, id, &request, false).await;

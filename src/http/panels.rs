@@ -2,10 +2,14 @@
 //! `/panels/{panel}/image` (a custom_image panel's picture) and `/panels/{panel}/export`
 //! (the rows behind it, streamed).
 
+use std::sync::Arc;
+
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -15,7 +19,9 @@ use super::query::{audited, encoded_body};
 use super::{ApiError, AppState};
 use crate::auth::{AuditEvent, Need};
 use crate::panels::PanelAnswer;
+use crate::query::QueryOutput;
 use crate::render::ExportFormat;
+use crate::usage::{Counter, TenantUsage};
 
 pub fn routes() -> Vec<Route> {
     let read = Access::Tenant(Need::Read);
@@ -39,6 +45,7 @@ async fn data(
     Path((tenant, panel)): Path<(String, String)>,
     PanelQuery(request): PanelQuery,
 ) -> Result<Response, ApiError> {
+    state.tenant_for_query(&tenant).await?;
     let data = state
         .panels
         .data(&tenant, &panel, &request, now_ns())
@@ -51,6 +58,7 @@ async fn image(
     Path((tenant, panel)): Path<(String, String)>,
     PanelQuery(request): PanelQuery,
 ) -> Result<Response, ApiError> {
+    state.tenant_for_query(&tenant).await?;
     let data = state
         .panels
         .data(&tenant, &panel, &request, now_ns())
@@ -89,12 +97,14 @@ async fn export(
         .unwrap_or("csv")
         .parse::<ExportFormat>())?
     .with_csv_formulas(format.csv_formulas.as_deref())?;
+    let store = state.tenant_for_query(&tenant).await?;
     let recheck = super::streams::Recheck::new(&state, &caller, &tenant, true)?;
     let (output, stem) = state
         .panels
         .export(&tenant, &panel, &request, now_ns())
         .await?;
     let output = super::query::rechecked(output, recheck);
+    let output = counted_rows(output, store.usage().clone());
     let event = AuditEvent::ok(
         "export",
         json!({"panel": panel, "format": format.extension(), "from": request.from, "to": request.to,
@@ -102,7 +112,7 @@ async fn export(
     )
     .in_tenant(&tenant);
     let output = audited(output, &state, &caller, event);
-    let body = encoded_body(format, output).await?;
+    let body = counted_bytes(encoded_body(format, output).await?, store.usage().clone());
     let disposition = format!("attachment; filename=\"{stem}.{}\"", format.extension());
     Ok((
         [
@@ -112,4 +122,26 @@ async fn export(
         body,
     )
         .into_response())
+}
+
+/// The export's rows, counted into the tenant's usage as they are encoded.
+fn counted_rows(output: QueryOutput, usage: Arc<TenantUsage>) -> QueryOutput {
+    let stream = output.stream.inspect(move |batch| {
+        if let Ok(batch) = batch {
+            usage.add(Counter::ExportRows, batch.num_rows() as u64);
+        }
+    });
+    QueryOutput {
+        schema: output.schema,
+        stream: Box::pin(stream),
+    }
+}
+
+/// The export's bytes, counted into the tenant's usage as they are sent.
+fn counted_bytes(body: Body, usage: Arc<TenantUsage>) -> Body {
+    Body::from_stream(body.into_data_stream().inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            usage.add(Counter::ExportBytes, chunk.len() as u64);
+        }
+    }))
 }

@@ -16,7 +16,7 @@ use super::access::{Access, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::prom::{Version, decode_remote_write, unsnappy};
-use crate::ingest::{Limits, Validated};
+use crate::ingest::{Limits, Source, Validated};
 
 pub fn routes() -> Vec<Route> {
     vec![Route::post(
@@ -46,13 +46,17 @@ async fn remote_write(
     let body = body.map_err(|rejection| ApiError::body(rejection, limit))?;
     let tenant = state.tenant(&tenant).await?;
     let limits = Limits::from(&state.config.ingest);
+    let source = Source {
+        protocol: "remote_write",
+        body_bytes: body.len(),
+    };
     let (checked, written) = tokio::task::spawn_blocking(move || {
         let request = unsnappy(&body, limit)?;
         decode_remote_write(&tenant, request, version, limits)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
-    Validated::append_all(checked).await?;
+    Validated::append_all(checked, source).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if version == Version::V2 {
         // 2.0 senders count what was stored from these; histograms and exemplars are not.

@@ -51,7 +51,7 @@ async fn query(
     })?;
     let format: ExportFormat = params.format.as_deref().unwrap_or("json").parse()?;
     let format = format.with_csv_formulas(params.csv_formulas.as_deref())?;
-    let tenant = state.tenant(&tenant).await?;
+    let tenant = state.tenant_for_query(&tenant).await?;
     // Downloads in file formats are exports: each takes one of the caller's stream places.
     let download = !matches!(format, ExportFormat::Json | ExportFormat::Ndjson);
     let recheck = super::streams::Recheck::new(&state, &caller, &tenant.name, download)?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{Access, Route};
 use super::{ApiError, AppState};
 use crate::auth::Need;
-use crate::ingest::{Format, Limits, OnExpired, Precision, Write};
+use crate::ingest::{Format, Limits, OnExpired, Precision, Source, Write};
 
 pub fn routes() -> Vec<Route> {
     vec![Route::post(
@@ -54,6 +54,10 @@ async fn write(
         .and_then(|v| v.to_str().ok());
     let format = Format::from_content_type(content_type)?;
     let precision: Precision = params.precision.as_deref().unwrap_or("ms").parse()?;
+    let source = Source {
+        protocol: format.name(),
+        body_bytes: body.len(),
+    };
     // Decoding a large body is CPU work; keep it off the async workers.
     let checked = tokio::task::spawn_blocking(move || {
         write
@@ -63,7 +67,7 @@ async fn write(
     .await
     .map_err(|e| ApiError::Internal(format!("decoder task failed: {e}")))??;
     let dropped = checked.dropped();
-    let rows_written = checked.append().await?;
+    let rows_written = checked.append_from(source).await?;
     Ok(Json(WriteResponse {
         rows_written,
         rows_dropped: (on_expired == OnExpired::Drop).then_some(dropped),

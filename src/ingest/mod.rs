@@ -22,7 +22,7 @@ pub use arrow_input::normalize;
 pub use attachment::{AttachmentError, check_attachment};
 pub use builder::{BatchBuilder, Value};
 pub use influx::{decode_lines, table_name};
-pub use pipeline::{Limits, OnExpired, Validated, Write};
+pub use pipeline::{Limits, OnExpired, Source, Validated, Write};
 pub use time::Precision;
 
 use arrow::record_batch::RecordBatch;
@@ -94,6 +94,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// Its name in usage metering (`protocol` label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+        }
+    }
+
     /// Picks the format from a Content-Type header; JSON when absent.
     pub fn from_content_type(content_type: Option<&str>) -> Result<Self, IngestError> {
         let Some(ct) = content_type else {

@@ -76,6 +76,14 @@ pub struct Write {
     limit_series: bool,
 }
 
+/// Where a request's rows come from, for metering and quotas: its protocol (`json`,
+/// `line_protocol`, `remote_write`, `otlp`…) and the size of its body as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub protocol: &'static str,
+    pub body_bytes: usize,
+}
+
 /// Batches that decoded and type-checked, ready to append.
 pub struct Validated {
     tenant: Arc<TenantStore>,
@@ -241,7 +249,8 @@ impl Validated {
     }
 
     /// Appends every batch (WAL + fsync, then visible); returns the rows written. A single
-    /// batch — what every request makes — is all or nothing.
+    /// batch — what every request makes — is all or nothing. Rows the server writes itself:
+    /// neither metered nor held to the tenant's quotas.
     pub async fn append(self) -> Result<usize, StorageError> {
         let mut rows = 0;
         for batch in self.batches {
@@ -250,14 +259,37 @@ impl Validated {
         Ok(rows)
     }
 
+    /// A request's write into one table: held to the tenant's quotas, then appended as
+    /// [`Self::append`] does and metered.
+    pub async fn append_from(self, source: Source) -> Result<usize, StorageError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let tenant = self.tenant.clone();
+        let table = self.table.clone();
+        let rows = self.rows() as u64;
+        tenant.usage().admit_rows(&tenant.quotas(), rows, now_ms)?;
+        let written = self.append().await?;
+        let bytes = source.body_bytes as u64;
+        tenant
+            .usage()
+            .ingested(&table, source.protocol, written as u64, bytes, now_ms);
+        Ok(written)
+    }
+
     /// Appends the checked writes of one request spanning tables (line protocol, remote
-    /// write): admitted for memory once, before the first, so a full budget refuses the
-    /// request whole instead of after some of its tables.
-    pub async fn append_all(writes: Vec<Validated>) -> Result<usize, StorageError> {
+    /// write): held to the tenant's quotas and admitted for memory once, before the first,
+    /// so a quota or a full budget refuses the request whole instead of after some of its
+    /// tables. Metered per table, the body's bytes shared among them by rows.
+    pub async fn append_all(writes: Vec<Validated>, source: Source) -> Result<usize, StorageError> {
         let Some(first) = writes.first() else {
             return Ok(0);
         };
-        first.tenant.admit().await?;
+        let tenant = first.tenant.clone();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let rows: usize = writes.iter().map(Validated::rows).sum();
+        tenant
+            .usage()
+            .admit_rows(&tenant.quotas(), rows as u64, now_ms)?;
+        tenant.admit().await?;
         // The tables go to the WAL writer together, so one group commit (one wait for fsync)
         // covers them all instead of one per table.
         let appends = writes.into_iter().map(|write| async move {
@@ -265,16 +297,72 @@ impl Validated {
             for batch in write.batches {
                 rows += write.tenant.write_admitted(&write.table, batch).await?;
             }
-            Ok::<usize, StorageError>(rows)
+            Ok::<(String, usize), StorageError>((write.table, rows))
         });
         let written = futures::future::try_join_all(appends).await?;
-        Ok(written.into_iter().sum())
+        let counts: Vec<u64> = written.iter().map(|(_, rows)| *rows as u64).collect();
+        let shares = share_by_rows(source.body_bytes as u64, &counts);
+        for ((table, rows), bytes) in written.iter().zip(shares) {
+            tenant
+                .usage()
+                .ingested(table, source.protocol, *rows as u64, bytes, now_ms);
+        }
+        Ok(written.iter().map(|(_, rows)| rows).sum())
     }
+}
+
+/// `bytes` split in proportion to `rows`, summing to `bytes` exactly (the remainder goes to the
+/// largest fractions first); all to the first when no rows were written.
+fn share_by_rows(bytes: u64, rows: &[u64]) -> Vec<u64> {
+    let total: u64 = rows.iter().sum();
+    if total == 0 {
+        let mut shares = vec![0; rows.len()];
+        if let Some(first) = shares.first_mut() {
+            *first = bytes;
+        }
+        return shares;
+    }
+    let exact: Vec<(u64, u128)> = rows
+        .iter()
+        .map(|&r| {
+            let scaled = u128::from(bytes) * u128::from(r);
+            (
+                (scaled / u128::from(total)) as u64,
+                scaled % u128::from(total),
+            )
+        })
+        .collect();
+    let mut shares: Vec<u64> = exact.iter().map(|(whole, _)| *whole).collect();
+    let mut left = bytes - shares.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| exact[b].1.cmp(&exact[a].1));
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        shares[i] += 1;
+        left -= 1;
+    }
+    shares
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_shared_among_tables_by_rows_to_the_byte() {
+        assert_eq!(share_by_rows(100, &[1, 1, 1]), [34, 33, 33]);
+        assert_eq!(share_by_rows(10, &[3, 0, 1]), [8, 0, 2]);
+        assert_eq!(share_by_rows(7, &[0, 0]), [7, 0]);
+        assert_eq!(share_by_rows(5, &[]), Vec::<u64>::new());
+        assert_eq!(
+            share_by_rows(u64::MAX, &[u64::MAX / 2, u64::MAX / 2])
+                .iter()
+                .sum::<u64>(),
+            u64::MAX
+        );
+    }
     use crate::config::StorageConfig;
     use crate::storage::{OpenMode, Store};
 

@@ -12,6 +12,7 @@ use super::{PanelData, PanelError, PanelRequest, Registry, Run, export, kinds, v
 use crate::config::{LoadedPanel, TenantPanels};
 use crate::query::{QueryEngine, QueryOutput};
 use crate::storage::{Store, TenantStore};
+use crate::usage::Counter;
 
 /// Where the engine finds each tenant's current configuration and its generation (the live
 /// configuration, a floor up, implements it).
@@ -193,6 +194,7 @@ impl PanelEngine {
             params: request.cache_key(),
         };
         if let Some(hit) = self.cache.get(&key) {
+            store.usage().add(Counter::PanelRenders, 1);
             if hit.refresh {
                 let (engine, request) = (self.clone(), request.clone());
                 tokio::spawn(async move {
@@ -207,8 +209,11 @@ impl PanelEngine {
             }
             return Ok(hit.data);
         }
-        self.compute(key, &store, &config, &panel, request, now_ns)
-            .await
+        let data = self
+            .compute(key, &store, &config, &panel, request, now_ns)
+            .await?;
+        store.usage().add(Counter::PanelRenders, 1);
+        Ok(data)
     }
 
     /// Computes the answer for `key` and caches it.

@@ -13,6 +13,7 @@ mod fragments;
 mod guard;
 mod last;
 mod metadata;
+mod metered;
 mod provider;
 mod pruning;
 mod rollup_rule;
@@ -246,6 +247,7 @@ impl QueryEngine {
         bind::expand_lists(&mut statement, &mut params)?;
         bind::type_placeholders(&mut statement, &params)?;
         let admission = self.budget.admit(&tenant.name).await?;
+        let (usage, started) = (tenant.usage().clone(), std::time::Instant::now());
         let timeout = self.config.timeout.0;
         let deadline = Instant::now() + timeout;
         let ctx = self.context(tenant)?;
@@ -267,7 +269,11 @@ impl QueryEngine {
                 } else {
                     plan.with_param_values(ParamValues::from(params))?
                 };
-                ctx.execute_logical_plan(plan).await?.execute_stream().await
+                let frame = ctx.execute_logical_plan(plan).await?;
+                let physical = frame.create_physical_plan().await?;
+                let stream =
+                    datafusion::physical_plan::execute_stream(physical.clone(), ctx.task_ctx())?;
+                Ok(metered::metered(stream, physical, usage, started))
             };
             planned.await.map_err(|e| plan_classify(e))
         };

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::cluster::Leases;
+use crate::metering::Recorder;
 use crate::storage::{Store, WalLease};
 
 /// Resolves once this node's WAL lease is fenced (never with a local WAL).
@@ -148,5 +149,26 @@ async fn adopt_gone_streams(leases: &Leases, store: &Store) {
         if let Err(e) = leases.release(&key).await {
             tracing::warn!(stream, error = %e, "cannot let an adopted stream's lease go");
         }
+    }
+}
+
+/// A usage recording every `interval`, on its multiples from midnight UTC (so none covers two
+/// days), each stamped with the start of the interval it covers.
+pub(super) async fn metering_loop(
+    recorder: Arc<Recorder>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let period = (interval.as_millis() as i64).max(1);
+    loop {
+        let now = chrono::Utc::now().timestamp_millis();
+        let next = now - now.rem_euclid(period) + period;
+        let wait = Duration::from_millis((next - now) as u64);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        recorder.record(next - period, now).await;
     }
 }

@@ -24,8 +24,8 @@ use crate::storage::{OpenMode, StorageError, Store};
 
 mod loops;
 use loops::{
-    adoption_loop, auth_upkeep_loop, every, flush_loop, follow_loop, lease_loop, renew_leases,
-    until_fenced,
+    adoption_loop, auth_upkeep_loop, every, flush_loop, follow_loop, lease_loop, metering_loop,
+    renew_leases, until_fenced,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +157,17 @@ pub async fn serve(
         data_ready,
         cancel.clone(),
     ));
+    let recorder = Arc::new(crate::metering::Recorder::new(
+        store.clone(),
+        engine.clone(),
+        alerts.clone(),
+        leases.clone(),
+    ));
+    background.spawn(metering_loop(
+        recorder.clone(),
+        config.metering.interval.0,
+        cancel.clone(),
+    ));
     let state_closing = alerts.closing();
     let mut actions = crate::actions::Actions::new(
         panels.clone(),
@@ -216,6 +227,11 @@ pub async fn serve(
     cancel.cancel();
     while background.join_next().await.is_some() {}
     let fenced = store.wal_stream().is_some_and(|(_, lease)| lease.fenced());
+    if !fenced {
+        // The usage since the last recording, before the buffers are persisted.
+        let now = chrono::Utc::now().timestamp_millis();
+        recorder.record(now, now).await;
+    }
     // Persisted before the leases go, so no other node adopts rows this one is flushing.
     if options.flush_on_shutdown && !fenced {
         tracing::info!("flushing buffers before exit");

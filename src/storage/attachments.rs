@@ -143,6 +143,8 @@ impl TenantStore {
         let id = attachment_id(&body);
         // Not while unreferenced attachments are being deleted: this one may be among them.
         let _gate = self.attachment_gate.read().await;
+        self.usage()
+            .add(crate::usage::Counter::AttachmentBytes, body.len() as u64);
         if let Some(known) = self.attachment(&id).await? {
             // Uploaded again: its grace starts anew (a row naming it is on its way).
             let seen = PutPayload::from(now_ms.to_string().into_bytes());

@@ -54,6 +54,9 @@ pub enum StorageError {
     Fenced { message: String },
     #[error("server is shutting down")]
     ShuttingDown,
+    /// Over a quota of tenant.yaml: nothing of the write is stored.
+    #[error(transparent)]
+    Quota(#[from] crate::usage::QuotaExceeded),
     #[error(
         "write buffers hold {used} of their {limit} bytes (memory.budget) and flushes have not \
          caught up; retry in {retry_after_secs} s"

@@ -12,6 +12,7 @@ mod catalog;
 mod error;
 mod file_cache;
 mod follow;
+mod footprint;
 mod last;
 mod last_read;
 mod last_snapshot;
@@ -83,6 +84,8 @@ pub struct Store {
     file_cache: Option<Arc<FileCache>>,
     /// The other streams seen by the last follow pass, for adoption.
     other_streams: RwLock<std::collections::BTreeSet<String>>,
+    /// Every tenant's usage counters on this node.
+    meter: Arc<crate::usage::Meter>,
     _lock: Option<File>,
 }
 
@@ -154,6 +157,7 @@ impl Store {
             wal_lease,
             file_cache,
             other_streams: RwLock::default(),
+            meter: Arc::default(),
             config,
             data_dir: data_dir.to_path_buf(),
             tenants_dir: tenants_dir.to_path_buf(),
@@ -182,6 +186,11 @@ impl Store {
     }
 
     /// The ingest buffers' share of the memory budget, and what they hold now.
+    /// Every tenant's usage counters on this node.
+    pub fn meter(&self) -> &crate::usage::Meter {
+        &self.meter
+    }
+
     pub fn buffers(&self) -> &BufferBudget {
         &self.buffers
     }
@@ -218,6 +227,7 @@ impl Store {
                 object_lease: self.wal_lease.clone(),
             },
             self.buffers.clone(),
+            self.meter.tenant(name),
         )
         .await?;
         // Rows other nodes acknowledged are visible from the first request on.

@@ -25,6 +25,7 @@ use super::wal_objects::{self, ObjectWal, WalLease};
 use super::writer::WalWriter;
 use super::{OpenMode, StorageError, validate_table_name};
 use crate::config::{StorageConfig, TenantConfig};
+use crate::usage::TenantUsage;
 
 #[derive(Debug)]
 pub struct TenantStore {
@@ -35,7 +36,7 @@ pub struct TenantStore {
     /// Scoped to `{tenant}/`: this tenant cannot address another's objects.
     pub(super) objects: Arc<dyn ObjectStore>,
     pub(super) catalog: Catalog,
-    wal_dir: PathBuf,
+    pub(super) wal_dir: PathBuf,
     writer: Option<WalWriter>,
     /// This process's WAL stream in the object store, and the lease to write it.
     pub(super) object_wal: Option<(ObjectWal, Arc<WalLease>)>,
@@ -52,6 +53,8 @@ pub struct TenantStore {
     /// leaves the tenant alone (it would take the server's retention for the table's own, and
     /// declared rollups for dropped ones).
     pub(super) settings_applied: std::sync::atomic::AtomicBool,
+    /// What the tenant used on this node, and its quota windows.
+    usage: Arc<TenantUsage>,
 }
 
 /// What one flush did.
@@ -79,6 +82,7 @@ impl TenantStore {
         wal_dir: PathBuf,
         access: WalAccess,
         budget: Arc<BufferBudget>,
+        usage: Arc<TenantUsage>,
     ) -> Result<Self, StorageError> {
         let WalAccess {
             writer,
@@ -185,7 +189,18 @@ impl TenantStore {
             last_attachment_collection: parking_lot::Mutex::new(None),
             settings_applied: std::sync::atomic::AtomicBool::new(false),
             budget,
+            usage,
         })
+    }
+
+    /// The tenant's usage counters and quota windows on this node.
+    pub fn usage(&self) -> &Arc<TenantUsage> {
+        &self.usage
+    }
+
+    /// The tenant's quotas from tenant.yaml.
+    pub fn quotas(&self) -> crate::usage::Quotas {
+        self.declared.read().quotas
     }
 
     pub(super) fn buffer_budget(&self) -> &BufferBudget {
