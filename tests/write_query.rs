@@ -1,6 +1,8 @@
 //! Write → query round trips over HTTP, every body and result format, restarts and flushes.
 
 mod common;
+#[path = "usage/mod.rs"]
+mod usage;
 
 use common::{TestDirs, TestServer};
 use opsboard::server::ServeOptions;

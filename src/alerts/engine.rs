@@ -108,16 +108,20 @@ fn label_text(v: &Value) -> Option<String> {
 
 impl AlertEngine {
     /// Sends a notice the server raises itself (a quota warning) through the tenant's alert
-    /// routes and channels, as a rule's alert would go; nothing when its configuration has
-    /// not loaded.
-    pub async fn notify(&self, tenant: &str, alert: Outgoing) -> Vec<tokio::task::JoinHandle<()>> {
-        let Some((config, _)) = self.configs.current(tenant) else {
-            return vec![];
-        };
+    /// routes and channels, as a rule's alert would go; None (nothing sent) while its
+    /// configuration has not loaded.
+    pub async fn notify(
+        &self,
+        tenant: &str,
+        alert: Outgoing,
+    ) -> Option<Vec<tokio::task::JoinHandle<()>>> {
+        let (config, _) = self.configs.current(tenant)?;
         let now = self.clock.now_ms();
-        self.notifier
-            .dispatch(tenant, &config.alerts, vec![alert], now)
-            .await
+        Some(
+            self.notifier
+                .dispatch(tenant, &config.alerts, vec![alert], now)
+                .await,
+        )
     }
 
     pub fn new(

@@ -144,6 +144,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP opsboard_panel_cache_bytes Bytes the panel cache holds (limit: opsboard_panel_cache_max_bytes).\n\
          # TYPE opsboard_panel_cache_bytes gauge\n\
          opsboard_panel_cache_bytes {}\n\
+         # HELP opsboard_panel_cache_max_bytes Bytes the panel cache may hold (its share of memory.budget).\n\
          # TYPE opsboard_panel_cache_max_bytes gauge\n\
          opsboard_panel_cache_max_bytes {}\n\
          # HELP opsboard_parquet_files_scanned_total Parquet files opened by queries after pruning.\n\

@@ -95,6 +95,23 @@ impl Recorder {
         }
     }
 
+    /// At start, before requests are taken: each tenant with `quotas.rows_per_day` learns
+    /// today's rows from the usage table, so a restart does not open a new day's allowance.
+    pub async fn learn_rows_today(&self, now_ms: i64) {
+        for tenant in self.store.opened_tenants() {
+            if tenant.quotas().rows_per_day.is_none() {
+                continue;
+            }
+            let counted = tenant.usage().snapshot(now_ms).1;
+            match self.rows_today(&tenant, now_ms).await {
+                Ok(today) => tenant.usage().learn_rows_today(today, counted, now_ms),
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.name, error = %e, "cannot read today's rows; learned at the next recording")
+                }
+            }
+        }
+    }
+
     async fn record_tenant(
         &self,
         tenant: &Arc<TenantStore>,
@@ -167,10 +184,12 @@ impl Recorder {
         if tenant.table(USAGE_TABLE).is_none() {
             return Ok(0);
         }
-        let midnight = now_ms - now_ms.rem_euclid(DAY_MS);
+        let midnight = chrono::DateTime::from_timestamp_millis(now_ms - now_ms.rem_euclid(DAY_MS))
+            .unwrap_or_default()
+            .format("%Y-%m-%dT%H:%M:%SZ");
         let sql = format!(
             "SELECT sum(value) AS n FROM {USAGE_TABLE} \
-             WHERE metric = 'ingested_rows' AND time >= to_timestamp_millis({midnight})"
+             WHERE metric = 'ingested_rows' AND time >= '{midnight}'"
         );
         let batches = self.engine.collect(tenant, &sql).await?;
         let total = batches
@@ -217,12 +236,15 @@ impl Recorder {
                 continue;
             }
             let key = (tenant.name.clone(), kind);
-            if self.warned.lock().insert(key, day) == Some(day) {
+            if self.warned.lock().get(&key) == Some(&day) {
                 continue;
             }
             let alert = quota_warning(kind, used, limit, now_ms);
-            tracing::info!(tenant = %tenant.name, quota = kind.name(), used, limit, "quota at 80 %; warning sent");
-            self.alerts.notify(&tenant.name, alert).await;
+            // Marked only once sent: a configuration that has not loaded yet is tried again.
+            if self.alerts.notify(&tenant.name, alert).await.is_some() {
+                tracing::info!(tenant = %tenant.name, quota = kind.name(), used, limit, "quota at 80 %; warning sent");
+                self.warned.lock().insert(key, day);
+            }
         }
     }
 }

@@ -163,6 +163,9 @@ pub async fn serve(
         alerts.clone(),
         leases.clone(),
     ));
+    recorder
+        .learn_rows_today(chrono::Utc::now().timestamp_millis())
+        .await;
     background.spawn(metering_loop(
         recorder.clone(),
         config.metering.interval.0,

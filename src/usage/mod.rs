@@ -233,11 +233,11 @@ impl TenantUsage {
                 ));
             }
         }
-        if let (Some(limit), Some(stored)) = (quotas.storage_bytes, self.stored()) {
-            if stored.total() >= limit {
-                self.refused(QuotaKind::StorageBytes);
-                return Err(QuotaExceeded::storage(&self.name, stored.total(), limit));
-            }
+        if let (Some(limit), Some(stored)) = (quotas.storage_bytes, self.stored())
+            && stored.total() >= limit
+        {
+            self.refused(QuotaKind::StorageBytes);
+            return Err(QuotaExceeded::storage(&self.name, stored.total(), limit));
         }
         Ok(())
     }
