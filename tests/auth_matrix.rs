@@ -13,6 +13,8 @@ use opsboard::http::{Access, routes};
 
 /// The only routes anyone may call without signing in.
 const PUBLIC: &[&str] = &[
+    "GET /api/docs",
+    "GET /api/v1/openapi.json",
     "GET /healthz",
     "GET /login",
     "POST /login",

@@ -23,6 +23,19 @@ pub struct KeyInfo {
     pub revoked_at: Option<i64>,
 }
 
+impl KeyInfo {
+    /// `revoked`, `expired` (at `now_ms`) or `active`.
+    pub fn status(&self, now_ms: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|e| e <= now_ms) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewKeyRequest {
     pub name: String,

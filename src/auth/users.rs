@@ -174,6 +174,39 @@ impl Auth {
         Ok(())
     }
 
+    /// Makes the user a global admin, or takes that away. The last enabled global admin keeps
+    /// it (in the same statement, so two admins demoting each other cannot both succeed on
+    /// SQLite, and cannot leave none on PostgreSQL but by a same-instant race).
+    pub async fn set_global_admin(
+        &self,
+        actor: &Actor,
+        id: i64,
+        admin: bool,
+    ) -> Result<User, AuthError> {
+        let user = self.user(id).await?;
+        let changed = sqlx::query(
+            "UPDATE users SET is_admin = $1 WHERE id = $2 AND ($1 = 1 OR EXISTS \
+             (SELECT 1 FROM users o WHERE o.is_admin = 1 AND o.disabled = 0 AND o.id <> $2))",
+        )
+        .bind(admin as i64)
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(AuthError::Conflict(format!(
+                "{} is the last enabled global admin; make another one first",
+                user.email
+            )));
+        }
+        self.audit(
+            actor,
+            AuditEvent::ok("user.admin", json!({"email": user.email, "admin": admin})),
+        )
+        .await;
+        self.user(id).await
+    }
+
     /// Whether `password` is the user's current one (re-authentication before a sensitive change).
     /// The current-password check of `/account`: a guess like any login, so it takes the
     /// account's lockout (429 once locked) and counts against it.

@@ -63,13 +63,7 @@ impl Route {
         access: Access,
         h: H,
     ) -> Self {
-        Self {
-            method: Method::GET,
-            path,
-            access,
-            body: BodyLimit::of(access),
-            handler: axum::routing::get(h),
-        }
+        Self::new(Method::GET, path, access, axum::routing::get(h))
     }
 
     pub fn post<H: Handler<T, AppState>, T: 'static>(
@@ -77,12 +71,37 @@ impl Route {
         access: Access,
         h: H,
     ) -> Self {
+        Self::new(Method::POST, path, access, axum::routing::post(h))
+    }
+
+    pub fn put<H: Handler<T, AppState>, T: 'static>(
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        Self::new(Method::PUT, path, access, axum::routing::put(h))
+    }
+
+    pub fn delete<H: Handler<T, AppState>, T: 'static>(
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        Self::new(Method::DELETE, path, access, axum::routing::delete(h))
+    }
+
+    fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
         Self {
-            method: Method::POST,
+            method,
             path,
             access,
             body: BodyLimit::of(access),
-            handler: axum::routing::post(h),
+            handler,
         }
     }
 

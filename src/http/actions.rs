@@ -87,6 +87,11 @@ fn run_json(run: &Run) -> Value {
     json!(run)
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/actions/{action}", tag = "actions",
+    params(("tenant" = String, Path), ("action" = String, Path)),
+    request_body(content = Object, description = "`{\"panel\", \"row\": {key columns}, \"from\", \"to\", \"dashboard\", \"vars\"}`"),
+    responses((status = 202, body = Object, description = "The run, under way"), (status = 400, body = crate::http::api::Error),
+        (status = 404, body = crate::http::api::Error), (status = 409, body = crate::http::api::Error)))]
 async fn api_start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -134,6 +139,8 @@ async fn api_start(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/actions/runs/{run}", tag = "actions",
+    params(("tenant" = String, Path), ("run" = String, Path)), responses((status = 200, body = Object), (status = 404, body = crate::http::api::Error)))]
 async fn api_run(
     State(state): State<AppState>,
     Path((tenant, run)): Path<(String, String)>,

@@ -178,16 +178,9 @@ pub(super) fn time(ms: Option<i64>) -> String {
 }
 
 fn key_json(k: &KeyInfo, now: i64) -> Value {
-    let status = if k.revoked_at.is_some() {
-        "revoked"
-    } else if k.expires_at.is_some_and(|e| e <= now) {
-        "expired"
-    } else {
-        "active"
-    };
     json!({
         "id": k.id, "name": k.name, "scopes": Scope::join(&k.scopes), "created": time(Some(k.created_at)),
-        "created_by": k.created_by, "expires": time(k.expires_at), "last_used": time(k.last_used_at), "status": status,
+        "created_by": k.created_by, "expires": time(k.expires_at), "last_used": time(k.last_used_at), "status": k.status(now),
     })
 }
 
@@ -241,7 +234,7 @@ async fn grant(
     let form = Form::parse(&body);
     let result = async {
         let role = Role::parse(form.get("role"))?;
-        let user = member(&state, &caller, &tenant, form.get("email")).await?;
+        let user = super::api::member(&state, &caller, &tenant, form.get("email")).await?;
         state
             .auth
             .grant(&caller.actor(), user.id, &tenant, role)
@@ -254,30 +247,6 @@ async fn grant(
     }
     .await;
     render_tenant(&state, &caller, &tenant, Notice::from_result(result)?).await
-}
-
-/// The user a tenant admin may change: one already in the tenant (global admins: anyone). An
-/// email of nobody and an email of someone outside the tenant get the same answer, so the
-/// form cannot be used to find out who has an account.
-async fn member(
-    state: &AppState,
-    caller: &Caller,
-    tenant: &str,
-    email: &str,
-) -> Result<crate::auth::User, AuthError> {
-    let unknown = || AuthError::NotFound(format!("{tenant} has no member with that email"));
-    let Ok(user) = state.auth.user_by_email(email).await else {
-        return Err(unknown());
-    };
-    let global = caller
-        .principal
-        .as_deref()
-        .is_some_and(|p| p.is_global_admin());
-    if global || state.auth.roles(user.id).await?.contains_key(tenant) {
-        Ok(user)
-    } else {
-        Err(unknown())
-    }
 }
 
 async fn remove_member(
@@ -344,18 +313,7 @@ async fn key_action(
     Path((tenant, id, action)): Path<(String, String, String)>,
 ) -> Result<Response, PageError> {
     // A tenant admin names keys by id: the key must be this tenant's, whatever the id says.
-    let key = state
-        .auth
-        .key(&id)
-        .await
-        .ok()
-        .filter(|k| k.tenant.as_deref() == Some(tenant.as_str()));
-    if key.is_none() {
-        return Err(ApiError::Auth(AuthError::NotFound(format!(
-            "no API key {id} in tenant {tenant}"
-        )))
-        .into());
-    }
+    super::api::tenant_key(&state, &tenant, &id).await?;
     let actor = caller.actor();
     let notice = match action.as_str() {
         "revoke" => Notice::from_result(

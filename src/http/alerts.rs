@@ -1,6 +1,7 @@
 //! Alerts for people: the tenant's alerts page (active, pending, silences, history, deliveries,
-//! in-app notifications), acknowledgement and silences (editors and admins), the same data as
-//! JSON, and a server-sent event stream of changes for open pages.
+//! in-app notifications), acknowledgement and silences (editors and admins), and a server-sent
+//! event stream of changes for open pages. The JSON API over the same functions is
+//! `api/alerts.rs`.
 
 use std::convert::Infallible;
 
@@ -29,8 +30,6 @@ pub fn routes() -> Vec<Route> {
         Route::post("/t/{tenant}/alerts/ack", act, acknowledge),
         Route::post("/t/{tenant}/alerts/silences", act, silence),
         Route::post("/t/{tenant}/alerts/silences/{id}/expire", act, expire),
-        Route::get("/api/v1/tenants/{tenant}/alerts", read, api_alerts),
-        Route::post("/api/v1/tenants/{tenant}/alerts/silences", act, api_silence),
     ]
 }
 
@@ -94,7 +93,7 @@ fn instance_json(i: &StoredInstance) -> Value {
     })
 }
 
-async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
+pub(super) async fn summary(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
     state.tenant(tenant).await?;
     let store = state.alerts.store();
     let now = state.alerts.now_ms();
@@ -181,13 +180,6 @@ async fn page(
     render(&state, &caller, &tenant, None).await
 }
 
-async fn api_alerts(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-) -> Result<Response, ApiError> {
-    Ok(axum::Json(summary(&state, &tenant).await?).into_response())
-}
-
 async fn acknowledge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -197,20 +189,8 @@ async fn acknowledge(
     let form = Form::parse(&body);
     let labels: Labels = serde_json::from_str(form.get("labels"))
         .map_err(|e| ApiError::BadRequest(format!("labels: {e}")))?;
-    let actor = caller.actor();
-    let now = state.alerts.now_ms();
-    let done = state
-        .alerts
-        .store()
-        .acknowledge(&tenant, form.get("rule"), &labels, &actor.name, now)
-        .await?;
+    let done = acknowledge_alert(&state, &caller, &tenant, form.get("rule"), &labels).await?;
     let message = if done {
-        let event = AuditEvent::ok(
-            "alert.ack",
-            json!({"rule": form.get("rule"), "labels": labels}),
-        )
-        .in_tenant(&tenant);
-        state.auth.audit(&actor, event).await;
         format!("Acknowledged {}.", form.get("rule"))
     } else {
         "That alert is no longer firing.".to_string()
@@ -218,7 +198,50 @@ async fn acknowledge(
     render(&state, &caller, &tenant, Some(message)).await
 }
 
-async fn add_silence(
+/// Acknowledges the firing alert `rule` with `labels` (audited); false when it is no longer
+/// firing.
+pub(super) async fn acknowledge_alert(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    rule: &str,
+    labels: &Labels,
+) -> Result<bool, ApiError> {
+    let actor = caller.actor();
+    let now = state.alerts.now_ms();
+    let done = state
+        .alerts
+        .store()
+        .acknowledge(tenant, rule, labels, &actor.name, now)
+        .await?;
+    if done {
+        let event =
+            AuditEvent::ok("alert.ack", json!({"rule": rule, "labels": labels})).in_tenant(tenant);
+        state.auth.audit(&actor, event).await;
+    }
+    Ok(done)
+}
+
+/// Ends the active silence `id` (audited); a 404 when there is none.
+pub(super) async fn end_silence(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    id: i64,
+) -> Result<(), ApiError> {
+    let now = state.alerts.now_ms();
+    let done = state.alerts.store().expire_silence(tenant, id, now).await?;
+    if !done {
+        return Err(ApiError::NotFound(format!(
+            "no active silence {id} in tenant {tenant}"
+        )));
+    }
+    let event = AuditEvent::ok("alert.unsilence", json!({"id": id})).in_tenant(tenant);
+    state.auth.audit(&caller.actor(), event).await;
+    Ok(())
+}
+
+pub(super) async fn add_silence(
     state: &AppState,
     caller: &Caller,
     tenant: &str,
@@ -276,64 +299,12 @@ async fn silence(
     .await
 }
 
-#[derive(serde::Deserialize)]
-struct SilenceRequest {
-    matchers: Matchers,
-    duration: String,
-    #[serde(default)]
-    comment: String,
-}
-
-async fn api_silence(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(tenant): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let request: SilenceRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected {{\"matchers\": \"alertname=disk_high, host=~web-.*\" (or a label map, or a list of {{name, op, value}}), \"duration\": \"2h\"}}: {e}"
-        ))
-    })?;
-    let id = add_silence(
-        &state,
-        &caller,
-        &tenant,
-        &request.matchers,
-        &request.duration,
-        &request.comment,
-    )
-    .await?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        axum::Json(json!({"id": id})),
-    )
-        .into_response())
-}
-
 async fn expire(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((tenant, id)): Path<(String, i64)>,
 ) -> Result<Response, PageError> {
-    let now = state.alerts.now_ms();
-    let done = state
-        .alerts
-        .store()
-        .expire_silence(&tenant, id, now)
-        .await?;
-    if !done {
-        return Err(
-            ApiError::NotFound(format!("no active silence {id} in tenant {tenant}")).into(),
-        );
-    }
-    state
-        .auth
-        .audit(
-            &caller.actor(),
-            AuditEvent::ok("alert.unsilence", json!({"id": id})).in_tenant(&tenant),
-        )
-        .await;
+    end_silence(&state, &caller, &tenant, id).await?;
     render(
         &state,
         &caller,

@@ -4,13 +4,14 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, BodyLimit, Route};
+use super::extract::ApiQuery;
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::check_attachment;
@@ -59,10 +60,14 @@ fn info_json(tenant: &str, info: &AttachmentInfo) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/attachments", tag = "attachments",
+    params(("tenant" = String, Path), ("filename" = Option<String>, Query)),
+    request_body(content = crate::http::api::Binary, content_type = "application/octet-stream", description = "The file; its `Content-Type` must agree with its bytes"),
+    responses((status = 201, body = Object), (status = 400, body = crate::http::api::Error), (status = 413, body = crate::http::api::Error), (status = 415, body = crate::http::api::Error)))]
 async fn upload(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    Query(params): Query<UploadParams>,
+    ApiQuery(params): ApiQuery<UploadParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -141,10 +146,15 @@ async fn thumbnail(store: &TenantStore, info: &AttachmentInfo) -> Result<Respons
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/attachments/{attachment}", tag = "attachments",
+    params(("tenant" = String, Path), ("attachment" = String, Path), ("thumbnail" = Option<String>, Query)),
+    responses((status = 200, body = crate::http::api::Binary, content_type = "application/octet-stream"),
+        (status = 206, body = crate::http::api::Binary, content_type = "application/octet-stream"),
+        (status = 404, body = crate::http::api::Error), (status = 416, body = crate::http::api::Error)))]
 async fn download(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
-    Query(params): Query<DownloadParams>,
+    ApiQuery(params): ApiQuery<DownloadParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let store = state.tenant(&tenant).await?;

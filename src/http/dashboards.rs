@@ -25,6 +25,8 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/dashboards", tag = "dashboards",
+    params(("tenant" = String, Path)), responses((status = 200, body = Object), (status = 404, body = crate::http::api::Error)))]
 async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -47,6 +49,8 @@ async fn list(
     Ok(Json(json!({ "tenant": tenant, "dashboards": dashboards })))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/dashboards/{name}", tag = "dashboards",
+    params(("tenant" = String, Path), ("name" = String, Path)), responses((status = 200, body = Object), (status = 404, body = crate::http::api::Error)))]
 async fn resolved(
     State(state): State<AppState>,
     Path((tenant, name)): Path<(String, String)>,
@@ -93,6 +97,8 @@ async fn resolved(
 
 /// `{tenant, ok, errors: [{file, line, column, message}], checked_at}`; `ok` is false while
 /// the newest files on disk are rejected (the last good configuration keeps serving).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/config/errors", tag = "dashboards",
+    params(("tenant" = String, Path)), responses((status = 200, body = Object), (status = 404, body = crate::http::api::Error)))]
 async fn config_errors(
     State(state): State<AppState>,
     Path(tenant): Path<String>,

@@ -7,6 +7,7 @@ mod account;
 mod actions;
 mod admin;
 mod alerts;
+mod api;
 mod attachments;
 mod audit;
 mod dashboards;
@@ -114,6 +115,7 @@ pub fn routes() -> Vec<Route> {
         alerts::routes(),
         actions::routes(),
         attachments::routes(),
+        api::routes(),
     ]
     .into_iter()
     .flatten()

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::access::{Access, Route};
 use super::error::OtlpError;
-use super::extract::{gunzip, is_gzip};
+use super::extract::{ApiQuery, gunzip, is_gzip};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::otlp::{self, Encoding, Rejected};
@@ -39,6 +39,24 @@ pub fn routes() -> Vec<Route> {
 
 type Body = Result<Bytes, BytesRejection>;
 
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/otlp/v1/metrics", tag = "write",
+    params(("tenant" = String, Path)),
+    request_body(description = "An OTLP ExportMetricsServiceRequest, protobuf or JSON, optionally gzip-compressed",
+        content((crate::http::api::Binary = "application/x-protobuf"), (Object = "application/json"))),
+    responses((status = 200, description = "An ExportMetricsServiceResponse in the request's encoding",
+        content((crate::http::api::Binary = "application/x-protobuf"), (Object = "application/json"))),
+        (status = 400, description = "Data that will never be accepted; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 413, description = "The body is too large; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 415, description = "Neither protobuf nor JSON; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 429, description = "A quota reached or the server busy; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 500, description = "A server fault; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 503, description = "The server cannot store now; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json")))))]
 async fn export_metrics(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -61,10 +79,28 @@ async fn export_metrics(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/otlp/v1/logs", tag = "write",
+    params(("tenant" = String, Path), ("table" = Option<String>, Query, description = "The table (default `logs`)")),
+    request_body(description = "An OTLP ExportLogsServiceRequest, protobuf or JSON, optionally gzip-compressed",
+        content((crate::http::api::Binary = "application/x-protobuf"), (Object = "application/json"))),
+    responses((status = 200, description = "An ExportLogsServiceResponse in the request's encoding",
+        content((crate::http::api::Binary = "application/x-protobuf"), (Object = "application/json"))),
+        (status = 400, description = "Data that will never be accepted; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 413, description = "The body is too large; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 415, description = "Neither protobuf nor JSON; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 429, description = "A quota reached or the server busy; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 500, description = "A server fault; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json"))),
+        (status = 503, description = "The server cannot store now; a google.rpc.Status in the request's encoding",
+            content((crate::http::api::Binary = "application/x-protobuf"), (crate::http::api::OtlpStatus = "application/json")))))]
 async fn export_logs(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OtlpError> {

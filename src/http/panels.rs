@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, Caller, Route};
+use super::extract::ApiQuery;
 use super::panel_query::PanelQuery;
 use super::query::{audited, encoded_body};
 use super::{ApiError, AppState};
@@ -40,6 +41,11 @@ fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/panels/{panel}/data", tag = "dashboards",
+    params(("tenant" = String, Path), ("panel" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("dashboard" = Option<String>, Query), ("max_points" = Option<u32>, Query)),
+    responses((status = 200, body = Object, description = "The panel type's answer"), (status = 400, body = crate::http::api::Error),
+        (status = 404, body = crate::http::api::Error), (status = 422, body = crate::http::api::Error)))]
 async fn data(
     State(state): State<AppState>,
     Path((tenant, panel)): Path<(String, String)>,
@@ -53,6 +59,11 @@ async fn data(
     Ok(([(header::CONTENT_TYPE, "application/json")], data.json()).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/panels/{panel}/image", tag = "dashboards",
+    params(("tenant" = String, Path), ("panel" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, description = "A custom_image panel's picture",
+        content((crate::http::api::Binary = "image/png"), (String = "image/svg+xml"))),
+        (status = 400, body = crate::http::api::Error), (status = 404, body = crate::http::api::Error), (status = 422, body = crate::http::api::Error)))]
 async fn image(
     State(state): State<AppState>,
     Path((tenant, panel)): Path<(String, String)>,
@@ -84,11 +95,17 @@ struct ExportParams {
 
 /// The rows behind the panel as CSV, JSON, NDJSON, Parquet or Arrow, streamed batch by batch,
 /// as an attachment named `{tenant}-{panel}-{from}-{to}.{ext}`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/panels/{panel}/export", tag = "dashboards",
+    params(("tenant" = String, Path), ("panel" = String, Path), ("format" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, description = "Every row behind the panel, streamed as an attachment",
+        content((Object = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"),
+            (crate::http::api::Binary = "application/vnd.apache.arrow.stream"), (crate::http::api::Binary = "application/vnd.apache.parquet"))),
+        (status = 400, body = crate::http::api::Error), (status = 404, body = crate::http::api::Error)))]
 async fn export(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((tenant, panel)): Path<(String, String)>,
-    Query(format): Query<ExportParams>,
+    ApiQuery(format): ApiQuery<ExportParams>,
     PanelQuery(request): PanelQuery,
 ) -> Result<Response, ApiError> {
     let format: ExportFormat = (format

@@ -26,6 +26,11 @@ pub fn routes() -> Vec<Route> {
     )]
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/prom/write", tag = "write",
+    params(("tenant" = String, Path)),
+    request_body(description = "Prometheus remote write 1.0 or 2.0: snappy-compressed protobuf", content = crate::http::api::Binary, content_type = "application/x-protobuf"),
+    responses((status = 204, description = "Every sample is in the fsync'd WAL"), (status = 400, body = crate::http::api::Error),
+        (status = 415, body = crate::http::api::Error)))]
 async fn remote_write(
     State(state): State<AppState>,
     Path(tenant): Path<String>,

@@ -4,7 +4,7 @@
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, Caller, Route};
+use super::extract::ApiQuery;
 use super::{ApiError, AppState};
 use crate::auth::{AuditEvent, Need};
 use crate::query::{BatchStream, QueryError, QueryOutput};
@@ -32,17 +33,25 @@ struct QueryParams {
     csv_formulas: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryRequest {
     sql: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/query", tag = "query",
+    params(("tenant" = String, Path), ("format" = Option<String>, Query, description = "`json` (default), `ndjson`, `csv`, `arrow` or `parquet`"),
+        ("csv_formulas" = Option<String>, Query, description = "`keep`: CSV cells as written (default `quote`)")),
+    request_body(content = QueryRequest, description = "Read-only SQL over the tenant's tables"),
+    responses((status = 200, description = "The rows, streamed in the asked format",
+        content((Object = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"),
+            (crate::http::api::Binary = "application/vnd.apache.arrow.stream"), (crate::http::api::Binary = "application/vnd.apache.parquet"))),
+        (status = 400, body = crate::http::api::Error), (status = 408, body = crate::http::api::Error)))]
 async fn query(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
-    Query(params): Query<QueryParams>,
+    ApiQuery(params): ApiQuery<QueryParams>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     // Any content type: `curl -d` labels a JSON body as a form.

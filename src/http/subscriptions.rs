@@ -170,6 +170,8 @@ async fn save_form(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/account/subscriptions", tag = "account",
+    responses((status = 200, body = Object), (status = 403, body = crate::http::api::Error)))]
 async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -192,6 +194,8 @@ struct SubscriptionBody {
     in_app: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/account/subscriptions", tag = "account",
+    request_body(content = Object), responses((status = 200, body = Object), (status = 400, body = crate::http::api::Error), (status = 403, body = crate::http::api::Error)))]
 async fn save_json(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -17,7 +17,7 @@ pub fn routes() -> Vec<Route> {
     )]
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TableView {
     name: String,
     columns: Vec<ColumnView>,
@@ -28,7 +28,7 @@ struct TableView {
     max_time: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ColumnView {
     name: String,
     kind: &'static str,
@@ -68,6 +68,8 @@ impl From<TableStats> for TableView {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/tables", tag = "query",
+    params(("tenant" = String, Path)), responses((status = 200, body = Vec<TableView>), (status = 404, body = crate::http::api::Error)))]
 async fn list_tables(
     State(state): State<AppState>,
     Path(tenant): Path<String>,

@@ -4,11 +4,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Access, Route};
+use super::extract::ApiQuery;
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::{Format, Limits, OnExpired, Precision, Source, Write};
@@ -28,7 +29,7 @@ struct WriteParams {
     on_expired: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct WriteResponse {
     rows_written: usize,
     /// Rows past the table's retention left out (`on_expired=drop` only).
@@ -36,10 +37,17 @@ struct WriteResponse {
     rows_dropped: Option<usize>,
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/write/{table}", tag = "write",
+    params(("tenant" = String, Path), ("table" = String, Path), ("precision" = Option<String>, Query, description = "`ns`, `us`, `ms` or `s` for numeric times"),
+        ("on_expired" = Option<String>, Query, description = "`refuse` (default) or `drop` rows older than the table's retention")),
+    request_body(description = "A JSON array of rows, NDJSON or CSV (by `Content-Type`)",
+        content((String = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))),
+    responses((status = 200, body = WriteResponse, description = "Every row is in the fsync'd WAL"),
+        (status = 400, body = crate::http::api::Error), (status = 413, body = crate::http::api::Error), (status = 415, body = crate::http::api::Error)))]
 async fn write(
     State(state): State<AppState>,
     Path((tenant, table)): Path<(String, String)>,
-    Query(params): Query<WriteParams>,
+    ApiQuery(params): ApiQuery<WriteParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WriteResponse>, ApiError> {

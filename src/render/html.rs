@@ -85,6 +85,7 @@ impl Pages {
                 include_str!("templates/action_confirm.html"),
             ),
             ("action_run.html", include_str!("templates/action_run.html")),
+            ("api_docs.html", include_str!("templates/api_docs.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "page template does not compile");

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Counter, Meter, QuotaKind, TenantUsage};
+use super::{Counter, Ingested, Meter, QuotaKind, TenantUsage};
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
 pub fn label_value(text: &str) -> String {
@@ -48,36 +48,29 @@ pub fn prometheus_text(meter: &Meter) -> String {
         .iter()
         .map(|t| (label_value(&t.name), t.ingestion()))
         .collect();
-    family(
-        &mut out,
-        "opsboard_ingested_rows_total",
-        "counter",
-        "Rows written, by tenant, table and protocol.",
-    );
-    for (tenant, rows) in &ingestion {
-        for ((table, protocol), n) in rows {
-            let _ = writeln!(
-                out,
-                "opsboard_ingested_rows_total{{tenant=\"{tenant}\",table=\"{}\",protocol=\"{protocol}\"}} {}",
-                label_value(table),
-                n.rows
-            );
-        }
-    }
-    family(
-        &mut out,
-        "opsboard_ingested_bytes_total",
-        "counter",
-        "Request body bytes written (a request's bytes shared among its tables by rows), by tenant, table and protocol.",
-    );
-    for (tenant, rows) in &ingestion {
-        for ((table, protocol), n) in rows {
-            let _ = writeln!(
-                out,
-                "opsboard_ingested_bytes_total{{tenant=\"{tenant}\",table=\"{}\",protocol=\"{protocol}\"}} {}",
-                label_value(table),
-                n.bytes
-            );
+    let per_table: [(&str, &str, fn(&Ingested) -> u64); 2] = [
+        (
+            "opsboard_ingested_rows_total",
+            "Rows written, by tenant, table and protocol.",
+            |n| n.rows,
+        ),
+        (
+            "opsboard_ingested_bytes_total",
+            "Request body bytes written (a request's bytes shared among its tables by rows), by tenant, table and protocol.",
+            |n| n.bytes,
+        ),
+    ];
+    for (name, help, value) in per_table {
+        family(&mut out, name, "counter", help);
+        for (tenant, rows) in &ingestion {
+            for ((table, protocol), n) in rows {
+                let _ = writeln!(
+                    out,
+                    "{name}{{tenant=\"{tenant}\",table=\"{}\",protocol=\"{protocol}\"}} {}",
+                    label_value(table),
+                    value(n)
+                );
+            }
         }
     }
     let count = |c: Counter| move |t: &TenantUsage| t.get(c).to_string();

@@ -7,8 +7,10 @@ mod common;
 
 use std::time::Duration;
 
+mod api;
 mod lockouts;
 
+use api::*;
 use common::session::{Browser, Db, Env, PASSWORD, redirect_of};
 use lockouts::*;
 use opsboard::auth::{AuditFilter, Role};
@@ -25,6 +27,11 @@ on_both_databases!(
     keys_are_scoped_revocable_and_rate_limited,
     password_change_and_disable_end_sessions,
     removed_tenant_folder_makes_tenant_inactive,
+    global_admins_manage_users,
+    tenant_admins_manage_keys_and_members,
+    editors_silence_and_acknowledge,
+    the_api_describes_itself,
+    schemathesis_finds_nothing_undocumented,
 );
 
 /// What a request puts in the audit log is bounded: a tenant that is no tenant name stays out
