@@ -41,6 +41,9 @@ fn seconds(micros: u64) -> String {
     format!("{}", micros as f64 / 1e6)
 }
 
+/// One number of an [`Ingested`] (rows or bytes), for the per-table families.
+type IngestedValue = fn(&Ingested) -> u64;
+
 pub fn prometheus_text(meter: &Meter) -> String {
     let tenants = meter.tenants();
     let mut out = String::new();
@@ -48,7 +51,7 @@ pub fn prometheus_text(meter: &Meter) -> String {
         .iter()
         .map(|t| (label_value(&t.name), t.ingestion()))
         .collect();
-    let per_table: [(&str, &str, fn(&Ingested) -> u64); 2] = [
+    let per_table: [(&str, &str, IngestedValue); 2] = [
         (
             "opsboard_ingested_rows_total",
             "Rows written, by tenant, table and protocol.",
