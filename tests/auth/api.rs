@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::common::session::{Browser, Db, Env, PASSWORD};
+use super::common::session::{Browser, Db, Env};
 use opsboard::auth::{AuditFilter, Role};
 
 /// `method path` with a bearer key and a JSON body; (status, body as JSON or text).
@@ -26,6 +26,19 @@ async fn answer(response: reqwest::Response) -> (u16, Value) {
     let text = response.text().await.unwrap_or_default();
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
+}
+
+/// Each of `actions` is in the audit log, by an actor `by` accepts.
+async fn assert_audited(env: &Env, actions: &[&str], by: impl Fn(&str) -> bool) {
+    let entries = env
+        .auth
+        .audit_entries(&AuditFilter::default())
+        .await
+        .unwrap();
+    for action in actions {
+        let found = entries.iter().any(|e| e.action == *action && by(&e.actor));
+        assert!(found, "{action} audited");
+    }
 }
 
 /// A cookie caller's JSON request, with or without the session's CSRF token.
@@ -144,34 +157,21 @@ pub async fn global_admins_manage_users(db: Db) {
     );
 
     // The last enabled global admin keeps the role; with a second one, it can go.
-    let path = format!("/api/v1/users/{root}/admin");
-    let (status, e) = call(
-        &env,
-        &admin_key,
-        "PUT",
-        &path,
-        Some(json!({"global_admin": false})),
-    )
-    .await;
+    let set_admin = async |user: i64, admin: bool| {
+        let path = format!("/api/v1/users/{user}/admin");
+        call(
+            &env,
+            &admin_key,
+            "PUT",
+            &path,
+            Some(json!({"global_admin": admin})),
+        )
+        .await
+    };
+    let (status, e) = set_admin(root, false).await;
     assert_eq!(status, 409, "{e}");
-    let promote = format!("/api/v1/users/{id}/admin");
-    let (status, _) = call(
-        &env,
-        &admin_key,
-        "PUT",
-        &promote,
-        Some(json!({"global_admin": true})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (status, user) = call(
-        &env,
-        &admin_key,
-        "PUT",
-        &path,
-        Some(json!({"global_admin": false})),
-    )
-    .await;
+    assert_eq!(set_admin(id, true).await.0, 200);
+    let (status, user) = set_admin(root, false).await;
     assert_eq!(
         (status, user["global_admin"].as_bool()),
         (200, Some(false)),
@@ -186,19 +186,8 @@ pub async fn global_admins_manage_users(db: Db) {
     let (status, _) = call(&env, &tenant_key, "GET", "/api/v1/users", None).await;
     assert_eq!(status, 403);
 
-    let entries = env
-        .auth
-        .audit_entries(&AuditFilter::default())
-        .await
-        .unwrap();
-    for action in ["user.create", "user.disable", "user.password", "user.admin"] {
-        assert!(
-            entries
-                .iter()
-                .any(|e| e.action == action && e.actor.starts_with("key:")),
-            "{action} audited"
-        );
-    }
+    let actions = ["user.create", "user.disable", "user.password", "user.admin"];
+    assert_audited(&env, &actions, |actor| actor.starts_with("key:")).await;
     env.server.stop().await;
 }
 
@@ -339,25 +328,13 @@ pub async fn tenant_admins_manage_keys_and_members(db: Db) {
     let (status, _) = call(&env, &reader, "GET", "/api/v1/tenants/acme/usage", None).await;
     assert_eq!(status, 403);
 
-    let entries = env
-        .auth
-        .audit_entries(&AuditFilter::default())
-        .await
-        .unwrap();
-    for action in [
+    let actions = [
         "apikey.create",
         "apikey.revoke",
         "user.grant",
         "user.revoke",
-    ] {
-        assert!(
-            entries
-                .iter()
-                .any(|e| e.action == action && e.actor == "user:boss@acme.test"),
-            "{action} audited"
-        );
-    }
-    let _ = PASSWORD;
+    ];
+    assert_audited(&env, &actions, |actor| actor == "user:boss@acme.test").await;
     env.server.stop().await;
 }
 

@@ -158,21 +158,26 @@ fn describe_access(operation: &mut Map<String, Value>, access: Access) {
         .or_insert_with(|| json!({}))
         .as_object_mut();
     let Some(responses) = responses else { return };
-    let mut common = vec![
-        ("400", "The request is malformed"),
-        (
-            "429",
-            "Too many requests or a quota reached; see `Retry-After`",
-        ),
-        (
-            "500",
-            "A server fault; the answer carries a request id to quote",
-        ),
-        (
-            "503",
-            "The server is starting, stopping or cannot store now; see `Retry-After`",
-        ),
-    ];
+    // An operation that answers its own errors in another form (OTLP's status) declares them
+    // as ranges; only the guard's refusals are added to it.
+    let mut common = match responses.contains_key("4XX") {
+        true => vec![],
+        false => vec![
+            ("400", "The request is malformed"),
+            (
+                "429",
+                "Too many requests or a quota reached; see `Retry-After`",
+            ),
+            (
+                "500",
+                "A server fault; the answer carries a request id to quote",
+            ),
+            (
+                "503",
+                "The server is starting, stopping or cannot store now; see `Retry-After`",
+            ),
+        ],
+    };
     if access != Access::Public {
         common.push(("401", "No valid API key or session"));
         common.push(("403", "The caller may not do this (or not in this tenant)"));
