@@ -65,6 +65,12 @@ fn check_tenant_name(tenant: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+fn last_admin(email: &str) -> AuthError {
+    AuthError::Conflict(format!(
+        "{email} is the last enabled global admin; make another one first"
+    ))
+}
+
 impl Auth {
     pub async fn user_count(&self) -> Result<i64, AuthError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -148,7 +154,8 @@ impl Auth {
         Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Disabling ends every session of the user at once.
+    /// Disabling ends every session of the user at once. The last enabled global admin stays
+    /// enabled (a global key could otherwise leave nobody who can sign in to administer).
     pub async fn set_disabled(
         &self,
         actor: &Actor,
@@ -156,11 +163,18 @@ impl Auth {
         disabled: bool,
     ) -> Result<(), AuthError> {
         let user = self.user(id).await?;
-        sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-            .bind(disabled as i64)
-            .bind(id)
-            .execute(&self.db.pool)
-            .await?;
+        let changed = sqlx::query(
+            "UPDATE users SET disabled = $1 WHERE id = $2 AND ($1 = 0 OR is_admin = 0 OR EXISTS \
+             (SELECT 1 FROM users o WHERE o.is_admin = 1 AND o.disabled = 0 AND o.id <> $2))",
+        )
+        .bind(disabled as i64)
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(last_admin(&user.email));
+        }
         if disabled {
             self.end_sessions(id).await?;
         }
@@ -194,10 +208,7 @@ impl Auth {
         .await?
         .rows_affected();
         if changed == 0 {
-            return Err(AuthError::Conflict(format!(
-                "{} is the last enabled global admin; make another one first",
-                user.email
-            )));
+            return Err(last_admin(&user.email));
         }
         self.audit(
             actor,

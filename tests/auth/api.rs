@@ -170,6 +170,9 @@ pub async fn global_admins_manage_users(db: Db) {
     };
     let (status, e) = set_admin(root, false).await;
     assert_eq!(status, 409, "{e}");
+    let disable_root = format!("/api/v1/users/{root}/disable");
+    let (status, e) = call(&env, &admin_key, "POST", &disable_root, None).await;
+    assert_eq!(status, 409, "the last enabled admin stays enabled: {e}");
     assert_eq!(set_admin(id, true).await.0, 200);
     let (status, user) = set_admin(root, false).await;
     assert_eq!(

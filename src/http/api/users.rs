@@ -161,10 +161,11 @@ async fn set_disabled(
     Ok(Json(api_user(state, state.auth.user(id).await?).await?))
 }
 
-/// Disables a user; their sessions end at once.
+/// Disables a user; their sessions end at once. The last enabled global admin stays enabled.
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = i64, Path)),
     responses((status = 200, body = ApiUser), (status = 400, body = super::Error),
-        (status = 403, body = super::Error), (status = 404, body = super::Error)))]
+        (status = 403, body = super::Error), (status = 404, body = super::Error),
+        (status = 409, body = super::Error, description = "The last enabled global admin")))]
 async fn disable(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
