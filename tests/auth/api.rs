@@ -189,6 +189,32 @@ pub async fn global_admins_manage_users(db: Db) {
     let (status, _) = call(&env, &tenant_key, "GET", "/api/v1/users", None).await;
     assert_eq!(status, 403);
 
+    // Every key, and global keys, for global admins only.
+    let (status, all) = call(&env, &admin_key, "GET", "/api/v1/keys", None).await;
+    assert_eq!(status, 200);
+    let tenants: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["tenant"].as_str())
+        .collect();
+    assert!(tenants.contains(&"acme"), "{all}");
+    let ask = json!({"name": "reporting", "scopes": ["read"]});
+    let (status, _) = call(&env, &tenant_key, "POST", "/api/v1/keys", Some(ask.clone())).await;
+    assert_eq!(status, 403);
+    let (status, created) = call(&env, &admin_key, "POST", "/api/v1/keys", Some(ask)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["key"]["tenant"], Value::Null);
+    let global_reader = created["secret"].as_str().unwrap();
+    for tenant in ["acme", "globex"] {
+        let path = format!("/api/v1/tenants/{tenant}/tables");
+        assert_eq!(call(&env, global_reader, "GET", &path, None).await.0, 200);
+    }
+    let one = format!("/api/v1/keys/{}", created["key"]["id"].as_str().unwrap());
+    assert_eq!(call(&env, &admin_key, "DELETE", &one, None).await.0, 200);
+    let (status, _) = call(&env, global_reader, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 401, "a revoked key is refused at once");
+
     let actions = ["user.create", "user.disable", "user.password", "user.admin"];
     assert_audited(&env, &actions, |actor| actor.starts_with("key:")).await;
     env.server.stop().await;

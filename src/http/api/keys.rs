@@ -31,6 +31,8 @@ pub fn routes() -> Vec<Route> {
 pub struct ApiKey {
     pub id: String,
     pub name: String,
+    /// The key's tenant; absent for a global key.
+    pub tenant: Option<String>,
     /// Of `ingest`, `read`, `act`, `admin`.
     pub scopes: Vec<String>,
     /// `active`, `expired` or `revoked`.
@@ -43,7 +45,7 @@ pub struct ApiKey {
     pub revoked_at: Option<String>,
 }
 
-fn api_key(k: KeyInfo, now_ms: i64) -> ApiKey {
+pub(super) fn api_key(k: KeyInfo, now_ms: i64) -> ApiKey {
     ApiKey {
         scopes: k.scopes.iter().map(|s| s.as_str().to_string()).collect(),
         status: k.status(now_ms).into(),
@@ -53,6 +55,7 @@ fn api_key(k: KeyInfo, now_ms: i64) -> ApiKey {
         revoked_at: k.revoked_at.map(rfc3339),
         id: k.id,
         name: k.name,
+        tenant: k.tenant,
         created_by: k.created_by,
     }
 }
@@ -105,10 +108,17 @@ async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     state.tenant(&tenant).await?;
-    let new: NewKey = json_body(
-        &body,
-        "{\"name\", \"scopes\": [\"ingest\"], \"expires_in\"}",
-    )?;
+    create_key(&state, &caller, Some(tenant), &body).await
+}
+
+/// A key for `tenant` (none: a global key) from a [`NewKey`] body.
+pub(super) async fn create_key(
+    state: &AppState,
+    caller: &Caller,
+    tenant: Option<String>,
+    body: &Bytes,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let new: NewKey = json_body(body, "{\"name\", \"scopes\": [\"ingest\"], \"expires_in\"}")?;
     let scopes = Scope::parse_list(&new.scopes.join(","))?;
     let now = state.auth.now_ms();
     let expires_at = match new.expires_in.as_deref() {
@@ -123,7 +133,7 @@ async fn create(
     };
     let request = NewKeyRequest {
         name: new.name,
-        tenant: Some(tenant),
+        tenant,
         scopes,
         expires_at,
     };
@@ -159,7 +169,15 @@ async fn rotate(
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     tenant_key(&state, &tenant, &id).await?;
-    let (info, secret) = state.auth.rotate_key(&caller.actor(), &id).await?;
+    rotate_key(&state, &caller, &id).await
+}
+
+pub(super) async fn rotate_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let (info, secret) = state.auth.rotate_key(&caller.actor(), id).await?;
     let key = api_key(info, state.auth.now_ms());
     Ok((StatusCode::CREATED, Json(CreatedKey { key, secret })))
 }
@@ -174,7 +192,15 @@ async fn revoke(
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<ApiKey>, ApiError> {
     tenant_key(&state, &tenant, &id).await?;
-    state.auth.revoke_key(&caller.actor(), &id).await?;
-    let info = state.auth.key(&id).await?;
+    revoke_key(&state, &caller, &id).await
+}
+
+pub(super) async fn revoke_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Json<ApiKey>, ApiError> {
+    state.auth.revoke_key(&caller.actor(), id).await?;
+    let info = state.auth.key(id).await?;
     Ok(Json(api_key(info, state.auth.now_ms())))
 }

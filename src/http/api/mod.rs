@@ -9,6 +9,7 @@
 
 mod alerts;
 mod docs;
+mod global_keys;
 mod keys;
 mod me;
 mod members;
@@ -34,6 +35,7 @@ pub fn routes() -> Vec<Route> {
         tenants::routes(),
         members::routes(),
         keys::routes(),
+        global_keys::routes(),
         alerts::routes(),
         docs::routes(),
     ]
