@@ -4,14 +4,13 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, BodyLimit, Route};
-use super::extract::ApiQuery;
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::check_attachment;
@@ -67,7 +66,7 @@ fn info_json(tenant: &str, info: &AttachmentInfo) -> serde_json::Value {
 async fn upload(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    ApiQuery(params): ApiQuery<UploadParams>,
+    Query(params): Query<UploadParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -154,7 +153,7 @@ async fn thumbnail(store: &TenantStore, info: &AttachmentInfo) -> Result<Respons
 async fn download(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
-    ApiQuery(params): ApiQuery<DownloadParams>,
+    Query(params): Query<DownloadParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let store = state.tenant(&tenant).await?;

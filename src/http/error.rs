@@ -259,6 +259,42 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// axum's own refusals — a path or query parameter that does not parse, a malformed body —
+/// are plain text; on `/api/` routes they become the JSON `{"error", "details"}` every other
+/// API error is (schemathesis found the plain-text ones).
+pub async fn api_refusals_as_json(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !api || !plain_text || !response.status().is_client_error() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // axum's rejection texts are a line or two; anything longer is cut.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let mut json = (
+        parts.status,
+        Json(json!({ "error": message, "details": [] })),
+    )
+        .into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
+}
+
 /// An OTLP export that failed: the API's status (and `Retry-After`), the body a
 /// `google.rpc.Status` in the request's encoding, as OTLP/HTTP clients read it.
 pub struct OtlpError(pub ApiError, pub Encoding);

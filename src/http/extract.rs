@@ -14,26 +14,6 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::auth::{Principal, PrincipalKind};
 
-/// axum's `Query` whose refusal (a duplicate or mistyped parameter) is the API's JSON 400, not
-/// axum's plain text.
-pub struct ApiQuery<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
-    for ApiQuery<T>
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(value)| ApiQuery(value))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
-
 /// The fields of a urlencoded form body.
 pub struct Form(Vec<(String, String)>);
 

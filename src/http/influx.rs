@@ -9,14 +9,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
 
 use super::access::{Access, Route};
-use super::extract::{ApiQuery, gunzip, is_gzip};
+use super::extract::{gunzip, is_gzip};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::{Limits, Precision, Source, Validated, decode_lines};
@@ -42,7 +42,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-type Params = ApiQuery<HashMap<String, String>>;
+type Params = Query<HashMap<String, String>>;
 type Body = Result<Bytes, BytesRejection>;
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/write_lp", tag = "write",
@@ -53,7 +53,7 @@ type Body = Result<Bytes, BytesRejection>;
 async fn write_own(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    ApiQuery(params): Params,
+    Query(params): Params,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -62,7 +62,7 @@ async fn write_own(
 
 async fn write_v2(
     State(state): State<AppState>,
-    ApiQuery(params): Params,
+    Query(params): Params,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -73,7 +73,7 @@ async fn write_v2(
 /// InfluxDB 1.x `/write` and InfluxDB 3 `/api/v3/write_lp`: both name the database `db`.
 async fn write_v1(
     State(state): State<AppState>,
-    ApiQuery(params): Params,
+    Query(params): Params,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

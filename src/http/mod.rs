@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
     let behind_tls = state.config.auth.behind_tls;
     router
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .layer(axum::middleware::from_fn(error::api_refusals_as_json))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::map_response(
             move |mut response: axum::response::Response| async move {

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::access::{Access, Route};
 use super::error::OtlpError;
-use super::extract::{ApiQuery, gunzip, is_gzip};
+use super::extract::{gunzip, is_gzip};
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::otlp::{self, Encoding, Rejected};
@@ -84,7 +84,7 @@ async fn export_metrics(
 async fn export_logs(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    ApiQuery(params): ApiQuery<HashMap<String, String>>,
+    Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OtlpError> {

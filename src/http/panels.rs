@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, Caller, Route};
-use super::extract::ApiQuery;
 use super::panel_query::PanelQuery;
 use super::query::{audited, encoded_body};
 use super::{ApiError, AppState};
@@ -105,7 +104,7 @@ async fn export(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((tenant, panel)): Path<(String, String)>,
-    ApiQuery(format): ApiQuery<ExportParams>,
+    Query(format): Query<ExportParams>,
     PanelQuery(request): PanelQuery,
 ) -> Result<Response, ApiError> {
     let format: ExportFormat = (format

@@ -4,7 +4,7 @@
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Access, Caller, Route};
-use super::extract::ApiQuery;
 use super::{ApiError, AppState};
 use crate::auth::{AuditEvent, Need};
 use crate::query::{BatchStream, QueryError, QueryOutput};
@@ -51,7 +50,7 @@ async fn query(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
-    ApiQuery(params): ApiQuery<QueryParams>,
+    Query(params): Query<QueryParams>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     // Any content type: `curl -d` labels a JSON body as a form.

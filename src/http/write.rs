@@ -4,12 +4,11 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Access, Route};
-use super::extract::ApiQuery;
 use super::{ApiError, AppState};
 use crate::auth::Need;
 use crate::ingest::{Format, Limits, OnExpired, Precision, Source, Write};
@@ -47,7 +46,7 @@ struct WriteResponse {
 async fn write(
     State(state): State<AppState>,
     Path((tenant, table)): Path<(String, String)>,
-    ApiQuery(params): ApiQuery<WriteParams>,
+    Query(params): Query<WriteParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WriteResponse>, ApiError> {

@@ -446,6 +446,18 @@ pub async fn the_api_describes_itself(db: Db) {
             "{body}"
         );
     }
+    // A path parameter that is not UTF-8 once decoded: axum's refusal, as the API's JSON.
+    let (_, admin) = env.key(None, "admin").await;
+    let r = client
+        .get(env.url("/api/v1/users/%FF"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("UTF-8"), "{body}");
     let r = client
         .post(env.url("/api/v1/tenants/acme/otlp/v1/metrics"))
         .bearer_auth(&key)
