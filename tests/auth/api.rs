@@ -458,6 +458,16 @@ pub async fn the_api_describes_itself(db: Db) {
     assert_eq!(r.headers()["content-type"], "application/json");
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("UTF-8"), "{body}");
+    // A body over `http.max_request_bytes` (1 MiB): a 413, as JSON too.
+    let r = client
+        .post(env.url("/api/v1/keys"))
+        .bearer_auth(&admin)
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["content-type"], "application/json");
     let r = client
         .post(env.url("/api/v1/tenants/acme/otlp/v1/metrics"))
         .bearer_auth(&key)

@@ -168,6 +168,7 @@ fn describe_access(operation: &mut Map<String, Value>, access: Access) {
         true => vec![],
         false => vec![
             ("400", "The request is malformed"),
+            ("413", "The body is larger than the route's limit"),
             (
                 "429",
                 "Too many requests or a quota reached; see `Retry-After`",
