@@ -87,6 +87,7 @@ fn run_json(run: &Run) -> Value {
     json!(run)
 }
 
+/// Starts a panel action on a row of a panel (202 and the run to follow).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/actions/{action}", tag = "actions",
     params(("tenant" = String, Path), ("action" = String, Path)),
     request_body(content = Object, description = "`{\"panel\", \"row\": {key columns}, \"from\", \"to\", \"dashboard\", \"vars\"}`"),
@@ -139,6 +140,7 @@ async fn api_start(
         .into_response())
 }
 
+/// A panel action's run: its status, the answer it got, when it ended.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/actions/runs/{run}", tag = "actions",
     params(("tenant" = String, Path), ("run" = String, Path)), responses((status = 200, body = Object), (status = 404, body = crate::http::api::Error)))]
 async fn api_run(

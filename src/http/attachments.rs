@@ -59,6 +59,7 @@ fn info_json(tenant: &str, info: &AttachmentInfo) -> serde_json::Value {
     })
 }
 
+/// Stores a file (a picture, a video, a document) for events to refer to.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/attachments", tag = "attachments",
     params(("tenant" = String, Path), ("filename" = Option<String>, Query)),
     request_body(content = crate::http::api::Binary, content_type = "application/octet-stream", description = "The file; its `Content-Type` must agree with its bytes"),
@@ -145,6 +146,7 @@ async fn thumbnail(store: &TenantStore, info: &AttachmentInfo) -> Result<Respons
     Ok(response)
 }
 
+/// An attachment's bytes with their type (byte ranges served), or its thumbnail.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/attachments/{attachment}", tag = "attachments",
     params(("tenant" = String, Path), ("attachment" = String, Path), ("thumbnail" = Option<String>, Query)),
     responses((status = 200, body = crate::http::api::Binary, content_type = "application/octet-stream"),

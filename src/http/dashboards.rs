@@ -25,6 +25,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// The tenant's dashboards.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/dashboards", tag = "dashboards",
     params(("tenant" = String, Path)), responses((status = 200, body = Object), (status = 404, body = crate::http::api::Error)))]
 async fn list(
@@ -49,6 +50,7 @@ async fn list(
     Ok(Json(json!({ "tenant": tenant, "dashboards": dashboards })))
 }
 
+/// A dashboard resolved: each entry's panel, type, title, grid placement and refresh.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/dashboards/{name}", tag = "dashboards",
     params(("tenant" = String, Path), ("name" = String, Path)), responses((status = 200, body = Object), (status = 404, body = crate::http::api::Error)))]
 async fn resolved(

@@ -45,6 +45,7 @@ pub fn routes() -> Vec<Route> {
 type Params = Query<HashMap<String, String>>;
 type Body = Result<Bytes, BytesRejection>;
 
+/// Writes InfluxDB line protocol.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/write_lp", tag = "write",
     params(("tenant" = String, Path), ("precision" = Option<String>, Query), ("accept_partial" = Option<bool>, Query)),
     request_body(description = "InfluxDB line protocol, optionally gzip-compressed", content = String, content_type = "text/plain"),

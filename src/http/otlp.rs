@@ -39,6 +39,7 @@ pub fn routes() -> Vec<Route> {
 
 type Body = Result<Bytes, BytesRejection>;
 
+/// OTLP/HTTP metrics export (protobuf or JSON), one table per metric.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/otlp/v1/metrics", tag = "write",
     params(("tenant" = String, Path)),
     request_body(description = "An OTLP ExportMetricsServiceRequest, protobuf or JSON, optionally gzip-compressed",
@@ -71,6 +72,7 @@ async fn export_metrics(
     ))
 }
 
+/// OTLP/HTTP logs export (protobuf or JSON); rows go to `logs` or `?table=`.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/otlp/v1/logs", tag = "write",
     params(("tenant" = String, Path), ("table" = Option<String>, Query, description = "The table (default `logs`)")),
     request_body(description = "An OTLP ExportLogsServiceRequest, protobuf or JSON, optionally gzip-compressed",

@@ -40,6 +40,7 @@ fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
+/// A panel's answer for a range and variables, as its type's JSON.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/panels/{panel}/data", tag = "dashboards",
     params(("tenant" = String, Path), ("panel" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query),
         ("dashboard" = Option<String>, Query), ("max_points" = Option<u32>, Query)),
@@ -58,6 +59,7 @@ async fn data(
     Ok(([(header::CONTENT_TYPE, "application/json")], data.json()).into_response())
 }
 
+/// A custom_image panel's picture.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/panels/{panel}/image", tag = "dashboards",
     params(("tenant" = String, Path), ("panel" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
     responses((status = 200, description = "A custom_image panel's picture",

@@ -26,6 +26,7 @@ pub fn routes() -> Vec<Route> {
     )]
 }
 
+/// Prometheus remote write 1.0 or 2.0.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/prom/write", tag = "write",
     params(("tenant" = String, Path)),
     request_body(description = "Prometheus remote write 1.0 or 2.0: snappy-compressed protobuf", content = crate::http::api::Binary, content_type = "application/x-protobuf"),

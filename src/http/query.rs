@@ -38,6 +38,7 @@ struct QueryRequest {
     sql: String,
 }
 
+/// Read-only SQL over the tenant's tables, streamed in the asked format.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/query", tag = "query",
     params(("tenant" = String, Path), ("format" = Option<String>, Query, description = "`json` (default), `ndjson`, `csv`, `arrow` or `parquet`"),
         ("csv_formulas" = Option<String>, Query, description = "`keep`: CSV cells as written (default `quote`)")),

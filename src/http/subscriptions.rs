@@ -170,6 +170,7 @@ async fn save_form(
     }
 }
 
+/// One's own alert subscriptions, per tenant one may read (users only, not keys).
 #[utoipa::path(get, path = "/api/v1/account/subscriptions", tag = "account",
     responses((status = 200, body = Object), (status = 403, body = crate::http::api::Error)))]
 async fn list(
@@ -194,6 +195,7 @@ struct SubscriptionBody {
     in_app: bool,
 }
 
+/// Saves one's subscription for a tenant: channels (email, in-app), severities and rules.
 #[utoipa::path(post, path = "/api/v1/account/subscriptions", tag = "account",
     request_body(content = Object), responses((status = 200, body = Object), (status = 400, body = crate::http::api::Error), (status = 403, body = crate::http::api::Error)))]
 async fn save_json(

@@ -68,6 +68,7 @@ impl From<TableStats> for TableView {
     }
 }
 
+/// Each table's columns, row counts and time bounds.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/tables", tag = "query",
     params(("tenant" = String, Path)), responses((status = 200, body = Vec<TableView>), (status = 404, body = crate::http::api::Error)))]
 async fn list_tables(

@@ -36,6 +36,7 @@ struct WriteResponse {
     rows_dropped: Option<usize>,
 }
 
+/// Writes rows (JSON array, NDJSON or CSV) into a table.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/write/{table}", tag = "write",
     params(("tenant" = String, Path), ("table" = String, Path), ("precision" = Option<String>, Query, description = "`ns`, `us`, `ms` or `s` for numeric times"),
         ("on_expired" = Option<String>, Query, description = "`refuse` (default) or `drop` rows older than the table's retention")),

@@ -149,7 +149,16 @@ try {
   await shot(watch, "alert-pushed");
   await watch.close();
 
-  // 9. Sign out: the session ends and the dashboard asks for a login again.
+  // 9. The API reference: public, rendered by the server from the OpenAPI document, under the
+  // same strict CSP as every page (a CSP refusal would show among the console errors).
+  await page.goto(`${base}/api/docs`);
+  const operations = await page.locator("article.api-op").count();
+  check(operations >= 40, `the API reference lists its operations (${operations})`);
+  await page.locator("#schema-CreatedKey").waitFor();
+  check(true, "the API reference shows the schemas");
+  await shot(page, "api-docs");
+
+  // 10. Sign out: the session ends and the dashboard asks for a login again.
   await page.goto(`${base}/t/demo`);
   await Promise.all([page.waitForURL(`${base}/login`), page.getByRole("button", { name: "Sign out" }).click()]);
   await page.goto(`${base}/t/demo`);

@@ -190,6 +190,19 @@ fn describe_access(operation: &mut Map<String, Value>, access: Access) {
     for (status, what) in common {
         responses.entry(status).or_insert_with(|| error(what));
     }
+    // A response the annotation left undescribed says at least its status's name.
+    for (status, response) in responses.iter_mut() {
+        let reason = status
+            .parse()
+            .ok()
+            .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+            .and_then(|code| code.canonical_reason());
+        if response["description"] == ""
+            && let Some(reason) = reason
+        {
+            response["description"] = json!(reason);
+        }
+    }
 }
 
 fn access_words(access: Access) -> &'static str {
@@ -325,6 +338,21 @@ mod tests {
         assert_eq!(routes, documented);
     }
 
+    /// The handler's doc comment is the operation's summary: none may be left without.
+    #[test]
+    fn every_operation_says_what_it_does() {
+        let doc = document();
+        let mut bare = vec![];
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op["summary"].as_str().unwrap_or("").is_empty() {
+                    bare.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(bare.is_empty(), "operations without a summary: {bare:?}");
+    }
+
     #[test]
     fn operations_carry_their_access_and_the_common_errors() {
         let doc = document();
@@ -344,6 +372,8 @@ mod tests {
             assert_eq!(schema["$ref"], "#/components/schemas/Error", "{status}");
         }
         assert!(doc["components"]["schemas"]["Error"].is_object());
+        let me = &doc["paths"]["/api/v1/me"]["get"]["responses"];
+        assert_eq!(me["200"]["description"], "OK");
         assert!(doc["components"]["schemas"]["CreatedKey"].is_object());
     }
 
