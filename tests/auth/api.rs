@@ -343,6 +343,7 @@ pub async fn tenant_admins_manage_keys_and_members(db: Db) {
     let tenants = tenants.as_array().unwrap();
     assert_eq!(tenants.len(), 1);
     assert_eq!(tenants[0]["status"], "active");
+    assert_eq!(tenants[0]["config_errors"], 0);
     assert!(
         tenants[0]["usage"]["ingested"]
             .as_array()
@@ -356,6 +357,20 @@ pub async fn tenant_admins_manage_keys_and_members(db: Db) {
     assert_eq!(seen[0]["usage"], Value::Null, "{seen}");
     let (status, _) = call(&env, &reader, "GET", "/api/v1/tenants/acme/usage", None).await;
     assert_eq!(status, 403);
+
+    // A broken file shows in the tenant's status (the last good configuration keeps serving).
+    let broken = env.dirs.tenants().join("acme/panels/broken.yaml");
+    std::fs::write(&broken, "id: broken\ntype: no_such_kind\n").unwrap();
+    let mut errors = 0;
+    for _ in 0..100 {
+        let (_, tenants) = answer(boss.get("/api/v1/tenants").await).await;
+        errors = tenants[0]["config_errors"].as_u64().unwrap_or(0);
+        if errors > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(errors >= 1, "the broken panel file is counted");
 
     let actions = [
         "apikey.create",

@@ -35,6 +35,9 @@ pub struct Tenant {
     pub status: String,
     /// The caller's role (users who are members).
     pub role: Option<String>,
+    /// Problems in the tenant's newest configuration files (the last good one keeps serving
+    /// meanwhile); `GET /api/v1/tenants/{tenant}/config/errors` lists them.
+    pub config_errors: usize,
     /// Present where the caller manages the tenant.
     pub usage: Option<Usage>,
 }
@@ -149,8 +152,13 @@ async fn list(
             true => state.store.tenant(&name).await.ok().map(|t| usage_of(&t)),
             false => None,
         };
+        let config_errors = state
+            .configs
+            .problems(&name)
+            .map_or(0, |(problems, _)| problems.len());
         tenants.push(Tenant {
             status: if is_active { "active" } else { "inactive" }.into(),
+            config_errors,
             role: roles.get(&name).map(|r| r.as_str().to_string()),
             usage,
             name,
