@@ -17,6 +17,7 @@ use super::cycle::{self, Answer, Notice, Policy, Seen};
 use super::event_rules::EventRules;
 use super::history::{AlertEvent, History, HistoryRow};
 use super::notify::Notifier;
+use super::observation::{Observation, panel_observations, sql_observations};
 use super::routing::Outgoing;
 use super::rule_text::{rule_annotations, rule_message, sent_labels};
 use super::state::{AlertState, Change, Instance, Labels, labels_key};
@@ -52,13 +53,6 @@ fn source_of(rule: &AlertRule) -> Source {
     )
 }
 
-#[derive(Clone)]
-struct Observation {
-    labels: Labels,
-    value: f64,
-    row: serde_json::Map<String, Value>,
-}
-
 pub struct AlertEngine {
     store: AlertStore,
     tenants: Arc<Store>,
@@ -82,28 +76,6 @@ pub struct AlertEngine {
 
 fn ts(ms: i64) -> ScalarValue {
     ScalarValue::TimestampNanosecond(Some(ms * 1_000_000), None)
-}
-
-/// A cell as a number: numbers as they are, timestamps (RFC 3339 text) as epoch milliseconds.
-fn as_number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::Bool(b) => Some(*b as u8 as f64),
-        Value::String(s) => s.parse::<f64>().ok().or_else(|| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|t| t.timestamp_millis() as f64)
-        }),
-        _ => None,
-    }
-}
-
-fn label_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
 }
 
 impl AlertEngine {
@@ -320,21 +292,7 @@ impl AlertEngine {
             .collect_with_params(&store, sql, &params)
             .await
             .map_err(|e| e.to_string())?;
-        let columns = values::column_names(&batches);
-        let mut out = vec![];
-        for row in values::json_rows(&batches) {
-            let row: serde_json::Map<String, Value> = columns.iter().cloned().zip(row).collect();
-            let Some(value) = row.get("value").and_then(as_number) else {
-                continue;
-            };
-            let labels = row
-                .iter()
-                .filter(|(k, _)| k.as_str() != "value")
-                .filter_map(|(k, v)| label_text(v).map(|t| (k.clone(), t)))
-                .collect();
-            out.push(Observation { labels, value, row });
-        }
-        Ok(out)
+        Ok(sql_observations(&batches))
     }
 
     async fn evaluate(
@@ -572,35 +530,4 @@ fn repeat_interval(alerts: &TenantAlerts, rule: &AlertRule) -> i64 {
         .filter_map(|r| r.repeat_interval.map(|d| d.0.as_millis() as i64))
         .min()
         .unwrap_or(DEFAULT_REPEAT_MS)
-}
-
-/// A kpi's value (no labels) or each timeseries series' last point (label `series`).
-fn panel_observations(answer: &PanelAnswer) -> Vec<Observation> {
-    match answer {
-        PanelAnswer::Kpi(kpi) => kpi
-            .value
-            .map(|value| Observation {
-                labels: Labels::new(),
-                value,
-                row: serde_json::Map::new(),
-            })
-            .into_iter()
-            .collect(),
-        PanelAnswer::Timeseries(chart) => chart
-            .series
-            .iter()
-            .filter_map(|series| {
-                let value =
-                    (series.points.iter().rev()).find_map(|p| p.value.filter(|v| v.is_finite()))?;
-                let mut row = serde_json::Map::new();
-                row.insert("series".into(), json!(series.name));
-                Some(Observation {
-                    labels: [("series".to_string(), series.name.clone())].into(),
-                    value,
-                    row,
-                })
-            })
-            .collect(),
-        _ => vec![],
-    }
 }

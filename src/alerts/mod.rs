@@ -13,6 +13,7 @@ mod history;
 mod inbox;
 mod matcher;
 mod notify;
+mod observation;
 mod routing;
 mod rule_text;
 mod state;

@@ -65,13 +65,36 @@ fn check_tenant_name(tenant: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn last_admin(email: &str) -> AuthError {
-    AuthError::Conflict(format!(
-        "{email} is the last enabled global admin; make another one first"
-    ))
-}
-
 impl Auth {
+    /// Sets the flag `column` of `user` to `value`, unless that would leave no enabled global
+    /// admin: it goes through when `harmless` (SQL over `$1`, the value, and the user's row)
+    /// holds or another enabled global admin exists — checked in the same statement.
+    async fn unless_last_admin(
+        &self,
+        user: &User,
+        column: &'static str,
+        harmless: &'static str,
+        value: bool,
+    ) -> Result<(), AuthError> {
+        // Only these fixed column names and conditions are formatted in; values are bound.
+        let changed = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE users SET {column} = $1 WHERE id = $2 AND ({harmless} OR EXISTS \
+             (SELECT 1 FROM users o WHERE o.is_admin = 1 AND o.disabled = 0 AND o.id <> $2))"
+        )))
+        .bind(value as i64)
+        .bind(user.id)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(AuthError::Conflict(format!(
+                "{} is the last enabled global admin; make another one first",
+                user.email
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn user_count(&self) -> Result<i64, AuthError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&self.db.pool)
@@ -163,18 +186,9 @@ impl Auth {
         disabled: bool,
     ) -> Result<(), AuthError> {
         let user = self.user(id).await?;
-        let changed = sqlx::query(
-            "UPDATE users SET disabled = $1 WHERE id = $2 AND ($1 = 0 OR is_admin = 0 OR EXISTS \
-             (SELECT 1 FROM users o WHERE o.is_admin = 1 AND o.disabled = 0 AND o.id <> $2))",
-        )
-        .bind(disabled as i64)
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            return Err(last_admin(&user.email));
-        }
+        // Harmless: enabling, or disabling someone who is no admin.
+        self.unless_last_admin(&user, "disabled", "$1 = 0 OR is_admin = 0", disabled)
+            .await?;
         if disabled {
             self.end_sessions(id).await?;
         }
@@ -198,18 +212,8 @@ impl Auth {
         admin: bool,
     ) -> Result<User, AuthError> {
         let user = self.user(id).await?;
-        let changed = sqlx::query(
-            "UPDATE users SET is_admin = $1 WHERE id = $2 AND ($1 = 1 OR EXISTS \
-             (SELECT 1 FROM users o WHERE o.is_admin = 1 AND o.disabled = 0 AND o.id <> $2))",
-        )
-        .bind(admin as i64)
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            return Err(last_admin(&user.email));
-        }
+        self.unless_last_admin(&user, "is_admin", "$1 = 1", admin)
+            .await?;
         self.audit(
             actor,
             AuditEvent::ok("user.admin", json!({"email": user.email, "admin": admin})),
