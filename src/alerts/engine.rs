@@ -26,7 +26,7 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::cluster::Leases;
 use crate::config::{AlertRule, TenantAlerts, TenantPanels, Watch};
 use crate::live::LiveConfigs;
-use crate::panels::{PanelAnswer, PanelEngine, PanelRequest, RequestedRange, values};
+use crate::panels::{PanelEngine, PanelRequest, RequestedRange};
 use crate::query::QueryEngine;
 use crate::storage::Store;
 
