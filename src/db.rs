@@ -69,6 +69,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_leases.sql"),
         postgres: include_str!("../migrations/postgres/0005_leases.sql"),
     },
+    Migration {
+        version: 6,
+        name: "oidc",
+        sqlite: include_str!("../migrations/sqlite/0006_oidc.sql"),
+        postgres: include_str!("../migrations/postgres/0006_oidc.sql"),
+    },
 ];
 
 /// Held by a transaction that creates or migrates the schema on PostgreSQL.

@@ -18,6 +18,8 @@ const PUBLIC: &[&str] = &[
     "GET /healthz",
     "GET /login",
     "POST /login",
+    "GET /login/oidc/{provider}",
+    "GET /login/oidc/{provider}/callback",
     "GET /static/app.css",
     "GET /static/app.js",
     "GET /static/favicon.svg",

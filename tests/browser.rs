@@ -168,3 +168,44 @@ async fn demo_dashboard_in_chromium() {
         assert!(stdout.contains("ok - no script errors"), "{stdout}");
     }
 }
+
+/// Signing in through an OpenID provider (`tests/e2e/idp.mjs`) and out again, in Chromium
+/// (`tests/e2e/oidc.mjs`): the real redirects, the provider's pages, the pages' policy.
+#[tokio::test]
+async fn oidc_sign_in_in_chromium() {
+    if let Err(missing) = browser_available() {
+        if std::env::var("OPSBOARD_E2E").as_deref() == Ok("required") {
+            panic!("browser test required but {missing}");
+        }
+        eprintln!("SKIPPED oidc_sign_in_in_chromium: {missing}");
+        return;
+    }
+    let Some(idp) = common::idp::Idp::start("oidc_sign_in_in_chromium") else {
+        return;
+    };
+    let dirs = TestDirs::new(&[]);
+    copy_dir(
+        Path::new(common::fixture::FIXTURE),
+        &dirs.tenants().join("acme"),
+    );
+    let mut config = dirs.config();
+    config.auth.oidc = vec![idp.provider()];
+    let server = common::TestServer::start(config).await;
+    idp.accounts(serde_json::json!({"alice": {"groups": ["ops"]}}))
+        .await;
+    let output = Command::new("node")
+        .arg(Path::new(REPO).join("tests/e2e/oidc.mjs"))
+        .arg(&server.url)
+        .arg(&idp.issuer)
+        .arg(Path::new(REPO).join("target/e2e-screenshots-oidc"))
+        .output()
+        .expect("run node");
+    server.stop().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "oidc walk failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok - no console errors"), "{stdout}");
+}

@@ -10,6 +10,8 @@ mod audit;
 mod keys;
 mod limits;
 mod mfa;
+mod oidc;
+mod oidc_sign_in;
 mod sealing;
 mod secret;
 mod sessions;
@@ -23,6 +25,8 @@ pub use audit::{Actor, AuditEntry, AuditEvent, AuditFilter};
 pub use keys::{KeyInfo, NewKeyRequest, operator_key};
 pub use limits::RateLimited;
 pub use mfa::MfaEnrollment;
+pub use oidc::{Providers as OidcProviders, groups as oidc_groups};
+pub use oidc_sign_in::{OidcCallback, OidcStart};
 pub use secret::{MIN_PASSWORD_LEN, random_password, random_token, same as same_secret, totp_code};
 pub use sessions::{LoginOutcome, SessionCookie};
 pub use users::User;
@@ -49,6 +53,9 @@ pub enum AuthError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Forbidden(String),
+    /// An OpenID Connect sign-in did not pass a check (state, token, claims, account).
+    #[error("{0}")]
+    SignInRefused(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -258,6 +265,8 @@ pub struct Auth {
     /// All sign-ins of this process together (`auth.logins_per_second`): password checks cost
     /// CPU by design, so their total rate is bounded before any is made.
     logins: limits::KeyLimiter,
+    /// The OpenID providers of `auth.oidc` and their cached discovery documents.
+    oidc: oidc::Providers,
 }
 
 impl Auth {
@@ -285,6 +294,7 @@ impl Auth {
                 config.auth.api_burst,
             ),
             logins: limits::KeyLimiter::new(config.auth.logins_per_second, config.auth.login_burst),
+            oidc: oidc::Providers::new(config.auth.oidc.clone())?,
             clock,
             config: config.auth.clone(),
             seal,

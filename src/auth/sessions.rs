@@ -72,6 +72,11 @@ impl Auth {
             format!("user:{}", email.trim().to_lowercase()),
             Some(ip.to_string()),
         );
+        if !self.config.local_passwords {
+            return Err(AuthError::Forbidden(
+                "sign-in with a password is turned off here; use a sign-in provider".into(),
+            ));
+        }
         let email = match normalize_email(email) {
             Ok(e) => e,
             Err(_) => return Err(AuthError::BadCredentials),
@@ -162,7 +167,7 @@ impl Auth {
         Ok(())
     }
 
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         user_id: i64,
         mfa_pending: bool,

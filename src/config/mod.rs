@@ -12,6 +12,7 @@ mod duration;
 mod loaded;
 mod locate;
 mod network;
+mod oidc;
 mod panel;
 mod problem;
 mod rollup;
@@ -41,6 +42,7 @@ pub use loaded::{
 };
 pub use locate::{Locator, Step};
 pub use network::IpNetwork;
+pub use oidc::{GroupRole, OidcProvider, ROLES as OIDC_ROLES};
 pub use panel::{
     AggregateFn, ColumnFormat, Columns, DataSource, Display, DrillDown, PanelAggregation,
     PanelConfig, PanelFile, PanelType, QueryClauses, RowLink, SortOrder, StatusKey, StatusStyle,

@@ -131,6 +131,10 @@ pub struct AuthConfig {
     /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or networks such as
     /// `10.0.0.0/8`). Empty: the client is the TCP peer, whatever the header says.
     pub trusted_proxies: Vec<super::IpNetwork>,
+    /// Email + password sign-in. Off: people sign in through `oidc` only (API keys still work).
+    pub local_passwords: bool,
+    /// OpenID Connect providers, each a button on the login page.
+    pub oidc: Vec<super::OidcProvider>,
 }
 
 impl Default for AuthConfig {
@@ -152,6 +156,8 @@ impl Default for AuthConfig {
             secret_key: None,
             previous_secret_keys: Vec::new(),
             trusted_proxies: Vec::new(),
+            local_passwords: true,
+            oidc: Vec::new(),
         }
     }
 }

@@ -77,6 +77,16 @@ impl ServerConfig {
         let raw: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
         config.share_out_memory(&raw);
         config.validate(path)?;
+        if let Some((line, column, message)) =
+            super::oidc::first_problem(&text, &config.auth.oidc, config.auth.local_passwords)
+        {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            });
+        }
         Ok(config)
     }
 

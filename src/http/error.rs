@@ -186,7 +186,7 @@ fn auth_status(e: &AuthError) -> StatusCode {
         AuthError::LockedOut { .. } | AuthError::RateLimited { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
-        AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AuthError::Forbidden(_) | AuthError::SignInRefused(_) => StatusCode::FORBIDDEN,
         AuthError::NotFound(_) => StatusCode::NOT_FOUND,
         AuthError::Conflict(_) => StatusCode::CONFLICT,
         AuthError::Database(_) | AuthError::Db(_) | AuthError::Internal(_) => {

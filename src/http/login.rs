@@ -66,7 +66,7 @@ fn retry_after(e: &AuthError) -> Option<u64> {
 /// Only a path on this server, so the login form cannot be used to bounce users elsewhere. The
 /// path is judged as a browser will read it — tabs, CR and LF removed, `\` taken as `/` — so
 /// `/\t/evil.example` (which a browser follows as `//evil.example`) becomes `/`.
-fn safe_next(next: &str) -> String {
+pub(super) fn safe_next(next: &str) -> String {
     let as_browser_reads: String = next
         .chars()
         .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
@@ -103,7 +103,7 @@ async fn login_page(
     .await
 }
 
-async fn render_login(
+pub(super) async fn render_login(
     state: &AppState,
     headers: &HeaderMap,
     next: &str,
@@ -116,9 +116,16 @@ async fn render_login(
         .map(String::from)
         .unwrap_or_else(random_token);
     let first_run = state.auth.user_count().await? == 0;
+    let providers: Vec<_> = state
+        .auth
+        .oidc_providers()
+        .iter()
+        .map(|p| context! { name => p.name, label => p.label() })
+        .collect();
+    let local_passwords = state.auth.config().local_passwords;
     let html = state.pages.page(
         "login.html",
-        context! { title => "Sign in", csrf => csrf, next => safe_next(next), email => email, error => error, first_run => first_run },
+        context! { title => "Sign in", csrf => csrf, next => safe_next(next), email => email, error => error, first_run => first_run, providers => providers, local_passwords => local_passwords },
     )?;
     let mut response = (status, Html(html)).into_response();
     let value = format!("{name}={csrf}; {}", cookie_attributes(state, 3600));
@@ -265,15 +272,41 @@ async fn mfa(
     }
 }
 
+/// Where browsers reach this server: `alerts.external_url`, else the host the request named
+/// (links the providers send people back to).
+pub(super) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.alerts.external_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if state.auth.config().behind_tls {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
 async fn logout(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let principal = caller.principal()?;
+    let mut target = "/login".to_string();
     if let Some(session) = principal.session() {
+        // Signed in through a provider that offers it: end the provider's session too, and
+        // come back to the login page.
+        let back = format!("{}/login", public_base(&state, &headers));
+        if let Some(url) = state.auth.oidc_logout_url(session, &back).await {
+            target = url;
+        }
         state.auth.logout(&caller.actor(), session).await?;
     }
-    let mut response = Redirect::to("/login").into_response();
+    let mut response = Redirect::to(&target).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         cleared_cookie(&state, state.auth.cookie_name()),

@@ -16,6 +16,7 @@ mod extract;
 mod health;
 mod influx;
 mod login;
+mod oidc;
 mod otlp;
 mod pages;
 mod panel_actions;
@@ -39,7 +40,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Uri;
+use axum::http::{HeaderValue, Uri};
 
 use crate::auth::Auth;
 use crate::config::ServerConfig;
@@ -108,6 +109,7 @@ pub fn routes() -> Vec<Route> {
         pages::routes(),
         panel_page::routes(),
         login::routes(),
+        oidc::routes(),
         account::routes(),
         subscriptions::routes(),
         admin::routes(),
@@ -134,10 +136,13 @@ pub fn router(state: AppState) -> Router {
         router = router.route(path, handler.layer(DefaultBodyLimit::max(limit)));
     }
     let behind_tls = state.config.auth.behind_tls;
+    let policy = content_security_policy(&state.config.auth.oidc);
     router
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         .layer(axum::middleware::from_fn(error::api_refusals_as_json))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(move |r| {
+            security_headers(r, policy.clone())
+        }))
         .layer(axum::middleware::map_response(
             move |mut response: axum::response::Response| async move {
                 if behind_tls {
@@ -152,19 +157,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Headers on every response. The pages carry no inline script or style (placement is by
-/// class, behaviour by the one script file), so the policy can be strict: a template panel's
-/// HTML cannot run script either.
-async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
-    use axum::http::{HeaderValue, header};
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
+/// The pages carry no inline script or style (placement is by class, behaviour by the one
+/// script file), so the policy can be strict: a template panel's HTML cannot run script either.
+/// Signing out may answer the form with a redirect to a sign-in provider's logout page, and
+/// browsers hold form redirects to `form-action` too: the providers' origins are listed there.
+fn content_security_policy(providers: &[crate::config::OidcProvider]) -> HeaderValue {
+    let mut form_action = String::from("'self'");
+    for provider in providers {
+        if let Ok(url) = url::Url::parse(&provider.issuer) {
+            form_action.push(' ');
+            form_action.push_str(&url.origin().ascii_serialization());
+        }
+    }
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
     );
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
+
+/// Headers on every response: the content security policy and its companions.
+async fn security_headers(
+    mut response: axum::response::Response,
+    policy: HeaderValue,
+) -> axum::response::Response {
+    use axum::http::header;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

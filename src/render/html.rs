@@ -67,6 +67,7 @@ impl Pages {
             ),
             ("login.html", include_str!("templates/login.html")),
             ("mfa.html", include_str!("templates/mfa.html")),
+            ("signed_in.html", include_str!("templates/signed_in.html")),
             ("account.html", include_str!("templates/account.html")),
             ("admin.html", include_str!("templates/admin.html")),
             (

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 mod api;
 mod lockouts;
+mod oidc;
 
 use api::*;
 use common::session::{Browser, Db, Env, PASSWORD, redirect_of};
 use lockouts::*;
+use oidc::*;
 use opsboard::auth::{AuditFilter, Role};
 
 on_both_databases!(
@@ -32,6 +34,9 @@ on_both_databases!(
     editors_silence_and_acknowledge,
     the_api_describes_itself,
     schemathesis_finds_nothing_undocumented,
+    oidc_sign_in_applies_groups_at_every_sign_in,
+    oidc_refuses_what_does_not_check_out,
+    oidc_only_servers_take_no_passwords,
 );
 
 /// What a request puts in the audit log is bounded: a tenant that is no tenant name stays out

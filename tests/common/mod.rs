@@ -16,6 +16,7 @@ macro_rules! on_both_databases {
 
 pub mod alerting;
 pub mod fixture;
+pub mod idp;
 pub mod pg;
 pub mod s3;
 pub mod session;

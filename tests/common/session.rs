@@ -221,14 +221,20 @@ impl Browser {
 
     /// The session token the browser holds, if any.
     pub fn session_token(&self) -> Option<String> {
+        self.cookie("opsboard_session")
+    }
+
+    /// The value of the cookie `name` the browser holds for the server, if any.
+    pub fn cookie(&self, name: &str) -> Option<String> {
         use reqwest::cookie::CookieStore;
         let url = self.base.parse().ok()?;
         let cookies = self.jar.cookies(&url)?;
+        let prefix = format!("{name}=");
         cookies
             .to_str()
             .ok()?
             .split("; ")
-            .find_map(|c| c.strip_prefix("opsboard_session="))
+            .find_map(|c| c.strip_prefix(prefix.as_str()))
             .map(String::from)
     }
 
