@@ -193,13 +193,19 @@ async fn oidc_sign_in_in_chromium() {
     let server = common::TestServer::start(config).await;
     idp.accounts(serde_json::json!({"alice": {"groups": ["ops"]}}))
         .await;
-    let output = Command::new("node")
-        .arg(Path::new(REPO).join("tests/e2e/oidc.mjs"))
-        .arg(&server.url)
-        .arg(&idp.issuer)
-        .arg(Path::new(REPO).join("target/e2e-screenshots-oidc"))
-        .output()
-        .expect("run node");
+    // The server runs on this test's runtime: the walk waits off it.
+    let (url, issuer) = (server.url.clone(), idp.issuer.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(Path::new(REPO).join("tests/e2e/oidc.mjs"))
+            .arg(url)
+            .arg(issuer)
+            .arg(Path::new(REPO).join("target/e2e-screenshots-oidc"))
+            .output()
+            .expect("run node")
+    })
+    .await
+    .expect("the walk");
     server.stop().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -12,8 +12,8 @@ rmSync(shots, { recursive: true, force: true });
 mkdirSync(shots, { recursive: true });
 
 const browser = await launch();
+const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
 try {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   const errors = [];
   page.on("console", (m) => {
     if (m.type() === "error" && page.url().startsWith(base)) errors.push(`${page.url()}: ${m.text()}`);
@@ -30,6 +30,7 @@ try {
   await page.waitForSelector("input[name=login]");
   check(true, "the button leads to the provider's sign-in page");
   await page.fill("input[name=login]", "alice");
+  await page.fill("input[name=password]", "any password (development sign-in)");
   await page.click("button[type=submit]");
   await page.waitForSelector("button:has-text('Continue')");
   await Promise.all([page.waitForURL(`${base}/t/acme`), page.click("button:has-text('Continue')")]);
@@ -48,6 +49,11 @@ try {
   await page.goto(`${base}/t/acme`);
   check(new URL(page.url()).pathname === "/login", "signed out here too");
   check(errors.length === 0, `no console errors on opsboard's pages (${errors.join(" | ")})`);
+} catch (e) {
+  // Where the walk stood, for the failure message.
+  console.log(`at ${page.url()}:\n${(await page.evaluate(() => document.body.innerHTML)).slice(0, 3000)}`);
+  await page.screenshot({ path: join(shots, "failed.png"), fullPage: true });
+  throw e;
 } finally {
   await browser.close();
 }
