@@ -25,7 +25,6 @@ pub use audit::{Actor, AuditEntry, AuditEvent, AuditFilter};
 pub use keys::{KeyInfo, NewKeyRequest, operator_key};
 pub use limits::RateLimited;
 pub use mfa::MfaEnrollment;
-pub use oidc::{Providers as OidcProviders, groups as oidc_groups};
 pub use oidc_sign_in::{OidcCallback, OidcStart};
 pub use secret::{MIN_PASSWORD_LEN, random_password, random_token, same as same_secret, totp_code};
 pub use sessions::{LoginOutcome, SessionCookie};

@@ -2,7 +2,7 @@
 //! for an hour, fetched again when a token is signed by a key the cached JWKS lacks — the
 //! provider rotated its keys), the authorization URL with PKCE, `state` and `nonce`, and the
 //! code exchange whose ID token is verified (signature against the provider's JWKS, issuer,
-//! audience, expiry with the crate's clock skew, nonce). What a verified sign-in means for
+//! audience, expiry and issue time within a clock skew of two minutes, nonce). What a verified sign-in means for
 //! users and roles is `oidc_sign_in.rs`.
 
 use std::collections::HashMap;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
@@ -101,23 +101,30 @@ impl Providers {
         provider: &OidcProvider,
         fresh: bool,
     ) -> Result<Arc<ProviderMetadataWithLogout>, AuthError> {
-        let mut cache = self.metadata.lock().await;
         if !fresh
-            && let Some((at, m)) = cache.get(&provider.name)
+            && let Some((at, m)) = self.metadata.lock().await.get(&provider.name)
             && at.elapsed() < METADATA_TTL
         {
             return Ok(m.clone());
         }
+        // Fetched without holding the cache, so a slow provider delays only its own sign-ins.
         let issuer =
             IssuerUrl::new(provider.issuer.clone()).map_err(|e| refused(&provider.name, e))?;
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| {
-                tracing::warn!(provider = %provider.name, error = %error_chain(&e), "OIDC discovery failed");
-                refused(&provider.name, format!("the provider's discovery document: {}", error_chain(&e)))
+                let why = error_chain(&e);
+                tracing::warn!(provider = %provider.name, error = %why, "OIDC discovery failed");
+                refused(
+                    &provider.name,
+                    format!("the provider's discovery document: {why}"),
+                )
             })?;
         let metadata = Arc::new(metadata);
-        cache.insert(provider.name.clone(), (Instant::now(), metadata.clone()));
+        self.metadata
+            .lock()
+            .await
+            .insert(provider.name.clone(), (Instant::now(), metadata.clone()));
         Ok(metadata)
     }
 
@@ -202,14 +209,14 @@ impl Providers {
             .to_string();
         let token = FullIdToken::from_str(&raw).map_err(|e| refused(&provider.name, e))?;
         let nonce = Nonce::new(nonce.to_string());
-        let verified = match token.claims(&client.id_token_verifier(), &nonce) {
+        let verified = match token.claims(&with_clock_skew(client.id_token_verifier()), &nonce) {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 let metadata = self.metadata(provider, true).await?;
                 let client = Self::client(provider, &metadata, redirect_url)?;
                 token
-                    .claims(&client.id_token_verifier(), &nonce)
+                    .claims(&with_clock_skew(client.id_token_verifier()), &nonce)
                     .map(|c| serde_json::to_value(c).unwrap_or_default())
             }
             other => other.map(|c| serde_json::to_value(c).unwrap_or_default()),
@@ -239,6 +246,24 @@ impl Providers {
         }
         Some(request.http_get_url().to_string())
     }
+}
+
+/// How far the provider's clock may be from ours: a token this much past its expiry still
+/// passes, one issued further in the future does not.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+
+fn with_clock_skew(
+    verifier: openidconnect::IdTokenVerifier<'_, CoreJsonWebKey>,
+) -> openidconnect::IdTokenVerifier<'_, CoreJsonWebKey> {
+    verifier
+        .set_time_fn(|| chrono::Utc::now() - CLOCK_SKEW)
+        .set_issue_time_verifier_fn(|issued| {
+            if issued > chrono::Utc::now() + CLOCK_SKEW {
+                Err(format!("issued in the future ({issued})"))
+            } else {
+                Ok(())
+            }
+        })
 }
 
 /// An error and its causes on one line ("the token request: …: connection refused").

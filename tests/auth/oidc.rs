@@ -301,6 +301,10 @@ pub async fn oidc_refuses_what_does_not_check_out(db: Db) {
             json!({"claims": {"exp": now - 600, "iat": now - 1200}}),
             "Expired",
         ),
+        (
+            json!({"claims": {"iat": now + 600, "exp": now + 1200}}),
+            "issued in the future",
+        ),
         (json!({"sign": "rogue"}), "Signature verification failed"),
         (
             json!({"claims": {"aud": "another-client"}}),
@@ -319,6 +323,13 @@ pub async fn oidc_refuses_what_does_not_check_out(db: Db) {
         env.auth.user_by_email("dave@example.com").await.is_err(),
         "never created"
     );
+
+    // A token 30 s past its expiry is within the clock skew allowed.
+    let url = through_provider(&b, &idp, "dave", "/").await;
+    idp.tamper(json!({"claims": {"exp": now - 30}})).await;
+    let (status, page) = callback(&b, &url).await;
+    assert_eq!(status, 200, "{page}");
+    let b = env.browser().await;
 
     // The provider rotates its key: the new key is fetched and the sign-in goes through.
     let url = through_provider(&b, &idp, "dave", "/").await;
