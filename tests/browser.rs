@@ -17,29 +17,30 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const SEED_EDITOR: &str = "editor@seeds.test";
 const SEED_VIEWER: &str = "viewer@seeds.test";
 
-fn browser_available() -> Result<(), String> {
+/// Whether Chromium and playwright-core are here; without them the test is skipped loudly, or
+/// fails when `OPSBOARD_E2E=required`.
+fn browser_available(test: &str) -> bool {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!(
-            "no Chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    if !Path::new(REPO)
+    let missing = if !Path::new(&chromium).exists() {
+        format!("no Chromium at {chromium} (apt-get install chromium)")
+    } else if !Path::new(REPO)
         .join("tests/e2e/node_modules/playwright-core")
         .exists()
     {
-        return Err("no playwright-core (cd tests/e2e && npm ci)".into());
+        "no playwright-core (cd tests/e2e && npm ci)".to_string()
+    } else {
+        return true;
+    };
+    if std::env::var("OPSBOARD_E2E").as_deref() == Ok("required") {
+        panic!("browser test required but {missing}");
     }
-    Ok(())
+    eprintln!("SKIPPED {test}: {missing}");
+    false
 }
 
 #[tokio::test]
 async fn demo_dashboard_in_chromium() {
-    if let Err(missing) = browser_available() {
-        if std::env::var("OPSBOARD_E2E").as_deref() == Ok("required") {
-            panic!("browser test required but {missing}");
-        }
-        eprintln!("SKIPPED demo_dashboard_in_chromium: {missing}");
+    if !browser_available("demo_dashboard_in_chromium") {
         return;
     }
     let dirs = TestDirs::new(&[]);
@@ -173,11 +174,7 @@ async fn demo_dashboard_in_chromium() {
 /// (`tests/e2e/oidc.mjs`): the real redirects, the provider's pages, the pages' policy.
 #[tokio::test]
 async fn oidc_sign_in_in_chromium() {
-    if let Err(missing) = browser_available() {
-        if std::env::var("OPSBOARD_E2E").as_deref() == Ok("required") {
-            panic!("browser test required but {missing}");
-        }
-        eprintln!("SKIPPED oidc_sign_in_in_chromium: {missing}");
+    if !browser_available("oidc_sign_in_in_chromium") {
         return;
     }
     let Some(idp) = common::idp::Idp::start("oidc_sign_in_in_chromium") else {

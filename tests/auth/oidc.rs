@@ -96,6 +96,12 @@ async fn through_provider(b: &Browser, idp: &Idp, login: &str, next: &str) -> St
     panic!("the provider never sent the browser back");
 }
 
+/// The `state` parameter of a callback URL.
+fn state_in(url: &str) -> &str {
+    let after = url.split("state=").nth(1).expect("a state in the callback");
+    after.split('&').next().unwrap_or_default()
+}
+
 /// Opens the callback; returns status and page.
 async fn callback(b: &Browser, url: &str) -> (u16, String) {
     let r = b.client.get(url).send().await.expect("callback");
@@ -258,13 +264,7 @@ pub async fn oidc_refuses_what_does_not_check_out(db: Db) {
     // The state: changed, from another browser, replayed, stale.
     let b = env.browser().await;
     let url = through_provider(&b, &idp, "dave", "/").await;
-    let state = url
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
+    let state = state_in(&url);
     let tampered = url.replace(state, &format!("{}x", state));
     refused(&env, &b, &tampered, "unknown or was already used").await;
     refused(
@@ -280,13 +280,7 @@ pub async fn oidc_refuses_what_does_not_check_out(db: Db) {
     refused(&env, &b, &url, "longer than 10 minutes").await;
     // The provider's own refusal.
     let url = through_provider(&b, &idp, "dave", "/").await;
-    let state = url
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
+    let state = state_in(&url);
     let denied = format!(
         "{}/login/oidc/test/callback?error=access_denied&state={state}",
         b.base
