@@ -83,6 +83,9 @@ impl Auth {
         callback: &OidcCallback<'_>,
         ip: &str,
     ) -> Result<(String, String), AuthError> {
+        // Callbacks share the sign-in rate with password checks: each refusal is an audit
+        // entry, and a flood of made-up callbacks must not become a flood of writes.
+        self.take_login_token()?;
         let actor = Actor::new(format!("oidc:{provider}"), Some(ip.to_string()));
         match self
             .oidc_finish_checked(provider, redirect_url, callback, ip)
@@ -188,24 +191,7 @@ impl Auth {
         let refused =
             |m: String| AuthError::SignInRefused(format!("sign-in through {name} failed: {m}"));
         let claims = &identity.claims;
-        let email = claims
-            .get(&provider.email_claim)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| refused(format!("the token has no {} claim", provider.email_claim)))?;
-        let email = normalize_email(email).map_err(|e| refused(e.to_string()))?;
-        let verified = claims.get("email_verified").and_then(|v| v.as_bool());
-        if provider.require_verified_email && verified == Some(false) {
-            return Err(refused(format!("the provider has not verified {email}")));
-        }
-        let domain = email.rsplit('@').next().unwrap_or_default();
-        if !provider.allowed_domains.is_empty()
-            && !provider
-                .allowed_domains
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(domain))
-        {
-            return Err(refused(format!("{domain} is not an allowed domain")));
-        }
+        let (email, verified) = checked_email(provider, claims).map_err(refused)?;
         let actor = Actor::new(format!("oidc:{name}"), Some(ip.to_string()));
         let user = match self.identity_user(identity).await? {
             Some(id) => self.user(id).await?,
@@ -374,6 +360,33 @@ pub struct OidcCallback<'a> {
     /// The provider's `error` (the user declined, …), when it sent one instead of a code.
     pub error: Option<&'a str>,
     pub browser_state: Option<&'a str>,
+}
+
+/// The user's email from the provider's claims and whether the provider says it is verified,
+/// or why the sign-in is refused (no email, not verified, a domain not allowed).
+fn checked_email(
+    provider: &OidcProvider,
+    claims: &serde_json::Value,
+) -> Result<(String, Option<bool>), String> {
+    let email = claims
+        .get(&provider.email_claim)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| format!("the token has no {} claim", provider.email_claim))?;
+    let email = normalize_email(email).map_err(|e| e.to_string())?;
+    let verified = claims.get("email_verified").and_then(|v| v.as_bool());
+    if provider.require_verified_email && verified == Some(false) {
+        return Err(format!("the provider has not verified {email}"));
+    }
+    let domain = email.rsplit('@').next().unwrap_or_default();
+    let allowed = provider.allowed_domains.is_empty()
+        || provider
+            .allowed_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain));
+    if !allowed {
+        return Err(format!("{domain} is not an allowed domain"));
+    }
+    Ok((email, verified))
 }
 
 /// For each tenant the provider's mapping names: the highest role the groups give, or None.

@@ -111,16 +111,9 @@ impl OidcProvider {
     }
 }
 
-/// Each problem with the providers: the key path (under `auth.oidc[i]`) and the message.
+/// Each problem with the providers: the key path (under `auth`) and the message.
 pub fn problems(providers: &[OidcProvider], local_passwords: bool) -> Vec<(Vec<Step>, String)> {
     let mut out = vec![];
-    let at = |i: usize, key: &str| {
-        let mut path = vec![Step::from("auth"), Step::from("oidc"), Step::from(i)];
-        if !key.is_empty() {
-            path.push(Step::from(key));
-        }
-        path
-    };
     if !local_passwords && providers.is_empty() {
         out.push((
             vec![Step::from("auth"), Step::from("local_passwords")],
@@ -130,91 +123,113 @@ pub fn problems(providers: &[OidcProvider], local_passwords: bool) -> Vec<(Vec<S
         ));
     }
     for (i, p) in providers.iter().enumerate() {
-        let slug = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        };
-        if !slug(&p.name) {
-            out.push((
-                at(i, "name"),
-                format!(
-                    "provider name {:?} must be lowercase letters, digits, - or _",
-                    p.name
-                ),
-            ));
-        }
+        let mut found = identity_problems(p);
+        found.extend(mapping_problems(p));
         if providers[..i].iter().any(|o| o.name == p.name) {
-            out.push((
-                at(i, "name"),
+            found.push((
+                vec![Step::from("name")],
                 format!("provider {:?} is configured twice", p.name),
             ));
         }
-        if let Err(message) = check_url(&p.issuer) {
-            out.push((at(i, "issuer"), format!("issuer: {message}")));
+        for (key, message) in found {
+            let mut path = vec![Step::from("auth"), Step::from("oidc"), Step::from(i)];
+            path.extend(key);
+            out.push((path, message));
         }
-        if let Some(Err(message)) = p.redirect_url.as_deref().map(check_url) {
-            out.push((at(i, "redirect_url"), format!("redirect_url: {message}")));
-        }
-        if p.client_id.trim().is_empty() {
-            out.push((at(i, "client_id"), "client_id must not be empty".into()));
-        }
-        if let Some(var) = &p.client_secret_env
-            && !std::env::var(var).is_ok_and(|v| !v.is_empty())
-        {
+    }
+    out
+}
+
+fn slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Who the provider is and how opsboard reaches it: name, URLs, client and secret, email claim.
+fn identity_problems(p: &OidcProvider) -> Vec<(Vec<Step>, String)> {
+    let mut out: Vec<(&str, String)> = vec![];
+    if !slug(&p.name) {
+        out.push((
+            "name",
+            format!(
+                "provider name {:?} must be lowercase letters, digits, - or _",
+                p.name
+            ),
+        ));
+    }
+    if let Err(message) = check_url(&p.issuer) {
+        out.push(("issuer", format!("issuer: {message}")));
+    }
+    if let Some(Err(message)) = p.redirect_url.as_deref().map(check_url) {
+        out.push(("redirect_url", format!("redirect_url: {message}")));
+    }
+    if p.client_id.trim().is_empty() {
+        out.push(("client_id", "client_id must not be empty".into()));
+    }
+    if let Some(var) = &p.client_secret_env
+        && !std::env::var(var).is_ok_and(|v| !v.is_empty())
+    {
+        out.push((
+            "client_secret_env",
+            format!("the environment variable {var} (the client secret) is not set"),
+        ));
+    }
+    if let Some(file) = &p.client_secret_file {
+        if p.client_secret_env.is_some() {
             out.push((
-                at(i, "client_secret_env"),
-                format!("the environment variable {var} (the client secret) is not set"),
+                "client_secret_file",
+                "set client_secret_env or client_secret_file, not both".into(),
+            ));
+        } else if p.client_secret().is_none_or(|s| s.is_empty()) {
+            out.push((
+                "client_secret_file",
+                format!("cannot read the client secret from {}", file.display()),
             ));
         }
-        if let Some(file) = &p.client_secret_file {
-            if p.client_secret_env.is_some() {
-                out.push((
-                    at(i, "client_secret_file"),
-                    "set client_secret_env or client_secret_file, not both".into(),
-                ));
-            } else if p.client_secret().is_none_or(|s| s.is_empty()) {
-                out.push((
-                    at(i, "client_secret_file"),
-                    format!("cannot read the client secret from {}", file.display()),
-                ));
-            }
-        }
-        if p.email_claim.trim().is_empty() {
-            out.push((at(i, "email_claim"), "email_claim must not be empty".into()));
-        }
-        let maps_groups = !p.roles.is_empty() || !p.admin_groups.is_empty();
-        if maps_groups
-            && p.groups_claim
-                .as_deref()
-                .is_none_or(|c| c.trim().is_empty())
-        {
+    }
+    if p.email_claim.trim().is_empty() {
+        out.push(("email_claim", "email_claim must not be empty".into()));
+    }
+    out.into_iter()
+        .map(|(key, message)| (vec![Step::from(key)], message))
+        .collect()
+}
+
+/// Who may sign in and with which roles: groups claim, role rules, domains.
+fn mapping_problems(p: &OidcProvider) -> Vec<(Vec<Step>, String)> {
+    let mut out = vec![];
+    let maps_groups = !p.roles.is_empty() || !p.admin_groups.is_empty();
+    if maps_groups
+        && p.groups_claim
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
+    {
+        out.push((
+            vec![Step::from("groups_claim")],
+            "roles and admin_groups need groups_claim (the claim listing the groups)".into(),
+        ));
+    }
+    for (j, rule) in p.roles.iter().enumerate() {
+        let at = |key: &str| vec![Step::from("roles"), Step::from(j), Step::from(key)];
+        if !ROLES.contains(&rule.role.as_str()) {
             out.push((
-                at(i, "groups_claim"),
-                "roles and admin_groups need groups_claim (the claim listing the groups)".into(),
+                at("role"),
+                format!("unknown role {:?} (viewer, editor or admin)", rule.role),
+            ));
+        } else if !slug(&rule.tenant) {
+            out.push((
+                at("tenant"),
+                format!("{:?} is not a tenant name", rule.tenant),
             ));
         }
-        for (j, rule) in p.roles.iter().enumerate() {
-            let mut path = at(i, "roles");
-            path.push(Step::from(j));
-            if !ROLES.contains(&rule.role.as_str()) {
-                path.push(Step::from("role"));
-                out.push((
-                    path,
-                    format!("unknown role {:?} (viewer, editor or admin)", rule.role),
-                ));
-            } else if !slug(&rule.tenant) {
-                path.push(Step::from("tenant"));
-                out.push((path, format!("{:?} is not a tenant name", rule.tenant)));
-            }
-        }
-        for domain in &p.allowed_domains {
-            if domain.is_empty() || domain.contains('@') || domain.trim() != domain {
-                out.push((
-                    at(i, "allowed_domains"),
-                    format!("{domain:?} is not a domain (example.com, without @)"),
-                ));
-            }
+    }
+    for domain in &p.allowed_domains {
+        if domain.is_empty() || domain.contains('@') || domain.trim() != domain {
+            out.push((
+                vec![Step::from("allowed_domains")],
+                format!("{domain:?} is not a domain (example.com, without @)"),
+            ));
         }
     }
     out
