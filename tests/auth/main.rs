@@ -37,6 +37,7 @@ on_both_databases!(
     oidc_sign_in_applies_groups_at_every_sign_in,
     oidc_refuses_what_does_not_check_out,
     oidc_only_servers_take_no_passwords,
+    oidc_callbacks_share_the_sign_in_rate,
 );
 
 /// What a request puts in the audit log is bounded: a tenant that is no tenant name stays out

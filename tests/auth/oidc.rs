@@ -413,3 +413,35 @@ pub async fn oidc_only_servers_take_no_passwords(db: Db) {
     assert_eq!(r.status(), 404);
     env.server.stop().await;
 }
+
+/// Made-up callbacks take from the sign-in rate like password checks: past the burst they get
+/// 429 + `Retry-After`, and write no audit entry.
+pub async fn oidc_callbacks_share_the_sign_in_rate(db: Db) {
+    let Some(env) = Env::start(db, "oidc_rate", |config| {
+        config.auth.logins_per_second = 0.01;
+        config.auth.login_burst = 3;
+        config.auth.oidc = vec![
+            serde_yaml::from_str("name: test\nissuer: http://127.0.0.1:1\nclient_id: c\n").unwrap(),
+        ];
+    })
+    .await
+    else {
+        return;
+    };
+    let b = env.browser().await;
+    let mut statuses = vec![];
+    for i in 0..5 {
+        let r = b
+            .get(&format!(
+                "/login/oidc/test/callback?state=made-up-{i}&code=x"
+            ))
+            .await;
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses, [403, 403, 403, 429, 429]);
+    assert_eq!(audit(&env, "login", "failed").await.len(), 3);
+    env.server.stop().await;
+}
