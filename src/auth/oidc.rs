@@ -224,9 +224,22 @@ impl Providers {
         let claims = verified
             .map_err(|e| refused(&provider.name, format!("the ID token: {}", error_chain(&e))))?;
         let text = |key: &str| claims.get(key).and_then(|v| v.as_str()).map(String::from);
+        // Users are keyed by these two: never by an empty one.
+        let (Some(issuer), Some(subject)) = (text("iss"), text("sub")) else {
+            return Err(refused(
+                &provider.name,
+                "the ID token names no issuer or subject",
+            ));
+        };
+        if issuer.is_empty() || subject.is_empty() {
+            return Err(refused(
+                &provider.name,
+                "the ID token names no issuer or subject",
+            ));
+        }
         Ok(VerifiedIdentity {
-            issuer: text("iss").unwrap_or_default(),
-            subject: text("sub").unwrap_or_default(),
+            issuer,
+            subject,
             claims,
         })
     }
