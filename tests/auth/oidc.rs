@@ -300,6 +300,7 @@ pub async fn oidc_refuses_what_does_not_check_out(db: Db) {
             "issued in the future",
         ),
         (json!({"sign": "rogue"}), "Signature verification failed"),
+        (json!({"claims": {"sub": ""}}), "subject"),
         (
             json!({"claims": {"aud": "another-client"}}),
             "Invalid audiences",
