@@ -34,7 +34,8 @@ impl Auth {
         self.oidc.list()
     }
 
-    fn oidc_provider(&self, name: &str) -> Result<&OidcProvider, AuthError> {
+    /// The configured provider called `name`.
+    pub fn oidc_provider(&self, name: &str) -> Result<&OidcProvider, AuthError> {
         self.oidc
             .get(name)
             .ok_or_else(|| AuthError::NotFound(format!("no sign-in provider {name:?}")))

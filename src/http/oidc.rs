@@ -50,9 +50,8 @@ fn state_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
 fn redirect_url(state: &AppState, headers: &HeaderMap, provider: &str) -> String {
     let configured = state
         .auth
-        .oidc_providers()
-        .iter()
-        .find(|p| p.name == provider)
+        .oidc_provider(provider)
+        .ok()
         .and_then(|p| p.redirect_url.clone());
     configured.unwrap_or_else(|| {
         format!(
@@ -134,9 +133,7 @@ async fn callback(
         Ok((token, next)) => {
             let label = state
                 .auth
-                .oidc_providers()
-                .iter()
-                .find(|p| p.name == provider)
+                .oidc_provider(&provider)
                 .map_or(provider.clone(), |p| p.label().to_string());
             let html = state.pages.page(
                 "signed_in.html",
