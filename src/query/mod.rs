@@ -14,6 +14,7 @@ mod guard;
 mod last;
 mod metadata;
 mod metered;
+mod page_index;
 mod provider;
 mod pruning;
 mod rollup_rule;

@@ -10,11 +10,10 @@ use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::datasource::TableType;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -22,6 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
+use super::page_index::PageIndexReaderFactory;
 use super::pruning::TimeRange;
 use crate::storage::rollup::RollupDef;
 use crate::storage::{ParquetFile, TableSnapshot, TenantStore};
@@ -192,8 +192,28 @@ impl FileScan<'_> {
         if files.is_empty() {
             return Ok(None);
         }
-        let mut source = ParquetSource::new(self.schema.clone());
-        if let Some(predicate) = conjunction(self.filters.iter().cloned()) {
+        let parquet_options = state.table_options().parquet.clone();
+        let size_hint = parquet_options.global.metadata_size_hint;
+        let runtime = state.runtime_env();
+        let readers = PageIndexReaderFactory::new(
+            runtime.object_store(self.store_url)?,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
+        let mut source = ParquetSource::new(self.schema.clone())
+            .with_table_parquet_options(parquet_options)
+            .with_parquet_file_reader_factory(Arc::new(readers));
+        if let Some(hint) = size_hint {
+            source = source.with_metadata_size_hint(hint);
+        }
+        // A rewritten plan may hand the same filter in twice; each copy would be evaluated
+        // against every row group and page again.
+        let mut filters: Vec<Expr> = Vec::with_capacity(self.filters.len());
+        for filter in self.filters {
+            if !filters.contains(filter) {
+                filters.push(filter.clone());
+            }
+        }
+        if let Some(predicate) = conjunction(filters) {
             let df_schema = DFSchema::try_from(self.schema.clone())?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
         }
@@ -208,11 +228,9 @@ impl FileScan<'_> {
             .with_projection_indices(self.projection.cloned())?
             .with_limit(self.limit)
             .build();
-        Ok(Some(
-            ParquetFormat::default()
-                .create_physical_plan(state, config)
-                .await?,
-        ))
+        // Not `ParquetFormat::create_physical_plan`: it would put back DataFusion's reader
+        // factory, which caches footers without their page index.
+        Ok(Some(DataSourceExec::from_data_source(config)))
     }
 }
 

@@ -23,14 +23,15 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::StorageError;
 use super::persist::SortedRun;
-use super::schema::TableSchema;
 use super::schema::align_batch;
+use super::schema::{ColumnKind, TableSchema};
 use super::table::time_bounds;
 
 /// Rows the merge takes from an input at a time (and emits per output batch).
@@ -41,6 +42,9 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// asks for a few series, or a short time window (a series' day spans several pages, so the
 /// raw rows of a range's partial buckets decode a page or two per series, not its whole day).
 const PAGE_ROWS: usize = 1024;
+
+/// How a rollup's sum columns end (`usage#sum`, see `rollup::part_column`).
+const SUM_SUFFIX: &str = "#sum";
 
 /// What was written: the caller names the file in the catalog.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,13 +86,27 @@ fn writer_properties(
             nulls_first: true,
         })
         .collect();
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_sorting_columns(Some(sorting))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .build())
+        .set_data_page_row_count_limit(PAGE_ROWS);
+    for column in schema.columns() {
+        let path = ColumnPath::from(column.name.as_str());
+        if column.kind == ColumnKind::Time {
+            // Each series' times rise by a steady step: delta-encoded they shrink to almost
+            // nothing, where a dictionary of every distinct instant is most of the column.
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        } else if column.name.ends_with(SUM_SUFFIX) {
+            // A rollup's sums hardly ever repeat, so their dictionary is as big as the values,
+            // and reading one page of a row group would load and decode all of it.
+            builder = builder.set_column_dictionary_enabled(path, false);
+        }
+    }
+    Ok(builder.build())
 }
 
 /// A sorted run of buffered rows as one merge input, copied out `MERGE_BATCH_ROWS` at a time:
@@ -328,6 +346,52 @@ mod tests {
                 ("c".to_string(), 2),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn time_is_delta_encoded_and_sums_have_no_dictionary() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        let mut rows = batch(&["a"; 3], &[10, 20, 30], true);
+        let mut fields: Vec<Field> = rows
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (**f).clone())
+            .collect();
+        fields[3] = Field::new("v#sum", DataType::Float64, true);
+        rows =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), rows.columns().to_vec()).unwrap();
+        let schema = TableSchema::default().merge("t", &rows.schema()).unwrap();
+        let input = batches_input(&schema.arrow_schema(), vec![rows]);
+        let path = Path::from("t/encodings.parquet");
+        merge_into_file(objects.clone(), &path, &schema, vec![input], &pool)
+            .await
+            .unwrap()
+            .unwrap();
+        let bytes = objects.get(&path).await.unwrap().bytes().await.unwrap();
+        let reader = SerializedFileReader::new(bytes).unwrap();
+        let group = reader.metadata().row_group(0);
+        let column = |name: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap()
+                .clone()
+        };
+        let time = column("time");
+        assert!(time.dictionary_page_offset().is_none());
+        assert!(
+            time.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            time.encodings().collect::<Vec<_>>()
+        );
+        assert!(column("v#sum").dictionary_page_offset().is_none());
+        // Tags and plain fields keep their dictionary: they repeat.
+        assert!(column("host").dictionary_page_offset().is_some());
+        assert!(column("v").dictionary_page_offset().is_some());
     }
 
     #[tokio::test]
