@@ -47,6 +47,18 @@ impl MetadataCache {
         self.limit
     }
 
+    /// Files whose metadata is cached, and how many of them with their page index.
+    pub fn files(&self) -> (usize, usize) {
+        let entries = self.entries.list_entries();
+        let indexed = entries
+            .values()
+            .filter(|e| {
+                e.value.file_metadata.extra_info().get("page_index") == Some(&"true".to_string())
+            })
+            .count();
+        (entries.len(), indexed)
+    }
+
     /// `tenant`'s view of the cache.
     pub fn for_tenant(&self, tenant: &str) -> TenantMetadata {
         TenantMetadata {

@@ -159,6 +159,18 @@ impl QueryEngine {
         (self.metadata.used(), self.metadata.limit())
     }
 
+    /// Parquet files whose metadata is cached, and how many of them with their page index.
+    pub fn metadata_cache_files(&self) -> (usize, usize) {
+        self.metadata.files()
+    }
+
+    /// This engine with DataFusion settings given here instead of read from `DATAFUSION_*`
+    /// variables (embedding and tests: the environment is shared by the whole process).
+    pub fn with_engine_settings(mut self, settings: SessionConfig) -> Self {
+        self.engine_options = settings;
+        self
+    }
+
     /// A SessionContext that can see exactly this tenant's tables.
     pub fn context(&self, tenant: &Arc<TenantStore>) -> Result<SessionContext, QueryError> {
         let url = ObjectStoreUrl::parse(STORE_URL).map_err(|e| self.classify(e))?;

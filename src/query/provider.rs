@@ -205,15 +205,7 @@ impl FileScan<'_> {
         if let Some(hint) = size_hint {
             source = source.with_metadata_size_hint(hint);
         }
-        // A rewritten plan may hand the same filter in twice; each copy would be evaluated
-        // against every row group and page again.
-        let mut filters: Vec<Expr> = Vec::with_capacity(self.filters.len());
-        for filter in self.filters {
-            if !filters.contains(filter) {
-                filters.push(filter.clone());
-            }
-        }
-        if let Some(predicate) = conjunction(filters) {
+        if let Some(predicate) = conjunction(self.filters.iter().cloned()) {
             let df_schema = DFSchema::try_from(self.schema.clone())?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
         }

@@ -45,6 +45,42 @@ async fn write_days(tenant: &Arc<TenantStore>, days: i64) {
     }
 }
 
+/// The sum of every `name=N` metric in an EXPLAIN ANALYZE text.
+fn metric(plan: &str, name: &str) -> u64 {
+    plan.split(&format!("{name}="))
+        .skip(1)
+        .map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn filtered_scans_keep_the_page_index_cached_and_follow_parquet_settings() {
+    let dirs = TestDirs::new(&["acme"]);
+    let (_store, tenant) = open(&dirs, StorageConfig::default()).await;
+    write_days(&tenant, 2).await;
+    let engine = QueryEngine::new(Default::default());
+    let one_host = "SELECT count(*) AS n FROM cpu WHERE hostname = 'host_1'";
+    assert!(scalar(&engine, &tenant, one_host).await.contains("| 48 |"));
+    // Both files' footers are cached with their page index, so the next query on them reads
+    // and decodes neither again (DataFusion's own reader caches the footer alone).
+    assert_eq!(engine.metadata_cache_files(), (2, 2));
+    let explain = format!("EXPLAIN ANALYZE {one_host}");
+    let plan = scalar(&engine, &tenant, &explain).await;
+    assert!(plan.contains("pushdown_rows_pruned="), "{plan}");
+    assert_eq!(metric(&plan, "pushdown_rows_pruned"), 0, "{plan}");
+    // DataFusion's Parquet settings reach our scans (`DATAFUSION_EXECUTION_PARQUET_*` in a
+    // server): with filter pushdown the other hosts' rows are dropped while decoding.
+    let settings = datafusion::prelude::SessionConfig::new()
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+    let pushing = QueryEngine::new(Default::default()).with_engine_settings(settings);
+    let plan = scalar(&pushing, &tenant, &explain).await;
+    assert_eq!(metric(&plan, "pushdown_rows_pruned"), 144, "{plan}");
+    assert!(scalar(&pushing, &tenant, one_host).await.contains("| 48 |"));
+}
+
 #[tokio::test]
 async fn a_one_day_query_opens_only_that_days_file() {
     let dirs = TestDirs::new(&["acme"]);
