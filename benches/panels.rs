@@ -20,8 +20,7 @@
 //! The table declares per-minute and hourly rollups per host (`OPSBOARD_BENCH_ROLLUPS=0`: none),
 //! rolled up before the server starts, as a server that ran a while has them;
 //! `OPSBOARD_BENCH_ALIGN_SECS=3600` puts the ranges on whole hours (no partial buckets);
-//! `OPSBOARD_BENCH_SHARED_WAIT_MS=0` runs each panel's aggregate alone (no shared scans);
-//! `OPSBOARD_BENCH_NICE=0` runs the query threads at the HTTP threads' CPU priority.
+//! `OPSBOARD_BENCH_SHARED_WAIT_MS=0` runs each panel's aggregate alone (no shared scans).
 //!
 //! Run: `cargo bench --bench panels`.
 
@@ -166,8 +165,6 @@ fn main() {
         config.auth.api_rate_per_second = 1e9;
         config.auth.api_burst = u32::MAX;
         config.storage.flush_max_bytes = 8 << 30;
-        // `OPSBOARD_BENCH_NICE=0`: query threads at the same CPU priority as HTTP's, to compare.
-        config.query.nice = env_usize("OPSBOARD_BENCH_NICE", 10) as u8;
         // `OPSBOARD_BENCH_SHARED_WAIT_MS=0`: every panel its own query, to compare.
         config.panels.shared_scan_wait = opsboard::config::HumanDuration(Duration::from_millis(
             env_usize("OPSBOARD_BENCH_SHARED_WAIT_MS", 3) as u64,
