@@ -313,10 +313,6 @@ pub struct QueryConfig {
     pub queue_timeout: HumanDuration,
     /// Threads that run queries, apart from the ones that serve HTTP (0: one per core).
     pub threads: usize,
-    /// How many steps lower (Linux nice, 0–19) the query threads' CPU priority is than the
-    /// threads answering pages, writes and `/healthz`: a dashboard refresh busy on every core
-    /// then still leaves cached answers and writes quick. 0: the same priority.
-    pub nice: u8,
     /// Largest value one function call may make (`repeat`, `lpad`, `array_repeat`, `range`, …).
     pub max_value_bytes: usize,
     /// Most rows `generate_series`/`range` may make as a table.
@@ -340,7 +336,6 @@ impl Default for QueryConfig {
             max_concurrent_per_tenant: 4,
             queue_timeout: HumanDuration::from_secs(10),
             threads: 0,
-            nice: 10,
             max_value_bytes: 1024 * 1024,
             max_generated_rows: 10_000_000,
             metadata_cache_bytes: 32 * 1024 * 1024,

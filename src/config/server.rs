@@ -204,7 +204,6 @@ impl ServerConfig {
                 "query: memory_budget_bytes, memory_limit_bytes, timeout, max_concurrent, \
                  max_concurrent_per_tenant, max_value_bytes and max_generated_rows must be > 0",
             ),
-            (query.nice > 19, "query.nice must be between 0 and 19"),
             (
                 {
                     let interval = self.metering.interval.0.as_millis();

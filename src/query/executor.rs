@@ -1,8 +1,6 @@
 //! Queries run on threads of their own: a separate Tokio runtime, so a few heavy sorts cannot
-//! occupy the workers that answer `/healthz`, pages and writes. The OS shares the cores between
-//! the two, and the query threads run at a lower priority (`query.nice`): with every core busy
-//! refreshing a dashboard, fifty viewers' cached answers would otherwise wait their turn behind
-//! it. A query's batches reach the caller through a small channel; the deadline covers
+//! occupy the workers that answer `/healthz`, pages and writes (the OS shares the cores between
+//! the two). A query's batches reach the caller through a small channel; the deadline covers
 //! every step, including waiting for a caller that stopped reading — the query then ends and
 //! frees its memory and its admission.
 
@@ -28,15 +26,13 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// `threads` workers (0: one per core), each `nice` steps below the process's priority.
-    pub fn new(threads: usize, nice: u8) -> Self {
+    pub fn new(threads: usize) -> Self {
         let threads = match threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .on_thread_start(move || lower_priority(nice))
             .thread_name("opsboard-query")
             .enable_all()
             .build()
@@ -102,27 +98,6 @@ impl Drop for Executor {
     }
 }
 
-/// Lowers the calling thread's CPU priority by `steps` (Linux keeps a nice value per thread;
-/// raising it needs no privilege). A refusal leaves the thread as it was: slower pages under
-/// load, nothing worse.
-#[cfg(target_os = "linux")]
-fn lower_priority(steps: u8) {
-    if steps == 0 {
-        return;
-    }
-    // SAFETY: `nice` only changes the calling thread's scheduling priority; it touches no memory.
-    let now = unsafe { libc::nice(libc::c_int::from(steps)) };
-    if now == -1 {
-        // (-1 may also be a legitimate new value; the message is only a hint.)
-        let error = std::io::Error::last_os_error();
-        tracing::debug!(%error, "the query threads may keep the process's CPU priority");
-    }
-}
-
-/// Elsewhere `nice` applies to the whole process (pages and writes too), so it is left alone.
-#[cfg(not(target_os = "linux"))]
-fn lower_priority(_steps: u8) {}
-
 /// What the query side sends: batches, then an end or an error.
 enum Message {
     Batch(RecordBatch),
@@ -168,30 +143,4 @@ fn receive(rx: mpsc::Receiver<Message>, timeout: std::time::Duration) -> BatchSt
     });
     // Fused: callers may poll again after the end (the HTTP layer peeks the first batch).
     Box::pin(stream.fuse())
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-
-    fn own_priority() -> i32 {
-        // SAFETY: reads the calling thread's nice value; touches no memory.
-        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
-    }
-
-    #[tokio::test]
-    async fn query_threads_run_below_the_callers_priority() {
-        let ours = own_priority();
-        let lowered = Executor::new(1, 5);
-        let theirs = lowered
-            .handle()
-            .spawn(async { own_priority() })
-            .await
-            .unwrap();
-        assert_eq!(theirs, (ours + 5).min(19));
-        let same = Executor::new(1, 0);
-        let theirs = same.handle().spawn(async { own_priority() }).await.unwrap();
-        assert_eq!(theirs, ours, "0 leaves the priority alone");
-        assert_eq!(own_priority(), ours, "only the query threads moved");
-    }
 }

@@ -120,7 +120,7 @@ impl QueryEngine {
     fn build(config: QueryConfig, spill_dir: Option<std::path::PathBuf>) -> Self {
         Self {
             budget: budget::Budget::new(&config, spill_dir),
-            executor: executor::Executor::new(config.threads, config.nice),
+            executor: executor::Executor::new(config.threads),
             caps: caps::Caps::new(&config),
             metadata: metadata::MetadataCache::new(config.metadata_cache_bytes),
             config,
