@@ -53,7 +53,8 @@ impl MetadataCache {
         let indexed = entries
             .values()
             .filter(|e| {
-                e.value.file_metadata.extra_info().get("page_index") == Some(&"true".to_string())
+                let info = e.value.file_metadata.extra_info();
+                info.get("page_index").map(String::as_str) == Some("true")
             })
             .count();
         (entries.len(), indexed)
