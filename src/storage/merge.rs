@@ -31,7 +31,7 @@ use parquet::schema::types::ColumnPath;
 use super::StorageError;
 use super::persist::SortedRun;
 use super::schema::align_batch;
-use super::schema::{ColumnKind, TableSchema};
+use super::schema::{ColumnKind, TableSchema, is_sum_column};
 use super::table::time_bounds;
 
 /// Rows the merge takes from an input at a time (and emits per output batch).
@@ -42,9 +42,6 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// asks for a few series, or a short time window (a series' day spans several pages, so the
 /// raw rows of a range's partial buckets decode a page or two per series, not its whole day).
 const PAGE_ROWS: usize = 1024;
-
-/// How a rollup's sum columns end (`usage#sum`, see `rollup::part_column`).
-const SUM_SUFFIX: &str = "#sum";
 
 /// What was written: the caller names the file in the catalog.
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,7 +97,7 @@ fn writer_properties(
             builder = builder
                 .set_column_dictionary_enabled(path.clone(), false)
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
-        } else if column.name.ends_with(SUM_SUFFIX) {
+        } else if is_sum_column(&column.name) {
             // A rollup's sums hardly ever repeat, so their dictionary is as big as the values,
             // and reading one page of a row group would load and decode all of it.
             builder = builder.set_column_dictionary_enabled(path, false);

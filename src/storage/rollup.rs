@@ -32,10 +32,7 @@ use crate::config::{RollupAggregate, RollupConfig, TableConfig};
 /// Column of the raw row count per rollup row.
 pub const ROWS_COLUMN: &str = "#rows";
 
-/// The stored column of `field`'s partial aggregate `part` (`sum`, `count`, `min`, `max`).
-pub fn part_column(field: &str, part: &str) -> String {
-    format!("{field}#{part}")
-}
+pub use super::schema::part_column;
 
 /// One declared rollup of a table, in the storage's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,6 +19,18 @@ pub struct Column {
     pub kind: ColumnKind,
 }
 
+/// The stored column of `field`'s partial aggregate `part` (`sum`, `count`, `min`, `max`), as
+/// rollups store them.
+pub fn part_column(field: &str, part: &str) -> String {
+    format!("{field}#{part}")
+}
+
+/// Whether `name` is a rollup's sum column (`part_column(field, "sum")`): sums of many values,
+/// which hardly ever repeat. Beside `part_column` so the two cannot drift apart.
+pub fn is_sum_column(name: &str) -> bool {
+    name.ends_with("#sum")
+}
+
 /// The columns of one table, in the order they were added (`time` first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSchema {
