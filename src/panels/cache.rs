@@ -91,6 +91,19 @@ impl Expiry<Key, Entry> for PerEntryTtl {
     fn expire_after_create(&self, _key: &Key, value: &Entry, _now: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
+
+    /// A refreshed answer lives its own full interval. moka's default keeps the replaced
+    /// entry's deadline, which let every refreshed answer expire on its predecessor's schedule
+    /// and sent its viewers to a miss each interval despite the refresh ahead.
+    fn expire_after_update(
+        &self,
+        _key: &Key,
+        value: &Entry,
+        _now: Instant,
+        _until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
 }
 
 pub struct PanelCache {
@@ -311,6 +324,25 @@ mod tests {
             !cache.get(&key("a", 1)).unwrap().refresh,
             "its successor is young"
         );
+    }
+
+    #[test]
+    fn a_refreshed_answer_outlives_its_predecessor() {
+        let cache = PanelCache::new(1 << 20);
+        let ttl = Duration::from_millis(1000);
+        cache.insert(key("a", 1), data(10), ttl, 0);
+        std::thread::sleep(Duration::from_millis(800));
+        // The refresh ahead lands.
+        cache.insert(key("a", 1), data(10), ttl, 0);
+        // Past the first answer's deadline (1 s), inside its successor's (1.8 s): a late
+        // wake-up of this sleep only narrows that margin from 600 ms.
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(
+            cache.get(&key("a", 1)).is_some(),
+            "the successor expires a full interval after it was made"
+        );
+        std::thread::sleep(Duration::from_millis(900));
+        assert!(cache.get(&key("a", 1)).is_none(), "and then it does expire");
     }
 
     #[test]
