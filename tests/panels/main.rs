@@ -10,7 +10,7 @@ mod shared;
 mod variables;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::fixture::{DAY, FIXTURE, start, write_fixture};
 use common::{TestDirs, TestServer, copy_dir};
@@ -380,6 +380,7 @@ async fn answers_in_use_are_refreshed_before_they_expire() {
             .map(|s| s["points"].as_array().unwrap().len())
             .sum::<usize>()
     };
+    let started = Instant::now();
     let (status, first) = data(&server, "live_cpu", DAY).await;
     assert_eq!(status, 200, "{first}");
     let misses = metric(&server, "opsboard_panel_cache_misses_total").await;
@@ -407,6 +408,11 @@ async fn answers_in_use_are_refreshed_before_they_expire() {
         }
     }
     assert_ne!(refreshed, Value::Null, "not refreshed before it expired");
+    // Past the first answer's deadline (4 s after it was made), well inside its successor's:
+    // the successor lives its own 4 s, not what was left of its predecessor's.
+    tokio::time::sleep(Duration::from_millis(4_800).saturating_sub(started.elapsed())).await;
+    let (_, later) = data(&server, "live_cpu", DAY).await;
+    assert_eq!(later, refreshed);
     assert_eq!(
         metric(&server, "opsboard_panel_cache_misses_total").await,
         misses,
