@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first; a module may use those before it.
-const LAYERS: [&str; 23] = [
+const LAYERS: [&str; 24] = [
+    "allocator",
     "schema",
     "clock",
     "db",

@@ -9,7 +9,7 @@
 //! [`http`] → [`panels`] (the cache, else the panel kind's query) → a typed answer → JSON or the
 //! kind's HTML fragment.
 //!
-//! Layers, each using only those before it: [`schema`], [`clock`], [`db`], [`generate`] (the
+//! Layers, each using only those before it: `allocator` (the global allocator), [`schema`], [`clock`], [`db`], [`generate`] (the
 //! ground floor) → [`config`] → [`usage`] (metering counters and quota windows) → [`cluster`]
 //! (tenant leases between nodes) → [`storage`] → [`ingest`] → [`query`] → [`render`] → [`panels`]
 //! → [`check`] → [`live`] (the one owner of each tenant's configuration) → [`alerts`] →
@@ -18,6 +18,7 @@
 
 pub mod actions;
 pub mod alerts;
+mod allocator;
 pub mod auth;
 pub mod check;
 pub mod clock;

@@ -3,22 +3,6 @@
 mod cli_auth;
 mod cli_generate;
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[cfg(all(unix, not(feature = "mimalloc"), not(feature = "system-allocator")))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's settings: a background thread purges freed pages after a second, so resident
-/// memory falls back after a burst of writes or a big query instead of staying at the peak
-/// (the glibc allocator kept it there). `_RJEM_MALLOC_CONF` in the environment overrides.
-#[cfg(all(unix, not(feature = "mimalloc"), not(feature = "system-allocator")))]
-#[allow(non_upper_case_globals)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
