@@ -484,6 +484,7 @@ pub fn encode_for_bench(
             objects.clone(),
             &path,
             schema,
+            merge::FileKind::Raw,
             inputs,
             &pool,
         ))?;

@@ -175,9 +175,15 @@ impl TenantStore {
                 .await?;
                 let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
                 let rows = rollup::counting_rows(rows, counted.clone());
-                let written =
-                    merge::merge_into_file(objects, &target, &def.schema(), vec![rows], &pool)
-                        .await?;
+                let written = merge::merge_into_file(
+                    objects,
+                    &target,
+                    &def.schema(),
+                    merge::FileKind::Rollup,
+                    vec![rows],
+                    &pool,
+                )
+                .await?;
                 Ok::<_, StorageError>((written, counted.load(std::sync::atomic::Ordering::Relaxed)))
             })
         })

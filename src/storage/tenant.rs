@@ -501,7 +501,12 @@ impl TenantStore {
         let target = path.as_path().clone();
         let written = blocking(move || {
             runtime.block_on(merge::merge_into_file(
-                objects, &target, &schema, inputs, &pool,
+                objects,
+                &target,
+                &schema,
+                merge::FileKind::Raw,
+                inputs,
+                &pool,
             ))
         })
         .await?;

@@ -73,27 +73,45 @@ impl TestDirs {
 
     /// Raw Parquet files of one table under the local object store (not its rollups).
     pub fn parquet_files(&self, tenant: &str, table: &str) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() && !p.ends_with("_rollups") {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "parquet")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('_'))
-                {
-                    out.push(p);
-                }
-            }
-        }
         let mut out = vec![];
-        walk(
+        walk_parquet(
             &self.data().join("objects").join(tenant).join(table),
             &mut out,
         );
         out.sort();
         out
+    }
+
+    /// Parquet files of one table's rollups under the local object store.
+    pub fn rollup_files(&self, tenant: &str, table: &str) -> Vec<PathBuf> {
+        let mut out = vec![];
+        walk_parquet(
+            &self
+                .data()
+                .join("objects")
+                .join(tenant)
+                .join(table)
+                .join("_rollups"),
+            &mut out,
+        );
+        out.sort();
+        out
+    }
+}
+
+/// The Parquet data files under `dir`, not descending into `_rollups` folders below it.
+fn walk_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.ends_with("_rollups") {
+            walk_parquet(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet")
+            && !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+        {
+            out.push(p);
+        }
     }
 }
 

@@ -12,6 +12,8 @@ use opsboard::config::{QueryConfig, StorageConfig};
 use opsboard::generate::Rng;
 use opsboard::query::QueryEngine;
 use opsboard::storage::{MaintenanceReport, OpenMode, Store, TenantStore, tag_type};
+use parquet::basic::Compression;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use super::common::TestDirs;
 use super::{START_NS, open};
@@ -520,4 +522,37 @@ async fn partial_buckets_read_only_the_files_at_the_ends() {
         .map(Vec::len)
         .sum::<usize>();
     assert_eq!(read as usize, rollup_files + 2, "{read} files read");
+    // What every long-range panel reads is written to decode fast (LZ4); raw rows, the bulk of
+    // what is stored, small (ZSTD).
+    let codecs = |files: Vec<std::path::PathBuf>| {
+        assert!(!files.is_empty());
+        files
+            .iter()
+            .flat_map(|path| {
+                let file = std::fs::File::open(path).unwrap();
+                let reader = SerializedFileReader::new(file).unwrap();
+                let metadata = reader.metadata().clone();
+                metadata
+                    .row_groups()
+                    .iter()
+                    .flat_map(|g| {
+                        g.columns()
+                            .iter()
+                            .map(|c| c.compression())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let rollups = codecs(dirs.rollup_files("acme", "cpu"));
+    assert!(
+        rollups.iter().all(|c| *c == Compression::LZ4_RAW),
+        "{rollups:?}"
+    );
+    let raw = codecs(dirs.parquet_files("acme", "cpu"));
+    assert!(
+        raw.iter().all(|c| matches!(c, Compression::ZSTD(_))),
+        "{raw:?}"
+    );
 }
