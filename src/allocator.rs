@@ -1,8 +1,8 @@
 //! The process's memory allocator, declared by the library so that every binary linking it —
 //! the server, the benches' in-process servers, the tests — runs on the allocator that ships
-//! (a bench on glibc malloc measured 10–15 % of its query time in malloc/free that the server
-//! does not spend). jemalloc by default; the `mimalloc` and `system-allocator` features are
-//! trials for benches/memory.py.
+//! (the panels bench, whose server is in-process, was measuring glibc malloc: 14 % of its CPU
+//! in malloc/free on uncached dashboards). jemalloc by default; the `mimalloc` and
+//! `system-allocator` features are trials for benches/memory.py.
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
