@@ -526,24 +526,14 @@ async fn partial_buckets_read_only_the_files_at_the_ends() {
     // what is stored, small (ZSTD).
     let codecs = |files: Vec<std::path::PathBuf>| {
         assert!(!files.is_empty());
-        files
-            .iter()
-            .flat_map(|path| {
-                let file = std::fs::File::open(path).unwrap();
-                let reader = SerializedFileReader::new(file).unwrap();
-                let metadata = reader.metadata().clone();
-                metadata
-                    .row_groups()
-                    .iter()
-                    .flat_map(|g| {
-                        g.columns()
-                            .iter()
-                            .map(|c| c.compression())
-                            .collect::<Vec<_>>()
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect::<Vec<_>>()
+        let mut codecs = vec![];
+        for path in files {
+            let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+            for group in reader.metadata().row_groups() {
+                codecs.extend(group.columns().iter().map(|c| c.compression()));
+            }
+        }
+        codecs
     };
     let rollups = codecs(dirs.rollup_files("acme", "cpu"));
     assert!(
